@@ -1,0 +1,35 @@
+"""workbench: IBM Watson Visual Recognition v3 custom classifiers, local and Jupyter-first."""
+
+from .errors import (
+    ClassifierNotFound,
+    ImageTooSmall,
+    ImageUnreadable,
+    InvalidClassName,
+    InvalidExamples,
+    InvalidRequest,
+    InvalidThreshold,
+    LimitExceeded,
+    NoImages,
+    WaitTimeout,
+    WorkbenchError,
+)
+from .jobs import TrainingEvent
+from .limits import Limits
+from .service import Workbench
+
+__all__ = [
+    "ClassifierNotFound",
+    "ImageTooSmall",
+    "ImageUnreadable",
+    "InvalidClassName",
+    "InvalidExamples",
+    "InvalidRequest",
+    "InvalidThreshold",
+    "LimitExceeded",
+    "Limits",
+    "NoImages",
+    "TrainingEvent",
+    "WaitTimeout",
+    "Workbench",
+    "WorkbenchError",
+]

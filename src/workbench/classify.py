@@ -1,0 +1,128 @@
+"""Scoring images against classifiers and shaping the Watson ClassifiedImages answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .errors import InvalidRequest, InvalidThreshold
+from .general import GENERAL_CLASSIFIER_ID, default_classes
+from .training import Heads
+
+DEFAULT_THRESHOLD = 0.5
+OWNER_IBM = "IBM"  # owners=IBM selects the built-in `default` classifier
+OWNER_ME = "me"  # owners=me selects every custom classifier of the caller
+SCORE_DECIMALS = 6
+
+
+@dataclass(frozen=True)
+class ServingHeads:
+    """A custom classifier as classify sees it: id, name, and the heads of its serving version."""
+
+    classifier_id: str
+    name: str
+    heads: Heads
+
+
+def check_threshold(threshold: float | None) -> float:
+    """The threshold to use: default 0.5; anything outside 0..1 is an error."""
+    if threshold is None:
+        return DEFAULT_THRESHOLD
+    try:
+        value = float(threshold)
+    except (TypeError, ValueError):
+        raise InvalidThreshold(f"threshold must be a number between 0 and 1, got {threshold!r}") from None
+    if not 0.0 <= value <= 1.0 or np.isnan(value):
+        raise InvalidThreshold(f"threshold must be between 0 and 1, got {threshold!r}")
+    return value
+
+
+def split_list(value: str | Iterable[str] | None) -> list[str]:
+    """Accepts Watson lists as comma-separated strings or as repeated values."""
+    if value is None:
+        return []
+    items = [value] if isinstance(value, str) else list(value)
+    return [part.strip() for item in items for part in str(item).split(",") if part.strip()]
+
+
+def requested_ids(classifier_ids: Sequence[str], owners: Sequence[str], my_ids: Sequence[str]) -> list[str]:
+    """Which classifiers to run: classifier_ids win over owners; neither means `default`."""
+    if classifier_ids:
+        return list(dict.fromkeys(classifier_ids))
+    if not owners:
+        return [GENERAL_CLASSIFIER_ID]
+    unknown = [o for o in owners if o not in (OWNER_IBM, OWNER_ME)]
+    if unknown:
+        raise InvalidRequest(f"owners may be {OWNER_IBM!r} and/or {OWNER_ME!r}, got {unknown}")
+    ids = [GENERAL_CLASSIFIER_ID] if OWNER_IBM in owners else []
+    return ids + (list(my_ids) if OWNER_ME in owners else [])
+
+
+def custom_classes(heads: Heads, scores: np.ndarray, threshold: float) -> list[dict]:
+    """One image's custom classes at or above the threshold, highest first."""
+    order = np.argsort(-scores, kind="stable")
+    return [
+        {"class": heads.classes[i], "score": round(float(scores[i]), SCORE_DECIMALS)}
+        for i in order
+        if scores[i] >= threshold
+    ]
+
+
+def general_result(probabilities: np.ndarray, colors: list[dict], threshold: float) -> dict:
+    """The `default` classifier's answer for one image: hierarchy classes plus colour classes."""
+    classes = default_classes(probabilities, threshold) + colors
+    classes.sort(key=lambda c: -c["score"])
+    return {"classifier_id": GENERAL_CLASSIFIER_ID, "name": GENERAL_CLASSIFIER_ID, "classes": classes}
+
+
+def image_results(
+    probabilities: np.ndarray,
+    embeddings: np.ndarray,
+    colors: Sequence[list[dict]],
+    ids: Sequence[str],
+    serving: dict[str, ServingHeads],
+    threshold: float,
+) -> list[list[dict]]:
+    """Per image, the ClassifierResult list for the requested ids, in the order requested."""
+    custom_scores = {cid: serving[cid].heads.scores(embeddings) for cid in ids if cid in serving}
+    results = []
+    for row in range(len(embeddings)):
+        per_image = []
+        for cid in ids:
+            if cid == GENERAL_CLASSIFIER_ID:
+                per_image.append(general_result(probabilities[row], colors[row], threshold))
+            else:
+                served = serving[cid]
+                classes = custom_classes(served.heads, custom_scores[cid][row], threshold)
+                per_image.append({"classifier_id": cid, "name": served.name, "classes": classes})
+        results.append(per_image)
+    return results
+
+
+def image_error(name: str, description: str, code: int = 400, error_id: str = "input_error") -> dict:
+    """A ClassifiedImage whose image could not be read: the other images still answer."""
+    return {
+        "image": name,
+        "classifiers": [],
+        "error": {"code": code, "description": description, "error_id": error_id},
+    }
+
+
+def classified_images(images: list[dict], warnings: list[dict]) -> dict:
+    """The ClassifiedImages envelope: images, images_processed, custom_classes, warnings when any."""
+    custom = sum(
+        len(result["classes"])
+        for image in images
+        for result in image.get("classifiers", [])
+        if result["classifier_id"] != GENERAL_CLASSIFIER_ID
+    )
+    answer = {
+        "images": images,
+        "images_processed": sum(1 for image in images if "error" not in image),
+        "custom_classes": custom,
+    }
+    if warnings:
+        answer["warnings"] = warnings
+    return answer

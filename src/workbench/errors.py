@@ -1,0 +1,82 @@
+"""The one error hierarchy: every failure a user can cause, with its Watson HTTP code."""
+
+from __future__ import annotations
+
+
+class WorkbenchError(Exception):
+    """Base of every error workbench raises on purpose; `code` is the Watson HTTP status."""
+
+    code: int = 500
+    error_id: str = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_watson(self) -> dict:
+        """The Watson ErrorResponse body for this error."""
+        return {"code": self.code, "error": self.message}
+
+
+class InvalidRequest(WorkbenchError):
+    """The request itself is malformed (bad argument, bad value)."""
+
+    code = 400
+    error_id = "invalid_request"
+
+
+class InvalidExamples(InvalidRequest):
+    """Training examples that cannot train a classifier: too few, wrong kind, unsafe zip."""
+
+    error_id = "invalid_examples"
+
+
+class InvalidClassName(InvalidExamples):
+    """A class name that is empty or holds a character Watson forbids."""
+
+    error_id = "invalid_class_name"
+
+
+class InvalidThreshold(InvalidRequest):
+    """A threshold outside 0..1."""
+
+    error_id = "invalid_threshold"
+
+
+class NoImages(InvalidRequest):
+    """A classify call that names no image."""
+
+    error_id = "no_images"
+
+
+class ImageUnreadable(InvalidRequest):
+    """Bytes that do not decode as a supported image (or a truncated one)."""
+
+    error_id = "input_error"
+
+
+class ImageTooSmall(ImageUnreadable):
+    """An image under the minimum side length."""
+
+    error_id = "image_too_small"
+
+
+class LimitExceeded(WorkbenchError):
+    """An input over a configured limit (bytes, image count, pixels)."""
+
+    code = 413
+    error_id = "limit_exceeded"
+
+
+class ClassifierNotFound(WorkbenchError):
+    """No classifier with this id (or not visible to this owner)."""
+
+    code = 404
+    error_id = "not_found"
+
+
+class WaitTimeout(WorkbenchError):
+    """`wait` ran out of time before the classifier settled."""
+
+    code = 408
+    error_id = "timeout"

@@ -1,0 +1,541 @@
+"""Reading zips, folders and files of images safely: limits, validation, hashing.
+
+Everything here works on bytes in memory: zip members are read with `ZipFile.open`
+and never extracted to disk by name, so a member called `../evil.jpg` cannot write
+anywhere (and such a zip is rejected outright anyway).
+
+Two entry points:
+
+* `read_example_set` reads one training set (a zip or a folder of example images,
+  like Watson's `beagle_positive_examples`), validates every image and enforces the
+  per-set limits.
+* `read_images` reads the inputs of a classify call (image paths, zips, folders,
+  raw bytes, file objects) into raw bytes without decoding; decoding errors are
+  reported later, per image, by whoever calls `decode_image`.
+
+Choices worth knowing:
+
+* Zip and folder members are recognised as images by extension (`IMAGE_EXTENSIONS`),
+  as Watson did; other members are skipped and reported, never fatal.
+* A zip inside a zip is skipped (reason `NESTED_ZIP`), not read and not fatal.
+* Folders are read recursively; images in sub-folders are named by their path
+  relative to the folder ("folder/sub/x.jpg"); hidden files and `__MACOSX` are skipped,
+  and symlinks that point outside the folder are skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import lzma
+import os
+import zipfile
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO, Union
+
+from PIL import Image, ImageOps
+
+from workbench.errors import (
+    ImageTooSmall,
+    ImageUnreadable,
+    InvalidExamples,
+    LimitExceeded,
+    NoImages,
+    WorkbenchError,
+)
+from workbench.limits import Limits
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".tif", ".tiff", ".webp", ".bmp"})
+PIL_FORMATS = ("JPEG", "PNG", "GIF", "TIFF", "WEBP", "BMP")
+ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
+
+# Reasons for Skipped entries. The first group marks members that are not images at all.
+DIRECTORY = "directory, not an image"
+MACOS_METADATA = "macOS metadata (__MACOSX or ._ file), not an image"
+HIDDEN_FILE = "hidden file, not an image"
+NESTED_ZIP = "nested zip files are not read"
+NOT_AN_IMAGE = "not an image file (unsupported extension)"
+NON_IMAGE_REASONS = frozenset({DIRECTORY, MACOS_METADATA, HIDDEN_FILE, NESTED_ZIP, NOT_AN_IMAGE})
+# ... and these mark images that could not be used.
+FILE_TOO_LARGE = "File size limit exceeded"
+ENCRYPTED = "encrypted zip member"
+SYMLINK_OUTSIDE = "symbolic link pointing outside the folder"
+
+Source = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO]
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """One image's raw bytes; `name` is what Watson reports as `image`."""
+
+    name: str
+    data: bytes
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An input member that was not used, and why."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ExampleSet:
+    """The readable, de-duplicated images of one training set, sorted by name."""
+
+    source: str
+    images: tuple[ImageInput, ...]
+    skipped: tuple[Skipped, ...]
+
+
+Entry = Union[ImageInput, Skipped]
+
+
+def sha256_hex(data: bytes) -> str:
+    """Hex SHA-256 of `data`: the identity of an image's bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def _image_input(name: str, data: bytes) -> ImageInput:
+    return ImageInput(name=name, data=data, sha256=sha256_hex(data))
+
+
+# ---------------------------------------------------------------- images
+
+
+def _who(name: str) -> str:
+    return name or "image"
+
+
+def _open_checked(data: bytes, limits: Limits, name: str) -> Image.Image:
+    """Open `data` lazily (header only) and check format and size before any decoding.
+
+    PIL's own bomb check (`Image.MAX_IMAGE_PIXELS`) raises `DecompressionBombError` at
+    twice its limit; that becomes LimitExceeded too. Our own check on the header size
+    runs before `load()`, so a bomb under `limits.max_image_pixels` is never decoded.
+    """
+    try:
+        img = Image.open(io.BytesIO(data), formats=PIL_FORMATS)
+    except Image.DecompressionBombError as exc:
+        raise LimitExceeded(f"{_who(name)}: image has too many pixels ({exc})") from exc
+    except Exception as exc:  # PIL raises many types on hostile input
+        raise ImageUnreadable(
+            f"{_who(name)}: not a readable JPEG, PNG, GIF, TIFF, WEBP or BMP image"
+        ) from exc
+    width, height = img.size
+    if width * height > limits.max_image_pixels:
+        img.close()
+        raise LimitExceeded(
+            f"{_who(name)}: image is {width}x{height} = {width * height} pixels; "
+            f"the limit is {limits.max_image_pixels}"
+        )
+    if min(width, height) < limits.min_image_side_px:
+        img.close()
+        side = limits.min_image_side_px
+        raise ImageTooSmall(
+            f"{_who(name)}: image is {width}x{height} pixels; the minimum is {side}x{side}"
+        )
+    return img
+
+
+def _load(img: Image.Image, name: str) -> None:
+    """Fully decode `img` (first frame) so truncated or corrupt data fails here."""
+    try:
+        img.load()
+    except Image.DecompressionBombError as exc:
+        raise LimitExceeded(f"{_who(name)}: image has too many pixels ({exc})") from exc
+    except Exception as exc:
+        raise ImageUnreadable(f"{_who(name)}: image data is truncated or corrupt ({exc})") from exc
+
+
+def validate_image(data: bytes, *, limits: Limits = Limits(), name: str = "") -> tuple[int, int]:
+    """Check that `data` is a supported, decodable image within limits; return (width, height).
+
+    Raises LimitExceeded (too many pixels, checked before decoding), ImageTooSmall,
+    or ImageUnreadable (unsupported format, truncated or corrupt data).
+    """
+    img = _open_checked(data, limits, name)
+    with img:
+        size = img.size
+        _load(img, name)
+    return size
+
+
+def _upright(img: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation; a malformed EXIF block leaves the image as stored."""
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception:
+        return img
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """Convert any mode to 8-bit RGB; transparency is composited on white."""
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        # 16-bit grayscale: scale to 8 bits instead of clipping everything to white.
+        img = img.convert("I").point(lambda v: v * (1 / 256)).convert("L")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+        img.mode == "P" and "transparency" in img.info
+    ):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def decode_image(
+    data: bytes,
+    *,
+    limits: Limits = Limits(),
+    name: str = "",
+    draft_size: int | None = None,
+) -> Image.Image:
+    """Decode `data` to an upright RGB image (first frame), with `validate_image`'s checks.
+
+    With `draft_size`, a JPEG is decoded at a reduced scale whose short side stays
+    >= draft_size (PIL `draft`), which makes large photos much cheaper to decode.
+    """
+    img = _open_checked(data, limits, name)
+    if draft_size and img.format in ("JPEG", "MPO"):
+        img.draft("RGB", (draft_size, draft_size))
+    _load(img, name)
+    try:
+        return _to_rgb(_upright(img))
+    except Exception as exc:
+        raise ImageUnreadable(f"{_who(name)}: cannot convert {img.mode} image to RGB") from exc
+
+
+# ---------------------------------------------------------------- members
+
+
+def _is_unsafe(member: str) -> bool:
+    """True for absolute paths, drive letters or `..` components (zip-slip)."""
+    norm = member.replace("\\", "/")
+    if norm.startswith("/") or (len(norm) > 1 and norm[1] == ":"):
+        return True
+    return ".." in norm.split("/")
+
+
+def _skip_reason(member: str) -> str | None:
+    """Why a member (zip or folder relative path) is not an image candidate; None if it is."""
+    norm = member.replace("\\", "/")
+    if norm.endswith("/"):
+        return DIRECTORY
+    parts = PurePosixPath(norm).parts
+    base = parts[-1] if parts else ""
+    if "__MACOSX" in parts or base.startswith("._"):
+        return MACOS_METADATA
+    if any(part.startswith(".") for part in parts):
+        return HIDDEN_FILE
+    ext = PurePosixPath(base).suffix.lower()
+    if ext == ".zip":
+        return NESTED_ZIP
+    if ext not in IMAGE_EXTENSIONS:
+        return NOT_AN_IMAGE
+    return None
+
+
+def _check_image_count(count: int, where: str, limits: Limits) -> None:
+    if count > limits.max_zip_images:
+        raise LimitExceeded(
+            f"{where} holds {count} images; the limit is {limits.max_zip_images}"
+        )
+
+
+def _check_total_bytes(total: int, where: str, limits: Limits) -> None:
+    if total > limits.max_zip_bytes:
+        raise LimitExceeded(
+            f"{where} holds {total} bytes of images; the limit is {limits.max_zip_bytes}"
+        )
+
+
+def _looks_like_zip(head: bytes, name: str) -> bool:
+    return head[:4] in ZIP_MAGICS or name.lower().endswith(".zip")
+
+
+ZIP_READ_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    EOFError,
+    OSError,
+    ValueError,
+    NotImplementedError,
+)
+
+
+def _zip_entries(
+    data: bytes,
+    zip_name: str,
+    limits: Limits,
+    error: type[WorkbenchError],
+    per_image_cap: bool,
+) -> list[Entry]:
+    """Read a zip's members into ImageInputs (undecoded) and Skipped, sorted by name.
+
+    Raises `error` for a corrupt or unsafe zip, LimitExceeded for too many images or
+    too many (declared or actual) uncompressed bytes. With `per_image_cap`, images
+    over limits.max_image_bytes are skipped unread.
+    """
+    _check_total_bytes(len(data), zip_name, limits)
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except ZIP_READ_ERRORS as exc:
+        raise error(f"{zip_name} is not a valid zip file (corrupt or truncated): {exc}") from exc
+    with zf:
+        infos = sorted(zf.infolist(), key=lambda info: info.filename)
+        unsafe = [info.filename for info in infos if _is_unsafe(info.filename)]
+        if unsafe:
+            raise error(f"{zip_name} is an unsafe zip: member {unsafe[0]!r} escapes the archive")
+        entries: list[Entry] = []
+        images: list[zipfile.ZipInfo] = []
+        for info in infos:
+            reason = DIRECTORY if info.is_dir() else _skip_reason(info.filename)
+            if reason is None:
+                images.append(info)
+            else:
+                entries.append(Skipped(f"{zip_name}/{info.filename}", reason))
+        _check_image_count(len(images), zip_name, limits)
+        _check_total_bytes(sum(info.file_size for info in images), zip_name, limits)
+        entries.extend(_read_zip_images(zf, images, zip_name, limits, error, per_image_cap))
+    return sorted(entries, key=lambda entry: entry.name)
+
+
+def _read_zip_images(
+    zf: zipfile.ZipFile,
+    images: list[zipfile.ZipInfo],
+    zip_name: str,
+    limits: Limits,
+    error: type[WorkbenchError],
+    per_image_cap: bool,
+) -> list[Entry]:
+    """Read image members with every read capped, so a lying header cannot inflate memory."""
+    budget = limits.max_zip_bytes
+    entries: list[Entry] = []
+    for info in images:
+        name = f"{zip_name}/{info.filename}"
+        if info.flag_bits & 0x1:
+            entries.append(Skipped(name, ENCRYPTED))
+            continue
+        if per_image_cap and info.file_size > limits.max_image_bytes:
+            entries.append(Skipped(name, FILE_TOO_LARGE))
+            continue
+        try:
+            with zf.open(info) as member:
+                blob = member.read(budget + 1)
+        except ZIP_READ_ERRORS as exc:
+            raise error(f"{zip_name} is corrupt: cannot read {info.filename!r}: {exc}") from exc
+        if len(blob) > budget:
+            _check_total_bytes(limits.max_zip_bytes + 1, zip_name, limits)
+        budget -= len(blob)
+        if per_image_cap and len(blob) > limits.max_image_bytes:
+            entries.append(Skipped(name, FILE_TOO_LARGE))
+            continue
+        entries.append(_image_input(name, blob))
+    return entries
+
+
+def _read_capped(path: Path, cap: int) -> bytes:
+    """Read at most cap + 1 bytes of `path` (the + 1 shows the file is over the cap)."""
+    with open(path, "rb") as fh:
+        return fh.read(cap + 1)
+
+
+def _folder_files(root: Path) -> list[tuple[str, Path]]:
+    """Every file under `root` (recursive, not following directory links), by relative name."""
+    found: list[tuple[str, Path]] = []
+    for dirpath, _dirnames, filenames in os.walk(root):
+        for filename in filenames:
+            path = Path(dirpath) / filename
+            found.append((path.relative_to(root).as_posix(), path))
+    return sorted(found)
+
+
+def _folder_entries(root: Path, limits: Limits, per_image_cap: bool) -> list[Entry]:
+    """Read a folder's images like a zip's members; names are "folder/relative/path"."""
+    prefix = root.resolve().name or "folder"
+    real_root = root.resolve()
+    entries: list[Entry] = []
+    images: list[tuple[str, Path, int]] = []
+    for rel, path in _folder_files(root):
+        name = f"{prefix}/{rel}"
+        reason = _skip_reason(rel)
+        if reason is None and not path.resolve().is_relative_to(real_root):
+            reason = SYMLINK_OUTSIDE
+        if reason is None and not path.is_file():
+            reason = NOT_AN_IMAGE
+        if reason is not None:
+            entries.append(Skipped(name, reason))
+        else:
+            images.append((name, path, path.stat().st_size))
+    _check_image_count(len(images), prefix, limits)
+    _check_total_bytes(sum(size for _, _, size in images), prefix, limits)
+    budget = limits.max_zip_bytes
+    for name, path, size in images:
+        if per_image_cap and size > limits.max_image_bytes:
+            entries.append(Skipped(name, FILE_TOO_LARGE))
+            continue
+        blob = _read_capped(path, budget)
+        if len(blob) > budget:
+            _check_total_bytes(limits.max_zip_bytes + 1, prefix, limits)
+        budget -= len(blob)
+        entries.append(_image_input(name, blob))
+    return sorted(entries, key=lambda entry: entry.name)
+
+
+# ---------------------------------------------------------------- training sets
+
+
+def _is_path(source: object) -> bool:
+    return isinstance(source, (str, os.PathLike))
+
+
+def _file_object_name(fileobj: object, default: str) -> str:
+    name = getattr(fileobj, "name", None)
+    return os.path.basename(name) if isinstance(name, str) and name else default
+
+
+def _example_entries(source: Source, label: str, limits: Limits) -> tuple[str, list[Entry]]:
+    """Resolve a training source to (its name, its raw entries)."""
+    if _is_path(source):
+        path = Path(source)
+        name = path.resolve().name if path.is_dir() else path.name
+        if path.is_dir():
+            return name, _folder_entries(path, limits, per_image_cap=False)
+        if not path.is_file():
+            raise InvalidExamples(f"{name} for class '{label}' does not exist")
+        _check_total_bytes(path.stat().st_size, name, limits)
+        data = _read_capped(path, limits.max_zip_bytes)
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        name, data = f"{label}.zip", bytes(source)
+    elif hasattr(source, "read"):
+        name = _file_object_name(source, f"{label}.zip")
+        data = source.read(limits.max_zip_bytes + 1)
+    else:
+        raise InvalidExamples(f"examples for class '{label}' must be a zip file or a folder")
+    if not _looks_like_zip(data, name):
+        raise InvalidExamples(
+            f"{name} for class '{label}' is not a zip file or a folder of images"
+        )
+    return name, _zip_entries(data, name, limits, InvalidExamples, per_image_cap=False)
+
+
+def _validated(entries: list[Entry], limits: Limits) -> tuple[list[ImageInput], list[Skipped]]:
+    """Decode-check each image and drop duplicates (same sha256; the first name is kept)."""
+    images: list[ImageInput] = []
+    skipped: list[Skipped] = []
+    seen: dict[str, str] = {}
+    for entry in entries:
+        if isinstance(entry, Skipped):
+            skipped.append(entry)
+            continue
+        try:
+            validate_image(entry.data, limits=limits, name=entry.name)
+        except (ImageUnreadable, LimitExceeded) as exc:
+            skipped.append(Skipped(entry.name, exc.message))
+            continue
+        if entry.sha256 in seen:
+            skipped.append(Skipped(entry.name, f"duplicate of {seen[entry.sha256]}"))
+            continue
+        seen[entry.sha256] = entry.name
+        images.append(entry)
+    return images, skipped
+
+
+def read_example_set(source: Source, *, limits: Limits = Limits(), label: str) -> ExampleSet:
+    """Read and validate one training set: a .zip (path, bytes or binary file) or a folder.
+
+    `label` (the class name, or "negative") only words the errors and names a set given
+    as bytes ("<label>.zip"). Raises InvalidExamples (not a zip or folder, corrupt or
+    unsafe zip, too few readable images) or LimitExceeded (too many images or bytes).
+    """
+    name, entries = _example_entries(source, label, limits)
+    images, skipped = _validated(entries, limits)
+    if len(images) < limits.min_images_per_set:
+        raise InvalidExamples(
+            f"Class '{label}' needs at least {limits.min_images_per_set} readable images; "
+            f"{name} has {len(images)} readable and {len(skipped)} skipped"
+        )
+    return ExampleSet(
+        source=name,
+        images=tuple(sorted(images, key=lambda image: image.name)),
+        skipped=tuple(sorted(skipped, key=lambda skip: skip.name)),
+    )
+
+
+# ---------------------------------------------------------------- classify inputs
+
+
+def _one_blob(data: bytes, name: str, limits: Limits) -> list[Entry]:
+    """A blob from bytes or a file: a zip (by magic) or one image (not decoded here)."""
+    if data[:4] in ZIP_MAGICS:
+        return _zip_entries(data, name, limits, ImageUnreadable, per_image_cap=True)
+    if len(data) > limits.max_image_bytes:
+        return [Skipped(name, FILE_TOO_LARGE)]
+    return [_image_input(name, data)]
+
+
+def _one_path(path: Path, limits: Limits) -> list[Entry]:
+    """A path: a folder, a zip (by magic or .zip), or one image file."""
+    if path.is_dir():
+        return _folder_entries(path, limits, per_image_cap=True)
+    if not path.is_file():
+        raise ImageUnreadable(f"{path}: no such image file, zip or folder")
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    size = path.stat().st_size
+    if _looks_like_zip(head, path.name):
+        _check_total_bytes(size, path.name, limits)
+        data = _read_capped(path, limits.max_zip_bytes)
+        return _zip_entries(data, path.name, limits, ImageUnreadable, per_image_cap=True)
+    if size > limits.max_image_bytes:
+        return [Skipped(path.name, FILE_TOO_LARGE)]
+    return _one_blob(_read_capped(path, limits.max_image_bytes), path.name, limits)
+
+
+def _one_source(item: Source, position: int, limits: Limits) -> list[Entry]:
+    """Entries of one classify input; unnamed inputs are called "image_<position>"."""
+    unnamed = f"image_{position}"
+    if _is_path(item):
+        return _one_path(Path(item), limits)
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        data = bytes(item)
+    elif hasattr(item, "read"):
+        unnamed = _file_object_name(item, unnamed)
+        data = item.read(max(limits.max_zip_bytes, limits.max_image_bytes) + 1)
+    else:
+        raise ImageUnreadable(f"input {position} is not an image path, zip, folder or bytes")
+    if data[:4] in ZIP_MAGICS and not unnamed.lower().endswith(".zip"):
+        unnamed += ".zip"
+    return _one_blob(data, unnamed, limits)
+
+
+def read_images(sources: Source | Iterable[Source], *, limits: Limits = Limits()) -> list[Entry]:
+    """Read the images of a classify call, in input order (zip/folder members sorted).
+
+    Each source is an image path, a .zip path ("x.zip/member.jpg"), a folder
+    ("folder/x.jpg", recursive), raw bytes of an image ("image_N", N the 1-based input
+    position) or of a zip ("image_N.zip/member.jpg"), or a binary file object (named
+    by its `.name` when it has one). Images are NOT decoded here; images over
+    limits.max_image_bytes and non-image members come back as Skipped.
+    Raises ImageUnreadable for a missing path or a corrupt/unsafe zip, LimitExceeded
+    for an oversized zip, and NoImages when no image at all was found.
+    """
+    items = list(sources) if isinstance(sources, (list, tuple)) else [sources]
+    entries: list[Entry] = []
+    for position, item in enumerate(items, start=1):
+        entries.extend(_one_source(item, position, limits))
+    has_image = any(
+        isinstance(entry, ImageInput) or entry.reason not in NON_IMAGE_REASONS
+        for entry in entries
+    )
+    if not has_image:
+        raise NoImages("No images were found in the request")
+    return entries

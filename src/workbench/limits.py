@@ -1,0 +1,27 @@
+"""Limits on inputs, with units in their names; `Limits` lets a caller change them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MIN_IMAGES_PER_SET = 10  # Watson: at least 10 images in each example zip
+MIN_EXAMPLE_SETS = 2  # create: two positive sets, or one positive and the negatives
+MAX_ZIP_IMAGES = 10_000  # Watson: images per training zip
+MAX_ZIP_BYTES = 100 * 1024 * 1024  # Watson: bytes per zip
+MAX_IMAGE_BYTES = 10 * 1024 * 1024  # Watson: bytes per classified image
+MAX_IMAGE_PIXELS = 40_000_000  # decompression-bomb cap (width * height)
+MIN_IMAGE_SIDE_PX = 32  # Watson: minimum 32x32
+MAX_CLASSIFY_IMAGES_HTTP = 20  # Watson: images per classify call on the HTTP front
+FORBIDDEN_CLASS_CHARS = set("$*-{}\\|/'\"`[]")  # Watson: not allowed in class names
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Input limits for one Workbench; the defaults are Watson's documented limits."""
+
+    min_images_per_set: int = MIN_IMAGES_PER_SET
+    max_zip_images: int = MAX_ZIP_IMAGES
+    max_zip_bytes: int = MAX_ZIP_BYTES
+    max_image_bytes: int = MAX_IMAGE_BYTES
+    max_image_pixels: int = MAX_IMAGE_PIXELS
+    min_image_side_px: int = MIN_IMAGE_SIDE_PX

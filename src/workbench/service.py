@@ -1,0 +1,340 @@
+"""The Workbench: the one engine behind every front (Python, CLI, HTTP, widgets)."""
+
+from __future__ import annotations
+
+import copy
+import os
+import random
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+
+from . import classify as cls
+from .backbone import Backbone, EmbeddingCache, preprocess
+from .errors import (
+    ClassifierNotFound,
+    ImageUnreadable,
+    InvalidClassName,
+    InvalidExamples,
+    InvalidRequest,
+    LimitExceeded,
+    NoImages,
+    WaitTimeout,
+    WorkbenchError,
+)
+from .examples import ExampleSet, ImageInput, Skipped, Source, decode_image, read_example_set, read_images
+from .general import GENERAL_CLASSIFIER_ID, color_classes
+from .jobs import JobRunner, Listener
+from .limits import FORBIDDEN_CLASS_CHARS, MIN_EXAMPLE_SETS, Limits
+from .store import ClassifierRecord, Store
+from .timestamps import now_iso
+from .training import Heads
+
+HOME_ENV = "WORKBENCH_HOME"
+DEFAULT_HOME = Path("data") / "workbench"
+DEFAULT_OWNER = "me"
+SETTLED_STATUSES = ("ready", "failed")
+WAIT_POLL_SECONDS = 0.05
+MAX_NAME_CHARS = 256
+
+
+def default_home() -> Path:
+    """`WORKBENCH_HOME`, else `data/workbench/` under the current directory."""
+    return Path(os.environ.get(HOME_ENV) or DEFAULT_HOME)
+
+
+def watson_record(record: ClassifierRecord, classes: list[str]) -> dict:
+    """The Watson Classifier JSON for a stored record."""
+    answer = {
+        "classifier_id": record.classifier_id,
+        "name": record.name,
+        "owner": record.owner,
+        "status": record.status,
+        "core_ml_enabled": False,
+        "created": record.created,
+        "updated": record.updated,
+        "classes": [{"class": name} for name in classes],
+    }
+    if record.retrained:
+        answer["retrained"] = record.retrained
+    if record.explanation:
+        answer["explanation"] = record.explanation
+    return answer
+
+
+def check_class_name(name: str) -> str:
+    """A class name as Watson allows it: non-empty, none of its forbidden characters."""
+    bad = sorted(set(name) & FORBIDDEN_CLASS_CHARS)
+    if not name or not name.strip():
+        raise InvalidClassName("Class names must not be empty")
+    if bad:
+        raise InvalidClassName(f"Class name {name!r} contains forbidden characters: {' '.join(bad)}")
+    return name
+
+
+class Workbench:
+    """Watson Visual Recognition v3 custom classifiers, locally: create, watch, update, classify, delete.
+
+    Settings only in the constructor; the backbone loads on first use.
+    """
+
+    def __init__(
+        self,
+        home: str | os.PathLike | None = None,
+        *,
+        owner: str = DEFAULT_OWNER,
+        limits: Limits | None = None,
+        progress: bool = False,
+        resume: bool = True,
+    ) -> None:
+        self.home = Path(home) if home is not None else default_home()
+        self.owner = owner
+        self.limits = limits or Limits()
+        self.progress = progress
+        self.resume = resume
+        self._engine_lock = threading.Lock()
+        self._engine: tuple[Store, Backbone, EmbeddingCache, JobRunner] | None = None
+        self._heads_cache: dict[tuple[str, int], Heads] = {}
+
+    # wiring ----------------------------------------------------------------
+    def _parts(self) -> tuple[Store, Backbone, EmbeddingCache, JobRunner]:
+        with self._engine_lock:
+            if self._engine is None:
+                store = Store(self.home)
+                backbone = Backbone()
+                cache = EmbeddingCache(self.home / "embeddings.db")
+                jobs = JobRunner(store, backbone, cache, self.limits, self.progress)
+                self._engine = (store, backbone, cache, jobs)
+                if self.resume:
+                    jobs.recover()
+            return self._engine
+
+    @property
+    def store(self) -> Store:
+        return self._parts()[0]
+
+    @property
+    def backbone(self) -> Backbone:
+        return self._parts()[1]
+
+    @property
+    def jobs(self) -> JobRunner:
+        return self._parts()[3]
+
+    def as_owner(self, owner: str) -> "Workbench":
+        """A view of the same engine acting for another owner (the HTTP front's API keys)."""
+        self._parts()
+        view = copy.copy(self)
+        view.owner = owner
+        return view
+
+    def subscribe(self, listener: Listener) -> None:
+        """Calls `listener(TrainingEvent)` at every training stage (progress bars, widgets, tests)."""
+        self.jobs.listeners.append(listener)
+
+    def unsubscribe(self, listener: Listener) -> None:
+        self.jobs.listeners.remove(listener)
+
+    # reading ---------------------------------------------------------------
+    def _record(self, classifier_id: str) -> ClassifierRecord:
+        record = self.store.classifier(classifier_id)
+        if record.owner != self.owner:
+            raise ClassifierNotFound(f"Classifier {classifier_id!r} not found")
+        return record
+
+    def get_classifier(self, classifier_id: str) -> dict:
+        """The Watson Classifier record: status, classes, timestamps, explanation when failed."""
+        record = self._record(classifier_id)
+        return watson_record(record, self.store.class_names(classifier_id))
+
+    def list_classifiers(self, verbose: bool = False) -> dict:
+        """Watson Classifiers: brief (id, name, status) or, with verbose, full records."""
+        records = self.store.classifiers(owner=self.owner)
+        if verbose:
+            return {"classifiers": [watson_record(r, self.store.class_names(r.classifier_id)) for r in records]}
+        return {"classifiers": [{"classifier_id": r.classifier_id, "name": r.name, "status": r.status} for r in records]}
+
+    def wait(self, classifier_id: str, timeout: float | None = 600.0) -> dict:
+        """Blocks until the classifier is `ready` or `failed` (and no follow-up training is due)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            record = self.get_classifier(classifier_id)
+            if record["status"] in SETTLED_STATUSES and not self.jobs.is_running(classifier_id):
+                return record
+            if deadline is not None and time.monotonic() > deadline:
+                raise WaitTimeout(f"Classifier {classifier_id!r} still {record['status']} after {timeout} s")
+            self.jobs.join(classifier_id, timeout=WAIT_POLL_SECONDS)
+            time.sleep(WAIT_POLL_SECONDS / 5)
+
+    def versions(self, classifier_id: str) -> list[dict]:
+        """Every trained version: number, created, classes, cross-validated metrics."""
+        self._record(classifier_id)
+        return [
+            {"version": v.version, "created": v.created, "classes": v.classes, "metrics": v.metrics}
+            for v in self.store.versions(classifier_id)
+        ]
+
+    # writing ---------------------------------------------------------------
+    def _read_sets(
+        self, positive_examples: Mapping[str, Source], negative_examples: Source | None
+    ) -> tuple[dict[str, ExampleSet], ExampleSet | None]:
+        """Reads and validates every example set before anything is stored."""
+        positives = {}
+        for raw_name, source in positive_examples.items():
+            name = raw_name.removesuffix("_positive_examples")
+            check_class_name(name)
+            if name in positives:
+                raise InvalidExamples(f"Class {name!r} is given twice in one request")
+            positives[name] = read_example_set(source, limits=self.limits, label=name)
+        negatives = None
+        if negative_examples is not None:
+            negatives = read_example_set(negative_examples, limits=self.limits, label="negative_examples")
+        return positives, negatives
+
+    def _store_sets(self, db, classifier_id: str, positives: dict[str, ExampleSet], negatives: ExampleSet | None) -> None:
+        store = self.store
+        sets = [(name, s) for name, s in positives.items()] + ([(None, negatives)] if negatives else [])
+        rows = []
+        for class_name, example_set in sets:
+            for image in example_set.images:
+                store.put_blob(image.sha256, image.data)
+                rows.append((class_name, image.sha256, f"{example_set.source}/{image.name.split('/')[-1]}"))
+        store.add_examples(db, classifier_id, rows)
+
+    def _new_classifier_id(self, name: str) -> str:
+        stem = re.sub(r"[^A-Za-z0-9_]", "", name.replace(" ", "_")) or "classifier"
+        taken = self.store.classifier_ids()
+        rng = random.SystemRandom()
+        while True:
+            candidate = f"{stem}_{rng.randrange(10**9, 2**31)}"
+            if candidate not in taken:
+                return candidate
+
+    def create_classifier(
+        self,
+        name: str,
+        positive_examples: Mapping[str, Source],
+        negative_examples: Source | None = None,
+    ) -> dict:
+        """Creates a classifier from example sets (zips or folders) and starts training in the background.
+
+        `positive_examples` maps class names (or `{class}_positive_examples`) to sources.
+        """
+        if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_CHARS:
+            raise InvalidRequest(f"name must be 1 to {MAX_NAME_CHARS} characters")
+        given = len(positive_examples or {}) + (negative_examples is not None)
+        if given < MIN_EXAMPLE_SETS or not positive_examples:
+            raise InvalidExamples(
+                "Creating a classifier needs at least two example sets: two positive classes, "
+                "or one positive class and negative examples"
+            )
+        positives, negatives = self._read_sets(positive_examples, negative_examples)
+        classifier_id = self._new_classifier_id(name)
+        stamp = now_iso()
+        record = ClassifierRecord(classifier_id, name, self.owner, "training", stamp, stamp, None, None, None, None)
+        with self.store.transaction() as db:
+            self.store.insert_classifier(db, record)
+            self._store_sets(db, classifier_id, positives, negatives)
+        self.jobs.request(classifier_id)
+        return watson_record(record, list(positives))
+
+    def update_classifier(
+        self,
+        classifier_id: str,
+        positive_examples: Mapping[str, Source] | None = None,
+        negative_examples: Source | None = None,
+    ) -> dict:
+        """Adds classes, images to classes, or negatives, then retrains on everything stored.
+
+        The serving version keeps answering until the new one is ready; updates that arrive during a
+        retraining fold into one follow-up training.
+        """
+        self._record(classifier_id)
+        if not positive_examples and negative_examples is None:
+            raise InvalidExamples("An update needs at least one example set (positive or negative)")
+        positives, negatives = self._read_sets(positive_examples or {}, negative_examples)
+        with self.store.transaction() as db:
+            record = self.store.classifier(classifier_id, db)
+            self._store_sets(db, classifier_id, positives, negatives)
+            status = "training" if record.serving_version is None else "retraining"
+            self.store.update_classifier(db, classifier_id, status=status, updated=now_iso(), explanation=None)
+        self.jobs.request(classifier_id)
+        return self.get_classifier(classifier_id)
+
+    def delete_classifier(self, classifier_id: str) -> None:
+        """Deletes the classifier, its versions, and the example images no other classifier uses."""
+        self._record(classifier_id)
+        orphans = self.store.delete_classifier(classifier_id)
+        self._parts()[2].delete_many(orphans)
+        self._heads_cache = {k: v for k, v in self._heads_cache.items() if k[0] != classifier_id}
+
+    # classify --------------------------------------------------------------
+    def _serving(self, classifier_id: str) -> cls.ServingHeads:
+        record = self._record(classifier_id)
+        if record.serving_version is None:
+            raise InvalidRequest(
+                f"Classifier {classifier_id!r} is {record.status} and has no trained version to classify with yet"
+            )
+        key = (classifier_id, record.serving_version)
+        if key not in self._heads_cache:
+            path = self.store.head_path(classifier_id, record.serving_version)
+            self._heads_cache[key] = Heads.from_bytes(path.read_bytes())
+        return cls.ServingHeads(classifier_id, record.name, self._heads_cache[key])
+
+    def classify(
+        self,
+        images: Source | Iterable[Source],
+        classifier_ids: str | Iterable[str] | None = None,
+        owners: str | Iterable[str] | None = None,
+        threshold: float | None = None,
+    ) -> dict:
+        """Scores images (paths, bytes, zips, folders) with one backbone pass each, Watson ClassifiedImages."""
+        limit = cls.check_threshold(threshold)
+        my_ids = [r.classifier_id for r in self.store.classifiers(owner=self.owner) if r.serving_version is not None]
+        ids = cls.requested_ids(cls.split_list(classifier_ids), cls.split_list(owners), my_ids)
+        unknown = [cid for cid in ids if cid != GENERAL_CLASSIFIER_ID and not self._exists(cid)]
+        if unknown:
+            raise ClassifierNotFound(f"Did not find any classifier with the ids {unknown}")
+        serving = {cid: self._serving(cid) for cid in ids if cid != GENERAL_CLASSIFIER_ID}
+        entries = read_images(images, limits=self.limits)
+        if not entries:
+            raise NoImages("No images were given to classify")
+        decoded, answers = self._decode_all(entries)
+        good = [i for i, image in enumerate(decoded) if image is not None]
+        tensors = [preprocess(decoded[i], self.backbone.spec) for i in good]
+        embeddings, probabilities = self.backbone.run(tensors)
+        colors = [color_classes(decoded[i], limit) if GENERAL_CLASSIFIER_ID in ids else [] for i in good]
+        results = cls.image_results(probabilities, embeddings, colors, ids, serving, limit)
+        for i, per_image in zip(good, results):
+            answers[i] = {"classifiers": per_image, "image": entries[i].name}
+        return cls.classified_images(answers, [])
+
+    def _exists(self, classifier_id: str) -> bool:
+        try:
+            self._record(classifier_id)
+        except ClassifierNotFound:
+            return False
+        return True
+
+    def _decode_all(self, entries: list[ImageInput | Skipped]) -> tuple[list, list[dict | None]]:
+        """Decodes each image once; an unreadable one becomes its own error object."""
+        decoded: list = []
+        answers: list[dict | None] = []
+        for entry in entries:
+            if isinstance(entry, Skipped):
+                decoded.append(None)
+                answers.append(cls.image_error(entry.name, entry.reason))
+                continue
+            try:
+                decoded.append(
+                    decode_image(entry.data, limits=self.limits, name=entry.name, draft_size=self.backbone.spec.input_size_px)
+                )
+                answers.append(None)
+            except (ImageUnreadable, LimitExceeded) as exc:
+                decoded.append(None)
+                answers.append(cls.image_error(entry.name, exc.message, exc.code, exc.error_id))
+        return decoded, answers

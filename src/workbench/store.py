@@ -1,0 +1,278 @@
+"""Durable state: classifier records, versions, the examples manifest and image blobs (SQLite, atomic)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from .errors import ClassifierNotFound
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS classifiers (
+    classifier_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created TEXT NOT NULL,
+    updated TEXT NOT NULL,
+    retrained TEXT,
+    explanation TEXT,
+    serving_version INTEGER,
+    job_owner TEXT
+);
+CREATE TABLE IF NOT EXISTS examples (
+    example_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    classifier_id TEXT NOT NULL REFERENCES classifiers(classifier_id) ON DELETE CASCADE,
+    class_name TEXT,              -- NULL for negative examples
+    sha256 TEXT NOT NULL,
+    source TEXT NOT NULL          -- e.g. "beagle.zip/foo.jpg"
+);
+CREATE INDEX IF NOT EXISTS examples_by_classifier ON examples(classifier_id, example_id);
+CREATE TABLE IF NOT EXISTS versions (
+    classifier_id TEXT NOT NULL REFERENCES classifiers(classifier_id) ON DELETE CASCADE,
+    version INTEGER NOT NULL,
+    created TEXT NOT NULL,
+    classes TEXT NOT NULL,        -- JSON list of class names, in head order
+    last_example_id INTEGER NOT NULL,
+    metrics TEXT NOT NULL,        -- JSON of cross-validated metrics
+    head_file TEXT NOT NULL,
+    PRIMARY KEY (classifier_id, version)
+);
+"""
+
+
+@dataclass(frozen=True)
+class ClassifierRecord:
+    """One classifier as stored (the Watson record is derived from it)."""
+
+    classifier_id: str
+    name: str
+    owner: str
+    status: str
+    created: str
+    updated: str
+    retrained: str | None
+    explanation: str | None
+    serving_version: int | None
+    job_owner: str | None
+
+
+@dataclass(frozen=True)
+class ExampleRow:
+    """One training image of a classifier; `class_name` is None for a negative example."""
+
+    example_id: int
+    class_name: str | None
+    sha256: str
+    source: str
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    """One trained version of a classifier."""
+
+    classifier_id: str
+    version: int
+    created: str
+    classes: list[str]
+    last_example_id: int
+    metrics: dict
+    head_file: str
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Writes a file so readers see either the old content or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class Store:
+    """The home directory: `workbench.db`, `blobs/` (images by sha256) and `heads/`."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.blob_dir = home / "blobs"
+        self.head_dir = home / "heads"
+        home.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(home / "workbench.db", timeout=30)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(SCHEMA)
+        finally:
+            db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic unit of work: commits on success, rolls back on any error."""
+        db = sqlite3.connect(self.home / "workbench.db", timeout=30, isolation_level=None)
+        db.execute("PRAGMA foreign_keys=ON")
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            yield db
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        finally:
+            db.close()
+
+    # blobs -----------------------------------------------------------------
+    def blob_path(self, sha256: str) -> Path:
+        return self.blob_dir / sha256[:2] / sha256
+
+    def put_blob(self, sha256: str, data: bytes) -> None:
+        """Stores image bytes once per sha256."""
+        path = self.blob_path(sha256)
+        if not path.exists():
+            atomic_write_bytes(path, data)
+
+    def read_blob(self, sha256: str) -> bytes:
+        return self.blob_path(sha256).read_bytes()
+
+    # classifiers -----------------------------------------------------------
+    def insert_classifier(self, db: sqlite3.Connection, record: ClassifierRecord) -> None:
+        db.execute(
+            "INSERT INTO classifiers VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (
+                record.classifier_id, record.name, record.owner, record.status, record.created,
+                record.updated, record.retrained, record.explanation, record.serving_version,
+                record.job_owner,
+            ),
+        )
+
+    def update_classifier(self, db: sqlite3.Connection, classifier_id: str, **fields: object) -> None:
+        """Sets the given columns of one classifier."""
+        columns = ", ".join(f"{name} = ?" for name in fields)
+        db.execute(f"UPDATE classifiers SET {columns} WHERE classifier_id = ?", [*fields.values(), classifier_id])
+
+    def classifier(self, classifier_id: str, db: sqlite3.Connection | None = None) -> ClassifierRecord:
+        """The stored record, or ClassifierNotFound."""
+        query = "SELECT * FROM classifiers WHERE classifier_id = ?"
+        if db is None:
+            with self.transaction() as db:
+                row = db.execute(query, (classifier_id,)).fetchone()
+        else:
+            row = db.execute(query, (classifier_id,)).fetchone()
+        if row is None:
+            raise ClassifierNotFound(f"Classifier {classifier_id!r} not found")
+        return ClassifierRecord(*row)
+
+    def classifiers(self, owner: str | None = None) -> list[ClassifierRecord]:
+        """All records (of one owner when given), oldest first."""
+        with self.transaction() as db:
+            if owner is None:
+                rows = db.execute("SELECT * FROM classifiers ORDER BY created, classifier_id").fetchall()
+            else:
+                rows = db.execute(
+                    "SELECT * FROM classifiers WHERE owner = ? ORDER BY created, classifier_id", (owner,)
+                ).fetchall()
+        return [ClassifierRecord(*row) for row in rows]
+
+    def classifier_ids(self) -> set[str]:
+        with self.transaction() as db:
+            return {row[0] for row in db.execute("SELECT classifier_id FROM classifiers")}
+
+    # examples --------------------------------------------------------------
+    def add_examples(self, db: sqlite3.Connection, classifier_id: str, rows: Sequence[tuple[str | None, str, str]]) -> None:
+        """Adds (class_name or None, sha256, source) rows to a classifier's manifest."""
+        db.executemany(
+            "INSERT INTO examples (classifier_id, class_name, sha256, source) VALUES (?,?,?,?)",
+            [(classifier_id, c, sha, src) for c, sha, src in rows],
+        )
+
+    def examples(self, classifier_id: str, up_to: int | None = None) -> list[ExampleRow]:
+        """The manifest, in the order it was added (up to an example id when given)."""
+        with self.transaction() as db:
+            rows = db.execute(
+                "SELECT example_id, class_name, sha256, source FROM examples"
+                " WHERE classifier_id = ? AND example_id <= ? ORDER BY example_id",
+                (classifier_id, up_to if up_to is not None else 2**62),
+            ).fetchall()
+        return [ExampleRow(*row) for row in rows]
+
+    def last_example_id(self, classifier_id: str, db: sqlite3.Connection | None = None) -> int:
+        query = "SELECT COALESCE(MAX(example_id), 0) FROM examples WHERE classifier_id = ?"
+        if db is not None:
+            return db.execute(query, (classifier_id,)).fetchone()[0]
+        with self.transaction() as db:
+            return db.execute(query, (classifier_id,)).fetchone()[0]
+
+    def class_names(self, classifier_id: str, db: sqlite3.Connection | None = None) -> list[str]:
+        """Classes of a classifier in the order they were first added."""
+        query = (
+            "SELECT class_name FROM examples WHERE classifier_id = ? AND class_name IS NOT NULL"
+            " GROUP BY class_name ORDER BY MIN(example_id)"
+        )
+        if db is not None:
+            return [row[0] for row in db.execute(query, (classifier_id,))]
+        with self.transaction() as db:
+            return [row[0] for row in db.execute(query, (classifier_id,))]
+
+    # versions --------------------------------------------------------------
+    def insert_version(self, db: sqlite3.Connection, version: VersionRecord) -> None:
+        db.execute(
+            "INSERT INTO versions VALUES (?,?,?,?,?,?,?)",
+            (
+                version.classifier_id, version.version, version.created, json.dumps(version.classes),
+                version.last_example_id, json.dumps(version.metrics), version.head_file,
+            ),
+        )
+
+    def versions(self, classifier_id: str) -> list[VersionRecord]:
+        with self.transaction() as db:
+            rows = db.execute(
+                "SELECT * FROM versions WHERE classifier_id = ? ORDER BY version", (classifier_id,)
+            ).fetchall()
+        return [self._version(row) for row in rows]
+
+    def version(self, classifier_id: str, version: int) -> VersionRecord:
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT * FROM versions WHERE classifier_id = ? AND version = ?", (classifier_id, version)
+            ).fetchone()
+        if row is None:
+            raise ClassifierNotFound(f"Version {version} of classifier {classifier_id!r} not found")
+        return self._version(row)
+
+    @staticmethod
+    def _version(row: tuple) -> VersionRecord:
+        cid, version, created, classes, last_id, metrics, head_file = row
+        return VersionRecord(cid, version, created, json.loads(classes), last_id, json.loads(metrics), head_file)
+
+    def head_path(self, classifier_id: str, version: int) -> Path:
+        return self.head_dir / classifier_id / f"v{version}.npz"
+
+    # deletion --------------------------------------------------------------
+    def delete_classifier(self, classifier_id: str) -> list[str]:
+        """Deletes a classifier's rows, heads, and the blobs no other classifier uses; returns those shas."""
+        with self.transaction() as db:
+            self.classifier(classifier_id, db)
+            shas = {row[0] for row in db.execute("SELECT sha256 FROM examples WHERE classifier_id = ?", (classifier_id,))}
+            db.execute("DELETE FROM classifiers WHERE classifier_id = ?", (classifier_id,))
+            still_used = {
+                row[0] for row in db.execute("SELECT DISTINCT sha256 FROM examples") if row[0] in shas
+            }
+        orphans = sorted(shas - still_used)
+        for sha in orphans:
+            self.blob_path(sha).unlink(missing_ok=True)
+        head_dir = self.head_dir / classifier_id
+        if head_dir.exists():
+            for path in head_dir.iterdir():
+                path.unlink()
+            head_dir.rmdir()
+        return orphans

@@ -1,0 +1,407 @@
+"""Tests for workbench.examples: safe reading of zips, folders and images."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import struct
+import zipfile
+import zlib
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageFile
+
+from workbench.errors import (
+    ImageTooSmall,
+    ImageUnreadable,
+    InvalidExamples,
+    LimitExceeded,
+    NoImages,
+)
+from workbench.examples import (
+    FILE_TOO_LARGE,
+    MACOS_METADATA,
+    NESTED_ZIP,
+    NOT_AN_IMAGE,
+    ExampleSet,
+    ImageInput,
+    Skipped,
+    decode_image,
+    read_example_set,
+    read_images,
+    sha256_hex,
+    validate_image,
+)
+from workbench.limits import Limits
+
+IMAGES = Path("/work/shared/reference/images")
+BEAGLES = sorted(IMAGES.joinpath("beagle").iterdir())
+HUSKIES = sorted(IMAGES.joinpath("husky").iterdir())
+DOGS = IMAGES / "dogs.jpg"
+
+
+def make_zip(path: Path, members: dict[str, bytes]) -> Path:
+    """Write a zip holding `members` (name -> bytes) exactly as named."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(zipfile.ZipInfo(name), data, compress_type=zipfile.ZIP_DEFLATED)
+    return path
+
+
+def image_members(files: list[Path]) -> dict[str, bytes]:
+    return {f.name: f.read_bytes() for f in files}
+
+
+def encode(img: Image.Image, fmt: str, **params) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **params)
+    return buf.getvalue()
+
+
+def png_bomb(side: int) -> bytes:
+    """A 1-bit PNG of side x side zeros: tens of KB on disk, side**2 pixels decoded."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    row = b"\x00" * (1 + (side + 7) // 8)  # filter byte + packed bits
+    comp = zlib.compressobj(9)
+    idat = b"".join(comp.compress(row) for _ in range(side)) + comp.flush()
+    ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+# ---------------------------------------------------------------- training sets
+
+
+def test_fifty_image_zip_reads_sorted_with_sha256(tmp_path: Path) -> None:
+    zpath = make_zip(tmp_path / "beagle.zip", image_members(BEAGLES))
+    result = read_example_set(zpath, label="beagle")
+    assert isinstance(result, ExampleSet)
+    assert result.source == "beagle.zip"
+    assert len(result.images) == 50
+    assert result.skipped == ()
+    names = [image.name for image in result.images]
+    assert names == sorted(f"beagle.zip/{f.name}" for f in BEAGLES)
+    for image, path in zip(result.images, BEAGLES):
+        assert image.data == path.read_bytes()
+        assert image.sha256 == sha256_hex(path.read_bytes())
+
+
+def test_zip_given_as_bytes_and_file_object(tmp_path: Path) -> None:
+    zpath = make_zip(tmp_path / "beagle.zip", image_members(BEAGLES[:10]))
+    from_bytes = read_example_set(zpath.read_bytes(), label="beagle")
+    assert from_bytes.source == "beagle.zip"
+    with open(zpath, "rb") as fh:
+        from_file = read_example_set(fh, label="x")
+    assert from_file.source == "beagle.zip"
+    assert [i.sha256 for i in from_bytes.images] == [i.sha256 for i in from_file.images]
+
+
+def test_folder_reads_like_zip(tmp_path: Path) -> None:
+    folder = tmp_path / "beagle"
+    shutil.copytree(IMAGES / "beagle", folder)
+    (folder / "notes.txt").write_text("hi")
+    result = read_example_set(folder, label="beagle")
+    assert result.source == "beagle"
+    assert [i.name for i in result.images] == sorted(f"beagle/{f.name}" for f in BEAGLES)
+    assert result.skipped == (Skipped("beagle/notes.txt", NOT_AN_IMAGE),)
+    zipped = read_example_set(make_zip(tmp_path / "b.zip", image_members(BEAGLES)), label="b")
+    assert [i.sha256 for i in result.images] == [i.sha256 for i in zipped.images]
+
+
+def test_nine_images_is_too_few(tmp_path: Path) -> None:
+    members = image_members(BEAGLES[:9])
+    members["broken.jpg"] = b"not a jpeg"
+    zpath = make_zip(tmp_path / "beagle.zip", members)
+    with pytest.raises(InvalidExamples) as info:
+        read_example_set(zpath, label="beagle")
+    message = info.value.message
+    assert "beagle" in message and "9 readable" in message and "1 skipped" in message
+
+
+@pytest.mark.parametrize("evil", ["../evil.jpg", "/abs.jpg", "a/../../evil.jpg", "..\\evil.jpg"])
+def test_unsafe_members_reject_the_zip(tmp_path: Path, evil: str) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    members = image_members(BEAGLES[:10])
+    members[evil] = BEAGLES[10].read_bytes()
+    zpath = make_zip(work / "beagle.zip", members)
+    before = sorted(p for p in tmp_path.rglob("*"))
+    cwd = os.getcwd()
+    os.chdir(work)
+    try:
+        with pytest.raises(InvalidExamples, match="unsafe"):
+            read_example_set(zpath, label="beagle")
+        with pytest.raises(ImageUnreadable, match="unsafe"):
+            read_images(zpath)
+    finally:
+        os.chdir(cwd)
+    assert sorted(p for p in tmp_path.rglob("*")) == before
+    assert not Path("/abs.jpg").exists()
+
+
+def test_text_and_macosx_members_are_skipped_and_counted(tmp_path: Path) -> None:
+    members = image_members(BEAGLES[:10])
+    members["readme.txt"] = b"hello"
+    members["__MACOSX/._" + BEAGLES[0].name] = b"\x00\x05\x16\x07resource fork"
+    members["pics/"] = b""
+    zpath = make_zip(tmp_path / "beagle.zip", members)
+    result = read_example_set(zpath, label="beagle")
+    assert len(result.images) == 10
+    reasons = {s.name: s.reason for s in result.skipped}
+    assert reasons["beagle.zip/readme.txt"] == NOT_AN_IMAGE
+    assert reasons["beagle.zip/__MACOSX/._" + BEAGLES[0].name] == MACOS_METADATA
+    assert "beagle.zip/pics/" in reasons
+    assert len(result.skipped) == 3
+
+
+def test_nested_zip_is_skipped(tmp_path: Path) -> None:
+    inner = make_zip(tmp_path / "inner.zip", image_members(HUSKIES[:10])).read_bytes()
+    members = image_members(BEAGLES[:10])
+    members["more/inner.zip"] = inner
+    result = read_example_set(make_zip(tmp_path / "beagle.zip", members), label="beagle")
+    assert len(result.images) == 10
+    assert result.skipped == (Skipped("beagle.zip/more/inner.zip", NESTED_ZIP),)
+
+
+def test_truncated_zip_is_invalid(tmp_path: Path) -> None:
+    data = make_zip(tmp_path / "full.zip", image_members(BEAGLES[:12])).read_bytes()
+    cut = tmp_path / "beagle.zip"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(InvalidExamples, match="beagle.zip"):
+        read_example_set(cut, label="beagle")
+
+
+def test_crc_error_is_invalid(tmp_path: Path) -> None:
+    members = image_members(BEAGLES[:10])
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        for name, blob in members.items():
+            zf.writestr(name, blob)
+    data = bytearray(buf.getvalue())
+    data[200] ^= 0xFF  # inside the first stored member's data
+    with pytest.raises(InvalidExamples, match="corrupt"):
+        read_example_set(bytes(data), label="beagle")
+
+
+def test_non_zip_file_is_invalid(tmp_path: Path) -> None:
+    with pytest.raises(InvalidExamples, match="not a zip"):
+        read_example_set(DOGS, label="dogs")
+    with pytest.raises(InvalidExamples, match="does not exist"):
+        read_example_set(tmp_path / "missing.zip", label="dogs")
+
+
+def test_duplicates_are_kept_once(tmp_path: Path) -> None:
+    members = image_members(BEAGLES[:10])
+    members["zz_copy.jpg"] = BEAGLES[0].read_bytes()
+    result = read_example_set(make_zip(tmp_path / "b.zip", members), label="b")
+    assert len(result.images) == 10
+    assert result.skipped == (Skipped("b.zip/zz_copy.jpg", f"duplicate of b.zip/{BEAGLES[0].name}"),)
+
+
+def test_too_many_images_in_zip(tmp_path: Path) -> None:
+    zpath = make_zip(tmp_path / "b.zip", image_members(BEAGLES[:10]))
+    with pytest.raises(LimitExceeded, match="10 images"):
+        read_example_set(zpath, label="b", limits=Limits(max_zip_images=5))
+
+
+def test_zip_bomb_is_refused_before_reading(tmp_path: Path) -> None:
+    members = image_members(BEAGLES[:10])
+    members["huge.jpg"] = b"\x00" * (5 * 1024 * 1024)  # compresses to a few KB
+    zpath = make_zip(tmp_path / "bomb.zip", members)
+    assert zpath.stat().st_size < 1024 * 1024
+    with pytest.raises(LimitExceeded, match="bytes"):
+        read_example_set(zpath, label="b", limits=Limits(max_zip_bytes=2 * 1024 * 1024))
+
+
+def test_zip_file_over_byte_limit(tmp_path: Path) -> None:
+    zpath = make_zip(tmp_path / "b.zip", image_members(BEAGLES[:10]))
+    with pytest.raises(LimitExceeded):
+        read_example_set(zpath, label="b", limits=Limits(max_zip_bytes=1000))
+
+
+def test_unreadable_image_in_set_is_skipped(tmp_path: Path) -> None:
+    members = image_members(BEAGLES[:10])
+    members["tiny.png"] = encode(Image.new("RGB", (20, 20)), "PNG")
+    members["cut.jpg"] = BEAGLES[11].read_bytes()[:2000]
+    result = read_example_set(make_zip(tmp_path / "b.zip", members), label="b")
+    assert len(result.images) == 10
+    assert {s.name for s in result.skipped} == {"b.zip/tiny.png", "b.zip/cut.jpg"}
+
+
+# ---------------------------------------------------------------- single images
+
+
+def test_validate_image_returns_size() -> None:
+    with Image.open(DOGS) as img:
+        expected = img.size
+    assert validate_image(DOGS.read_bytes()) == expected
+
+
+def test_truncated_jpeg_is_unreadable() -> None:
+    data = DOGS.read_bytes()
+    with pytest.raises(ImageUnreadable):
+        decode_image(data[: len(data) // 2], name="dogs.jpg")
+    with pytest.raises(ImageUnreadable):
+        validate_image(data[: len(data) // 2])
+
+
+def test_garbage_and_unsupported_formats_are_unreadable() -> None:
+    with pytest.raises(ImageUnreadable):
+        validate_image(b"hello world")
+    with pytest.raises(ImageUnreadable):
+        validate_image(encode(Image.new("RGB", (64, 64)), "PPM"))
+
+
+def test_small_image_is_too_small() -> None:
+    with pytest.raises(ImageTooSmall):
+        validate_image(encode(Image.new("RGB", (20, 20), "red"), "PNG"))
+    with pytest.raises(ImageTooSmall):
+        decode_image(encode(Image.new("RGB", (200, 20), "red"), "JPEG"))
+
+
+def test_decompression_bomb_is_refused_without_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    bomb = png_bomb(20_000)
+    assert len(bomb) < 200_000
+
+    def no_decoding(self: Image.Image) -> None:
+        raise AssertionError("a bomb must not be decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    with pytest.raises(LimitExceeded):
+        validate_image(bomb, limits=Limits(max_image_pixels=10_000_000))
+    with pytest.raises(LimitExceeded):
+        decode_image(bomb, limits=Limits(max_image_pixels=10_000_000))
+    with pytest.raises(LimitExceeded):  # over PIL's own bomb limit as well
+        validate_image(bomb)
+    under_pil_limit = png_bomb(5_000)  # 25M pixels: only our limit catches it
+    with pytest.raises(LimitExceeded, match="5000x5000"):
+        decode_image(under_pil_limit, limits=Limits(max_image_pixels=10_000_000))
+
+
+def test_rgba_png_is_composited_on_white() -> None:
+    img = Image.new("RGBA", (64, 64), (255, 0, 0, 0))
+    img.paste((0, 0, 255, 255), (0, 0, 32, 64))
+    out = decode_image(encode(img, "PNG"))
+    assert out.mode == "RGB"
+    assert out.getpixel((50, 10)) == (255, 255, 255)
+    assert out.getpixel((10, 10)) == (0, 0, 255)
+
+
+def test_two_frame_gif_gives_first_frame() -> None:
+    red = Image.new("RGB", (64, 48), (255, 0, 0)).convert("P")
+    blue = Image.new("RGB", (64, 48), (0, 0, 255)).convert("P")
+    data = encode(red, "GIF", save_all=True, append_images=[blue])
+    with Image.open(io.BytesIO(data)) as check:
+        assert check.n_frames == 2
+    out = decode_image(data)
+    assert out.mode == "RGB" and out.size == (64, 48)
+    assert out.getpixel((5, 5)) == (255, 0, 0)
+
+
+def test_cmyk_jpeg_and_grayscale_decode_to_rgb() -> None:
+    cmyk = decode_image(encode(Image.new("CMYK", (64, 40), (0, 255, 255, 0)), "JPEG"))
+    assert cmyk.mode == "RGB" and cmyk.size == (64, 40)
+    r, g, b = cmyk.getpixel((10, 10))
+    assert r > 200 and g < 60 and b < 60
+    gray = decode_image(encode(Image.new("L", (64, 40), 128), "PNG"))
+    assert gray.mode == "RGB" and gray.getpixel((1, 1)) == (128, 128, 128)
+    deep = decode_image(encode(Image.new("I;16", (64, 40), 65535), "PNG"))
+    assert deep.mode == "RGB" and deep.getpixel((1, 1))[0] >= 250
+    mono = decode_image(encode(Image.new("1", (64, 40), 1), "BMP"))
+    assert mono.mode == "RGB" and mono.getpixel((1, 1)) == (255, 255, 255)
+
+
+def test_palette_png_with_transparency() -> None:
+    img = Image.new("RGBA", (64, 64), (0, 0, 0, 0)).convert("P")
+    out = decode_image(encode(img, "PNG", transparency=0))
+    assert out.mode == "RGB" and out.getpixel((3, 3)) == (255, 255, 255)
+
+
+def test_exif_orientation_is_applied() -> None:
+    img = Image.new("RGB", (64, 40), (0, 128, 0))
+    exif = img.getexif()
+    exif[0x0112] = 6  # rotate 90 clockwise to view
+    data = encode(img, "JPEG", exif=exif.tobytes())
+    out = decode_image(data)
+    assert out.size == (40, 64)
+    assert out.mode == "RGB"
+
+
+def test_draft_decodes_large_jpeg_smaller() -> None:
+    data = encode(Image.new("RGB", (2000, 1000), (10, 20, 30)), "JPEG")
+    full = decode_image(data)
+    assert full.size == (2000, 1000)
+    small = decode_image(data, draft_size=224)
+    assert min(small.size) >= 224
+    assert small.size[0] < 2000
+    png = decode_image(encode(Image.new("RGB", (400, 300)), "PNG"), draft_size=100)
+    assert png.size == (400, 300)
+
+
+def test_real_png_with_alpha_decodes() -> None:
+    out = decode_image((IMAGES / "goldenretriever" / "pexels-photo.png").read_bytes())
+    assert out.mode == "RGB" and out.size == (360, 360)
+
+
+# ---------------------------------------------------------------- classify inputs
+
+
+def test_read_images_names_every_kind_of_input(tmp_path: Path) -> None:
+    three = make_zip(tmp_path / "three.zip", {**image_members(BEAGLES[:3]), "x.txt": b"x"})
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    shutil.copy(HUSKIES[0], folder / HUSKIES[0].name)
+    shutil.copy(HUSKIES[1], folder / HUSKIES[1].name)
+    raw = HUSKIES[2].read_bytes()
+    result = read_images([str(DOGS), raw, three, folder])
+    names = [entry.name for entry in result]
+    assert names == [
+        "dogs.jpg",
+        "image_2",
+        *sorted(f"three.zip/{f.name}" for f in BEAGLES[:3] + [Path("x.txt")]),
+        *sorted(f"pics/{f.name}" for f in HUSKIES[:2]),
+    ]
+    by_name = {entry.name: entry for entry in result}
+    assert by_name["three.zip/x.txt"] == Skipped("three.zip/x.txt", NOT_AN_IMAGE)
+    assert isinstance(by_name["image_2"], ImageInput)
+    assert by_name["image_2"].sha256 == sha256_hex(raw)
+    assert by_name["dogs.jpg"].data == DOGS.read_bytes()
+
+
+def test_read_images_single_item_bytes_zip_and_file_object(tmp_path: Path) -> None:
+    assert [e.name for e in read_images(DOGS)] == ["dogs.jpg"]
+    zdata = make_zip(tmp_path / "z.zip", image_members(BEAGLES[:2])).read_bytes()
+    assert [e.name for e in read_images(zdata)] == sorted(f"image_1.zip/{f.name}" for f in BEAGLES[:2])
+    with open(DOGS, "rb") as fh:
+        assert [e.name for e in read_images([fh])] == ["dogs.jpg"]
+
+
+def test_read_images_does_not_decode() -> None:
+    result = read_images([b"not an image at all"])
+    assert result == [ImageInput("image_1", b"not an image at all", sha256_hex(b"not an image at all"))]
+
+
+def test_read_images_size_cap_is_per_image(tmp_path: Path) -> None:
+    limits = Limits(max_image_bytes=1000)
+    zpath = make_zip(tmp_path / "z.zip", image_members(BEAGLES[:2]))
+    result = read_images([DOGS, zpath, DOGS.read_bytes()], limits=limits)
+    assert all(isinstance(e, Skipped) and e.reason == FILE_TOO_LARGE for e in result)
+    assert len(result) == 4
+
+
+def test_read_images_errors(tmp_path: Path) -> None:
+    with pytest.raises(ImageUnreadable):
+        read_images(tmp_path / "missing.jpg")
+    with pytest.raises(NoImages):
+        read_images([])
+    with pytest.raises(NoImages):
+        read_images(make_zip(tmp_path / "t.zip", {"a.txt": b"a"}))
+    cut = make_zip(tmp_path / "c.zip", image_members(BEAGLES[:4])).read_bytes()
+    with pytest.raises(ImageUnreadable, match="zip"):
+        read_images(cut[: len(cut) // 2])
+    with pytest.raises(LimitExceeded):
+        read_images(make_zip(tmp_path / "many.zip", image_members(BEAGLES[:6])), limits=Limits(max_zip_images=5))

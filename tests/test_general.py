@@ -1,0 +1,201 @@
+"""The `default` general classifier: packaged hierarchy, ancestor scores, colour words (real data, no mocks)."""
+
+from __future__ import annotations
+
+import json
+import time
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from workbench.general import (
+    GENERAL_CLASSIFIER_ID,
+    IMAGENET_CLASS_COUNT,
+    color_classes,
+    default_classes,
+    load_hierarchy,
+)
+
+DOGS_JPG = Path("/work/shared/reference/images/dogs.jpg")
+GOLDEN_RETRIEVER, LABRADOR, BEAGLE, SIBERIAN_HUSKY, TIGER_CAT, BANANA = 207, 208, 162, 250, 282, 954
+
+
+def packaged_classes() -> list[dict]:
+    text = resources.files("workbench").joinpath("data", "imagenet_hierarchy.json").read_text(encoding="utf-8")
+    return json.loads(text)["classes"]
+
+
+def one_hot_mix(weights: dict[int, float]) -> np.ndarray:
+    """A (1000,) probability vector: the given weights, the rest spread evenly."""
+    probabilities = np.zeros(IMAGENET_CLASS_COUNT)
+    for index, weight in weights.items():
+        probabilities[index] = weight
+    rest = 1.0 - sum(weights.values())
+    others = [i for i in range(IMAGENET_CLASS_COUNT) if i not in weights]
+    probabilities[others] = rest / len(others)
+    return probabilities
+
+
+def by_name(entries: list[dict]) -> dict[str, dict]:
+    return {entry["class"]: entry for entry in entries}
+
+
+def test_classifier_id_is_watsons() -> None:
+    assert GENERAL_CLASSIFIER_ID == "default"
+
+
+def test_packaged_data_has_1000_unique_names_and_small_file() -> None:
+    classes = packaged_classes()
+    names = [c["name"] for c in classes]
+    assert len(classes) == 1000
+    assert len(set(names)) == 1000
+    assert all(c["path"][-1] == c["name"] for c in classes)
+    assert all(c["wnid"].startswith("n") and len(c["wnid"]) == 9 for c in classes)
+    assert {"crane (bird)", "crane (machine)"} <= set(names)
+    size = len(resources.files("workbench").joinpath("data", "imagenet_hierarchy.json").read_bytes())
+    assert size < 400_000
+
+
+def test_chosen_paths_form_a_tree_with_readable_names() -> None:
+    parent_of: dict[str, str | None] = {}
+    for cls in packaged_classes():
+        path = cls["path"]
+        assert 1 <= len(path) <= 7
+        assert len(set(path)) == len(path)
+        for parent, node in zip([None, *path], path):
+            assert "/" not in node
+            assert parent_of.setdefault(node, parent) == parent, f"{node} has two parents"
+
+
+def test_golden_retriever_hierarchy() -> None:
+    hierarchy = load_hierarchy()
+    assert hierarchy.leaf_names[GOLDEN_RETRIEVER] == "golden retriever"
+    assert hierarchy.wnids[GOLDEN_RETRIEVER] == "n02099601"
+    path = hierarchy.type_hierarchies[GOLDEN_RETRIEVER]
+    assert "/dog/" in path
+    assert "/domestic animal/" in path
+    assert path.startswith("/animal/")
+    assert path.endswith("/golden retriever")
+    assert hierarchy.type_hierarchies[BANANA].endswith("/banana")
+    assert "/domestic cat/" in hierarchy.type_hierarchies[TIGER_CAT]
+
+
+def test_descendant_leaves_of_dog() -> None:
+    leaves_under = load_hierarchy().leaves_under
+    dogs = leaves_under["dog"]
+    assert {GOLDEN_RETRIEVER, LABRADOR, BEAGLE, SIBERIAN_HUSKY} <= dogs
+    assert TIGER_CAT not in dogs
+    assert dogs <= leaves_under["domestic animal"] <= leaves_under["animal"]
+
+
+def test_ancestors_add_up_dog_breeds() -> None:
+    probabilities = one_hot_mix({GOLDEN_RETRIEVER: 0.3, LABRADOR: 0.3, BEAGLE: 0.2})
+    entries = default_classes(probabilities, 0.5)
+    found = by_name(entries)
+    # no single breed passes 0.5, but their ancestors do
+    assert not any("type_hierarchy" in e for e in entries)
+    assert found["dog"]["score"] >= 0.8
+    assert found["hunting dog"]["score"] >= 0.8
+    assert found["retriever"]["score"] >= 0.6 - 1e-6
+    assert "hound" not in found  # 0.2 alone stays below the threshold
+
+
+def test_leaves_come_with_ancestors_and_scores_never_fall_below_children() -> None:
+    probabilities = one_hot_mix({GOLDEN_RETRIEVER: 0.3, LABRADOR: 0.3, BEAGLE: 0.2})
+    entries = default_classes(probabilities, 0.1)
+    found = by_name(entries)
+    leaves = [e for e in entries if "type_hierarchy" in e]
+    assert {e["class"] for e in leaves} == {"golden retriever", "Labrador retriever", "beagle"}
+    for leaf in leaves:
+        path = leaf["type_hierarchy"].strip("/").split("/")
+        assert path[-1] == leaf["class"]
+        for ancestor in path[:-1]:
+            assert ancestor in found and "type_hierarchy" not in found[ancestor]
+        scores = [found[node]["score"] for node in path]
+        assert scores == sorted(scores, reverse=True), path
+    assert found["golden retriever"]["score"] == pytest.approx(0.3)
+
+
+def test_entries_are_sorted_and_plain_floats() -> None:
+    entries = default_classes(one_hot_mix({BANANA: 0.9}), 0.05)
+    assert [e["score"] for e in entries] == sorted((e["score"] for e in entries), reverse=True)
+    assert all(type(e["score"]) is float and e["score"] == round(e["score"], 6) for e in entries)
+    assert by_name(entries)["banana"]["type_hierarchy"].endswith("/edible fruit/banana")
+
+
+def test_leaf_sorts_before_ancestors_it_ties_with() -> None:
+    probabilities = np.zeros(IMAGENET_CLASS_COUNT)
+    probabilities[BANANA] = 1.0
+    entries = default_classes(probabilities, 0.5)
+    assert entries[0] == {"class": "banana", "score": 1.0, "type_hierarchy": "/food/produce/edible fruit/banana"}
+    assert [e["class"] for e in entries[1:]] == ["edible fruit", "food", "produce"]
+
+
+def test_threshold_zero_returns_all_leaves_and_ancestors() -> None:
+    probabilities = np.random.default_rng(0).dirichlet(np.ones(IMAGENET_CLASS_COUNT))
+    entries = default_classes(probabilities, 0.0)
+    leaves = [e for e in entries if "type_hierarchy" in e]
+    assert len(leaves) == 1000
+    assert len(entries) == 1000 + len(load_hierarchy().ancestor_names)
+    assert not any(e["type_hierarchy"].startswith("/entity") for e in leaves)
+    assert all(e["score"] <= 1.0 for e in entries)
+    animals = sorted(load_hierarchy().leaves_under["animal"])
+    assert by_name(entries)["animal"]["score"] == pytest.approx(probabilities[animals].sum(), abs=1e-6)
+
+
+def best_seconds_per_call(call, repeats: int = 5, calls: int = 50) -> float:
+    """Best-of-`repeats` mean time of `calls` calls (the minimum filters out a busy machine)."""
+    call()  # warm caches (package data, colour table)
+    batches = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(calls):
+            call()
+        batches.append((time.perf_counter() - start) / calls)
+    return min(batches)
+
+
+def test_default_classes_is_fast() -> None:
+    probabilities = one_hot_mix({GOLDEN_RETRIEVER: 0.6})
+    assert best_seconds_per_call(lambda: default_classes(probabilities, 0.5)) < 0.001
+
+
+def test_default_classes_rejects_wrong_shape() -> None:
+    with pytest.raises(ValueError):
+        default_classes(np.ones(10) / 10, 0.5)
+
+
+def test_solid_red_is_red() -> None:
+    scores = by_name(color_classes(Image.new("RGB", (300, 200), (255, 0, 0)), 0.5))
+    assert list(scores) == ["red color"]
+    assert scores["red color"]["score"] == pytest.approx(1.0)
+
+
+def test_half_black_half_white() -> None:
+    image = Image.new("RGB", (200, 100), (0, 0, 0))
+    image.paste((255, 255, 255), (100, 0, 200, 100))
+    scores = by_name(color_classes(image, 0.0))
+    assert scores["black color"]["score"] == pytest.approx(0.5, abs=0.02)
+    assert scores["white color"]["score"] == pytest.approx(0.5, abs=0.02)
+    assert sum(e["score"] for e in scores.values()) == pytest.approx(1.0)
+
+
+def test_dogs_photo_colours() -> None:
+    with Image.open(DOGS_JPG) as photo:
+        photo.load()
+        every = color_classes(photo, 0.0)
+        passing = color_classes(photo, 0.5)
+        per_call_s = best_seconds_per_call(lambda: color_classes(photo, 0.5))
+    assert every and all(e["class"].endswith(" color") for e in every)
+    assert sum(e["score"] for e in every) == pytest.approx(1.0)
+    assert [e["score"] for e in every] == sorted((e["score"] for e in every), reverse=True)
+    assert all(e["score"] >= 0.5 for e in passing) and len(passing) <= 1
+    assert per_call_s < 0.002
+
+
+def test_grayscale_and_transparent_images_are_named() -> None:
+    assert [e["class"] for e in color_classes(Image.new("L", (64, 64), 0), 0.5)] == ["black color"]
+    assert [e["class"] for e in color_classes(Image.new("RGBA", (64, 64), (30, 80, 230, 128)), 0.5)] == ["blue color"]
