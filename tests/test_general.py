@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from importlib import resources
 from pathlib import Path
 
@@ -146,23 +145,6 @@ def test_threshold_zero_returns_all_leaves_and_ancestors() -> None:
     assert by_name(entries)["animal"]["score"] == pytest.approx(probabilities[animals].sum(), abs=1e-6)
 
 
-def best_seconds_per_call(call, repeats: int = 5, calls: int = 50) -> float:
-    """Best-of-`repeats` mean time of `calls` calls (the minimum filters out a busy machine)."""
-    call()  # warm caches (package data, colour table)
-    batches = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            call()
-        batches.append((time.perf_counter() - start) / calls)
-    return min(batches)
-
-
-def test_default_classes_is_fast() -> None:
-    probabilities = one_hot_mix({GOLDEN_RETRIEVER: 0.6})
-    assert best_seconds_per_call(lambda: default_classes(probabilities, 0.5)) < 0.001
-
-
 def test_default_classes_rejects_wrong_shape() -> None:
     with pytest.raises(ValueError):
         default_classes(np.ones(10) / 10, 0.5)
@@ -188,12 +170,10 @@ def test_dogs_photo_colours() -> None:
         photo.load()
         every = color_classes(photo, 0.0)
         passing = color_classes(photo, 0.5)
-        per_call_s = best_seconds_per_call(lambda: color_classes(photo, 0.5))
     assert every and all(e["class"].endswith(" color") for e in every)
     assert sum(e["score"] for e in every) == pytest.approx(1.0)
     assert [e["score"] for e in every] == sorted((e["score"] for e in every), reverse=True)
     assert all(e["score"] >= 0.5 for e in passing) and len(passing) <= 1
-    assert per_call_s < 0.002
 
 
 def test_grayscale_and_transparent_images_are_named() -> None:

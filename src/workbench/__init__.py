@@ -13,7 +13,7 @@ from .errors import (
     WaitTimeout,
     WorkbenchError,
 )
-from .jobs import TrainingEvent
+from .jobs import ClassifierEvent
 from .limits import Limits
 from .service import Workbench
 
@@ -28,7 +28,7 @@ __all__ = [
     "LimitExceeded",
     "Limits",
     "NoImages",
-    "TrainingEvent",
+    "ClassifierEvent",
     "WaitTimeout",
     "Workbench",
     "WorkbenchError",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 import traceback
 import uuid
 from dataclasses import dataclass
@@ -25,18 +26,18 @@ EMBED_CHUNK_IMAGES = 32  # images decoded and embedded per progress step
 
 
 @dataclass(frozen=True)
-class TrainingEvent:
-    """What a training is doing now; listeners get one at each stage."""
+class ClassifierEvent:
+    """Something that happened to a classifier; listeners get one at each training stage and on delete."""
 
     classifier_id: str
-    stage: str  # "started", "embedding", "fitting", "ready", "failed"
+    stage: str  # "started", "embedding", "fitting", "ready", "failed", "deleted"
     version: int | None = None
     done: int = 0
     total: int = 0
     explanation: str | None = None
 
 
-Listener = Callable[[TrainingEvent], None]
+Listener = Callable[[ClassifierEvent], None]
 
 
 def _pid_alive(pid: int) -> bool:
@@ -105,7 +106,7 @@ class JobRunner:
             return job_owner != self.token or self.is_running(classifier_id)
         return _pid_alive(int(pid))
 
-    def _emit(self, event: TrainingEvent) -> None:
+    def emit(self, event: ClassifierEvent) -> None:
         for listener in list(self.listeners):
             listener(event)
 
@@ -134,7 +135,7 @@ class JobRunner:
                     return False
                 self.store.update_classifier(db, classifier_id, status="ready", job_owner=None, explanation=None)
             del self._active[classifier_id]
-        self._emit(TrainingEvent(classifier_id, "ready", record.serving_version))
+        self.emit(ClassifierEvent(classifier_id, "ready", record.serving_version))
         return True
 
     def _fail(self, classifier_id: str, exc: Exception) -> None:
@@ -149,7 +150,7 @@ class JobRunner:
             except Exception:  # deleted meanwhile, or the store itself is broken
                 traceback.print_exc()
             self._active.pop(classifier_id, None)
-        self._emit(TrainingEvent(classifier_id, "failed", explanation=explanation))
+        self.emit(ClassifierEvent(classifier_id, "failed", explanation=explanation))
 
     def _train_once(self, classifier_id: str) -> None:
         with self.store.transaction() as db:
@@ -157,21 +158,30 @@ class JobRunner:
             status = "training" if record.serving_version is None else "retraining"
             self.store.update_classifier(db, classifier_id, status=status, job_owner=self.token)
             last_example_id = self.store.last_example_id(classifier_id, db)
-        self._emit(TrainingEvent(classifier_id, "started"))
+        self.emit(ClassifierEvent(classifier_id, "started"))
         rows = self.store.examples(classifier_id, up_to=last_example_id)
         classes = list(dict.fromkeys(r.class_name for r in rows if r.class_name is not None))
         positives = {r.sha256 for r in rows if r.class_name is not None}
         # an image both positive and negative stays positive (Watson's rule)
         rows = [r for r in rows if r.class_name is not None or r.sha256 not in positives]
         rows = list({(r.class_name, r.sha256): r for r in rows}.values())
-        embeddings = self._embeddings(classifier_id, [r.sha256 for r in rows])
+        started = time.perf_counter()
+        embeddings, embedded = self._embeddings(classifier_id, [r.sha256 for r in rows])
+        embed_seconds = time.perf_counter() - started
         labels = [r.class_name if r.class_name is not None else training.NEGATIVE_LABEL for r in rows]
-        self._emit(TrainingEvent(classifier_id, "fitting"))
+        self.emit(ClassifierEvent(classifier_id, "fitting"))
+        started = time.perf_counter()
         result = training.train(embeddings, labels, classes)
+        result.metrics.update(
+            embed_seconds=embed_seconds,
+            fit_seconds=time.perf_counter() - started,
+            images_embedded=embedded,
+            images_cached=len(set(r.sha256 for r in rows)) - embedded,
+        )
         self._save_version(classifier_id, result, last_example_id, rows)
 
-    def _embeddings(self, classifier_id: str, shas: list[str]) -> np.ndarray:
-        """Embeddings for the images, computing only those not in the cache."""
+    def _embeddings(self, classifier_id: str, shas: list[str]) -> tuple[np.ndarray, int]:
+        """Embeddings for the images, computing only those not in the cache (returns how many it computed)."""
         backbone_id = self.backbone.backbone_id
         known = self.cache.get_many(shas, backbone_id)
         missing = list(dict.fromkeys(s for s in shas if s not in known))
@@ -190,9 +200,9 @@ class JobRunner:
             self.cache.put_many(fresh, backbone_id)
             known.update(fresh)
             bar.update(len(chunk))
-            self._emit(TrainingEvent(classifier_id, "embedding", done=start + len(chunk), total=len(missing)))
+            self.emit(ClassifierEvent(classifier_id, "embedding", done=start + len(chunk), total=len(missing)))
         bar.close()
-        return np.stack([known[s] for s in shas])
+        return np.stack([known[s] for s in shas]), len(missing)
 
     def _save_version(self, classifier_id: str, result: training.TrainingResult, last_example_id: int, rows: list) -> None:
         """Writes the heads file, then commits the version and moves serving to it in one transaction."""

@@ -28,7 +28,7 @@ from .errors import (
 )
 from .examples import ExampleSet, ImageInput, Skipped, Source, decode_image, read_example_set, read_images
 from .general import GENERAL_CLASSIFIER_ID, color_classes
-from .jobs import JobRunner, Listener
+from .jobs import ClassifierEvent, JobRunner, Listener
 from .limits import FORBIDDEN_CLASS_CHARS, MIN_EXAMPLE_SETS, Limits
 from .store import ClassifierRecord, Store
 from .timestamps import now_iso
@@ -79,7 +79,8 @@ def check_class_name(name: str) -> str:
 class Workbench:
     """Watson Visual Recognition v3 custom classifiers, locally: create, watch, update, classify, delete.
 
-    Settings only in the constructor; the backbone loads on first use.
+    Settings only in the constructor; the backbone loads on first use. `train=False` stores
+    requests without training them (another workbench process, e.g. `workbench wait`, resumes them).
     """
 
     def __init__(
@@ -90,12 +91,16 @@ class Workbench:
         limits: Limits | None = None,
         progress: bool = False,
         resume: bool = True,
+        train: bool = True,
+        embedding_cache: str | os.PathLike | None = None,
     ) -> None:
         self.home = Path(home) if home is not None else default_home()
         self.owner = owner
         self.limits = limits or Limits()
         self.progress = progress
         self.resume = resume
+        self.train = train
+        self.embedding_cache = Path(embedding_cache) if embedding_cache else self.home / "embeddings.db"
         self._engine_lock = threading.Lock()
         self._engine: tuple[Store, Backbone, EmbeddingCache, JobRunner] | None = None
         self._heads_cache: dict[tuple[str, int], Heads] = {}
@@ -106,10 +111,10 @@ class Workbench:
             if self._engine is None:
                 store = Store(self.home)
                 backbone = Backbone()
-                cache = EmbeddingCache(self.home / "embeddings.db")
+                cache = EmbeddingCache(self.embedding_cache)
                 jobs = JobRunner(store, backbone, cache, self.limits, self.progress)
                 self._engine = (store, backbone, cache, jobs)
-                if self.resume:
+                if self.resume and self.train:
                     jobs.recover()
             return self._engine
 
@@ -133,7 +138,7 @@ class Workbench:
         return view
 
     def subscribe(self, listener: Listener) -> None:
-        """Calls `listener(TrainingEvent)` at every training stage (progress bars, widgets, tests)."""
+        """Calls `listener(ClassifierEvent)` at every training stage and on delete (progress, widgets, tracking)."""
         self.jobs.listeners.append(listener)
 
     def unsubscribe(self, listener: Listener) -> None:
@@ -239,7 +244,7 @@ class Workbench:
         with self.store.transaction() as db:
             self.store.insert_classifier(db, record)
             self._store_sets(db, classifier_id, positives, negatives)
-        self.jobs.request(classifier_id)
+        self._start_training(classifier_id)
         return watson_record(record, list(positives))
 
     def update_classifier(
@@ -262,14 +267,20 @@ class Workbench:
             self._store_sets(db, classifier_id, positives, negatives)
             status = "training" if record.serving_version is None else "retraining"
             self.store.update_classifier(db, classifier_id, status=status, updated=now_iso(), explanation=None)
-        self.jobs.request(classifier_id)
+        self._start_training(classifier_id)
         return self.get_classifier(classifier_id)
+
+    def _start_training(self, classifier_id: str) -> None:
+        """Trains in a background thread here, unless this Workbench leaves training to another process."""
+        if self.train:
+            self.jobs.request(classifier_id)
 
     def delete_classifier(self, classifier_id: str) -> None:
         """Deletes the classifier, its versions, and the example images no other classifier uses."""
         self._record(classifier_id)
         orphans = self.store.delete_classifier(classifier_id)
         self._parts()[2].delete_many(orphans)
+        self.jobs.emit(ClassifierEvent(classifier_id, "deleted"))
         self._heads_cache = {k: v for k, v in self._heads_cache.items() if k[0] != classifier_id}
 
     # classify --------------------------------------------------------------

@@ -1,0 +1,176 @@
+"""The command-line front: Watson verbs, JSON on stdout, readable errors on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Sequence
+
+from .errors import WorkbenchError
+from .service import Workbench
+
+TUTORIAL_DIR = Path("data") / "tutorial"
+TUTORIAL_CREATE = {"beagle": "beagle", "husky": "husky", "goldenretriever": "goldenretriever"}
+TUTORIAL_UPDATE = {"dalmatian": "dalmatian"}
+
+
+def _print(answer: object) -> None:
+    print(json.dumps(answer, indent=2))
+
+
+def _positives(pairs: Sequence[str]) -> dict[str, str]:
+    """`class=path` (or `class_positive_examples=path`) pairs to a mapping."""
+    positives = {}
+    for pair in pairs:
+        name, sep, path = pair.partition("=")
+        if not sep or not path:
+            raise SystemExit(f"workbench: --positive expects CLASS=PATH, got {pair!r}")
+        positives[name.removesuffix("_positive_examples")] = path
+    return positives
+
+
+def tutorial_dir() -> Path:
+    """The bundled tutorial images: ./data/tutorial, else the checkout this package was installed from."""
+    if TUTORIAL_DIR.is_dir():
+        return TUTORIAL_DIR
+    return Path(__file__).resolve().parents[2] / TUTORIAL_DIR
+
+
+def zip_folder(folder: Path, target: Path) -> Path:
+    """Zips a folder of images (stored, not recompressed) as the tutorial's example zips."""
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_STORED) as archive:
+        for path in sorted(folder.iterdir()):
+            if path.is_file():
+                archive.write(path, f"{folder.name}/{path.name}")
+    return target
+
+
+def _settle(wb: Workbench, record: dict, wait: bool, home: Path) -> dict:
+    """Waits for training here, or hands it to a detached `workbench wait` process."""
+    if wait:
+        return wb.wait(record["classifier_id"], timeout=None)
+    subprocess.Popen(
+        [sys.executable, "-m", "workbench.cli", "--home", str(home), "wait", record["classifier_id"]],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    return record
+
+
+def run_demo(wb: Workbench, data: Path, keep: bool) -> None:
+    """The tutorial end to end: create `dogs`, update it, classify dogs.jpg, delete."""
+    with tempfile.TemporaryDirectory() as tmp:
+        zips = {name: zip_folder(data / name, Path(tmp) / f"{name}.zip") for name in
+                [*TUTORIAL_CREATE, *TUTORIAL_UPDATE, "cats", "more-cats"]}
+        print("# Step 2: create the dogs classifier", file=sys.stderr)
+        created = wb.create_classifier("dogs", {c: zips[c] for c in TUTORIAL_CREATE}, zips["cats"])
+        _print(created)
+        cid = created["classifier_id"]
+        _print(wb.wait(cid, timeout=None))
+        print("# Step 3: add dalmatian and more-cats", file=sys.stderr)
+        _print(wb.update_classifier(cid, {c: zips[c] for c in TUTORIAL_UPDATE}, zips["more-cats"]))
+        _print(wb.wait(cid, timeout=None))
+    print("# Step 4: classify dogs.jpg against dogs and default", file=sys.stderr)
+    _print(wb.classify(data / "dogs.jpg", classifier_ids=[cid, "default"]))
+    if not keep:
+        print("# Step 5: delete the classifier", file=sys.stderr)
+        wb.delete_classifier(cid)
+        _print(wb.list_classifiers())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="workbench", description=__doc__)
+    parser.add_argument("--home", type=Path, default=None, help="store folder (default: $WORKBENCH_HOME or data/workbench)")
+    parser.add_argument("--owner", default="me", help="owner of the classifiers this command sees")
+    verbs = parser.add_subparsers(dest="verb", required=True)
+
+    create = verbs.add_parser("create", help="create a classifier and train it")
+    create.add_argument("name")
+    create.add_argument("--positive", "-p", action="append", default=[], metavar="CLASS=PATH", help="a class's zip or folder (repeat)")
+    create.add_argument("--negative", "-n", metavar="PATH", help="negative examples: zip or folder")
+    create.add_argument("--no-wait", action="store_true", help="answer at once; train in a detached process")
+
+    update = verbs.add_parser("update", help="add classes, images or negatives, then retrain")
+    update.add_argument("classifier_id")
+    update.add_argument("--positive", "-p", action="append", default=[], metavar="CLASS=PATH")
+    update.add_argument("--negative", "-n", metavar="PATH")
+    update.add_argument("--no-wait", action="store_true")
+
+    get = verbs.add_parser("get", help="show one classifier")
+    get.add_argument("classifier_id")
+
+    listing = verbs.add_parser("list", help="list classifiers")
+    listing.add_argument("--verbose", action="store_true")
+
+    wait = verbs.add_parser("wait", help="block until a classifier is ready or failed (resumes its training)")
+    wait.add_argument("classifier_id")
+    wait.add_argument("--timeout", type=float, default=None)
+
+    classify = verbs.add_parser("classify", help="classify images, zips or folders")
+    classify.add_argument("images", nargs="+")
+    classify.add_argument("--classifier-ids", "-c", action="append", default=None, help="comma-separated or repeated")
+    classify.add_argument("--owners", action="append", default=None, help="IBM and/or me")
+    classify.add_argument("--threshold", "-t", type=float, default=None)
+
+    delete = verbs.add_parser("delete", help="delete a classifier")
+    delete.add_argument("classifier_id")
+
+    demo = verbs.add_parser("demo", help="run the tutorial on the bundled images")
+    demo.add_argument("--data", type=Path, default=None, help="tutorial images (default: data/tutorial)")
+    demo.add_argument("--keep", action="store_true", help="keep the classifier instead of deleting it")
+    return parser
+
+
+def dispatch(args: argparse.Namespace) -> object:
+    """Runs one verb; returns what to print (None prints nothing)."""
+    no_wait = getattr(args, "no_wait", False)
+    # only a process that stays to finish the work resumes trainings a dead process left behind
+    lives = args.verb in ("create", "update", "wait", "demo") and not no_wait
+    wb = Workbench(args.home, owner=args.owner, progress=True, train=not no_wait, resume=lives)
+    home = wb.home
+    if args.verb == "create":
+        record = wb.create_classifier(args.name, _positives(args.positive), args.negative)
+        return _settle(wb, record, not no_wait, home)
+    if args.verb == "update":
+        record = wb.update_classifier(args.classifier_id, _positives(args.positive), args.negative)
+        return _settle(wb, record, not no_wait, home)
+    if args.verb == "get":
+        return wb.get_classifier(args.classifier_id)
+    if args.verb == "list":
+        return wb.list_classifiers(verbose=args.verbose)
+    if args.verb == "wait":
+        return wb.wait(args.classifier_id, timeout=args.timeout)
+    if args.verb == "classify":
+        return wb.classify(args.images, classifier_ids=args.classifier_ids, owners=args.owners, threshold=args.threshold)
+    if args.verb == "delete":
+        wb.delete_classifier(args.classifier_id)
+        return {}
+    if args.verb == "demo":
+        run_demo(wb, args.data or tutorial_dir(), args.keep)
+        return None
+    raise AssertionError(args.verb)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        answer = dispatch(args)
+    except WorkbenchError as exc:
+        print(f"workbench: error {exc.code}: {exc.message}", file=sys.stderr)
+        return 1
+    if answer is not None:
+        _print(answer)
+    if isinstance(answer, dict) and answer.get("status") == "failed":
+        print(f"workbench: training failed: {answer.get('explanation')}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
