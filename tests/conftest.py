@@ -1,0 +1,54 @@
+"""Shared fixtures: the tutorial zips built once, a shared embedding cache, a trained `dogs` classifier."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from workbench import Workbench
+from workbench.cli import zip_folder
+
+TUTORIAL = Path(__file__).resolve().parents[1] / "data" / "tutorial"
+DOGS_JPG = TUTORIAL / "dogs.jpg"
+CREATE_CLASSES = ("beagle", "husky", "goldenretriever")
+
+
+@pytest.fixture(scope="session")
+def tutorial_zips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """beagle.zip, husky.zip, goldenretriever.zip, dalmatian.zip, cats.zip, more-cats.zip."""
+    folder = tmp_path_factory.mktemp("zips")
+    names = [*CREATE_CLASSES, "dalmatian", "cats", "more-cats"]
+    return {name: zip_folder(TUTORIAL / name, folder / f"{name}.zip") for name in names}
+
+
+@pytest.fixture(scope="session")
+def embedding_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One embedding cache for the whole session, so each test home does not re-embed the same images."""
+    return tmp_path_factory.mktemp("cache") / "embeddings.db"
+
+
+@pytest.fixture
+def make_workbench(tmp_path: Path, embedding_cache: Path) -> Callable[..., Workbench]:
+    """Builds a Workbench on a fresh home in this test's tmp_path."""
+
+    def make(**kwargs) -> Workbench:
+        kwargs.setdefault("embedding_cache", embedding_cache)
+        return Workbench(kwargs.pop("home", tmp_path / "home"), **kwargs)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def dogs(tmp_path_factory: pytest.TempPathFactory, tutorial_zips: dict[str, Path], embedding_cache: Path) -> tuple[Workbench, str]:
+    """The tutorial's classifier after Step 3 (create, then add dalmatian and more-cats), ready. Read-only."""
+    wb = Workbench(tmp_path_factory.mktemp("dogs-home"), embedding_cache=embedding_cache)
+    created = wb.create_classifier(
+        "dogs", {c: tutorial_zips[c] for c in CREATE_CLASSES}, negative_examples=tutorial_zips["cats"]
+    )
+    cid = created["classifier_id"]
+    assert wb.wait(cid, timeout=300)["status"] == "ready"
+    wb.update_classifier(cid, {"dalmatian": tutorial_zips["dalmatian"]}, negative_examples=tutorial_zips["more-cats"])
+    assert wb.wait(cid, timeout=300)["status"] == "ready"
+    return wb, cid
