@@ -283,6 +283,26 @@ class Workbench:
         self.jobs.emit(ClassifierEvent(classifier_id, "deleted"))
         self._heads_cache = {k: v for k, v in self._heads_cache.items() if k[0] != classifier_id}
 
+    def core_ml_model(self, classifier_id: str) -> bytes:
+        """The classifier as a Core ML `.mlmodel` (Watson's download); not available yet, so a clear error."""
+        self._record(classifier_id)
+        raise InvalidRequest(
+            f"Core ML models are not available yet: classifier {classifier_id!r} has core_ml_enabled false"
+        )
+
+    # user data (Watson's X-Watson-Metadata: customer_id) ---------------------
+    def label_user_data(self, customer_id: str, classifier_id: str) -> None:
+        """Marks a classifier as holding data sent for `customer_id`, so `delete_user_data` finds it."""
+        self._record(classifier_id)
+        self.store.label_customer(customer_id, classifier_id)
+
+    def delete_user_data(self, customer_id: str) -> list[str]:
+        """Deletes this owner's classifiers that hold data labelled `customer_id` (their heads learnt from it)."""
+        deleted = [cid for cid in self.store.customer_classifiers(customer_id) if self._exists(cid)]
+        for classifier_id in deleted:
+            self.delete_classifier(classifier_id)
+        return deleted
+
     # classify --------------------------------------------------------------
     def _serving(self, classifier_id: str) -> cls.ServingHeads:
         record = self._record(classifier_id)

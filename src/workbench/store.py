@@ -44,6 +44,11 @@ CREATE TABLE IF NOT EXISTS versions (
     head_file TEXT NOT NULL,
     PRIMARY KEY (classifier_id, version)
 );
+CREATE TABLE IF NOT EXISTS customer_data (  -- X-Watson-Metadata: customer_id labels, for DELETE /v3/user_data
+    customer_id TEXT NOT NULL,
+    classifier_id TEXT NOT NULL REFERENCES classifiers(classifier_id) ON DELETE CASCADE,
+    PRIMARY KEY (customer_id, classifier_id)
+);
 """
 
 
@@ -256,6 +261,21 @@ class Store:
 
     def head_path(self, classifier_id: str, version: int) -> Path:
         return self.head_dir / classifier_id / f"v{version}.npz"
+
+    # customer labels -------------------------------------------------------
+    def label_customer(self, customer_id: str, classifier_id: str) -> None:
+        """Records that a classifier holds data sent for `customer_id`."""
+        with self.transaction() as db:
+            self.classifier(classifier_id, db)
+            db.execute("INSERT OR IGNORE INTO customer_data VALUES (?, ?)", (customer_id, classifier_id))
+
+    def customer_classifiers(self, customer_id: str) -> list[str]:
+        """The classifiers holding data labelled with `customer_id`."""
+        with self.transaction() as db:
+            rows = db.execute(
+                "SELECT classifier_id FROM customer_data WHERE customer_id = ? ORDER BY classifier_id", (customer_id,)
+            ).fetchall()
+        return [row[0] for row in rows]
 
     # deletion --------------------------------------------------------------
     def delete_classifier(self, classifier_id: str) -> list[str]:

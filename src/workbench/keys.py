@@ -1,0 +1,142 @@
+"""API keys for the HTTP front: each key is an owner; only SHA-256 hashes of keys are stored.
+
+Keys come from two places, read together:
+
+* the environment: `WORKBENCH_API_KEYS="alice:KEY1,bob:KEY2"` (a bare `KEY` belongs to owner `me`,
+  the owner the Python API and the CLI use by default);
+* `{home}/api_keys.json`, written by `workbench keys add OWNER`, which prints the new key once.
+
+A key is a random 256-bit token, so one unsalted SHA-256 is enough to keep the file useless to a reader.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .errors import InvalidRequest
+from .store import atomic_write_bytes
+from .timestamps import now_iso
+
+KEYS_ENV = "WORKBENCH_API_KEYS"
+KEYS_FILE_NAME = "api_keys.json"
+DEFAULT_KEY_OWNER = "me"
+KEY_BYTES = 32  # entropy of a generated key
+KEY_ID_CHARS = 12  # hash prefix shown by `workbench keys list`
+OWNER_PATTERN = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+
+
+def key_hash(key: str) -> str:
+    """The stored form of a key: its SHA-256, hex."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def check_owner(owner: str) -> str:
+    """An owner name: 1 to 64 letters, digits or `_ . @ -`."""
+    if not OWNER_PATTERN.match(owner):
+        raise InvalidRequest(f"owner must be 1 to 64 letters, digits or _ . @ -, got {owner!r}")
+    return owner
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """One stored key: who it belongs to, its hash, and when it was added."""
+
+    owner: str
+    sha256: str
+    created: str
+
+    @property
+    def key_id(self) -> str:
+        return self.sha256[:KEY_ID_CHARS]
+
+
+def env_keys(value: str | None) -> dict[str, str]:
+    """`owner:key,owner:key` (or bare `key`, owner `me`) from the environment, as hash -> owner."""
+    hashes = {}
+    for item in (value or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        owner, sep, key = item.partition(":")
+        if not sep:
+            owner, key = DEFAULT_KEY_OWNER, item
+        hashes[key_hash(key)] = check_owner(owner)
+    return hashes
+
+
+class KeyFile:
+    """`{home}/api_keys.json`: the keys `workbench keys add` created, as hashes."""
+
+    def __init__(self, home: Path) -> None:
+        self.path = Path(home) / KEYS_FILE_NAME
+
+    def records(self) -> list[KeyRecord]:
+        if not self.path.exists():
+            return []
+        return [KeyRecord(**item) for item in json.loads(self.path.read_text())["keys"]]
+
+    def _write(self, records: list[KeyRecord]) -> None:
+        body = json.dumps({"keys": [asdict(r) for r in records]}, indent=2).encode()
+        atomic_write_bytes(self.path, body)
+        os.chmod(self.path, 0o600)
+
+    def add(self, owner: str, key: str | None = None) -> str:
+        """Stores a key for `owner` (a new random one unless given) and returns it: shown only now."""
+        key = key or secrets.token_urlsafe(KEY_BYTES)
+        records = self.records()
+        if any(r.sha256 == key_hash(key) for r in records):
+            raise InvalidRequest("This key is already stored")
+        self._write([*records, KeyRecord(check_owner(owner), key_hash(key), now_iso())])
+        return key
+
+    def remove(self, owner_or_key_id: str) -> list[KeyRecord]:
+        """Removes every key of an owner, or the one key whose id (hash prefix) is given; returns them."""
+        records = self.records()
+        gone = [r for r in records if owner_or_key_id in (r.owner, r.key_id)]
+        if not gone:
+            raise InvalidRequest(f"No stored key has the owner or key id {owner_or_key_id!r}")
+        self._write([r for r in records if r not in gone])
+        return gone
+
+
+class KeyRing:
+    """Answers "whose key is this?" from the environment and the key file (re-read when it changes)."""
+
+    def __init__(self, home: Path, env_value: str | None = None) -> None:
+        self.file = KeyFile(home)
+        self._env = env_keys(env_value if env_value is not None else os.environ.get(KEYS_ENV))
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int] | None = None
+        self._stored: dict[str, str] = {}
+
+    def _file_hashes(self) -> dict[str, str]:
+        try:
+            stat = self.file.path.stat()
+            stamp = (stat.st_mtime_ns, stat.st_size)
+        except FileNotFoundError:
+            stamp = None
+        with self._lock:
+            if stamp != self._stamp:
+                self._stored = {r.sha256: r.owner for r in self.file.records()}
+                self._stamp = stamp
+            return self._stored
+
+    def __len__(self) -> int:
+        return len(self._env) + len(self._file_hashes())
+
+    def owner_for(self, key: str) -> str | None:
+        """The owner of `key`, or None when no configured key matches."""
+        digest = key_hash(key)
+        found = None
+        for known, owner in [*self._env.items(), *self._file_hashes().items()]:
+            if hmac.compare_digest(known, digest):
+                found = owner
+        return found
