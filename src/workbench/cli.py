@@ -17,6 +17,7 @@ from .service import Workbench
 TUTORIAL_DIR = Path("data") / "tutorial"
 TUTORIAL_CREATE = {"beagle": "beagle", "husky": "husky", "goldenretriever": "goldenretriever"}
 TUTORIAL_UPDATE = {"dalmatian": "dalmatian"}
+DEMO_HIERARCHY_THRESHOLD = 0.1  # ImageNet probabilities spread over similar breeds; 0.1 shows the breeds
 
 
 def _print(answer: object) -> None:
@@ -78,6 +79,8 @@ def run_demo(wb: Workbench, data: Path, keep: bool) -> None:
         _print(wb.wait(cid, timeout=None))
     print("# Step 4: classify dogs.jpg against dogs and default", file=sys.stderr)
     _print(wb.classify(data / "dogs.jpg", classifier_ids=[cid, "default"]))
+    print(f"# The default model's hierarchy for dogs.jpg at threshold {DEMO_HIERARCHY_THRESHOLD}", file=sys.stderr)
+    _print(wb.classify(data / "dogs.jpg", classifier_ids=["default"], threshold=DEMO_HIERARCHY_THRESHOLD))
     if not keep:
         print("# Step 5: delete the classifier", file=sys.stderr)
         wb.delete_classifier(cid)
