@@ -331,3 +331,11 @@ def test_delete_removes_everything_it_alone_uses(make_workbench, tutorial_zips) 
     # beagle images are shared with `pets` and stay; husky and goldenretriever go
     assert len(list((wb.home / "blobs").glob("*/*"))) == blobs_before - 100
     assert wb.classify(DOGS_JPG, classifier_ids=[keep])["images"][0]["classifiers"][0]["classifier_id"] == keep
+
+
+def test_classify_a_folder_warns_about_files_that_are_not_images(dogs) -> None:
+    wb, cid = dogs
+    answer = wb.classify(TUTORIAL / "test", classifier_ids=[cid])
+    assert [image["image"] for image in answer["images"]] == [f"test/{i}.jpg" for i in range(7)]
+    assert answer["images_processed"] == 7
+    assert answer["warnings"][0]["warning_id"] == "files_skipped" and "LABELS.txt" in answer["warnings"][0]["description"]

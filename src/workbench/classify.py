@@ -8,6 +8,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .errors import InvalidRequest, InvalidThreshold
+from .examples import NON_IMAGE_REASONS, ImageInput, Skipped
 from .general import GENERAL_CLASSIFIER_ID, default_classes
 from .training import Heads
 
@@ -108,6 +109,17 @@ def image_error(name: str, description: str, code: int = 400, error_id: str = "i
         "classifiers": [],
         "error": {"code": code, "description": description, "error_id": error_id},
     }
+
+
+def split_non_images(entries: list[ImageInput | Skipped]) -> tuple[list[ImageInput | Skipped], list[dict]]:
+    """Files that are not images (a zip's .txt, __MACOSX) become one warning, not per-image errors."""
+    kept = [e for e in entries if not (isinstance(e, Skipped) and e.reason in NON_IMAGE_REASONS)]
+    skipped = [e.name for e in entries if isinstance(e, Skipped) and e.reason in NON_IMAGE_REASONS]
+    if not skipped:
+        return kept, []
+    shown = ", ".join(skipped[:5]) + (", ..." if len(skipped) > 5 else "")
+    warning = {"warning_id": "files_skipped", "description": f"Skipped {len(skipped)} files that are not images: {shown}"}
+    return kept, [warning]
 
 
 def classified_images(images: list[dict], warnings: list[dict]) -> dict:
