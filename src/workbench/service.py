@@ -331,7 +331,7 @@ class Workbench:
         if unknown:
             raise ClassifierNotFound(f"Did not find any classifier with the ids {unknown}")
         serving = {cid: self._serving(cid) for cid in ids if cid != GENERAL_CLASSIFIER_ID}
-        entries = read_images(images, limits=self.limits)
+        entries, warnings = cls.split_non_images(read_images(images, limits=self.limits))
         if not entries:
             raise NoImages("No images were given to classify")
         decoded, answers = self._decode_all(entries)
@@ -342,7 +342,7 @@ class Workbench:
         results = cls.image_results(probabilities, embeddings, colors, ids, serving, limit)
         for i, per_image in zip(good, results):
             answers[i] = {"classifiers": per_image, "image": entries[i].name}
-        return cls.classified_images(answers, [])
+        return cls.classified_images(answers, warnings)
 
     def _exists(self, classifier_id: str) -> bool:
         try:
