@@ -1,0 +1,62 @@
+"""The store: atomic writes, transactions that roll back whole, records and manifests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from workbench.errors import ClassifierNotFound
+from workbench.store import ClassifierRecord, Store, atomic_write_bytes
+
+
+def record(cid: str) -> ClassifierRecord:
+    return ClassifierRecord(cid, "dogs", "me", "training", "2026-01-01T00:00:00.000Z",
+                            "2026-01-01T00:00:00.000Z", None, None, None, None)
+
+
+def test_atomic_write_replaces_whole_or_not_at_all(tmp_path: Path) -> None:
+    target = tmp_path / "heads" / "v1.npz"
+    atomic_write_bytes(target, b"first")
+    with pytest.raises(TypeError):
+        atomic_write_bytes(target, "not bytes")  # fails mid-write
+    assert target.read_bytes() == b"first"
+    assert [p.name for p in target.parent.iterdir()] == ["v1.npz"]  # no temp file left behind
+
+
+def test_a_failed_transaction_stores_nothing(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    with pytest.raises(RuntimeError):
+        with store.transaction() as db:
+            store.insert_classifier(db, record("dogs_1"))
+            store.add_examples(db, "dogs_1", [("beagle", "ab" * 32, "beagle.zip/1.jpg")])
+            raise RuntimeError("crash between writes")
+    with pytest.raises(ClassifierNotFound):
+        store.classifier("dogs_1")
+    assert store.examples("dogs_1") == []
+
+
+def test_classes_keep_the_order_they_were_added(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    with store.transaction() as db:
+        store.insert_classifier(db, record("dogs_1"))
+        store.add_examples(db, "dogs_1", [("husky", "1" * 64, "h"), (None, "2" * 64, "n"), ("beagle", "3" * 64, "b")])
+        store.add_examples(db, "dogs_1", [("husky", "4" * 64, "h2")])
+    assert store.class_names("dogs_1") == ["husky", "beagle"]
+    assert store.last_example_id("dogs_1") == 4
+    assert [e.class_name for e in store.examples("dogs_1", up_to=2)] == ["husky", None]
+
+
+def test_delete_keeps_blobs_another_classifier_uses(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    shared, own = "a" * 64, "b" * 64
+    for sha in (shared, own):
+        store.put_blob(sha, sha.encode())
+    with store.transaction() as db:
+        store.insert_classifier(db, record("one_1"))
+        store.insert_classifier(db, record("two_2"))
+        store.add_examples(db, "one_1", [("x", shared, "s"), ("x", own, "o")])
+        store.add_examples(db, "two_2", [("y", shared, "s")])
+    assert store.delete_classifier("one_1") == [own]
+    assert store.blob_path(shared).exists() and not store.blob_path(own).exists()
+    assert store.examples("one_1") == []
