@@ -127,15 +127,66 @@ def build_parser() -> argparse.ArgumentParser:
     demo = verbs.add_parser("demo", help="run the tutorial on the bundled images")
     demo.add_argument("--data", type=Path, default=None, help="tutorial images (default: data/tutorial)")
     demo.add_argument("--keep", action="store_true", help="keep the classifier instead of deleting it")
+    _add_server_verbs(verbs)
     return parser
+
+
+def _add_server_verbs(verbs: argparse._SubParsersAction) -> None:
+    """`serve` (the Watson v3 HTTP server) and `keys add|list|remove` (its API keys)."""
+    serve = verbs.add_parser("serve", help="serve the Watson Visual Recognition v3 REST API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--no-auth", action="store_true", help="accept requests without an API key (loopback only)")
+    serve.add_argument("--allow-remote-no-auth", action="store_true", help="allow --no-auth on a non-loopback host")
+    serve.add_argument("--max-body-mb", type=float, default=None, help="largest request body (default 257 MB)")
+    serve.add_argument("--max-classify-images", type=int, default=None, help="images per classify call (default 20)")
+    serve.add_argument("--allow-file-root", type=Path, default=None, help="serve file:// image URLs under this folder")
+    serve.add_argument("--allow-url", action="append", default=[], metavar="PREFIX", help="allow http(s) image URLs under PREFIX (repeat)")
+    serve.add_argument("--log-level", default="info")
+
+    keys = verbs.add_parser("keys", help="API keys of the HTTP server (only their hashes are stored)")
+    key_verbs = keys.add_subparsers(dest="keys_verb", required=True)
+    add = key_verbs.add_parser("add", help="create a key for an owner and print it once")
+    add.add_argument("owner")
+    add.add_argument("--key", default=None, help="store this key instead of a new random one")
+    key_verbs.add_parser("list", help="owners, key ids and creation times")
+    remove = key_verbs.add_parser("remove", help="remove an owner's keys, or one key by its id")
+    remove.add_argument("owner_or_key_id")
+
+
+def _dispatch_server_verbs(args: argparse.Namespace, wb: Workbench) -> object:
+    """Runs `serve` (blocks until interrupted) or a `keys` verb."""
+    from .keys import KeyFile
+    from .server import MAX_BODY_BYTES, ServerSettings, serve
+
+    if args.verb == "serve":
+        settings = ServerSettings(
+            max_body_bytes=int(args.max_body_mb * 1024 * 1024) if args.max_body_mb else MAX_BODY_BYTES,
+            max_classify_images=args.max_classify_images or ServerSettings.max_classify_images,
+            file_url_root=args.allow_file_root,
+            url_prefixes=tuple(args.allow_url),
+            auth=not args.no_auth,
+        )
+        serve(wb, args.host, args.port, settings=settings, allow_remote_no_auth=args.allow_remote_no_auth,
+              log_level=args.log_level)
+        return None
+    keys = KeyFile(wb.home)
+    if args.keys_verb == "add":
+        key = keys.add(args.owner, args.key)
+        print("workbench: store this key now; only its hash is kept", file=sys.stderr)
+        return {"owner": args.owner, "key": key}
+    if args.keys_verb == "list":
+        return {"keys": [{"owner": r.owner, "key_id": r.key_id, "created": r.created} for r in keys.records()]}
+    gone = keys.remove(args.owner_or_key_id)
+    return {"removed": [{"owner": r.owner, "key_id": r.key_id} for r in gone]}
 
 
 def dispatch(args: argparse.Namespace) -> object:
     """Runs one verb; returns what to print (None prints nothing)."""
     no_wait = getattr(args, "no_wait", False)
     # only a process that stays to finish the work resumes trainings a dead process left behind
-    lives = args.verb in ("create", "update", "wait", "demo") and not no_wait
-    wb = Workbench(args.home, owner=args.owner, progress=True, train=not no_wait, resume=lives)
+    lives = args.verb in ("create", "update", "wait", "demo", "serve") and not no_wait
+    wb = Workbench(args.home, owner=args.owner, progress=args.verb != "serve", train=not no_wait, resume=lives)
     home = wb.home
     if args.verb == "create":
         record = wb.create_classifier(args.name, _positives(args.positive), args.negative)
@@ -157,6 +208,8 @@ def dispatch(args: argparse.Namespace) -> object:
     if args.verb == "demo":
         run_demo(wb, args.data or tutorial_dir(), args.keep)
         return None
+    if args.verb in ("serve", "keys"):
+        return _dispatch_server_verbs(args, wb)
     raise AssertionError(args.verb)
 
 

@@ -1,0 +1,825 @@
+"""The HTTP front: Watson Visual Recognition v3 paths over the Workbench engine (FastAPI + uvicorn).
+
+It parses requests, checks API keys and maps errors to Watson JSON (in `error_response`, the one
+place); every decision about classifiers, examples and scores is the engine's. Uploads are parsed
+by python-multipart into spooled temporary files (on disk above 1 MB), never held whole in memory.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import socket
+import threading
+import urllib.error
+import urllib.request
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, AsyncIterator, Literal
+from urllib.parse import unquote, urlsplit
+
+import uvicorn
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
+
+from . import classify as cls
+from .errors import ImageUnreadable, InvalidExamples, InvalidRequest, LimitExceeded, NoImages, WorkbenchError
+from .examples import NON_IMAGE_REASONS, ZIP_MAGICS, ImageInput, read_images
+from .keys import KeyRing
+from .limits import MAX_CLASSIFY_IMAGES_HTTP
+from .service import DEFAULT_OWNER, Workbench
+
+MAX_BODY_BYTES = 257 * 1024 * 1024  # Watson: 256 MB per call, plus room for the multipart framing
+MAX_TEXT_PART_BYTES = 1024 * 1024  # a text field (name, classifier_ids, parameters)
+MAX_FORM_PARTS = 1000  # files or fields in one form
+URL_TIMEOUT_SECONDS = 15.0
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+VERSION_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+POSITIVE_SUFFIX = "_positive_examples"
+FORM_MEDIA_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+CUSTOMER_ID_PATTERN = re.compile(r"^\w+$")  # Watson: letters, digits and _ (any script)
+
+
+class Unauthorized(WorkbenchError):
+    """No API key, or one that no configured key matches."""
+
+    code = 401
+    error_id = "unauthorized"
+
+
+class UnsupportedMediaType(WorkbenchError):
+    """A request body that is not a form (multipart/form-data or urlencoded)."""
+
+    code = 415
+    error_id = "unsupported_media_type"
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """What this server accepts: body size, images per classify call, URL sources, and whether keys are needed."""
+
+    max_body_bytes: int = MAX_BODY_BYTES
+    max_classify_images: int = MAX_CLASSIFY_IMAGES_HTTP
+    file_url_root: Path | None = None  # file:// URLs are allowed under this folder only
+    url_prefixes: tuple[str, ...] = ()  # http(s) URLs are allowed under these prefixes only
+    auth: bool = True
+
+
+# ------------------------------------------------------------------ Watson JSON shapes (for /openapi.json)
+
+
+class ErrorResponse(BaseModel):
+    code: int
+    error: str
+
+
+class ErrorInfo(BaseModel):
+    code: int
+    description: str
+    error_id: str
+
+
+class ClassResult(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    class_: str = Field(alias="class")
+    score: float = Field(ge=0, le=1)
+    type_hierarchy: str = None  # type: ignore[assignment]  # omitted, never null
+
+
+class ClassifierResult(BaseModel):
+    name: str
+    classifier_id: str
+    classes: list[ClassResult]
+
+
+class ClassifiedImage(BaseModel):
+    classifiers: list[ClassifierResult]
+    image: str = None  # type: ignore[assignment]
+    source_url: str = None  # type: ignore[assignment]
+    resolved_url: str = None  # type: ignore[assignment]
+    error: ErrorInfo = None  # type: ignore[assignment]
+
+
+class WarningInfo(BaseModel):
+    warning_id: str
+    description: str
+
+
+class ClassifiedImages(BaseModel):
+    images: list[ClassifiedImage]
+    images_processed: int
+    custom_classes: int
+    warnings: list[WarningInfo] = None  # type: ignore[assignment]
+
+
+class ClassName(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    class_: str = Field(alias="class")
+
+
+class Classifier(BaseModel):
+    classifier_id: str
+    name: str
+    status: Literal["ready", "training", "retraining", "failed"]
+    owner: str = None  # type: ignore[assignment]
+    core_ml_enabled: bool = None  # type: ignore[assignment]
+    explanation: str = None  # type: ignore[assignment]
+    created: str = None  # type: ignore[assignment]
+    updated: str = None  # type: ignore[assignment]
+    retrained: str = None  # type: ignore[assignment]
+    classes: list[ClassName] = None  # type: ignore[assignment]
+
+
+class Classifiers(BaseModel):
+    classifiers: list[Classifier]
+
+
+class Empty(BaseModel):
+    pass
+
+
+def _errors(*codes: int) -> dict:
+    return {code: {"model": ErrorResponse, "description": "Watson ErrorResponse"} for code in codes}
+
+
+BINARY = {"type": "string", "format": "binary"}
+CLASSIFY_BODY = {
+    "type": "object",
+    "properties": {
+        "images_file": {**BINARY, "description": "An image (.gif .jpg .png .tif) or a .zip of up to 20 images"},
+        "url": {"type": "string", "description": "file:// or http(s) URL of an image, if the server allows it"},
+        "threshold": {"type": "string", "description": "Minimum score, 0..1 (default 0.5)"},
+        "owners": {"type": "string", "description": "IBM and/or me, comma-separated or repeated"},
+        "classifier_ids": {"type": "string", "description": "Classifier ids, comma-separated or repeated"},
+        "parameters": {"type": "string", "description": "Legacy JSON: classifier_ids, owners, threshold"},
+    },
+}
+TRAINING_BODY = {
+    "type": "object",
+    "properties": {"negative_examples": {**BINARY, "description": "A .zip of images of none of the classes"}},
+    "additionalProperties": {**BINARY, "description": "{class}_positive_examples: a .zip of the class's images"},
+}
+CREATE_BODY = {
+    **TRAINING_BODY,
+    "required": ["name"],
+    "properties": {"name": {"type": "string"}, **TRAINING_BODY["properties"]},
+}
+
+
+def _form_body(schema: dict, required: bool = True) -> dict:
+    return {"requestBody": {"required": required, "content": {"multipart/form-data": {"schema": schema}}}}
+
+
+# ------------------------------------------------------------------ errors: the one mapping
+
+
+def error_response(exc: Exception) -> JSONResponse:
+    """Every failure as Watson's `{"code": N, "error": "..."}` with status N."""
+    if isinstance(exc, WorkbenchError):
+        return JSONResponse(exc.to_watson(), status_code=exc.code)
+    headers = None
+    if isinstance(exc, HTTPException):
+        code, message, headers = exc.status_code, str(exc.detail), exc.headers
+    elif isinstance(exc, RequestValidationError):
+        code, message = 400, _validation_message(exc)
+    elif isinstance(exc, ClientDisconnect):
+        code, message = 400, "The client disconnected before the request was complete"
+    else:
+        code, message = 500, f"Internal error: {type(exc).__name__}"
+    return JSONResponse({"code": code, "error": message}, status_code=code, headers=headers)
+
+
+async def _handle(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(exc)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    """A readable sentence from FastAPI's validation errors (missing `version`, a bad boolean, ...)."""
+    parts = []
+    for error in exc.errors():
+        where, name = (list(error.get("loc", ())) + ["", ""])[:2]
+        if name == "version":
+            parts.append("query parameter 'version' (YYYY-MM-DD, e.g. 2018-03-19) is missing or malformed")
+        else:
+            parts.append(f"{where} parameter {name!r}: {error.get('msg', 'invalid')}")
+    return "Invalid request: " + "; ".join(parts)
+
+
+# ------------------------------------------------------------------ body size
+
+
+class BodyLimit:
+    """Refuses bodies over `max_bytes` with 413: at once from Content-Length, else while they stream."""
+
+    def __init__(self, app, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _too_large(self) -> LimitExceeded:
+        return LimitExceeded(f"The request body is larger than this server's limit of {self.max_bytes} bytes")
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            return await error_response(self._too_large())(scope, receive, send)
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise self._too_large()
+            return message
+
+        await self.app(scope, counted, send)
+
+
+# ------------------------------------------------------------------ auth
+
+
+def presented_key(authorization: str | None) -> str | None:
+    """The API key in `Authorization: Basic base64(apikey:KEY)` or `Authorization: Bearer KEY`."""
+    scheme, _, value = (authorization or "").strip().partition(" ")
+    value = value.strip()
+    if scheme.lower() == "bearer" and value:
+        return value
+    if scheme.lower() != "basic":
+        return None
+    try:
+        user, sep, key = base64.b64decode(value, validate=True).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return key if sep and user == "apikey" and key else None
+
+
+@dataclass
+class Front:
+    """What the routes share: the engine, the keys, the settings, and one engine view per owner."""
+
+    workbench: Workbench
+    keys: KeyRing | None
+    settings: ServerSettings
+    views: dict[str, Workbench] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def view(self, owner: str) -> Workbench:
+        with self.lock:
+            if owner not in self.views:
+                self.views[owner] = self.workbench.as_owner(owner)
+            return self.views[owner]
+
+
+def caller(request: Request) -> Workbench:
+    """The engine acting for the owner of the request's API key (401 without a valid one)."""
+    front: Front = request.app.state.front
+    if not front.settings.auth:
+        return front.view(DEFAULT_OWNER)
+    key = presented_key(request.headers.get("authorization"))
+    owner = front.keys.owner_for(key) if key and front.keys else None
+    if owner is None:
+        raise Unauthorized("Unauthorized: send an API key as -u \"apikey:{key}\" or Authorization: Bearer {key}")
+    return front.view(owner)
+
+
+def customer_id(metadata: str | None) -> str | None:
+    """`customer_id` from an `X-Watson-Metadata: customer_id=...` header (URL-encoded), checked."""
+    for item in (metadata or "").split(";"):
+        name, sep, value = item.strip().partition("=")
+        if sep and name.strip() == "customer_id":
+            value = unquote(value.strip())
+            if not CUSTOMER_ID_PATTERN.match(value):
+                raise InvalidRequest("customer_id may hold only letters, digits and underscores")
+            return value
+    return None
+
+
+# ------------------------------------------------------------------ forms
+
+
+class NamedUpload:
+    """An uploaded file as the engine reads it: `.name` is the client's file name, `.read` its bytes."""
+
+    def __init__(self, name: str, upload: UploadFile) -> None:
+        self.name = name
+        self.file = upload.file
+
+    def read(self, size: int = -1) -> bytes:
+        return self.file.read(size)
+
+    def rewind(self) -> "NamedUpload":
+        self.file.seek(0)
+        return self
+
+
+@dataclass
+class FormParts:
+    """A parsed form: file parts in order, text parts by name (JSON-encoded text parts decoded)."""
+
+    files: list[tuple[str, UploadFile]]
+    texts: dict[str, list[str]]
+
+    def values(self, name: str) -> list[str]:
+        return self.texts.get(name, [])
+
+    def text(self, name: str) -> str | None:
+        values = self.values(name)
+        return values[-1] if values else None
+
+
+def _decoded(value: str) -> list[str]:
+    """A text part's values: a JSON string or list (application/json parts) is decoded, else kept."""
+    if value.lstrip()[:1] in ('"', "["):
+        try:
+            data = json.loads(value)
+        except ValueError:
+            return [value]
+        if isinstance(data, list):
+            return [item if isinstance(item, str) else json.dumps(item) for item in data]
+        if isinstance(data, str):
+            return [data]
+    return [value]
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+@asynccontextmanager
+async def parsed_form(request: Request) -> AsyncIterator[FormParts]:
+    """Parses a form body (files spooled to disk); an empty body is an empty form, other types are 415."""
+    media = _media_type(request)
+    if media not in FORM_MEDIA_TYPES:
+        empty = request.headers.get("content-length", "0") == "0" and "transfer-encoding" not in request.headers
+        if empty:
+            yield FormParts([], {})
+            return
+        raise UnsupportedMediaType(f"Content-Type {media or '(none)'} is not supported: send multipart/form-data")
+    async with request.form(
+        max_files=MAX_FORM_PARTS, max_fields=MAX_FORM_PARTS, max_part_size=MAX_TEXT_PART_BYTES
+    ) as form:
+        files, texts = [], {}
+        for name, value in form.multi_items():
+            if isinstance(value, str):
+                texts.setdefault(name, []).extend(_decoded(value))
+            else:
+                files.append((name, value))
+        yield FormParts(files, texts)
+
+
+def _file_name(part: str, upload: UploadFile, default_suffix: str) -> str:
+    return Path(upload.filename or "").name or f"{part}{default_suffix}"
+
+
+def training_sets(form: FormParts) -> tuple[dict[str, NamedUpload], NamedUpload | None]:
+    """`{class}_positive_examples` and `negative_examples` files from a create/update form."""
+    positives: dict[str, NamedUpload] = {}
+    negatives = None
+    for part, upload in form.files:
+        named = NamedUpload(_file_name(part, upload, ".zip"), upload)
+        if part == "negative_examples":
+            if negatives is not None:
+                raise InvalidExamples("Only one negative_examples file may be sent per request")
+            negatives = named
+        elif part.endswith(POSITIVE_SUFFIX):
+            class_name = part[: -len(POSITIVE_SUFFIX)]
+            if class_name in positives:
+                raise InvalidExamples(f"Class {class_name!r} is given twice in one request")
+            positives[class_name] = named
+        elif part != "parameters":
+            raise InvalidExamples(
+                f"Unexpected file field {part!r}: training files are {{class}}_positive_examples or negative_examples"
+            )
+    stray = [name for name in form.texts if name.endswith(POSITIVE_SUFFIX) or name == "negative_examples"]
+    if stray:
+        raise InvalidExamples(f"{stray[0]} must be a file upload (a .zip), not a text field")
+    return positives, negatives
+
+
+def _legacy_parameters(form: FormParts) -> dict:
+    """The pre-2018 `parameters` JSON field (text or file), as classify arguments."""
+    raw = form.text("parameters")
+    for part, upload in form.files:
+        if part == "parameters":
+            upload.file.seek(0)
+            raw = upload.file.read(MAX_TEXT_PART_BYTES).decode("utf-8", "replace")
+    if raw is None:
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise InvalidRequest("parameters must be a JSON object, e.g. {\"classifier_ids\": [\"default\"]}") from None
+    if isinstance(data, dict) and set(data) == {"parameters"}:
+        data = data["parameters"]
+    if not isinstance(data, dict):
+        raise InvalidRequest("parameters must be a JSON object, e.g. {\"classifier_ids\": [\"default\"]}")
+    urls = data.get("url")
+    return {
+        "classifier_ids": data.get("classifier_ids"),
+        "owners": data.get("owners", data.get("owner")),
+        "threshold": data.get("threshold"),
+        "urls": [urls] if isinstance(urls, str) else [],
+    }
+
+
+# ------------------------------------------------------------------ classify inputs
+
+
+def _image_count(uploads: list[NamedUpload], workbench: Workbench) -> int:
+    """How many images the uploads hold (a zip counts its members), read with the engine's reader."""
+    total = 0
+    for upload in uploads:
+        head = upload.rewind().read(4)
+        upload.rewind()
+        if head not in ZIP_MAGICS:
+            total += 1
+            continue
+        entries = read_images([upload], limits=workbench.limits)
+        upload.rewind()
+        total += sum(1 for e in entries if isinstance(e, ImageInput) or e.reason not in NON_IMAGE_REASONS)
+    return total
+
+
+def _same_origin_prefix(url: str, prefix: str) -> bool:
+    """Whether `url` lies under an allowed prefix: same scheme and host, path below the prefix's path."""
+    a, b = urlsplit(url), urlsplit(prefix)
+    return (a.scheme, a.netloc.lower()) == (b.scheme, b.netloc.lower()) and a.path.startswith(b.path or "/")
+
+
+class _AllowListRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect only to a URL that is itself on the allow-list."""
+
+    def __init__(self, prefixes: tuple[str, ...]) -> None:
+        self.prefixes = prefixes
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if not any(_same_origin_prefix(newurl, p) for p in self.prefixes):
+            raise InvalidRequest(f"The image URL redirects to {newurl}, which is not on this server's allow-list")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def fetch_url(url: str, settings: ServerSettings, max_bytes: int) -> tuple[bytes, str]:
+    """The bytes behind an allowed image URL and the URL they came from (after redirects)."""
+    scheme = urlsplit(url).scheme.lower()
+    if scheme == "file":
+        return _read_file_url(url, settings, max_bytes), url
+    if scheme not in ("http", "https"):
+        raise InvalidRequest(f"Only file:// and http(s):// image URLs are supported, got {url!r}")
+    if not any(_same_origin_prefix(url, p) for p in settings.url_prefixes):
+        raise InvalidRequest(
+            f"Image URLs are allowed only under this server's allow-list (now: {list(settings.url_prefixes) or 'none'}); "
+            "start it with --allow-url PREFIX"
+        )
+    opener = urllib.request.build_opener(_AllowListRedirects(settings.url_prefixes))
+    try:
+        with opener.open(url, timeout=URL_TIMEOUT_SECONDS) as answer:
+            return answer.read(max_bytes + 1), answer.geturl()
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise ImageUnreadable(f"Could not download {url}: {exc}") from exc
+
+
+def _read_file_url(url: str, settings: ServerSettings, max_bytes: int) -> bytes:
+    if settings.file_url_root is None:
+        raise InvalidRequest("file:// URLs are off on this server; start it with --allow-file-root FOLDER")
+    root = settings.file_url_root.resolve()
+    path = Path(unquote(urlsplit(url).path)).resolve()
+    if not path.is_relative_to(root):
+        raise InvalidRequest(f"{url} is outside the folder this server may read ({root})")
+    if not path.is_file():
+        raise ImageUnreadable(f"{url}: no such file")
+    with open(path, "rb") as handle:
+        return handle.read(max_bytes + 1)
+
+
+@dataclass(frozen=True)
+class ClassifyRequest:
+    """A classify call's inputs, parsed: uploads, URLs, and the classifier choice."""
+
+    uploads: list[NamedUpload]
+    urls: list[str]
+    classifier_ids: list[str]
+    owners: list[str]
+    threshold: str | float | None
+
+
+def _classify_url(workbench: Workbench, request: ClassifyRequest, url: str, settings: ServerSettings) -> list[dict]:
+    """One URL's ClassifiedImage entries, with `source_url`/`resolved_url` in place of `image`."""
+    try:
+        data, resolved = fetch_url(url, settings, workbench.limits.max_image_bytes)
+        answer = workbench.classify(data, request.classifier_ids, request.owners, request.threshold)
+        images = answer["images"]
+    except ImageUnreadable as exc:
+        images = [cls.image_error("", exc.message, exc.code, exc.error_id)]
+        resolved = url
+    for image in images:
+        image.pop("image", None)
+        image.update(source_url=url, resolved_url=resolved)
+    return images
+
+
+def run_classify(workbench: Workbench, request: ClassifyRequest, settings: ServerSettings) -> dict:
+    """Classifies the uploads and URLs of one request with the engine; one ClassifiedImages answer."""
+    if not request.uploads and not request.urls:
+        raise NoImages("No images were given: send images_file (an image or a .zip) or url")
+    count = _image_count(request.uploads, workbench) + len(request.urls)
+    if count > settings.max_classify_images:
+        raise LimitExceeded(f"A classify call may hold at most {settings.max_classify_images} images; got {count}")
+    images: list[dict] = []
+    if request.uploads:
+        answer = workbench.classify(request.uploads, request.classifier_ids, request.owners, request.threshold)
+        images.extend(answer["images"])
+    for url in request.urls:
+        images.extend(_classify_url(workbench, request, url, settings))
+    return cls.classified_images(images, [])
+
+
+def classify_request(form: FormParts) -> ClassifyRequest:
+    """A POST /v3/classify form as a ClassifyRequest; explicit fields win over legacy `parameters`."""
+    legacy = _legacy_parameters(form)
+    uploads = [
+        NamedUpload(_file_name(part, upload, ""), upload) for part, upload in form.files if part == "images_file"
+    ]
+    stray = [part for part, _ in form.files if part not in ("images_file", "parameters")]
+    if stray:
+        raise InvalidRequest(f"Unexpected file field {stray[0]!r}: send images in images_file")
+    return ClassifyRequest(
+        uploads=uploads,
+        urls=form.values("url") or legacy.get("urls", []),
+        classifier_ids=cls.split_list(form.values("classifier_ids") or legacy.get("classifier_ids")),
+        owners=cls.split_list(form.values("owners") or legacy.get("owners")),
+        threshold=form.text("threshold") if form.text("threshold") is not None else legacy.get("threshold"),
+    )
+
+
+# ------------------------------------------------------------------ routes
+
+router = APIRouter(prefix="/v3")
+Version = Annotated[
+    str, Query(pattern=VERSION_PATTERN, description="API version date, YYYY-MM-DD (e.g. 2018-03-19)")
+]
+Caller = Annotated[Workbench, Depends(caller)]
+Metadata = Annotated[str | None, Header(alias="X-Watson-Metadata", description="customer_id={id}")]
+
+
+@router.post(
+    "/classify",
+    summary="Classify images",
+    operation_id="classify",
+    response_model=None,
+    responses={200: {"model": ClassifiedImages}, **_errors(400, 401, 404, 413, 415)},
+    openapi_extra=_form_body(CLASSIFY_BODY, required=False),
+)
+async def classify(request: Request, version: Version, workbench: Caller) -> JSONResponse:
+    async with parsed_form(request) as form:
+        parsed = classify_request(form)
+        answer = await run_in_threadpool(run_classify, workbench, parsed, request.app.state.front.settings)
+    return JSONResponse(answer)
+
+
+@router.get(
+    "/classify",
+    summary="Classify an image by URL",
+    operation_id="getClassify",
+    response_model=None,
+    responses={200: {"model": ClassifiedImages}, **_errors(400, 401, 404, 413)},
+)
+async def classify_url(
+    request: Request,
+    version: Version,
+    workbench: Caller,
+    url: Annotated[str, Query(description="file:// or http(s) URL of an image, if the server allows it")],
+    classifier_ids: Annotated[list[str] | None, Query()] = None,
+    owners: Annotated[list[str] | None, Query()] = None,
+    threshold: Annotated[float | None, Query()] = None,
+) -> JSONResponse:
+    parsed = ClassifyRequest([], [url], cls.split_list(classifier_ids), cls.split_list(owners), threshold)
+    answer = await run_in_threadpool(run_classify, workbench, parsed, request.app.state.front.settings)
+    return JSONResponse(answer)
+
+
+@router.post(
+    "/classifiers",
+    summary="Create a classifier",
+    operation_id="createClassifier",
+    response_model=None,
+    responses={200: {"model": Classifier}, **_errors(400, 401, 413, 415)},
+    openapi_extra=_form_body(CREATE_BODY),
+)
+async def create_classifier(
+    request: Request, version: Version, workbench: Caller, metadata: Metadata = None
+) -> JSONResponse:
+    customer = customer_id(metadata)
+    async with parsed_form(request) as form:
+        positives, negatives = training_sets(form)
+        name = form.text("name")
+        if name is None:
+            raise InvalidRequest("name is required: the name of the new classifier")
+        record = await run_in_threadpool(workbench.create_classifier, name, positives, negatives)
+    if customer:
+        await run_in_threadpool(workbench.label_user_data, customer, record["classifier_id"])
+    return JSONResponse(record)
+
+
+@router.get(
+    "/classifiers",
+    summary="Retrieve a list of classifiers",
+    operation_id="listClassifiers",
+    response_model=None,
+    responses={200: {"model": Classifiers}, **_errors(400, 401)},
+)
+async def list_classifiers(version: Version, workbench: Caller, verbose: bool = False) -> JSONResponse:
+    return JSONResponse(await run_in_threadpool(workbench.list_classifiers, verbose))
+
+
+@router.get(
+    "/classifiers/{classifier_id}",
+    summary="Retrieve classifier details",
+    operation_id="getClassifier",
+    response_model=None,
+    responses={200: {"model": Classifier}, **_errors(400, 401, 404)},
+)
+async def get_classifier(classifier_id: str, version: Version, workbench: Caller) -> JSONResponse:
+    return JSONResponse(await run_in_threadpool(workbench.get_classifier, classifier_id))
+
+
+@router.post(
+    "/classifiers/{classifier_id}",
+    summary="Update a classifier",
+    operation_id="updateClassifier",
+    response_model=None,
+    responses={200: {"model": Classifier}, **_errors(400, 401, 404, 413, 415)},
+    openapi_extra=_form_body(TRAINING_BODY),
+)
+async def update_classifier(
+    classifier_id: str, request: Request, version: Version, workbench: Caller, metadata: Metadata = None
+) -> JSONResponse:
+    customer = customer_id(metadata)
+    async with parsed_form(request) as form:
+        positives, negatives = training_sets(form)
+        record = await run_in_threadpool(workbench.update_classifier, classifier_id, positives, negatives)
+    if customer:
+        await run_in_threadpool(workbench.label_user_data, customer, classifier_id)
+    return JSONResponse(record)
+
+
+@router.delete(
+    "/classifiers/{classifier_id}",
+    summary="Delete a classifier",
+    operation_id="deleteClassifier",
+    response_model=None,
+    responses={200: {"model": Empty}, **_errors(400, 401, 404)},
+)
+async def delete_classifier(classifier_id: str, version: Version, workbench: Caller) -> JSONResponse:
+    await run_in_threadpool(workbench.delete_classifier, classifier_id)
+    return JSONResponse({})
+
+
+@router.get(
+    "/classifiers/{classifier_id}/core_ml_model",
+    summary="Retrieve a Core ML model of a classifier (not available yet)",
+    operation_id="getCoreMlModel",
+    response_model=None,
+    responses={200: {"content": {"application/octet-stream": {"schema": BINARY}}}, **_errors(400, 401, 404)},
+)
+async def core_ml_model(classifier_id: str, version: Version, workbench: Caller) -> Response:
+    model = await run_in_threadpool(workbench.core_ml_model, classifier_id)
+    return Response(model, media_type="application/octet-stream")
+
+
+@router.delete(
+    "/user_data",
+    summary="Delete labeled data",
+    operation_id="deleteUserData",
+    status_code=202,
+    response_model=None,
+    responses={202: {"description": "Accepted: the classifiers holding this customer's data are deleted"},
+               **_errors(400, 401)},
+)
+async def delete_user_data(
+    version: Version, workbench: Caller, customer_id: Annotated[str, Query(description="customer_id to forget")]
+) -> Response:
+    if not CUSTOMER_ID_PATTERN.match(customer_id):
+        raise InvalidRequest("customer_id may hold only letters, digits and underscores")
+    await run_in_threadpool(workbench.delete_user_data, customer_id)
+    return Response(status_code=202)
+
+
+# ------------------------------------------------------------------ the app
+
+
+def watson_openapi(app: FastAPI) -> dict:
+    """The OpenAPI document: our routes, Watson's auth schemes, 400 (not FastAPI's 422) for bad parameters."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        for path in schema["paths"].values():
+            for operation in path.values():
+                operation["responses"].pop("422", None)
+        components = schema.setdefault("components", {})
+        for unused in ("HTTPValidationError", "ValidationError"):
+            components.get("schemas", {}).pop(unused, None)
+        components["securitySchemes"] = {
+            "basicAuth": {"type": "http", "scheme": "basic", "description": "username apikey, password the key"},
+            "bearerAuth": {"type": "http", "scheme": "bearer", "description": "the API key as the token"},
+        }
+        schema["security"] = [{"basicAuth": []}, {"bearerAuth": []}]
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+def create_app(
+    workbench: Workbench, *, keys: KeyRing | None = None, settings: ServerSettings | None = None
+) -> FastAPI:
+    """The Watson v3 app over `workbench`; API keys from `keys` (default: env and `{home}/api_keys.json`)."""
+    settings = settings or ServerSettings()
+    if settings.auth and keys is None:
+        keys = KeyRing(workbench.home)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(lambda: workbench.store)  # opens the store and resumes unfinished trainings
+        yield
+
+    app = FastAPI(
+        title="workbench: Watson Visual Recognition v3",
+        version="3.0",
+        description="IBM Watson Visual Recognition v3 custom classifiers, served locally by workbench.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.front = Front(workbench, keys, settings)
+    app.include_router(router)
+    for exc_type in (WorkbenchError, HTTPException, RequestValidationError, ClientDisconnect, Exception):
+        app.add_exception_handler(exc_type, _handle)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.openapi = lambda: watson_openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def check_exposure(host: str, settings: ServerSettings, keys: KeyRing | None, allow_remote_no_auth: bool) -> None:
+    """Refuses to serve without keys off loopback (unless asked), or with auth on and no key configured."""
+    if not settings.auth and host not in LOOPBACK_HOSTS and not allow_remote_no_auth:
+        raise InvalidRequest(
+            f"--no-auth serves only on loopback (127.0.0.1, ::1, localhost), not {host!r}; "
+            "add --allow-remote-no-auth to expose it anyway"
+        )
+    if settings.auth and (keys is None or len(keys) == 0):
+        raise InvalidRequest(
+            "No API keys are configured: run `workbench keys add me`, set WORKBENCH_API_KEYS, or serve with --no-auth"
+        )
+
+
+def serve(
+    workbench: Workbench,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    *,
+    settings: ServerSettings | None = None,
+    allow_remote_no_auth: bool = False,
+    log_level: str = "info",
+) -> None:
+    """Runs the Watson v3 server until interrupted (`workbench serve`)."""
+    settings = settings or ServerSettings()
+    keys = KeyRing(workbench.home) if settings.auth else None
+    check_exposure(host, settings, keys, allow_remote_no_auth)
+    uvicorn.run(create_app(workbench, keys=keys, settings=settings), host=host, port=port, log_level=log_level)
+
+
+class ServerThread:
+    """Runs an app with uvicorn on a background thread (tests, notebooks): `with ServerThread(app) as url:`."""
+
+    def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.app, self.host, self.port = app, host, port
+        self.server: uvicorn.Server | None = None
+        self.thread: threading.Thread | None = None
+
+    def __enter__(self) -> str:
+        sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        self.port = sock.getsockname()[1]
+        self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self.thread.start()
+        while not self.server.started:
+            if not self.thread.is_alive():
+                raise RuntimeError("the server thread stopped before it started")
+            self.thread.join(0.02)
+        return f"http://{self.host}:{self.port}"
+
+    def __exit__(self, *exc_info: object) -> None:
+        assert self.server is not None and self.thread is not None
+        self.server.should_exit = True
+        self.thread.join(10)
