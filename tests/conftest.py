@@ -35,6 +35,7 @@ def make_workbench(tmp_path: Path, embedding_cache: Path) -> Callable[..., Workb
 
     def make(**kwargs) -> Workbench:
         kwargs.setdefault("embedding_cache", embedding_cache)
+        kwargs.setdefault("tracking_uri", False)  # MLflow tracking off unless a test asks for it
         return Workbench(kwargs.pop("home", tmp_path / "home"), **kwargs)
 
     return make
@@ -43,7 +44,7 @@ def make_workbench(tmp_path: Path, embedding_cache: Path) -> Callable[..., Workb
 @pytest.fixture(scope="session")
 def dogs(tmp_path_factory: pytest.TempPathFactory, tutorial_zips: dict[str, Path], embedding_cache: Path) -> tuple[Workbench, str]:
     """The tutorial's classifier after Step 3 (create, then add dalmatian and more-cats), ready. Read-only."""
-    wb = Workbench(tmp_path_factory.mktemp("dogs-home"), embedding_cache=embedding_cache)
+    wb = Workbench(tmp_path_factory.mktemp("dogs-home"), embedding_cache=embedding_cache, tracking_uri=False)
     created = wb.create_classifier(
         "dogs", {c: tutorial_zips[c] for c in CREATE_CLASSES}, negative_examples=tutorial_zips["cats"]
     )

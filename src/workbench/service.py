@@ -32,6 +32,7 @@ from .jobs import ClassifierEvent, JobRunner, Listener
 from .limits import FORBIDDEN_CLASS_CHARS, MIN_EXAMPLE_SETS, Limits
 from .store import ClassifierRecord, Store
 from .timestamps import now_iso
+from .tracking import Tracker, TrackingError, new_tracker
 from .training import Heads
 
 HOME_ENV = "WORKBENCH_HOME"
@@ -93,6 +94,7 @@ class Workbench:
         resume: bool = True,
         train: bool = True,
         embedding_cache: str | os.PathLike | None = None,
+        tracking_uri: str | os.PathLike | bool | None = None,
     ) -> None:
         self.home = Path(home) if home is not None else default_home()
         self.owner = owner
@@ -101,6 +103,8 @@ class Workbench:
         self.resume = resume
         self.train = train
         self.embedding_cache = Path(embedding_cache) if embedding_cache else self.home / "embeddings.db"
+        self.tracking_uri = tracking_uri  # None: $MLFLOW_TRACKING_URI or ./mlruns; False or "none": off
+        self._tracker: Tracker | None = None
         self._engine_lock = threading.Lock()
         self._engine: tuple[Store, Backbone, EmbeddingCache, JobRunner] | None = None
         self._heads_cache: dict[tuple[str, int], Heads] = {}
@@ -113,6 +117,9 @@ class Workbench:
                 backbone = Backbone()
                 cache = EmbeddingCache(self.embedding_cache)
                 jobs = JobRunner(store, backbone, cache, self.limits, self.progress)
+                self._tracker = new_tracker(store, backbone, self.tracking_uri)
+                if self._tracker is not None:
+                    jobs.listeners.append(self._tracker)
                 self._engine = (store, backbone, cache, jobs)
                 if self.resume and self.train:
                     jobs.recover()
@@ -129,6 +136,12 @@ class Workbench:
     @property
     def jobs(self) -> JobRunner:
         return self._parts()[3]
+
+    @property
+    def tracker(self) -> Tracker | None:
+        """The MLflow tracker (None when tracking is off)."""
+        self._parts()
+        return self._tracker
 
     def as_owner(self, owner: str) -> "Workbench":
         """A view of the same engine acting for another owner (the HTTP front's API keys)."""
@@ -154,7 +167,11 @@ class Workbench:
     def get_classifier(self, classifier_id: str) -> dict:
         """The Watson Classifier record: status, classes, timestamps, explanation when failed."""
         record = self._record(classifier_id)
-        return watson_record(record, self.store.class_names(classifier_id))
+        answer = watson_record(record, self.store.class_names(classifier_id))
+        warning = self.tracker.warnings.get(classifier_id) if self.tracker is not None else None
+        if warning:  # MLflow could not be reached: training and classify are unaffected, the user is told
+            answer["warnings"] = [{"warning_id": TrackingError.error_id, "description": warning}]
+        return answer
 
     def list_classifiers(self, verbose: bool = False) -> dict:
         """Watson Classifiers: brief (id, name, status) or, with verbose, full records."""
@@ -182,6 +199,13 @@ class Workbench:
             {"version": v.version, "created": v.created, "classes": v.classes, "metrics": v.metrics}
             for v in self.store.versions(classifier_id)
         ]
+
+    def compare_versions(self, classifier_id: str) -> "pandas.DataFrame":
+        """Every version with its metrics as logged in MLflow, one row each (for notebooks); logs what is missing first."""
+        self._record(classifier_id)
+        if self.tracker is None:
+            raise InvalidRequest("MLflow tracking is off for this Workbench (tracking_uri=False)")
+        return self.tracker.versions_frame(classifier_id)
 
     # writing ---------------------------------------------------------------
     def _read_sets(

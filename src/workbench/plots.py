@@ -1,0 +1,119 @@
+"""Pictures of how good a classifier version is, from its out-of-fold scores: matplotlib Figures, no I/O.
+
+One implementation for the MLflow artifacts and the notebooks. Every function takes scores
+(images x classes), labels (one per image, `NEGATIVE_LABEL` for negatives) and the class list,
+and returns a `matplotlib.figure.Figure` (built without pyplot, so it is safe off the main thread).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from .training import NEGATIVE_LABEL, THRESHOLD, predicted_labels
+
+PANEL_INCHES = 3.6  # width and height of one per-class panel
+MAX_PANEL_COLUMNS = 4
+HISTOGRAM_BINS = 20
+CURVE_POINTS = 101  # thresholds 0.00, 0.01, ..., 1.00
+NEGATIVE_NAME = "(negative)"  # how negative examples are named on the axes
+NO_CLASS_NAME = "(no class)"  # the prediction when no score reaches the threshold
+
+
+def _panels(count: int, title: str) -> tuple[Figure, list]:
+    """A figure with one square panel per class, in rows of at most MAX_PANEL_COLUMNS."""
+    columns = max(1, min(MAX_PANEL_COLUMNS, count))
+    rows = max(1, math.ceil(count / columns))
+    figure = Figure(figsize=(PANEL_INCHES * columns, PANEL_INCHES * rows + 0.6), layout="constrained")
+    grid = figure.subplots(rows, columns, squeeze=False)
+    axes = list(grid.flat)
+    for extra in axes[count:]:
+        extra.set_visible(False)
+    figure.suptitle(title)
+    return figure, axes[:count]
+
+
+def score_histograms(
+    scores: np.ndarray, labels: Sequence[str], classes: Sequence[str], threshold: float = THRESHOLD
+) -> Figure:
+    """Per class: how its positives and all other images score, with the threshold drawn."""
+    labels = np.asarray(labels)
+    figure, axes = _panels(len(classes), "Out-of-fold scores: positives vs the rest")
+    bins = np.linspace(0.0, 1.0, HISTOGRAM_BINS + 1)
+    for i, (name, ax) in enumerate(zip(classes, axes)):
+        positive = labels == name
+        ax.hist(scores[~positive, i], bins=bins, alpha=0.6, color="tab:gray", label=f"rest ({(~positive).sum()})")
+        ax.hist(scores[positive, i], bins=bins, alpha=0.7, color="tab:blue", label=f"{name} ({positive.sum()})")
+        ax.axvline(threshold, color="tab:red", linestyle="--", label=f"threshold {threshold:g}")
+        ax.set_yscale("symlog", linthresh=1)
+        ax.set(title=name, xlabel="score", ylabel="images", xlim=(0, 1))
+        ax.legend(fontsize="small")
+    return figure
+
+
+def threshold_table(scores: np.ndarray, truth: np.ndarray, thresholds: np.ndarray) -> dict[str, np.ndarray]:
+    """Precision, recall and false-positive rate of `score >= t` for each threshold t (one class)."""
+    guess = scores[None, :] >= thresholds[:, None]
+    true_pos = (guess & truth).sum(axis=1)
+    false_pos = (guess & ~truth).sum(axis=1)
+    called = guess.sum(axis=1)
+    return {
+        "precision": np.where(called > 0, true_pos / np.maximum(called, 1), np.nan),
+        "recall": true_pos / max(int(truth.sum()), 1),
+        "false_positive_rate": false_pos / max(int((~truth).sum()), 1),
+    }
+
+
+def threshold_curves(
+    scores: np.ndarray, labels: Sequence[str], classes: Sequence[str], threshold: float = THRESHOLD
+) -> Figure:
+    """Per class: precision, recall and false-positive rate as the threshold moves from 0 to 1."""
+    labels = np.asarray(labels)
+    thresholds = np.linspace(0.0, 1.0, CURVE_POINTS)
+    figure, axes = _panels(len(classes), "Precision / recall / false-positive rate vs threshold")
+    for i, (name, ax) in enumerate(zip(classes, axes)):
+        table = threshold_table(scores[:, i], labels == name, thresholds)
+        ax.plot(thresholds, table["precision"], label="precision", color="tab:blue")
+        ax.plot(thresholds, table["recall"], label="recall", color="tab:green")
+        ax.plot(thresholds, table["false_positive_rate"], label="false-positive rate", color="tab:orange")
+        ax.axvline(threshold, color="tab:red", linestyle="--", label=f"threshold {threshold:g}")
+        ax.set(title=name, xlabel="threshold", ylim=(-0.02, 1.02), xlim=(0, 1))
+        ax.legend(fontsize="small", loc="lower left")
+    return figure
+
+
+def confusion_counts(
+    scores: np.ndarray, labels: Sequence[str], classes: Sequence[str], threshold: float = THRESHOLD
+) -> tuple[np.ndarray, list[str], list[str]]:
+    """Counts of (true class, top class at the threshold); negatives and "no class" get a row/column."""
+    rows = list(classes) + ([NEGATIVE_LABEL] if NEGATIVE_LABEL in set(labels) else [])
+    columns = list(classes) + [NEGATIVE_LABEL]
+    counts = np.zeros((len(rows), len(columns)), dtype=int)
+    for truth, guess in zip(labels, predicted_labels(scores, list(classes), threshold)):
+        counts[rows.index(truth), columns.index(guess)] += 1
+    row_names = [NEGATIVE_NAME if r == NEGATIVE_LABEL else r for r in rows]
+    column_names = [NO_CLASS_NAME if c == NEGATIVE_LABEL else c for c in columns]
+    return counts, row_names, column_names
+
+
+def confusion_matrix(
+    scores: np.ndarray, labels: Sequence[str], classes: Sequence[str], threshold: float = THRESHOLD
+) -> Figure:
+    """True class against the top-scoring class at the threshold (out-of-fold), counts in each cell."""
+    counts, row_names, column_names = confusion_counts(scores, labels, classes, threshold)
+    side = 1.2 + 0.75 * max(len(row_names), len(column_names))
+    figure = Figure(figsize=(side + 1.5, side), layout="constrained")
+    ax = figure.subplots()
+    image = ax.imshow(counts, cmap="Blues")
+    figure.colorbar(image, ax=ax, shrink=0.8)
+    ax.set_xticks(range(len(column_names)), column_names, rotation=45, ha="right")
+    ax.set_yticks(range(len(row_names)), row_names)
+    ax.set(xlabel=f"top class at threshold {threshold:g}", ylabel="true class",
+           title="Confusion matrix (out-of-fold)")
+    darkest = counts.max() or 1
+    for (r, c), value in np.ndenumerate(counts):
+        ax.text(c, r, str(value), ha="center", va="center", color="white" if value > darkest / 2 else "black")
+    return figure

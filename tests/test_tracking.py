@@ -1,0 +1,340 @@
+"""MLflow tracking against a real local store and a real `mlflow server` on 127.0.0.1."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from workbench import Workbench
+from workbench.jobs import ClassifierEvent
+from workbench.tracking import (
+    SERVING_ALIAS,
+    TAG_ADDED,
+    TAG_DELETED,
+    TAG_EXPLANATION,
+    TAG_KIND,
+    TAG_PARENT,
+    TAG_VERSION,
+    tracking_target,
+)
+
+from conftest import CREATE_CLASSES, DOGS_JPG, TUTORIAL
+
+SERVER_START_SECONDS = 90
+TRAIN_SECONDS = 300
+GATE_SECONDS = 120
+
+
+# a real MLflow server ----------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(folder: Path, port: int) -> subprocess.Popen:
+    """`mlflow server` with a SQLite backend and proxied artifacts, one worker; returns once it answers."""
+    folder.mkdir(parents=True, exist_ok=True)
+    command = [
+        str(Path(sys.executable).parent / "mlflow"), "server",
+        "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
+        "--artifacts-destination", str(folder / "artifacts"),
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+    ]
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    log = open(folder / "server.log", "wb")
+    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + SERVER_START_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as answer:
+                if answer.status == 200:
+                    return server
+        except OSError:
+            if server.poll() is not None:
+                break
+            time.sleep(0.5)
+    stop_server(server)
+    raise RuntimeError(f"mlflow server did not start: {(folder / 'server.log').read_text()[-2000:]}")
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    """Stops the server and the workers it started (its own process group)."""
+    if server.poll() is None:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
+    """The URL of a real `mlflow server` for this module's tests."""
+    port = free_port()
+    server = start_server(tmp_path_factory.mktemp("mlflow-server"), port)
+    yield f"http://127.0.0.1:{port}"
+    stop_server(server)
+
+
+# the tutorial, tracked -----------------------------------------------------------------
+class Gate:
+    """A listener that holds the next training at "fitting" until released (events come on the training thread)."""
+
+    def __init__(self) -> None:
+        self.reached = threading.Event()
+        self.released = threading.Event()
+
+    def __call__(self, event: ClassifierEvent) -> None:
+        if event.stage == "fitting" and not self.released.is_set():
+            self.reached.set()
+            self.released.wait(GATE_SECONDS)
+
+
+def alias_version(client: MlflowClient, classifier_id: str) -> str:
+    """The workbench version that the registered model's `serving` alias names."""
+    return client.get_model_version_by_alias(classifier_id, SERVING_ALIAS).tags[TAG_VERSION]
+
+
+@pytest.fixture(scope="module", params=["local", "server"])
+def tutorial(request, tmp_path_factory, tutorial_zips, embedding_cache):
+    """The tutorial tracked in MLflow: create, retrain with dalmatian (held mid-way), retrain with more cats."""
+    folder = tmp_path_factory.mktemp(f"tracked-{request.param}")
+    uri = folder / "mlruns" if request.param == "local" else request.getfixturevalue("mlflow_server")
+    wb = Workbench(folder / "home", embedding_cache=embedding_cache, tracking_uri=uri)
+    cid = wb.create_classifier(
+        "dogs", {c: tutorial_zips[c] for c in CREATE_CLASSES}, negative_examples=tutorial_zips["cats"]
+    )["classifier_id"]
+    assert wb.wait(cid, timeout=TRAIN_SECONDS)["status"] == "ready"
+    gate = Gate()
+    wb.subscribe(gate)
+    wb.update_classifier(cid, {"dalmatian": tutorial_zips["dalmatian"]})
+    assert gate.reached.wait(GATE_SECONDS)
+    assert wb.tracker.sync(cid)
+    client = MlflowClient(tracking_uri=wb.tracker.uri, registry_uri=wb.tracker.uri)
+    during = {
+        "status": wb.get_classifier(cid)["status"],
+        "alias": alias_version(client, cid),
+        "classify": wb.classify(DOGS_JPG, classifier_ids=[cid], threshold=0.0),
+    }
+    gate.released.set()
+    assert wb.wait(cid, timeout=TRAIN_SECONDS)["status"] == "ready"
+    wb.update_classifier(cid, negative_examples=tutorial_zips["more-cats"])
+    assert wb.wait(cid, timeout=TRAIN_SECONDS)["status"] == "ready"
+    assert wb.tracker.flush(timeout=TRAIN_SECONDS)
+    return {"wb": wb, "cid": cid, "client": client, "during": during}
+
+
+def version_runs(client: MlflowClient, classifier_id: str) -> dict[int, object]:
+    experiment = client.get_experiment_by_name(classifier_id)
+    runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.`{TAG_KIND}` = 'version'")
+    return {int(run.data.tags[TAG_VERSION]): run for run in runs}
+
+
+def test_create_and_two_retrains_give_three_runs_and_three_registered_versions(tutorial):
+    client, cid = tutorial["client"], tutorial["cid"]
+    runs = version_runs(client, cid)
+    assert sorted(runs) == [1, 2, 3]
+    assert [runs[v].data.tags[TAG_PARENT] for v in (1, 2, 3)] == ["", "1", "2"]
+    assert all(run.info.status == "FINISHED" for run in runs.values())
+    assert runs[2].data.tags[TAG_ADDED] == "dalmatian: +50 images (new class)"
+    assert runs[3].data.tags[TAG_ADDED] == "negatives: +25 images"
+    registered = client.search_model_versions(f"name='{cid}'")
+    assert sorted(int(v.tags[TAG_VERSION]) for v in registered) == [1, 2, 3]
+    assert alias_version(client, cid) == "3"
+
+
+def test_during_a_retraining_serving_names_the_previous_version(tutorial):
+    during = tutorial["during"]
+    assert during["status"] == "retraining"
+    assert during["alias"] == "1"
+    classes = {c["class"] for c in during["classify"]["images"][0]["classifiers"][0]["classes"]}
+    assert classes == set(CREATE_CLASSES)  # classify still uses version 1: no dalmatian yet
+
+
+def test_run_records_params_metrics_examples_and_plots(tutorial):
+    wb, client, cid = tutorial["wb"], tutorial["client"], tutorial["cid"]
+    run = version_runs(client, cid)[2]
+    stored = wb.store.version(cid, 2)
+    params, metrics = run.data.params, run.data.metrics
+    assert json.loads(params["classes"]) == [*CREATE_CLASSES, "dalmatian"]
+    assert params["images.dalmatian"] == "50" and params["negatives"] == "25"
+    assert params["backbone_id"] == wb.backbone.backbone_id
+    assert metrics["accuracy"] == pytest.approx(stored.metrics["accuracy"])
+    assert metrics["recall/dalmatian"] == pytest.approx(stored.metrics["per_class"]["dalmatian"]["recall"])
+    assert metrics["images_embedded"] + metrics["images_cached"] == stored.metrics["images"]
+    [dataset] = run.inputs.dataset_inputs
+    assert json.loads(dataset.dataset.profile)["num_rows"] == len(wb.store.examples(cid, up_to=stored.last_example_id))
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert artifacts == {f"plots/{n}.png" for n in ("confusion_matrix", "score_histograms", "threshold_curves")}
+    manifest = Path(client.download_artifacts(run.info.run_id, "examples/manifest.csv"))
+    shas = {line.split(",")[1] for line in manifest.read_text().splitlines()[1:]}
+    assert shas == {row.sha256 for row in wb.store.examples(cid, up_to=stored.last_example_id)}
+
+
+def test_compare_versions_has_one_row_per_version_from_mlflow(tutorial):
+    wb, cid = tutorial["wb"], tutorial["cid"]
+    table = wb.compare_versions(cid)
+    assert list(table["version"]) == [1, 2, 3]
+    assert list(table["serving"]) == [False, False, True]
+    for row, version in zip(table.itertuples(), wb.store.versions(cid)):
+        assert row.accuracy == pytest.approx(version.metrics["accuracy"])
+        assert row.macro_f1 == pytest.approx(version.metrics["macro_f1"])
+
+
+LOAD_AND_PREDICT = """
+import importlib.util, json, os, sys
+sys.path = [p for p in sys.path if not os.path.isdir(os.path.join(p or ".", "workbench"))]
+assert importlib.util.find_spec("workbench") is None, "workbench must come from the model, not the install"
+import mlflow, pandas
+model = mlflow.pyfunc.load_model(sys.argv[1])
+import workbench
+frame = pandas.DataFrame({"image": [sys.argv[2], sys.argv[3]]})
+answer = model.predict(frame, params={"watson": True})
+print(json.dumps({"code": workbench.__file__, "scores": answer.drop(columns="watson").to_dict("records"),
+                  "watson": json.loads(answer["watson"][0])}))
+"""
+
+
+def test_registered_model_in_a_fresh_process_scores_like_classify(tutorial, tmp_path):
+    if not tutorial["wb"].tracker.uri.startswith("http"):
+        pytest.skip("checked once, against the real server")
+    wb, cid = tutorial["wb"], tutorial["cid"]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": wb.tracker.uri}
+    encoded = base64.b64encode(DOGS_JPG.read_bytes()).decode()
+    done = subprocess.run(
+        [sys.executable, "-c", LOAD_AND_PREDICT, f"models:/{cid}@{SERVING_ALIAS}", str(DOGS_JPG), encoded],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=TRAIN_SECONDS,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    answer = json.loads(done.stdout.strip().splitlines()[-1])
+    assert "/model/code/workbench/" in answer["code"]  # the logged code, not the installed package
+    expected = wb.classify(DOGS_JPG, classifier_ids=[cid], threshold=0.0)["images"][0]["classifiers"][0]["classes"]
+    by_path, by_base64 = answer["scores"]
+    assert set(by_path) == {c["class"] for c in expected}
+    for entry in expected:
+        assert by_path[entry["class"]] == pytest.approx(entry["score"], abs=1e-6)
+        assert by_base64[entry["class"]] == pytest.approx(entry["score"], abs=1e-6)
+    assert answer["watson"]["classifier_id"] == cid
+    assert [c["class"] for c in answer["watson"]["classes"]] == [c["class"] for c in expected if c["score"] >= 0.5]
+
+
+# targets, faults, failures, deletion --------------------------------------------------------
+def test_default_target_is_a_sqlite_store_under_mlruns_in_the_project(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    local = tracking_target(None)
+    assert local.uri == f"sqlite:///{tmp_path.resolve() / 'mlruns' / 'mlflow.db'}"
+    assert local.artifact_root == (tmp_path.resolve() / "mlruns" / "artifacts").as_uri()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert tracking_target(None).uri == "http://127.0.0.1:5000"
+    assert tracking_target(False) is None and tracking_target("none") is None
+
+
+def small_sets(folder: Path, classes: tuple[str, ...], images: int = 10) -> dict[str, Path]:
+    """Folders of the first `images` tutorial images of each class (copied unaltered)."""
+    sets = {}
+    for name in classes:
+        sets[name] = folder / name
+        sets[name].mkdir(parents=True)
+        for path in sorted((TUTORIAL / name).iterdir())[:images]:
+            shutil.copyfile(path, sets[name] / path.name)
+    return sets
+
+
+def test_unreachable_server_does_not_break_training_and_the_run_is_logged_when_it_is_back(
+    make_workbench, tutorial_zips, tmp_path
+):
+    port = free_port()  # nothing listens here yet
+    wb = make_workbench(tracking_uri=f"http://127.0.0.1:{port}")
+    cid = wb.create_classifier("offline", {"beagle": tutorial_zips["beagle"], "husky": tutorial_zips["husky"]})[
+        "classifier_id"
+    ]
+    assert wb.wait(cid, timeout=TRAIN_SECONDS)["status"] == "ready"
+    assert not wb.tracker.flush(timeout=TRAIN_SECONDS)
+    [warning] = wb.get_classifier(cid)["warnings"]
+    assert f"127.0.0.1:{port}" in warning["description"] and "Not logged yet" in warning["description"]
+    assert wb.classify(DOGS_JPG, classifier_ids=[cid])["images_processed"] == 1
+    server = start_server(tmp_path / "late-server", port)
+    try:
+        assert wb.tracker.sync(cid)
+        assert "warnings" not in wb.get_classifier(cid)
+        client = MlflowClient(tracking_uri=wb.tracker.uri, registry_uri=wb.tracker.uri)
+        assert sorted(version_runs(client, cid)) == [1]
+        assert alias_version(client, cid) == "1"
+    finally:
+        stop_server(server)
+
+
+@pytest.fixture
+def small(tmp_path: Path) -> tuple[Workbench, str, MlflowClient]:
+    """A ready classifier of 10 beagles and 10 huskies, tracked in a local store, with its own embedding cache."""
+    sets = small_sets(tmp_path / "sets", ("beagle", "husky"))
+    wb = Workbench(tmp_path / "home", embedding_cache=tmp_path / "embeddings.db", tracking_uri=tmp_path / "mlruns")
+    cid = wb.create_classifier("small", sets)["classifier_id"]
+    assert wb.wait(cid, timeout=TRAIN_SECONDS)["status"] == "ready"
+    assert wb.tracker.flush(timeout=TRAIN_SECONDS)
+    return wb, cid, MlflowClient(tracking_uri=wb.tracker.uri, registry_uri=wb.tracker.uri)
+
+
+def test_failed_training_is_a_failed_run_with_the_explanation_and_the_alias_stays(small, tmp_path):
+    wb, cid, client = small
+    storing_only = Workbench(wb.home, train=False, tracking_uri=False, embedding_cache=wb.embedding_cache)
+    storing_only.update_classifier(cid, small_sets(tmp_path / "more", ("dalmatian",)))
+    for row in wb.store.examples(cid):
+        if row.class_name == "dalmatian":
+            wb.store.blob_path(row.sha256).write_bytes(b"these bytes are no image")
+    wb.jobs.request(cid)
+    record = wb.wait(cid, timeout=TRAIN_SECONDS)
+    assert record["status"] == "failed"
+    assert wb.tracker.flush(timeout=TRAIN_SECONDS)
+    experiment = client.get_experiment_by_name(cid)
+    [failed] = client.search_runs([experiment.experiment_id], filter_string=f"tags.`{TAG_KIND}` = 'failed_training'")
+    assert failed.info.status == "FAILED"
+    assert failed.data.tags[TAG_EXPLANATION] == record["explanation"]
+    assert alias_version(client, cid) == "1"
+    assert len(client.search_model_versions(f"name='{cid}'")) == 1
+
+
+def test_delete_removes_the_registered_model_and_tags_the_runs_deleted(small):
+    wb, cid, client = small
+    wb.delete_classifier(cid)
+    assert wb.tracker.flush(timeout=TRAIN_SECONDS)
+    with pytest.raises(MlflowException):
+        client.get_registered_model(cid)
+    experiment = client.get_experiment_by_name(cid)
+    runs = client.search_runs([experiment.experiment_id])
+    assert runs and all(run.data.tags[TAG_DELETED] == "true" for run in runs)
+
+
+def test_concurrent_trainings_log_to_their_own_runs(small, tmp_path):
+    wb, first, client = small
+    sets = small_sets(tmp_path / "other", ("goldenretriever", "dalmatian"))
+    second = wb.create_classifier("other", sets)["classifier_id"]
+    wb.update_classifier(first, negative_examples=small_sets(tmp_path / "negatives", ("cats",))["cats"])
+    for cid in (first, second):
+        assert wb.wait(cid, timeout=TRAIN_SECONDS)["status"] == "ready"
+    assert wb.tracker.flush(timeout=TRAIN_SECONDS)
+    for cid in (first, second):
+        runs = version_runs(client, cid)
+        latest = runs[max(runs)]
+        assert json.loads(latest.data.params["classes"]) == wb.store.version(cid, max(runs)).classes
+        manifest = Path(client.download_artifacts(latest.info.run_id, "examples/manifest.csv"))
+        shas = {line.split(",")[1] for line in manifest.read_text().splitlines()[1:]}
+        assert shas == {row.sha256 for row in wb.store.examples(cid)}
+    assert sorted(version_runs(client, first)) == [1, 2] and sorted(version_runs(client, second)) == [1]
