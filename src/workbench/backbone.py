@@ -1,38 +1,31 @@
-"""The backbone: EfficientNet-Lite0, its weights, preprocessing, batched passes, embedding cache."""
+"""The backbone: EfficientNet-Lite0's spec, preprocessing, engines (ONNX Runtime, torch), embedding cache.
+
+One pass per image gives the 1280-d embedding and the ImageNet probabilities. ONNX Runtime
+serves once the model is exported (`onnx_engine`); torch (`network`) serves until then and
+whenever the export is impossible. torch is imported only when it is needed.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import sqlite3
 import threading
+import warnings
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image
-from torch import nn
+
+from . import onnx_engine
 
 EMBEDDING_SIZE = 1280  # width of the pooled features before the ImageNet head
 IMAGENET_CLASSES = 1000
-BN_EPS = 1e-3  # TF-Lite EfficientNet batch-norm epsilon
 BATCH_SIZE = 8  # images per forward pass
-
-# (repeats, stride, expand ratio, output channels) per stage; kernel sizes come from the weights
-LITE0_STAGES: tuple[tuple[int, int, int, int], ...] = (
-    (1, 1, 1, 16),
-    (2, 2, 6, 24),
-    (2, 2, 6, 40),
-    (3, 2, 6, 80),
-    (3, 1, 6, 112),
-    (4, 2, 6, 192),
-    (1, 1, 6, 320),
-)
+ENGINES = ("auto", "onnxruntime", "torch")  # auto: ONNX Runtime once exported, torch meanwhile
 
 
 @dataclass(frozen=True)
@@ -63,81 +56,6 @@ def lite0_spec() -> BackboneSpec:
     )
 
 
-class Conv2dSame(nn.Conv2d):
-    """A convolution with TensorFlow's "same" padding (asymmetric when the stride is 2)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pads = []
-        for size, k, s in zip(x.shape[-1:-3:-1], self.kernel_size[::-1], self.stride[::-1]):
-            total = max((math.ceil(size / s) - 1) * s + k - size, 0)
-            pads += [total // 2, total - total // 2]
-        return F.conv2d(F.pad(x, pads), self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
-
-
-def _bn(channels: int) -> nn.BatchNorm2d:
-    return nn.BatchNorm2d(channels, eps=BN_EPS)
-
-
-class MBConv(nn.Module):
-    """Mobile inverted bottleneck without squeeze-excite (the Lite variant)."""
-
-    def __init__(self, c_in: int, c_out: int, expand: int, kernel: int, stride: int) -> None:
-        super().__init__()
-        mid = c_in * expand
-        self.expand = expand != 1
-        if self.expand:
-            self._expand_conv = nn.Conv2d(c_in, mid, 1, bias=False)
-            self._bn0 = _bn(mid)
-        self._depthwise_conv = Conv2dSame(mid, mid, kernel, stride, groups=mid, bias=False)
-        self._bn1 = _bn(mid)
-        self._project_conv = nn.Conv2d(mid, c_out, 1, bias=False)
-        self._bn2 = _bn(c_out)
-        self.residual = stride == 1 and c_in == c_out
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = F.relu6(self._bn0(self._expand_conv(x))) if self.expand else x
-        y = F.relu6(self._bn1(self._depthwise_conv(y)))
-        y = self._bn2(self._project_conv(y))
-        return x + y if self.residual else y
-
-
-class EfficientNetLite(nn.Module):
-    """EfficientNet-Lite0; `forward` returns (embeddings, ImageNet logits) from one pass."""
-
-    def __init__(self, kernels: Sequence[int]) -> None:
-        super().__init__()
-        self._conv_stem = Conv2dSame(3, 32, 3, 2, bias=False)
-        self._bn0 = _bn(32)
-        blocks, c_in = [], 32
-        for repeats, stride, expand, c_out in LITE0_STAGES:
-            for i in range(repeats):
-                k = kernels[len(blocks)]
-                blocks.append(MBConv(c_in, c_out, expand, k, stride if i == 0 else 1))
-                c_in = c_out
-        self._blocks = nn.ModuleList(blocks)
-        self._conv_head = nn.Conv2d(c_in, EMBEDDING_SIZE, 1, bias=False)
-        self._bn1 = _bn(EMBEDDING_SIZE)
-        self._fc = nn.Linear(EMBEDDING_SIZE, IMAGENET_CLASSES)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = F.relu6(self._bn0(self._conv_stem(x)))
-        for block in self._blocks:
-            x = block(x)
-        x = F.relu6(self._bn1(self._conv_head(x)))
-        embeddings = x.mean(dim=(2, 3))
-        return embeddings, self._fc(embeddings)
-
-
-def load_network(spec: BackboneSpec) -> EfficientNetLite:
-    """Builds the network and loads the packaged weights with strict=True (no download)."""
-    state = torch.load(spec.weights_path, map_location="cpu", weights_only=True)
-    n_blocks = sum(r for r, *_ in LITE0_STAGES)
-    kernels = [state[f"_blocks.{i}._depthwise_conv.weight"].shape[-1] for i in range(n_blocks)]
-    net = EfficientNetLite(kernels)
-    net.load_state_dict(state, strict=True)
-    return net.eval()
-
-
 def preprocess(image: Image.Image, spec: BackboneSpec) -> np.ndarray:
     """RGB image -> CHW float32 array: bicubic resize of the short side, centre crop, normalise."""
     size = spec.input_size_px
@@ -160,41 +78,124 @@ def available_cpus() -> int:
 
 
 class Backbone:
-    """One forward pass per image gives the embedding and the ImageNet probabilities."""
+    """One forward pass per image gives the embedding and the ImageNet probabilities; `run` is thread-safe.
 
-    def __init__(self, spec: BackboneSpec | None = None, batch_size: int = BATCH_SIZE) -> None:
+    `engine="auto"` serves with ONNX Runtime when the exported model is cached, and otherwise
+    exports it in a background thread while torch serves; `"onnxruntime"` waits for the export
+    (and raises if it fails); `"torch"` never uses ONNX Runtime.
+    """
+
+    def __init__(
+        self,
+        spec: BackboneSpec | None = None,
+        batch_size: int = BATCH_SIZE,
+        *,
+        cache_dir: Path | None = None,
+        engine: str = "auto",
+    ) -> None:
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
         self.spec = spec or lite0_spec()
         self.batch_size = batch_size
-        self._lock = threading.Lock()
-        self._net: torch.nn.Module | None = None
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else onnx_engine.default_cache_dir()
+        self.engine_choice = engine
+        self.export_error: Exception | None = None
+        self._lock = threading.Lock()  # one pass at a time: each engine already uses every CPU
+        self._state_lock = threading.Lock()
+        self._onnx: onnx_engine.OnnxEngine | None = None
+        self._torch: Any = None
+        self._export: threading.Thread | None = None
 
     @property
     def backbone_id(self) -> str:
         return self.spec.backbone_id
 
-    def _network(self) -> torch.nn.Module:
-        if self._net is None:
+    @property
+    def engine(self) -> str:
+        """The engine that serves the next pass: "onnxruntime" or "torch"."""
+        return "onnxruntime" if self._onnx is not None else "torch"
+
+    @property
+    def onnx_path(self) -> Path:
+        return onnx_engine.onnx_path(self.spec, self.cache_dir)
+
+    def prepare(self, wait: bool = False) -> str:
+        """Loads the cached ONNX model, or starts exporting it in the background; returns the serving engine.
+
+        With `wait`, blocks until the export has finished (or failed).
+        """
+        with self._state_lock:
+            if self.engine_choice == "torch" or self._onnx is not None or self.export_error is not None:
+                return self.engine
+            if self._export is None and self._load_cached():
+                return self.engine
+            if self._export is None:
+                self._export = threading.Thread(target=self._export_and_load, name="onnx-export")
+                self._export.start()  # not a daemon: an export once begun finishes and is cached
+            thread = self._export
+        if wait or self.engine_choice == "onnxruntime":
+            thread.join()
+        if self.engine_choice == "onnxruntime" and self.export_error is not None:
+            raise self.export_error
+        return self.engine
+
+    def _load_cached(self) -> bool:
+        path = self.onnx_path
+        if not path.exists():
+            return False
+        try:
+            self._onnx = onnx_engine.OnnxEngine(path, available_cpus())
+        except Exception as exc:  # unreadable despite the atomic write (disk damage): export it again
+            warnings.warn(f"Cached ONNX model {path} does not load ({exc}); exporting it again", stacklevel=3)
+            path.unlink(missing_ok=True)
+            return False
+        return True
+
+    def _export_and_load(self) -> None:
+        try:
+            onnx_engine.export_onnx(self.spec, self.onnx_path, available_cpus())
+            self._onnx = onnx_engine.OnnxEngine(self.onnx_path, available_cpus())
+        except Exception as exc:  # torch keeps serving; say why ONNX Runtime does not
+            self.export_error = exc
+            if self.engine_choice == "auto":
+                warnings.warn(f"ONNX export failed, the backbone stays on torch: {exc}", stacklevel=2)
+
+    def _torch_pass(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        from .network import load_network
+
+        if self._torch is None:
             torch.set_num_threads(available_cpus())
-            self._net = load_network(self.spec)
-        return self._net
+            self._torch = load_network(self.spec)
+        with torch.inference_mode():
+            embeddings, logits = self._torch(torch.from_numpy(batch))
+        return embeddings.numpy(), logits.numpy()
 
     def run(self, tensors: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Preprocessed CHW arrays -> (embeddings N x 1280, ImageNet probabilities N x 1000)."""
-        if not tensors:
+        """Preprocessed CHW arrays -> (embeddings N x 1280, ImageNet probabilities N x 1000), in batches."""
+        if not len(tensors):
             return np.zeros((0, self.spec.embedding_size), np.float32), np.zeros((0, IMAGENET_CLASSES), np.float32)
-        embeddings, probabilities = [], []
-        with self._lock, torch.inference_mode():
-            net = self._network()
+        self.prepare()
+        embeddings, logits = [], []
+        with self._lock:
             for start in range(0, len(tensors), self.batch_size):
-                batch = torch.from_numpy(np.stack(tensors[start : start + self.batch_size]))
-                emb, logits = net(batch)
-                embeddings.append(emb.numpy())
-                probabilities.append(torch.softmax(logits, dim=1).numpy())
-        return np.concatenate(embeddings), np.concatenate(probabilities)
+                batch = np.ascontiguousarray(np.stack(tensors[start : start + self.batch_size]), np.float32)
+                onnx = self._onnx
+                emb, out = onnx.run(batch) if onnx is not None else self._torch_pass(batch)
+                embeddings.append(emb)
+                logits.append(out)
+        return np.concatenate(embeddings), softmax(np.concatenate(logits))
 
     def embed_images(self, images: Iterable[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
         """Decoded RGB images -> (embeddings, probabilities)."""
         return self.run([preprocess(image, self.spec) for image in images])
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float32, stable for large logits."""
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 class EmbeddingCache:

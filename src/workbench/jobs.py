@@ -15,9 +15,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from . import training
-from .backbone import Backbone, EmbeddingCache, preprocess
+from .backbone import Backbone, EmbeddingCache
+from .decode import backbone_input, prepared_batches
 from .errors import ClassifierNotFound
-from .examples import decode_image
 from .limits import Limits
 from .store import Store, VersionRecord, atomic_write_bytes
 from .timestamps import now_iso
@@ -186,21 +186,20 @@ class JobRunner:
         known = self.cache.get_many(shas, backbone_id)
         missing = list(dict.fromkeys(s for s in shas if s not in known))
         bar = tqdm(total=len(missing), desc=f"embedding {classifier_id}", unit="img", disable=not self.progress or not missing)
-        for start in range(0, len(missing), EMBED_CHUNK_IMAGES):
-            chunk = missing[start : start + EMBED_CHUNK_IMAGES]
-            tensors = [
-                preprocess(
-                    decode_image(self.store.read_blob(sha), limits=self.limits, draft_size=self.backbone.spec.input_size_px),
-                    self.backbone.spec,
-                )
-                for sha in chunk
-            ]
+        spec, done = self.backbone.spec, 0
+
+        def prepare(sha: str) -> np.ndarray:
+            return backbone_input(self.store.read_blob(sha), spec, self.limits)[0]
+
+        for tensors in prepared_batches(missing, prepare, EMBED_CHUNK_IMAGES):
+            chunk = missing[done : done + len(tensors)]
             vectors, _ = self.backbone.run(tensors)
             fresh = dict(zip(chunk, vectors))
             self.cache.put_many(fresh, backbone_id)
             known.update(fresh)
+            done += len(chunk)
             bar.update(len(chunk))
-            self.emit(ClassifierEvent(classifier_id, "embedding", done=start + len(chunk), total=len(missing)))
+            self.emit(ClassifierEvent(classifier_id, "embedding", done=done, total=len(missing)))
         bar.close()
         return np.stack([known[s] for s in shas]), len(missing)
 

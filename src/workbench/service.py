@@ -9,12 +9,13 @@ import re
 import threading
 import time
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 
 from . import classify as cls
-from .backbone import Backbone, EmbeddingCache, preprocess
+from .backbone import Backbone, EmbeddingCache
+from .decode import backbone_input, prepared_batches
 from .errors import (
     ClassifierNotFound,
     ImageUnreadable,
@@ -26,7 +27,7 @@ from .errors import (
     WaitTimeout,
     WorkbenchError,
 )
-from .examples import ExampleSet, ImageInput, Skipped, Source, decode_image, read_example_set, read_images
+from .examples import ExampleSet, ImageInput, Skipped, Source, read_example_set, read_images
 from .general import GENERAL_CLASSIFIER_ID, color_classes
 from .jobs import ClassifierEvent, JobRunner, Listener
 from .limits import FORBIDDEN_CLASS_CHARS, MIN_EXAMPLE_SETS, Limits
@@ -358,14 +359,13 @@ class Workbench:
         entries, warnings = cls.split_non_images(read_images(images, limits=self.limits))
         if not entries:
             raise NoImages("No images were given to classify")
-        decoded, answers = self._decode_all(entries)
-        good = [i for i, image in enumerate(decoded) if image is not None]
-        tensors = [preprocess(decoded[i], self.backbone.spec) for i in good]
-        embeddings, probabilities = self.backbone.run(tensors)
-        colors = [color_classes(decoded[i], limit) if GENERAL_CLASSIFIER_ID in ids else [] for i in good]
-        results = cls.image_results(probabilities, embeddings, colors, ids, serving, limit)
-        for i, per_image in zip(good, results):
-            answers[i] = {"classifiers": per_image, "image": entries[i].name}
+        answers: list[dict | None] = [None] * len(entries)
+        for batch in self._decode_all(entries, answers, limit, GENERAL_CLASSIFIER_ID in ids):
+            rows, tensors, colors = zip(*batch)
+            embeddings, probabilities = self.backbone.run(tensors)
+            results = cls.image_results(probabilities, embeddings, colors, ids, serving, limit)
+            for i, per_image in zip(rows, results):
+                answers[i] = {"classifiers": per_image, "image": entries[i].name}
         return cls.classified_images(answers, warnings)
 
     def _exists(self, classifier_id: str) -> bool:
@@ -375,21 +375,28 @@ class Workbench:
             return False
         return True
 
-    def _decode_all(self, entries: list[ImageInput | Skipped]) -> tuple[list, list[dict | None]]:
-        """Decodes each image once; an unreadable one becomes its own error object."""
-        decoded: list = []
-        answers: list[dict | None] = []
-        for entry in entries:
+    def _decode_all(
+        self, entries: list[ImageInput | Skipped], answers: list[dict | None], threshold: float, colors: bool
+    ) -> Iterator[list[tuple[int, np.ndarray, list[dict]]]]:
+        """Decodes each image once, in a pool running ahead of the backbone: batches of (index, tensor, colours).
+
+        An unreadable image becomes its own error object in `answers`.
+        """
+
+        def prepare(index: int) -> tuple[int, dict | tuple[np.ndarray, list[dict]]]:
+            entry = entries[index]
             if isinstance(entry, Skipped):
-                decoded.append(None)
-                answers.append(cls.image_error(entry.name, entry.reason))
-                continue
+                return index, cls.image_error(entry.name, entry.reason)
             try:
-                decoded.append(
-                    decode_image(entry.data, limits=self.limits, name=entry.name, draft_size=self.backbone.spec.input_size_px)
-                )
-                answers.append(None)
+                tensor, image = backbone_input(entry.data, self.backbone.spec, self.limits, entry.name)
             except (ImageUnreadable, LimitExceeded) as exc:
-                decoded.append(None)
-                answers.append(cls.image_error(entry.name, exc.message, exc.code, exc.error_id))
-        return decoded, answers
+                return index, cls.image_error(entry.name, exc.message, exc.code, exc.error_id)
+            return index, (tensor, color_classes(image, threshold) if colors else [])
+
+        for batch in prepared_batches(range(len(entries)), prepare, self.backbone.batch_size):
+            for index, result in batch:
+                if isinstance(result, dict):
+                    answers[index] = result
+            good = [(index, *result) for index, result in batch if not isinstance(result, dict)]
+            if good:
+                yield good

@@ -1,0 +1,149 @@
+"""The backbone: ImageNet answers on real images, ONNX Runtime matching torch, fallback, thread safety, cache."""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from workbench.backbone import Backbone, EmbeddingCache, preprocess
+from workbench.batching import BatchingRunner
+from workbench.examples import decode_image
+
+TUTORIAL = Path(__file__).resolve().parents[1] / "data" / "tutorial"
+CAT_CLASSES = range(281, 286)  # ImageNet: tabby, tiger cat, Persian, Siamese, Egyptian cat
+DOG_CLASSES = range(151, 269)
+
+
+def _images(folder: str, count: int) -> list[Image.Image]:
+    paths = sorted((TUTORIAL / folder).iterdir())[:count]
+    return [decode_image(p.read_bytes(), draft_size=224) for p in paths]
+
+
+@pytest.fixture(scope="module")
+def onnx_backbone() -> Backbone:
+    """The ONNX Runtime backbone from the shared per-user cache (exported on the first run on a machine)."""
+    backbone = Backbone(engine="onnxruntime")
+    assert backbone.prepare() == "onnxruntime"
+    return backbone
+
+
+@pytest.fixture(scope="module")
+def torch_backbone() -> Backbone:
+    return Backbone(engine="torch")
+
+
+def test_preprocess_centre_crops_to_the_input_size() -> None:
+    spec = Backbone().spec
+    wide = Image.new("RGB", (600, 300), (0, 0, 0))
+    wide.paste((255, 255, 255), (250, 0, 350, 300))  # a white stripe in the middle
+    tensor = preprocess(wide, spec)
+    assert tensor.shape == (3, 224, 224) and tensor.dtype == np.float32
+    assert tensor[:, :, 112].min() == pytest.approx((255 - spec.mean) / spec.std)
+    assert tensor[:, :, 0].max() == pytest.approx((0 - spec.mean) / spec.std)
+
+
+def test_onnx_runtime_matches_torch_on_tutorial_images(onnx_backbone: Backbone, torch_backbone: Backbone) -> None:
+    images = _images("cats", 3) + _images("husky", 3)
+    onnx_emb, onnx_prob = onnx_backbone.embed_images(images)
+    torch_emb, torch_prob = torch_backbone.embed_images(images)
+    assert onnx_emb.shape == (6, 1280) and onnx_prob.shape == (6, 1000)
+    assert np.abs(onnx_emb - torch_emb).max() <= 1e-4
+    assert np.abs(onnx_prob - torch_prob).max() <= 1e-4
+    np.testing.assert_allclose(onnx_prob.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_tutorial_images_get_their_imagenet_kind(onnx_backbone: Backbone) -> None:
+    cats = onnx_backbone.embed_images(_images("cats", 5))[1]
+    dogs = onnx_backbone.embed_images(_images("beagle", 5))[1]
+    assert sum(int(top) in CAT_CLASSES for top in cats.argmax(axis=1)) >= 3
+    assert all(int(top) in DOG_CLASSES for top in dogs.argmax(axis=1))
+
+
+def test_run_with_no_images_gives_empty_arrays(onnx_backbone: Backbone) -> None:
+    embeddings, probabilities = onnx_backbone.run([])
+    assert embeddings.shape == (0, 1280) and probabilities.shape == (0, 1000)
+
+
+def test_failed_export_leaves_torch_serving(tmp_path: Path) -> None:
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder should be")
+    backbone = Backbone(cache_dir=blocked)
+    tensors = [preprocess(image, backbone.spec) for image in _images("cats", 2)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        backbone.prepare(wait=True)
+    assert backbone.engine == "torch" and backbone.export_error is not None
+    assert any("stays on torch" in str(w.message) for w in caught)
+    embeddings, probabilities = backbone.run(tensors)
+    assert embeddings.shape == (2, 1280) and int(probabilities[0].argmax()) in CAT_CLASSES
+
+
+def test_onnxruntime_engine_raises_when_it_cannot_export(tmp_path: Path) -> None:
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    with pytest.raises(OSError):
+        Backbone(cache_dir=blocked, engine="onnxruntime").prepare()
+
+
+def test_unknown_engine_is_refused() -> None:
+    with pytest.raises(ValueError, match="engine"):
+        Backbone(engine="tensorflow")
+
+
+def test_concurrent_runs_give_the_same_answers_as_one_at_a_time(onnx_backbone: Backbone) -> None:
+    tensors = [preprocess(image, onnx_backbone.spec) for image in _images("dalmatian", 6)]
+    expected = [onnx_backbone.run([t])[0][0] for t in tensors]
+    got: dict[int, np.ndarray] = {}
+
+    def one(i: int) -> None:
+        got[i] = onnx_backbone.run([tensors[i]])[0][0]
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(tensors))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for i, vector in enumerate(expected):
+        np.testing.assert_allclose(got[i], vector, atol=1e-5)
+
+
+def test_batching_runner_answers_each_caller_with_its_own_image(onnx_backbone: Backbone) -> None:
+    runner = BatchingRunner(onnx_backbone, max_images=4, wait_seconds=0.01)
+    tensors = [preprocess(image, onnx_backbone.spec) for image in _images("goldenretriever", 6)]
+    expected = onnx_backbone.run(tensors)[0]
+    got: dict[int, np.ndarray] = {}
+
+    def one(i: int) -> None:
+        got[i] = runner.run([tensors[i]])[0][0]
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(tensors))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for i in range(len(tensors)):
+        np.testing.assert_allclose(got[i], expected[i], atol=1e-5)
+
+
+def test_batching_runner_passes_errors_to_the_caller(onnx_backbone: Backbone) -> None:
+    runner = BatchingRunner(onnx_backbone)
+    with pytest.raises(Exception):
+        runner.run([np.zeros((3, 10, 10), np.float32)])  # wrong input size: the engine refuses it
+    assert runner.run([np.zeros((3, 224, 224), np.float32)])[0].shape == (1, 1280)
+
+
+def test_embedding_cache_round_trip_and_delete(tmp_path: Path) -> None:
+    cache = EmbeddingCache(tmp_path / "embeddings.db")
+    vectors = {"a" * 64: np.arange(1280, dtype=np.float32), "b" * 64: np.ones(1280, np.float32)}
+    cache.put_many(vectors, "backbone-1")
+    found = cache.get_many(["a" * 64, "b" * 64, "c" * 64], "backbone-1")
+    assert set(found) == {"a" * 64, "b" * 64}
+    np.testing.assert_array_equal(found["a" * 64], vectors["a" * 64])
+    assert cache.get_many(["a" * 64], "backbone-2") == {}
+    cache.delete_many(["a" * 64])
+    assert set(cache.get_many(["a" * 64, "b" * 64], "backbone-1")) == {"b" * 64}
