@@ -117,3 +117,30 @@ def confusion_matrix(
     for (r, c), value in np.ndenumerate(counts):
         ax.text(c, r, str(value), ha="center", va="center", color="white" if value > darkest / 2 else "black")
     return figure
+
+
+def version_comparison(versions: Sequence[int], metrics: Sequence[dict[str, float]]) -> Figure:
+    """Versions side by side: accuracy and macro F1, then F1 per class (a class absent from a version is a gap).
+
+    `metrics` holds one flat dict per version, keyed as MLflow logs them (`accuracy`, `f1/<class>`, ...).
+    """
+    labels = [f"v{v}" for v in versions]
+    classes = list(dict.fromkeys(k.split("/", 1)[1] for m in metrics for k in m if k.startswith("f1/")))
+    figure = Figure(figsize=(2 * PANEL_INCHES + 1.5, PANEL_INCHES + 0.6), layout="constrained")
+    overall, per_class = figure.subplots(1, 2)
+    width = 0.8 / 2
+    x = np.arange(len(labels))
+    for offset, key in enumerate(("accuracy", "macro_f1")):
+        values = [m.get(key, np.nan) for m in metrics]
+        bars = overall.bar(x + (offset - 0.5) * width, values, width, label=key)
+        overall.bar_label(bars, fmt="%.3f", fontsize="small")
+    overall.set_xticks(x, labels)
+    overall.set(title="Cross-validated, per version", ylim=(0, 1.1), xlabel="version")
+    overall.legend(fontsize="small", loc="lower right")
+    for name in classes:
+        per_class.plot(x, [m.get(f"f1/{name}", np.nan) for m in metrics], marker="o", label=name)
+    per_class.set_xticks(x, labels)
+    per_class.set(title="F1 per class", ylim=(-0.02, 1.05), xlabel="version")
+    per_class.legend(fontsize="small", loc="lower right")
+    figure.suptitle("Version comparison")
+    return figure

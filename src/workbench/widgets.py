@@ -1,0 +1,426 @@
+"""Notebook front: ipywidgets to create or update a classifier, watch it train, classify images, review training images.
+
+Widgets hold no logic of their own: they call the `Workbench` and draw with `workbench.plots`.
+Each also works undisplayed (headless papermill runs read the same values a person sees).
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import ipywidgets as widgets
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from PIL import Image
+
+from . import plots
+from .errors import ClassifierNotFound, WorkbenchError
+from .general import GENERAL_CLASSIFIER_ID
+from .jobs import ClassifierEvent
+from .service import Workbench
+from .store import VersionRecord
+from .tracking import version_metrics
+from .training import NEGATIVE_LABEL, THRESHOLD, predicted_labels
+
+OOF_SUFFIX = ".oof.npz"  # out-of-fold scores stored next to each version's heads
+POSITIVE_SUFFIX = "_positive_examples"  # Watson's form-field suffix, accepted on set names
+NO_NEGATIVES = "(none)"
+MAX_TABLE_ROWS = 30  # classify results shown at once; the rest are counted
+THUMBNAIL_PX = 128
+GALLERY_COLUMNS = 6
+MAX_GALLERY_IMAGES = 24
+BORDERLINE_MARGIN = 0.15  # a score this close to the threshold is borderline
+IMAGE_WIDTH_PX = 320
+SETTLED_STAGES = ("ready", "failed", "deleted")
+
+
+# reading what a version stored ---------------------------------------------------
+@dataclass(frozen=True)
+class OutOfFold:
+    """A version's out-of-fold scores (images x classes) with each image's label, sha256 and source name."""
+
+    version: int
+    classes: list[str]
+    scores: np.ndarray
+    labels: list[str]  # NEGATIVE_LABEL for negative examples
+    sha256: list[str]
+    sources: list[str]
+
+
+def out_of_fold(wb: Workbench, classifier_id: str, version: int | None = None) -> OutOfFold:
+    """The out-of-fold scores stored with a version (the serving version by default)."""
+    versions = {v["version"]: v for v in wb.versions(classifier_id)}
+    number = version if version is not None else wb.store.classifier(classifier_id).serving_version
+    if number not in versions:
+        raise WorkbenchError(f"Classifier {classifier_id!r} has no trained version {number!r}")
+    path = wb.store.head_path(classifier_id, number).with_suffix(OOF_SUFFIX)
+    with np.load(path, allow_pickle=False) as arrays:
+        return OutOfFold(
+            number, list(versions[number]["classes"]), arrays["scores"],
+            [str(x) for x in arrays["labels"]], [str(x) for x in arrays["sha256"]], [str(x) for x in arrays["sources"]],
+        )
+
+
+def latest_classifier(wb: Workbench, name: str) -> str:
+    """The id of the newest classifier called `name` (notebooks find the tutorial's `dogs` this way)."""
+    found = [c for c in wb.list_classifiers(verbose=True)["classifiers"] if c["name"] == name]
+    if not found:
+        raise ClassifierNotFound(f"No classifier named {name!r}")
+    return max(found, key=lambda c: c["created"])["classifier_id"]
+
+
+def versions_frame(wb: Workbench, classifier_id: str) -> pd.DataFrame:
+    """Every version with its metrics: from MLflow when tracking is on, else the same numbers from the store."""
+    if wb.tracker is not None:
+        return wb.compare_versions(classifier_id)
+    wb.versions(classifier_id)  # ownership check
+    rows = [{"version": v.version, "class_names": v.classes, **version_metrics(v)}
+            for v in wb.store.versions(classifier_id)]
+    return pd.DataFrame(rows)
+
+
+def figure_png(figure: Figure, dpi: int = 80) -> bytes:
+    """A matplotlib figure as PNG bytes (for Image widgets; no pyplot involved)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def thumbnail(data: bytes, side_px: int = THUMBNAIL_PX) -> bytes:
+    """A small JPEG of an image, so galleries stay light in the notebook."""
+    with Image.open(io.BytesIO(data)) as image:
+        image = image.convert("RGB")
+        image.thumbnail((side_px, side_px))
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=85)
+    return buffer.getvalue()
+
+
+def _error_html(exc: Exception) -> str:
+    return f"<span style='color:#b00'>{html.escape(type(exc).__name__)}: {html.escape(str(exc))}</span>"
+
+
+# status --------------------------------------------------------------------------
+class StatusWidget(widgets.VBox):
+    """A classifier's Watson status and training progress, updated by the engine's training events.
+
+    It subscribes to `wb.subscribe`, so the display updates itself while the cell is long finished.
+    `statuses` lists every status it has seen (e.g. ready, retraining, ready); `wait()` is for headless runs.
+    """
+
+    def __init__(self, wb: Workbench, classifier_id: str) -> None:
+        self.wb = wb
+        self.classifier_id = classifier_id
+        self.label = widgets.HTML()
+        self.progress = widgets.IntProgress(min=0, max=1, value=0, description="embedding")
+        self.statuses: list[str] = []
+        self.stages: list[str] = []
+        self._lock = threading.Lock()
+        super().__init__([self.label, self.progress])
+        self._show(wb.get_classifier(classifier_id), None)
+        wb.subscribe(self.on_event)
+
+    @property
+    def status(self) -> str:
+        return self.statuses[-1]
+
+    def on_event(self, event: ClassifierEvent) -> None:
+        """A training event (called on the training thread): refresh the label and progress bar."""
+        if event.classifier_id != self.classifier_id:
+            return
+        with self._lock:
+            self.stages.append(event.stage)
+            if event.stage == "deleted":
+                self._show({"status": "deleted", "classifier_id": self.classifier_id}, event)
+                return
+            if event.stage == "embedding":
+                self.progress.max, self.progress.value = max(event.total, 1), event.done
+            elif event.stage in ("fitting", "ready"):
+                self.progress.value = self.progress.max
+            self._show(self.wb.get_classifier(self.classifier_id), event)
+
+    def _show(self, record: dict, event: ClassifierEvent | None) -> None:
+        status = record["status"]
+        if not self.statuses or self.statuses[-1] != status:
+            self.statuses.append(status)
+        stage = f" · {event.stage}" if event is not None and event.stage not in SETTLED_STAGES else ""
+        counts = f" {event.done}/{event.total} images" if event is not None and event.stage == "embedding" else ""
+        colour = {"ready": "#070", "failed": "#b00", "deleted": "#555"}.get(status, "#a60")
+        text = f"<b>{html.escape(self.classifier_id)}</b>: <span style='color:{colour}'>{status}</span>{stage}{counts}"
+        if record.get("explanation"):
+            text += f"<br><i>{html.escape(record['explanation'])}</i>"
+        self.label.value = text
+        self.progress.bar_style = {"ready": "success", "failed": "danger"}.get(status, "info")
+
+    def wait(self, timeout: float | None = 600.0) -> dict:
+        """Blocks until the training settles (for scripts and papermill; a person just watches the widget)."""
+        record = self.wb.wait(self.classifier_id, timeout=timeout)
+        with self._lock:
+            self._show(record, None)
+        return record
+
+    def close(self) -> None:
+        if self.on_event in self.wb.jobs.listeners:
+            self.wb.unsubscribe(self.on_event)
+        super().close()
+
+
+# create or update ------------------------------------------------------------------
+def set_name(file_name: str) -> str:
+    """The class an example set stands for: its file or folder name without `.zip` and `_positive_examples`."""
+    return Path(file_name).name.removesuffix(".zip").removesuffix(POSITIVE_SUFFIX)
+
+
+def folder_sets(folder: str | Path) -> dict[str, Path]:
+    """Example sets in a folder: each `.zip` file and each sub-folder is one set, named after it."""
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise WorkbenchError(f"{str(root)!r} is not a folder")
+    entries = sorted(p for p in root.iterdir() if p.is_dir() or p.suffix.lower() == ".zip")
+    return {set_name(p.name): p for p in entries if not p.name.startswith(".")}
+
+
+class ExamplesWidget(widgets.VBox):
+    """Create a classifier, or update one, from uploaded zips or a picked folder of zips / image folders.
+
+    Each set is named after its file; the one chosen under "negatives" becomes the negative examples.
+    After `Create`/`Update` a `StatusWidget` (`.status`) shows the training live.
+    """
+
+    def __init__(self, wb: Workbench, classifier_id: str | None = None) -> None:
+        self.wb = wb
+        self.name = widgets.Text(description="name", placeholder="new classifier name")
+        mine = [(c["name"] + " · " + c["classifier_id"], c["classifier_id"]) for c in wb.list_classifiers()["classifiers"]]
+        self.target = widgets.Dropdown(options=[("new classifier", None), *mine], value=classifier_id, description="classifier")
+        self.upload = widgets.FileUpload(accept=".zip", multiple=True, description="zips")
+        self.folder = widgets.Text(description="folder", placeholder="folder of .zip files or image folders")
+        self.negatives = widgets.Dropdown(options=[NO_NEGATIVES], description="negatives")
+        self.submit_button = widgets.Button(description="Create", button_style="primary")
+        self.message = widgets.HTML()
+        self.status: StatusWidget | None = None
+        self._status_box = widgets.VBox()
+        for control in (self.upload, self.folder):
+            control.observe(self._refresh_sets, names="value")
+        self.target.observe(self._refresh_target, names="value")
+        self.submit_button.on_click(lambda _: self.submit())
+        super().__init__([self.target, self.name, widgets.HBox([self.upload, self.folder]), self.negatives,
+                          self.submit_button, self.message, self._status_box])
+        self._refresh_target()
+
+    def sets(self) -> dict[str, bytes | Path]:
+        """Every example set given so far, by name: uploaded zips (bytes) and the folder's entries (paths)."""
+        found: dict[str, bytes | Path] = {}
+        if self.folder.value.strip():
+            found.update(folder_sets(self.folder.value.strip()))
+        for upload in self.upload.value:
+            found[set_name(upload["name"])] = bytes(upload["content"])
+        return found
+
+    def _refresh_sets(self, _=None) -> None:
+        try:
+            names = list(self.sets())
+        except WorkbenchError as exc:
+            self.message.value = _error_html(exc)
+            return
+        keep = self.negatives.value if self.negatives.value in names else NO_NEGATIVES
+        self.negatives.options = [NO_NEGATIVES, *names]
+        self.negatives.value = keep
+        self.message.value = f"example sets: {', '.join(names) or '(none yet)'}"
+
+    def _refresh_target(self, _=None) -> None:
+        updating = self.target.value is not None
+        self.submit_button.description = "Update" if updating else "Create"
+        self.name.disabled = updating
+        if updating:
+            self._watch(self.target.value)
+
+    def _watch(self, classifier_id: str) -> None:
+        """Shows (and keeps) a live StatusWidget for the classifier being created or updated."""
+        if self.status is not None and self.status.classifier_id == classifier_id:
+            return
+        if self.status is not None:
+            self.status.close()
+        self.status = StatusWidget(self.wb, classifier_id)
+        self._status_box.children = [self.status]
+
+    def submit(self) -> dict | None:
+        """Creates or updates with the given sets (what the button does); returns the Watson record, or None on error."""
+        try:
+            sets = self.sets()
+            negative = sets.pop(self.negatives.value, None) if self.negatives.value != NO_NEGATIVES else None
+            if self.target.value is None:
+                record = self.wb.create_classifier(self.name.value, sets, negative_examples=negative)
+            else:
+                record = self.wb.update_classifier(self.target.value, sets or None, negative_examples=negative)
+        except WorkbenchError as exc:
+            self.message.value = _error_html(exc)
+            return None
+        self._watch(record["classifier_id"])
+        self.message.value = f"{'updated' if self.target.value else 'created'} {html.escape(record['classifier_id'])}"
+        return record
+
+
+# classify ----------------------------------------------------------------------------
+def score_rows(answer: dict) -> pd.DataFrame:
+    """One row per (image, classifier, class) of a Watson ClassifiedImages answer, highest score first."""
+    rows = [
+        {"image": image.get("image", ""), "classifier_id": result["classifier_id"], "class": c["class"],
+         "score": c["score"], "type_hierarchy": c.get("type_hierarchy", "")}
+        for image in answer.get("images", [])
+        for result in image.get("classifiers", [])
+        for c in result["classes"]
+    ]
+    frame = pd.DataFrame(rows, columns=["image", "classifier_id", "class", "score", "type_hierarchy"])
+    return frame.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
+
+
+class ClassifyWidget(widgets.VBox):
+    """Classify an uploaded image against chosen classifiers; the threshold slider re-filters the answer live.
+
+    Scores are computed once (threshold 0) and filtered locally, so moving the slider costs nothing.
+    """
+
+    def __init__(self, wb: Workbench, classifier_ids: Sequence[str] | None = None, threshold: float = THRESHOLD) -> None:
+        self.wb = wb
+        ready = [c["classifier_id"] for c in wb.list_classifiers()["classifiers"] if c["status"] in ("ready", "retraining")]
+        options = [GENERAL_CLASSIFIER_ID, *ready]
+        chosen = [c for c in (classifier_ids or options) if c in options]
+        self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="image")
+        self.classifiers = widgets.SelectMultiple(options=options, value=chosen, description="classifiers", rows=min(4, len(options)))
+        self.threshold = widgets.FloatSlider(value=threshold, min=0.0, max=1.0, step=0.01, description="threshold",
+                                             continuous_update=True, readout_format=".2f")
+        self.image = widgets.Image(format="jpeg", layout=widgets.Layout(width=f"{IMAGE_WIDTH_PX}px"))
+        self.table = widgets.HTML()
+        self.message = widgets.HTML()
+        self.scores = score_rows({})
+        self.upload.observe(self._on_upload, names="value")
+        self.classifiers.observe(lambda _: self._rerun(), names="value")
+        self.threshold.observe(lambda _: self._render(), names="value")
+        self._last: tuple[bytes, str] | None = None
+        controls = widgets.HBox([self.upload, self.classifiers, self.threshold])
+        super().__init__([controls, self.message, widgets.HBox([self.image, self.table])])
+        self.add_class("workbench-classify")
+
+    def classify(self, image: str | Path | bytes, name: str | None = None) -> pd.DataFrame:
+        """Scores one image against the chosen classifiers and shows it; returns the rows at the current threshold."""
+        data = Path(image).read_bytes() if isinstance(image, (str, Path)) else bytes(image)
+        self._last = (data, name or (Path(image).name if isinstance(image, (str, Path)) else "image"))
+        self._rerun()
+        return self.results()
+
+    def _on_upload(self, change) -> None:
+        if change["new"]:
+            upload = change["new"][0]
+            self.classify(bytes(upload["content"]), upload["name"])
+
+    def _rerun(self) -> None:
+        if self._last is None:
+            return
+        data, name = self._last
+        try:
+            source = io.BytesIO(data)
+            source.name = name  # Watson reports the image by its file name
+            answer = self.wb.classify(source, classifier_ids=list(self.classifiers.value), threshold=0.0)
+        except WorkbenchError as exc:
+            self.message.value, self.scores = _error_html(exc), score_rows({})
+        else:
+            self.message.value = ""
+            self.scores = score_rows(answer)
+            self.image.value = thumbnail(data, IMAGE_WIDTH_PX * 2)
+        self._render()
+
+    def results(self) -> pd.DataFrame:
+        """The classes at or above the slider's threshold (Watson's rule), highest first."""
+        return self.scores[self.scores["score"] >= self.threshold.value].reset_index(drop=True)
+
+    def _render(self) -> None:
+        shown = self.results()
+        extra = len(shown) - MAX_TABLE_ROWS
+        table = shown.head(MAX_TABLE_ROWS)[["classifier_id", "class", "score"]]
+        text = table.to_html(index=False, classes="workbench-results", float_format=lambda x: f"{x:.3f}")
+        note = f"<p>{len(shown)} classes at threshold {self.threshold.value:.2f}" + (f", {extra} more not shown" if extra > 0 else "") + "</p>"
+        self.table.value = note + text
+
+
+class ThresholdPlots(widgets.VBox):
+    """Score histograms and precision / recall / false-positive rate curves of a version, redrawn as the threshold moves."""
+
+    def __init__(self, oof: OutOfFold, threshold: widgets.FloatSlider | None = None) -> None:
+        self.oof = oof
+        self.threshold = threshold or widgets.FloatSlider(value=THRESHOLD, min=0.0, max=1.0, step=0.01, description="threshold")
+        self.histograms = widgets.Image(format="png")
+        self.curves = widgets.Image(format="png")
+        self.threshold.observe(lambda _: self.redraw(), names="value")
+        super().__init__([self.threshold, self.histograms, self.curves])
+        self.redraw()
+
+    def redraw(self) -> None:
+        o, t = self.oof, self.threshold.value
+        self.histograms.value = figure_png(plots.score_histograms(o.scores, o.labels, o.classes, threshold=t))
+        self.curves.value = figure_png(plots.threshold_curves(o.scores, o.labels, o.classes, threshold=t))
+
+
+# reviewing training images ----------------------------------------------------------------
+def review_items(oof: OutOfFold, threshold: float = THRESHOLD, margin: float = BORDERLINE_MARGIN) -> pd.DataFrame:
+    """Training images worth a look: `misclassified` (out-of-fold top class at the threshold is wrong)
+    or `borderline` (right, but some score lies within `margin` of the threshold). Worst first."""
+    predicted = predicted_labels(oof.scores, oof.classes, threshold)
+    near = (np.abs(oof.scores - threshold) <= margin).any(axis=1) if len(oof.classes) else np.zeros(len(oof.labels), bool)
+    rows = []
+    for i, (label, guess) in enumerate(zip(oof.labels, predicted)):
+        kind = "misclassified" if guess != label else "borderline" if near[i] else None
+        if kind is None:
+            continue
+        true_score = float(oof.scores[i, oof.classes.index(label)]) if label != NEGATIVE_LABEL else 0.0
+        rows.append({"kind": kind, "label": label or plots.NEGATIVE_NAME, "predicted": guess or plots.NO_CLASS_NAME,
+                     "top_score": float(oof.scores[i].max(initial=0.0)), "true_class_score": true_score,
+                     "sha256": oof.sha256[i], "source": oof.sources[i]})
+    frame = pd.DataFrame(rows, columns=["kind", "label", "predicted", "top_score", "true_class_score", "sha256", "source"])
+    frame["order"] = frame["kind"].map({"misclassified": 0, "borderline": 1})
+    return frame.sort_values(["order", "true_class_score"], kind="stable").drop(columns="order").reset_index(drop=True)
+
+
+class Gallery(widgets.VBox):
+    """Thumbnails of the misclassified and borderline training images of a version, with their scores."""
+
+    def __init__(self, wb: Workbench, classifier_id: str, version: int | None = None,
+                 threshold: float = THRESHOLD, margin: float = BORDERLINE_MARGIN, max_images: int = MAX_GALLERY_IMAGES) -> None:
+        self.wb = wb
+        self.oof = out_of_fold(wb, classifier_id, version)
+        self.max_images = max_images
+        self.kind = widgets.ToggleButtons(options=["misclassified", "borderline"], value="misclassified")
+        self.threshold = widgets.FloatSlider(value=threshold, min=0.0, max=1.0, step=0.01, description="threshold")
+        self.margin = widgets.FloatSlider(value=margin, min=0.0, max=0.5, step=0.01, description="margin")
+        self.summary = widgets.HTML()
+        self.grid = widgets.GridBox(layout=widgets.Layout(grid_template_columns=f"repeat({GALLERY_COLUMNS}, {THUMBNAIL_PX + 16}px)"))
+        self.items = review_items(self.oof)
+        for control in (self.kind, self.threshold, self.margin):
+            control.observe(lambda _: self.refresh(), names="value")
+        super().__init__([widgets.HBox([self.kind, self.threshold, self.margin]), self.summary, self.grid])
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.items = review_items(self.oof, self.threshold.value, self.margin.value)
+        shown = self.items[self.items["kind"] == self.kind.value]
+        self.summary.value = (f"version {self.oof.version}: {(self.items['kind'] == 'misclassified').sum()} misclassified, "
+                              f"{(self.items['kind'] == 'borderline').sum()} borderline of {len(self.oof.labels)} images")
+        self.grid.children = [self._tile(row) for row in shown.head(self.max_images).itertuples()]
+
+    def _tile(self, row) -> widgets.VBox:
+        picture = widgets.Image(value=thumbnail(self.wb.store.read_blob(row.sha256)), format="jpeg",
+                                layout=widgets.Layout(width=f"{THUMBNAIL_PX}px"))
+        caption = widgets.HTML(f"<small>{html.escape(Path(row.source).name)}<br>true: {html.escape(row.label)}"
+                               f"<br>top: {html.escape(row.predicted)} {row.top_score:.2f}</small>")
+        return widgets.VBox([picture, caption])
+
+
+__all__ = [
+    "ClassifyWidget", "ExamplesWidget", "Gallery", "OutOfFold", "StatusWidget", "ThresholdPlots",
+    "folder_sets", "latest_classifier", "out_of_fold", "review_items", "score_rows", "versions_frame",
+]
