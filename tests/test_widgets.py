@@ -1,0 +1,143 @@
+"""Notebook widgets on the real engine: create from uploads with a live status, classify with a threshold slider, review."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import CREATE_CLASSES, DOGS_JPG
+from workbench import WorkbenchError, plots, widgets
+from workbench.training import NEGATIVE_LABEL, predicted_labels
+
+
+def uploaded(*paths: Path) -> tuple[dict, ...]:
+    """What a FileUpload holds after a person picks these files."""
+    stamp = datetime.now(timezone.utc)
+    return tuple(
+        {"name": p.name, "type": "application/zip", "size": p.stat().st_size, "content": memoryview(p.read_bytes()),
+         "last_modified": stamp}
+        for p in paths
+    )
+
+
+def test_examples_widget_creates_from_uploads_and_its_status_follows_training(make_workbench, tutorial_zips):
+    wb = make_workbench()
+    form = widgets.ExamplesWidget(wb)
+    form.name.value = "pets"
+    form.upload.value = uploaded(tutorial_zips["beagle"], tutorial_zips["cats"])
+    assert form.negatives.options == (widgets.NO_NEGATIVES, "beagle", "cats")
+    form.negatives.value = "cats"
+    record = form.submit()
+    assert record["status"] == "training" and [c["class"] for c in record["classes"]] == ["beagle"]
+    wb.wait(record["classifier_id"], timeout=300)  # the engine's wait: the widget is driven by events alone
+    status = form.status
+    assert status.statuses == ["training", "ready"] and status.status == "ready"
+    assert {"started", "fitting", "ready"} <= set(status.stages)
+    assert "ready" in status.label.value and status.progress.value == status.progress.max
+
+
+def test_examples_widget_reports_bad_input_without_creating_anything(make_workbench, tutorial_zips):
+    wb = make_workbench()
+    form = widgets.ExamplesWidget(wb)
+    form.name.value = "lonely"
+    form.upload.value = uploaded(tutorial_zips["beagle"])
+    assert form.submit() is None
+    assert "InvalidExamples" in form.message.value
+    assert wb.list_classifiers()["classifiers"] == []
+
+
+def test_folder_sets_names_zips_and_image_folders(tmp_path, tutorial_zips):
+    (tmp_path / "husky").mkdir()
+    (tmp_path / "beagle_positive_examples.zip").write_bytes(tutorial_zips["beagle"].read_bytes())
+    (tmp_path / "notes.txt").write_text("not a set")
+    assert list(widgets.folder_sets(tmp_path)) == ["beagle", "husky"]
+    with pytest.raises(WorkbenchError):
+        widgets.folder_sets(tmp_path / "missing")
+
+
+@pytest.fixture(scope="module")
+def classified(dogs):
+    wb, cid = dogs
+    widget = widgets.ClassifyWidget(wb, [cid, "default"])
+    widget.classify(DOGS_JPG)
+    return wb, cid, widget
+
+
+def test_classify_widget_scores_dogs_jpg_like_the_engine(classified):
+    wb, cid, widget = classified
+    answer = wb.classify(DOGS_JPG, classifier_ids=[cid], threshold=0.5)
+    expected = {c["class"]: c["score"] for c in answer["images"][0]["classifiers"][0]["classes"]}
+    mine = widget.results()
+    mine = dict(zip(mine.loc[mine["classifier_id"] == cid, "class"], mine.loc[mine["classifier_id"] == cid, "score"]))
+    assert mine == expected and mine["goldenretriever"] >= 0.5
+    assert widget.image.value[:2] == b"\xff\xd8"  # the image is shown (as JPEG)
+
+
+def test_classify_widget_threshold_slider_refilters_the_table(classified):
+    _, _, widget = classified
+    try:
+        widget.threshold.value = 0.2
+        low, low_html = len(widget.results()), widget.table.value
+        widget.threshold.value = 0.9
+        high, high_html = len(widget.results()), widget.table.value
+    finally:
+        widget.threshold.value = 0.5
+    assert low > high and low_html != high_html
+    assert (widget.scores["score"] >= 0.9).sum() == high
+
+
+def test_status_widget_sees_delete(make_workbench, tutorial_zips):
+    wb = make_workbench()
+    cid = wb.create_classifier("tiny", {"husky": tutorial_zips["husky"]}, negative_examples=tutorial_zips["cats"])["classifier_id"]
+    status = widgets.StatusWidget(wb, cid)
+    status.wait(timeout=300)
+    wb.delete_classifier(cid)
+    assert status.statuses[-2:] == ["ready", "deleted"]
+    status.close()
+    assert status.on_event not in wb.jobs.listeners
+
+
+def test_review_items_are_the_misclassified_and_near_threshold_images(dogs):
+    wb, cid = dogs
+    oof = widgets.out_of_fold(wb, cid)
+    assert oof.scores.shape == (len(oof.labels), len(oof.classes)) and oof.classes[-1] == "dalmatian"
+    threshold, margin = 0.9, 0.3  # strict enough that some tutorial images are flagged
+    items = widgets.review_items(oof, threshold, margin)
+    wrong = [p != t for p, t in zip(predicted_labels(oof.scores, oof.classes, threshold), oof.labels)]
+    near = (np.abs(oof.scores - threshold) <= margin).any(axis=1)
+    assert (items["kind"] == "misclassified").sum() == sum(wrong)
+    assert (items["kind"] == "borderline").sum() == int((near & ~np.array(wrong)).sum())
+    assert len(items) > 0 and set(items["sha256"]) <= set(oof.sha256)
+    flagged_negatives = items["label"] == plots.NEGATIVE_NAME
+    assert flagged_negatives.sum() <= oof.labels.count(NEGATIVE_LABEL)
+
+
+def test_gallery_shows_one_tile_per_flagged_image(dogs):
+    wb, cid = dogs
+    gallery = widgets.Gallery(wb, cid, threshold=0.9, margin=0.3, max_images=5)
+    shown = gallery.items[gallery.items["kind"] == gallery.kind.value]
+    assert len(gallery.grid.children) == min(5, len(shown))
+    gallery.kind.value = "borderline"
+    assert len(gallery.grid.children) == min(5, int((gallery.items["kind"] == "borderline").sum()))
+
+
+def test_threshold_plots_redraw_when_the_slider_moves(dogs):
+    wb, cid = dogs
+    plots_widget = widgets.ThresholdPlots(widgets.out_of_fold(wb, cid))
+    before = plots_widget.histograms.value
+    plots_widget.threshold.value = 0.8
+    assert plots_widget.histograms.value != before and plots_widget.histograms.value[:4] == b"\x89PNG"
+
+
+def test_versions_frame_without_tracking_compares_both_versions(dogs):
+    wb, cid = dogs
+    frame = widgets.versions_frame(wb, cid)
+    assert frame["version"].tolist() == [1, 2]
+    assert frame.loc[1, "classes"] == len(CREATE_CLASSES) + 1 and np.isnan(frame.loc[0, "f1/dalmatian"])
+    figure = plots.version_comparison(frame["version"].tolist(), frame.to_dict("records"))
+    overall, per_class = figure.axes
+    assert [t.get_text() for t in overall.get_xticklabels()] == ["v1", "v2"]
+    assert [line.get_label() for line in per_class.lines] == [*CREATE_CLASSES, "dalmatian"]
