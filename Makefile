@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test clean
+.PHONY: install demo test lab clean
 
 $(BIN)/workbench: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,9 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+lab: install  # JupyterLab on the notebooks, with the kernel of this venv (its `python3`)
+	$(BIN)/jupyter lab --ip=127.0.0.1 --notebook-dir=notebooks
 
 clean:
 	rm -rf $(VENV) data/workbench mlruns
