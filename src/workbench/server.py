@@ -31,13 +31,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import Match
 
 from . import classify as cls
 from .errors import ImageUnreadable, InvalidExamples, InvalidRequest, LimitExceeded, NoImages, WorkbenchError
 from .examples import NON_IMAGE_REASONS, ZIP_MAGICS, ImageInput, read_images
 from .keys import KeyRing
 from .limits import MAX_CLASSIFY_IMAGES_HTTP
-from .service import DEFAULT_OWNER, Workbench
+from .service import DEFAULT_OWNER, MAX_NAME_CHARS, Workbench
 
 MAX_BODY_BYTES = 257 * 1024 * 1024  # Watson: 256 MB per call, plus room for the multipart framing
 MAX_TEXT_PART_BYTES = 1024 * 1024  # a text field (name, classifier_ids, parameters)
@@ -158,8 +159,8 @@ CLASSIFY_BODY = {
     "properties": {
         "images_file": {**BINARY, "description": "An image (.gif .jpg .png .tif) or a .zip of up to 20 images"},
         "url": {"type": "string", "description": "file:// or http(s) URL of an image, if the server allows it"},
-        "threshold": {"type": "string", "description": "Minimum score, 0..1 (default 0.5)"},
-        "owners": {"type": "string", "description": "IBM and/or me, comma-separated or repeated"},
+        "threshold": {"type": "number", "minimum": 0, "maximum": 1, "description": "Minimum score (default 0.5)"},
+        "owners": {"type": "string", "enum": ["IBM", "me", "IBM,me", "me,IBM"], "description": "IBM and/or me"},
         "classifier_ids": {"type": "string", "description": "Classifier ids, comma-separated or repeated"},
         "parameters": {"type": "string", "description": "Legacy JSON: classifier_ids, owners, threshold"},
     },
@@ -172,7 +173,7 @@ TRAINING_BODY = {
 CREATE_BODY = {
     **TRAINING_BODY,
     "required": ["name"],
-    "properties": {"name": {"type": "string"}, **TRAINING_BODY["properties"]},
+    "properties": {"name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS}, **TRAINING_BODY["properties"]},
 }
 
 
@@ -200,7 +201,20 @@ def error_response(exc: Exception) -> JSONResponse:
 
 
 async def _handle(request: Request, exc: Exception) -> JSONResponse:
-    return error_response(exc)
+    response = error_response(exc)
+    if response.status_code == 405:
+        response.headers["Allow"] = ", ".join(_allowed_methods(request))
+    return response
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (Starlette names only the first route's)."""
+    probe = {**request.scope, "method": ""}
+    methods = set()
+    for route in router.routes:
+        if route.matches(probe)[0] != Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -704,14 +718,15 @@ async def core_ml_model(classifier_id: str, version: Version, workbench: Caller)
     operation_id="deleteUserData",
     status_code=202,
     response_model=None,
+    response_class=Response,
     responses={202: {"description": "Accepted: the classifiers holding this customer's data are deleted"},
                **_errors(400, 401)},
 )
 async def delete_user_data(
-    version: Version, workbench: Caller, customer_id: Annotated[str, Query(description="customer_id to forget")]
+    version: Version,
+    workbench: Caller,
+    customer_id: Annotated[str, Query(pattern=CUSTOMER_ID_PATTERN.pattern, description="letters, digits and _")],
 ) -> Response:
-    if not CUSTOMER_ID_PATTERN.match(customer_id):
-        raise InvalidRequest("customer_id may hold only letters, digits and underscores")
     await run_in_threadpool(workbench.delete_user_data, customer_id)
     return Response(status_code=202)
 
