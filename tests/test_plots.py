@@ -46,7 +46,7 @@ def test_score_histograms_show_every_image_per_class_with_the_threshold(oof):
     panels = [ax for ax in figure.axes if ax.get_visible()]
     assert [ax.get_title() for ax in panels] == classes
     for ax in panels:
-        assert sum(patch.get_height() for patch in ax.patches) == len(labels)
+        assert sum(patch.get_data().values.sum() for patch in ax.patches) == len(labels)
         assert any(list(line.get_xdata()) == [0.5, 0.5] for line in ax.lines)
 
 

@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import workbench
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
@@ -111,11 +112,17 @@ def alias_version(client: MlflowClient, classifier_id: str) -> str:
     return client.get_model_version_by_alias(classifier_id, SERVING_ALIAS).tags[TAG_VERSION]
 
 
+@pytest.fixture(scope="module")
+def local_mlruns(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One local MLflow store (SQLite + artifacts) for this module: each classifier has its own experiment."""
+    return tmp_path_factory.mktemp("local") / "mlruns"
+
+
 @pytest.fixture(scope="module", params=["local", "server"])
-def tutorial(request, tmp_path_factory, tutorial_zips, embedding_cache):
+def tutorial(request, tmp_path_factory, tutorial_zips, embedding_cache, local_mlruns):
     """The tutorial tracked in MLflow: create, retrain with dalmatian (held mid-way), retrain with more cats."""
     folder = tmp_path_factory.mktemp(f"tracked-{request.param}")
-    uri = folder / "mlruns" if request.param == "local" else request.getfixturevalue("mlflow_server")
+    uri = local_mlruns if request.param == "local" else request.getfixturevalue("mlflow_server")
     wb = Workbench(folder / "home", embedding_cache=embedding_cache, tracking_uri=uri)
     cid = wb.create_classifier(
         "dogs", {c: tutorial_zips[c] for c in CREATE_CLASSES}, negative_examples=tutorial_zips["cats"]
@@ -204,26 +211,28 @@ assert importlib.util.find_spec("workbench") is None, "workbench must come from 
 import mlflow, pandas
 model = mlflow.pyfunc.load_model(sys.argv[1])
 import workbench
-frame = pandas.DataFrame({"image": [sys.argv[2], sys.argv[3]]})
+encoded = open(sys.argv[3]).read()  # base64 text of the same image
+frame = pandas.DataFrame({"image": [sys.argv[2], encoded]})
 answer = model.predict(frame, params={"watson": True})
 print(json.dumps({"code": workbench.__file__, "scores": answer.drop(columns="watson").to_dict("records"),
                   "watson": json.loads(answer["watson"][0])}))
 """
 
 
+@pytest.mark.parametrize("tutorial", ["server"], indirect=True)
 def test_registered_model_in_a_fresh_process_scores_like_classify(tutorial, tmp_path):
-    if not tutorial["wb"].tracker.uri.startswith("http"):
-        pytest.skip("checked once, against the real server")
     wb, cid = tutorial["wb"], tutorial["cid"]
     env = {**os.environ, "MLFLOW_TRACKING_URI": wb.tracker.uri}
-    encoded = base64.b64encode(DOGS_JPG.read_bytes()).decode()
+    encoded = tmp_path / "dogs.b64"
+    encoded.write_text(base64.b64encode(DOGS_JPG.read_bytes()).decode())
     done = subprocess.run(
-        [sys.executable, "-c", LOAD_AND_PREDICT, f"models:/{cid}@{SERVING_ALIAS}", str(DOGS_JPG), encoded],
+        [sys.executable, "-c", LOAD_AND_PREDICT, f"models:/{cid}@{SERVING_ALIAS}", str(DOGS_JPG), str(encoded)],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=TRAIN_SECONDS,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     answer = json.loads(done.stdout.strip().splitlines()[-1])
-    assert "/model/code/workbench/" in answer["code"]  # the logged code, not the installed package
+    assert answer["code"].endswith("/code/workbench/__init__.py")  # the model's logged code...
+    assert not answer["code"].startswith(str(Path(workbench.__file__).parents[1]))  # ...not the installed package
     expected = wb.classify(DOGS_JPG, classifier_ids=[cid], threshold=0.0)["images"][0]["classifiers"][0]["classes"]
     by_path, by_base64 = answer["scores"]
     assert set(by_path) == {c["class"] for c in expected}
@@ -282,10 +291,10 @@ def test_unreachable_server_does_not_break_training_and_the_run_is_logged_when_i
 
 
 @pytest.fixture
-def small(tmp_path: Path) -> tuple[Workbench, str, MlflowClient]:
-    """A ready classifier of 10 beagles and 10 huskies, tracked in a local store, with its own embedding cache."""
+def small(tmp_path: Path, local_mlruns: Path) -> tuple[Workbench, str, MlflowClient]:
+    """A ready classifier of 10 beagles and 10 huskies, tracked in the local store, with its own embedding cache."""
     sets = small_sets(tmp_path / "sets", ("beagle", "husky"))
-    wb = Workbench(tmp_path / "home", embedding_cache=tmp_path / "embeddings.db", tracking_uri=tmp_path / "mlruns")
+    wb = Workbench(tmp_path / "home", embedding_cache=tmp_path / "embeddings.db", tracking_uri=local_mlruns)
     cid = wb.create_classifier("small", sets)["classifier_id"]
     assert wb.wait(cid, timeout=TRAIN_SECONDS)["status"] == "ready"
     assert wb.tracker.flush(timeout=TRAIN_SECONDS)

@@ -45,8 +45,9 @@ def score_histograms(
     bins = np.linspace(0.0, 1.0, HISTOGRAM_BINS + 1)
     for i, (name, ax) in enumerate(zip(classes, axes)):
         positive = labels == name
-        ax.hist(scores[~positive, i], bins=bins, alpha=0.6, color="tab:gray", label=f"rest ({(~positive).sum()})")
-        ax.hist(scores[positive, i], bins=bins, alpha=0.7, color="tab:blue", label=f"{name} ({positive.sum()})")
+        for mask, color, label in ((~positive, "tab:gray", "rest"), (positive, "tab:blue", name)):
+            counts, _ = np.histogram(scores[mask, i], bins=bins)
+            ax.stairs(counts, bins, fill=True, alpha=0.6, color=color, label=f"{label} ({mask.sum()})")
         ax.axvline(threshold, color="tab:red", linestyle="--", label=f"threshold {threshold:g}")
         ax.set_yscale("symlog", linthresh=1)
         ax.set(title=name, xlabel="score", ylabel="images", xlim=(0, 1))
