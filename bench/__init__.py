@@ -1,0 +1,1 @@
+"""Benchmarks of workbench's fast path against the backbone's limit and a naive baseline (`python -m bench`)."""
