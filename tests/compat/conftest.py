@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -18,18 +17,11 @@ from workbench.keys import KeyRing
 from workbench.server import ServerThread, create_app
 
 REPO = Path(__file__).resolve().parents[2]
-README = REPO / "README.md"
 DOGS_JPG = REPO / "data" / "tutorial" / "dogs.jpg"
 SDK_VENV = REPO / ".venv-watson-sdk"
 SDK_REQUIREMENT = "ibm-watson==5.3.1"
 SDK_PYTHON = os.environ.get("WATSON_SDK_PYTHON_BASE", "python3.11")  # the interpreter the SDK venv is made from
-SNIPPET = re.compile(r"<!-- snippet:([\w-]+) -->\s*```(\w+)\n(.*?)```", re.S)
 OWNER_KEYS = {"curl": "curl-key-5c1f", "sdk": "sdk-key-9a7e", "fuzz": "fuzz-key-0b3d"}
-
-
-def readme_snippets() -> dict[str, str]:
-    """The README's marked snippets (`<!-- snippet:NAME -->` before a fenced block), by name."""
-    return {name: body for name, _lang, body in SNIPPET.findall(README.read_text())}
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import json
 import subprocess
 import time
 
-from conftest import readme_snippets
+from .readme import readme_snippets
 
 SETTLED = ("ready", "failed")
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-MAX_EXAMPLES_PER_OPERATION = 20
+MAX_EXAMPLES_PER_OPERATION = 15
 SEED = 20180319
 
 

@@ -6,7 +6,7 @@ import json
 import re
 import subprocess
 
-from conftest import readme_snippets
+from .readme import readme_snippets
 
 
 def json_documents(text: str) -> list:
