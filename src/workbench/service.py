@@ -306,7 +306,8 @@ class Workbench:
         orphans = self.store.delete_classifier(classifier_id)
         self._parts()[2].delete_many(orphans)
         self.jobs.emit(ClassifierEvent(classifier_id, "deleted"))
-        self._heads_cache = {k: v for k, v in self._heads_cache.items() if k[0] != classifier_id}
+        for key in [k for k in self._heads_cache if k[0] == classifier_id]:
+            del self._heads_cache[key]  # in place: owner views share this cache
 
     def core_ml_model(self, classifier_id: str) -> bytes:
         """The classifier as a Core ML `.mlmodel` (Watson's download); not available yet, so a clear error."""
