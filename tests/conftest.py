@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable
 
 import pytest
+
+# MLflow tracking off for every Workbench (and CLI subprocess) that does not name a tracking_uri itself
+os.environ.setdefault("WORKBENCH_TRACKING_URI", "none")
 
 from workbench import Workbench
 from workbench.cli import zip_folder

@@ -247,12 +247,15 @@ def test_registered_model_in_a_fresh_process_scores_like_classify(tutorial, tmp_
 def test_default_target_is_a_sqlite_store_under_mlruns_in_the_project(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("WORKBENCH_TRACKING_URI", raising=False)
     local = tracking_target(None)
     assert local.uri == f"sqlite:///{tmp_path.resolve() / 'mlruns' / 'mlflow.db'}"
     assert local.artifact_root == (tmp_path.resolve() / "mlruns" / "artifacts").as_uri()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
     assert tracking_target(None).uri == "http://127.0.0.1:5000"
     assert tracking_target(False) is None and tracking_target("none") is None
+    monkeypatch.setenv("WORKBENCH_TRACKING_URI", "none")  # workbench's own switch wins over MLflow's variable
+    assert tracking_target(None) is None
 
 
 def small_sets(folder: Path, classes: tuple[str, ...], images: int = 10) -> dict[str, Path]:

@@ -41,6 +41,7 @@ from .store import ClassifierRecord, ExampleRow, Store, VersionRecord
 from .training import CV_FOLDS, HEAD_C, NEGATIVE_LABEL, SEED, THRESHOLD, Heads
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+WORKBENCH_TRACKING_ENV = "WORKBENCH_TRACKING_URI"  # overrides MLFLOW_TRACKING_URI for workbench only; "none" = off
 MLRUNS_DIR = "mlruns"  # default tracking home, under the project (current) directory
 MLRUNS_DB = "mlflow.db"
 MLRUNS_ARTIFACTS = "artifacts"
@@ -52,6 +53,7 @@ HTTP_TIMEOUT_SECONDS = "10"  # per MLflow HTTP request, unless MLFLOW_HTTP_REQUE
 HTTP_MAX_RETRIES = "1"  # per MLflow HTTP request, unless MLFLOW_HTTP_REQUEST_MAX_RETRIES says otherwise
 RETRY_SECONDS = 60.0  # how often missed logging is retried while something is pending
 EXIT_FLUSH_SECONDS = 60.0  # how long a process waits at exit for its last runs to be logged
+STALE_LOGGING_SECONDS = 600.0  # a run still half-logged after this long was abandoned (crash, outage)
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
 TRACKED_STAGES = ("started", "ready", "failed", "deleted")
 HEAD_TYPE = "logistic regression, one-vs-rest per class, class_weight=balanced, L2-normalised embeddings"
@@ -66,6 +68,7 @@ TAG_ADDED = "workbench.added"  # what the update added, in words
 TAG_EXPLANATION = "workbench.explanation"
 TAG_REGISTERED = "workbench.registered_version"
 TAG_LOGGED = "workbench.logged"  # set last: the run is complete
+TAG_LOGGING_SINCE = "workbench.logging_since_ms"  # when logging began (a half-logged run older than STALE_... is removed)
 TAG_DELETED = "workbench.deleted"
 NOTE_TAG = "mlflow.note.content"  # MLflow shows it as the run / experiment description
 
@@ -95,14 +98,14 @@ class Failure:
 
 
 def tracking_target(tracking_uri: str | os.PathLike | bool | None) -> TrackingTarget | None:
-    """Resolves the `tracking_uri` argument: None -> $MLFLOW_TRACKING_URI or ./mlruns; False/"none" -> off.
+    """Resolves `tracking_uri`: None -> $WORKBENCH_TRACKING_URI, $MLFLOW_TRACKING_URI or ./mlruns; False/"none" -> off.
 
     A plain directory means a SQLite store `mlflow.db` with artifacts in `artifacts/` inside it.
     """
+    if tracking_uri is None or tracking_uri is True:
+        tracking_uri = os.environ.get(WORKBENCH_TRACKING_ENV) or os.environ.get(TRACKING_URI_ENV) or Path.cwd() / MLRUNS_DIR
     if tracking_uri is False or (isinstance(tracking_uri, str) and tracking_uri.strip().lower() in OFF_VALUES):
         return None
-    if tracking_uri is None or tracking_uri is True:
-        tracking_uri = os.environ.get(TRACKING_URI_ENV) or Path.cwd() / MLRUNS_DIR
     text = str(tracking_uri)
     if isinstance(tracking_uri, os.PathLike) or "://" not in text and not text.startswith("sqlite:"):
         folder = Path(tracking_uri).resolve()
@@ -333,6 +336,7 @@ class Tracker:
         self.warnings: dict[str, str] = {}  # classifier_id -> what could not be logged, and why
         self._failures: list[Failure] = []
         self._seen: set[str] = set()
+        self._abandoned: set[str] = set()  # run ids this tracker began but could not finish logging
         self._lock = threading.RLock()  # one MLflow conversation at a time
         self._state_lock = threading.Lock()  # guards _failures and _seen (held only briefly)
         self._queue: queue.Queue = queue.Queue()
@@ -480,6 +484,9 @@ class Tracker:
             if run.data.tags.get(TAG_LOGGED) == "true":
                 complete[int(run.data.tags[TAG_VERSION])] = run
                 continue
+            age_ms = time.time() * 1000 - int(run.data.tags.get(TAG_LOGGING_SINCE, 0))
+            if run.info.run_id not in self._abandoned and age_ms < STALE_LOGGING_SECONDS * 1000:
+                raise TrackingError(f"Version {run.data.tags[TAG_VERSION]} is being logged by another process")
             for stale in client.search_model_versions(f"name='{classifier_id}' and run_id='{run.info.run_id}'"):
                 client.delete_model_version(classifier_id, stale.version)
             client.delete_run(run.info.run_id)
@@ -496,6 +503,7 @@ class Tracker:
         tags = {
             TAG_KIND: "version", TAG_OUTCOME: "ready", TAG_VERSION: str(version.version),
             TAG_PARENT: str(parent.version) if parent else "", TAG_ADDED: added,
+            TAG_LOGGING_SINCE: str(int(time.time() * 1000)),
             "workbench.classifier_id": cid, "workbench.classifier_name": record.name, "workbench.owner": record.owner,
             NOTE_TAG: f"Version {version.version} of **{record.name}** (`{cid}`). "
                       f"{'Created' if parent is None else f'Retrained after v{parent.version}'}; added {added}.",
@@ -503,6 +511,15 @@ class Tracker:
         run = client.create_run(experiment_id, start_time=end_ms - int(seconds * 1000), tags=tags,
                                 run_name=f"v{version.version}")
         run_id = run.info.run_id
+        try:
+            return self._fill_run(client, run, record, version, rows, end_ms)
+        except Exception:
+            self._abandoned.add(run_id)  # removed and logged afresh by the next sync
+            raise
+
+    def _fill_run(self, client, run, record: ClassifierRecord, version: VersionRecord, rows: list[ExampleRow],
+                  end_ms: int) -> Any:
+        cid, run_id = record.classifier_id, run.info.run_id
         self._log_numbers(client, run_id, version, end_ms)
         self._log_dataset(client, run, cid, version, rows)
         with tempfile.TemporaryDirectory(prefix="workbench-run-") as tmp:
