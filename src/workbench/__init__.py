@@ -16,6 +16,7 @@ from .errors import (
 from .jobs import ClassifierEvent
 from .limits import Limits
 from .service import Workbench
+from .tracking import TrackingError
 
 __all__ = [
     "ClassifierNotFound",
@@ -29,6 +30,7 @@ __all__ = [
     "Limits",
     "NoImages",
     "ClassifierEvent",
+    "TrackingError",
     "WaitTimeout",
     "Workbench",
     "WorkbenchError",
