@@ -295,7 +295,7 @@ class ClassifyWidget(widgets.VBox):
         self.classifiers = widgets.SelectMultiple(options=options, value=chosen, description="classifiers", rows=min(4, len(options)))
         self.threshold = widgets.FloatSlider(value=threshold, min=0.0, max=1.0, step=0.01, description="threshold",
                                              continuous_update=True, readout_format=".2f")
-        self.image = widgets.Image(format="jpeg", layout=widgets.Layout(width=f"{IMAGE_WIDTH_PX}px"))
+        self.image = widgets.Image(format="jpeg", width=IMAGE_WIDTH_PX)  # height follows the aspect ratio
         self.table = widgets.HTML()
         self.message = widgets.HTML()
         self.scores = score_rows({})
@@ -304,7 +304,7 @@ class ClassifyWidget(widgets.VBox):
         self.threshold.observe(lambda _: self._render(), names="value")
         self._last: tuple[bytes, str] | None = None
         controls = widgets.HBox([self.upload, self.classifiers, self.threshold])
-        super().__init__([controls, self.message, widgets.HBox([self.image, self.table])])
+        super().__init__([controls, self.message, widgets.HBox([self.image, self.table], layout=widgets.Layout(align_items="flex-start"))])
         self.add_class("workbench-classify")
 
     def classify(self, image: str | Path | bytes, name: str | None = None) -> pd.DataFrame:
@@ -413,8 +413,7 @@ class Gallery(widgets.VBox):
         self.grid.children = [self._tile(row) for row in shown.head(self.max_images).itertuples()]
 
     def _tile(self, row) -> widgets.VBox:
-        picture = widgets.Image(value=thumbnail(self.wb.store.read_blob(row.sha256)), format="jpeg",
-                                layout=widgets.Layout(width=f"{THUMBNAIL_PX}px"))
+        picture = widgets.Image(value=thumbnail(self.wb.store.read_blob(row.sha256)), format="jpeg", width=THUMBNAIL_PX)
         caption = widgets.HTML(f"<small>{html.escape(Path(row.source).name)}<br>true: {html.escape(row.label)}"
                                f"<br>top: {html.escape(row.predicted)} {row.top_score:.2f}</small>")
         return widgets.VBox([picture, caption])
