@@ -131,9 +131,15 @@ class StatusWidget(widgets.VBox):
         return self.statuses[-1]
 
     def on_event(self, event: ClassifierEvent) -> None:
-        """A training event (called on the training thread): refresh the label and progress bar."""
+        """A training event (called on the training thread): refresh the display; never raises into the training."""
         if event.classifier_id != self.classifier_id:
             return
+        try:
+            self._on_event(event)
+        except Exception as exc:  # a display problem must not fail the training that reported it
+            self.label.value = _error_html(exc)
+
+    def _on_event(self, event: ClassifierEvent) -> None:
         with self._lock:
             self.stages.append(event.stage)
             if event.stage == "deleted":
