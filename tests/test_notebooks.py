@@ -73,7 +73,9 @@ def test_classify_notebook_finds_the_golden_retriever(scraps):
 
 
 def test_compare_notebook_reads_both_versions_from_mlflow(scraps):
-    assert scraps["04_compare_versions"]["version_count"] == 2
+    compared = scraps["04_compare_versions"]
+    assert compared["version_count"] == 2
+    assert compared["registered_versions"] == [1, 2]  # read back from the MLflow model registry
 
 
 def test_delete_notebook_confirms_the_classifier_is_gone(scraps):
