@@ -85,3 +85,14 @@ def test_a_failed_training_says_why_and_keeps_the_last_good_version(tmp_path: Pa
     assert "Training failed" in record["explanation"]
     assert custom_classes(trainer, cid) == set(CREATE_CLASSES)
     assert len(trainer.versions(cid)) == 1
+
+
+def test_a_listener_that_raises_does_not_fail_the_training(make_workbench, tutorial_zips) -> None:
+    wb = make_workbench()
+
+    def broken(event) -> None:
+        raise RuntimeError("a widget that cannot draw")
+
+    wb.subscribe(broken)
+    cid = wb.create_classifier("dogs", {c: tutorial_zips[c] for c in CREATE_CLASSES})["classifier_id"]
+    assert wb.wait(cid, timeout=300)["status"] == "ready"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -22,6 +23,7 @@ from .limits import Limits
 from .store import Store, VersionRecord, atomic_write_bytes
 from .timestamps import now_iso
 
+log = logging.getLogger(__name__)
 EMBED_CHUNK_IMAGES = 32  # images decoded and embedded per progress step
 
 
@@ -107,8 +109,12 @@ class JobRunner:
         return _pid_alive(int(pid))
 
     def emit(self, event: ClassifierEvent) -> None:
+        """Tells every listener; a listener that raises is logged and never fails the training."""
         for listener in list(self.listeners):
-            listener(event)
+            try:
+                listener(event)
+            except Exception:
+                log.exception("listener %r failed on %s", listener, event)
 
     def _run(self, classifier_id: str) -> None:
         try:
