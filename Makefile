@@ -7,7 +7,6 @@ BIN := $(VENV)/bin
 
 $(BIN)/workbench: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@
 
@@ -20,7 +19,8 @@ test: install
 	$(BIN)/python -m pytest -q
 
 lab: install  # JupyterLab on the notebooks, with the kernel of this venv (its `python3`)
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,lab]'
 	$(BIN)/jupyter lab --ip=127.0.0.1 --notebook-dir=notebooks
 
 clean:
-	rm -rf $(VENV) data/workbench mlruns
+	rm -rf $(VENV) .venv-watson-sdk data/workbench mlruns
