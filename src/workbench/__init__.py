@@ -10,13 +10,15 @@ from .errors import (
     InvalidThreshold,
     LimitExceeded,
     NoImages,
+    TrackingError,
+    Unauthorized,
+    UnsupportedMediaType,
     WaitTimeout,
     WorkbenchError,
 )
 from .jobs import ClassifierEvent
 from .limits import Limits
 from .service import Workbench
-from .tracking import TrackingError
 
 __all__ = [
     "ClassifierNotFound",
@@ -31,6 +33,8 @@ __all__ = [
     "NoImages",
     "ClassifierEvent",
     "TrackingError",
+    "Unauthorized",
+    "UnsupportedMediaType",
     "WaitTimeout",
     "Workbench",
     "WorkbenchError",

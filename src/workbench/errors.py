@@ -80,3 +80,24 @@ class WaitTimeout(WorkbenchError):
 
     code = 408
     error_id = "timeout"
+
+
+class Unauthorized(WorkbenchError):
+    """No API key, or one that no configured key matches (HTTP front)."""
+
+    code = 401
+    error_id = "unauthorized"
+
+
+class UnsupportedMediaType(WorkbenchError):
+    """A request body that is not a form: multipart/form-data or urlencoded (HTTP front)."""
+
+    code = 415
+    error_id = "unsupported_media_type"
+
+
+class TrackingError(WorkbenchError):
+    """MLflow could not be reached or answered with an error (the training itself is unaffected)."""
+
+    code = 503
+    error_id = "tracking_unavailable"

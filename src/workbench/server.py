@@ -34,7 +34,16 @@ from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
 from . import classify as cls
-from .errors import ImageUnreadable, InvalidExamples, InvalidRequest, LimitExceeded, NoImages, WorkbenchError
+from .errors import (
+    ImageUnreadable,
+    InvalidExamples,
+    InvalidRequest,
+    LimitExceeded,
+    NoImages,
+    Unauthorized,
+    UnsupportedMediaType,
+    WorkbenchError,
+)
 from .examples import NON_IMAGE_REASONS, ZIP_MAGICS, ImageInput, read_images
 from .keys import KeyRing
 from .limits import MAX_CLASSIFY_IMAGES_HTTP
@@ -49,20 +58,6 @@ VERSION_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 POSITIVE_SUFFIX = "_positive_examples"
 FORM_MEDIA_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 CUSTOMER_ID_PATTERN = re.compile(r"^\w+$")  # Watson: letters, digits and _ (any script)
-
-
-class Unauthorized(WorkbenchError):
-    """No API key, or one that no configured key matches."""
-
-    code = 401
-    error_id = "unauthorized"
-
-
-class UnsupportedMediaType(WorkbenchError):
-    """A request body that is not a form (multipart/form-data or urlencoded)."""
-
-    code = 415
-    error_id = "unsupported_media_type"
 
 
 @dataclass(frozen=True)

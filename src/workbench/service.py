@@ -33,7 +33,8 @@ from .jobs import ClassifierEvent, JobRunner, Listener
 from .limits import FORBIDDEN_CLASS_CHARS, MIN_EXAMPLE_SETS, Limits
 from .store import ClassifierRecord, Store
 from .timestamps import now_iso
-from .tracking import Tracker, TrackingError, new_tracker
+from .errors import TrackingError
+from .tracking import Tracker, new_tracker
 from .training import Heads
 
 HOME_ENV = "WORKBENCH_HOME"

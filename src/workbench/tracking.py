@@ -33,7 +33,7 @@ import pandas as pd
 from . import plots
 from .backbone import Backbone, preprocess
 from .classify import custom_classes
-from .errors import ClassifierNotFound, ImageUnreadable, InvalidRequest, WorkbenchError
+from .errors import ClassifierNotFound, ImageUnreadable, InvalidRequest, TrackingError
 from .examples import decode_image
 from .jobs import ClassifierEvent
 from .limits import Limits
@@ -71,13 +71,6 @@ TAG_LOGGED = "workbench.logged"  # set last: the run is complete
 TAG_LOGGING_SINCE = "workbench.logging_since_ms"  # when logging began (a half-logged run older than STALE_... is removed)
 TAG_DELETED = "workbench.deleted"
 NOTE_TAG = "mlflow.note.content"  # MLflow shows it as the run / experiment description
-
-
-class TrackingError(WorkbenchError):
-    """MLflow could not be reached or answered with an error (the training itself is unaffected)."""
-
-    code = 503
-    error_id = "tracking_unavailable"
 
 
 @dataclass(frozen=True)
