@@ -13,12 +13,13 @@ import sqlite3
 import threading
 import warnings
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, ContextManager, Iterable, Sequence
 
 import numpy as np
 from PIL import Image
+from threadpoolctl import ThreadpoolController
 
 from . import onnx_engine
 
@@ -67,6 +68,20 @@ def preprocess(image: Image.Image, spec: BackboneSpec) -> np.ndarray:
     image = image.crop((left, top, left + size, top + size))
     pixels = np.asarray(image, dtype=np.float32)
     return ((pixels - spec.mean) / spec.std).transpose(2, 0, 1)
+
+
+@lru_cache(maxsize=1)
+def _blas_controller() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
+def single_threaded_blas() -> ContextManager:
+    """BLAS on one thread for the small products around the backbone.
+
+    Idle BLAS threads spin after each product and take the cores the backbone needs: on 2 cores
+    a single-image classify went from about 22 ms to 39 ms without this.
+    """
+    return _blas_controller().limit(limits=1, user_api="blas")
 
 
 def available_cpus() -> int:

@@ -14,7 +14,7 @@ from typing import Iterable, Iterator, Mapping
 import numpy as np
 
 from . import classify as cls
-from .backbone import Backbone, EmbeddingCache
+from .backbone import Backbone, EmbeddingCache, single_threaded_blas
 from .decode import backbone_input, prepared_batches
 from .errors import (
     ClassifierNotFound,
@@ -331,8 +331,8 @@ class Workbench:
         return deleted
 
     # classify --------------------------------------------------------------
-    def _serving(self, classifier_id: str) -> cls.ServingHeads:
-        record = self._record(classifier_id)
+    def _serving(self, record: ClassifierRecord) -> cls.ServingHeads:
+        classifier_id = record.classifier_id
         if record.serving_version is None:
             raise InvalidRequest(
                 f"Classifier {classifier_id!r} is {record.status} and has no trained version to classify with yet"
@@ -352,22 +352,24 @@ class Workbench:
     ) -> dict:
         """Scores images (paths, bytes, zips, folders) with one backbone pass each, Watson ClassifiedImages."""
         limit = cls.check_threshold(threshold)
-        my_ids = [r.classifier_id for r in self.store.classifiers(owner=self.owner) if r.serving_version is not None]
+        mine = {r.classifier_id: r for r in self.store.classifiers(owner=self.owner)}
+        my_ids = [cid for cid, r in mine.items() if r.serving_version is not None]
         ids = cls.requested_ids(cls.split_list(classifier_ids), cls.split_list(owners), my_ids)
-        unknown = [cid for cid in ids if cid != GENERAL_CLASSIFIER_ID and not self._exists(cid)]
+        unknown = [cid for cid in ids if cid != GENERAL_CLASSIFIER_ID and cid not in mine]
         if unknown:
             raise ClassifierNotFound(f"Did not find any classifier with the ids {unknown}")
-        serving = {cid: self._serving(cid) for cid in ids if cid != GENERAL_CLASSIFIER_ID}
+        serving = {cid: self._serving(mine[cid]) for cid in ids if cid != GENERAL_CLASSIFIER_ID}
         entries, warnings = cls.split_non_images(read_images(images, limits=self.limits))
         if not entries:
             raise NoImages("No images were given to classify")
         answers: list[dict | None] = [None] * len(entries)
-        for batch in self._decode_all(entries, answers, limit, GENERAL_CLASSIFIER_ID in ids):
-            rows, tensors, colors = zip(*batch)
-            embeddings, probabilities = self.backbone.run(tensors)
-            results = cls.image_results(probabilities, embeddings, colors, ids, serving, limit)
-            for i, per_image in zip(rows, results):
-                answers[i] = {"classifiers": per_image, "image": entries[i].name}
+        with single_threaded_blas():
+            for batch in self._decode_all(entries, answers, limit, GENERAL_CLASSIFIER_ID in ids):
+                rows, tensors, colors = zip(*batch)
+                embeddings, probabilities = self.backbone.run(tensors)
+                results = cls.image_results(probabilities, embeddings, colors, ids, serving, limit)
+                for i, per_image in zip(rows, results):
+                    answers[i] = {"classifiers": per_image, "image": entries[i].name}
         return cls.classified_images(answers, warnings)
 
     def _exists(self, classifier_id: str) -> bool:

@@ -122,12 +122,15 @@ class Store:
             db.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One atomic unit of work: commits on success, rolls back on any error."""
+    def transaction(self, write: bool = True) -> Iterator[sqlite3.Connection]:
+        """One atomic unit of work: commits on success, rolls back on any error.
+
+        Reads (`write=False`) see one consistent snapshot and never wait for a writer (WAL).
+        """
         db = sqlite3.connect(self.home / "workbench.db", timeout=30, isolation_level=None)
         db.execute("PRAGMA foreign_keys=ON")
         try:
-            db.execute("BEGIN IMMEDIATE")
+            db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             yield db
             db.execute("COMMIT")
         except BaseException:
@@ -169,7 +172,7 @@ class Store:
         """The stored record, or ClassifierNotFound."""
         query = "SELECT * FROM classifiers WHERE classifier_id = ?"
         if db is None:
-            with self.transaction() as db:
+            with self.transaction(write=False) as db:
                 row = db.execute(query, (classifier_id,)).fetchone()
         else:
             row = db.execute(query, (classifier_id,)).fetchone()
@@ -179,7 +182,7 @@ class Store:
 
     def classifiers(self, owner: str | None = None) -> list[ClassifierRecord]:
         """All records (of one owner when given), oldest first."""
-        with self.transaction() as db:
+        with self.transaction(write=False) as db:
             if owner is None:
                 rows = db.execute("SELECT * FROM classifiers ORDER BY created, classifier_id").fetchall()
             else:
@@ -189,7 +192,7 @@ class Store:
         return [ClassifierRecord(*row) for row in rows]
 
     def classifier_ids(self) -> set[str]:
-        with self.transaction() as db:
+        with self.transaction(write=False) as db:
             return {row[0] for row in db.execute("SELECT classifier_id FROM classifiers")}
 
     # examples --------------------------------------------------------------
@@ -202,7 +205,7 @@ class Store:
 
     def examples(self, classifier_id: str, up_to: int | None = None) -> list[ExampleRow]:
         """The manifest, in the order it was added (up to an example id when given)."""
-        with self.transaction() as db:
+        with self.transaction(write=False) as db:
             rows = db.execute(
                 "SELECT example_id, class_name, sha256, source FROM examples"
                 " WHERE classifier_id = ? AND example_id <= ? ORDER BY example_id",
@@ -214,7 +217,7 @@ class Store:
         query = "SELECT COALESCE(MAX(example_id), 0) FROM examples WHERE classifier_id = ?"
         if db is not None:
             return db.execute(query, (classifier_id,)).fetchone()[0]
-        with self.transaction() as db:
+        with self.transaction(write=False) as db:
             return db.execute(query, (classifier_id,)).fetchone()[0]
 
     def class_names(self, classifier_id: str, db: sqlite3.Connection | None = None) -> list[str]:
@@ -225,7 +228,7 @@ class Store:
         )
         if db is not None:
             return [row[0] for row in db.execute(query, (classifier_id,))]
-        with self.transaction() as db:
+        with self.transaction(write=False) as db:
             return [row[0] for row in db.execute(query, (classifier_id,))]
 
     # versions --------------------------------------------------------------
@@ -239,14 +242,14 @@ class Store:
         )
 
     def versions(self, classifier_id: str) -> list[VersionRecord]:
-        with self.transaction() as db:
+        with self.transaction(write=False) as db:
             rows = db.execute(
                 "SELECT * FROM versions WHERE classifier_id = ? ORDER BY version", (classifier_id,)
             ).fetchall()
         return [self._version(row) for row in rows]
 
     def version(self, classifier_id: str, version: int) -> VersionRecord:
-        with self.transaction() as db:
+        with self.transaction(write=False) as db:
             row = db.execute(
                 "SELECT * FROM versions WHERE classifier_id = ? AND version = ?", (classifier_id, version)
             ).fetchone()
@@ -271,7 +274,7 @@ class Store:
 
     def customer_classifiers(self, customer_id: str) -> list[str]:
         """The classifiers holding data labelled with `customer_id`."""
-        with self.transaction() as db:
+        with self.transaction(write=False) as db:
             rows = db.execute(
                 "SELECT classifier_id FROM customer_data WHERE customer_id = ? ORDER BY classifier_id", (customer_id,)
             ).fetchall()
@@ -287,9 +290,9 @@ class Store:
             still_used = {
                 row[0] for row in db.execute("SELECT DISTINCT sha256 FROM examples") if row[0] in shas
             }
-        orphans = sorted(shas - still_used)
-        for sha in orphans:
-            self.blob_path(sha).unlink(missing_ok=True)
+            orphans = sorted(shas - still_used)
+            for sha in orphans:  # under the write lock: a create storing the same image waits for us
+                self.blob_path(sha).unlink(missing_ok=True)
         head_dir = self.head_dir / classifier_id
         if head_dir.exists():
             for path in head_dir.iterdir():
