@@ -132,6 +132,8 @@ class OnnxEngine:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        # no busy-waiting between ops: the decode threads need those cores while a batch runs
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.path = path
         self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
