@@ -1,34 +1,29 @@
 """The HTTP front: Watson Visual Recognition v3 paths over the Workbench engine (FastAPI + uvicorn).
 
 It parses requests, checks API keys and maps errors to Watson JSON (in `error_response`, the one
-place); every decision about classifiers, examples and scores is the engine's. Uploads are parsed
-by python-multipart into spooled temporary files (on disk above 1 MB), never held whole in memory.
+place); every decision about classifiers, examples and scores is the engine's. Form parsing lives
+in forms.py, image URLs in image_urls.py, the documented JSON shapes in schemas.py.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 import socket
 import threading
-import urllib.error
-import urllib.request
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, AsyncIterator, Literal
-from urllib.parse import unquote, urlsplit
+from typing import Annotated, AsyncIterator
+from urllib.parse import unquote
 
 import uvicorn
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import Match
@@ -36,27 +31,34 @@ from starlette.routing import Match
 from . import classify as cls
 from .errors import (
     ImageUnreadable,
-    InvalidExamples,
     InvalidRequest,
     LimitExceeded,
     NoImages,
     Unauthorized,
-    UnsupportedMediaType,
     WorkbenchError,
 )
 from .examples import NON_IMAGE_REASONS, ZIP_MAGICS, ImageInput, read_images
+from .forms import FormParts, NamedUpload, _file_name, _legacy_parameters, parsed_form, training_sets
+from .image_urls import fetch_url
 from .keys import KeyRing
 from .limits import MAX_CLASSIFY_IMAGES_HTTP
-from .service import DEFAULT_OWNER, MAX_NAME_CHARS, Workbench
+from .schemas import (
+    BINARY,
+    CLASSIFY_BODY,
+    CREATE_BODY,
+    TRAINING_BODY,
+    Classifier,
+    ClassifiedImages,
+    Classifiers,
+    Empty,
+    _errors,
+    _form_body,
+)
+from .service import DEFAULT_OWNER, Workbench
 
 MAX_BODY_BYTES = 257 * 1024 * 1024  # Watson: 256 MB per call, plus room for the multipart framing
-MAX_TEXT_PART_BYTES = 1024 * 1024  # a text field (name, classifier_ids, parameters)
-MAX_FORM_PARTS = 1000  # files or fields in one form
-URL_TIMEOUT_SECONDS = 15.0
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 VERSION_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
-POSITIVE_SUFFIX = "_positive_examples"
-FORM_MEDIA_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 CUSTOMER_ID_PATTERN = re.compile(r"^\w+$")  # Watson: letters, digits and _ (any script)
 
 
@@ -69,111 +71,6 @@ class ServerSettings:
     file_url_root: Path | None = None  # file:// URLs are allowed under this folder only
     url_prefixes: tuple[str, ...] = ()  # http(s) URLs are allowed under these prefixes only
     auth: bool = True
-
-
-# ------------------------------------------------------------------ Watson JSON shapes (for /openapi.json)
-
-
-class ErrorResponse(BaseModel):
-    code: int
-    error: str
-
-
-class ErrorInfo(BaseModel):
-    code: int
-    description: str
-    error_id: str
-
-
-class ClassResult(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
-    class_: str = Field(alias="class")
-    score: float = Field(ge=0, le=1)
-    type_hierarchy: str = None  # type: ignore[assignment]  # omitted, never null
-
-
-class ClassifierResult(BaseModel):
-    name: str
-    classifier_id: str
-    classes: list[ClassResult]
-
-
-class ClassifiedImage(BaseModel):
-    classifiers: list[ClassifierResult]
-    image: str = None  # type: ignore[assignment]
-    source_url: str = None  # type: ignore[assignment]
-    resolved_url: str = None  # type: ignore[assignment]
-    error: ErrorInfo = None  # type: ignore[assignment]
-
-
-class WarningInfo(BaseModel):
-    warning_id: str
-    description: str
-
-
-class ClassifiedImages(BaseModel):
-    images: list[ClassifiedImage]
-    images_processed: int
-    custom_classes: int
-    warnings: list[WarningInfo] = None  # type: ignore[assignment]
-
-
-class ClassName(BaseModel):
-    model_config = ConfigDict(populate_by_name=True)
-    class_: str = Field(alias="class")
-
-
-class Classifier(BaseModel):
-    classifier_id: str
-    name: str
-    status: Literal["ready", "training", "retraining", "failed"]
-    owner: str = None  # type: ignore[assignment]
-    core_ml_enabled: bool = None  # type: ignore[assignment]
-    explanation: str = None  # type: ignore[assignment]
-    created: str = None  # type: ignore[assignment]
-    updated: str = None  # type: ignore[assignment]
-    retrained: str = None  # type: ignore[assignment]
-    classes: list[ClassName] = None  # type: ignore[assignment]
-
-
-class Classifiers(BaseModel):
-    classifiers: list[Classifier]
-
-
-class Empty(BaseModel):
-    pass
-
-
-def _errors(*codes: int) -> dict:
-    return {code: {"model": ErrorResponse, "description": "Watson ErrorResponse"} for code in codes}
-
-
-BINARY = {"type": "string", "format": "binary"}
-CLASSIFY_BODY = {
-    "type": "object",
-    "properties": {
-        "images_file": {**BINARY, "description": "An image (.gif .jpg .png .tif) or a .zip of up to 20 images"},
-        "url": {"type": "string", "description": "file:// or http(s) URL of an image, if the server allows it"},
-        "threshold": {"type": "number", "minimum": 0, "maximum": 1, "description": "Minimum score (default 0.5)"},
-        "owners": {"type": "string", "enum": ["IBM", "me", "IBM,me", "me,IBM"], "description": "IBM and/or me"},
-        "classifier_ids": {"type": "string", "description": "Classifier ids, comma-separated or repeated"},
-        "parameters": {"type": "string", "description": "Legacy JSON: classifier_ids, owners, threshold"},
-    },
-}
-TRAINING_BODY = {
-    "type": "object",
-    "properties": {"negative_examples": {**BINARY, "description": "A .zip of images of none of the classes"}},
-    "additionalProperties": {**BINARY, "description": "{class}_positive_examples: a .zip of the class's images"},
-}
-CREATE_BODY = {
-    **TRAINING_BODY,
-    "required": ["name"],
-    "properties": {"name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS}, **TRAINING_BODY["properties"]},
-}
-
-
-def _form_body(schema: dict, required: bool = True) -> dict:
-    return {"requestBody": {"required": required, "content": {"multipart/form-data": {"schema": schema}}}}
 
 
 # ------------------------------------------------------------------ errors: the one mapping
@@ -315,134 +212,6 @@ def customer_id(metadata: str | None) -> str | None:
     return None
 
 
-# ------------------------------------------------------------------ forms
-
-
-class NamedUpload:
-    """An uploaded file as the engine reads it: `.name` is the client's file name, `.read` its bytes."""
-
-    def __init__(self, name: str, upload: UploadFile) -> None:
-        self.name = name
-        self.file = upload.file
-
-    def read(self, size: int = -1) -> bytes:
-        return self.file.read(size)
-
-    def rewind(self) -> "NamedUpload":
-        self.file.seek(0)
-        return self
-
-
-@dataclass
-class FormParts:
-    """A parsed form: file parts in order, text parts by name (JSON-encoded text parts decoded)."""
-
-    files: list[tuple[str, UploadFile]]
-    texts: dict[str, list[str]]
-
-    def values(self, name: str) -> list[str]:
-        return self.texts.get(name, [])
-
-    def text(self, name: str) -> str | None:
-        values = self.values(name)
-        return values[-1] if values else None
-
-
-def _decoded(value: str) -> list[str]:
-    """A text part's values: a JSON string or list (application/json parts) is decoded, else kept."""
-    if value.lstrip()[:1] in ('"', "["):
-        try:
-            data = json.loads(value)
-        except ValueError:
-            return [value]
-        if isinstance(data, list):
-            return [item if isinstance(item, str) else json.dumps(item) for item in data]
-        if isinstance(data, str):
-            return [data]
-    return [value]
-
-
-def _media_type(request: Request) -> str:
-    return request.headers.get("content-type", "").split(";")[0].strip().lower()
-
-
-@asynccontextmanager
-async def parsed_form(request: Request) -> AsyncIterator[FormParts]:
-    """Parses a form body (files spooled to disk); an empty body is an empty form, other types are 415."""
-    media = _media_type(request)
-    if media not in FORM_MEDIA_TYPES:
-        empty = request.headers.get("content-length", "0") == "0" and "transfer-encoding" not in request.headers
-        if empty:
-            yield FormParts([], {})
-            return
-        raise UnsupportedMediaType(f"Content-Type {media or '(none)'} is not supported: send multipart/form-data")
-    async with request.form(
-        max_files=MAX_FORM_PARTS, max_fields=MAX_FORM_PARTS, max_part_size=MAX_TEXT_PART_BYTES
-    ) as form:
-        files, texts = [], {}
-        for name, value in form.multi_items():
-            if isinstance(value, str):
-                texts.setdefault(name, []).extend(_decoded(value))
-            else:
-                files.append((name, value))
-        yield FormParts(files, texts)
-
-
-def _file_name(part: str, upload: UploadFile, default_suffix: str) -> str:
-    return Path(upload.filename or "").name or f"{part}{default_suffix}"
-
-
-def training_sets(form: FormParts) -> tuple[dict[str, NamedUpload], NamedUpload | None]:
-    """`{class}_positive_examples` and `negative_examples` files from a create/update form."""
-    positives: dict[str, NamedUpload] = {}
-    negatives = None
-    for part, upload in form.files:
-        named = NamedUpload(_file_name(part, upload, ".zip"), upload)
-        if part == "negative_examples":
-            if negatives is not None:
-                raise InvalidExamples("Only one negative_examples file may be sent per request")
-            negatives = named
-        elif part.endswith(POSITIVE_SUFFIX):
-            class_name = part[: -len(POSITIVE_SUFFIX)]
-            if class_name in positives:
-                raise InvalidExamples(f"Class {class_name!r} is given twice in one request")
-            positives[class_name] = named
-        elif part != "parameters":
-            raise InvalidExamples(
-                f"Unexpected file field {part!r}: training files are {{class}}_positive_examples or negative_examples"
-            )
-    stray = [name for name in form.texts if name.endswith(POSITIVE_SUFFIX) or name == "negative_examples"]
-    if stray:
-        raise InvalidExamples(f"{stray[0]} must be a file upload (a .zip), not a text field")
-    return positives, negatives
-
-
-def _legacy_parameters(form: FormParts) -> dict:
-    """The pre-2018 `parameters` JSON field (text or file), as classify arguments."""
-    raw = form.text("parameters")
-    for part, upload in form.files:
-        if part == "parameters":
-            upload.file.seek(0)
-            raw = upload.file.read(MAX_TEXT_PART_BYTES).decode("utf-8", "replace")
-    if raw is None:
-        return {}
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        raise InvalidRequest("parameters must be a JSON object, e.g. {\"classifier_ids\": [\"default\"]}") from None
-    if isinstance(data, dict) and set(data) == {"parameters"}:
-        data = data["parameters"]
-    if not isinstance(data, dict):
-        raise InvalidRequest("parameters must be a JSON object, e.g. {\"classifier_ids\": [\"default\"]}")
-    urls = data.get("url")
-    return {
-        "classifier_ids": data.get("classifier_ids"),
-        "owners": data.get("owners", data.get("owner")),
-        "threshold": data.get("threshold"),
-        "urls": [urls] if isinstance(urls, str) else [],
-    }
-
-
 # ------------------------------------------------------------------ classify inputs
 
 
@@ -459,57 +228,6 @@ def _image_count(uploads: list[NamedUpload], workbench: Workbench) -> int:
         upload.rewind()
         total += sum(1 for e in entries if isinstance(e, ImageInput) or e.reason not in NON_IMAGE_REASONS)
     return total
-
-
-def _same_origin_prefix(url: str, prefix: str) -> bool:
-    """Whether `url` lies under an allowed prefix: same scheme and host, path below the prefix's path."""
-    a, b = urlsplit(url), urlsplit(prefix)
-    return (a.scheme, a.netloc.lower()) == (b.scheme, b.netloc.lower()) and a.path.startswith(b.path or "/")
-
-
-class _AllowListRedirects(urllib.request.HTTPRedirectHandler):
-    """Follows a redirect only to a URL that is itself on the allow-list."""
-
-    def __init__(self, prefixes: tuple[str, ...]) -> None:
-        self.prefixes = prefixes
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        if not any(_same_origin_prefix(newurl, p) for p in self.prefixes):
-            raise InvalidRequest(f"The image URL redirects to {newurl}, which is not on this server's allow-list")
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
-def fetch_url(url: str, settings: ServerSettings, max_bytes: int) -> tuple[bytes, str]:
-    """The bytes behind an allowed image URL and the URL they came from (after redirects)."""
-    scheme = urlsplit(url).scheme.lower()
-    if scheme == "file":
-        return _read_file_url(url, settings, max_bytes), url
-    if scheme not in ("http", "https"):
-        raise InvalidRequest(f"Only file:// and http(s):// image URLs are supported, got {url!r}")
-    if not any(_same_origin_prefix(url, p) for p in settings.url_prefixes):
-        raise InvalidRequest(
-            f"Image URLs are allowed only under this server's allow-list (now: {list(settings.url_prefixes) or 'none'}); "
-            "start it with --allow-url PREFIX"
-        )
-    opener = urllib.request.build_opener(_AllowListRedirects(settings.url_prefixes))
-    try:
-        with opener.open(url, timeout=URL_TIMEOUT_SECONDS) as answer:
-            return answer.read(max_bytes + 1), answer.geturl()
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise ImageUnreadable(f"Could not download {url}: {exc}") from exc
-
-
-def _read_file_url(url: str, settings: ServerSettings, max_bytes: int) -> bytes:
-    if settings.file_url_root is None:
-        raise InvalidRequest("file:// URLs are off on this server; start it with --allow-file-root FOLDER")
-    root = settings.file_url_root.resolve()
-    path = Path(unquote(urlsplit(url).path)).resolve()
-    if not path.is_relative_to(root):
-        raise InvalidRequest(f"{url} is outside the folder this server may read ({root})")
-    if not path.is_file():
-        raise ImageUnreadable(f"{url}: no such file")
-    with open(path, "rb") as handle:
-        return handle.read(max_bytes + 1)
 
 
 @dataclass(frozen=True)

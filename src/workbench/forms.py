@@ -1,0 +1,147 @@
+"""Watson v3 form bodies: multipart/urlencoded parsing, training sets and the legacy `parameters` field.
+
+Uploads are parsed by python-multipart into spooled temporary files (on disk above 1 MB), never held whole in memory.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import AsyncIterator
+
+from fastapi import Request
+from starlette.datastructures import UploadFile
+
+from .errors import InvalidExamples, InvalidRequest, UnsupportedMediaType
+
+MAX_TEXT_PART_BYTES = 1024 * 1024  # a text field (name, classifier_ids, parameters)
+MAX_FORM_PARTS = 1000  # files or fields in one form
+POSITIVE_SUFFIX = "_positive_examples"
+FORM_MEDIA_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+
+
+class NamedUpload:
+    """An uploaded file as the engine reads it: `.name` is the client's file name, `.read` its bytes."""
+
+    def __init__(self, name: str, upload: UploadFile) -> None:
+        self.name = name
+        self.file = upload.file
+
+    def read(self, size: int = -1) -> bytes:
+        return self.file.read(size)
+
+    def rewind(self) -> "NamedUpload":
+        self.file.seek(0)
+        return self
+
+
+@dataclass
+class FormParts:
+    """A parsed form: file parts in order, text parts by name (JSON-encoded text parts decoded)."""
+
+    files: list[tuple[str, UploadFile]]
+    texts: dict[str, list[str]]
+
+    def values(self, name: str) -> list[str]:
+        return self.texts.get(name, [])
+
+    def text(self, name: str) -> str | None:
+        values = self.values(name)
+        return values[-1] if values else None
+
+
+def _decoded(value: str) -> list[str]:
+    """A text part's values: a JSON string or list (application/json parts) is decoded, else kept."""
+    if value.lstrip()[:1] in ('"', "["):
+        try:
+            data = json.loads(value)
+        except ValueError:
+            return [value]
+        if isinstance(data, list):
+            return [item if isinstance(item, str) else json.dumps(item) for item in data]
+        if isinstance(data, str):
+            return [data]
+    return [value]
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+@asynccontextmanager
+async def parsed_form(request: Request) -> AsyncIterator[FormParts]:
+    """Parses a form body (files spooled to disk); an empty body is an empty form, other types are 415."""
+    media = _media_type(request)
+    if media not in FORM_MEDIA_TYPES:
+        empty = request.headers.get("content-length", "0") == "0" and "transfer-encoding" not in request.headers
+        if empty:
+            yield FormParts([], {})
+            return
+        raise UnsupportedMediaType(f"Content-Type {media or '(none)'} is not supported: send multipart/form-data")
+    async with request.form(
+        max_files=MAX_FORM_PARTS, max_fields=MAX_FORM_PARTS, max_part_size=MAX_TEXT_PART_BYTES
+    ) as form:
+        files, texts = [], {}
+        for name, value in form.multi_items():
+            if isinstance(value, str):
+                texts.setdefault(name, []).extend(_decoded(value))
+            else:
+                files.append((name, value))
+        yield FormParts(files, texts)
+
+
+def _file_name(part: str, upload: UploadFile, default_suffix: str) -> str:
+    return Path(upload.filename or "").name or f"{part}{default_suffix}"
+
+
+def training_sets(form: FormParts) -> tuple[dict[str, NamedUpload], NamedUpload | None]:
+    """`{class}_positive_examples` and `negative_examples` files from a create/update form."""
+    positives: dict[str, NamedUpload] = {}
+    negatives = None
+    for part, upload in form.files:
+        named = NamedUpload(_file_name(part, upload, ".zip"), upload)
+        if part == "negative_examples":
+            if negatives is not None:
+                raise InvalidExamples("Only one negative_examples file may be sent per request")
+            negatives = named
+        elif part.endswith(POSITIVE_SUFFIX):
+            class_name = part[: -len(POSITIVE_SUFFIX)]
+            if class_name in positives:
+                raise InvalidExamples(f"Class {class_name!r} is given twice in one request")
+            positives[class_name] = named
+        elif part != "parameters":
+            raise InvalidExamples(
+                f"Unexpected file field {part!r}: training files are {{class}}_positive_examples or negative_examples"
+            )
+    stray = [name for name in form.texts if name.endswith(POSITIVE_SUFFIX) or name == "negative_examples"]
+    if stray:
+        raise InvalidExamples(f"{stray[0]} must be a file upload (a .zip), not a text field")
+    return positives, negatives
+
+
+def _legacy_parameters(form: FormParts) -> dict:
+    """The pre-2018 `parameters` JSON field (text or file), as classify arguments."""
+    raw = form.text("parameters")
+    for part, upload in form.files:
+        if part == "parameters":
+            upload.file.seek(0)
+            raw = upload.file.read(MAX_TEXT_PART_BYTES).decode("utf-8", "replace")
+    if raw is None:
+        return {}
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise InvalidRequest("parameters must be a JSON object, e.g. {\"classifier_ids\": [\"default\"]}") from None
+    if isinstance(data, dict) and set(data) == {"parameters"}:
+        data = data["parameters"]
+    if not isinstance(data, dict):
+        raise InvalidRequest("parameters must be a JSON object, e.g. {\"classifier_ids\": [\"default\"]}")
+    urls = data.get("url")
+    return {
+        "classifier_ids": data.get("classifier_ids"),
+        "owners": data.get("owners", data.get("owner")),
+        "threshold": data.get("threshold"),
+        "urls": [urls] if isinstance(urls, str) else [],
+    }
