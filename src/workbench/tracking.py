@@ -4,15 +4,11 @@ The `Tracker` mirrors the store into MLflow. It listens to training events but d
 a worker thread of its own, so a slow or unreachable tracking server never delays or breaks a
 training; what could not be logged is reported as a warning and retried. Every sync reads the
 store, so it is idempotent: a version is logged once, however many times it is asked for.
-The pyfunc loader (`_load_pyfunc`) also lives here: a registered version scores images without
-a Workbench.
 """
 
 from __future__ import annotations
 
 import atexit
-import base64
-import io
 import json
 import os
 import queue
@@ -23,7 +19,6 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -31,14 +26,12 @@ import numpy as np
 import pandas as pd
 
 from . import plots
-from .backbone import Backbone, preprocess
-from .classify import custom_classes
-from .errors import ClassifierNotFound, ImageUnreadable, InvalidRequest, TrackingError
-from .examples import decode_image
+from .backbone import Backbone
+from .errors import ClassifierNotFound, TrackingError
 from .jobs import ClassifierEvent
-from .limits import Limits
+from .pyfunc import save_pyfunc
 from .store import ClassifierRecord, ExampleRow, Store, VersionRecord
-from .training import CV_FOLDS, HEAD_C, NEGATIVE_LABEL, SEED, THRESHOLD, Heads
+from .training import CV_FOLDS, HEAD_C, NEGATIVE_LABEL, SEED, THRESHOLD
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 WORKBENCH_TRACKING_ENV = "WORKBENCH_TRACKING_URI"  # overrides MLFLOW_TRACKING_URI for workbench only; "none" = off
@@ -57,7 +50,6 @@ STALE_LOGGING_SECONDS = 600.0  # a run still half-logged after this long was aba
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
 TRACKED_STAGES = ("started", "ready", "failed", "deleted")
 HEAD_TYPE = "logistic regression, one-vs-rest per class, class_weight=balanced, L2-normalised embeddings"
-MIN_EXAMPLE_SIDE_PX = 64  # side of the synthetic image in the model's input example
 
 # tags on runs, registered versions and experiments
 TAG_KIND = "workbench.kind"  # "version" (a successful training) or "failed_training"
@@ -186,129 +178,6 @@ def manifest_frame(rows: list[ExampleRow]) -> pd.DataFrame:
             "source": [r.source for r in rows],
         }
     )
-
-
-# the pyfunc model -------------------------------------------------------------
-HEADS_FILE = "heads.npz"
-INFO_FILE = "classifier.json"
-
-
-def image_bytes(value: Any) -> bytes:
-    """One `image` cell: raw bytes, a file path, or a base64 string."""
-    if isinstance(value, (bytes, bytearray)):
-        return bytes(value)
-    if isinstance(value, os.PathLike) or (isinstance(value, str) and len(value) < 4096 and Path(value).is_file()):
-        return Path(value).read_bytes()
-    if isinstance(value, str):
-        try:
-            return base64.b64decode(value, validate=True)
-        except ValueError:
-            raise ImageUnreadable(f"{value[:80]!r} is neither an image file nor base64 image bytes") from None
-    raise ImageUnreadable(f"An image must be a file path, bytes or a base64 string, got {type(value).__name__}")
-
-
-class ClassifierModel:
-    """A classifier version as an MLflow pyfunc: a DataFrame `image` column in, per-class scores out."""
-
-    def __init__(self, heads: Heads, info: dict, backbone: Backbone | None = None) -> None:
-        self.heads = heads
-        self.info = info
-        self.backbone = backbone or Backbone()
-        if self.backbone.backbone_id != info["backbone_id"]:
-            raise InvalidRequest(
-                f"This classifier was trained on {info['backbone_id']} embeddings, "
-                f"but the installed backbone is {self.backbone.backbone_id}"
-            )
-
-    def predict(self, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        """One row per image: a score column per class; with params watson=True also the Watson JSON."""
-        params = params or {}
-        images = model_input["image"] if isinstance(model_input, pd.DataFrame) else pd.Series(list(model_input))
-        size = self.backbone.spec.input_size_px
-        tensors = [
-            preprocess(decode_image(image_bytes(v), limits=Limits(), name=f"row {i}", draft_size=size), self.backbone.spec)
-            for i, v in enumerate(images)
-        ]
-        embeddings, _ = self.backbone.run(tensors)
-        scores = self.heads.scores(embeddings).astype(np.float64)
-        answer = pd.DataFrame(scores, columns=list(self.heads.classes))
-        if params.get("watson"):
-            threshold = float(params.get("threshold", THRESHOLD))
-            answer["watson"] = [
-                json.dumps({"classifier_id": self.info["classifier_id"], "name": self.info["name"],
-                            "classes": custom_classes(self.heads, row, threshold)})
-                for row in scores
-            ]
-        return answer
-
-
-def _load_pyfunc(data_path: str) -> ClassifierModel:
-    """MLflow's entry point for `mlflow.pyfunc.load_model`: heads and classifier info from the model's data."""
-    folder = Path(data_path)
-    info = json.loads((folder / INFO_FILE).read_text())
-    return ClassifierModel(Heads.from_bytes((folder / HEADS_FILE).read_bytes()), info)
-
-
-def model_requirements() -> list[str]:
-    """The model's pip requirements: workbench's own runtime dependencies, pinned to what is installed."""
-    from packaging.requirements import Requirement
-
-    pinned = []
-    for line in metadata.requires("workbench") or []:
-        requirement = Requirement(line)
-        if requirement.marker is not None and "extra" in str(requirement.marker):
-            continue
-        try:
-            pinned.append(f"{requirement.name}=={metadata.version(requirement.name)}")
-        except metadata.PackageNotFoundError:
-            pinned.append(str(requirement))
-    return pinned
-
-
-def example_image_base64() -> str:
-    """A small grey PNG as base64: the input example (no user image is copied into the model)."""
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.new("RGB", (MIN_EXAMPLE_SIDE_PX, MIN_EXAMPLE_SIDE_PX), (128, 128, 128)).save(buffer, format="PNG")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def model_signature(classes: list[str]):
-    """Input: an `image` column (path, bytes or base64); output: one score column per class."""
-    from mlflow.models import ModelSignature
-    from mlflow.types.schema import AnyType, ColSpec, ParamSchema, ParamSpec, Schema
-
-    outputs = [ColSpec("double", name) for name in classes] + [ColSpec("string", "watson", required=False)]
-    return ModelSignature(
-        inputs=Schema([ColSpec(AnyType(), "image")]),
-        outputs=Schema(outputs),
-        params=ParamSchema([ParamSpec("watson", "boolean", False), ParamSpec("threshold", "double", THRESHOLD)]),
-    )
-
-
-def save_pyfunc(path: Path, record: ClassifierRecord, version: VersionRecord, heads_file: Path, backbone_id: str) -> None:
-    """Writes the pyfunc model folder: heads, classifier info, the workbench code, requirements, signature."""
-    import mlflow.pyfunc
-
-    data = path.parent / "classifier"
-    data.mkdir()
-    (data / HEADS_FILE).write_bytes(heads_file.read_bytes())
-    info = {"classifier_id": record.classifier_id, "name": record.name, "version": version.version,
-            "classes": version.classes, "backbone_id": backbone_id}
-    (data / INFO_FILE).write_text(json.dumps(info, indent=2))
-    with warnings.catch_warnings():  # pandas 3 deprecations inside MLflow's input-example code
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", FutureWarning)
-        mlflow.pyfunc.save_model(
-            path=str(path),
-            loader_module=__name__,
-            data_path=str(data),
-            code_paths=[str(Path(__file__).parent)],
-            pip_requirements=model_requirements(),
-            signature=model_signature(version.classes),
-            input_example=pd.DataFrame({"image": [example_image_base64()]}),
-        )
 
 
 # the tracker --------------------------------------------------------------------
@@ -657,4 +526,4 @@ def new_tracker(store: Store, backbone: Backbone, tracking_uri: str | os.PathLik
     return Tracker(store, backbone, target) if target is not None else None
 
 
-__all__: Iterable[str] = ["Tracker", "TrackingError", "TrackingTarget", "ClassifierModel", "tracking_target", "new_tracker"]
+__all__: Iterable[str] = ["Tracker", "TrackingError", "TrackingTarget", "tracking_target", "new_tracker"]
