@@ -92,7 +92,7 @@ async def parsed_form(request: Request) -> AsyncIterator[FormParts]:
         yield FormParts(files, texts)
 
 
-def _file_name(part: str, upload: UploadFile, default_suffix: str) -> str:
+def upload_file_name(part: str, upload: UploadFile, default_suffix: str) -> str:
     return Path(upload.filename or "").name or f"{part}{default_suffix}"
 
 
@@ -101,7 +101,7 @@ def training_sets(form: FormParts) -> tuple[dict[str, NamedUpload], NamedUpload 
     positives: dict[str, NamedUpload] = {}
     negatives = None
     for part, upload in form.files:
-        named = NamedUpload(_file_name(part, upload, ".zip"), upload)
+        named = NamedUpload(upload_file_name(part, upload, ".zip"), upload)
         if part == "negative_examples":
             if negatives is not None:
                 raise InvalidExamples("Only one negative_examples file may be sent per request")
@@ -121,7 +121,7 @@ def training_sets(form: FormParts) -> tuple[dict[str, NamedUpload], NamedUpload 
     return positives, negatives
 
 
-def _legacy_parameters(form: FormParts) -> dict:
+def legacy_parameters(form: FormParts) -> dict:
     """The pre-2018 `parameters` JSON field (text or file), as classify arguments."""
     raw = form.text("parameters")
     for part, upload in form.files:

@@ -79,7 +79,7 @@ class Empty(BaseModel):
     pass
 
 
-def _errors(*codes: int) -> dict:
+def error_responses(*codes: int) -> dict:
     return {code: {"model": ErrorResponse, "description": "Watson ErrorResponse"} for code in codes}
 
 
@@ -107,5 +107,5 @@ CREATE_BODY = {
 }
 
 
-def _form_body(schema: dict, required: bool = True) -> dict:
+def form_body(schema: dict, required: bool = True) -> dict:
     return {"requestBody": {"required": required, "content": {"multipart/form-data": {"schema": schema}}}}

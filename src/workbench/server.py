@@ -38,7 +38,7 @@ from .errors import (
     WorkbenchError,
 )
 from .examples import NON_IMAGE_REASONS, ZIP_MAGICS, ImageInput, read_images
-from .forms import FormParts, NamedUpload, _file_name, _legacy_parameters, parsed_form, training_sets
+from .forms import FormParts, NamedUpload, legacy_parameters, parsed_form, training_sets, upload_file_name
 from .image_urls import fetch_url
 from .keys import KeyRing
 from .limits import MAX_CLASSIFY_IMAGES_HTTP
@@ -51,8 +51,8 @@ from .schemas import (
     ClassifiedImages,
     Classifiers,
     Empty,
-    _errors,
-    _form_body,
+    error_responses,
+    form_body,
 )
 from .service import DEFAULT_OWNER, Workbench
 
@@ -274,9 +274,9 @@ def run_classify(workbench: Workbench, request: ClassifyRequest, settings: Serve
 
 def classify_request(form: FormParts) -> ClassifyRequest:
     """A POST /v3/classify form as a ClassifyRequest; explicit fields win over legacy `parameters`."""
-    legacy = _legacy_parameters(form)
+    legacy = legacy_parameters(form)
     uploads = [
-        NamedUpload(_file_name(part, upload, ""), upload) for part, upload in form.files if part == "images_file"
+        NamedUpload(upload_file_name(part, upload, ""), upload) for part, upload in form.files if part == "images_file"
     ]
     stray = [part for part, _ in form.files if part not in ("images_file", "parameters")]
     if stray:
@@ -305,8 +305,8 @@ Metadata = Annotated[str | None, Header(alias="X-Watson-Metadata", description="
     summary="Classify images",
     operation_id="classify",
     response_model=None,
-    responses={200: {"model": ClassifiedImages}, **_errors(400, 401, 404, 413, 415)},
-    openapi_extra=_form_body(CLASSIFY_BODY, required=False),
+    responses={200: {"model": ClassifiedImages}, **error_responses(400, 401, 404, 413, 415)},
+    openapi_extra=form_body(CLASSIFY_BODY, required=False),
 )
 async def classify(request: Request, version: Version, workbench: Caller) -> JSONResponse:
     async with parsed_form(request) as form:
@@ -320,7 +320,7 @@ async def classify(request: Request, version: Version, workbench: Caller) -> JSO
     summary="Classify an image by URL",
     operation_id="getClassify",
     response_model=None,
-    responses={200: {"model": ClassifiedImages}, **_errors(400, 401, 404, 413)},
+    responses={200: {"model": ClassifiedImages}, **error_responses(400, 401, 404, 413)},
 )
 async def classify_url(
     request: Request,
@@ -341,8 +341,8 @@ async def classify_url(
     summary="Create a classifier",
     operation_id="createClassifier",
     response_model=None,
-    responses={200: {"model": Classifier}, **_errors(400, 401, 413, 415)},
-    openapi_extra=_form_body(CREATE_BODY),
+    responses={200: {"model": Classifier}, **error_responses(400, 401, 413, 415)},
+    openapi_extra=form_body(CREATE_BODY),
 )
 async def create_classifier(
     request: Request, version: Version, workbench: Caller, metadata: Metadata = None
@@ -364,7 +364,7 @@ async def create_classifier(
     summary="Retrieve a list of classifiers",
     operation_id="listClassifiers",
     response_model=None,
-    responses={200: {"model": Classifiers}, **_errors(400, 401)},
+    responses={200: {"model": Classifiers}, **error_responses(400, 401)},
 )
 async def list_classifiers(version: Version, workbench: Caller, verbose: bool = False) -> JSONResponse:
     return JSONResponse(await run_in_threadpool(workbench.list_classifiers, verbose))
@@ -375,7 +375,7 @@ async def list_classifiers(version: Version, workbench: Caller, verbose: bool = 
     summary="Retrieve classifier details",
     operation_id="getClassifier",
     response_model=None,
-    responses={200: {"model": Classifier}, **_errors(400, 401, 404)},
+    responses={200: {"model": Classifier}, **error_responses(400, 401, 404)},
 )
 async def get_classifier(classifier_id: str, version: Version, workbench: Caller) -> JSONResponse:
     return JSONResponse(await run_in_threadpool(workbench.get_classifier, classifier_id))
@@ -386,8 +386,8 @@ async def get_classifier(classifier_id: str, version: Version, workbench: Caller
     summary="Update a classifier",
     operation_id="updateClassifier",
     response_model=None,
-    responses={200: {"model": Classifier}, **_errors(400, 401, 404, 413, 415)},
-    openapi_extra=_form_body(TRAINING_BODY),
+    responses={200: {"model": Classifier}, **error_responses(400, 401, 404, 413, 415)},
+    openapi_extra=form_body(TRAINING_BODY),
 )
 async def update_classifier(
     classifier_id: str, request: Request, version: Version, workbench: Caller, metadata: Metadata = None
@@ -406,7 +406,7 @@ async def update_classifier(
     summary="Delete a classifier",
     operation_id="deleteClassifier",
     response_model=None,
-    responses={200: {"model": Empty}, **_errors(400, 401, 404)},
+    responses={200: {"model": Empty}, **error_responses(400, 401, 404)},
 )
 async def delete_classifier(classifier_id: str, version: Version, workbench: Caller) -> JSONResponse:
     await run_in_threadpool(workbench.delete_classifier, classifier_id)
@@ -418,7 +418,7 @@ async def delete_classifier(classifier_id: str, version: Version, workbench: Cal
     summary="Retrieve a Core ML model of a classifier (not available yet)",
     operation_id="getCoreMlModel",
     response_model=None,
-    responses={200: {"content": {"application/octet-stream": {"schema": BINARY}}}, **_errors(400, 401, 404)},
+    responses={200: {"content": {"application/octet-stream": {"schema": BINARY}}}, **error_responses(400, 401, 404)},
 )
 async def core_ml_model(classifier_id: str, version: Version, workbench: Caller) -> Response:
     model = await run_in_threadpool(workbench.core_ml_model, classifier_id)
@@ -433,7 +433,7 @@ async def core_ml_model(classifier_id: str, version: Version, workbench: Caller)
     response_model=None,
     response_class=Response,
     responses={202: {"description": "Accepted: the classifiers holding this customer's data are deleted"},
-               **_errors(400, 401)},
+               **error_responses(400, 401)},
 )
 async def delete_user_data(
     version: Version,

@@ -31,7 +31,7 @@ from .errors import ClassifierNotFound, TrackingError
 from .jobs import ClassifierEvent
 from .pyfunc import save_pyfunc
 from .store import ClassifierRecord, ExampleRow, Store, VersionRecord
-from .training import CV_FOLDS, HEAD_C, NEGATIVE_LABEL, SEED, THRESHOLD
+from .training import CV_FOLDS, HEAD_C, SEED, THRESHOLD
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 WORKBENCH_TRACKING_ENV = "WORKBENCH_TRACKING_URI"  # overrides MLFLOW_TRACKING_URI for workbench only; "none" = off
