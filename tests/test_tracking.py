@@ -334,6 +334,20 @@ def test_delete_removes_the_registered_model_and_tags_the_runs_deleted(small):
     assert runs and all(run.data.tags[TAG_DELETED] == "true" for run in runs)
 
 
+def test_delete_right_after_training_still_leaves_its_runs_as_history(tmp_path, local_mlruns):
+    sets = small_sets(tmp_path / "sets", ("beagle", "husky"))
+    wb = Workbench(tmp_path / "home", embedding_cache=tmp_path / "embeddings.db", tracking_uri=local_mlruns)
+    cid = wb.create_classifier("brief", sets)["classifier_id"]
+    assert wb.wait(cid, timeout=TRAIN_SECONDS)["status"] == "ready"
+    wb.delete_classifier(cid)  # no flush between: the run may not be logged yet
+    assert wb.tracker.flush(timeout=TRAIN_SECONDS)
+    client = MlflowClient(tracking_uri=wb.tracker.uri, registry_uri=wb.tracker.uri)
+    runs = client.search_runs([client.get_experiment_by_name(cid).experiment_id])
+    assert len(runs) == 1 and runs[0].data.tags[TAG_DELETED] == "true"
+    with pytest.raises(MlflowException):
+        client.get_registered_model(cid)
+
+
 def test_concurrent_trainings_log_to_their_own_runs(small, tmp_path):
     wb, first, client = small
     sets = small_sets(tmp_path / "other", ("goldenretriever", "dalmatian"))

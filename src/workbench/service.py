@@ -302,8 +302,13 @@ class Workbench:
             self.jobs.request(classifier_id)
 
     def delete_classifier(self, classifier_id: str) -> None:
-        """Deletes the classifier, its versions, and the example images no other classifier uses."""
+        """Deletes the classifier, its versions, and the example images no other classifier uses.
+
+        Versions not yet logged to MLflow are logged first, so its runs stay as history.
+        """
         self._record(classifier_id)
+        if self.tracker is not None:
+            self.tracker.sync(classifier_id)  # bounded by the HTTP timeouts; never raises
         orphans = self.store.delete_classifier(classifier_id)
         self._parts()[2].delete_many(orphans)
         self.jobs.emit(ClassifierEvent(classifier_id, "deleted"))
