@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from workbench import plots
-from workbench.training import NEGATIVE_LABEL
+from workbench.training import NEGATIVE_LABEL, OutOfFold
 
 
 @pytest.fixture(scope="module")
@@ -17,9 +17,9 @@ def oof(dogs):
     """(scores, labels, classes, metrics) of the tutorial classifier's serving version."""
     wb, cid = dogs
     version = wb.store.versions(cid)[-1]
-    with np.load(wb.store.head_path(cid, version.version).with_suffix(".oof.npz")) as arrays:
-        scores, labels = arrays["scores"], [str(label) for label in arrays["labels"]]
-    return scores, labels, version.classes, version.metrics
+    held_out = OutOfFold.from_bytes(wb.store.out_of_fold_path(cid, version.version).read_bytes())
+    assert held_out.classes == version.classes
+    return held_out.scores, held_out.labels, version.classes, version.metrics
 
 
 def test_threshold_table_at_half_matches_stored_precision_and_recall(oof):

@@ -7,7 +7,15 @@ import io
 import numpy as np
 import pytest
 
-from workbench.training import NEGATIVE_LABEL, Heads, cross_validate, fit_heads, metrics_from_scores, predicted_labels
+from workbench.training import (
+    NEGATIVE_LABEL,
+    Heads,
+    OutOfFold,
+    cross_validate,
+    fit_heads,
+    metrics_from_scores,
+    predicted_labels,
+)
 
 
 @pytest.fixture(scope="module")
@@ -60,3 +68,13 @@ def test_metrics_on_known_scores() -> None:
     assert metrics["per_class"]["a"]["recall"] == pytest.approx(0.5)
     assert metrics["per_class"]["b"]["f1"] == pytest.approx(1.0)
     assert metrics["negatives"] == 1 and metrics["images"] == 4
+
+
+def test_out_of_fold_scores_round_trip_without_pickle(tutorial_embeddings) -> None:
+    x, labels, classes = tutorial_embeddings
+    held_out = OutOfFold(classes, cross_validate(x, labels, classes), labels, [f"{i:064x}" for i in range(len(labels))],
+                         [f"set.zip/{i}.jpg" for i in range(len(labels))])
+    again = OutOfFold.from_bytes(held_out.to_bytes())
+    np.testing.assert_array_equal(again.scores, held_out.scores)
+    assert (again.classes, again.labels, again.sha256, again.sources) == (
+        held_out.classes, held_out.labels, held_out.sha256, held_out.sources)

@@ -218,10 +218,11 @@ class JobRunner:
             ).fetchone()[0]
             path = self.store.head_path(classifier_id, version)
             atomic_write_bytes(path, result.heads.to_bytes())
-            atomic_write_bytes(
-                path.with_suffix(".oof.npz"),
-                _oof_bytes(result.oof_scores, result.labels, [r.sha256 for r in rows], [r.source for r in rows]),
+            held_out = training.OutOfFold(
+                list(result.heads.classes), result.oof_scores, result.labels,
+                [r.sha256 for r in rows], [r.source for r in rows],
             )
+            atomic_write_bytes(self.store.out_of_fold_path(classifier_id, version), held_out.to_bytes())
             stamp = now_iso()
             self.store.insert_version(
                 db,
@@ -233,13 +234,3 @@ class JobRunner:
             self.store.update_classifier(
                 db, classifier_id, serving_version=version, retrained=retrained, updated=updated
             )
-
-
-def _oof_bytes(scores: np.ndarray, labels: list[str], shas: list[str], sources: list[str]) -> bytes:
-    """Out-of-fold scores with labels and image ids, as plain .npz arrays (for plots and reports)."""
-    import io
-
-    buffer = io.BytesIO()
-    np.savez(buffer, scores=scores, labels=np.array(labels, dtype=str), sha256=np.array(shas, dtype=str),
-             sources=np.array(sources, dtype=str))
-    return buffer.getvalue()

@@ -265,6 +265,10 @@ class Store:
     def head_path(self, classifier_id: str, version: int) -> Path:
         return self.head_dir / classifier_id / f"v{version}.npz"
 
+    def out_of_fold_path(self, classifier_id: str, version: int) -> Path:
+        """Where a version's out-of-fold scores (`training.OutOfFold`) are stored."""
+        return self.head_dir / classifier_id / f"v{version}.oof.npz"
+
     # customer labels -------------------------------------------------------
     def label_customer(self, customer_id: str, classifier_id: str) -> None:
         """Records that a classifier holds data sent for `customer_id`."""

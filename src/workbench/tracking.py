@@ -31,7 +31,7 @@ from .errors import ClassifierNotFound, TrackingError
 from .jobs import ClassifierEvent
 from .pyfunc import save_pyfunc
 from .store import ClassifierRecord, ExampleRow, Store, VersionRecord
-from .training import CV_FOLDS, HEAD_C, SEED, THRESHOLD
+from .training import CV_FOLDS, HEAD_C, SEED, THRESHOLD, OutOfFold
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 WORKBENCH_TRACKING_ENV = "WORKBENCH_TRACKING_URI"  # overrides MLFLOW_TRACKING_URI for workbench only; "none" = off
@@ -424,9 +424,8 @@ class Tracker:
         """Plots (PNG), the manifest (CSV), the full metrics (JSON) and the pyfunc model, into one folder."""
         (folder / "plots").mkdir(parents=True)
         (folder / "examples").mkdir()
-        head_path = self.store.head_path(record.classifier_id, version.version)
-        with np.load(head_path.with_suffix(".oof.npz"), allow_pickle=False) as oof:
-            scores, labels = oof["scores"], [str(label) for label in oof["labels"]]
+        held_out = OutOfFold.from_bytes(self.store.out_of_fold_path(record.classifier_id, version.version).read_bytes())
+        scores, labels = held_out.scores, held_out.labels
         figures = {
             "confusion_matrix": plots.confusion_matrix(scores, labels, version.classes),
             "score_histograms": plots.score_histograms(scores, labels, version.classes),
@@ -438,7 +437,8 @@ class Tracker:
         (folder / "metrics.json").write_text(json.dumps(version.metrics, indent=2))
         model_folder = folder.parent / "model-build" / MODEL_ARTIFACT
         model_folder.parent.mkdir()
-        save_pyfunc(model_folder, record, version, head_path, self.backbone.backbone_id)
+        heads_file = self.store.head_path(record.classifier_id, version.version)
+        save_pyfunc(model_folder, record, version, heads_file, self.backbone.backbone_id)
         model_folder.rename(folder / MODEL_ARTIFACT)
 
     def _register(self, client, record: ClassifierRecord, version: VersionRecord, run) -> str:

@@ -45,6 +45,35 @@ class Heads:
             return cls(tuple(str(c) for c in arrays["classes"]), arrays["weights"], arrays["bias"])
 
 
+@dataclass(frozen=True)
+class OutOfFold:
+    """Every training image's held-out scores (images x classes) with its label, sha256 and source name.
+
+    Stored beside each version's heads for plots, galleries and MLflow artifacts (plain .npz, no pickle).
+    """
+
+    classes: list[str]
+    scores: np.ndarray
+    labels: list[str]  # NEGATIVE_LABEL for negative examples
+    sha256: list[str]
+    sources: list[str]
+
+    def to_bytes(self) -> bytes:
+        buffer = io.BytesIO()
+        np.savez(
+            buffer, classes=np.array(self.classes, dtype=str), scores=self.scores,
+            labels=np.array(self.labels, dtype=str), sha256=np.array(self.sha256, dtype=str),
+            sources=np.array(self.sources, dtype=str),
+        )
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "OutOfFold":
+        with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+            texts = {name: [str(x) for x in arrays[name]] for name in ("classes", "labels", "sha256", "sources")}
+            return cls(texts["classes"], arrays["scores"], texts["labels"], texts["sha256"], texts["sources"])
+
+
 @dataclass
 class TrainingResult:
     """Fitted heads plus the cross-validated evidence of how good they are."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 import html
 import io
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -26,9 +25,8 @@ from .jobs import ClassifierEvent
 from .service import Workbench
 from .store import VersionRecord
 from .tracking import version_metrics
-from .training import NEGATIVE_LABEL, THRESHOLD, predicted_labels
+from .training import NEGATIVE_LABEL, THRESHOLD, OutOfFold, predicted_labels
 
-OOF_SUFFIX = ".oof.npz"  # out-of-fold scores stored next to each version's heads
 POSITIVE_SUFFIX = "_positive_examples"  # Watson's form-field suffix, accepted on set names
 NO_NEGATIVES = "(none)"
 MAX_TABLE_ROWS = 30  # classify results shown at once; the rest are counted
@@ -41,30 +39,18 @@ SETTLED_STAGES = ("ready", "failed", "deleted")
 
 
 # reading what a version stored ---------------------------------------------------
-@dataclass(frozen=True)
-class OutOfFold:
-    """A version's out-of-fold scores (images x classes) with each image's label, sha256 and source name."""
-
-    version: int
-    classes: list[str]
-    scores: np.ndarray
-    labels: list[str]  # NEGATIVE_LABEL for negative examples
-    sha256: list[str]
-    sources: list[str]
+def version_number(wb: Workbench, classifier_id: str, version: int | None = None) -> int:
+    """`version` if the classifier has it, else the serving version."""
+    number = version if version is not None else wb.store.classifier(classifier_id).serving_version
+    if number not in {v["version"] for v in wb.versions(classifier_id)}:
+        raise WorkbenchError(f"Classifier {classifier_id!r} has no trained version {number!r}")
+    return number
 
 
 def out_of_fold(wb: Workbench, classifier_id: str, version: int | None = None) -> OutOfFold:
     """The out-of-fold scores stored with a version (the serving version by default)."""
-    versions = {v["version"]: v for v in wb.versions(classifier_id)}
-    number = version if version is not None else wb.store.classifier(classifier_id).serving_version
-    if number not in versions:
-        raise WorkbenchError(f"Classifier {classifier_id!r} has no trained version {number!r}")
-    path = wb.store.head_path(classifier_id, number).with_suffix(OOF_SUFFIX)
-    with np.load(path, allow_pickle=False) as arrays:
-        return OutOfFold(
-            number, list(versions[number]["classes"]), arrays["scores"],
-            [str(x) for x in arrays["labels"]], [str(x) for x in arrays["sha256"]], [str(x) for x in arrays["sources"]],
-        )
+    path = wb.store.out_of_fold_path(classifier_id, version_number(wb, classifier_id, version))
+    return OutOfFold.from_bytes(path.read_bytes())
 
 
 def latest_classifier(wb: Workbench, name: str) -> str:
@@ -398,7 +384,8 @@ class Gallery(widgets.VBox):
     def __init__(self, wb: Workbench, classifier_id: str, version: int | None = None,
                  threshold: float = THRESHOLD, margin: float = BORDERLINE_MARGIN, max_images: int = MAX_GALLERY_IMAGES) -> None:
         self.wb = wb
-        self.oof = out_of_fold(wb, classifier_id, version)
+        self.version = version_number(wb, classifier_id, version)
+        self.oof = out_of_fold(wb, classifier_id, self.version)
         self.max_images = max_images
         self.kind = widgets.ToggleButtons(options=["misclassified", "borderline"], value="misclassified")
         self.threshold = widgets.FloatSlider(value=threshold, min=0.0, max=1.0, step=0.01, description="threshold")
@@ -414,7 +401,7 @@ class Gallery(widgets.VBox):
     def refresh(self) -> None:
         self.items = review_items(self.oof, self.threshold.value, self.margin.value)
         shown = self.items[self.items["kind"] == self.kind.value]
-        self.summary.value = (f"version {self.oof.version}: {(self.items['kind'] == 'misclassified').sum()} misclassified, "
+        self.summary.value = (f"version {self.version}: {(self.items['kind'] == 'misclassified').sum()} misclassified, "
                               f"{(self.items['kind'] == 'borderline').sum()} borderline of {len(self.oof.labels)} images")
         self.grid.children = [self._tile(row) for row in shown.head(self.max_images).itertuples()]
 
