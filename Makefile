@@ -16,6 +16,7 @@ demo: install
 	$(BIN)/workbench demo
 
 test: install
+	$(BIN)/ruff check --quiet --select F,E9 src tests bench tools   # undefined names, unused imports
 	$(BIN)/python -m pytest -q
 
 lab: install  # JupyterLab on the notebooks, with the kernel of this venv (its `python3`)

@@ -9,7 +9,7 @@ import re
 import threading
 import time
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -24,8 +24,8 @@ from .errors import (
     InvalidRequest,
     LimitExceeded,
     NoImages,
+    TrackingError,
     WaitTimeout,
-    WorkbenchError,
 )
 from .examples import ExampleSet, ImageInput, Skipped, Source, read_example_set, read_images
 from .general import GENERAL_CLASSIFIER_ID, color_classes
@@ -33,9 +33,11 @@ from .jobs import ClassifierEvent, JobRunner, Listener
 from .limits import FORBIDDEN_CLASS_CHARS, MIN_EXAMPLE_SETS, Limits
 from .store import ClassifierRecord, Store
 from .timestamps import now_iso
-from .errors import TrackingError
 from .tracking import Tracker, new_tracker
 from .training import Heads
+
+if TYPE_CHECKING:
+    import pandas
 
 HOME_ENV = "WORKBENCH_HOME"
 DEFAULT_HOME = Path("data") / "workbench"
@@ -202,7 +204,7 @@ class Workbench:
             for v in self.store.versions(classifier_id)
         ]
 
-    def compare_versions(self, classifier_id: str) -> "pandas.DataFrame":
+    def compare_versions(self, classifier_id: str) -> pandas.DataFrame:
         """Every version with its metrics as logged in MLflow, one row each (for notebooks); logs what is missing first."""
         self._record(classifier_id)
         if self.tracker is None:

@@ -23,7 +23,6 @@ from .errors import ClassifierNotFound, WorkbenchError
 from .general import GENERAL_CLASSIFIER_ID
 from .jobs import ClassifierEvent
 from .service import Workbench
-from .store import VersionRecord
 from .tracking import version_metrics
 from .training import NEGATIVE_LABEL, THRESHOLD, OutOfFold, predicted_labels
 
