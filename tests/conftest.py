@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Callable
 
@@ -11,7 +12,7 @@ import pytest
 # MLflow tracking off for every Workbench (and CLI subprocess) that does not name a tracking_uri itself
 os.environ.setdefault("WORKBENCH_TRACKING_URI", "none")
 
-from workbench import Workbench
+from workbench import ClassifierEvent, Workbench
 from workbench.cli import zip_folder
 
 TUTORIAL = Path(__file__).resolve().parents[1] / "data" / "tutorial"
@@ -57,3 +58,22 @@ def dogs(tmp_path_factory: pytest.TempPathFactory, tutorial_zips: dict[str, Path
     wb.update_classifier(cid, {"dalmatian": tutorial_zips["dalmatian"]}, negative_examples=tutorial_zips["more-cats"])
     assert wb.wait(cid, timeout=300)["status"] == "ready"
     return wb, cid
+
+
+class Gate:
+    """A listener that holds a training at one stage until the test opens it.
+
+    Events are emitted on the training thread, so holding there makes "during the training" states
+    deterministic, with no sleeps.
+    """
+
+    def __init__(self, stage: str = "fitting", timeout_s: float = 120.0) -> None:
+        self.stage = stage
+        self.timeout_s = timeout_s
+        self.reached = threading.Event()
+        self.opened = threading.Event()
+
+    def __call__(self, event: ClassifierEvent) -> None:
+        if event.stage == self.stage and not self.opened.is_set():
+            self.reached.set()
+            assert self.opened.wait(self.timeout_s), "the test never opened the gate"

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import re
-import threading
 from pathlib import Path
 
 import pytest
 
-from conftest import CREATE_CLASSES, DOGS_JPG, TUTORIAL
+from conftest import CREATE_CLASSES, DOGS_JPG, TUTORIAL, Gate
 from workbench import (
-    ClassifierEvent,
     ClassifierNotFound,
     InvalidClassName,
     InvalidExamples,
@@ -230,20 +228,6 @@ def test_bad_update_keeps_classifier_intact(dogs, tmp_path: Path) -> None:
 
 
 # --- background training, coalescing, the old version serving ----------------------------------
-
-
-class Gate:
-    """Holds a training at a chosen stage until the test opens it (events run on the training thread)."""
-
-    def __init__(self, stage: str) -> None:
-        self.stage = stage
-        self.reached = threading.Event()
-        self.opened = threading.Event()
-
-    def __call__(self, event: ClassifierEvent) -> None:
-        if event.stage == self.stage and not self.opened.is_set():
-            self.reached.set()
-            assert self.opened.wait(120), "test never opened the gate"
 
 
 def test_update_keeps_old_version_serving(make_workbench, tutorial_zips) -> None:

@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -21,7 +20,6 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from workbench import Workbench
-from workbench.jobs import ClassifierEvent
 from workbench.tracking import (
     SERVING_ALIAS,
     TAG_ADDED,
@@ -33,7 +31,7 @@ from workbench.tracking import (
     tracking_target,
 )
 
-from conftest import CREATE_CLASSES, DOGS_JPG, TUTORIAL
+from conftest import CREATE_CLASSES, DOGS_JPG, TUTORIAL, Gate
 
 SERVER_START_SECONDS = 90
 TRAIN_SECONDS = 300
@@ -94,19 +92,6 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
 
 
 # the tutorial, tracked -----------------------------------------------------------------
-class Gate:
-    """A listener that holds the next training at "fitting" until released (events come on the training thread)."""
-
-    def __init__(self) -> None:
-        self.reached = threading.Event()
-        self.released = threading.Event()
-
-    def __call__(self, event: ClassifierEvent) -> None:
-        if event.stage == "fitting" and not self.released.is_set():
-            self.reached.set()
-            self.released.wait(GATE_SECONDS)
-
-
 def alias_version(client: MlflowClient, classifier_id: str) -> str:
     """The workbench version that the registered model's `serving` alias names."""
     return client.get_model_version_by_alias(classifier_id, SERVING_ALIAS).tags[TAG_VERSION]
@@ -128,7 +113,7 @@ def tutorial(request, tmp_path_factory, tutorial_zips, embedding_cache, local_ml
         "dogs", {c: tutorial_zips[c] for c in CREATE_CLASSES}, negative_examples=tutorial_zips["cats"]
     )["classifier_id"]
     assert wb.wait(cid, timeout=TRAIN_SECONDS)["status"] == "ready"
-    gate = Gate()
+    gate = Gate(timeout_s=GATE_SECONDS)
     wb.subscribe(gate)
     wb.update_classifier(cid, {"dalmatian": tutorial_zips["dalmatian"]})
     assert gate.reached.wait(GATE_SECONDS)
@@ -139,7 +124,7 @@ def tutorial(request, tmp_path_factory, tutorial_zips, embedding_cache, local_ml
         "alias": alias_version(client, cid),
         "classify": wb.classify(DOGS_JPG, classifier_ids=[cid], threshold=0.0),
     }
-    gate.released.set()
+    gate.opened.set()
     assert wb.wait(cid, timeout=TRAIN_SECONDS)["status"] == "ready"
     wb.update_classifier(cid, negative_examples=tutorial_zips["more-cats"])
     assert wb.wait(cid, timeout=TRAIN_SECONDS)["status"] == "ready"
