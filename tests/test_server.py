@@ -197,6 +197,16 @@ def test_more_images_than_the_cap_in_one_classify_call_is_a_413(strict) -> None:
     assert answer.status_code == 413 and "at most 3 images" in answer.json()["error"]
 
 
+def test_files_that_are_not_images_do_not_count_against_the_cap_and_come_back_as_a_warning(strict) -> None:
+    beagles = sorted((TUTORIAL / "beagle").iterdir())[:3]
+    members = {path.name: path.read_bytes() for path in beagles} | {"README.txt": b"three beagles"}
+    with strict.client() as client:
+        answer = classify(client, files={"images_file": ("three.zip", zip_bytes(members), "application/zip")})
+    assert answer.status_code == 200
+    assert answer.json()["images_processed"] == 3
+    assert answer.json()["warnings"][0]["warning_id"] == "files_skipped"
+
+
 def test_core_ml_model_is_a_clear_not_available_error(served) -> None:
     with served.client() as client:
         known = client.get(f"/v3/classifiers/{served.classifier_id}/core_ml_model", params=VERSION)

@@ -14,6 +14,7 @@ from workbench import (
     InvalidExamples,
     InvalidRequest,
     InvalidThreshold,
+    LimitExceeded,
     NoImages,
     WaitTimeout,
     Workbench,
@@ -323,3 +324,16 @@ def test_classify_a_folder_warns_about_files_that_are_not_images(dogs) -> None:
     assert [image["image"] for image in answer["images"]] == [f"test/{i}.jpg" for i in range(7)]
     assert answer["images_processed"] == 7
     assert answer["warnings"][0]["warning_id"] == "files_skipped" and "LABELS.txt" in answer["warnings"][0]["description"]
+
+
+def test_max_images_caps_one_call_counting_zip_members(dogs, tmp_path: Path) -> None:
+    import zipfile
+
+    wb, cid = dogs
+    archive = tmp_path / "three.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for i in (0, 2, 4):
+            z.write(TUTORIAL / "test" / f"{i}.jpg", f"{i}.jpg")
+    with pytest.raises(LimitExceeded, match="at most 2 images"):
+        wb.classify(archive, classifier_ids=[cid], max_images=2)
+    assert wb.classify(archive, classifier_ids=[cid], max_images=3)["images_processed"] == 3

@@ -37,7 +37,6 @@ from .errors import (
     Unauthorized,
     WorkbenchError,
 )
-from .examples import NON_IMAGE_REASONS, ZIP_MAGICS, ImageInput, read_images
 from .forms import FormParts, NamedUpload, legacy_parameters, parsed_form, training_sets, upload_file_name
 from .image_urls import fetch_url
 from .keys import KeyRing
@@ -215,21 +214,6 @@ def customer_id(metadata: str | None) -> str | None:
 # ------------------------------------------------------------------ classify inputs
 
 
-def _image_count(uploads: list[NamedUpload], workbench: Workbench) -> int:
-    """How many images the uploads hold (a zip counts its members), read with the engine's reader."""
-    total = 0
-    for upload in uploads:
-        head = upload.rewind().read(4)
-        upload.rewind()
-        if head not in ZIP_MAGICS:
-            total += 1
-            continue
-        entries = read_images([upload], limits=workbench.limits)
-        upload.rewind()
-        total += sum(1 for e in entries if isinstance(e, ImageInput) or e.reason not in NON_IMAGE_REASONS)
-    return total
-
-
 @dataclass(frozen=True)
 class ClassifyRequest:
     """A classify call's inputs, parsed: uploads, URLs, and the classifier choice."""
@@ -260,16 +244,21 @@ def run_classify(workbench: Workbench, request: ClassifyRequest, settings: Serve
     """Classifies the uploads and URLs of one request with the engine; one ClassifiedImages answer."""
     if not request.uploads and not request.urls:
         raise NoImages("No images were given: send images_file (an image or a .zip) or url")
-    count = _image_count(request.uploads, workbench) + len(request.urls)
-    if count > settings.max_classify_images:
-        raise LimitExceeded(f"A classify call may hold at most {settings.max_classify_images} images; got {count}")
+    cap = settings.max_classify_images
+    if len(request.urls) > cap:
+        raise LimitExceeded(f"A classify call may hold at most {cap} images; got {len(request.urls)} URLs")
     images: list[dict] = []
-    if request.uploads:
-        answer = workbench.classify(request.uploads, request.classifier_ids, request.owners, request.threshold)
+    warnings: list[dict] = []
+    if request.uploads:  # the engine counts zip members against what the URLs leave of the cap
+        uploads = [upload.rewind() for upload in request.uploads]
+        answer = workbench.classify(
+            uploads, request.classifier_ids, request.owners, request.threshold, max_images=cap - len(request.urls)
+        )
         images.extend(answer["images"])
+        warnings.extend(answer.get("warnings", []))
     for url in request.urls:
         images.extend(_classify_url(workbench, request, url, settings))
-    return cls.classified_images(images, [])
+    return cls.classified_images(images, warnings)
 
 
 def classify_request(form: FormParts) -> ClassifyRequest:

@@ -356,8 +356,12 @@ class Workbench:
         classifier_ids: str | Iterable[str] | None = None,
         owners: str | Iterable[str] | None = None,
         threshold: float | None = None,
+        max_images: int | None = None,
     ) -> dict:
-        """Scores images (paths, bytes, zips, folders) with one backbone pass each, Watson ClassifiedImages."""
+        """Scores images (paths, bytes, zips, folders) with one backbone pass each, Watson ClassifiedImages.
+
+        `max_images` caps the images of one call (zip members counted; the HTTP front's Watson cap).
+        """
         limit = cls.check_threshold(threshold)
         mine = {r.classifier_id: r for r in self.store.classifiers(owner=self.owner)}
         my_ids = [cid for cid, r in mine.items() if r.serving_version is not None]
@@ -369,6 +373,8 @@ class Workbench:
         entries, warnings = cls.split_non_images(read_images(images, limits=self.limits))
         if not entries:
             raise NoImages("No images were given to classify")
+        if max_images is not None and len(entries) > max_images:
+            raise LimitExceeded(f"A classify call may hold at most {max_images} images; got {len(entries)}")
         answers: list[dict | None] = [None] * len(entries)
         with single_threaded_blas():
             for batch in self._decode_all(entries, answers, limit, GENERAL_CLASSIFIER_ID in ids):
