@@ -95,27 +95,8 @@ def test_unknown_engine_is_refused() -> None:
         Backbone(engine="tensorflow")
 
 
-def test_concurrent_runs_give_the_same_answers_as_one_at_a_time(onnx_backbone: Backbone) -> None:
-    tensors = [preprocess(image, onnx_backbone.spec) for image in _images("dalmatian", 6)]
-    expected = [onnx_backbone.run([t])[0][0] for t in tensors]
-    got: dict[int, np.ndarray] = {}
-
-    def one(i: int) -> None:
-        got[i] = onnx_backbone.run([tensors[i]])[0][0]
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(tensors))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    for i, vector in enumerate(expected):
-        np.testing.assert_allclose(got[i], vector, atol=1e-5)
-
-
-def test_batching_runner_answers_each_caller_with_its_own_image(onnx_backbone: Backbone) -> None:
-    runner = BatchingRunner(onnx_backbone, max_images=4, wait_seconds=0.01)
-    tensors = [preprocess(image, onnx_backbone.spec) for image in _images("goldenretriever", 6)]
-    expected = onnx_backbone.run(tensors)[0]
+def embeddings_from_threads(runner, tensors: list[np.ndarray]) -> list[np.ndarray]:
+    """Each tensor's embedding, every one asked for by a thread of its own, all at once."""
     got: dict[int, np.ndarray] = {}
 
     def one(i: int) -> None:
@@ -126,8 +107,22 @@ def test_batching_runner_answers_each_caller_with_its_own_image(onnx_backbone: B
         thread.start()
     for thread in threads:
         thread.join()
-    for i in range(len(tensors)):
-        np.testing.assert_allclose(got[i], expected[i], atol=1e-5)
+    return [got[i] for i in range(len(tensors))]
+
+
+def test_concurrent_runs_give_the_same_answers_as_one_at_a_time(onnx_backbone: Backbone) -> None:
+    tensors = [preprocess(image, onnx_backbone.spec) for image in _images("dalmatian", 6)]
+    expected = [onnx_backbone.run([t])[0][0] for t in tensors]
+    for got, vector in zip(embeddings_from_threads(onnx_backbone, tensors), expected, strict=True):
+        np.testing.assert_allclose(got, vector, atol=1e-5)
+
+
+def test_batching_runner_answers_each_caller_with_its_own_image(onnx_backbone: Backbone) -> None:
+    runner = BatchingRunner(onnx_backbone, max_images=4, wait_seconds=0.01)
+    tensors = [preprocess(image, onnx_backbone.spec) for image in _images("goldenretriever", 6)]
+    expected = onnx_backbone.run(tensors)[0]
+    for got, vector in zip(embeddings_from_threads(runner, tensors), expected, strict=True):
+        np.testing.assert_allclose(got, vector, atol=1e-5)
 
 
 def test_batching_runner_passes_errors_to_the_caller(onnx_backbone: Backbone) -> None:
