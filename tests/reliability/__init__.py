@@ -1,0 +1,1 @@
+"""Regression tests for the defects of the reliability campaign (issue 13): crashes, malformed input, memory and disk."""
