@@ -69,7 +69,7 @@ def phase_naive(workdir: Path, repeats: int) -> dict:
     import torch
     from PIL import Image
 
-    from workbench.backbone import lite0_spec
+    from workbench.spec import lite0_spec
     from workbench.network import load_network
 
     spec = lite0_spec()

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from workbench.backbone import Backbone, EmbeddingCache, preprocess
+from workbench.backbone import Backbone, EmbeddingCache
+from workbench.spec import preprocess
 from workbench.batching import BatchingRunner
 from workbench.examples import decode_image
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workbench.backbone import lite0_spec, preprocess
+from workbench.spec import lite0_spec, preprocess
 from workbench.decode import backbone_input, prepared_batches
 from workbench.errors import ImageUnreadable
 from workbench.examples import decode_image

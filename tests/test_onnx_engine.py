@@ -8,13 +8,15 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench.backbone import Backbone, lite0_spec
+from workbench.backbone import Backbone
+from workbench.spec import lite0_spec
 from workbench.onnx_engine import CACHE_DIR_ENV, OnnxEngine, default_cache_dir, onnx_path
 
 RACE = """
 import sys
 from pathlib import Path
-from workbench.backbone import lite0_spec, available_cpus
+from workbench.backbone import available_cpus
+from workbench.spec import lite0_spec
 from workbench.onnx_engine import export_onnx, onnx_path
 spec = lite0_spec()
 print(export_onnx(spec, onnx_path(spec, Path(sys.argv[1])), available_cpus()))

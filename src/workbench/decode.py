@@ -14,9 +14,10 @@ from typing import Callable, Iterable, Iterator, TypeVar
 import numpy as np
 from PIL import Image
 
-from .backbone import BackboneSpec, available_cpus, preprocess
+from .backbone import available_cpus
 from .examples import decode_image
 from .limits import Limits
+from .spec import BackboneSpec, preprocess
 
 LOOKAHEAD_BATCHES = 2  # batches decoded ahead of the one the backbone runs
 

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .backbone import EMBEDDING_SIZE, IMAGENET_CLASSES, BackboneSpec
+from .spec import EMBEDDING_SIZE, IMAGENET_CLASSES, BackboneSpec
 
 BN_EPS = 1e-3  # TF-Lite EfficientNet batch-norm epsilon
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Iterator
 import numpy as np
 
 if TYPE_CHECKING:
-    from .backbone import BackboneSpec
+    from .spec import BackboneSpec
 
 CACHE_DIR_ENV = "WORKBENCH_CACHE_DIR"  # overrides the per-user cache directory
 CHECK_TOLERANCE = 1e-4  # max abs difference from torch, on embeddings and logits, at export

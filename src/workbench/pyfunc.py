@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .backbone import Backbone, preprocess
+from .backbone import Backbone
 from .classify import custom_classes
 from .errors import ImageUnreadable, InvalidRequest
-from .examples import decode_image
+from .decode import backbone_input
 from .limits import Limits
 from .store import ClassifierRecord, VersionRecord
 from .training import THRESHOLD, Heads
@@ -62,11 +62,8 @@ class ClassifierModel:
         """One row per image: a score column per class; with params watson=True also the Watson JSON."""
         params = params or {}
         images = model_input["image"] if isinstance(model_input, pd.DataFrame) else pd.Series(list(model_input))
-        size = self.backbone.spec.input_size_px
-        tensors = [
-            preprocess(decode_image(image_bytes(v), limits=Limits(), name=f"row {i}", draft_size=size), self.backbone.spec)
-            for i, v in enumerate(images)
-        ]
+        spec = self.backbone.spec
+        tensors = [backbone_input(image_bytes(v), spec, Limits(), name=f"row {i}")[0] for i, v in enumerate(images)]
         embeddings, _ = self.backbone.run(tensors)
         scores = self.heads.scores(embeddings).astype(np.float64)
         answer = pd.DataFrame(scores, columns=list(self.heads.classes))
