@@ -34,6 +34,7 @@ from workbench.examples import (
     sha256_hex,
     validate_image,
 )
+from workbench.examples import folder_sets
 from workbench.limits import Limits
 
 IMAGES = Path("/work/shared/reference/images")
@@ -407,3 +408,12 @@ def test_read_images_errors(tmp_path: Path) -> None:
         read_images(cut[: len(cut) // 2])
     with pytest.raises(LimitExceeded):
         read_images(make_zip(tmp_path / "many.zip", image_members(BEAGLES[:6])), limits=Limits(max_zip_images=5))
+
+
+def test_folder_sets_names_zips_and_image_folders(tmp_path, tutorial_zips):
+    (tmp_path / "husky").mkdir()
+    (tmp_path / "beagle_positive_examples.zip").write_bytes(tutorial_zips["beagle"].read_bytes())
+    (tmp_path / "notes.txt").write_text("not a set")
+    assert list(folder_sets(tmp_path)) == ["beagle", "husky"]
+    with pytest.raises(InvalidExamples):
+        folder_sets(tmp_path / "missing")

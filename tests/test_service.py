@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
@@ -337,3 +338,35 @@ def test_max_images_caps_one_call_counting_zip_members(dogs, tmp_path: Path) -> 
     with pytest.raises(LimitExceeded, match="at most 2 images"):
         wb.classify(archive, classifier_ids=[cid], max_images=2)
     assert wb.classify(archive, classifier_ids=[cid], max_images=3)["images_processed"] == 3
+
+
+def test_find_classifier_gives_the_newest_of_that_name_in_the_owners_view(dogs):
+    wb, cid = dogs
+    assert wb.find_classifier("dogs") == cid
+    with pytest.raises(ClassifierNotFound):
+        wb.find_classifier("no such name")
+    with pytest.raises(ClassifierNotFound):
+        wb.as_owner("someone else").find_classifier("dogs")
+
+
+def test_out_of_fold_scores_every_training_image_of_the_serving_version(dogs):
+    wb, cid = dogs
+    oof = wb.out_of_fold(cid)
+    assert oof.version == 2 and oof.classes == [*CREATE_CLASSES, "dalmatian"]
+    assert oof.scores.shape == (len(oof.labels), 4) and ((oof.scores >= 0) & (oof.scores <= 1)).all()
+    assert wb.out_of_fold(cid, version=1).classes == list(CREATE_CLASSES)
+    with pytest.raises(ClassifierNotFound):
+        wb.out_of_fold(cid, version=3)
+    with pytest.raises(ClassifierNotFound):
+        wb.as_owner("someone else").out_of_fold(cid)
+
+
+def test_example_image_reads_a_training_image_of_that_classifier_only(dogs):
+    wb, cid = dogs
+    sha = wb.out_of_fold(cid).sha256[0]
+    data = wb.example_image(cid, sha)
+    assert hashlib.sha256(data).hexdigest() == sha
+    with pytest.raises(ClassifierNotFound):
+        wb.example_image(cid, hashlib.sha256(b"not stored").hexdigest())
+    with pytest.raises(ClassifierNotFound):
+        wb.as_owner("someone else").example_image(cid, sha)

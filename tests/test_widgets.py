@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import CREATE_CLASSES, DOGS_JPG, Gate
-from workbench import WorkbenchError, plots, widgets
-from workbench.training import NEGATIVE_LABEL, predicted_labels
+from workbench import plots, widgets
 
 
 def uploaded(*paths: Path) -> tuple[dict, ...]:
@@ -50,15 +49,6 @@ def test_examples_widget_reports_bad_input_without_creating_anything(make_workbe
     assert form.submit() is None
     assert "InvalidExamples" in form.message.value
     assert wb.list_classifiers()["classifiers"] == []
-
-
-def test_folder_sets_names_zips_and_image_folders(tmp_path, tutorial_zips):
-    (tmp_path / "husky").mkdir()
-    (tmp_path / "beagle_positive_examples.zip").write_bytes(tutorial_zips["beagle"].read_bytes())
-    (tmp_path / "notes.txt").write_text("not a set")
-    assert list(widgets.folder_sets(tmp_path)) == ["beagle", "husky"]
-    with pytest.raises(WorkbenchError):
-        widgets.folder_sets(tmp_path / "missing")
 
 
 @pytest.fixture(scope="module")
@@ -103,21 +93,6 @@ def test_status_widget_sees_delete(make_workbench, tutorial_zips):
     assert status.on_event not in wb.jobs.listeners
 
 
-def test_review_items_are_the_misclassified_and_near_threshold_images(dogs):
-    wb, cid = dogs
-    oof = widgets.out_of_fold(wb, cid)
-    assert oof.scores.shape == (len(oof.labels), len(oof.classes)) and oof.classes[-1] == "dalmatian"
-    threshold, margin = 0.9, 0.3  # strict enough that some tutorial images are flagged
-    items = widgets.review_items(oof, threshold, margin)
-    wrong = [p != t for p, t in zip(predicted_labels(oof.scores, oof.classes, threshold), oof.labels)]
-    near = (np.abs(oof.scores - threshold) <= margin).any(axis=1)
-    assert (items["kind"] == "misclassified").sum() == sum(wrong)
-    assert (items["kind"] == "borderline").sum() == int((near & ~np.array(wrong)).sum())
-    assert len(items) > 0 and set(items["sha256"]) <= set(oof.sha256)
-    flagged_negatives = items["label"] == plots.NEGATIVE_NAME
-    assert flagged_negatives.sum() <= oof.labels.count(NEGATIVE_LABEL)
-
-
 def test_gallery_shows_one_tile_per_flagged_image(dogs):
     wb, cid = dogs
     gallery = widgets.Gallery(wb, cid, threshold=0.9, margin=0.3, max_images=5)
@@ -129,15 +104,15 @@ def test_gallery_shows_one_tile_per_flagged_image(dogs):
 
 def test_threshold_plots_redraw_when_the_slider_moves(dogs):
     wb, cid = dogs
-    plots_widget = widgets.ThresholdPlots(widgets.out_of_fold(wb, cid))
+    plots_widget = widgets.ThresholdPlots(wb.out_of_fold(cid))
     before = plots_widget.histograms.value
     plots_widget.threshold.value = 0.8
     assert plots_widget.histograms.value != before and plots_widget.histograms.value[:4] == b"\x89PNG"
 
 
-def test_versions_frame_without_tracking_compares_both_versions(dogs):
+def test_compare_versions_without_tracking_plots_both_versions(dogs):
     wb, cid = dogs
-    frame = widgets.versions_frame(wb, cid)
+    frame = wb.compare_versions(cid)
     assert frame["version"].tolist() == [1, 2]
     assert frame.loc[1, "classes"] == len(CREATE_CLASSES) + 1 and np.isnan(frame.loc[0, "f1/dalmatian"])
     figure = plots.version_comparison(frame["version"].tolist(), frame.to_dict("records"))

@@ -47,6 +47,7 @@ from workbench.errors import (
     WorkbenchError,
 )
 from workbench.limits import Limits
+from workbench.vocabulary import POSITIVE_SUFFIX
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".tif", ".tiff", ".webp", ".bmp"})
 PIL_FORMATS = ("JPEG", "PNG", "GIF", "TIFF", "WEBP", "BMP")
@@ -541,3 +542,17 @@ def read_images(sources: Source | Iterable[Source], *, limits: Limits = Limits()
     if not has_image:
         raise NoImages("No images were found in the request")
     return entries
+
+
+def set_name(file_name: str) -> str:
+    """The class an example set stands for: its file or folder name without `.zip` and `_positive_examples`."""
+    return Path(file_name).name.removesuffix(".zip").removesuffix(POSITIVE_SUFFIX)
+
+
+def folder_sets(folder: str | Path) -> dict[str, Path]:
+    """Example sets in a folder: each `.zip` file and each sub-folder is one set, named after it."""
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise InvalidExamples(f"{str(root)!r} is not a folder")
+    entries = sorted(p for p in root.iterdir() if p.is_dir() or p.suffix.lower() == ".zip")
+    return {set_name(p.name): p for p in entries if not p.name.startswith(".")}

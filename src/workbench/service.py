@@ -33,8 +33,8 @@ from .jobs import ClassifierEvent, JobRunner, Listener
 from .limits import FORBIDDEN_CLASS_CHARS, MIN_EXAMPLE_SETS, Limits
 from .store import ClassifierRecord, Store
 from .timestamps import now_iso
-from .tracking import Tracker, new_tracker
-from .training import Heads
+from .tracking import Tracker, new_tracker, version_metrics
+from .training import Heads, OutOfFold
 
 if TYPE_CHECKING:
     import pandas
@@ -159,7 +159,9 @@ class Workbench:
         self.jobs.listeners.append(listener)
 
     def unsubscribe(self, listener: Listener) -> None:
-        self.jobs.listeners.remove(listener)
+        """Stops calling `listener`; a listener that was never subscribed is ignored."""
+        if listener in self.jobs.listeners:
+            self.jobs.listeners.remove(listener)
 
     # reading ---------------------------------------------------------------
     def _record(self, classifier_id: str) -> ClassifierRecord:
@@ -205,11 +207,45 @@ class Workbench:
         ]
 
     def compare_versions(self, classifier_id: str) -> pandas.DataFrame:
-        """Every version with its metrics as logged in MLflow, one row each (for notebooks); logs what is missing first."""
+        """Every version with its metrics, one row each (for notebooks).
+
+        From MLflow when tracking is on (logging what is missing first, so the table is what the
+        MLflow UI shows), else the same numbers from the store.
+        """
         self._record(classifier_id)
-        if self.tracker is None:
-            raise InvalidRequest("MLflow tracking is off for this Workbench (tracking_uri=False)")
-        return self.tracker.versions_frame(classifier_id)
+        if self.tracker is not None:
+            return self.tracker.versions_frame(classifier_id)
+        import pandas as pd
+
+        rows = [{"version": v.version, "class_names": v.classes, **version_metrics(v)}
+                for v in self.store.versions(classifier_id)]
+        return pd.DataFrame(rows)
+
+    def find_classifier(self, name: str) -> str:
+        """The id of the newest classifier called `name` (notebooks find the tutorial's `dogs` this way)."""
+        found = [r for r in self.store.classifiers(owner=self.owner) if r.name == name]
+        if not found:
+            raise ClassifierNotFound(f"No classifier named {name!r}")
+        return max(found, key=lambda r: r.created).classifier_id
+
+    def out_of_fold(self, classifier_id: str, version: int | None = None) -> OutOfFold:
+        """The cross-validated (out-of-fold) scores of a version's training images (the serving version by default).
+
+        Each image was scored by heads that never saw it: what threshold plots and galleries need.
+        """
+        record = self._record(classifier_id)
+        number = version if version is not None else record.serving_version
+        if number not in {v.version for v in self.store.versions(classifier_id)}:
+            raise ClassifierNotFound(f"Classifier {classifier_id!r} has no trained version {number!r}")
+        path = self.store.out_of_fold_path(classifier_id, number)
+        return OutOfFold.from_bytes(path.read_bytes(), version=number)
+
+    def example_image(self, classifier_id: str, sha256: str) -> bytes:
+        """The bytes of one of the classifier's training images, by sha256 (for galleries)."""
+        self._record(classifier_id)
+        if sha256 not in {row.sha256 for row in self.store.examples(classifier_id)}:
+            raise ClassifierNotFound(f"Classifier {classifier_id!r} has no example image {sha256!r}")
+        return self.store.read_blob(sha256)
 
     # writing ---------------------------------------------------------------
     def _read_sets(

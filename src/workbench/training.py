@@ -57,6 +57,7 @@ class OutOfFold:
     labels: list[str]  # NEGATIVE_LABEL for negative examples
     sha256: list[str]
     sources: list[str]
+    version: int | None = None  # the classifier version these scores belong to, when read from a store
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
@@ -68,10 +69,10 @@ class OutOfFold:
         return buffer.getvalue()
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "OutOfFold":
+    def from_bytes(cls, data: bytes, version: int | None = None) -> "OutOfFold":
         with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
             texts = {name: [str(x) for x in arrays[name]] for name in ("classes", "labels", "sha256", "sources")}
-            return cls(texts["classes"], arrays["scores"], texts["labels"], texts["sha256"], texts["sources"])
+            return cls(texts["classes"], arrays["scores"], texts["labels"], texts["sha256"], texts["sources"], version)
 
 
 @dataclass

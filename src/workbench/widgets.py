@@ -13,61 +13,25 @@ from pathlib import Path
 from typing import Sequence
 
 import ipywidgets as widgets
-import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from PIL import Image
 
 from . import plots
-from .errors import ClassifierNotFound, WorkbenchError
-from .general import GENERAL_CLASSIFIER_ID
+from .errors import WorkbenchError
+from .examples import folder_sets, set_name
 from .jobs import ClassifierEvent
+from .review import BORDERLINE_MARGIN, review_items
 from .service import Workbench
-from .tracking import version_metrics
-from .training import NEGATIVE_LABEL, THRESHOLD, OutOfFold, predicted_labels
-
-POSITIVE_SUFFIX = "_positive_examples"  # Watson's form-field suffix, accepted on set names
+from .training import OutOfFold
+from .vocabulary import GENERAL_CLASSIFIER_ID, THRESHOLD
 NO_NEGATIVES = "(none)"
 MAX_TABLE_ROWS = 30  # classify results shown at once; the rest are counted
 THUMBNAIL_PX = 128
 GALLERY_COLUMNS = 6
 MAX_GALLERY_IMAGES = 24
-BORDERLINE_MARGIN = 0.15  # a score this close to the threshold is borderline
 IMAGE_WIDTH_PX = 320
 SETTLED_STAGES = ("ready", "failed", "deleted")
-
-
-# reading what a version stored ---------------------------------------------------
-def version_number(wb: Workbench, classifier_id: str, version: int | None = None) -> int:
-    """`version` if the classifier has it, else the serving version."""
-    number = version if version is not None else wb.store.classifier(classifier_id).serving_version
-    if number not in {v["version"] for v in wb.versions(classifier_id)}:
-        raise WorkbenchError(f"Classifier {classifier_id!r} has no trained version {number!r}")
-    return number
-
-
-def out_of_fold(wb: Workbench, classifier_id: str, version: int | None = None) -> OutOfFold:
-    """The out-of-fold scores stored with a version (the serving version by default)."""
-    path = wb.store.out_of_fold_path(classifier_id, version_number(wb, classifier_id, version))
-    return OutOfFold.from_bytes(path.read_bytes())
-
-
-def latest_classifier(wb: Workbench, name: str) -> str:
-    """The id of the newest classifier called `name` (notebooks find the tutorial's `dogs` this way)."""
-    found = [c for c in wb.list_classifiers(verbose=True)["classifiers"] if c["name"] == name]
-    if not found:
-        raise ClassifierNotFound(f"No classifier named {name!r}")
-    return max(found, key=lambda c: c["created"])["classifier_id"]
-
-
-def versions_frame(wb: Workbench, classifier_id: str) -> pd.DataFrame:
-    """Every version with its metrics: from MLflow when tracking is on, else the same numbers from the store."""
-    if wb.tracker is not None:
-        return wb.compare_versions(classifier_id)
-    wb.versions(classifier_id)  # ownership check
-    rows = [{"version": v.version, "class_names": v.classes, **version_metrics(v)}
-            for v in wb.store.versions(classifier_id)]
-    return pd.DataFrame(rows)
 
 
 def figure_png(figure: Figure, dpi: int = 80) -> bytes:
@@ -157,26 +121,11 @@ class StatusWidget(widgets.VBox):
         return record
 
     def close(self) -> None:
-        if self.on_event in self.wb.jobs.listeners:
-            self.wb.unsubscribe(self.on_event)
+        self.wb.unsubscribe(self.on_event)
         super().close()
 
 
 # create or update ------------------------------------------------------------------
-def set_name(file_name: str) -> str:
-    """The class an example set stands for: its file or folder name without `.zip` and `_positive_examples`."""
-    return Path(file_name).name.removesuffix(".zip").removesuffix(POSITIVE_SUFFIX)
-
-
-def folder_sets(folder: str | Path) -> dict[str, Path]:
-    """Example sets in a folder: each `.zip` file and each sub-folder is one set, named after it."""
-    root = Path(folder).expanduser()
-    if not root.is_dir():
-        raise WorkbenchError(f"{str(root)!r} is not a folder")
-    entries = sorted(p for p in root.iterdir() if p.is_dir() or p.suffix.lower() == ".zip")
-    return {set_name(p.name): p for p in entries if not p.name.startswith(".")}
-
-
 class ExamplesWidget(widgets.VBox):
     """Create a classifier, or update one, from uploaded zips or a picked folder of zips / image folders.
 
@@ -358,33 +307,15 @@ class ThresholdPlots(widgets.VBox):
 
 
 # reviewing training images ----------------------------------------------------------------
-def review_items(oof: OutOfFold, threshold: float = THRESHOLD, margin: float = BORDERLINE_MARGIN) -> pd.DataFrame:
-    """Training images worth a look: `misclassified` (out-of-fold top class at the threshold is wrong)
-    or `borderline` (right, but some score lies within `margin` of the threshold). Worst first."""
-    predicted = predicted_labels(oof.scores, oof.classes, threshold)
-    near = (np.abs(oof.scores - threshold) <= margin).any(axis=1) if len(oof.classes) else np.zeros(len(oof.labels), bool)
-    rows = []
-    for i, (label, guess) in enumerate(zip(oof.labels, predicted)):
-        kind = "misclassified" if guess != label else "borderline" if near[i] else None
-        if kind is None:
-            continue
-        true_score = float(oof.scores[i, oof.classes.index(label)]) if label != NEGATIVE_LABEL else 0.0
-        rows.append({"kind": kind, "label": label or plots.NEGATIVE_NAME, "predicted": guess or plots.NO_CLASS_NAME,
-                     "top_score": float(oof.scores[i].max(initial=0.0)), "true_class_score": true_score,
-                     "sha256": oof.sha256[i], "source": oof.sources[i]})
-    frame = pd.DataFrame(rows, columns=["kind", "label", "predicted", "top_score", "true_class_score", "sha256", "source"])
-    frame["order"] = frame["kind"].map({"misclassified": 0, "borderline": 1})
-    return frame.sort_values(["order", "true_class_score"], kind="stable").drop(columns="order").reset_index(drop=True)
-
-
 class Gallery(widgets.VBox):
     """Thumbnails of the misclassified and borderline training images of a version, with their scores."""
 
     def __init__(self, wb: Workbench, classifier_id: str, version: int | None = None,
                  threshold: float = THRESHOLD, margin: float = BORDERLINE_MARGIN, max_images: int = MAX_GALLERY_IMAGES) -> None:
         self.wb = wb
-        self.version = version_number(wb, classifier_id, version)
-        self.oof = out_of_fold(wb, classifier_id, self.version)
+        self.oof = wb.out_of_fold(classifier_id, version)
+        self.version = self.oof.version
+        self.classifier_id = classifier_id
         self.max_images = max_images
         self.kind = widgets.ToggleButtons(options=["misclassified", "borderline"], value="misclassified")
         self.threshold = widgets.FloatSlider(value=threshold, min=0.0, max=1.0, step=0.01, description="threshold")
@@ -405,13 +336,10 @@ class Gallery(widgets.VBox):
         self.grid.children = [self._tile(row) for row in shown.head(self.max_images).itertuples()]
 
     def _tile(self, row) -> widgets.VBox:
-        picture = widgets.Image(value=thumbnail(self.wb.store.read_blob(row.sha256)), format="jpeg", width=THUMBNAIL_PX)
+        picture = widgets.Image(value=thumbnail(self.wb.example_image(self.classifier_id, row.sha256)), format="jpeg", width=THUMBNAIL_PX)
         caption = widgets.HTML(f"<small>{html.escape(Path(row.source).name)}<br>true: {html.escape(row.label)}"
                                f"<br>top: {html.escape(row.predicted)} {row.top_score:.2f}</small>")
         return widgets.VBox([picture, caption])
 
 
-__all__ = [
-    "ClassifyWidget", "ExamplesWidget", "Gallery", "OutOfFold", "StatusWidget", "ThresholdPlots",
-    "folder_sets", "latest_classifier", "out_of_fold", "review_items", "score_rows", "versions_frame",
-]
+__all__ = ["ClassifyWidget", "ExamplesWidget", "Gallery", "StatusWidget", "ThresholdPlots", "score_rows"]

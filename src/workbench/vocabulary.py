@@ -1,0 +1,24 @@
+"""Watson v3's vocabulary, in one place: ids, owners, form suffixes, statuses, training stages, score format.
+
+A leaf module: fronts and engine alike read these names here, so a word means one thing everywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+GENERAL_CLASSIFIER_ID = "default"  # the built-in general model
+OWNER_ME = "me"  # owners=me: every custom classifier of the caller; also the default owner
+OWNER_IBM = "IBM"  # owners=IBM: the built-in `default` classifier
+POSITIVE_SUFFIX = "_positive_examples"  # {class}_positive_examples form fields and zip names
+NEGATIVE_FIELD = "negative_examples"
+THRESHOLD = 0.5  # classify's default: classes scoring below it are left out
+SCORE_DECIMALS = 6  # scores are plain floats; 6 decimals keep answers short and stable
+MAX_NAME_CHARS = 256  # classifier names
+
+Status = Literal["training", "retraining", "ready", "failed"]
+STATUSES: tuple[Status, ...] = get_args(Status)
+SETTLED_STATUSES: tuple[Status, ...] = ("ready", "failed")
+
+Stage = Literal["started", "embedding", "fitting", "ready", "failed", "deleted"]  # a ClassifierEvent's stage
+STAGES: tuple[Stage, ...] = get_args(Stage)
