@@ -167,7 +167,7 @@ def phase_classify(workdir: Path, repeats: int) -> dict:
 def phase_batching(workdir: Path, repeats: int) -> dict:
     """Single-image backbone passes from 8 threads: one pass each vs micro-batched (greedy, and 3 ms window)."""
     from workbench.backbone import Backbone
-    from workbench.batching import BatchingRunner
+    from bench.batching import BatchingRunner
 
     backbone = Backbone(engine="onnxruntime")
     tensor = np.zeros((3, 224, 224), np.float32)

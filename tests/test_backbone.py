@@ -12,7 +12,7 @@ from PIL import Image
 
 from workbench.backbone import Backbone, EmbeddingCache
 from workbench.spec import preprocess
-from workbench.batching import BatchingRunner
+from bench.batching import BatchingRunner  # bench code: the only user of micro-batching so far
 from workbench.examples import decode_image
 
 TUTORIAL = Path(__file__).resolve().parents[1] / "data" / "tutorial"

@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .backbone import BATCH_SIZE, Backbone
+from workbench.backbone import BATCH_SIZE, Backbone
 
 WAIT_SECONDS = 0.0  # greedy by default: batch what queued up while the previous pass ran
 
