@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 from conftest import DOGS_JPG, TUTORIAL
+from workbench.cli import build_parser
 
 
-def workbench(home: Path, *args: str) -> subprocess.CompletedProcess:
+def workbench(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "workbench.cli", "--home", str(home), *args],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})},
     )
 
 
@@ -68,3 +72,68 @@ def test_cli_errors_are_readable_and_exit_non_zero(tmp_path: Path) -> None:
     bad_threshold = workbench(home, "classify", str(DOGS_JPG), "--threshold", "2")
     assert bad_threshold.returncode == 1 and "threshold" in bad_threshold.stderr
     assert workbench(home, "list").stdout.strip().startswith("{")
+
+
+def parser_actions(parser: argparse.ArgumentParser, path: str = "workbench") -> list[tuple[str, argparse.Action]]:
+    """Every action of the parser and of its sub-commands, named by the command path that owns it."""
+    found = []
+    for action in parser._actions:
+        found.append((path, action))
+        if isinstance(action, argparse._SubParsersAction):
+            for verb, sub in action.choices.items():
+                found.extend(parser_actions(sub, f"{path} {verb}"))
+    return found
+
+
+def test_every_option_and_positional_has_help() -> None:
+    actions = parser_actions(build_parser())
+    assert any(path == "workbench keys add" for path, _ in actions)  # the walk reaches nested verbs
+    missing = [f"{path}: {action.option_strings or action.dest}" for path, action in actions
+               if not isinstance(action, argparse._HelpAction) and not (action.help or "").strip()]
+    assert missing == []
+
+
+def test_a_reader_that_went_away_ends_quietly(tmp_path: Path) -> None:
+    """`workbench list --verbose | head -c 0`: stdout's reader is gone; no traceback, the shell's SIGPIPE code."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # closed before the child writes a byte, so its first write meets a broken pipe
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "workbench.cli", "--home", str(tmp_path / "home"), "list", "--verbose"],
+            stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120,
+        )
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr
+    assert done.returncode in (0, 128 + signal.SIGPIPE, -signal.SIGPIPE)
+
+
+def test_create_from_folder_says_it_logs_then_versions_table_and_delete(tmp_path: Path) -> None:
+    """A fastai-style folder (a sub-folder per class, `negatives`) through the CLI with MLflow on."""
+    folder = tmp_path / "pets"
+    folder.mkdir()
+    for name, source in {"beagle": "beagle", "husky": "husky", "negatives": "cats"}.items():
+        (folder / name).symlink_to(TUTORIAL / source, target_is_directory=True)
+    home, tracking = tmp_path / "home", {"WORKBENCH_TRACKING_URI": str(tmp_path / "mlruns")}
+
+    created = workbench(home, "create", "pets", "--from-folder", str(folder), env=tracking)
+    assert created.returncode == 0, created.stderr
+    record = json.loads(created.stdout)
+    assert record["status"] == "ready" and {c["class"] for c in record["classes"]} == {"beagle", "husky"}
+    assert "workbench: logging to MLflow at sqlite:" in created.stderr
+    assert "workbench: logged to MLflow in" in created.stderr
+    cid = record["classifier_id"]
+
+    table = workbench(home, "versions", cid, env=tracking)
+    assert table.returncode == 0, table.stderr
+    rows = {line.split()[0]: line.split()[1:] for line in table.stdout.splitlines()[1:]}
+    assert table.stdout.split()[0] == "v1"
+    assert rows["images"] == ["125"] and rows["negatives"] == ["25"] and rows["registered_version"] == ["1"]
+    assert rows["class_names"] == ["beagle,", "husky"] and float(rows["accuracy"][0]) > 0.9
+    (version,) = json.loads(workbench(home, "versions", cid, "--json").stdout)  # from the store: tracking off
+    assert version["version"] == 1 and version["images"] == 125 and version["negatives"] == 25
+    assert all(isinstance(version[key], int) for key in ("version", "images", "negatives", "images_embedded"))
+
+    deleted = workbench(home, "delete", cid)
+    assert deleted.returncode == 0 and json.loads(deleted.stdout) == {"deleted": cid}
+    assert json.loads(workbench(home, "list").stdout) == {"classifiers": []}

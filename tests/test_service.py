@@ -370,3 +370,45 @@ def test_example_image_reads_a_training_image_of_that_classifier_only(dogs):
         wb.example_image(cid, hashlib.sha256(b"not stored").hexdigest())
     with pytest.raises(ClassifierNotFound):
         wb.as_owner("someone else").example_image(cid, sha)
+
+
+def pets_folder(root: Path, layout: dict[str, Path]) -> Path:
+    """A fastai-style folder: each entry a symlinked sub-folder, or a copied .zip, named after its class."""
+    root.mkdir()
+    for name, source in layout.items():
+        if source.suffix == ".zip":
+            (root / name).write_bytes(source.read_bytes())
+        else:
+            (root / name).symlink_to(source, target_is_directory=True)
+    return root
+
+
+def test_create_classifier_from_folder_with_a_progress_bar(make_workbench, tutorial_zips, tmp_path, capsys) -> None:
+    """Sub-folders and zips become classes, the named negatives folder the negatives; wait draws a bar."""
+    folder = pets_folder(tmp_path / "pets", {
+        "beagle": TUTORIAL / "beagle", "husky.zip": tutorial_zips["husky"], "background": TUTORIAL / "cats",
+    })
+    wb = make_workbench(embedding_cache=tmp_path / "fresh.db")  # a fresh cache, so wait sees the embedding
+    created = wb.create_classifier_from_folder("pets", folder, negatives="background")
+    cid = created["classifier_id"]
+    assert wb.wait(cid, timeout=300, progress=True)["status"] == "ready"
+    assert {c["class"] for c in wb.get_classifier(cid)["classes"]} == {"beagle", "husky"}
+    metrics = wb.versions(cid)[0]["metrics"]
+    assert (metrics["images"], metrics["negatives"]) == (125, 25)
+    bar = capsys.readouterr().err
+    assert f"{cid}: embedding" in bar and "125/125" in bar
+    assert bar.rstrip().split("\r")[-1].startswith(f"{cid}: ready")
+
+
+def test_create_classifier_from_folder_errors_are_typed_and_store_nothing(make_workbench, tmp_path) -> None:
+    wb = make_workbench()
+    with pytest.raises(InvalidExamples, match="does not exist"):
+        wb.create_classifier_from_folder("pets", tmp_path / "missing")
+    one_set = pets_folder(tmp_path / "one", {"beagle": TUTORIAL / "beagle"})
+    with pytest.raises(InvalidExamples, match=r"at least 2 example sets .* found 1: \['beagle'\]"):
+        wb.create_classifier_from_folder("pets", one_set)
+    empty_class = pets_folder(tmp_path / "empty", {"beagle": TUTORIAL / "beagle", "negatives": TUTORIAL / "cats"})
+    (empty_class / "husky").mkdir()
+    with pytest.raises(InvalidExamples, match="'husky' needs at least"):
+        wb.create_classifier_from_folder("pets", empty_class)
+    assert wb.list_classifiers() == {"classifiers": []}

@@ -4,20 +4,31 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from .errors import WorkbenchError
 from .service import Workbench
+
+if TYPE_CHECKING:
+    import pandas
 
 TUTORIAL_DIR = Path("data") / "tutorial"
 TUTORIAL_CREATE = {"beagle": "beagle", "husky": "husky", "goldenretriever": "goldenretriever"}
 TUTORIAL_UPDATE = {"dalmatian": "dalmatian"}
 DEMO_HIERARCHY_THRESHOLD = 0.1  # ImageNet probabilities spread over similar breeds; 0.1 shows the breeds
+TRACKING_FLUSH_SECONDS = 60.0  # how long create/update/wait wait for MLflow to log the new version
+SIGPIPE_EXIT = 128 + signal.SIGPIPE  # the shell's code for "the reader went away" (141)
+# columns of `versions` that count things: printed as integers, although MLflow keeps every metric as a float
+INTEGER_COLUMNS = ("version", "registered_version", "parent_version", "images", "negatives",
+                   "images_embedded", "images_cached", "classes")
 
 
 def _print(answer: object) -> None:
@@ -54,7 +65,8 @@ def zip_folder(folder: Path, target: Path) -> Path:
 def _settle(wb: Workbench, record: dict, wait: bool, home: Path) -> dict:
     """Waits for training here, or hands it to a detached `workbench wait` process."""
     if wait:
-        return wb.wait(record["classifier_id"], timeout=None)
+        wb.wait(record["classifier_id"], timeout=None)
+        return _flush_tracking(wb, record["classifier_id"])
     subprocess.Popen(
         [sys.executable, "-m", "workbench.cli", "--home", str(home), "wait", record["classifier_id"]],
         stdout=subprocess.DEVNULL,
@@ -62,6 +74,81 @@ def _settle(wb: Workbench, record: dict, wait: bool, home: Path) -> dict:
         start_new_session=True,
     )
     return record
+
+
+def _flush_tracking(wb: Workbench, classifier_id: str) -> dict:
+    """Logs the settled training to MLflow now, saying so on stderr (it takes seconds); the fresh record.
+
+    Without it the process would sit silent at exit while the tracker flushes.
+    """
+    tracker = wb.tracker
+    if tracker is not None:
+        print(f"workbench: logging to MLflow at {tracker.uri} ...", file=sys.stderr, flush=True)
+        started = time.monotonic()
+        logged = tracker.flush(timeout=TRACKING_FLUSH_SECONDS)
+        outcome = "logged to MLflow" if logged else "MLflow logging incomplete (see warnings)"
+        print(f"workbench: {outcome} in {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
+    return wb.get_classifier(classifier_id)
+
+
+def _create(wb: Workbench, args: argparse.Namespace) -> dict:
+    """`create`: from -p/-n example sets, or from a folder of class-named sub-folders (--from-folder)."""
+    if args.from_folder is None:
+        return wb.create_classifier(args.name, _positives(args.positive), args.negative)
+    if args.positive or args.negative:
+        raise SystemExit("workbench: --from-folder takes every class from the folder; leave out -p/-n")
+    return wb.create_classifier_from_folder(args.name, args.from_folder, negatives=args.negatives_name)
+
+
+def _delete(wb: Workbench, classifier_id: str) -> dict:
+    """`delete`: deletes, then confirms in JSON which classifier is gone."""
+    wb.delete_classifier(classifier_id)
+    return {"deleted": classifier_id}
+
+
+def versions_frame(frame: pandas.DataFrame) -> pandas.DataFrame:
+    """`compare_versions`'s frame with its count columns as (nullable) integers, sorted by version."""
+    import pandas as pd
+
+    frame = frame.copy()
+    for column in INTEGER_COLUMNS:
+        if column in frame:
+            frame[column] = pd.to_numeric(frame[column]).round().astype("Int64")
+    return frame.sort_values("version").reset_index(drop=True) if "version" in frame else frame
+
+
+def _cell(value: object) -> str:
+    """One table cell: integers as integers, floats to 3 decimals, lists joined, missing as blank."""
+    import pandas as pd
+
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value))
+    if pd.isna(value):
+        return ""
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def versions_table(frame: pandas.DataFrame) -> str:
+    """The versions as an aligned text table: one row per metric, one column per version."""
+    import pandas as pd
+
+    frame = versions_frame(frame)
+    cells = pd.DataFrame({column: [_cell(v) for v in frame[column].astype(object)] for column in frame.columns})
+    table = cells.set_index("version").T
+    table.columns = [f"v{number}" for number in table.columns]
+    return table.to_string()
+
+
+def _versions(wb: Workbench, args: argparse.Namespace) -> object:
+    """`versions`: each version's metrics as a table (or JSON records with --json)."""
+    frame = wb.compare_versions(args.classifier_id)
+    if frame.empty:
+        print(f"workbench: classifier {args.classifier_id!r} has no trained version yet", file=sys.stderr)
+        return [] if args.json else None
+    if args.json:
+        return json.loads(versions_frame(frame).to_json(orient="records"))
+    print(versions_table(frame))
+    return None
 
 
 def run_demo(wb: Workbench, data: Path, keep: bool) -> None:
@@ -91,38 +178,44 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workbench", description=__doc__)
     parser.add_argument("--home", type=Path, default=None, help="store folder (default: $WORKBENCH_HOME or data/workbench)")
     parser.add_argument("--owner", default="me", help="owner of the classifiers this command sees")
-    verbs = parser.add_subparsers(dest="verb", required=True)
+    verbs = parser.add_subparsers(dest="verb", required=True, help="what to do (each verb has its own --help)")
 
     create = verbs.add_parser("create", help="create a classifier and train it")
-    create.add_argument("name")
-    create.add_argument("--positive", "-p", action="append", default=[], metavar="CLASS=PATH", help="a class's zip or folder (repeat)")
-    create.add_argument("--negative", "-n", metavar="PATH", help="negative examples: zip or folder")
+    create.add_argument("name", help="the classifier's name (its id is the name plus a random number)")
+    create.add_argument("--positive", "-p", action="append", default=[], metavar="CLASS=PATH",
+                        help="a class's examples: zip or folder of images (repeat for each class)")
+    create.add_argument("--negative", "-n", metavar="PATH", help="negative examples: zip or folder of images")
+    _add_from_folder(create)
     create.add_argument("--no-wait", action="store_true", help="answer at once; train in a detached process")
 
     update = verbs.add_parser("update", help="add classes, images or negatives, then retrain")
-    update.add_argument("classifier_id")
-    update.add_argument("--positive", "-p", action="append", default=[], metavar="CLASS=PATH")
-    update.add_argument("--negative", "-n", metavar="PATH")
-    update.add_argument("--no-wait", action="store_true")
+    update.add_argument("classifier_id", help="the classifier to update")
+    update.add_argument("--positive", "-p", action="append", default=[], metavar="CLASS=PATH",
+                        help="images for a new or existing class: zip or folder (repeat)")
+    update.add_argument("--negative", "-n", metavar="PATH", help="more negative examples: zip or folder of images")
+    update.add_argument("--no-wait", action="store_true", help="answer at once; retrain in a detached process")
 
     get = verbs.add_parser("get", help="show one classifier")
-    get.add_argument("classifier_id")
+    get.add_argument("classifier_id", help="the classifier to show")
 
     listing = verbs.add_parser("list", help="list classifiers")
-    listing.add_argument("--verbose", action="store_true")
+    listing.add_argument("--verbose", action="store_true", help="full records (classes, timestamps), not just id, name, status")
 
     wait = verbs.add_parser("wait", help="block until a classifier is ready or failed (resumes its training)")
-    wait.add_argument("classifier_id")
-    wait.add_argument("--timeout", type=float, default=None)
+    wait.add_argument("classifier_id", help="the classifier to wait for")
+    wait.add_argument("--timeout", type=float, default=None, help="give up after this many seconds (default: never)")
 
     classify = verbs.add_parser("classify", help="classify images, zips or folders")
-    classify.add_argument("images", nargs="+")
-    classify.add_argument("--classifier-ids", "-c", action="append", default=None, help="comma-separated or repeated")
-    classify.add_argument("--owners", action="append", default=None, help="IBM and/or me")
-    classify.add_argument("--threshold", "-t", type=float, default=None)
+    classify.add_argument("images", nargs="+", help="image files, zips of images or folders of images")
+    classify.add_argument("--classifier-ids", "-c", action="append", default=None,
+                          help="classifiers to apply, comma-separated or repeated (default: yours); 'default' is the general model")
+    classify.add_argument("--owners", action="append", default=None, help="whose classifiers to apply: IBM and/or me")
+    classify.add_argument("--threshold", "-t", type=float, default=None,
+                          help="leave out classes scoring under this (0 to 1; default 0.5)")
 
     delete = verbs.add_parser("delete", help="delete a classifier")
-    delete.add_argument("classifier_id")
+    delete.add_argument("classifier_id", help="the classifier to delete, with its versions and example images")
+    _add_versions_verb(verbs)
 
     demo = verbs.add_parser("demo", help="run the tutorial on the bundled images")
     demo.add_argument("--data", type=Path, default=None, help="tutorial images (default: data/tutorial)")
@@ -131,27 +224,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_from_folder(create: argparse.ArgumentParser) -> None:
+    """`create --from-folder DIR`: classes from sub-folder (or .zip) names, fastai's `from_folder` layout."""
+    create.add_argument("--from-folder", type=Path, default=None, metavar="DIR",
+                        help="a folder with one sub-folder (or .zip) of images per class, instead of -p/-n")
+    create.add_argument("--negatives-name", default="negatives", metavar="NAME",
+                        help="with --from-folder: the sub-folder holding negative examples (default: negatives)")
+
+
+def _add_versions_verb(verbs: argparse._SubParsersAction) -> None:
+    """`versions ID [--json]`: the cross-validated metrics of every trained version."""
+    versions = verbs.add_parser("versions", help="every trained version of a classifier with its metrics, as a table")
+    versions.add_argument("classifier_id", help="the classifier whose versions to show")
+    versions.add_argument("--json", action="store_true", help="JSON records on stdout instead of the table")
+
+
 def _add_server_verbs(verbs: argparse._SubParsersAction) -> None:
     """`serve` (the Watson v3 HTTP server) and `keys add|list|remove` (its API keys)."""
     serve = verbs.add_parser("serve", help="serve the Watson Visual Recognition v3 REST API")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    serve.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
     serve.add_argument("--no-auth", action="store_true", help="accept requests without an API key (loopback only)")
     serve.add_argument("--allow-remote-no-auth", action="store_true", help="allow --no-auth on a non-loopback host")
     serve.add_argument("--max-body-mb", type=float, default=None, help="largest request body (default 257 MB)")
     serve.add_argument("--max-classify-images", type=int, default=None, help="images per classify call (default 20)")
     serve.add_argument("--allow-file-root", type=Path, default=None, help="serve file:// image URLs under this folder")
     serve.add_argument("--allow-url", action="append", default=[], metavar="PREFIX", help="allow http(s) image URLs under PREFIX (repeat)")
-    serve.add_argument("--log-level", default="info")
+    serve.add_argument("--log-level", default="info", help="uvicorn's log level: debug, info, warning, error")
 
     keys = verbs.add_parser("keys", help="API keys of the HTTP server (only their hashes are stored)")
-    key_verbs = keys.add_subparsers(dest="keys_verb", required=True)
+    key_verbs = keys.add_subparsers(dest="keys_verb", required=True, help="what to do with the keys")
     add = key_verbs.add_parser("add", help="create a key for an owner and print it once")
-    add.add_argument("owner")
+    add.add_argument("owner", help="the owner whose classifiers the key reaches")
     add.add_argument("--key", default=None, help="store this key instead of a new random one")
     key_verbs.add_parser("list", help="owners, key ids and creation times")
     remove = key_verbs.add_parser("remove", help="remove an owner's keys, or one key by its id")
-    remove.add_argument("owner_or_key_id")
+    remove.add_argument("owner_or_key_id", help="an owner (all their keys) or one key id from `keys list`")
 
 
 def _dispatch_server_verbs(args: argparse.Namespace, wb: Workbench) -> object:
@@ -189,8 +297,7 @@ def dispatch(args: argparse.Namespace) -> object:
     wb = Workbench(args.home, owner=args.owner, progress=args.verb != "serve", train=not no_wait, resume=lives)
     home = wb.home
     if args.verb == "create":
-        record = wb.create_classifier(args.name, _positives(args.positive), args.negative)
-        return _settle(wb, record, not no_wait, home)
+        return _settle(wb, _create(wb, args), not no_wait, home)
     if args.verb == "update":
         record = wb.update_classifier(args.classifier_id, _positives(args.positive), args.negative)
         return _settle(wb, record, not no_wait, home)
@@ -199,12 +306,14 @@ def dispatch(args: argparse.Namespace) -> object:
     if args.verb == "list":
         return wb.list_classifiers(verbose=args.verbose)
     if args.verb == "wait":
-        return wb.wait(args.classifier_id, timeout=args.timeout)
+        wb.wait(args.classifier_id, timeout=args.timeout)
+        return _flush_tracking(wb, args.classifier_id)
     if args.verb == "classify":
         return wb.classify(args.images, classifier_ids=args.classifier_ids, owners=args.owners, threshold=args.threshold)
     if args.verb == "delete":
-        wb.delete_classifier(args.classifier_id)
-        return {}
+        return _delete(wb, args.classifier_id)
+    if args.verb == "versions":
+        return _versions(wb, args)
     if args.verb == "demo":
         run_demo(wb, args.data or tutorial_dir(), args.keep)
         return None
@@ -213,8 +322,8 @@ def dispatch(args: argparse.Namespace) -> object:
     raise AssertionError(args.verb)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    """Runs one verb and prints its answer; the exit code."""
     try:
         answer = dispatch(args)
     except WorkbenchError as exc:
@@ -226,6 +335,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"workbench: training failed: {answer.get('explanation')}", file=sys.stderr)
         return 1
     return 0
+
+
+def _reader_went_away() -> int:
+    """stdout's reader closed early (`| head`): quiet exit, as Python's note on SIGPIPE recommends.
+
+    stdout is pointed at /dev/null so the interpreter's final flush does not fail again.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return SIGPIPE_EXIT
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code = run(args)
+        sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at interpreter exit
+    except BrokenPipeError:
+        return _reader_went_away()
+    return code
 
 
 if __name__ == "__main__":

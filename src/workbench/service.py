@@ -9,7 +9,7 @@ import re
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -27,7 +27,7 @@ from .errors import (
     TrackingError,
     WaitTimeout,
 )
-from .examples import ExampleSet, ImageInput, Skipped, Source, read_example_set, read_images
+from .examples import ExampleSet, ImageInput, Skipped, Source, folder_sets, read_example_set, read_images
 from .general import GENERAL_CLASSIFIER_ID, color_classes
 from .jobs import ClassifierEvent, JobRunner, Listener
 from .limits import FORBIDDEN_CLASS_CHARS, MIN_EXAMPLE_SETS, Limits
@@ -35,6 +35,7 @@ from .store import ClassifierRecord, Store
 from .timestamps import now_iso
 from .tracking import Tracker, new_tracker, version_metrics
 from .training import Heads, OutOfFold
+from .wait_progress import WaitBar
 
 if TYPE_CHECKING:
     import pandas
@@ -186,11 +187,27 @@ class Workbench:
             return {"classifiers": [watson_record(r, self.store.class_names(r.classifier_id)) for r in records]}
         return {"classifiers": [{"classifier_id": r.classifier_id, "name": r.name, "status": r.status} for r in records]}
 
-    def wait(self, classifier_id: str, timeout: float | None = 600.0) -> dict:
-        """Blocks until the classifier is `ready` or `failed` (and no follow-up training is due)."""
+    def wait(self, classifier_id: str, timeout: float | None = 600.0, *, progress: bool = False) -> dict:
+        """Blocks until the classifier is `ready` or `failed` (and no follow-up training is due).
+
+        `progress=True` shows a tqdm bar (status, then images embedded) that closes when it settles.
+        """
+        if not progress:
+            return self._wait(classifier_id, timeout)
+        self._record(classifier_id)
+        with WaitBar(classifier_id) as bar:
+            self.subscribe(bar)
+            try:
+                return self._wait(classifier_id, timeout, on_poll=bar.show_status)
+            finally:
+                self.unsubscribe(bar)
+
+    def _wait(self, classifier_id: str, timeout: float | None, on_poll: Callable[[str], None] | None = None) -> dict:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             record = self.get_classifier(classifier_id)
+            if on_poll is not None:
+                on_poll(record["status"])
             if record["status"] in SETTLED_STATUSES and not self.jobs.is_running(classifier_id):
                 return record
             if deadline is not None and time.monotonic() > deadline:
@@ -310,6 +327,24 @@ class Workbench:
             self._store_sets(db, classifier_id, positives, negatives)
         self._start_training(classifier_id)
         return watson_record(record, list(positives))
+
+    def create_classifier_from_folder(self, name: str, folder: str | os.PathLike, *, negatives: str = "negatives") -> dict:
+        """Creates a classifier from a folder of class-named sub-folders or .zip files (fastai's `from_folder`).
+
+        Each sub-folder or zip is a class named after it; the one called `negatives` holds the negative
+        examples. Raises InvalidExamples for a missing folder, fewer than two sets, or a class without images.
+        """
+        root = Path(folder).expanduser()
+        if not root.exists():
+            raise InvalidExamples(f"Folder {str(root)!r} does not exist")
+        sets = folder_sets(root)
+        if len(sets) < MIN_EXAMPLE_SETS:
+            raise InvalidExamples(
+                f"Folder {str(root)!r} needs at least {MIN_EXAMPLE_SETS} example sets (sub-folders or .zip files, "
+                f"one per class; {negatives!r} for negative examples); found {len(sets)}: {sorted(sets)}"
+            )
+        negative_set = sets.pop(negatives, None)
+        return self.create_classifier(name, sets, negative_set)
 
     def update_classifier(
         self,
