@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import re
 import socket
 import threading
@@ -59,6 +60,8 @@ MAX_BODY_BYTES = 257 * 1024 * 1024  # Watson: 256 MB per call, plus room for the
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 VERSION_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 CUSTOMER_ID_PATTERN = re.compile(r"^\w+$")  # Watson: letters, digits and _ (any script)
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,35 @@ def _validation_message(exc: RequestValidationError) -> str:
         else:
             parts.append(f"{where} parameter {name!r}: {error.get('msg', 'invalid')}")
     return "Invalid request: " + "; ".join(parts)
+
+
+class UnexpectedErrors:
+    """Answers an exception no handler mapped with Watson's JSON 500 and logs it, keeping the connection.
+
+    Starlette's own last-resort handler re-raises after answering, and uvicorn then closes the
+    keep-alive connection; this middleware sits inside it, so only a half-sent answer gets that far.
+    """
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def watched(message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as exc:
+            if started:  # part of an answer is out: only closing the connection can end it
+                raise
+            logger.exception("Unexpected error answering %s %s", scope.get("method"), scope.get("path"))
+            await error_response(exc)(scope, receive, send)
 
 
 # ------------------------------------------------------------------ body size
@@ -478,9 +510,10 @@ def create_app(
     )
     app.state.front = Front(workbench, keys, settings)
     app.include_router(router)
-    for exc_type in (WorkbenchError, HTTPException, RequestValidationError, ClientDisconnect, Exception):
+    for exc_type in (WorkbenchError, HTTPException, RequestValidationError, ClientDisconnect):
         app.add_exception_handler(exc_type, _handle)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(UnexpectedErrors)  # added last, so it wraps BodyLimit too
     app.openapi = lambda: watson_openapi(app)  # type: ignore[method-assign]
     return app
 
