@@ -7,7 +7,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .errors import InvalidRequest, InvalidThreshold
+from .errors import InvalidRequest, InvalidThreshold, echo, echo_list
 from .examples import NON_IMAGE_REASONS, ImageInput, Skipped
 from .general import GENERAL_CLASSIFIER_ID, default_classes
 from .training import Heads
@@ -34,9 +34,9 @@ def check_threshold(threshold: float | None) -> float:
     try:
         value = float(threshold)
     except (TypeError, ValueError):
-        raise InvalidThreshold(f"threshold must be a number between 0 and 1, got {threshold!r}") from None
+        raise InvalidThreshold(f"threshold must be a number between 0 and 1, got {echo(threshold)}") from None
     if not 0.0 <= value <= 1.0 or np.isnan(value):
-        raise InvalidThreshold(f"threshold must be between 0 and 1, got {threshold!r}")
+        raise InvalidThreshold(f"threshold must be between 0 and 1, got {echo(threshold)}")
     return value
 
 
@@ -56,7 +56,7 @@ def requested_ids(classifier_ids: Sequence[str], owners: Sequence[str], my_ids: 
         return [GENERAL_CLASSIFIER_ID]
     unknown = [o for o in owners if o not in (OWNER_IBM, OWNER_ME)]
     if unknown:
-        raise InvalidRequest(f"owners may be {OWNER_IBM!r} and/or {OWNER_ME!r}, got {unknown}")
+        raise InvalidRequest(f"owners may be {OWNER_IBM!r} and/or {OWNER_ME!r}, got {echo_list(unknown)}")
     ids = [GENERAL_CLASSIFIER_ID] if OWNER_IBM in owners else []
     return ids + (list(my_ids) if OWNER_ME in owners else [])
 

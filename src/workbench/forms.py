@@ -6,6 +6,7 @@ Uploads are parsed by python-multipart into spooled temporary files (on disk abo
 from __future__ import annotations
 
 import json
+import re
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,12 +15,13 @@ from typing import AsyncIterator
 from fastapi import Request
 from starlette.datastructures import UploadFile
 
-from .errors import InvalidExamples, InvalidRequest, UnsupportedMediaType, echo
+from .errors import InvalidExamples, InvalidRequest, InvalidThreshold, UnsupportedMediaType, echo
 
 MAX_TEXT_PART_BYTES = 1024 * 1024  # a text field (name, classifier_ids, parameters)
 MAX_FORM_PARTS = 1000  # files or fields in one form
 POSITIVE_SUFFIX = "_positive_examples"
 FORM_MEDIA_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+THRESHOLD_TEXT = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")  # ASCII digits only
 PARAMETERS_SHAPE = 'parameters must be a JSON object, e.g. {"classifier_ids": ["default"]}'
 
 
@@ -121,15 +123,15 @@ def training_sets(form: FormParts) -> tuple[dict[str, NamedUpload], NamedUpload 
         elif part.endswith(POSITIVE_SUFFIX):
             class_name = part[: -len(POSITIVE_SUFFIX)]
             if class_name in positives:
-                raise InvalidExamples(f"Class {class_name!r} is given twice in one request")
+                raise InvalidExamples(f"Class {echo(class_name)} is given twice in one request")
             positives[class_name] = named
         elif part != "parameters":
             raise InvalidExamples(
-                f"Unexpected file field {part!r}: training files are {{class}}_positive_examples or negative_examples"
+                f"Unexpected file field {echo(part)}: training files are {{class}}_positive_examples or negative_examples"
             )
     stray = [name for name in form.texts if name.endswith(POSITIVE_SUFFIX) or name == "negative_examples"]
     if stray:
-        raise InvalidExamples(f"{stray[0]} must be a file upload (a .zip), not a text field")
+        raise InvalidExamples(f"{echo(stray[0])} must be a file upload (a .zip), not a text field")
     return positives, negatives
 
 
@@ -169,3 +171,20 @@ def legacy_parameters(form: FormParts) -> dict:
         "threshold": data.get("threshold"),
         "urls": [url] if url is not None else [],
     }
+
+
+def threshold_value(raw: object) -> float | None:
+    """A sent threshold (form text or `parameters` JSON) as a number: ASCII decimal text or a JSON number.
+
+    Python's float() also reads Arabic-Indic or fullwidth digits, and JSON true is a number to it; both are 400s here.
+    Whether the number lies in 0..1 is the engine's check.
+    """
+    if raw is None:
+        return None
+    if isinstance(raw, str) and THRESHOLD_TEXT.fullmatch(raw.strip()):
+        return float(raw)
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        return float(raw)
+    raise InvalidThreshold(
+        f"threshold must be a decimal number between 0 and 1 in ASCII digits (e.g. 0.6), got {echo(raw)}"
+    )

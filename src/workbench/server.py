@@ -15,6 +15,7 @@ import socket
 import threading
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Annotated, AsyncIterator
 from urllib.parse import unquote
@@ -24,6 +25,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
+from pydantic import AfterValidator
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
@@ -37,8 +39,17 @@ from .errors import (
     NoImages,
     Unauthorized,
     WorkbenchError,
+    echo,
 )
-from .forms import FormParts, NamedUpload, legacy_parameters, parsed_form, training_sets, upload_file_name
+from .forms import (
+    FormParts,
+    NamedUpload,
+    legacy_parameters,
+    parsed_form,
+    threshold_value,
+    training_sets,
+    upload_file_name,
+)
 from .image_urls import fetch_url
 from .keys import KeyRing
 from .limits import MAX_CLASSIFY_IMAGES_HTTP
@@ -59,6 +70,7 @@ from .service import DEFAULT_OWNER, Workbench
 MAX_BODY_BYTES = 257 * 1024 * 1024  # Watson: 256 MB per call, plus room for the multipart framing
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 VERSION_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+MAX_ERROR_CHARS = 1000  # an error message is cut here, whatever it echoes
 CUSTOMER_ID_PATTERN = re.compile(r"^\w+$")  # Watson: letters, digits and _ (any script)
 
 logger = logging.getLogger(__name__)
@@ -80,10 +92,10 @@ class ServerSettings:
 
 def error_response(exc: Exception) -> JSONResponse:
     """Every failure as Watson's `{"code": N, "error": "..."}` with status N."""
-    if isinstance(exc, WorkbenchError):
-        return JSONResponse(exc.to_watson(), status_code=exc.code)
     headers = None
-    if isinstance(exc, HTTPException):
+    if isinstance(exc, WorkbenchError):
+        code, message = exc.code, exc.message
+    elif isinstance(exc, HTTPException):
         code, message, headers = exc.status_code, str(exc.detail), exc.headers
     elif isinstance(exc, RequestValidationError):
         code, message = 400, _validation_message(exc)
@@ -91,6 +103,8 @@ def error_response(exc: Exception) -> JSONResponse:
         code, message = 400, "The client disconnected before the request was complete"
     else:
         code, message = 500, f"Internal error: {type(exc).__name__}"
+    if len(message) > MAX_ERROR_CHARS:
+        message = f"{message[:MAX_ERROR_CHARS]}... (cut from {len(message)} characters)"
     return JSONResponse({"code": code, "error": message}, status_code=code, headers=headers)
 
 
@@ -254,7 +268,7 @@ class ClassifyRequest:
     urls: list[str]
     classifier_ids: list[str]
     owners: list[str]
-    threshold: str | float | None
+    threshold: float | None
 
 
 def _classify_url(workbench: Workbench, request: ClassifyRequest, url: str, settings: ServerSettings) -> list[dict]:
@@ -301,21 +315,31 @@ def classify_request(form: FormParts) -> ClassifyRequest:
     ]
     stray = [part for part, _ in form.files if part not in ("images_file", "parameters")]
     if stray:
-        raise InvalidRequest(f"Unexpected file field {stray[0]!r}: send images in images_file")
+        raise InvalidRequest(f"Unexpected file field {echo(stray[0])}: send images in images_file")
     return ClassifyRequest(
         uploads=uploads,
         urls=form.values("url") or legacy.get("urls", []),
         classifier_ids=cls.split_list(form.values("classifier_ids") or legacy.get("classifier_ids")),
         owners=cls.split_list(form.values("owners") or legacy.get("owners")),
-        threshold=form.text("threshold") if form.text("threshold") is not None else legacy.get("threshold"),
+        threshold=threshold_value(form.text("threshold") if form.text("threshold") is not None else legacy.get("threshold")),
     )
 
 
 # ------------------------------------------------------------------ routes
 
 router = APIRouter(prefix="/v3")
+
+
+def calendar_date(version: str) -> str:
+    """A `version` that is a real date (2018-03-19), not only shaped like one (9999-99-99): else a 400."""
+    date.fromisoformat(version)
+    return version
+
+
 Version = Annotated[
-    str, Query(pattern=VERSION_PATTERN, description="API version date, YYYY-MM-DD (e.g. 2018-03-19)")
+    str,
+    Query(pattern=VERSION_PATTERN, description="API version date, YYYY-MM-DD (e.g. 2018-03-19)"),
+    AfterValidator(calendar_date),
 ]
 Caller = Annotated[Workbench, Depends(caller)]
 Metadata = Annotated[str | None, Header(alias="X-Watson-Metadata", description="customer_id={id}")]

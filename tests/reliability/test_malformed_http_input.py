@@ -47,6 +47,7 @@ CASES = {
     "file URL with %00": (lambda c: post_classify(c, url=f"{ROOT.as_uri()}/dogs%00.jpg"), "NUL"),
     "file URL by GET with %00": (
         lambda c: c.get("/v3/classify", params={**VERSION, "url": f"{ROOT.as_uri()}/dogs%00.jpg"}), "NUL"),
+    "image URL with an unclosed IPv6 bracket": (lambda c: post_classify(c, url="http://[::1/dogs.jpg"), "malformed"),
     "file URL with a 5,000-character name": (
         lambda c: post_classify(c, url=f"{ROOT.as_uri()}/{'a' * 5000}.jpg"), "too long"),
 }
