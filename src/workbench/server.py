@@ -291,11 +291,12 @@ def run_classify(workbench: Workbench, request: ClassifyRequest, settings: Serve
     if not request.uploads and not request.urls:
         raise NoImages("No images were given: send images_file (an image or a .zip) or url")
     cap = settings.max_classify_images
-    if len(request.urls) > cap:
-        raise LimitExceeded(f"A classify call may hold at most {cap} images; got {len(request.urls)} URLs")
+    count = cls.count_images(upload.file for upload in request.uploads) + len(request.urls)
+    if count > cap:  # counted from zip directories, before any upload is read into memory
+        raise LimitExceeded(f"A classify call may hold at most {cap} images; got {count}")
     images: list[dict] = []
     warnings: list[dict] = []
-    if request.uploads:  # the engine counts zip members against what the URLs leave of the cap
+    if request.uploads:  # the engine enforces the cap on what it reads, too
         uploads = [upload.rewind() for upload in request.uploads]
         answer = workbench.classify(
             uploads, request.classifier_ids, request.owners, request.threshold, max_images=cap - len(request.urls)
