@@ -67,6 +67,8 @@ def _file_path(url: str) -> Path:
         return Path(text).resolve()
     except OSError as exc:  # e.g. a name longer than the file system allows
         raise InvalidRequest(f"The file URL {echo(url)} is not a usable path: {exc.strerror}") from None
+    except RuntimeError:  # pathlib's word for a symbolic link loop
+        raise ImageUnreadable(f"{echo(url)}: a loop of symbolic links, not a file") from None
 
 
 def _read_file_url(url: str, settings: ServerSettings, max_bytes: int) -> bytes:

@@ -290,6 +290,7 @@ def run_classify(workbench: Workbench, request: ClassifyRequest, settings: Serve
     """Classifies the uploads and URLs of one request with the engine; one ClassifiedImages answer."""
     if not request.uploads and not request.urls:
         raise NoImages("No images were given: send images_file (an image or a .zip) or url")
+    cls.check_threshold(request.threshold)  # before any URL is fetched
     cap = settings.max_classify_images
     count = cls.count_images(upload.file for upload in request.uploads) + len(request.urls)
     if count > cap:  # counted from zip directories, before any upload is read into memory

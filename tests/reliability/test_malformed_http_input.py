@@ -76,3 +76,14 @@ def test_an_unexpected_error_is_a_watson_500_and_the_connection_stays(tmp_path: 
         assert answer.status_code == 500
         assert answer.json() == {"code": 500, "error": "Internal error: RuntimeError"}
         assert_connection_kept(client, answer)
+
+
+def test_a_file_url_into_a_symlink_loop_is_an_error_on_that_image(tmp_path: Path, embedding_cache: Path) -> None:
+    (tmp_path / "loop1.jpg").symlink_to(tmp_path / "loop2.jpg")
+    (tmp_path / "loop2.jpg").symlink_to(tmp_path / "loop1.jpg")
+    wb = Workbench(tmp_path / "home", embedding_cache=embedding_cache, tracking_uri=False)
+    with served(open_app(wb, file_url_root=tmp_path)) as client:
+        answer = post_classify(client, url=(tmp_path / "loop1.jpg").as_uri())
+        assert answer.status_code == 200, answer.text
+        assert "loop of symbolic links" in answer.json()["images"][0]["error"]["description"]
+        assert_connection_kept(client, answer)
