@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import BinaryIO, Iterable, Sequence
 
 import numpy as np
 
-from .errors import InvalidRequest, InvalidThreshold
-from .examples import NON_IMAGE_REASONS, ImageInput, Skipped
+from .errors import InvalidRequest, InvalidThreshold, echo, echo_list
+from .examples import NON_IMAGE_REASONS, ZIP_MAGICS, ZIP_READ_ERRORS, ImageInput, Skipped, _skip_reason
 from .general import GENERAL_CLASSIFIER_ID, default_classes
 from .training import Heads
 
@@ -34,9 +35,9 @@ def check_threshold(threshold: float | None) -> float:
     try:
         value = float(threshold)
     except (TypeError, ValueError):
-        raise InvalidThreshold(f"threshold must be a number between 0 and 1, got {threshold!r}") from None
+        raise InvalidThreshold(f"threshold must be a number between 0 and 1, got {echo(threshold)}") from None
     if not 0.0 <= value <= 1.0 or np.isnan(value):
-        raise InvalidThreshold(f"threshold must be between 0 and 1, got {threshold!r}")
+        raise InvalidThreshold(f"threshold must be between 0 and 1, got {echo(threshold)}")
     return value
 
 
@@ -56,7 +57,7 @@ def requested_ids(classifier_ids: Sequence[str], owners: Sequence[str], my_ids: 
         return [GENERAL_CLASSIFIER_ID]
     unknown = [o for o in owners if o not in (OWNER_IBM, OWNER_ME)]
     if unknown:
-        raise InvalidRequest(f"owners may be {OWNER_IBM!r} and/or {OWNER_ME!r}, got {unknown}")
+        raise InvalidRequest(f"owners may be {OWNER_IBM!r} and/or {OWNER_ME!r}, got {echo_list(unknown)}")
     ids = [GENERAL_CLASSIFIER_ID] if OWNER_IBM in owners else []
     return ids + (list(my_ids) if OWNER_ME in owners else [])
 
@@ -109,6 +110,31 @@ def image_error(name: str, description: str, code: int = 400, error_id: str = "i
         "classifiers": [],
         "error": {"code": code, "description": description, "error_id": error_id},
     }
+
+
+def count_images(uploads: Iterable[BinaryIO]) -> int:
+    """How many images seekable uploads hold, from zip central directories alone: no member is read or decoded.
+
+    It counts what `read_images` then `split_non_images` keep, with the same rule: a file that is not a zip
+    is one image, a zip member one unless it is a directory or a file `examples` skips as no image (a .txt,
+    __MACOSX). A zip that cannot be opened counts 0, so the engine's reader names what is wrong with it.
+    So a call over the cap is refused before its uploads are read into memory. Each upload is left at its start.
+    """
+    total = 0
+    for upload in uploads:
+        upload.seek(0)
+        head = upload.read(4)
+        upload.seek(0)
+        if head not in ZIP_MAGICS:
+            total += 1
+            continue
+        try:
+            with zipfile.ZipFile(upload) as archive:
+                total += sum(not info.is_dir() and _skip_reason(info.filename) is None for info in archive.infolist())
+        except ZIP_READ_ERRORS:
+            pass
+        upload.seek(0)
+    return total
 
 
 def split_non_images(entries: list[ImageInput | Skipped]) -> tuple[list[ImageInput | Skipped], list[dict]]:

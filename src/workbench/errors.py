@@ -101,3 +101,19 @@ class TrackingError(WorkbenchError):
 
     code = 503
     error_id = "tracking_unavailable"
+
+
+MAX_ECHO_CHARS = 200  # of one user-given string in an error message
+MAX_ECHO_ITEMS = 10  # of a user-given list in an error message
+
+
+def echo(value: object, max_chars: int = MAX_ECHO_CHARS) -> str:
+    """`repr(value)` for an error message, cut to `max_chars` so a huge input is not sent back whole."""
+    text = repr(value)
+    return text if len(text) <= max_chars else f"{text[:max_chars]}... ({len(text)} characters)"
+
+
+def echo_list(values: list, max_items: int = MAX_ECHO_ITEMS) -> str:
+    """The first `max_items` of a user-given list for an error message, each cut by `echo`, and the count."""
+    shown = ", ".join(echo(value) for value in values[:max_items])
+    return f"[{shown}]" if len(values) <= max_items else f"[{shown}, ...] ({len(values)} in all)"

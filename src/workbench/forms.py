@@ -6,6 +6,7 @@ Uploads are parsed by python-multipart into spooled temporary files (on disk abo
 from __future__ import annotations
 
 import json
+import re
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,12 +15,14 @@ from typing import AsyncIterator
 from fastapi import Request
 from starlette.datastructures import UploadFile
 
-from .errors import InvalidExamples, InvalidRequest, UnsupportedMediaType
+from .errors import InvalidExamples, InvalidRequest, InvalidThreshold, UnsupportedMediaType, echo
 
 MAX_TEXT_PART_BYTES = 1024 * 1024  # a text field (name, classifier_ids, parameters)
 MAX_FORM_PARTS = 1000  # files or fields in one form
 POSITIVE_SUFFIX = "_positive_examples"
 FORM_MEDIA_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+THRESHOLD_TEXT = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")  # ASCII digits only
+PARAMETERS_SHAPE = 'parameters must be a JSON object, e.g. {"classifier_ids": ["default"]}'
 
 
 class NamedUpload:
@@ -52,18 +55,29 @@ class FormParts:
         return values[-1] if values else None
 
 
-def _decoded(value: str) -> list[str]:
+def json_value(text: str, what: str) -> object:
+    """`text` parsed as JSON; ValueError for text that is not JSON, InvalidRequest for nesting too deep to parse."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise InvalidRequest(f"{what} is nested too deeply to be read as JSON") from None
+
+
+def _decoded(name: str, value: str) -> list[str]:
     """A text part's values: a JSON string or list (application/json parts) is decoded, else kept."""
-    if value.lstrip()[:1] in ('"', "["):
-        try:
-            data = json.loads(value)
-        except ValueError:
-            return [value]
-        if isinstance(data, list):
-            return [item if isinstance(item, str) else json.dumps(item) for item in data]
-        if isinstance(data, str):
-            return [data]
-    return [value]
+    if value.lstrip()[:1] not in ('"', "["):
+        return [value]
+    try:
+        data = json_value(value, name)
+    except ValueError:
+        return [value]
+    if isinstance(data, str):
+        return [data]
+    if not isinstance(data, list):
+        return [value]
+    if any(isinstance(item, (list, dict)) for item in data):
+        raise InvalidRequest(f"{echo(name)}: a JSON list may hold only strings (or numbers), not lists or objects")
+    return [item if isinstance(item, str) else json.dumps(item) for item in data]
 
 
 def _media_type(request: Request) -> str:
@@ -86,7 +100,7 @@ async def parsed_form(request: Request) -> AsyncIterator[FormParts]:
         files, texts = [], {}
         for name, value in form.multi_items():
             if isinstance(value, str):
-                texts.setdefault(name, []).extend(_decoded(value))
+                texts.setdefault(name, []).extend(_decoded(name, value))
             else:
                 files.append((name, value))
         yield FormParts(files, texts)
@@ -109,16 +123,26 @@ def training_sets(form: FormParts) -> tuple[dict[str, NamedUpload], NamedUpload 
         elif part.endswith(POSITIVE_SUFFIX):
             class_name = part[: -len(POSITIVE_SUFFIX)]
             if class_name in positives:
-                raise InvalidExamples(f"Class {class_name!r} is given twice in one request")
+                raise InvalidExamples(f"Class {echo(class_name)} is given twice in one request")
             positives[class_name] = named
         elif part != "parameters":
             raise InvalidExamples(
-                f"Unexpected file field {part!r}: training files are {{class}}_positive_examples or negative_examples"
+                f"Unexpected file field {echo(part)}: training files are {{class}}_positive_examples or negative_examples"
             )
     stray = [name for name in form.texts if name.endswith(POSITIVE_SUFFIX) or name == "negative_examples"]
     if stray:
-        raise InvalidExamples(f"{stray[0]} must be a file upload (a .zip), not a text field")
+        raise InvalidExamples(f"{echo(stray[0])} must be a file upload (a .zip), not a text field")
     return positives, negatives
+
+
+def _string_list(data: dict, key: str) -> list[str] | None:
+    """A `parameters` list field: absent, one string, or a list of strings; anything else is a 400."""
+    value = data.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return value
+    raise InvalidRequest(f"parameters.{key} must be a string or a list of strings, got {type(value).__name__}")
 
 
 def legacy_parameters(form: FormParts) -> dict:
@@ -131,17 +155,36 @@ def legacy_parameters(form: FormParts) -> dict:
     if raw is None:
         return {}
     try:
-        data = json.loads(raw)
+        data = json_value(raw, "parameters")
     except ValueError:
-        raise InvalidRequest("parameters must be a JSON object, e.g. {\"classifier_ids\": [\"default\"]}") from None
+        raise InvalidRequest(PARAMETERS_SHAPE) from None
     if isinstance(data, dict) and set(data) == {"parameters"}:
         data = data["parameters"]
     if not isinstance(data, dict):
-        raise InvalidRequest("parameters must be a JSON object, e.g. {\"classifier_ids\": [\"default\"]}")
-    urls = data.get("url")
+        raise InvalidRequest(PARAMETERS_SHAPE)
+    url = data.get("url")
+    if url is not None and not isinstance(url, str):
+        raise InvalidRequest(f"parameters.url must be a string (one image URL), got {type(url).__name__}")
     return {
-        "classifier_ids": data.get("classifier_ids"),
-        "owners": data.get("owners", data.get("owner")),
+        "classifier_ids": _string_list(data, "classifier_ids"),
+        "owners": _string_list(data, "owners") if "owners" in data else _string_list(data, "owner"),
         "threshold": data.get("threshold"),
-        "urls": [urls] if isinstance(urls, str) else [],
+        "urls": [url] if url is not None else [],
     }
+
+
+def threshold_value(raw: object) -> float | None:
+    """A sent threshold (form text or `parameters` JSON) as a number: ASCII decimal text or a JSON number.
+
+    Python's float() also reads Arabic-Indic or fullwidth digits, and JSON true is a number to it; both are 400s here.
+    Whether the number lies in 0..1 is the engine's check.
+    """
+    if raw is None:
+        return None
+    if isinstance(raw, str) and THRESHOLD_TEXT.fullmatch(raw.strip()):
+        return float(raw)
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        return float(raw)
+    raise InvalidThreshold(
+        f"threshold must be a decimal number between 0 and 1 in ASCII digits (e.g. 0.6), got {echo(raw)}"
+    )

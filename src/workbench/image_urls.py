@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
-from .errors import ImageUnreadable, InvalidRequest
+from .errors import ImageUnreadable, InvalidRequest, echo
 
 if TYPE_CHECKING:  # server.py imports this module; the settings type is for annotations only
     from .server import ServerSettings
@@ -36,11 +37,14 @@ class _AllowListRedirects(urllib.request.HTTPRedirectHandler):
 
 def fetch_url(url: str, settings: ServerSettings, max_bytes: int) -> tuple[bytes, str]:
     """The bytes behind an allowed image URL and the URL they came from (after redirects)."""
-    scheme = urlsplit(url).scheme.lower()
+    try:
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        raise InvalidRequest(f"The image URL {echo(url)} is malformed: {exc}") from None
     if scheme == "file":
         return _read_file_url(url, settings, max_bytes), url
     if scheme not in ("http", "https"):
-        raise InvalidRequest(f"Only file:// and http(s):// image URLs are supported, got {url!r}")
+        raise InvalidRequest(f"Only file:// and http(s):// image URLs are supported, got {echo(url)}")
     if not any(_same_origin_prefix(url, p) for p in settings.url_prefixes):
         raise InvalidRequest(
             f"Image URLs are allowed only under this server's allow-list (now: {list(settings.url_prefixes) or 'none'}); "
@@ -51,17 +55,35 @@ def fetch_url(url: str, settings: ServerSettings, max_bytes: int) -> tuple[bytes
         with opener.open(url, timeout=URL_TIMEOUT_SECONDS) as answer:
             return answer.read(max_bytes + 1), answer.geturl()
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise ImageUnreadable(f"Could not download {url}: {exc}") from exc
+        raise ImageUnreadable(f"Could not download {echo(url)}: {exc}") from exc
+
+
+def _file_path(url: str) -> Path:
+    """The absolute path a file:// URL names; a 400 for a NUL character or a name the system cannot hold."""
+    text = unquote(urlsplit(url).path)
+    if "\x00" in text:
+        raise InvalidRequest(f"The file URL {echo(url)} holds a NUL character (%00), which no file name may hold")
+    try:
+        return Path(text).resolve()
+    except OSError as exc:  # e.g. a name longer than the file system allows
+        raise InvalidRequest(f"The file URL {echo(url)} is not a usable path: {exc.strerror}") from None
+    except RuntimeError:  # pathlib's word for a symbolic link loop
+        raise ImageUnreadable(f"{echo(url)}: a loop of symbolic links, not a file") from None
 
 
 def _read_file_url(url: str, settings: ServerSettings, max_bytes: int) -> bytes:
     if settings.file_url_root is None:
         raise InvalidRequest("file:// URLs are off on this server; start it with --allow-file-root FOLDER")
     root = settings.file_url_root.resolve()
-    path = Path(unquote(urlsplit(url).path)).resolve()
+    path = _file_path(url)
     if not path.is_relative_to(root):
-        raise InvalidRequest(f"{url} is outside the folder this server may read ({root})")
-    if not path.is_file():
-        raise ImageUnreadable(f"{url}: no such file")
-    with open(path, "rb") as handle:
-        return handle.read(max_bytes + 1)
+        raise InvalidRequest(f"{echo(url)} is outside the folder this server may read ({root})")
+    try:
+        if not path.is_file():  # a folder, a FIFO or nothing at all
+            raise ImageUnreadable(f"{echo(url)}: no such file")
+        with open(path, "rb") as handle:
+            return handle.read(max_bytes + 1)
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            raise InvalidRequest(f"The file URL {echo(url)} is not a usable path: {exc.strerror}") from None
+        raise ImageUnreadable(f"{echo(url)}: cannot be read as a file ({exc.strerror})") from None

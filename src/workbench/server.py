@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import re
 import socket
 import threading
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Annotated, AsyncIterator
 from urllib.parse import unquote
@@ -23,6 +25,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
+from pydantic import AfterValidator
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
@@ -36,8 +39,17 @@ from .errors import (
     NoImages,
     Unauthorized,
     WorkbenchError,
+    echo,
 )
-from .forms import FormParts, NamedUpload, legacy_parameters, parsed_form, training_sets, upload_file_name
+from .forms import (
+    FormParts,
+    NamedUpload,
+    legacy_parameters,
+    parsed_form,
+    threshold_value,
+    training_sets,
+    upload_file_name,
+)
 from .image_urls import fetch_url
 from .keys import KeyRing
 from .limits import MAX_CLASSIFY_IMAGES_HTTP
@@ -58,7 +70,10 @@ from .service import DEFAULT_OWNER, Workbench
 MAX_BODY_BYTES = 257 * 1024 * 1024  # Watson: 256 MB per call, plus room for the multipart framing
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 VERSION_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
+MAX_ERROR_CHARS = 1000  # an error message is cut here, whatever it echoes
 CUSTOMER_ID_PATTERN = re.compile(r"^\w+$")  # Watson: letters, digits and _ (any script)
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -77,10 +92,10 @@ class ServerSettings:
 
 def error_response(exc: Exception) -> JSONResponse:
     """Every failure as Watson's `{"code": N, "error": "..."}` with status N."""
-    if isinstance(exc, WorkbenchError):
-        return JSONResponse(exc.to_watson(), status_code=exc.code)
     headers = None
-    if isinstance(exc, HTTPException):
+    if isinstance(exc, WorkbenchError):
+        code, message = exc.code, exc.message
+    elif isinstance(exc, HTTPException):
         code, message, headers = exc.status_code, str(exc.detail), exc.headers
     elif isinstance(exc, RequestValidationError):
         code, message = 400, _validation_message(exc)
@@ -88,6 +103,8 @@ def error_response(exc: Exception) -> JSONResponse:
         code, message = 400, "The client disconnected before the request was complete"
     else:
         code, message = 500, f"Internal error: {type(exc).__name__}"
+    if len(message) > MAX_ERROR_CHARS:
+        message = f"{message[:MAX_ERROR_CHARS]}... (cut from {len(message)} characters)"
     return JSONResponse({"code": code, "error": message}, status_code=code, headers=headers)
 
 
@@ -118,6 +135,35 @@ def _validation_message(exc: RequestValidationError) -> str:
         else:
             parts.append(f"{where} parameter {name!r}: {error.get('msg', 'invalid')}")
     return "Invalid request: " + "; ".join(parts)
+
+
+class UnexpectedErrors:
+    """Answers an exception no handler mapped with Watson's JSON 500 and logs it, keeping the connection.
+
+    Starlette's own last-resort handler re-raises after answering, and uvicorn then closes the
+    keep-alive connection; this middleware sits inside it, so only a half-sent answer gets that far.
+    """
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def watched(message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as exc:
+            if started:  # part of an answer is out: only closing the connection can end it
+                raise
+            logger.exception("Unexpected error answering %s %s", scope.get("method"), scope.get("path"))
+            await error_response(exc)(scope, receive, send)
 
 
 # ------------------------------------------------------------------ body size
@@ -222,7 +268,7 @@ class ClassifyRequest:
     urls: list[str]
     classifier_ids: list[str]
     owners: list[str]
-    threshold: str | float | None
+    threshold: float | None
 
 
 def _classify_url(workbench: Workbench, request: ClassifyRequest, url: str, settings: ServerSettings) -> list[dict]:
@@ -244,12 +290,14 @@ def run_classify(workbench: Workbench, request: ClassifyRequest, settings: Serve
     """Classifies the uploads and URLs of one request with the engine; one ClassifiedImages answer."""
     if not request.uploads and not request.urls:
         raise NoImages("No images were given: send images_file (an image or a .zip) or url")
+    cls.check_threshold(request.threshold)  # before any URL is fetched
     cap = settings.max_classify_images
-    if len(request.urls) > cap:
-        raise LimitExceeded(f"A classify call may hold at most {cap} images; got {len(request.urls)} URLs")
+    count = cls.count_images(upload.file for upload in request.uploads) + len(request.urls)
+    if count > cap:  # counted from zip directories, before any upload is read into memory
+        raise LimitExceeded(f"A classify call may hold at most {cap} images; got {count}")
     images: list[dict] = []
     warnings: list[dict] = []
-    if request.uploads:  # the engine counts zip members against what the URLs leave of the cap
+    if request.uploads:  # the engine enforces the cap on what it reads, too
         uploads = [upload.rewind() for upload in request.uploads]
         answer = workbench.classify(
             uploads, request.classifier_ids, request.owners, request.threshold, max_images=cap - len(request.urls)
@@ -269,21 +317,31 @@ def classify_request(form: FormParts) -> ClassifyRequest:
     ]
     stray = [part for part, _ in form.files if part not in ("images_file", "parameters")]
     if stray:
-        raise InvalidRequest(f"Unexpected file field {stray[0]!r}: send images in images_file")
+        raise InvalidRequest(f"Unexpected file field {echo(stray[0])}: send images in images_file")
     return ClassifyRequest(
         uploads=uploads,
         urls=form.values("url") or legacy.get("urls", []),
         classifier_ids=cls.split_list(form.values("classifier_ids") or legacy.get("classifier_ids")),
         owners=cls.split_list(form.values("owners") or legacy.get("owners")),
-        threshold=form.text("threshold") if form.text("threshold") is not None else legacy.get("threshold"),
+        threshold=threshold_value(form.text("threshold") if form.text("threshold") is not None else legacy.get("threshold")),
     )
 
 
 # ------------------------------------------------------------------ routes
 
 router = APIRouter(prefix="/v3")
+
+
+def calendar_date(version: str) -> str:
+    """A `version` that is a real date (2018-03-19), not only shaped like one (9999-99-99): else a 400."""
+    date.fromisoformat(version)
+    return version
+
+
 Version = Annotated[
-    str, Query(pattern=VERSION_PATTERN, description="API version date, YYYY-MM-DD (e.g. 2018-03-19)")
+    str,
+    Query(pattern=VERSION_PATTERN, description="API version date, YYYY-MM-DD (e.g. 2018-03-19)"),
+    AfterValidator(calendar_date),
 ]
 Caller = Annotated[Workbench, Depends(caller)]
 Metadata = Annotated[str | None, Header(alias="X-Watson-Metadata", description="customer_id={id}")]
@@ -478,9 +536,10 @@ def create_app(
     )
     app.state.front = Front(workbench, keys, settings)
     app.include_router(router)
-    for exc_type in (WorkbenchError, HTTPException, RequestValidationError, ClientDisconnect, Exception):
+    for exc_type in (WorkbenchError, HTTPException, RequestValidationError, ClientDisconnect):
         app.add_exception_handler(exc_type, _handle)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(UnexpectedErrors)  # added last, so it wraps BodyLimit too
     app.openapi = lambda: watson_openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -26,6 +26,8 @@ from .errors import (
     NoImages,
     TrackingError,
     WaitTimeout,
+    echo,
+    echo_list,
 )
 from .examples import ExampleSet, ImageInput, Skipped, Source, folder_sets, read_example_set, read_images
 from .general import GENERAL_CLASSIFIER_ID, color_classes
@@ -168,7 +170,7 @@ class Workbench:
     def _record(self, classifier_id: str) -> ClassifierRecord:
         record = self.store.classifier(classifier_id)
         if record.owner != self.owner:
-            raise ClassifierNotFound(f"Classifier {classifier_id!r} not found")
+            raise ClassifierNotFound(f"Classifier {echo(classifier_id)} not found")
         return record
 
     def get_classifier(self, classifier_id: str) -> dict:
@@ -439,7 +441,7 @@ class Workbench:
         ids = cls.requested_ids(cls.split_list(classifier_ids), cls.split_list(owners), my_ids)
         unknown = [cid for cid in ids if cid != GENERAL_CLASSIFIER_ID and cid not in mine]
         if unknown:
-            raise ClassifierNotFound(f"Did not find any classifier with the ids {unknown}")
+            raise ClassifierNotFound(f"Did not find any classifier with the ids {echo_list(unknown)}")
         serving = {cid: self._serving(mine[cid]) for cid in ids if cid != GENERAL_CLASSIFIER_ID}
         entries, warnings = cls.split_non_images(read_images(images, limits=self.limits))
         if not entries:
