@@ -145,7 +145,7 @@ def test_list_classifiers_brief_and_verbose(dogs) -> None:
     assert wb.list_classifiers(verbose=True)["classifiers"][0] == wb.get_classifier(cid)
 
 
-@pytest.mark.parametrize("threshold", [-0.1, 1.5, "high", float("nan")])
+@pytest.mark.parametrize("threshold", [-0.1, 1.5, "high", "0.5", True, float("nan")])
 def test_threshold_outside_0_1_is_rejected(dogs, threshold) -> None:
     wb, cid = dogs
     with pytest.raises(InvalidThreshold):

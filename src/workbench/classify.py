@@ -32,6 +32,8 @@ def check_threshold(threshold: float | None) -> float:
     """The threshold to use: default 0.5; anything outside 0..1 is an error."""
     if threshold is None:
         return DEFAULT_THRESHOLD
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating, np.integer)):
+        raise InvalidThreshold(f"threshold must be a number between 0 and 1, got {echo(threshold)}")
     try:
         value = float(threshold)
     except (TypeError, ValueError):
