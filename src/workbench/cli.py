@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 from typing import Sequence
 
+from .doctor import DEFAULT_GRACE_S
 from .errors import WorkbenchError
 from .service import Workbench
 
@@ -124,6 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
     delete = verbs.add_parser("delete", help="delete a classifier")
     delete.add_argument("classifier_id")
 
+    doctor = verbs.add_parser("doctor", help="check the store; with --repair, fix what is safe to fix")
+    doctor.add_argument("--repair", action="store_true",
+                        help="remove orphan blobs and temporary files, quarantine corrupt blobs, mark broken classifiers failed")
+    doctor.add_argument("--quick", action="store_true", help="only orphan blobs and temporary files (no hashing)")
+    doctor.add_argument("--grace-seconds", type=float, default=DEFAULT_GRACE_S,
+                        help=f"leave files younger than this alone (default {DEFAULT_GRACE_S:g})")
+
     demo = verbs.add_parser("demo", help="run the tutorial on the bundled images")
     demo.add_argument("--data", type=Path, default=None, help="tutorial images (default: data/tutorial)")
     demo.add_argument("--keep", action="store_true", help="keep the classifier instead of deleting it")
@@ -205,6 +213,8 @@ def dispatch(args: argparse.Namespace) -> object:
     if args.verb == "delete":
         wb.delete_classifier(args.classifier_id)
         return {}
+    if args.verb == "doctor":
+        return wb.doctor(repair=args.repair, full=not args.quick, grace_s=args.grace_seconds).to_dict()
     if args.verb == "demo":
         run_demo(wb, args.data or tutorial_dir(), args.keep)
         return None
@@ -222,6 +232,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     if answer is not None:
         _print(answer)
+    if args.verb == "doctor" and not answer["ok"]:
+        print("workbench: the store has problems" + ("" if args.repair else "; run `workbench doctor --repair`"),
+              file=sys.stderr)
+        return 1
     if isinstance(answer, dict) and answer.get("status") == "failed":
         print(f"workbench: training failed: {answer.get('explanation')}", file=sys.stderr)
         return 1

@@ -17,6 +17,7 @@ import numpy as np
 from . import classify as cls
 from .backbone import Backbone, EmbeddingCache, single_threaded_blas
 from .decode import backbone_input, prepared_batches
+from .doctor import DEFAULT_GRACE_S, DoctorReport, run_doctor, startup_sweep
 from .errors import (
     ClassifierNotFound,
     ImageUnreadable,
@@ -177,6 +178,7 @@ class Workbench:
         with self._engine_lock:
             if self._engine is None:
                 store = Store(self.home)
+                startup_sweep(store)  # orphan blobs and temporary files a killed process left (cheap)
                 backbone = Backbone()
                 cache = EmbeddingCache(self.embedding_cache)
                 jobs = JobRunner(store, backbone, cache, self.limits, self.progress)
@@ -269,6 +271,17 @@ class Workbench:
         if self.tracker is None:
             raise InvalidRequest("MLflow tracking is off for this Workbench (tracking_uri=False)")
         return self.tracker.versions_frame(classifier_id)
+
+    def doctor(self, repair: bool = False, full: bool = True, grace_s: float = DEFAULT_GRACE_S) -> DoctorReport:
+        """Checks the store (records, versions, heads, blobs, embedding cache); with `repair`, fixes what is safe.
+
+        Repair removes orphan blobs, temporary files and bad cache rows, quarantines corrupt blobs and marks
+        classifiers with broken data `failed` (explained); it never deletes examples. `full=False` only
+        looks for orphans and temporary files (no hashing). Files younger than `grace_s` are left alone.
+        """
+        store, backbone, _, _ = self._parts()
+        sizes = {backbone.backbone_id: backbone.spec.embedding_size}
+        return run_doctor(store, self.embedding_cache, sizes, repair=repair, full=full, grace_s=grace_s)
 
     # writing ---------------------------------------------------------------
     def _read_sets(
