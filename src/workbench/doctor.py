@@ -393,27 +393,35 @@ def _quarantine(run: _Run, path: Path) -> None:
 
 
 def _remove(run: _Run) -> None:
-    """Removes (or quarantines) the candidates older than the grace period, each rechecked under the write lock."""
-    if not run.removals:
-        return
+    """Removes (or quarantines) the candidates older than the grace period, each rechecked under the write lock.
+
+    Younger ones are reported without taking the lock, so a create storing blobs in another process
+    is neither waited for nor harmed.
+    """
     if not run.repair:
         run.findings.extend(Finding(kind, run.relative(path), detail) for kind, path, detail, _ in run.removals)
         return
+    due = []
+    for kind, path, detail, sha in run.removals:
+        age = run.age_s(path)
+        if kind != CORRUPT_BLOB and age < run.grace_s:
+            run.findings.append(Finding(kind, run.relative(path), f"{detail}; modified {age:.0f} s ago", KEPT_RECENT))
+        else:
+            due.append((kind, path, detail, sha))
+    if not due:
+        return
     with run.store.transaction() as db:
-        for kind, path, detail, sha in run.removals:
-            subject = run.relative(path)
-            if kind != CORRUPT_BLOB and run.age_s(path) < run.grace_s:
-                run.findings.append(Finding(kind, subject, f"{detail}; modified {run.age_s(path):.0f} s ago", KEPT_RECENT))
-                continue
+        for kind, path, detail, sha in due:
             if not _still_removable(run, db, kind, path, sha):
                 continue  # used or gone by now: nothing to report
+            subject = run.relative(path)
             if kind == CORRUPT_BLOB:
                 _quarantine(run, path)
                 run.findings.append(Finding(kind, subject, f"{detail}; moved to {QUARANTINE_DIR}/", QUARANTINED))
             else:
                 path.unlink(missing_ok=True)
                 run.findings.append(Finding(kind, subject, detail, REMOVED))
-    _remove_empty_folders(run.store)
+        _remove_empty_folders(run.store)  # under the lock too: a writer makes its folder, then its file
 
 
 def _remove_empty_folders(store: Store) -> None:
