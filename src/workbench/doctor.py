@@ -66,6 +66,7 @@ QUARANTINED = "quarantined"
 MARKED_FAILED = "marked failed"
 KEPT_RECENT = "kept: younger than the grace period"
 KEPT_BUSY = "kept: a training is under way"
+KEPT_IN_USE = "kept: in use by now (a create committed since the check)"
 REPAIRED = frozenset({REMOVED, QUARANTINED, MARKED_FAILED})
 
 
@@ -371,9 +372,7 @@ def _vector_problem(vector: object, size: int | None) -> str | None:
 
 
 def _still_removable(run: _Run, db: sqlite3.Connection, kind: str, path: Path, sha: str) -> bool:
-    """The check again, under the write transaction: still there, still unused."""
-    if not path.exists():
-        return False
+    """The check again, under the write transaction: still unused."""
     if kind == ORPHAN_BLOB:
         return not run.store.blob_referenced(db, sha)
     if kind == STRAY_FILE:
@@ -412,9 +411,12 @@ def _remove(run: _Run) -> None:
         return
     with run.store.transaction() as db:
         for kind, path, detail, sha in due:
-            if not _still_removable(run, db, kind, path, sha):
-                continue  # used or gone by now: nothing to report
             subject = run.relative(path)
+            if not path.exists():
+                continue  # gone by now (a delete): nothing to report
+            if not _still_removable(run, db, kind, path, sha):
+                run.findings.append(Finding(kind, subject, detail, KEPT_IN_USE))
+                continue
             if kind == CORRUPT_BLOB:
                 _quarantine(run, path)
                 run.findings.append(Finding(kind, subject, f"{detail}; moved to {QUARANTINE_DIR}/", QUARANTINED))

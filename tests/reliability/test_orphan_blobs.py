@@ -18,13 +18,15 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from conftest import TUTORIAL
 from workbench import doctor as dr
+from workbench.examples import sha256_hex
 
 COPIES = 12  # each tutorial photo this many times (distinct bytes): about 40 MB of images in all
 DEADLINE_S = 120
-KILL_AFTER_BLOBS = 10  # of about 700
+KILL_AFTER_BLOBS = 300  # of about 1500 (storing them all takes seconds)
 
 
 def jpeg_with_comment(data: bytes, comment: str) -> bytes:
@@ -67,9 +69,14 @@ def kinds(report: dict, action: str | None = None) -> dict[str, int]:
     return counts
 
 
-def test_a_create_killed_while_storing_blobs_is_repaired(tmp_path: Path, tutorial_zips, make_workbench) -> None:
-    zips = {name: large_zip(TUTORIAL / name, tmp_path / f"{name}.zip") for name in ("beagle", "husky", "cats")}
-    home = tmp_path / "home"
+@pytest.fixture(scope="module")
+def large_zips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("large")
+    return {name: large_zip(TUTORIAL / name, folder / f"{name}.zip") for name in ("beagle", "husky", "cats")}
+
+
+def start_create(home: Path, zips: dict[str, Path]) -> subprocess.Popen:
+    """`workbench create` on the large zips, in its own process; returns once it is storing blobs."""
     create = subprocess.Popen(
         [sys.executable, "-m", "workbench.cli", "--home", str(home), "create", "big",
          "-p", f"beagle={zips['beagle']}", "-p", f"husky={zips['husky']}", "-n", str(zips["cats"])],
@@ -80,6 +87,12 @@ def test_a_create_killed_while_storing_blobs_is_repaired(tmp_path: Path, tutoria
         assert create.poll() is None, create.stderr.read().decode()
         assert time.monotonic() < deadline, "the create never started storing blobs"
         time.sleep(0.001)
+    return create
+
+
+def test_a_create_killed_while_storing_blobs_is_repaired(tmp_path: Path, tutorial_zips, large_zips, make_workbench) -> None:
+    home = tmp_path / "home"
+    create = start_create(home, large_zips)
     os.kill(create.pid, signal.SIGKILL)
     create.wait(30)
     create.stderr.close()
@@ -201,3 +214,31 @@ def test_the_start_up_sweep_leaves_recent_orphans_and_removes_old_ones(make_work
     os.utime(blob, (old, old))
     make_workbench(home=home).store
     assert not blob.exists()
+
+
+def test_repair_spares_an_old_orphan_that_a_concurrent_create_takes_up(tmp_path: Path, large_zips, make_workbench) -> None:
+    """Time of check against time of use: the orphan is listed, then a create in another process stores
+    the same image (its blob already exists, so it is not rewritten) and commits. Removal rechecks under
+    the write lock, which that create holds while storing, and keeps the blob."""
+    home = tmp_path / "home"
+    with zipfile.ZipFile(large_zips["beagle"]) as archive:
+        first = archive.read(sorted(archive.namelist())[0])
+    store = make_workbench(home=home, train=False).store
+    orphan = store.blob_path(sha256_hex(first))
+    orphan.parent.mkdir(parents=True, exist_ok=True)
+    orphan.write_bytes(first)  # left by a create killed minutes ago (within the start-up sweep's grace)...
+    old = time.time() - dr.STARTUP_GRACE_S / 2
+    os.utime(orphan, (old, old))
+    create = start_create(home, large_zips)  # ... and now sent again: this create holds the write lock
+    try:
+        report = make_workbench(home=home, train=False).doctor(repair=True, full=False, grace_s=0)
+    finally:
+        os.kill(create.pid, signal.SIGKILL)  # it has committed (doctor waited for it) and is training
+        create.wait(30)
+        create.stderr.close()
+    subject = orphan.relative_to(home).as_posix()
+    assert [f.action for f in report.findings if f.subject == subject] == [dr.KEPT_IN_USE]
+    assert not [f for f in report.findings if f.action == dr.REMOVED]
+    assert orphan.stat().st_mtime == pytest.approx(old)  # the very file: neither removed nor rewritten
+    full = make_workbench(home=home, train=False).doctor()
+    assert full.of_kind(dr.MISSING_BLOB) == [] and full.of_kind(dr.ORPHAN_BLOB) == []
