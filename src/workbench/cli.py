@@ -11,7 +11,7 @@ import zipfile
 from pathlib import Path
 from typing import Sequence
 
-from .doctor import DEFAULT_GRACE_S
+from .doctor import DEFAULT_GRACE_S, KEPT_RECENT, REPAIRED
 from .errors import WorkbenchError
 from .service import Workbench
 
@@ -223,6 +223,18 @@ def dispatch(args: argparse.Namespace) -> object:
     raise AssertionError(args.verb)
 
 
+def _doctor_advice(report: dict, repaired: bool) -> None:
+    """One line on stderr saying what to do about what doctor left."""
+    left = [f for f in report["findings"] if f["action"] not in REPAIRED]
+    if not repaired:
+        advice = "run `workbench doctor --repair`"
+    elif all(f["action"] == KEPT_RECENT for f in left):
+        advice = "some files are too recent to remove safely: run it again later (or with --grace-seconds 0 when no other workbench process runs)"
+    else:
+        advice = "what is left needs you: re-send missing images with an update, or delete the classifier"
+    print(f"workbench: doctor found {len(left)} problem(s) left; {advice}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -233,8 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if answer is not None:
         _print(answer)
     if args.verb == "doctor" and not answer["ok"]:
-        print("workbench: the store has problems" + ("" if args.repair else "; run `workbench doctor --repair`"),
-              file=sys.stderr)
+        _doctor_advice(answer, args.repair)
         return 1
     if isinstance(answer, dict) and answer.get("status") == "failed":
         print(f"workbench: training failed: {answer.get('explanation')}", file=sys.stderr)
