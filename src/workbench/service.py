@@ -301,6 +301,12 @@ class Workbench:
             negatives = read_example_set(negative_examples, limits=self.limits, label="negative_examples")
         return positives, negatives
 
+    def _as_stored(self, db, classifier_id: str, positives: dict[str, ExampleSet]) -> dict[str, ExampleSet]:
+        """Names each set as the stored class with the same NFC form (a store written before names were
+        normalised may hold a decomposed spelling), so an update adds to that class instead of a twin."""
+        stored = {unicodedata.normalize("NFC", name): name for name in self.store.class_names(classifier_id, db)}
+        return {stored.get(name, name): example_set for name, example_set in positives.items()}
+
     def _store_sets(self, db, classifier_id: str, positives: dict[str, ExampleSet], negatives: ExampleSet | None) -> None:
         store = self.store
         sets = [(name, s) for name, s in positives.items()] + ([(None, negatives)] if negatives else [])
@@ -364,6 +370,7 @@ class Workbench:
         positives, negatives = self._read_sets(positive_examples or {}, negative_examples)
         with self.store.transaction() as db:
             record = self.store.classifier(classifier_id, db)
+            positives = self._as_stored(db, classifier_id, positives)
             self._store_sets(db, classifier_id, positives, negatives)
             status = "training" if record.serving_version is None else "retraining"
             self.store.update_classifier(db, classifier_id, status=status, updated=now_iso(), explanation=None)

@@ -110,6 +110,17 @@ def test_composed_and_decomposed_names_are_one_class(make_workbench, tutorial_zi
         wb.update_classifier(cid, {CAFE_NFC: tutorial_zips["husky"], CAFE_NFD: tutorial_zips["dalmatian"]})
 
 
+def test_an_update_adds_to_a_decomposed_class_stored_before_names_were_normalised(make_workbench, tutorial_zips) -> None:
+    wb = make_workbench(train=False)
+    cid = wb.create_classifier("cafés", {CAFE_NFC: tutorial_zips["beagle"]},
+                               negative_examples=tutorial_zips["cats"])["classifier_id"]
+    with wb.store.transaction() as db:  # as an older workbench stored it
+        db.execute("UPDATE examples SET class_name = ? WHERE class_name = ?", (CAFE_NFD, CAFE_NFC))
+    for spelling in (CAFE_NFC, CAFE_NFD):
+        wb.update_classifier(cid, {spelling: tutorial_zips["husky" if spelling == CAFE_NFC else "dalmatian"]})
+        assert wb.store.class_names(cid) == [CAFE_NFD]
+
+
 def test_classifier_names_get_the_same_checks(make_workbench, tutorial_zips) -> None:
     wb = make_workbench(train=False)
     sets = {"beagle": tutorial_zips["beagle"], "husky": tutorial_zips["husky"]}
