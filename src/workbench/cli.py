@@ -14,6 +14,7 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
+from .doctor import DEFAULT_GRACE_S, KEPT_RECENT, REPAIRED
 from .errors import WorkbenchError
 from .service import Workbench
 
@@ -217,6 +218,13 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("classifier_id", help="the classifier to delete, with its versions and example images")
     _add_versions_verb(verbs)
 
+    doctor = verbs.add_parser("doctor", help="check the store; with --repair, fix what is safe to fix")
+    doctor.add_argument("--repair", action="store_true",
+                        help="remove orphan blobs and temporary files, quarantine corrupt blobs, mark broken classifiers failed")
+    doctor.add_argument("--quick", action="store_true", help="only orphan blobs and temporary files (no hashing)")
+    doctor.add_argument("--grace-seconds", type=float, default=DEFAULT_GRACE_S,
+                        help=f"leave files younger than this alone (default {DEFAULT_GRACE_S:g})")
+
     demo = verbs.add_parser("demo", help="run the tutorial on the bundled images")
     demo.add_argument("--data", type=Path, default=None, help="tutorial images (default: data/tutorial)")
     demo.add_argument("--keep", action="store_true", help="keep the classifier instead of deleting it")
@@ -314,12 +322,26 @@ def dispatch(args: argparse.Namespace) -> object:
         return _delete(wb, args.classifier_id)
     if args.verb == "versions":
         return _versions(wb, args)
+    if args.verb == "doctor":
+        return wb.doctor(repair=args.repair, full=not args.quick, grace_s=args.grace_seconds).to_dict()
     if args.verb == "demo":
         run_demo(wb, args.data or tutorial_dir(), args.keep)
         return None
     if args.verb in ("serve", "keys"):
         return _dispatch_server_verbs(args, wb)
     raise AssertionError(args.verb)
+
+
+def _doctor_advice(report: dict, repaired: bool) -> None:
+    """One line on stderr saying what to do about what doctor left."""
+    left = [f for f in report["findings"] if f["action"] not in REPAIRED]
+    if not repaired:
+        advice = "run `workbench doctor --repair`"
+    elif all(f["action"] == KEPT_RECENT for f in left):
+        advice = "some files are too recent to remove safely: run it again later (or with --grace-seconds 0 when no other workbench process runs)"
+    else:
+        advice = "what is left needs you: re-send missing images with an update, or delete the classifier"
+    print(f"workbench: doctor found {len(left)} problem(s) left; {advice}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -331,6 +353,9 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if answer is not None:
         _print(answer)
+    if args.verb == "doctor" and not answer["ok"]:
+        _doctor_advice(answer, args.repair)
+        return 1
     if isinstance(answer, dict) and answer.get("status") == "failed":
         print(f"workbench: training failed: {answer.get('explanation')}", file=sys.stderr)
         return 1

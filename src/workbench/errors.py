@@ -32,9 +32,15 @@ class InvalidExamples(InvalidRequest):
 
 
 class InvalidClassName(InvalidExamples):
-    """A class name that is empty or holds a character Watson forbids."""
+    """A class name that is not a string, empty, too long, or holds a character Watson or workbench forbids."""
 
     error_id = "invalid_class_name"
+
+
+class InvalidClassifierName(InvalidRequest):
+    """A classifier name that is not a string, empty, too long, or holds a control character."""
+
+    error_id = "invalid_classifier_name"
 
 
 class InvalidThreshold(InvalidRequest):

@@ -113,12 +113,31 @@ def _who(name: str) -> str:
     return name or "image"
 
 
+JPEG_FORMATS = ("JPEG", "MPO")
+DRAFT_SCALES = (1, 2, 4, 8)  # the reductions a JPEG decoder offers (libjpeg's DCT scaling)
+
+
+def _pixels_at(size: tuple[int, int], scale: int) -> int:
+    """Pixels of an image of `size` decoded at 1/scale (sides rounded up, as libjpeg does)."""
+    return -(-size[0] // scale) * -(-size[1] // scale)
+
+
+def _too_many_pixels(name: str, size: tuple[int, int], limits: Limits, jpeg: bool) -> LimitExceeded:
+    width, height = size
+    message = (f"{_who(name)}: image is {width}x{height} = {width * height} pixels; "
+               f"the limit is {limits.max_image_pixels}")
+    if jpeg:
+        message += f" (a JPEG counts at 1/8 scale: {_pixels_at(size, DRAFT_SCALES[-1])} pixels)"
+    return LimitExceeded(message)
+
+
 def _open_checked(data: bytes, limits: Limits, name: str) -> Image.Image:
     """Open `data` lazily (header only) and check format and size before any decoding.
 
-    PIL's own bomb check (`Image.MAX_IMAGE_PIXELS`) raises `DecompressionBombError` at
-    twice its limit; that becomes LimitExceeded too. Our own check on the header size
-    runs before `load()`, so a bomb under `limits.max_image_pixels` is never decoded.
+    A JPEG may be larger than `limits.max_image_pixels` as long as its 1/8-scale decode (draft
+    mode) fits: a 48 MP phone photo is decoded smaller, never whole. PIL's own bomb check
+    (`Image.MAX_IMAGE_PIXELS`) raises `DecompressionBombError` at twice its limit; that becomes
+    LimitExceeded too. Our check on the header size runs before `load()`, so a bomb is never decoded.
     """
     try:
         img = Image.open(io.BytesIO(data), formats=PIL_FORMATS)
@@ -129,12 +148,10 @@ def _open_checked(data: bytes, limits: Limits, name: str) -> Image.Image:
             f"{_who(name)}: not a readable JPEG, PNG, GIF, TIFF, WEBP or BMP image"
         ) from exc
     width, height = img.size
-    if width * height > limits.max_image_pixels:
+    jpeg = img.format in JPEG_FORMATS
+    if _pixels_at(img.size, DRAFT_SCALES[-1] if jpeg else 1) > limits.max_image_pixels:
         img.close()
-        raise LimitExceeded(
-            f"{_who(name)}: image is {width}x{height} = {width * height} pixels; "
-            f"the limit is {limits.max_image_pixels}"
-        )
+        raise _too_many_pixels(name, img.size, limits, jpeg)
     if min(width, height) < limits.min_image_side_px:
         img.close()
         side = limits.min_image_side_px
@@ -142,6 +159,23 @@ def _open_checked(data: bytes, limits: Limits, name: str) -> Image.Image:
             f"{_who(name)}: image is {width}x{height} pixels; the minimum is {side}x{side}"
         )
     return img
+
+
+def _draft_scale(size: tuple[int, int], limits: Limits, draft_size: int | None) -> int:
+    """The JPEG reduction to decode at: the largest keeping the short side >= draft_size (1 without),
+    raised until the decoded pixels fit `limits.max_image_pixels` (`_open_checked` made sure 1/8 does)."""
+    wanted = [s for s in DRAFT_SCALES if draft_size and min(size) // s >= draft_size]
+    scale = max(wanted, default=1)
+    return next(s for s in DRAFT_SCALES if s >= scale and _pixels_at(size, s) <= limits.max_image_pixels)
+
+
+def _draft(img: Image.Image, limits: Limits, draft_size: int | None) -> None:
+    """Let a JPEG decode at reduced scale (PIL draft mode) per `_draft_scale`; other formats decode whole."""
+    if img.format not in JPEG_FORMATS:
+        return
+    scale = _draft_scale(img.size, limits, draft_size)
+    if scale > 1:
+        img.draft("RGB", (img.size[0] // scale, img.size[1] // scale))
 
 
 def _load(img: Image.Image, name: str) -> None:
@@ -155,16 +189,16 @@ def _load(img: Image.Image, name: str) -> None:
 
 
 def validate_image(data: bytes, *, limits: Limits = Limits(), name: str = "") -> tuple[int, int]:
-    """Check that `data` is a supported, decodable image within limits; return (width, height).
+    """Check that `data` is a supported, decodable image within limits; return its (width, height).
 
     Raises LimitExceeded (too many pixels, checked before decoding), ImageTooSmall,
-    or ImageUnreadable (unsupported format, truncated or corrupt data).
+    or ImageUnreadable (unsupported format, truncated or corrupt data). A JPEG is decoded at
+    1/8 scale: that still reads every byte, so truncation shows.
     """
     img = _open_checked(data, limits, name)
     with img:
         size = img.size
-        if img.format in ("JPEG", "MPO"):  # 1/8-scale decode still reads every byte, so truncation shows
-            img.draft("RGB", (1, 1))
+        _draft(img, limits, draft_size=1)
         _load(img, name)
     return size
 
@@ -203,11 +237,11 @@ def decode_image(
     """Decode `data` to an upright RGB image (first frame), with `validate_image`'s checks.
 
     With `draft_size`, a JPEG is decoded at a reduced scale whose short side stays
-    >= draft_size (PIL `draft`), which makes large photos much cheaper to decode.
+    >= draft_size (PIL `draft`), which makes large photos much cheaper to decode. A JPEG over
+    `limits.max_image_pixels` is always decoded at the least reduction that fits.
     """
     img = _open_checked(data, limits, name)
-    if draft_size and img.format in ("JPEG", "MPO"):
-        img.draft("RGB", (draft_size, draft_size))
+    _draft(img, limits, draft_size)
     _load(img, name)
     try:
         return _to_rgb(_upright(img))

@@ -9,10 +9,14 @@ MIN_EXAMPLE_SETS = 2  # create: two positive sets, or one positive and the negat
 MAX_ZIP_IMAGES = 10_000  # Watson: images per training zip
 MAX_ZIP_BYTES = 100 * 1024 * 1024  # Watson: bytes per zip
 MAX_IMAGE_BYTES = 10 * 1024 * 1024  # Watson: bytes per classified image
-MAX_IMAGE_PIXELS = 40_000_000  # decompression-bomb cap (width * height)
+MAX_IMAGE_PIXELS = 40_000_000  # decompression-bomb cap on pixels decoded (a JPEG counts at its 1/8-scale draft size)
 MIN_IMAGE_SIDE_PX = 32  # Watson: minimum 32x32
 MAX_CLASSIFY_IMAGES_HTTP = 20  # Watson: images per classify call on the HTTP front
 FORBIDDEN_CLASS_CHARS = set("$*-{}\\|/'\"`[]")  # Watson: not allowed in class names
+# MLflow caps metric and param keys at 250 characters; the longest key made from a class name is
+# "precision/<class>" (10 + length), so 200 leaves room for longer prefixes later.
+MAX_CLASS_NAME_CHARS = 200
+MAX_CLASSIFIER_NAME_CHARS = 256
 
 
 @dataclass(frozen=True)

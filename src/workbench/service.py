@@ -8,6 +8,7 @@ import random
 import re
 import threading
 import time
+import unicodedata
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Mapping
 
@@ -16,10 +17,12 @@ import numpy as np
 from . import classify as cls
 from .backbone import Backbone, EmbeddingCache, single_threaded_blas
 from .decode import backbone_input, prepared_batches
+from .doctor import DEFAULT_GRACE_S, DoctorReport, run_doctor, startup_sweep
 from .errors import (
     ClassifierNotFound,
     ImageUnreadable,
     InvalidClassName,
+    InvalidClassifierName,
     InvalidExamples,
     InvalidRequest,
     LimitExceeded,
@@ -32,7 +35,13 @@ from .errors import (
 from .examples import ExampleSet, ImageInput, Skipped, Source, folder_sets, read_example_set, read_images
 from .general import GENERAL_CLASSIFIER_ID, color_classes
 from .jobs import ClassifierEvent, JobRunner, Listener
-from .limits import FORBIDDEN_CLASS_CHARS, MIN_EXAMPLE_SETS, Limits
+from .limits import (
+    FORBIDDEN_CLASS_CHARS,
+    MAX_CLASS_NAME_CHARS,
+    MAX_CLASSIFIER_NAME_CHARS,
+    MIN_EXAMPLE_SETS,
+    Limits,
+)
 from .store import ClassifierRecord, Store
 from .timestamps import now_iso
 from .tracking import Tracker, new_tracker, version_metrics
@@ -47,7 +56,7 @@ DEFAULT_HOME = Path("data") / "workbench"
 DEFAULT_OWNER = "me"
 SETTLED_STATUSES = ("ready", "failed")
 WAIT_POLL_SECONDS = 0.05
-MAX_NAME_CHARS = 256
+MAX_NAME_CHARS = MAX_CLASSIFIER_NAME_CHARS
 
 
 def default_home() -> Path:
@@ -74,14 +83,65 @@ def watson_record(record: ClassifierRecord, classes: list[str]) -> dict:
     return answer
 
 
-def check_class_name(name: str) -> str:
-    """A class name as Watson allows it: non-empty, none of its forbidden characters."""
-    bad = sorted(set(name) & FORBIDDEN_CLASS_CHARS)
-    if not name or not name.strip():
-        raise InvalidClassName("Class names must not be empty")
-    if bad:
-        raise InvalidClassName(f"Class name {name!r} contains forbidden characters: {' '.join(bad)}")
+JOINERS = frozenset("\u200c\u200d")  # zero-width (non-)joiners: needed in Persian and Indic words and emoji
+PERCENT_CONTROL = re.compile(r"%(?:[01][0-9A-Fa-f]|7[Ff])")  # how browsers and httpx send a control character in a form field name
+PATH_NAMES = frozenset({".", ".."})  # "precision/.." is not a valid MLflow key
+
+
+def _shown(name: str) -> str:
+    """A name for an error message: repr (control characters visible), long names cut."""
+    return repr(name if len(name) <= 40 else name[:40] + "...")
+
+
+def _control_character(name: str) -> str | None:
+    """The first control, format, surrogate, private or unassigned character (Unicode C*), described; else None."""
+    for char in name:
+        if unicodedata.category(char).startswith("C") and char not in JOINERS:
+            label = unicodedata.name(char, unicodedata.category(char))
+            return f"U+{ord(char):04X} {label}"
+    return None
+
+
+def _checked_text(name: object, what: str, max_chars: int, error: type[InvalidRequest]) -> str:
+    """The rules class and classifier names share: a string, no control characters, NFC, 1..max_chars."""
+    if not isinstance(name, str):
+        raise error(f"A {what} must be a string; got {type(name).__name__} {name!r}")
+    control = _control_character(name)
+    if control:
+        raise error(f"{what.capitalize()} {_shown(name)} contains a control character ({control}); "
+                    f"control and invisible format characters are not allowed in {what}s")
+    name = unicodedata.normalize("NFC", name)
+    if not name.strip():
+        raise error(f"{what.capitalize()}s must not be empty")
+    if len(name) > max_chars:
+        raise error(f"{what.capitalize()} {_shown(name)} is {len(name)} characters long; the limit is {max_chars}")
     return name
+
+
+def check_class_name(name: object) -> str:
+    """A class name as stored: Watson's rules, no control characters, at most MAX_CLASS_NAME_CHARS, NFC.
+
+    Returns the NFC form, so composed and decomposed spellings ("café") are one class.
+    Raises InvalidClassName for anything else, including a non-string key.
+    """
+    name = _checked_text(name, "class name", MAX_CLASS_NAME_CHARS, InvalidClassName)
+    escaped = PERCENT_CONTROL.search(name)
+    if escaped:
+        raise InvalidClassName(
+            f"Class name {_shown(name)} contains {escaped.group()}, a percent-escaped control character "
+            "(as HTTP clients send one in a form field name); control characters are not allowed in class names"
+        )
+    bad = sorted(set(name) & FORBIDDEN_CLASS_CHARS)
+    if bad:
+        raise InvalidClassName(f"Class name {_shown(name)} contains forbidden characters: {' '.join(bad)}")
+    if name in PATH_NAMES:
+        raise InvalidClassName(f"Class name {name!r} is not allowed: '.' and '..' are path names")
+    return name
+
+
+def check_classifier_name(name: object) -> str:
+    """A classifier name as stored: a string of 1 to MAX_NAME_CHARS characters, no control characters, NFC."""
+    return _checked_text(name, "classifier name", MAX_NAME_CHARS, InvalidClassifierName)
 
 
 class Workbench:
@@ -121,6 +181,7 @@ class Workbench:
         with self._engine_lock:
             if self._engine is None:
                 store = Store(self.home)
+                startup_sweep(store)  # orphan blobs and temporary files a killed process left (cheap)
                 backbone = Backbone()
                 cache = EmbeddingCache(self.embedding_cache)
                 jobs = JobRunner(store, backbone, cache, self.limits, self.progress)
@@ -266,6 +327,17 @@ class Workbench:
             raise ClassifierNotFound(f"Classifier {classifier_id!r} has no example image {sha256!r}")
         return self.store.read_blob(sha256)
 
+    def doctor(self, repair: bool = False, full: bool = True, grace_s: float = DEFAULT_GRACE_S) -> DoctorReport:
+        """Checks the store (records, versions, heads, blobs, embedding cache); with `repair`, fixes what is safe.
+
+        Repair removes orphan blobs, temporary files and bad cache rows, quarantines corrupt blobs and marks
+        classifiers with broken data `failed` (explained); it never deletes examples. `full=False` only
+        looks for orphans and temporary files (no hashing). Files younger than `grace_s` are left alone.
+        """
+        store, backbone, _, _ = self._parts()
+        sizes = {backbone.backbone_id: backbone.spec.embedding_size}
+        return run_doctor(store, self.embedding_cache, sizes, repair=repair, full=full, grace_s=grace_s)
+
     # writing ---------------------------------------------------------------
     def _read_sets(
         self, positive_examples: Mapping[str, Source], negative_examples: Source | None
@@ -273,15 +345,22 @@ class Workbench:
         """Reads and validates every example set before anything is stored."""
         positives = {}
         for raw_name, source in positive_examples.items():
-            name = raw_name.removesuffix("_positive_examples")
-            check_class_name(name)
+            name = check_class_name(raw_name.removesuffix("_positive_examples") if isinstance(raw_name, str) else raw_name)
             if name in positives:
-                raise InvalidExamples(f"Class {name!r} is given twice in one request")
+                raise InvalidClassName(
+                    f"Class {_shown(name)} is given twice in one request (names are compared in Unicode NFC form)"
+                )
             positives[name] = read_example_set(source, limits=self.limits, label=name)
         negatives = None
         if negative_examples is not None:
             negatives = read_example_set(negative_examples, limits=self.limits, label="negative_examples")
         return positives, negatives
+
+    def _as_stored(self, db, classifier_id: str, positives: dict[str, ExampleSet]) -> dict[str, ExampleSet]:
+        """Names each set as the stored class with the same NFC form (a store written before names were
+        normalised may hold a decomposed spelling), so an update adds to that class instead of a twin."""
+        stored = {unicodedata.normalize("NFC", name): name for name in self.store.class_names(classifier_id, db)}
+        return {stored.get(name, name): example_set for name, example_set in positives.items()}
 
     def _store_sets(self, db, classifier_id: str, positives: dict[str, ExampleSet], negatives: ExampleSet | None) -> None:
         store = self.store
@@ -312,8 +391,7 @@ class Workbench:
 
         `positive_examples` maps class names (or `{class}_positive_examples`) to sources.
         """
-        if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME_CHARS:
-            raise InvalidRequest(f"name must be 1 to {MAX_NAME_CHARS} characters")
+        name = check_classifier_name(name)
         given = len(positive_examples or {}) + (negative_examples is not None)
         if given < MIN_EXAMPLE_SETS or not positive_examples:
             raise InvalidExamples(
@@ -365,6 +443,7 @@ class Workbench:
         positives, negatives = self._read_sets(positive_examples or {}, negative_examples)
         with self.store.transaction() as db:
             record = self.store.classifier(classifier_id, db)
+            positives = self._as_stored(db, classifier_id, positives)
             self._store_sets(db, classifier_id, positives, negatives)
             status = "training" if record.serving_version is None else "retraining"
             self.store.update_classifier(db, classifier_id, status=status, updated=now_iso(), explanation=None)

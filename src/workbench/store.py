@@ -91,10 +91,13 @@ class VersionRecord:
     head_file: str
 
 
+TEMP_PREFIX = ".tmp-"  # atomic_write_bytes' temporary files; one left behind means its writer died
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Writes a file so readers see either the old content or the whole new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -107,7 +110,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 class Store:
-    """The home directory: `workbench.db`, `blobs/` (images by sha256) and `heads/`."""
+    """The home directory: `workbench.db`, `blobs/` (images by sha256) and `heads/`.
+
+    Blob and heads files are written only inside a write `transaction()`: `doctor` relies on it to
+    tell files a crashed writer left from files a live one is writing.
+    """
 
     def __init__(self, home: Path) -> None:
         self.home = home
@@ -268,6 +275,25 @@ class Store:
     def out_of_fold_path(self, classifier_id: str, version: int) -> Path:
         """Where a version's out-of-fold scores (`training.OutOfFold`) are stored."""
         return self.head_dir / classifier_id / f"v{version}.oof.npz"
+
+    # whole-store reads (doctor) -------------------------------------------
+    def all_examples(self, db: sqlite3.Connection) -> list[tuple[str, ExampleRow]]:
+        """Every example of every classifier as (classifier_id, row)."""
+        rows = db.execute("SELECT classifier_id, example_id, class_name, sha256, source FROM examples ORDER BY example_id")
+        return [(row[0], ExampleRow(*row[1:])) for row in rows]
+
+    def all_versions(self, db: sqlite3.Connection) -> list[VersionRecord]:
+        """Every version of every classifier, by classifier and version."""
+        rows = db.execute("SELECT * FROM versions ORDER BY classifier_id, version").fetchall()
+        return [self._version(row) for row in rows]
+
+    def blob_referenced(self, db: sqlite3.Connection, sha256: str) -> bool:
+        """Whether any example (of any classifier) uses this image."""
+        return db.execute("SELECT 1 FROM examples WHERE sha256 = ? LIMIT 1", (sha256,)).fetchone() is not None
+
+    def version_exists(self, db: sqlite3.Connection, classifier_id: str, version: int) -> bool:
+        query = "SELECT 1 FROM versions WHERE classifier_id = ? AND version = ?"
+        return db.execute(query, (classifier_id, version)).fetchone() is not None
 
     # customer labels -------------------------------------------------------
     def label_customer(self, customer_id: str, classifier_id: str) -> None:
