@@ -14,8 +14,8 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from .doctor import DEFAULT_GRACE_S, KEPT_RECENT, REPAIRED
 from .errors import WorkbenchError
+from .limits import DOCTOR_GRACE_S
 from .service import Workbench
 
 if TYPE_CHECKING:
@@ -222,8 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_argument("--repair", action="store_true",
                         help="remove orphan blobs and temporary files, quarantine corrupt blobs, mark broken classifiers failed")
     doctor.add_argument("--quick", action="store_true", help="only orphan blobs and temporary files (no hashing)")
-    doctor.add_argument("--grace-seconds", type=float, default=DEFAULT_GRACE_S,
-                        help=f"leave files younger than this alone (default {DEFAULT_GRACE_S:g})")
+    doctor.add_argument("--grace-seconds", type=float, default=DOCTOR_GRACE_S,
+                        help=f"leave files younger than this alone (default {DOCTOR_GRACE_S:g})")
 
     demo = verbs.add_parser("demo", help="run the tutorial on the bundled images")
     demo.add_argument("--data", type=Path, default=None, help="tutorial images (default: data/tutorial)")
@@ -323,25 +323,16 @@ def dispatch(args: argparse.Namespace) -> object:
     if args.verb == "versions":
         return _versions(wb, args)
     if args.verb == "doctor":
-        return wb.doctor(repair=args.repair, full=not args.quick, grace_s=args.grace_seconds).to_dict()
+        report = wb.doctor(repair=args.repair, full=not args.quick, grace_s=args.grace_seconds)
+        if report.advice():
+            print(f"workbench: {report.advice()}", file=sys.stderr)
+        return report.to_dict()
     if args.verb == "demo":
         run_demo(wb, args.data or tutorial_dir(), args.keep)
         return None
     if args.verb in ("serve", "keys"):
         return _dispatch_server_verbs(args, wb)
     raise AssertionError(args.verb)
-
-
-def _doctor_advice(report: dict, repaired: bool) -> None:
-    """One line on stderr saying what to do about what doctor left."""
-    left = [f for f in report["findings"] if f["action"] not in REPAIRED]
-    if not repaired:
-        advice = "run `workbench doctor --repair`"
-    elif all(f["action"] == KEPT_RECENT for f in left):
-        advice = "some files are too recent to remove safely: run it again later (or with --grace-seconds 0 when no other workbench process runs)"
-    else:
-        advice = "what is left needs you: re-send missing images with an update, or delete the classifier"
-    print(f"workbench: doctor found {len(left)} problem(s) left; {advice}", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -354,7 +345,6 @@ def run(args: argparse.Namespace) -> int:
     if answer is not None:
         _print(answer)
     if args.verb == "doctor" and not answer["ok"]:
-        _doctor_advice(answer, args.repair)
         return 1
     if isinstance(answer, dict) and answer.get("status") == "failed":
         print(f"workbench: training failed: {answer.get('explanation')}", file=sys.stderr)

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .limits import DOCTOR_GRACE_S
 from .store import TEMP_PREFIX, ClassifierRecord, Store, VersionRecord
 from .training import Heads, OutOfFold
 
@@ -40,7 +41,6 @@ log = logging.getLogger(__name__)
 
 STATUSES = frozenset({"training", "retraining", "ready", "failed"})
 BUSY_STATUSES = frozenset({"training", "retraining"})  # a training may be running: its runner settles it
-DEFAULT_GRACE_S = 60.0  # files younger than this are reported, not removed (explicit doctor)
 STARTUP_GRACE_S = 600.0  # the start-up sweep leaves anything younger than 10 minutes alone
 QUARANTINE_DIR = "quarantine"
 SHA256_NAME = re.compile(r"[0-9a-f]{64}")
@@ -106,6 +106,20 @@ class DoctorReport:
         return {"home": self.home, "full": self.full, "repair": self.repair, "ok": self.ok,
                 "checked": self.checked, "findings": [asdict(finding) for finding in self.findings]}
 
+    def advice(self) -> str:
+        """One line saying what to do about what this run left (empty when nothing is left)."""
+        left = [f for f in self.findings if not f.repaired]
+        if not left:
+            return ""
+        if not self.repair:
+            advice = "run `workbench doctor --repair`"
+        elif all(f.action == KEPT_RECENT for f in left):
+            advice = ("some files are too recent to remove safely: run it again later "
+                      "(or with --grace-seconds 0 when no other workbench process runs)")
+        else:
+            advice = "what is left needs you: re-send missing images with an update, or delete the classifier"
+        return f"doctor found {len(left)} problem(s) left; {advice}"
+
 
 @dataclass
 class _Run:
@@ -144,7 +158,7 @@ def run_doctor(
     *,
     repair: bool = False,
     full: bool = True,
-    grace_s: float = DEFAULT_GRACE_S,
+    grace_s: float = DOCTOR_GRACE_S,
 ) -> DoctorReport:
     """Checks the store (and the embedding cache at `embeddings`, full form only); repairs with `repair`.
 

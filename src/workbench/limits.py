@@ -17,6 +17,7 @@ FORBIDDEN_CLASS_CHARS = set("$*-{}\\|/'\"`[]")  # Watson: not allowed in class n
 # "precision/<class>" (10 + length), so 200 leaves room for longer prefixes later.
 MAX_CLASS_NAME_CHARS = 200
 MAX_CLASSIFIER_NAME_CHARS = 256
+DOCTOR_GRACE_S = 60.0  # `workbench doctor` reports files younger than this but does not remove them
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import numpy as np
 from . import classify as cls
 from .backbone import Backbone, EmbeddingCache, single_threaded_blas
 from .decode import backbone_input, prepared_batches
-from .doctor import DEFAULT_GRACE_S, DoctorReport, run_doctor, startup_sweep
+from .doctor import DoctorReport, run_doctor, startup_sweep
 from .errors import (
     ClassifierNotFound,
     ImageUnreadable,
@@ -36,6 +36,7 @@ from .examples import ExampleSet, ImageInput, Skipped, Source, folder_sets, read
 from .general import GENERAL_CLASSIFIER_ID, color_classes
 from .jobs import ClassifierEvent, JobRunner, Listener
 from .limits import (
+    DOCTOR_GRACE_S,
     FORBIDDEN_CLASS_CHARS,
     MAX_CLASS_NAME_CHARS,
     MAX_CLASSIFIER_NAME_CHARS,
@@ -327,7 +328,7 @@ class Workbench:
             raise ClassifierNotFound(f"Classifier {classifier_id!r} has no example image {sha256!r}")
         return self.store.read_blob(sha256)
 
-    def doctor(self, repair: bool = False, full: bool = True, grace_s: float = DEFAULT_GRACE_S) -> DoctorReport:
+    def doctor(self, repair: bool = False, full: bool = True, grace_s: float = DOCTOR_GRACE_S) -> DoctorReport:
         """Checks the store (records, versions, heads, blobs, embedding cache); with `repair`, fixes what is safe.
 
         Repair removes orphan blobs, temporary files and bad cache rows, quarantines corrupt blobs and marks
