@@ -111,6 +111,11 @@ def test_classify_notebook_finds_the_golden_retriever(scraps):
     assert classified["custom_scores"]["goldenretriever"] >= 0.5
     rows = classified["rows_by_threshold"]
     assert rows["0.1"] > rows["0.5"] > rows["0.9"]  # the slider re-filters the same scores
+    labels = dict(line.split("\t") for line in (TUTORIAL / "test" / "LABELS.txt").read_text().splitlines()[1:])
+    expected = {name: None if "negative" in text else text.split()[0] for name, text in labels.items()}
+    assert classified["grid_top_classes"] == expected  # the grid gets test/ right; the cat-family images reach no class
+    ap = classified["average_precision"]
+    assert set(ap) == {"beagle", "husky", "goldenretriever", "dalmatian"} and min(ap.values()) > 0.9
 
 
 def test_compare_notebook_reads_both_versions_from_mlflow(scraps):

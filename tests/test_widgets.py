@@ -205,6 +205,9 @@ def test_results_grid_classifies_a_folder_in_batches_like_the_engine(dogs):
     for caption, top in zip(captions, best):
         assert f"{top['class']} {top['score']:.2f}" in caption
         assert ("(below 0.5)" in caption) == (top["score"] < 0.5)
+    predicted = grid.predictions()
+    assert list(predicted["image"]) == [str(p) for p in grid.paths]
+    assert list(predicted["class"]) == [t["class"] for t in best] and list(predicted["reached"]) == [t["score"] >= 0.5 for t in best]
     grid.threshold.value = 0.999  # re-captions without classifying again
     for caption, top in zip(grid.captions, best):
         assert ("(below 0.999)" in caption.value) == (top["score"] < 0.999)

@@ -515,6 +515,15 @@ class ResultsGrid(widgets.VBox):
         mine = self.scores[self.scores["image"] == str(path)]
         return mine.sort_values("score", ascending=False, kind="stable").groupby("classifier_id", sort=False).head(self.top)
 
+    def predictions(self) -> pd.DataFrame:
+        """One row per image and classifier, in image order: its best class and score, and whether it reaches the threshold."""
+        order = {str(p): i for i, p in enumerate(self.paths)}
+        best = (self.scores.sort_values("score", ascending=False, kind="stable")
+                .groupby(["image", "classifier_id"], sort=False).head(1)
+                .sort_values("image", key=lambda images: images.map(order), kind="stable"))
+        best = best.assign(reached=best["score"] >= self.threshold.value)
+        return best[["image", "classifier_id", "class", "score", "reached"]].reset_index(drop=True)
+
     def caption(self, path: Path) -> str:
         """File name, then per classifier the classes at the threshold with scores, or the best one marked below it."""
         lines = [_file_name_html(path.name)]
