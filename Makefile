@@ -19,9 +19,8 @@ test: install
 	$(BIN)/ruff check --quiet --select F,E9 src tests bench tools   # undefined names, unused imports
 	$(BIN)/python -m pytest -q
 
-lab: install  # JupyterLab on the notebooks, with the kernel of this venv (its `python3`)
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[test,lab]'
-	$(BIN)/jupyter lab --ip=127.0.0.1 --notebook-dir=notebooks
+lab: install  # JupyterLab on the notebooks, with the kernel of this venv (its `python3`); saves strip outputs
+	$(BIN)/jupyter lab --ip=127.0.0.1 --notebook-dir=notebooks --config=jupyter_server_config.py
 
 clean:
 	rm -rf $(VENV) .venv-watson-sdk data/workbench mlruns

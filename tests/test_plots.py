@@ -6,9 +6,11 @@ import io
 
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image
 
 from workbench import plots
+from workbench.review import average_precision
 from workbench.training import NEGATIVE_LABEL, OutOfFold
 
 
@@ -58,10 +60,52 @@ def test_threshold_curves_draw_three_curves_per_class(oof):
         assert names[:3] == ["precision", "recall", "false-positive rate"]
 
 
-@pytest.mark.parametrize("draw", [plots.confusion_matrix, plots.score_histograms, plots.threshold_curves])
+@pytest.mark.parametrize("draw", [plots.confusion_matrix, plots.score_histograms, plots.threshold_curves, plots.pr_curves])
 def test_figures_render_as_png(oof, draw):
     scores, labels, classes, _ = oof
     buffer = io.BytesIO()
     draw(scores, labels, classes).savefig(buffer, format="png", dpi=60)
     image = Image.open(io.BytesIO(buffer.getvalue()))
     assert image.format == "PNG" and min(image.size) > 200
+
+
+def test_pr_curves_show_each_class_average_precision_and_the_threshold_point(oof):
+    scores, labels, classes, _ = oof
+    ap = average_precision(OutOfFold(classes, scores, labels, [], []))
+    figure = plots.pr_curves(scores, labels, classes, threshold=0.7)
+    panels = [ax for ax in figure.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in panels] == [f"{name}: AP {ap[name]:.3f}" for name in classes]
+    for i, (name, ax) in enumerate(zip(classes, panels)):
+        curve, point = ax.lines
+        assert curve.get_xdata().min() == 0.0 and curve.get_xdata().max() == 1.0  # recall from 0 to every positive
+        at = plots.threshold_table(scores[:, i], np.asarray(labels) == name, np.array([0.7]))
+        assert (point.get_xdata()[0], point.get_ydata()[0]) == pytest.approx((at["recall"][0], at["precision"][0]))
+
+
+def legend_overlaps(figure) -> list[str]:
+    """Legends (of axes or of the figure) whose drawn box covers part of any visible axes."""
+    FigureCanvasAgg(figure).draw()
+    legends = [*figure.legends, *(ax.get_legend() for ax in figure.axes if ax.get_legend() is not None)]
+    assert legends, "the figure has no legend"
+    return [f"{legend.get_texts()[0].get_text()} over {ax.get_title()}" for legend in legends for ax in figure.axes
+            if ax.get_visible() and legend.get_window_extent().overlaps(ax.get_window_extent())]
+
+
+@pytest.mark.parametrize("draw", [plots.score_histograms, plots.threshold_curves, plots.pr_curves])
+def test_legends_of_class_panels_cover_no_plot(oof, draw):
+    scores, labels, classes, _ = oof
+    assert legend_overlaps(draw(scores, labels, classes)) == []
+
+
+def test_version_comparison_shows_small_differences_as_labelled_error_bars():
+    metrics = [{"accuracy": 0.994, "macro_f1": 0.99, "f1/husky": 0.99, "f1/beagle": 1.0},
+               {"accuracy": 1.0, "macro_f1": 1.0, "f1/husky": 1.0, "f1/beagle": 1.0, "f1/dalmatian": 0.98}]
+    figure = plots.version_comparison([1, 2], metrics)
+    overall, per_class = figure.axes
+    heights = [round(bar.get_height(), 6) for bar in overall.patches]
+    assert heights == [0.006, 0.0, 0.01, 0.0]  # 1 - accuracy for v1, v2, then 1 - macro F1
+    assert [t.get_text() for t in overall.texts] == ["0.006", "0.000", "0.010", "0.000"]
+    assert overall.get_ylim()[1] < 0.05  # the axis fits the errors: 0.006 is a visible bar, not a hairline
+    low, high = per_class.get_ylim()
+    assert 0.9 < low < 0.98 and 1.0 < high < 1.05  # F1 zoomed to the data
+    assert legend_overlaps(figure) == []

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import CREATE_CLASSES, DOGS_JPG, Gate
+from conftest import CREATE_CLASSES, DOGS_JPG, TUTORIAL, Gate
 from workbench import plots, widgets
+from workbench.review import threshold_metrics
 
 
 def uploaded(*paths: Path) -> tuple[dict, ...]:
@@ -27,6 +29,8 @@ def test_examples_widget_creates_from_uploads_and_its_status_follows_training(ma
     gate = Gate("started")  # the training waits until the status widget exists, however fast it would be
     wb.subscribe(gate)
     form = widgets.ExamplesWidget(wb)
+    assert form.target.label == "new classifier" and form.target.index == 0  # not a blank dropdown
+    assert form.submit_button.description == "Create" and not form.name.disabled
     form.name.value = "pets"
     form.upload.value = uploaded(tutorial_zips["beagle"], tutorial_zips["cats"])
     assert form.negatives.options == (widgets.NO_NEGATIVES, "beagle", "cats")
@@ -39,6 +43,36 @@ def test_examples_widget_creates_from_uploads_and_its_status_follows_training(ma
     assert status.statuses == ["training", "ready"] and status.status == "ready"
     assert {"fitting", "ready"} <= set(status.stages)  # "started" may come before the widget subscribes
     assert "ready" in status.label.value and status.progress.value == status.progress.max
+
+
+def test_examples_widget_after_create_updates_what_it_created(make_workbench, tutorial_zips):
+    wb = make_workbench()
+    form = widgets.ExamplesWidget(wb)
+    form.name.value = "dogs"
+    form.upload.value = uploaded(tutorial_zips["husky"], tutorial_zips["cats"])
+    form.negatives.value = "cats"
+    cid = form.submit()["classifier_id"]
+    assert form.target.value == cid and form.target.label == f"dogs · {cid}"  # the new one is in the dropdown, chosen
+    assert form.submit_button.description == "Update" and form.name.disabled
+    assert "created" in form.message.value
+    wb.wait(cid, timeout=300)
+    form.upload.value = uploaded(tutorial_zips["beagle"])
+    form.negatives.value = widgets.NO_NEGATIVES
+    again = form.submit()  # the second click: an update of the same classifier, not a second `dogs`
+    assert again["classifier_id"] == cid and "updated" in form.message.value
+    assert [c["classifier_id"] for c in wb.list_classifiers()["classifiers"]] == [cid]
+    assert wb.wait(cid, timeout=300)["status"] == "ready"
+    assert sorted(c["class"] for c in wb.get_classifier(cid)["classes"]) == ["beagle", "husky"]
+
+
+def test_examples_widget_opened_on_a_classifier_updates_it(dogs):
+    wb, cid = dogs
+    form = widgets.ExamplesWidget(wb, cid)
+    assert form.target.value == cid and form.submit_button.description == "Update" and form.name.disabled
+    form.target.value = widgets.NEW_CLASSIFIER
+    assert form.submit_button.description == "Create" and not form.name.disabled
+    form.close()
+    form.status.close()
 
 
 def test_examples_widget_reports_bad_input_without_creating_anything(make_workbench, tutorial_zips):
@@ -97,17 +131,106 @@ def test_gallery_shows_one_tile_per_flagged_image(dogs):
     wb, cid = dogs
     gallery = widgets.Gallery(wb, cid, threshold=0.9, margin=0.3, max_images=5)
     shown = gallery.items[gallery.items["kind"] == gallery.kind.value]
-    assert len(gallery.grid.children) == min(5, len(shown))
+    assert len(gallery.grid.children) == min(5, len(shown)) and gallery.note.value == ""
     gallery.kind.value = "borderline"
     assert len(gallery.grid.children) == min(5, int((gallery.items["kind"] == "borderline").sum()))
+
+
+def test_gallery_captions_name_the_top_class_under_the_threshold_and_the_whole_file_name(dogs):
+    wb, cid = dogs
+    gallery = widgets.Gallery(wb, cid, threshold=0.9, margin=0.3, max_images=200)
+    shown = gallery.items[gallery.items["kind"] == "misclassified"].reset_index(drop=True)
+    below = [i for i, row in shown.iterrows() if row["predicted"] == plots.NO_CLASS_NAME]
+    assert below, "at 0.9 some tutorial images reach no class"
+    for i in below:
+        row, caption = shown.loc[i], gallery.grid.children[i].children[1].value
+        assert f"top: {row['top_class']} {row['top_score']:.2f} (below 0.9)" in caption
+        assert plots.NO_CLASS_NAME not in caption
+        assert f"title='{Path(row['source']).name}'" in caption and "text-overflow:ellipsis" in caption
+
+
+def test_gallery_says_when_a_view_is_empty(dogs):
+    wb, cid = dogs
+    gallery = widgets.Gallery(wb, cid, threshold=0.5, margin=0.0)
+    gallery.kind.value = "borderline"  # nothing scores exactly at the threshold
+    assert gallery.grid.children == () and "no borderline images" in gallery.note.value
 
 
 def test_threshold_plots_redraw_when_the_slider_moves(dogs):
     wb, cid = dogs
     plots_widget = widgets.ThresholdPlots(wb.out_of_fold(cid))
-    before = plots_widget.histograms.value
+    before = plots_widget.histograms.value, plots_widget.curves.value, plots_widget.pr_curves.value
     plots_widget.threshold.value = 0.8
-    assert plots_widget.histograms.value != before and plots_widget.histograms.value[:4] == b"\x89PNG"
+    assert plots_widget.wait(timeout=60)
+    after = plots_widget.histograms.value, plots_widget.curves.value, plots_widget.pr_curves.value
+    assert all(a != b and a[:4] == b"\x89PNG" for a, b in zip(after, before))
+    assert plots_widget.drawn_threshold == 0.8 and "At threshold 0.80" in plots_widget.numbers.value
+
+
+def test_threshold_plots_follow_a_dragged_slider_with_few_redraws_ending_on_its_last_value(dogs):
+    wb, cid = dogs
+    oof = wb.out_of_fold(cid)
+    plots_widget = widgets.ThresholdPlots(oof, interval_s=0.2)
+    drawn = plots_widget.redraws
+    started = time.monotonic()
+    for value in np.arange(0.30, 0.70, 0.01):  # a drag: 40 values in a few milliseconds
+        plots_widget.threshold.value = round(float(value), 2)
+    dragged_s = time.monotonic() - started
+    assert plots_widget.wait(timeout=60)
+    redraws = plots_widget.redraws - drawn
+    assert 1 <= redraws <= 1 + dragged_s / 0.2 and redraws < 40
+    assert plots_widget.drawn_threshold == 0.69
+    expected = threshold_metrics(oof, 0.69)
+    assert plots_widget.metrics.equals(expected) and "At threshold 0.69" in plots_widget.numbers.value
+    table = plots_widget.numbers.value
+    for name, row in expected.iterrows():  # precision, recall and false-positive rate per class, as shown
+        assert name in table and f"{row['recall']:.3f}" in table and f"{row['false_positive_rate']:.3f}" in table
+    assert plots_widget.histograms.value == widgets.figure_png(plots.score_histograms(oof.scores, oof.labels, oof.classes, 0.69))
+
+
+def test_results_grid_classifies_a_folder_in_batches_like_the_engine(dogs):
+    wb, cid = dogs
+    counting = CountingWorkbench(wb)
+    grid = widgets.ResultsGrid(counting, TUTORIAL / "test", [cid], threshold=0.5, batch_size=4)
+    assert [p.name for p in grid.paths] == [f"{i}.jpg" for i in range(7)]  # LABELS.txt left out
+    assert counting.calls == [4, 3] and len(grid.grid.children) == 7
+    engine = wb.classify(grid.paths, classifier_ids=[cid], threshold=0.0)
+    for path, image in zip(grid.paths, engine["images"]):
+        expected = sorted(((c["score"], c["class"]) for c in image["classifiers"][0]["classes"]), reverse=True)[:3]
+        mine = grid.top_classes(path)
+        assert list(mine["class"]) == [c for _, c in expected]
+        assert list(mine["score"]) == pytest.approx([s for s, _ in expected], abs=1e-6)
+    captions = [c.value for c in grid.captions]
+    best = [grid.top_classes(p).iloc[0] for p in grid.paths]
+    for caption, top in zip(captions, best):
+        assert f"{top['class']} {top['score']:.2f}" in caption
+        assert ("(below 0.5)" in caption) == (top["score"] < 0.5)
+    predicted = grid.predictions()
+    assert list(predicted["image"]) == [str(p) for p in grid.paths]
+    assert list(predicted["class"]) == [t["class"] for t in best] and list(predicted["reached"]) == [t["score"] >= 0.5 for t in best]
+    grid.threshold.value = 0.999  # re-captions without classifying again
+    for caption, top in zip(grid.captions, best):
+        assert ("(below 0.999)" in caption.value) == (top["score"] < 0.999)
+    assert counting.calls == [4, 3]
+
+
+def test_results_grid_takes_a_list_of_paths_and_several_classifiers(dogs):
+    wb, cid = dogs
+    grid = widgets.ResultsGrid(wb, [DOGS_JPG, TUTORIAL / "test" / "2.jpg"], [cid, "default"])
+    assert set(grid.scores["classifier_id"]) == {cid, "default"}
+    assert f"{cid}: " in grid.captions[0].value and "default: " in grid.captions[0].value
+    assert grid.top_classes(DOGS_JPG).groupby("classifier_id").size().max() == widgets.TOP_CLASSES
+
+
+class CountingWorkbench:
+    """The real Workbench, recording how many images each classify call carried."""
+
+    def __init__(self, wb) -> None:
+        self.wb, self.calls = wb, []
+
+    def classify(self, images, **kwargs):
+        self.calls.append(len(images))
+        return self.wb.classify(images, **kwargs)
 
 
 def test_compare_versions_without_tracking_plots_both_versions(dogs):

@@ -12,6 +12,7 @@ from typing import Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from sklearn.metrics import average_precision_score, precision_recall_curve
 
 from .training import NEGATIVE_LABEL, THRESHOLD, predicted_labels
 
@@ -21,6 +22,14 @@ HISTOGRAM_BINS = 20
 CURVE_POINTS = 101  # thresholds 0.00, 0.01, ..., 1.00
 NEGATIVE_NAME = "(negative)"  # how negative examples are named on the axes
 NO_CLASS_NAME = "(no class)"  # the prediction when no score reaches the threshold
+OUTSIDE_RIGHT = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "borderaxespad": 0.0}  # an axes legend beside it
+
+
+def _figure_legend(figure: Figure, axes: list) -> None:
+    """One legend for all panels, below them (outside every axes, so it never covers a curve or a bar)."""
+    handles, labels = max((ax.get_legend_handles_labels() for ax in axes), key=lambda h: len(h[1]), default=([], []))
+    if labels:
+        figure.legend(handles, labels, loc="outside lower center", ncols=len(labels), fontsize="small")
 
 
 def _panels(count: int, title: str) -> tuple[Figure, list]:
@@ -45,13 +54,14 @@ def score_histograms(
     bins = np.linspace(0.0, 1.0, HISTOGRAM_BINS + 1)
     for i, (name, ax) in enumerate(zip(classes, axes)):
         positive = labels == name
-        for mask, color, label in ((~positive, "tab:gray", "rest"), (positive, "tab:blue", name)):
+        for mask, color, label in ((~positive, "tab:gray", "every other image"), (positive, "tab:blue", "the class's images")):
             counts, _ = np.histogram(scores[mask, i], bins=bins)
-            ax.stairs(counts, bins, fill=True, alpha=0.6, color=color, label=f"{label} ({mask.sum()})")
+            ax.stairs(counts, bins, fill=True, alpha=0.6, color=color, label=label)
         ax.axvline(threshold, color="tab:red", linestyle="--", label=f"threshold {threshold:g}")
         ax.set_yscale("symlog", linthresh=1)
         ax.set(title=name, xlabel="score", ylabel="images", xlim=(0, 1))
-        ax.legend(fontsize="small")
+        ax.set_title(f"{positive.sum()} vs {(~positive).sum()}", loc="right", fontsize="small")
+    _figure_legend(figure, axes)
     return figure
 
 
@@ -82,7 +92,29 @@ def threshold_curves(
         ax.plot(thresholds, table["false_positive_rate"], label="false-positive rate", color="tab:orange")
         ax.axvline(threshold, color="tab:red", linestyle="--", label=f"threshold {threshold:g}")
         ax.set(title=name, xlabel="threshold", ylim=(-0.02, 1.02), xlim=(0, 1))
-        ax.legend(fontsize="small", loc="lower left")
+    _figure_legend(figure, axes)
+    return figure
+
+
+def pr_curves(
+    scores: np.ndarray, labels: Sequence[str], classes: Sequence[str], threshold: float = THRESHOLD
+) -> Figure:
+    """Per class: the precision-recall curve over every threshold, its average precision (AP) in the title,
+    and the point the chosen threshold gives."""
+    labels = np.asarray(labels)
+    figure, axes = _panels(len(classes), "Precision-recall curves (out-of-fold)")
+    for i, (name, ax) in enumerate(zip(classes, axes)):
+        truth = labels == name
+        ax.set(xlabel="recall", ylabel="precision", xlim=(-0.02, 1.02), ylim=(-0.02, 1.02))
+        if not truth.any():
+            ax.set_title(f"{name}: no positives")
+            continue
+        precision, recall, _ = precision_recall_curve(truth, scores[:, i])
+        ax.step(recall, precision, where="post", color="tab:blue", label="precision-recall")
+        at = threshold_table(scores[:, i], truth, np.array([threshold]))
+        ax.plot(at["recall"], at["precision"], "o", color="tab:red", label=f"at threshold {threshold:g}")
+        ax.set_title(f"{name}: AP {average_precision_score(truth, scores[:, i]):.3f}")
+    _figure_legend(figure, axes)
     return figure
 
 
@@ -121,27 +153,35 @@ def confusion_matrix(
 
 
 def version_comparison(versions: Sequence[int], metrics: Sequence[dict[str, float]]) -> Figure:
-    """Versions side by side: accuracy and macro F1, then F1 per class (a class absent from a version is a gap).
+    """Versions side by side: error rates (1 - accuracy, 1 - macro F1) as labelled bars, then F1 per class
+    (a class absent from a version is a gap). Error rates and a zoomed F1 axis keep 0.994 vs 1.0 visible.
 
     `metrics` holds one flat dict per version, keyed as MLflow logs them (`accuracy`, `f1/<class>`, ...).
     """
     labels = [f"v{v}" for v in versions]
     classes = list(dict.fromkeys(k.split("/", 1)[1] for m in metrics for k in m if k.startswith("f1/")))
-    figure = Figure(figsize=(2 * PANEL_INCHES + 1.5, PANEL_INCHES + 0.6), layout="constrained")
+    figure = Figure(figsize=(2 * PANEL_INCHES + 3.0, PANEL_INCHES + 0.6), layout="constrained")
     overall, per_class = figure.subplots(1, 2)
     width = 0.8 / 2
     x = np.arange(len(labels))
-    for offset, key in enumerate(("accuracy", "macro_f1")):
-        values = [m.get(key, np.nan) for m in metrics]
-        bars = overall.bar(x + (offset - 0.5) * width, values, width, label=key)
+    highest = 0.0
+    for offset, (key, name) in enumerate((("accuracy", "error rate (1 - accuracy)"), ("macro_f1", "1 - macro F1"))):
+        errors = [1.0 - m.get(key, np.nan) for m in metrics]
+        bars = overall.bar(x + (offset - 0.5) * width, errors, width, label=name)
         overall.bar_label(bars, fmt="%.3f", fontsize="small")
+        highest = max([highest, *[e for e in errors if np.isfinite(e)]])
     overall.set_xticks(x, labels)
-    overall.set(title="Cross-validated, per version", ylim=(0, 1.1), xlabel="version")
-    overall.legend(fontsize="small", loc="lower right")
+    overall.set(title="Cross-validated errors (lower is better)", ylim=(0, max(highest * 1.25, 0.01)), xlabel="version")
+    overall.legend(fontsize="small", **OUTSIDE_RIGHT)
+    values = []
     for name in classes:
-        per_class.plot(x, [m.get(f"f1/{name}", np.nan) for m in metrics], marker="o", label=name)
+        line = [m.get(f"f1/{name}", np.nan) for m in metrics]
+        values += [v for v in line if np.isfinite(v)]
+        per_class.plot(x, line, marker="o", label=name)
+    low, high = (min(values), max(values)) if values else (0.0, 1.0)
+    pad = max(0.01, (high - low) * 0.1)
     per_class.set_xticks(x, labels)
-    per_class.set(title="F1 per class", ylim=(-0.02, 1.05), xlabel="version")
-    per_class.legend(fontsize="small", loc="lower right")
+    per_class.set(title="F1 per class", ylim=(max(0.0, low - pad), min(1.0, high) + pad), xlabel="version")
+    per_class.legend(fontsize="small", **OUTSIDE_RIGHT)
     figure.suptitle("Version comparison")
     return figure

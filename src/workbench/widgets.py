@@ -2,6 +2,7 @@
 
 Widgets hold no logic of their own: they call the `Workbench` and draw with `workbench.plots`.
 Each also works undisplayed (headless papermill runs read the same values a person sees).
+Only `Workbench` and public types are used here (no store, jobs or tracking internals).
 """
 
 from __future__ import annotations
@@ -10,28 +11,33 @@ import html
 import io
 import threading
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import ipywidgets as widgets
 import pandas as pd
 from matplotlib.figure import Figure
 from PIL import Image
 
-from . import plots
+from . import ClassifierEvent, plots
 from .errors import WorkbenchError
-from .examples import folder_sets, set_name
-from .jobs import ClassifierEvent
-from .review import BORDERLINE_MARGIN, review_items
+from .examples import IMAGE_EXTENSIONS, folder_sets, set_name
+from .review import BORDERLINE_MARGIN, review_items, threshold_metrics
 from .service import Workbench
 from .training import OutOfFold
 from .vocabulary import GENERAL_CLASSIFIER_ID, THRESHOLD
+
 NO_NEGATIVES = "(none)"
+NEW_CLASSIFIER = "(new classifier)"  # the target dropdown's "create" entry (None would show as a blank)
 MAX_TABLE_ROWS = 30  # classify results shown at once; the rest are counted
 THUMBNAIL_PX = 128
+TILE_PX = 176  # a gallery / results tile: the thumbnail plus room for a caption line
 GALLERY_COLUMNS = 6
 MAX_GALLERY_IMAGES = 24
 IMAGE_WIDTH_PX = 320
 SETTLED_STAGES = ("ready", "failed", "deleted")
+REDRAW_INTERVAL_S = 0.2  # threshold plots redraw at most this often while the slider moves
+RESULTS_BATCH = 16  # images per classify call of a ResultsGrid
+TOP_CLASSES = 3  # classes per classifier under a ResultsGrid thumbnail
 
 
 def figure_png(figure: Figure, dpi: int = 80) -> bytes:
@@ -53,6 +59,61 @@ def thumbnail(data: bytes, side_px: int = THUMBNAIL_PX) -> bytes:
 
 def _error_html(exc: Exception) -> str:
     return f"<span style='color:#b00'>{html.escape(type(exc).__name__)}: {html.escape(str(exc))}</span>"
+
+
+def _file_name_html(name: str) -> str:
+    """A file name on one line of a tile: cut with an ellipsis when long, the full name in its tooltip."""
+    return (f"<div title='{html.escape(name, quote=True)}' style='width:{TILE_PX - 8}px; overflow:hidden; "
+            f"text-overflow:ellipsis; white-space:nowrap'>{html.escape(name)}</div>")
+
+
+def top_score_text(name: str, score: float, threshold: float) -> str:
+    """`husky 0.93`, or `husky 0.48 (below 0.5)` when the best class does not reach the threshold."""
+    below = f" (below {threshold:g})" if score < threshold else ""
+    return f"{name} {score:.2f}{below}"
+
+
+class Debounced:
+    """Runs `action` on a timer thread at most once per `interval_s`, always once more after the last `trigger()`.
+
+    A slider sends many values per second; drawing each one queues seconds of stale plots. The action
+    reads the slider itself when it runs, so the value it draws is always the latest one.
+    """
+
+    def __init__(self, action: Callable[[], None], interval_s: float = REDRAW_INTERVAL_S) -> None:
+        self.action = action
+        self.interval_s = interval_s
+        self._lock = threading.Lock()  # guards _timer and _pending
+        self._running = threading.Lock()  # one action at a time
+        self._timer: threading.Timer | None = None
+        self._pending = 0  # scheduled or running actions
+        self._idle = threading.Condition(self._lock)
+
+    def trigger(self) -> None:
+        """Asks for a run; one already scheduled and not yet started covers this request too."""
+        with self._lock:
+            if self._timer is not None:
+                return
+            self._pending += 1
+            self._timer = threading.Timer(self.interval_s, self._fire)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:
+            self._timer = None  # from here on, a new trigger schedules another run after this one
+        try:
+            with self._running:
+                self.action()
+        finally:
+            with self._lock:
+                self._pending -= 1
+                self._idle.notify_all()
+
+    def wait(self, timeout: float | None = 30.0) -> bool:
+        """Blocks until no run is scheduled or running (for tests and headless runs); False on timeout."""
+        with self._lock:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout)
 
 
 # status --------------------------------------------------------------------------
@@ -136,8 +197,9 @@ class ExamplesWidget(widgets.VBox):
     def __init__(self, wb: Workbench, classifier_id: str | None = None) -> None:
         self.wb = wb
         self.name = widgets.Text(description="name", placeholder="new classifier name")
-        mine = [(c["name"] + " · " + c["classifier_id"], c["classifier_id"]) for c in wb.list_classifiers()["classifiers"]]
-        self.target = widgets.Dropdown(options=[("new classifier", None), *mine], value=classifier_id, description="classifier")
+        mine = [(_target_label(c), c["classifier_id"]) for c in wb.list_classifiers()["classifiers"]]
+        self.target = widgets.Dropdown(options=[("new classifier", NEW_CLASSIFIER), *mine],
+                                       value=classifier_id or NEW_CLASSIFIER, description="classifier")
         self.upload = widgets.FileUpload(accept=".zip", multiple=True, description="zips")
         self.folder = widgets.Text(description="folder", placeholder="folder of .zip files or image folders")
         self.negatives = widgets.Dropdown(options=[NO_NEGATIVES], description="negatives")
@@ -173,8 +235,13 @@ class ExamplesWidget(widgets.VBox):
         self.negatives.value = keep
         self.message.value = f"example sets: {', '.join(names) or '(none yet)'}"
 
+    @property
+    def creating(self) -> bool:
+        """True while the form creates a new classifier (its button says Create), False once it targets one."""
+        return self.target.value == NEW_CLASSIFIER
+
     def _refresh_target(self, _=None) -> None:
-        updating = self.target.value is not None
+        updating = not self.creating
         self.submit_button.description = "Update" if updating else "Create"
         self.name.disabled = updating
         if updating:
@@ -194,16 +261,24 @@ class ExamplesWidget(widgets.VBox):
         try:
             sets = self.sets()
             negative = sets.pop(self.negatives.value, None) if self.negatives.value != NO_NEGATIVES else None
-            if self.target.value is None:
+            creating = self.creating
+            if creating:
                 record = self.wb.create_classifier(self.name.value, sets, negative_examples=negative)
             else:
                 record = self.wb.update_classifier(self.target.value, sets or None, negative_examples=negative)
         except WorkbenchError as exc:
             self.message.value = _error_html(exc)
             return None
+        if creating:  # from now on the form updates what it created: a second click must not make a second one
+            self.target.options = [*self.target.options, (_target_label(record), record["classifier_id"])]
+            self.target.value = record["classifier_id"]
         self._watch(record["classifier_id"])
-        self.message.value = f"{'updated' if self.target.value else 'created'} {html.escape(record['classifier_id'])}"
+        self.message.value = f"{'created' if creating else 'updated'} {html.escape(record['classifier_id'])}"
         return record
+
+
+def _target_label(record: dict) -> str:
+    return record["name"] + " · " + record["classifier_id"]
 
 
 # classify ----------------------------------------------------------------------------
@@ -288,22 +363,57 @@ class ClassifyWidget(widgets.VBox):
         self.table.value = note + text
 
 
-class ThresholdPlots(widgets.VBox):
-    """Score histograms and precision / recall / false-positive rate curves of a version, redrawn as the threshold moves."""
+def metrics_html(table: pd.DataFrame, threshold: float) -> str:
+    """The per-class numbers at a threshold as a small HTML table (blank where nothing was called)."""
+    shown = table[["precision", "recall", "false_positive_rate", "average_precision"]].rename(
+        columns={"false_positive_rate": "false-positive rate", "average_precision": "AP"})
+    text = shown.to_html(classes="workbench-threshold-metrics", na_rep="–", float_format=lambda x: f"{x:.3f}")
+    return f"<p>At threshold {threshold:.2f} (out-of-fold; AP is over every threshold):</p>" + text
 
-    def __init__(self, oof: OutOfFold, threshold: widgets.FloatSlider | None = None) -> None:
+
+class ThresholdPlots(widgets.VBox):
+    """Precision, recall and false-positive rate per class at the slider's threshold, with score histograms,
+    threshold curves and precision-recall curves of a version, all redrawn together as the threshold moves.
+
+    Redraws are debounced (at most one per `interval_s`, the last value always drawn), so the plots
+    keep up with a dragged slider instead of trailing it by seconds.
+    """
+
+    def __init__(self, oof: OutOfFold, threshold: widgets.FloatSlider | None = None,
+                 interval_s: float = REDRAW_INTERVAL_S) -> None:
         self.oof = oof
         self.threshold = threshold or widgets.FloatSlider(value=THRESHOLD, min=0.0, max=1.0, step=0.01, description="threshold")
+        self.numbers = widgets.HTML()
         self.histograms = widgets.Image(format="png")
         self.curves = widgets.Image(format="png")
-        self.threshold.observe(lambda _: self.redraw(), names="value")
-        super().__init__([self.threshold, self.histograms, self.curves])
+        self.pr_curves = widgets.Image(format="png")
+        self.metrics = threshold_metrics(oof, self.threshold.value)
+        self.drawn_threshold: float | None = None
+        self.redraws = 0
+        self._drawing = threading.Lock()
+        self._debounced = Debounced(self.redraw, interval_s)
+        self.threshold.observe(lambda _: self._debounced.trigger(), names="value")
+        super().__init__([widgets.HBox([self.threshold, self.numbers], layout=widgets.Layout(align_items="flex-start")),
+                          self.histograms, self.curves, self.pr_curves])
+        self.add_class("workbench-threshold-plots")
         self.redraw()
 
     def redraw(self) -> None:
-        o, t = self.oof, self.threshold.value
-        self.histograms.value = figure_png(plots.score_histograms(o.scores, o.labels, o.classes, threshold=t))
-        self.curves.value = figure_png(plots.threshold_curves(o.scores, o.labels, o.classes, threshold=t))
+        """Draws the numbers and every plot for the slider's current value, in one go, so they always agree."""
+        with self._drawing:
+            o, t = self.oof, self.threshold.value
+            metrics = threshold_metrics(o, t)
+            histograms = figure_png(plots.score_histograms(o.scores, o.labels, o.classes, threshold=t))
+            curves = figure_png(plots.threshold_curves(o.scores, o.labels, o.classes, threshold=t))
+            pr = figure_png(plots.pr_curves(o.scores, o.labels, o.classes, threshold=t))
+            self.metrics, self.numbers.value = metrics, metrics_html(metrics, t)
+            self.histograms.value, self.curves.value, self.pr_curves.value = histograms, curves, pr
+            self.drawn_threshold = t
+            self.redraws += 1
+
+    def wait(self, timeout: float | None = 30.0) -> bool:
+        """Blocks until the last slider move is drawn (headless runs and tests); False on timeout."""
+        return self._debounced.wait(timeout)
 
 
 # reviewing training images ----------------------------------------------------------------
@@ -321,11 +431,12 @@ class Gallery(widgets.VBox):
         self.threshold = widgets.FloatSlider(value=threshold, min=0.0, max=1.0, step=0.01, description="threshold")
         self.margin = widgets.FloatSlider(value=margin, min=0.0, max=0.5, step=0.01, description="margin")
         self.summary = widgets.HTML()
-        self.grid = widgets.GridBox(layout=widgets.Layout(grid_template_columns=f"repeat({GALLERY_COLUMNS}, {THUMBNAIL_PX + 16}px)"))
+        self.note = widgets.HTML()  # says so when the chosen view is empty
+        self.grid = widgets.GridBox(layout=widgets.Layout(grid_template_columns=f"repeat({GALLERY_COLUMNS}, {TILE_PX}px)"))
         self.items = review_items(self.oof)
         for control in (self.kind, self.threshold, self.margin):
             control.observe(lambda _: self.refresh(), names="value")
-        super().__init__([widgets.HBox([self.kind, self.threshold, self.margin]), self.summary, self.grid])
+        super().__init__([widgets.HBox([self.kind, self.threshold, self.margin]), self.summary, self.note, self.grid])
         self.refresh()
 
     def refresh(self) -> None:
@@ -333,13 +444,107 @@ class Gallery(widgets.VBox):
         shown = self.items[self.items["kind"] == self.kind.value]
         self.summary.value = (f"version {self.version}: {(self.items['kind'] == 'misclassified').sum()} misclassified, "
                               f"{(self.items['kind'] == 'borderline').sum()} borderline of {len(self.oof.labels)} images")
+        self.note.value = "" if len(shown) else f"<i>no {self.kind.value} images at threshold {self.threshold.value:.2f}</i>"
         self.grid.children = [self._tile(row) for row in shown.head(self.max_images).itertuples()]
+
+    def caption(self, row) -> str:
+        """A tile's caption: file name (full name in the tooltip), true class, top class and score."""
+        return (f"<small>{_file_name_html(Path(row.source).name)}true: {html.escape(row.label)}"
+                f"<br>top: {html.escape(top_score_text(row.top_class, row.top_score, self.threshold.value))}</small>")
 
     def _tile(self, row) -> widgets.VBox:
         picture = widgets.Image(value=thumbnail(self.wb.example_image(self.classifier_id, row.sha256)), format="jpeg", width=THUMBNAIL_PX)
-        caption = widgets.HTML(f"<small>{html.escape(Path(row.source).name)}<br>true: {html.escape(row.label)}"
-                               f"<br>top: {html.escape(row.predicted)} {row.top_score:.2f}</small>")
-        return widgets.VBox([picture, caption])
+        return widgets.VBox([picture, widgets.HTML(self.caption(row))], layout=widgets.Layout(width=f"{TILE_PX}px"))
 
 
-__all__ = ["ClassifyWidget", "ExamplesWidget", "Gallery", "StatusWidget", "ThresholdPlots", "score_rows"]
+# a grid of predictions -------------------------------------------------------------------------
+def image_paths(images: str | Path | Sequence[str | Path]) -> list[Path]:
+    """The images of a folder (sorted, by extension; LABELS.txt and the like are left out) or the given paths."""
+    if isinstance(images, (str, Path)) and Path(images).is_dir():
+        return sorted(p for p in Path(images).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
+    return [Path(images)] if isinstance(images, (str, Path)) else [Path(p) for p in images]
+
+
+class ResultsGrid(widgets.VBox):
+    """Images with their top classes and scores, in a grid (fastai's `show_results` for a classifier).
+
+    Scores come from one `wb.classify` call per `batch_size` images at threshold 0 and are filtered
+    here, so moving the threshold only rewrites captions. `scores` holds every (image, classifier, class) score.
+    """
+
+    def __init__(self, wb: Workbench, images: str | Path | Sequence[str | Path],
+                 classifier_ids: str | Sequence[str] | None = None, threshold: float = THRESHOLD,
+                 top: int = TOP_CLASSES, batch_size: int = RESULTS_BATCH, columns: int = GALLERY_COLUMNS) -> None:
+        self.wb = wb
+        self.paths = image_paths(images)
+        self.classifier_ids = [classifier_ids] if isinstance(classifier_ids, str) else classifier_ids
+        self.top = top
+        self.threshold = widgets.FloatSlider(value=threshold, min=0.0, max=1.0, step=0.01, description="threshold")
+        self.summary = widgets.HTML()
+        self.errors: dict[Path, str] = {}
+        self.scores = self._classify(batch_size)
+        self.captions = [widgets.HTML() for _ in self.paths]
+        tiles = [widgets.VBox([widgets.Image(value=thumbnail(p.read_bytes()), format="jpeg", width=THUMBNAIL_PX), caption],
+                              layout=widgets.Layout(width=f"{TILE_PX}px"))
+                 for p, caption in zip(self.paths, self.captions)]
+        self.grid = widgets.GridBox(tiles, layout=widgets.Layout(grid_template_columns=f"repeat({columns}, {TILE_PX}px)"))
+        self.threshold.observe(lambda _: self.refresh(), names="value")
+        super().__init__([widgets.HBox([self.threshold, self.summary]), self.grid])
+        self.add_class("workbench-results-grid")
+        self.refresh()
+
+    def _classify(self, batch_size: int) -> pd.DataFrame:
+        """Scores every image, `batch_size` per classify call; unnamed bytes come back as image_<position>."""
+        frames = []
+        for start in range(0, len(self.paths), batch_size):
+            batch = self.paths[start:start + batch_size]
+            answer = self.wb.classify([p.read_bytes() for p in batch], classifier_ids=self.classifier_ids, threshold=0.0)
+            by_name = {image.get("image"): image for image in answer["images"]}
+            for position, path in enumerate(batch, start=1):
+                image = by_name.get(f"image_{position}", {"error": {"description": "not classified"}})
+                if "error" in image:
+                    self.errors[path] = image["error"].get("description", "error")
+                    continue
+                frame = score_rows({"images": [image]})
+                frames.append(frame.assign(image=str(path)))
+        columns = ["image", "classifier_id", "class", "score", "type_hierarchy"]
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+    def top_classes(self, path: str | Path) -> pd.DataFrame:
+        """An image's best `top` classes per classifier (whatever the threshold), highest first."""
+        mine = self.scores[self.scores["image"] == str(path)]
+        return mine.sort_values("score", ascending=False, kind="stable").groupby("classifier_id", sort=False).head(self.top)
+
+    def predictions(self) -> pd.DataFrame:
+        """One row per image and classifier, in image order: its best class and score, and whether it reaches the threshold."""
+        order = {str(p): i for i, p in enumerate(self.paths)}
+        best = (self.scores.sort_values("score", ascending=False, kind="stable")
+                .groupby(["image", "classifier_id"], sort=False).head(1)
+                .sort_values("image", key=lambda images: images.map(order), kind="stable"))
+        best = best.assign(reached=best["score"] >= self.threshold.value)
+        return best[["image", "classifier_id", "class", "score", "reached"]].reset_index(drop=True)
+
+    def caption(self, path: Path) -> str:
+        """File name, then per classifier the classes at the threshold with scores, or the best one marked below it."""
+        lines = [_file_name_html(path.name)]
+        if path in self.errors:
+            return "<small>" + lines[0] + f"<span style='color:#b00'>{html.escape(self.errors[path])}</span></small>"
+        t = self.threshold.value
+        for cid, classes in self.top_classes(path).groupby("classifier_id", sort=False):
+            reached = classes[classes["score"] >= t]
+            shown = reached if len(reached) else classes.head(1)
+            text = html.escape(", ".join(top_score_text(c, s, t) for c, s in zip(shown["class"], shown["score"])))
+            prefix = html.escape(f"{cid}: ") if len(self.classifier_ids or []) != 1 else ""
+            lines.append(prefix + (f"<b>{text}</b>" if len(reached) else text))
+        return "<small>" + lines[0] + "<br>".join(lines[1:]) + "</small>"
+
+    def refresh(self) -> None:
+        """Rewrites the captions for the slider's threshold (no classify call)."""
+        for path, caption in zip(self.paths, self.captions):
+            caption.value = self.caption(path)
+        called = self.scores[self.scores["score"] >= self.threshold.value]["image"].nunique()
+        self.summary.value = f"{len(self.paths)} images, {called} with a class at threshold {self.threshold.value:.2f}"
+
+
+__all__ = ["ClassifyWidget", "Debounced", "ExamplesWidget", "Gallery", "ResultsGrid", "StatusWidget", "ThresholdPlots",
+           "image_paths", "score_rows"]
