@@ -11,6 +11,8 @@ import pytest
 from conftest import CREATE_CLASSES, DOGS_JPG, TUTORIAL, Gate
 from workbench import (
     ClassifierNotFound,
+    ImageUnreadable,
+    ImageURL,
     InvalidClassName,
     InvalidExamples,
     InvalidRequest,
@@ -412,3 +414,38 @@ def test_create_classifier_from_folder_errors_are_typed_and_store_nothing(make_w
     with pytest.raises(InvalidExamples, match="'husky' needs at least"):
         wb.create_classifier_from_folder("pets", empty_class)
     assert wb.list_classifiers() == {"classifiers": []}
+
+
+def test_classify_fetches_image_urls_with_the_callers_fetcher_after_the_checks(dogs) -> None:
+    wb, cid = dogs
+    fetched: list[str] = []
+
+    def fetch(url: str) -> tuple[bytes, str]:
+        fetched.append(url)
+        if url.endswith("missing.jpg"):
+            raise ImageUnreadable(f"Could not download {url}")
+        return DOGS_JPG.read_bytes(), url + "?resolved"
+
+    answer = wb.classify([DOGS_JPG.read_bytes(), ImageURL("https://x/dogs.jpg"), ImageURL("https://x/missing.jpg")],
+                         classifier_ids=[cid], fetch_url=fetch)
+    plain, by_url, failed = answer["images"]
+    assert plain["image"] == "image_1" and "source_url" not in plain
+    assert by_url["source_url"] == "https://x/dogs.jpg" and by_url["resolved_url"] == "https://x/dogs.jpg?resolved"
+    assert "image" not in by_url and by_url["classifiers"] == plain["classifiers"]
+    assert failed["source_url"] == "https://x/missing.jpg" and failed["error"]["code"] == 400
+    assert answer["images_processed"] == 2
+    fetched.clear()
+    with pytest.raises(InvalidThreshold):
+        wb.classify([ImageURL("https://x/dogs.jpg")], classifier_ids=[cid], threshold=2.0, fetch_url=fetch)
+    with pytest.raises(LimitExceeded):
+        wb.classify([DOGS_JPG, ImageURL("https://x/dogs.jpg")], classifier_ids=[cid], max_images=1, fetch_url=fetch)
+    assert fetched == []  # nothing is fetched for a call that is refused anyway
+    with pytest.raises(InvalidRequest):
+        wb.classify([ImageURL("https://x/dogs.jpg")], classifier_ids=[cid])
+
+
+def test_unnamed_images_are_named_by_their_position_in_the_call(dogs) -> None:
+    wb, cid = dogs
+    data = DOGS_JPG.read_bytes()
+    answer = wb.classify([data, DOGS_JPG, data], classifier_ids=[cid])
+    assert [image["image"] for image in answer["images"]] == ["image_1", "dogs.jpg", "image_3"]

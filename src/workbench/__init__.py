@@ -18,11 +18,15 @@ from .errors import (
 )
 from .jobs import ClassifierEvent
 from .limits import Limits
+from .examples import folder_sets, image_paths, set_name
 from .service import Workbench
+from .sources import ImageURL
+from .training import OutOfFold
 
 __all__ = [
     "ClassifierNotFound",
     "ImageTooSmall",
+    "ImageURL",
     "ImageUnreadable",
     "InvalidClassName",
     "InvalidExamples",
@@ -38,4 +42,8 @@ __all__ = [
     "WaitTimeout",
     "Workbench",
     "WorkbenchError",
+    "OutOfFold",
+    "folder_sets",
+    "image_paths",
+    "set_name",
 ]

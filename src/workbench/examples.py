@@ -554,12 +554,12 @@ def _one_source(item: Source, position: int, limits: Limits) -> list[Entry]:
     return _one_blob(data, unnamed, limits)
 
 
-def read_images(sources: Source | Iterable[Source], *, limits: Limits = Limits()) -> list[Entry]:
+def read_images(sources: Source | Iterable[Source], *, limits: Limits = Limits(), first_position: int = 1) -> list[Entry]:
     """Read the images of a classify call, in input order (zip/folder members sorted).
 
     Each source is an image path, a .zip path ("x.zip/member.jpg"), a folder
     ("folder/x.jpg", recursive), raw bytes of an image ("image_N", N the 1-based input
-    position) or of a zip ("image_N.zip/member.jpg"), or a binary file object (named
+    position, counted from `first_position`) or of a zip ("image_N.zip/member.jpg"), or a binary file object (named
     by its `.name` when it has one). Images are NOT decoded here; images over
     limits.max_image_bytes and non-image members come back as Skipped.
     Raises ImageUnreadable for a missing path or a corrupt/unsafe zip, LimitExceeded
@@ -567,7 +567,7 @@ def read_images(sources: Source | Iterable[Source], *, limits: Limits = Limits()
     """
     items = list(sources) if isinstance(sources, (list, tuple)) else [sources]
     entries: list[Entry] = []
-    for position, item in enumerate(items, start=1):
+    for position, item in enumerate(items, start=first_position):
         entries.extend(_one_source(item, position, limits))
     has_image = any(
         isinstance(entry, ImageInput) or entry.reason not in NON_IMAGE_REASONS
@@ -590,3 +590,10 @@ def folder_sets(folder: str | Path) -> dict[str, Path]:
         raise InvalidExamples(f"{str(root)!r} is not a folder")
     entries = sorted(p for p in root.iterdir() if p.is_dir() or p.suffix.lower() == ".zip")
     return {set_name(p.name): p for p in entries if not p.name.startswith(".")}
+
+
+def image_paths(images: str | Path | Iterable[str | Path]) -> list[Path]:
+    """The images of a folder (sorted, by extension; LABELS.txt and the like are left out) or the given paths."""
+    if isinstance(images, (str, Path)) and Path(images).is_dir():
+        return sorted(p for p in Path(images).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
+    return [Path(images)] if isinstance(images, (str, Path)) else [Path(p) for p in images]

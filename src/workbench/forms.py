@@ -35,6 +35,12 @@ class NamedUpload:
     def read(self, size: int = -1) -> bytes:
         return self.file.read(size)
 
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.file.tell()
+
     def rewind(self) -> "NamedUpload":
         self.file.seek(0)
         return self

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .errors import InvalidRequest
-from .store import atomic_write_bytes
+from .atomic import atomic_write_bytes
 from .timestamps import now_iso
 
 KEYS_ENV = "WORKBENCH_API_KEYS"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import logging
 import re
 import socket
@@ -31,9 +32,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
-from . import classify as cls
 from .errors import (
-    ImageUnreadable,
     InvalidRequest,
     LimitExceeded,
     NoImages,
@@ -66,6 +65,7 @@ from .schemas import (
     form_body,
 )
 from .service import DEFAULT_OWNER, Workbench
+from .sources import ImageURL
 
 MAX_BODY_BYTES = 257 * 1024 * 1024  # Watson: 256 MB per call, plus room for the multipart framing
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
@@ -271,42 +271,16 @@ class ClassifyRequest:
     threshold: float | None
 
 
-def _classify_url(workbench: Workbench, request: ClassifyRequest, url: str, settings: ServerSettings) -> list[dict]:
-    """One URL's ClassifiedImage entries, with `source_url`/`resolved_url` in place of `image`."""
-    try:
-        data, resolved = fetch_url(url, settings, workbench.limits.max_image_bytes)
-        answer = workbench.classify(data, request.classifier_ids, request.owners, request.threshold)
-        images = answer["images"]
-    except ImageUnreadable as exc:
-        images = [cls.image_error("", exc.message, exc.code, exc.error_id)]
-        resolved = url
-    for image in images:
-        image.pop("image", None)
-        image.update(source_url=url, resolved_url=resolved)
-    return images
-
-
 def run_classify(workbench: Workbench, request: ClassifyRequest, settings: ServerSettings) -> dict:
-    """Classifies the uploads and URLs of one request with the engine; one ClassifiedImages answer."""
+    """Classifies the uploads and URLs of one request in one engine call; URLs are fetched under the allow-lists."""
     if not request.uploads and not request.urls:
         raise NoImages("No images were given: send images_file (an image or a .zip) or url")
-    cls.check_threshold(request.threshold)  # before any URL is fetched
-    cap = settings.max_classify_images
-    count = cls.count_images(upload.file for upload in request.uploads) + len(request.urls)
-    if count > cap:  # counted from zip directories, before any upload is read into memory
-        raise LimitExceeded(f"A classify call may hold at most {cap} images; got {count}")
-    images: list[dict] = []
-    warnings: list[dict] = []
-    if request.uploads:  # the engine enforces the cap on what it reads, too
-        uploads = [upload.rewind() for upload in request.uploads]
-        answer = workbench.classify(
-            uploads, request.classifier_ids, request.owners, request.threshold, max_images=cap - len(request.urls)
-        )
-        images.extend(answer["images"])
-        warnings.extend(answer.get("warnings", []))
-    for url in request.urls:
-        images.extend(_classify_url(workbench, request, url, settings))
-    return cls.classified_images(images, warnings)
+    sources = [*request.uploads, *(ImageURL(url) for url in request.urls)]
+    return workbench.classify(
+        sources, request.classifier_ids, request.owners, request.threshold,
+        max_images=settings.max_classify_images,
+        fetch_url=functools.partial(fetch_url, settings=settings, max_bytes=workbench.limits.max_image_bytes),
+    )
 
 
 def classify_request(form: FormParts) -> ClassifyRequest:
@@ -321,8 +295,8 @@ def classify_request(form: FormParts) -> ClassifyRequest:
     return ClassifyRequest(
         uploads=uploads,
         urls=form.values("url") or legacy.get("urls", []),
-        classifier_ids=cls.split_list(form.values("classifier_ids") or legacy.get("classifier_ids")),
-        owners=cls.split_list(form.values("owners") or legacy.get("owners")),
+        classifier_ids=form.values("classifier_ids") or legacy.get("classifier_ids") or [],
+        owners=form.values("owners") or legacy.get("owners") or [],
         threshold=threshold_value(form.text("threshold") if form.text("threshold") is not None else legacy.get("threshold")),
     )
 
@@ -378,7 +352,7 @@ async def classify_url(
     owners: Annotated[list[str] | None, Query()] = None,
     threshold: Annotated[float | None, Query()] = None,
 ) -> JSONResponse:
-    parsed = ClassifyRequest([], [url], cls.split_list(classifier_ids), cls.split_list(owners), threshold)
+    parsed = ClassifyRequest([], [url], classifier_ids or [], owners or [], threshold)
     answer = await run_in_threadpool(run_classify, workbench, parsed, request.app.state.front.settings)
     return JSONResponse(answer)
 

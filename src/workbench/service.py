@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import io
 import os
 import random
 import re
@@ -43,6 +44,7 @@ from .limits import (
     MIN_EXAMPLE_SETS,
     Limits,
 )
+from .sources import Fetcher, ImageURL
 from .store import ClassifierRecord, Store
 from .timestamps import now_iso
 from .tracking import Tracker, new_tracker, version_metrics
@@ -143,6 +145,21 @@ def check_class_name(name: object) -> str:
 def check_classifier_name(name: object) -> str:
     """A classifier name as stored: a string of 1 to MAX_NAME_CHARS characters, no control characters, NFC."""
     return _checked_text(name, "classifier name", MAX_NAME_CHARS, InvalidClassifierName)
+
+
+def _image_count(item: Source | ImageURL) -> int:
+    """How many images a classify source holds, from zip directories alone (0 for a folder: counted once read)."""
+    if isinstance(item, ImageURL):
+        return 1
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return cls.count_images([io.BytesIO(item)])
+    if hasattr(item, "seek"):
+        return cls.count_images([item])
+    path = Path(item)
+    if not path.is_file():
+        return 0
+    with open(path, "rb") as file:
+        return cls.count_images([file])
 
 
 class Workbench:
@@ -505,15 +522,19 @@ class Workbench:
 
     def classify(
         self,
-        images: Source | Iterable[Source],
+        images: Source | ImageURL | Iterable[Source | ImageURL],
         classifier_ids: str | Iterable[str] | None = None,
         owners: str | Iterable[str] | None = None,
         threshold: float | None = None,
+        *,
         max_images: int | None = None,
+        fetch_url: Fetcher | None = None,
     ) -> dict:
-        """Scores images (paths, bytes, zips, folders) with one backbone pass each, Watson ClassifiedImages.
+        """Scores images (paths, bytes, zips, folders, URLs) with one backbone pass each, Watson ClassifiedImages.
 
-        `max_images` caps the images of one call (zip members counted; the HTTP front's Watson cap).
+        `max_images` caps the images of one call (zip members counted from their directories before
+        anything is read: the HTTP front's Watson cap). `ImageURL` sources are fetched with `fetch_url`
+        once everything else is checked; one that cannot be fetched is an error on that image.
         """
         limit = cls.check_threshold(threshold)
         mine = {r.classifier_id: r for r in self.store.classifiers(owner=self.owner)}
@@ -523,11 +544,7 @@ class Workbench:
         if unknown:
             raise ClassifierNotFound(f"Did not find any classifier with the ids {echo_list(unknown)}")
         serving = {cid: self._serving(mine[cid]) for cid in ids if cid != GENERAL_CLASSIFIER_ID}
-        entries, warnings = cls.split_non_images(read_images(images, limits=self.limits))
-        if not entries:
-            raise NoImages("No images were given to classify")
-        if max_images is not None and len(entries) > max_images:
-            raise LimitExceeded(f"A classify call may hold at most {max_images} images; got {len(entries)}")
+        entries, warnings, urls = self._classify_inputs(images, max_images, fetch_url)
         answers: list[dict | None] = [None] * len(entries)
         with single_threaded_blas():
             for batch in self._decode_all(entries, answers, limit, GENERAL_CLASSIFIER_ID in ids):
@@ -536,7 +553,49 @@ class Workbench:
                 results = cls.image_results(probabilities, embeddings, colors, ids, serving, limit)
                 for i, per_image in zip(rows, results):
                     answers[i] = {"classifiers": per_image, "image": entries[i].name}
+        for index, (source_url, resolved_url) in urls.items():  # Watson names a URL's image by its URLs
+            del answers[index]["image"]
+            answers[index].update(source_url=source_url, resolved_url=resolved_url)
         return cls.classified_images(answers, warnings)
+
+    def _classify_inputs(
+        self, images: Source | ImageURL | Iterable[Source | ImageURL], max_images: int | None, fetch_url: Fetcher | None
+    ) -> tuple[list[ImageInput | Skipped], list[dict], dict[int, tuple[str, str]]]:
+        """A classify call's entries in input order, its warnings, and {entry index: (source_url, resolved_url)}."""
+        items = list(images) if isinstance(images, (list, tuple)) else [images]
+        if max_images is not None:
+            count = sum(_image_count(item) for item in items)
+            if count > max_images:  # counted from zip directories, before any upload is read into memory
+                raise LimitExceeded(f"A classify call may hold at most {max_images} images; got {count}")
+        entries: list[ImageInput | Skipped] = []
+        url_of: dict[int, tuple[str, str]] = {}  # id(entry) -> (source_url, resolved_url)
+        for position, item in enumerate(items, start=1):
+            try:
+                if isinstance(item, ImageURL):
+                    found, resolved = self._fetched(item, fetch_url)
+                    url_of.update({id(entry): (item.url, resolved) for entry in found})
+                else:
+                    found = read_images([item], limits=self.limits, first_position=position)
+            except NoImages:  # nothing in this source; the call fails only if no source holds an image
+                continue
+            entries.extend(found)
+        entries, warnings = cls.split_non_images(entries)
+        if not entries:
+            raise NoImages("No images were given to classify")
+        if max_images is not None and len(entries) > max_images:
+            raise LimitExceeded(f"A classify call may hold at most {max_images} images; got {len(entries)}")
+        urls = {index: url_of[id(entry)] for index, entry in enumerate(entries) if id(entry) in url_of}
+        return entries, warnings, urls
+
+    def _fetched(self, source: ImageURL, fetch_url: Fetcher | None) -> tuple[list[ImageInput | Skipped], str]:
+        """One URL's entries (its image, or why it could not be fetched) and the URL it resolved to."""
+        if fetch_url is None:
+            raise InvalidRequest(f"Image URLs need a fetcher: pass fetch_url to classify {echo(source.url)}")
+        try:
+            data, resolved = fetch_url(source.url)
+        except ImageUnreadable as exc:
+            return [Skipped("", exc.message)], source.url
+        return read_images([data], limits=self.limits), resolved
 
     def _exists(self, classifier_id: str) -> bool:
         try:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from .atomic import TEMP_PREFIX, atomic_write_bytes  # noqa: F401 (re-exported for the pipeline)
 from .errors import ClassifierNotFound
 
 SCHEMA = """
@@ -89,24 +88,6 @@ class VersionRecord:
     last_example_id: int
     metrics: dict
     head_file: str
-
-
-TEMP_PREFIX = ".tmp-"  # atomic_write_bytes' temporary files; one left behind means its writer died
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Writes a file so readers see either the old content or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class Store:

@@ -18,12 +18,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 from PIL import Image
 
-from . import ClassifierEvent, plots
+from . import ClassifierEvent, OutOfFold, folder_sets, image_paths, plots, set_name
 from .errors import WorkbenchError
-from .examples import IMAGE_EXTENSIONS, folder_sets, set_name
 from .review import BORDERLINE_MARGIN, review_items, threshold_metrics
 from .service import Workbench
-from .training import OutOfFold
 from .vocabulary import GENERAL_CLASSIFIER_ID, THRESHOLD
 
 NO_NEGATIVES = "(none)"
@@ -458,13 +456,6 @@ class Gallery(widgets.VBox):
 
 
 # a grid of predictions -------------------------------------------------------------------------
-def image_paths(images: str | Path | Sequence[str | Path]) -> list[Path]:
-    """The images of a folder (sorted, by extension; LABELS.txt and the like are left out) or the given paths."""
-    if isinstance(images, (str, Path)) and Path(images).is_dir():
-        return sorted(p for p in Path(images).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
-    return [Path(images)] if isinstance(images, (str, Path)) else [Path(p) for p in images]
-
-
 class ResultsGrid(widgets.VBox):
     """Images with their top classes and scores, in a grid (fastai's `show_results` for a classifier).
 

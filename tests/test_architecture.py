@@ -1,0 +1,121 @@
+"""The import contract of docs/architecture.md: layers, one door for the fronts, no cycles.
+
+Every module of `src/workbench/` belongs to one layer; a module may import only what its layer
+allows. A violation fails with the rule it breaks, so the fix is clear from the message alone.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "workbench"
+ARCHITECTURE = PACKAGE.parents[1] / "docs" / "architecture.md"
+
+LAYERS: dict[str, set[str]] = {
+    # import nothing of ours but other leaves
+    "leaf": {"errors", "limits", "vocabulary", "spec", "timestamps", "events", "atomic", "sources"},
+    # pure computation on arrays and records: no files, no threads, no engines
+    "analysis": {"training", "general", "plots", "review"},
+    # the engine's working parts: reading examples, the backbone, storage, background jobs, MLflow
+    "pipeline": {"examples", "decode", "classify", "backbone", "network", "onnx_engine", "batching", "store", "jobs",
+                 "leases", "tracking", "run_record", "pyfunc", "doctor", "wait_progress"},
+    # the one door
+    "service": {"service"},
+    # the public API: `Workbench` and the types and helpers it hands out, re-exported from their homes
+    "api": {"__init__"},
+    # the fronts: CLI, HTTP, notebooks
+    "front": {"__main__", "cli", "server", "forms", "schemas", "image_urls", "keys", "widgets"},
+}
+MAY_IMPORT: dict[str, set[str]] = {
+    "leaf": {"leaf"},
+    "analysis": {"leaf", "analysis"},
+    "pipeline": {"leaf", "analysis", "pipeline"},
+    "service": {"leaf", "analysis", "pipeline"},
+    "api": {"leaf", "analysis", "pipeline", "service"},
+    "front": {"leaf", "api", "service", "front"},
+}
+# the presentation helpers a front may use beside the door: plots draw, review picks images to show
+FRONT_EXTRAS = {"plots", "review"}
+
+
+def layer_of(module: str) -> str:
+    for layer, modules in LAYERS.items():
+        if module in modules:
+            return layer
+    raise AssertionError(f"module workbench.{module} is in no layer: add it to LAYERS here and to docs/architecture.md")
+
+
+def modules() -> list[str]:
+    return sorted(path.stem for path in PACKAGE.glob("*.py"))
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    return isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
+
+
+def imports_of(module: str, *, typing_too: bool = True) -> set[str]:
+    """The workbench modules `module` imports (module-level and lazy, `if TYPE_CHECKING:` optional)."""
+    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
+    skipped: set[int] = set()
+    if not typing_too:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and _is_type_checking(node):
+                skipped.update(id(child) for child in ast.walk(node))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.ImportFrom):
+            if node.level == 1 or (node.module or "").split(".")[0] == "workbench":
+                base = node.module if node.level == 1 else (node.module or "").removeprefix("workbench").lstrip(".")
+                if base:
+                    found.add(base.split(".")[0])
+                else:  # from . import name: a module of ours, or a public name of the package
+                    found.update(a.name if (PACKAGE / f"{a.name}.py").exists() else "__init__" for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("workbench."))
+    found.discard(module)
+    return found
+
+
+def test_every_module_is_in_a_layer_and_in_the_architecture_page():
+    page = ARCHITECTURE.read_text()
+    for module in modules():
+        layer_of(module)
+        if module not in ("__init__", "__main__"):
+            assert f"`{module}`" in page, f"docs/architecture.md does not describe module `{module}`"
+
+
+@pytest.mark.parametrize("module", modules())
+def test_imports_follow_the_layers(module):
+    layer = layer_of(module)
+    for target in sorted(imports_of(module)):
+        target_layer = layer_of(target)
+        allowed = target_layer in MAY_IMPORT[layer] or (layer == "front" and target in FRONT_EXTRAS)
+        assert allowed, (
+            f"workbench.{module} ({layer}) imports workbench.{target} ({target_layer}): "
+            f"a {layer} module may import only {sorted(MAY_IMPORT[layer])}"
+            + (" and plots/review; everything else goes through Workbench" if layer == "front" else "")
+        )
+
+
+def test_no_import_cycles():
+    graph = {m: imports_of(m, typing_too=False) for m in modules()}
+    done: set[str] = set()
+
+    def visit(module: str, path: list[str]) -> None:
+        if module in path:
+            cycle = path[path.index(module):] + [module]
+            raise AssertionError("import cycle: " + " -> ".join(cycle))
+        if module in done:
+            return
+        for target in sorted(graph.get(module, ())):
+            if target != "__init__":
+                visit(target, path + [module])
+        done.add(module)
+
+    for module in graph:
+        visit(module, [])
