@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import os
+import struct
 import threading
+import zlib
 from pathlib import Path
 from typing import Callable
 
 import pytest
+from PIL import Image
 
 # MLflow tracking off for every Workbench (and CLI subprocess) that does not name a tracking_uri itself
 os.environ.setdefault("WORKBENCH_TRACKING_URI", "none")
@@ -77,3 +81,22 @@ class Gate:
         if event.stage == self.stage and not self.opened.is_set():
             self.reached.set()
             assert self.opened.wait(self.timeout_s), "the test never opened the gate"
+
+
+def encode(img: Image.Image, fmt: str, **params) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **params)
+    return buf.getvalue()
+
+
+def png_bomb(side: int) -> bytes:
+    """A 1-bit PNG of side x side zeros: tens of KB on disk, side**2 pixels decoded."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    row = b"\x00" * (1 + (side + 7) // 8)  # filter byte + packed bits
+    comp = zlib.compressobj(9)
+    idat = b"".join(comp.compress(row) for _ in range(side)) + comp.flush()
+    ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")

@@ -13,7 +13,7 @@ from PIL import Image
 from workbench.backbone import Backbone, EmbeddingCache
 from workbench.spec import preprocess
 from bench.batching import BatchingRunner  # bench code: the only user of micro-batching so far
-from workbench.examples import decode_image
+from workbench.decode import decode_image
 
 TUTORIAL = Path(__file__).resolve().parents[1] / "data" / "tutorial"
 CAT_CLASSES = range(281, 286)  # ImageNet: tabby, tiger cat, Persian, Siamese, Egyptian cat

@@ -20,7 +20,8 @@ from PIL import Image, ImageFile
 
 from conftest import TUTORIAL
 from workbench.errors import LimitExceeded
-from workbench.examples import decode_image, read_example_set, sha256_hex, validate_image
+from workbench.decode import decode_image, validate_image
+from workbench.examples import read_example_set, sha256_hex
 from workbench.limits import Limits
 
 PHONE_SIZE = (8000, 6000)
@@ -94,7 +95,7 @@ def test_it_trains_as_an_example_and_classifies(make_workbench, phone_photos, tm
 
 DECODE_PEAK = """
 import json, sys
-from workbench.examples import decode_image, validate_image
+from workbench.decode import decode_image, validate_image
 from workbench.limits import Limits
 
 def kb(field):
