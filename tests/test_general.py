@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from workbench.vocabulary import GENERAL_CLASSIFIER_ID
 from workbench.general import (
-    GENERAL_CLASSIFIER_ID,
     IMAGENET_CLASS_COUNT,
     color_classes,
     default_classes,

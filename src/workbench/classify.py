@@ -10,13 +10,10 @@ import numpy as np
 
 from .errors import InvalidRequest, InvalidThreshold, echo, echo_list
 from .examples import NON_IMAGE_REASONS, ZIP_MAGICS, ZIP_READ_ERRORS, ImageInput, Skipped, _skip_reason
-from .general import GENERAL_CLASSIFIER_ID, default_classes
+from .general import default_classes
 from .training import Heads
+from .vocabulary import GENERAL_CLASSIFIER_ID, OWNER_IBM, OWNER_ME, SCORE_DECIMALS, THRESHOLD
 
-DEFAULT_THRESHOLD = 0.5
-OWNER_IBM = "IBM"  # owners=IBM selects the built-in `default` classifier
-OWNER_ME = "me"  # owners=me selects every custom classifier of the caller
-SCORE_DECIMALS = 6
 
 
 @dataclass(frozen=True)
@@ -31,7 +28,7 @@ class ServingHeads:
 def check_threshold(threshold: float | None) -> float:
     """The threshold to use: default 0.5; anything outside 0..1 is an error."""
     if threshold is None:
-        return DEFAULT_THRESHOLD
+        return THRESHOLD
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating, np.integer)):
         raise InvalidThreshold(f"threshold must be a number between 0 and 1, got {echo(threshold)}")
     try:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Sequence
 from .errors import WorkbenchError
 from .limits import DOCTOR_GRACE_S
 from .service import Workbench
+from .vocabulary import OWNER_ME, POSITIVE_SUFFIX
 
 if TYPE_CHECKING:
     import pandas
@@ -43,7 +44,7 @@ def _positives(pairs: Sequence[str]) -> dict[str, str]:
         name, sep, path = pair.partition("=")
         if not sep or not path:
             raise SystemExit(f"workbench: --positive expects CLASS=PATH, got {pair!r}")
-        positives[name.removesuffix("_positive_examples")] = path
+        positives[name.removesuffix(POSITIVE_SUFFIX)] = path
     return positives
 
 
@@ -178,7 +179,7 @@ def run_demo(wb: Workbench, data: Path, keep: bool) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workbench", description=__doc__)
     parser.add_argument("--home", type=Path, default=None, help="store folder (default: $WORKBENCH_HOME or data/workbench)")
-    parser.add_argument("--owner", default="me", help="owner of the classifiers this command sees")
+    parser.add_argument("--owner", default=OWNER_ME, help="owner of the classifiers this command sees")
     verbs = parser.add_subparsers(dest="verb", required=True, help="what to do (each verb has its own --help)")
 
     create = verbs.add_parser("create", help="create a classifier and train it")

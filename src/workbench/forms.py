@@ -16,10 +16,10 @@ from fastapi import Request
 from starlette.datastructures import UploadFile
 
 from .errors import InvalidExamples, InvalidRequest, InvalidThreshold, UnsupportedMediaType, echo
+from .vocabulary import NEGATIVE_FIELD, POSITIVE_SUFFIX
 
 MAX_TEXT_PART_BYTES = 1024 * 1024  # a text field (name, classifier_ids, parameters)
 MAX_FORM_PARTS = 1000  # files or fields in one form
-POSITIVE_SUFFIX = "_positive_examples"
 FORM_MEDIA_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 THRESHOLD_TEXT = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")  # ASCII digits only
 PARAMETERS_SHAPE = 'parameters must be a JSON object, e.g. {"classifier_ids": ["default"]}'
@@ -122,7 +122,7 @@ def training_sets(form: FormParts) -> tuple[dict[str, NamedUpload], NamedUpload 
     negatives = None
     for part, upload in form.files:
         named = NamedUpload(upload_file_name(part, upload, ".zip"), upload)
-        if part == "negative_examples":
+        if part == NEGATIVE_FIELD:
             if negatives is not None:
                 raise InvalidExamples("Only one negative_examples file may be sent per request")
             negatives = named
@@ -135,7 +135,7 @@ def training_sets(form: FormParts) -> tuple[dict[str, NamedUpload], NamedUpload 
             raise InvalidExamples(
                 f"Unexpected file field {echo(part)}: training files are {{class}}_positive_examples or negative_examples"
             )
-    stray = [name for name in form.texts if name.endswith(POSITIVE_SUFFIX) or name == "negative_examples"]
+    stray = [name for name in form.texts if name.endswith(POSITIVE_SUFFIX) or name == NEGATIVE_FIELD]
     if stray:
         raise InvalidExamples(f"{echo(stray[0])} must be a file upload (a .zip), not a text field")
     return positives, negatives

@@ -15,10 +15,10 @@ from importlib import resources
 import numpy as np
 from PIL import Image
 
-GENERAL_CLASSIFIER_ID = "default"
+from .vocabulary import SCORE_DECIMALS
+
 IMAGENET_CLASS_COUNT = 1000
 HIERARCHY_RESOURCE = ("data", "imagenet_hierarchy.json")  # under package workbench; built by tools/build_general_data.py
-SCORE_DECIMALS = 6  # Watson-style scores are plain floats; 6 decimals keep responses short and stable
 
 COLOR_THUMBNAIL_EDGE_PX = 64  # colours are counted on a 64x64 pixel sample: enough pixels, well under 2 ms
 # Colour words Watson answers with, each anchored at a typical sRGB value (0..255 per channel).

@@ -24,10 +24,11 @@ from pathlib import Path
 from .errors import InvalidRequest
 from .atomic import atomic_write_bytes
 from .timestamps import now_iso
+from .vocabulary import OWNER_ME
 
 KEYS_ENV = "WORKBENCH_API_KEYS"
 KEYS_FILE_NAME = "api_keys.json"
-DEFAULT_KEY_OWNER = "me"
+DEFAULT_KEY_OWNER = OWNER_ME
 KEY_BYTES = 32  # entropy of a generated key
 KEY_ID_CHARS = 12  # hash prefix shown by `workbench keys list`
 OWNER_PATTERN = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")

@@ -14,7 +14,8 @@ import numpy as np
 from matplotlib.figure import Figure
 from sklearn.metrics import average_precision_score, precision_recall_curve
 
-from .training import NEGATIVE_LABEL, THRESHOLD, predicted_labels
+from .training import NEGATIVE_LABEL, predicted_labels
+from .vocabulary import THRESHOLD
 
 PANEL_INCHES = 3.6  # width and height of one per-class panel
 MAX_PANEL_COLUMNS = 4

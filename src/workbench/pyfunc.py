@@ -24,7 +24,8 @@ from .errors import ImageUnreadable, InvalidRequest
 from .decode import backbone_input
 from .limits import Limits
 from .store import ClassifierRecord, VersionRecord
-from .training import THRESHOLD, Heads
+from .training import Heads
+from .vocabulary import THRESHOLD
 
 HEADS_FILE = "heads.npz"
 INFO_FILE = "classifier.json"

@@ -11,7 +11,8 @@ import pandas as pd
 from sklearn.metrics import average_precision_score, confusion_matrix, precision_score, recall_score
 
 from .plots import NEGATIVE_NAME, NO_CLASS_NAME
-from .training import NEGATIVE_LABEL, THRESHOLD, OutOfFold, predicted_labels
+from .training import NEGATIVE_LABEL, OutOfFold, predicted_labels
+from .vocabulary import THRESHOLD
 
 BORDERLINE_MARGIN = 0.15  # a score this close to the threshold is borderline
 COLUMNS = ["kind", "label", "predicted", "top_class", "top_score", "true_class_score", "sha256", "source"]

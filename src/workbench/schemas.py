@@ -6,7 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .service import MAX_NAME_CHARS
+from .limits import MAX_CLASSIFIER_NAME_CHARS
+from .vocabulary import NEGATIVE_FIELD, OWNER_IBM, OWNER_ME
 
 
 class ErrorResponse(BaseModel):
@@ -90,20 +91,20 @@ CLASSIFY_BODY = {
         "images_file": {**BINARY, "description": "An image (.gif .jpg .png .tif) or a .zip of up to 20 images"},
         "url": {"type": "string", "description": "file:// or http(s) URL of an image, if the server allows it"},
         "threshold": {"type": "number", "minimum": 0, "maximum": 1, "description": "Minimum score (default 0.5)"},
-        "owners": {"type": "string", "enum": ["IBM", "me", "IBM,me", "me,IBM"], "description": "IBM and/or me"},
+        "owners": {"type": "string", "enum": [OWNER_IBM, OWNER_ME, f"{OWNER_IBM},{OWNER_ME}", f"{OWNER_ME},{OWNER_IBM}"], "description": f"{OWNER_IBM} and/or {OWNER_ME}"},
         "classifier_ids": {"type": "string", "description": "Classifier ids, comma-separated or repeated"},
         "parameters": {"type": "string", "description": "Legacy JSON: classifier_ids, owners, threshold"},
     },
 }
 TRAINING_BODY = {
     "type": "object",
-    "properties": {"negative_examples": {**BINARY, "description": "A .zip of images of none of the classes"}},
+    "properties": {NEGATIVE_FIELD: {**BINARY, "description": "A .zip of images of none of the classes"}},
     "additionalProperties": {**BINARY, "description": "{class}_positive_examples: a .zip of the class's images"},
 }
 CREATE_BODY = {
     **TRAINING_BODY,
     "required": ["name"],
-    "properties": {"name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS}, **TRAINING_BODY["properties"]},
+    "properties": {"name": {"type": "string", "minLength": 1, "maxLength": MAX_CLASSIFIER_NAME_CHARS}, **TRAINING_BODY["properties"]},
 }
 
 

@@ -34,7 +34,7 @@ from .errors import (
     echo_list,
 )
 from .examples import ExampleSet, ImageInput, Skipped, Source, folder_sets, read_example_set, read_images
-from .general import GENERAL_CLASSIFIER_ID, color_classes
+from .general import color_classes
 from .jobs import ClassifierEvent, JobRunner, Listener
 from .limits import (
     DOCTOR_GRACE_S,
@@ -50,16 +50,15 @@ from .timestamps import now_iso
 from .tracking import Tracker, new_tracker, version_metrics
 from .training import Heads, OutOfFold
 from .wait_progress import WaitBar
+from .vocabulary import GENERAL_CLASSIFIER_ID, NEGATIVE_FIELD, OWNER_ME, POSITIVE_SUFFIX, SETTLED_STATUSES
 
 if TYPE_CHECKING:
     import pandas
 
 HOME_ENV = "WORKBENCH_HOME"
 DEFAULT_HOME = Path("data") / "workbench"
-DEFAULT_OWNER = "me"
-SETTLED_STATUSES = ("ready", "failed")
+DEFAULT_OWNER = OWNER_ME
 WAIT_POLL_SECONDS = 0.05
-MAX_NAME_CHARS = MAX_CLASSIFIER_NAME_CHARS
 
 
 def default_home() -> Path:
@@ -143,8 +142,8 @@ def check_class_name(name: object) -> str:
 
 
 def check_classifier_name(name: object) -> str:
-    """A classifier name as stored: a string of 1 to MAX_NAME_CHARS characters, no control characters, NFC."""
-    return _checked_text(name, "classifier name", MAX_NAME_CHARS, InvalidClassifierName)
+    """A classifier name as stored: a string of 1 to MAX_CLASSIFIER_NAME_CHARS characters, no control characters, NFC."""
+    return _checked_text(name, "classifier name", MAX_CLASSIFIER_NAME_CHARS, InvalidClassifierName)
 
 
 def _image_count(item: Source | ImageURL) -> int:
@@ -363,7 +362,7 @@ class Workbench:
         """Reads and validates every example set before anything is stored."""
         positives = {}
         for raw_name, source in positive_examples.items():
-            name = check_class_name(raw_name.removesuffix("_positive_examples") if isinstance(raw_name, str) else raw_name)
+            name = check_class_name(raw_name.removesuffix(POSITIVE_SUFFIX) if isinstance(raw_name, str) else raw_name)
             if name in positives:
                 raise InvalidClassName(
                     f"Class {_shown(name)} is given twice in one request (names are compared in Unicode NFC form)"
@@ -371,7 +370,7 @@ class Workbench:
             positives[name] = read_example_set(source, limits=self.limits, label=name)
         negatives = None
         if negative_examples is not None:
-            negatives = read_example_set(negative_examples, limits=self.limits, label="negative_examples")
+            negatives = read_example_set(negative_examples, limits=self.limits, label=NEGATIVE_FIELD)
         return positives, negatives
 
     def _as_stored(self, db, classifier_id: str, positives: dict[str, ExampleSet]) -> dict[str, ExampleSet]:

@@ -31,7 +31,8 @@ from .errors import ClassifierNotFound, TrackingError
 from .jobs import ClassifierEvent
 from .pyfunc import save_pyfunc
 from .store import ClassifierRecord, ExampleRow, Store, VersionRecord
-from .training import CV_FOLDS, HEAD_C, SEED, THRESHOLD, OutOfFold
+from .training import CV_FOLDS, HEAD_C, SEED, OutOfFold
+from .vocabulary import THRESHOLD
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 WORKBENCH_TRACKING_ENV = "WORKBENCH_TRACKING_URI"  # overrides MLFLOW_TRACKING_URI for workbench only; "none" = off

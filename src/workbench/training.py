@@ -12,11 +12,12 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from .vocabulary import THRESHOLD
+
 NEGATIVE_LABEL = ""  # label of negative examples: they train every head but are never a class
 HEAD_C = 0.5  # inverse L2 strength of each logistic head (on standardised, L2-normalised embeddings)
 CV_FOLDS = 5
 SEED = 0
-THRESHOLD = 0.5
 BLAS_THREADS = 1  # these fits are small: a multi-threaded BLAS only adds hand-offs (5-7x slower on 2 busy cores)
 
 

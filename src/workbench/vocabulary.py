@@ -14,7 +14,6 @@ POSITIVE_SUFFIX = "_positive_examples"  # {class}_positive_examples form fields 
 NEGATIVE_FIELD = "negative_examples"
 THRESHOLD = 0.5  # classify's default: classes scoring below it are left out
 SCORE_DECIMALS = 6  # scores are plain floats; 6 decimals keep answers short and stable
-MAX_NAME_CHARS = 256  # classifier names
 
 Status = Literal["training", "retraining", "ready", "failed"]
 STATUSES: tuple[Status, ...] = get_args(Status)
