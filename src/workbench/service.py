@@ -29,7 +29,7 @@ from .errors import (
 )
 from .examples import ExampleSet, ImageInput, Skipped, Source, read_example_set, read_images
 from .general import GENERAL_CLASSIFIER_ID, color_classes
-from .jobs import ClassifierEvent, JobRunner, Listener
+from .jobs import ClassifierEvent, JobRunner, JobSettings, Listener
 from .limits import FORBIDDEN_CLASS_CHARS, MIN_EXAMPLE_SETS, Limits
 from .store import ClassifierRecord, Store
 from .timestamps import now_iso
@@ -86,6 +86,8 @@ class Workbench:
 
     Settings only in the constructor; the backbone loads on first use. `train=False` stores
     requests without training them (another workbench process, e.g. `workbench wait`, resumes them).
+    With `resume` (and `train`), this Workbench adopts, while it lives, trainings whose process died.
+    `job_settings` bounds the trainings at once and sets the lease timing (default: `JobSettings.from_env()`).
     """
 
     def __init__(
@@ -99,6 +101,7 @@ class Workbench:
         train: bool = True,
         embedding_cache: str | os.PathLike | None = None,
         tracking_uri: str | os.PathLike | bool | None = None,
+        job_settings: JobSettings | None = None,
     ) -> None:
         self.home = Path(home) if home is not None else default_home()
         self.owner = owner
@@ -108,6 +111,7 @@ class Workbench:
         self.train = train
         self.embedding_cache = Path(embedding_cache) if embedding_cache else self.home / "embeddings.db"
         self.tracking_uri = tracking_uri  # None: $MLFLOW_TRACKING_URI or ./mlruns; False or "none": off
+        self.job_settings = job_settings
         self._tracker: Tracker | None = None
         self._engine_lock = threading.Lock()
         self._engine: tuple[Store, Backbone, EmbeddingCache, JobRunner] | None = None
@@ -120,13 +124,14 @@ class Workbench:
                 store = Store(self.home)
                 backbone = Backbone()
                 cache = EmbeddingCache(self.embedding_cache)
-                jobs = JobRunner(store, backbone, cache, self.limits, self.progress)
+                settings = self.job_settings or JobSettings.from_env()
+                jobs = JobRunner(store, backbone, cache, self.limits, self.progress, settings)
                 self._tracker = new_tracker(store, backbone, self.tracking_uri)
                 if self._tracker is not None:
                     jobs.listeners.append(self._tracker)
                 self._engine = (store, backbone, cache, jobs)
                 if self.resume and self.train:
-                    jobs.recover()
+                    jobs.watch()  # adopts orphans now and while this Workbench lives
             return self._engine
 
     @property
@@ -272,6 +277,7 @@ class Workbench:
         with self.store.transaction() as db:
             self.store.insert_classifier(db, record)
             self._store_sets(db, classifier_id, positives, negatives)
+            self._claim(db, classifier_id)
         self._start_training(classifier_id)
         return watson_record(record, list(positives))
 
@@ -295,8 +301,14 @@ class Workbench:
             self._store_sets(db, classifier_id, positives, negatives)
             status = "training" if record.serving_version is None else "retraining"
             self.store.update_classifier(db, classifier_id, status=status, updated=now_iso(), explanation=None)
+            self._claim(db, classifier_id)
         self._start_training(classifier_id)
         return self.get_classifier(classifier_id)
+
+    def _claim(self, db, classifier_id: str) -> None:
+        """Holds the training's lease from the write that asks for it, so no watcher adopts it in between."""
+        if self.train:
+            self.jobs.claim(db, classifier_id)
 
     def _start_training(self, classifier_id: str) -> None:
         """Trains in a background thread here, unless this Workbench leaves training to another process."""
