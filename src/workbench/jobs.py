@@ -126,7 +126,7 @@ class JobRunner:
         self._workers = 0
         self._watching = False
         self._next_scan = 0.0
-        self._stop = threading.Event()
+        self._stop = threading.Event()  # never set: the keeper sleeps on it, and ends with the runner
         self._keeper: threading.Thread | None = None
 
     # public ------------------------------------------------------------------
@@ -174,10 +174,6 @@ class JobRunner:
         adopted = self.recover()
         self._start_keeper()
         return adopted
-
-    def close(self) -> None:
-        """Stops renewing and watching (trainings in flight finish; their leases may then be adopted)."""
-        self._stop.set()
 
     def tick(self) -> None:
         """One keeper step: renew the leases held here, and scan for orphans when due."""
