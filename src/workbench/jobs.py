@@ -92,9 +92,10 @@ class ClassifierEvent:
 Listener = Callable[[ClassifierEvent], None]
 
 
-def _keep(runner_ref: "weakref.ref[JobRunner]", stop: threading.Event, period_s: float) -> None:
+def _keep(runner_ref: "weakref.ref[JobRunner]", period_s: float) -> None:
     """The keeper thread: renews this runner's leases and looks for orphans; ends with the runner."""
-    while not stop.wait(period_s):
+    while True:
+        time.sleep(period_s)
         runner = runner_ref()
         if runner is None:
             return
@@ -126,7 +127,6 @@ class JobRunner:
         self._workers = 0
         self._watching = False
         self._next_scan = 0.0
-        self._stop = threading.Event()  # never set: the keeper sleeps on it, and ends with the runner
         self._keeper: threading.Thread | None = None
 
     # public ------------------------------------------------------------------
@@ -198,7 +198,7 @@ class JobRunner:
                 return
             period = min(self.settings.renew_s, self.settings.scan_s)
             self._keeper = threading.Thread(
-                target=_keep, args=(weakref.ref(self), self._stop, period), name="workbench-leases", daemon=True
+                target=_keep, args=(weakref.ref(self), period), name="workbench-leases", daemon=True
             )
             self._keeper.start()
 
