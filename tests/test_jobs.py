@@ -70,7 +70,7 @@ def test_killed_training_process_leaves_previous_version_serving(tmp_path: Path,
 
 def test_a_failed_training_says_why_and_keeps_the_last_good_version(tmp_path: Path, tutorial_zips, embedding_cache) -> None:
     home = tmp_path / "home"
-    wb = Workbench(home, embedding_cache=embedding_cache)
+    wb = Workbench(home, embedding_cache=embedding_cache, resume=False)  # stays up, but must not adopt the update below
     cid = wb.create_classifier("dogs", {c: tutorial_zips[c] for c in CREATE_CLASSES}, tutorial_zips["cats"])["classifier_id"]
     wb.wait(cid, timeout=300)
     # store an update without training it, then damage one of its stored images on disk

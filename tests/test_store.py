@@ -60,3 +60,23 @@ def test_delete_keeps_blobs_another_classifier_uses(tmp_path: Path) -> None:
     assert store.delete_classifier("one_1") == [own]
     assert store.blob_path(shared).exists() and not store.blob_path(own).exists()
     assert store.examples("one_1") == []
+
+
+def test_a_home_from_before_leases_gains_the_lease_column_and_keeps_its_records(tmp_path: Path) -> None:
+    import sqlite3
+
+    old_schema = (  # the classifiers table as homes made before leases have it
+        "CREATE TABLE classifiers (classifier_id TEXT PRIMARY KEY, name TEXT NOT NULL, owner TEXT NOT NULL,"
+        " status TEXT NOT NULL, created TEXT NOT NULL, updated TEXT NOT NULL, retrained TEXT, explanation TEXT,"
+        " serving_version INTEGER, job_owner TEXT);"
+    )
+    with sqlite3.connect(tmp_path / "workbench.db") as db:
+        db.executescript(old_schema)
+        db.execute("INSERT INTO classifiers VALUES ('dogs_1','dogs','me','retraining','t','t',NULL,NULL,1,'host:1:ab')")
+    stores = [Store(tmp_path), Store(tmp_path)]  # the second open finds the column there already
+    old = stores[1].classifier("dogs_1")
+    assert (old.status, old.job_owner, old.lease_expires) == ("retraining", "host:1:ab", None)
+    with stores[0].transaction() as db:
+        stores[0].insert_classifier(db, record("cats_2"))
+        stores[0].update_classifier(db, "cats_2", lease_expires=12.5)
+    assert stores[1].classifier("cats_2").lease_expires == 12.5

@@ -1,30 +1,80 @@
-"""Background training: status transitions, one training per classifier, coalescing, crash recovery."""
+"""Background training: a bounded FIFO pool, one training per classifier, coalescing, adopting orphans.
+
+Each runner holds a lease (leases.py) on the trainings it queued or runs and renews it from a
+keeper thread; a runner that watches also adopts trainings whose holder died, while it runs.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
-import socket
 import threading
 import time
 import traceback
-import uuid
+import weakref
+from collections import deque
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import training
+from . import leases, training
 from .backbone import Backbone, EmbeddingCache
 from .decode import backbone_input, prepared_batches
-from .errors import ClassifierNotFound
+from .errors import ClassifierNotFound, InvalidRequest
 from .limits import Limits
 from .store import Store, VersionRecord, atomic_write_bytes
 from .timestamps import now_iso
 
 log = logging.getLogger(__name__)
 EMBED_CHUNK_IMAGES = 32  # images decoded and embedded per progress step
+MAX_TRAININGS = 1  # trainings at once per process: each already uses every core, and classify shares them
+LEASE_S = 30.0  # a training whose holder has not renewed for this long is adopted by a watching process
+RENEW_S = 5.0
+SCAN_S = 5.0
+SETTINGS_ENV = {  # JobSettings field: environment variable (for the CLI, the server, tests)
+    "max_trainings": "WORKBENCH_MAX_TRAININGS",
+    "lease_s": "WORKBENCH_LEASE_S",
+    "renew_s": "WORKBENCH_LEASE_RENEW_S",
+    "scan_s": "WORKBENCH_LEASE_SCAN_S",
+}
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """How many trainings run at once here, and the lease timing that lets survivors adopt orphans."""
+
+    max_trainings: int = MAX_TRAININGS
+    lease_s: float = LEASE_S
+    renew_s: float = RENEW_S
+    scan_s: float = SCAN_S
+
+    def __post_init__(self) -> None:
+        if self.max_trainings < 1:
+            raise InvalidRequest(f"max_trainings ({SETTINGS_ENV['max_trainings']}) must be at least 1")
+        if not 0 < self.renew_s < self.lease_s or self.scan_s <= 0:
+            raise InvalidRequest(
+                f"lease timings need 0 < renew_s < lease_s and scan_s > 0 ({', '.join(list(SETTINGS_ENV.values())[1:])})"
+            )
+
+    @classmethod
+    def from_env(cls) -> "JobSettings":
+        """The defaults, overridden by WORKBENCH_MAX_TRAININGS, WORKBENCH_LEASE_S, _RENEW_S, _SCAN_S."""
+        values: dict[str, float] = {}
+        for name, env in SETTINGS_ENV.items():
+            raw = os.environ.get(env)
+            if raw:
+                kind = int if name == "max_trainings" else float
+                try:
+                    values[name] = kind(raw)
+                except ValueError:
+                    raise InvalidRequest(f"{env} must be a {kind.__name__}, got {raw!r}") from None
+        return cls(**values)
+
+
+class LeaseLost(Exception):
+    """Another process adopted this training (this one stalled past its lease): drop this run's result."""
 
 
 @dataclass(frozen=True)
@@ -42,71 +92,131 @@ class ClassifierEvent:
 Listener = Callable[[ClassifierEvent], None]
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _keep(runner_ref: "weakref.ref[JobRunner]", period_s: float) -> None:
+    """The keeper thread: renews this runner's leases and looks for orphans; ends with the runner."""
+    while True:
+        time.sleep(period_s)
+        runner = runner_ref()
+        if runner is None:
+            return
+        try:
+            runner.tick()
+        except Exception:  # a busy or vanished store must not end the keeper
+            log.exception("lease keeper of %s", runner.token)
+        del runner
 
 
 class JobRunner:
-    """Runs trainings in background threads; updates that land during a training fold into one more."""
+    """Runs trainings on a bounded pool of threads; updates that land during a training fold into one more."""
 
-    def __init__(self, store: Store, backbone: Backbone, cache: EmbeddingCache, limits: Limits, progress: bool) -> None:
+    def __init__(
+        self, store: Store, backbone: Backbone, cache: EmbeddingCache, limits: Limits, progress: bool,
+        settings: JobSettings | None = None,
+    ) -> None:
         self.store = store
         self.backbone = backbone
         self.cache = cache
         self.limits = limits
         self.progress = progress
-        self.token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.settings = settings or JobSettings()
+        self.token = leases.new_token()
         self.listeners: list[Listener] = []
         self._lock = threading.Lock()
-        self._active: dict[str, threading.Thread] = {}
+        self._active: dict[str, threading.Event] = {}  # queued or training here; set when it settles
+        self._queue: deque[str] = deque()
+        self._workers = 0
+        self._watching = False
+        self._next_scan = 0.0
+        self._keeper: threading.Thread | None = None
 
     # public ------------------------------------------------------------------
-    def request(self, classifier_id: str) -> None:
-        """Makes sure a training will cover every example stored so far."""
+    def claim(self, db, classifier_id: str) -> bool:
+        """Takes the classifier's lease inside the caller's transaction unless a live process holds it."""
+        return leases.claim(db, classifier_id, self.token, self.settings.lease_s)
+
+    def request(self, classifier_id: str) -> bool:
+        """Queues a training that will cover every example stored so far; False if a live process holds it."""
         with self._lock:
             if classifier_id in self._active:
-                return  # the running training checks for new examples before it finishes
-            thread = threading.Thread(target=self._run, args=(classifier_id,), name=f"train-{classifier_id}", daemon=True)
-            self._active[classifier_id] = thread
-            thread.start()
+                return True  # the queued or running training checks for new examples before it finishes
+            with self.store.transaction() as db:
+                if not self.claim(db, classifier_id):
+                    return False  # its holder trains it, and sees these examples before it finishes
+            self._active[classifier_id] = threading.Event()
+            self._queue.append(classifier_id)
+            if self._workers < self.settings.max_trainings:
+                self._workers += 1
+                threading.Thread(target=self._work, name=f"train-{self._workers}", daemon=True).start()
+        self._start_keeper()
+        return True
 
     def is_running(self, classifier_id: str) -> bool:
+        """Whether a training of the classifier is queued or running in this runner."""
         with self._lock:
             return classifier_id in self._active
 
     def join(self, classifier_id: str, timeout: float | None = None) -> None:
         with self._lock:
-            thread = self._active.get(classifier_id)
-        if thread is not None:
-            thread.join(timeout)
+            done = self._active.get(classifier_id)
+        if done is not None:
+            done.wait(timeout)
 
     def recover(self) -> list[str]:
-        """Resumes trainings left `training`/`retraining` by a process that is gone; returns their ids."""
-        resumed = []
-        for record in self.store.classifiers():
-            if record.status not in ("training", "retraining") or self._owner_alive(record.classifier_id, record.job_owner):
-                continue
-            resumed.append(record.classifier_id)
-            self.request(record.classifier_id)
-        return resumed
+        """Adopts trainings `training`/`retraining` with no live holder; returns their ids."""
+        with self.store.transaction(write=False) as db:
+            candidates = leases.orphans(db, self.token)
+        return [cid for cid in candidates if not self.is_running(cid) and self.request(cid)]
+
+    def watch(self) -> list[str]:
+        """Adopts orphaned trainings now and every `scan_s` while this runner lives; returns those adopted now."""
+        self._watching = True
+        self._next_scan = time.monotonic() + self.settings.scan_s
+        adopted = self.recover()
+        self._start_keeper()
+        return adopted
+
+    def tick(self) -> None:
+        """One keeper step: renew the leases held here, and scan for orphans when due."""
+        if self.is_busy():
+            with self.store.transaction() as db:
+                leases.renew(db, self.token, self.settings.lease_s)
+        if self._watching and time.monotonic() >= self._next_scan:
+            self._next_scan = time.monotonic() + self.settings.scan_s
+            adopted = self.recover()
+            if adopted:
+                log.warning("adopted trainings whose process is gone: %s", ", ".join(adopted))
+
+    def is_busy(self) -> bool:
+        with self._lock:
+            return bool(self._active)
 
     # internals ---------------------------------------------------------------
-    def _owner_alive(self, classifier_id: str, job_owner: str | None) -> bool:
-        """Whether the process (or runner) that marked this training is still at it."""
-        if not job_owner:
-            return False
-        host, pid, _ = job_owner.split(":", 2)
-        if host != socket.gethostname():
-            return True  # another machine's job: not ours to judge
-        if int(pid) == os.getpid():
-            return job_owner != self.token or self.is_running(classifier_id)
-        return _pid_alive(int(pid))
+    def _start_keeper(self) -> None:
+        """Starts the keeper thread once; it holds only a weak reference, so it ends with this runner."""
+        with self._lock:
+            if self._keeper is not None:
+                return
+            period = min(self.settings.renew_s, self.settings.scan_s)
+            self._keeper = threading.Thread(
+                target=_keep, args=(weakref.ref(self), period), name="workbench-leases", daemon=True
+            )
+            self._keeper.start()
+
+    def _work(self) -> None:
+        """A pool thread: trains queued classifiers in FIFO order until the queue is empty."""
+        while True:
+            with self._lock:
+                if not self._queue:
+                    self._workers -= 1
+                    return
+                classifier_id = self._queue.popleft()
+            self._run(classifier_id)
+
+    def _release(self, classifier_id: str) -> None:
+        """Forgets a settled training (caller holds the lock) and wakes its waiters."""
+        done = self._active.pop(classifier_id, None)
+        if done is not None:
+            done.set()
 
     def emit(self, event: ClassifierEvent) -> None:
         """Tells every listener; a listener that raises is logged and never fails the training."""
@@ -122,25 +232,36 @@ class JobRunner:
                 self._train_once(classifier_id)
                 if self._finish_if_settled(classifier_id):
                     return
-        except ClassifierNotFound:  # deleted while it trained: nothing left to mark
+        except (ClassifierNotFound, LeaseLost) as exc:  # deleted, or adopted elsewhere: nothing to mark
+            if isinstance(exc, LeaseLost):
+                log.warning("training of %s was adopted by another process; dropping this run", classifier_id)
             with self._lock:
-                self._active.pop(classifier_id, None)
+                self._release(classifier_id)
         except Exception as exc:  # a training failure must never take the process down
             self._fail(classifier_id, exc)
+
+    def _holder(self, db, classifier_id: str):
+        """The record, if this runner still holds its lease (else LeaseLost)."""
+        record = self.store.classifier(classifier_id, db)
+        if record.job_owner != self.token:
+            raise LeaseLost(classifier_id)
+        return record
 
     def _finish_if_settled(self, classifier_id: str) -> bool:
         """Marks the classifier ready unless examples arrived during the training (then trains again)."""
         with self._lock:
             with self.store.transaction() as db:
-                record = self.store.classifier(classifier_id, db)
+                record = self._holder(db, classifier_id)
                 last_trained = db.execute(
                     "SELECT last_example_id FROM versions WHERE classifier_id = ? AND version = ?",
                     (classifier_id, record.serving_version),
                 ).fetchone()[0]
                 if self.store.last_example_id(classifier_id, db) > last_trained:
                     return False
-                self.store.update_classifier(db, classifier_id, status="ready", job_owner=None, explanation=None)
-            del self._active[classifier_id]
+                self.store.update_classifier(
+                    db, classifier_id, status="ready", job_owner=None, lease_expires=None, explanation=None
+                )
+            self._release(classifier_id)
         self.emit(ClassifierEvent(classifier_id, "ready", record.serving_version))
         return True
 
@@ -149,20 +270,23 @@ class JobRunner:
         with self._lock:
             try:
                 with self.store.transaction() as db:
-                    self.store.classifier(classifier_id, db)
+                    self._holder(db, classifier_id)
                     self.store.update_classifier(
-                        db, classifier_id, status="failed", explanation=explanation, job_owner=None
+                        db, classifier_id, status="failed", explanation=explanation, job_owner=None, lease_expires=None
                     )
+            except LeaseLost:
+                self._release(classifier_id)
+                return
             except Exception:  # deleted meanwhile, or the store itself is broken
                 traceback.print_exc()
-            self._active.pop(classifier_id, None)
+            self._release(classifier_id)
         self.emit(ClassifierEvent(classifier_id, "failed", explanation=explanation))
 
     def _train_once(self, classifier_id: str) -> None:
         with self.store.transaction() as db:
-            record = self.store.classifier(classifier_id, db)
+            record = self._holder(db, classifier_id)
             status = "training" if record.serving_version is None else "retraining"
-            self.store.update_classifier(db, classifier_id, status=status, job_owner=self.token)
+            self.store.update_classifier(db, classifier_id, status=status)
             last_example_id = self.store.last_example_id(classifier_id, db)
         self.emit(ClassifierEvent(classifier_id, "started"))
         rows = self.store.examples(classifier_id, up_to=last_example_id)
@@ -212,7 +336,7 @@ class JobRunner:
     def _save_version(self, classifier_id: str, result: training.TrainingResult, last_example_id: int, rows: list) -> None:
         """Writes the heads file, then commits the version and moves serving to it in one transaction."""
         with self.store.transaction() as db:
-            record = self.store.classifier(classifier_id, db)
+            record = self._holder(db, classifier_id)
             version = 1 + db.execute(
                 "SELECT COALESCE(MAX(version), 0) FROM versions WHERE classifier_id = ?", (classifier_id,)
             ).fetchone()[0]

@@ -35,7 +35,7 @@ from .errors import (
 )
 from .examples import ExampleSet, ImageInput, Skipped, Source, folder_sets, read_example_set, read_images
 from .general import color_classes
-from .jobs import ClassifierEvent, JobRunner, Listener
+from .jobs import ClassifierEvent, JobRunner, JobSettings, Listener
 from .limits import (
     DOCTOR_GRACE_S,
     FORBIDDEN_CLASS_CHARS,
@@ -166,6 +166,8 @@ class Workbench:
 
     Settings only in the constructor; the backbone loads on first use. `train=False` stores
     requests without training them (another workbench process, e.g. `workbench wait`, resumes them).
+    With `resume` (and `train`), this Workbench adopts, while it lives, trainings whose process died.
+    `job_settings` bounds the trainings at once and sets the lease timing (default: `JobSettings.from_env()`).
     """
 
     def __init__(
@@ -179,6 +181,7 @@ class Workbench:
         train: bool = True,
         embedding_cache: str | os.PathLike | None = None,
         tracking_uri: str | os.PathLike | bool | None = None,
+        job_settings: JobSettings | None = None,
     ) -> None:
         self.home = Path(home) if home is not None else default_home()
         self.owner = owner
@@ -188,6 +191,7 @@ class Workbench:
         self.train = train
         self.embedding_cache = Path(embedding_cache) if embedding_cache else self.home / "embeddings.db"
         self.tracking_uri = tracking_uri  # None: $MLFLOW_TRACKING_URI or ./mlruns; False or "none": off
+        self.job_settings = job_settings
         self._tracker: Tracker | None = None
         self._engine_lock = threading.Lock()
         self._engine: tuple[Store, Backbone, EmbeddingCache, JobRunner] | None = None
@@ -201,13 +205,14 @@ class Workbench:
                 startup_sweep(store)  # orphan blobs and temporary files a killed process left (cheap)
                 backbone = Backbone()
                 cache = EmbeddingCache(self.embedding_cache)
-                jobs = JobRunner(store, backbone, cache, self.limits, self.progress)
+                settings = self.job_settings or JobSettings.from_env()
+                jobs = JobRunner(store, backbone, cache, self.limits, self.progress, settings)
                 self._tracker = new_tracker(store, backbone, self.tracking_uri)
                 if self._tracker is not None:
                     jobs.listeners.append(self._tracker)
                 self._engine = (store, backbone, cache, jobs)
                 if self.resume and self.train:
-                    jobs.recover()
+                    jobs.watch()  # adopts orphans now and while this Workbench lives
             return self._engine
 
     @property
@@ -422,6 +427,7 @@ class Workbench:
         with self.store.transaction() as db:
             self.store.insert_classifier(db, record)
             self._store_sets(db, classifier_id, positives, negatives)
+            self._claim(db, classifier_id)
         self._start_training(classifier_id)
         return watson_record(record, list(positives))
 
@@ -464,8 +470,14 @@ class Workbench:
             self._store_sets(db, classifier_id, positives, negatives)
             status = "training" if record.serving_version is None else "retraining"
             self.store.update_classifier(db, classifier_id, status=status, updated=now_iso(), explanation=None)
+            self._claim(db, classifier_id)
         self._start_training(classifier_id)
         return self.get_classifier(classifier_id)
+
+    def _claim(self, db, classifier_id: str) -> None:
+        """Holds the training's lease from the write that asks for it, so no watcher adopts it in between."""
+        if self.train:
+            self.jobs.claim(db, classifier_id)
 
     def _start_training(self, classifier_id: str) -> None:
         """Trains in a background thread here, unless this Workbench leaves training to another process."""

@@ -23,7 +23,8 @@ CREATE TABLE IF NOT EXISTS classifiers (
     retrained TEXT,
     explanation TEXT,
     serving_version INTEGER,
-    job_owner TEXT
+    job_owner TEXT,               -- the runner training it (leases.py): host:pid:random
+    lease_expires REAL            -- epoch seconds; past it, a watching process may adopt the training
 );
 CREATE TABLE IF NOT EXISTS examples (
     example_id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -49,6 +50,9 @@ CREATE TABLE IF NOT EXISTS customer_data (  -- X-Watson-Metadata: customer_id la
     PRIMARY KEY (customer_id, classifier_id)
 );
 """
+ADDED_COLUMNS = {  # columns newer than some existing homes: (table, column) -> declaration
+    ("classifiers", "lease_expires"): "REAL",
+}
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,7 @@ class ClassifierRecord:
     explanation: str | None
     serving_version: int | None
     job_owner: str | None
+    lease_expires: float | None = None
 
 
 @dataclass(frozen=True)
@@ -102,12 +107,27 @@ class Store:
         self.blob_dir = home / "blobs"
         self.head_dir = home / "heads"
         home.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(home / "workbench.db", timeout=30)
+        db = sqlite3.connect(home / "workbench.db", timeout=30, isolation_level=None)
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)
+            self._migrate(db)
         finally:
             db.close()
+
+    @staticmethod
+    def _migrate(db: sqlite3.Connection) -> None:
+        """Adds the columns a home made by an older version lacks (checked under the write lock: one process adds them)."""
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for (table, column), declaration in ADDED_COLUMNS.items():
+                present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+                if column not in present:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     @contextmanager
     def transaction(self, write: bool = True) -> Iterator[sqlite3.Connection]:
@@ -143,11 +163,11 @@ class Store:
     # classifiers -----------------------------------------------------------
     def insert_classifier(self, db: sqlite3.Connection, record: ClassifierRecord) -> None:
         db.execute(
-            "INSERT INTO classifiers VALUES (?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO classifiers VALUES (?,?,?,?,?,?,?,?,?,?,?)",
             (
                 record.classifier_id, record.name, record.owner, record.status, record.created,
                 record.updated, record.retrained, record.explanation, record.serving_version,
-                record.job_owner,
+                record.job_owner, record.lease_expires,
             ),
         )
 

@@ -1,0 +1,178 @@
+"""A training whose process dies while another Workbench stays up is adopted by the survivor, not left `retraining`.
+
+Real processes and real SIGKILLs: a CLI `workbench update` killed mid-embedding under a running server,
+a `workbench wait` that outlives the trainer, a zombie owner, and a lease left by another host.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import CREATE_CLASSES, DOGS_JPG
+from workbench import Workbench
+from workbench.server import ServerSettings, ServerThread, create_app
+
+VERSION = {"version": "2018-03-19"}
+ADOPT_WITHIN_S = 60.0  # with the short lease settings below
+TRAIN_S = 300.0
+SHORT_LEASES = {"WORKBENCH_LEASE_S": "3", "WORKBENCH_LEASE_RENEW_S": "0.5", "WORKBENCH_LEASE_SCAN_S": "0.5"}
+
+
+@pytest.fixture
+def short_leases(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Short lease settings for every Workbench built here and every CLI subprocess (they inherit the env)."""
+    for name, value in SHORT_LEASES.items():
+        monkeypatch.setenv(name, value)
+
+
+def poll(condition, deadline_s: float, what: str, interval_s: float = 0.02):
+    """Polls until `condition()` is truthy (returns it) or the deadline passes (fails with `what`)."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out after {deadline_s} s waiting for {what}"
+        time.sleep(interval_s)
+
+
+def job_owner(home: Path, cid: str) -> str | None:
+    with sqlite3.connect(home / "workbench.db", timeout=30) as db:
+        return db.execute("SELECT job_owner FROM classifiers WHERE classifier_id = ?", (cid,)).fetchone()[0]
+
+
+def cached_embeddings(path: Path) -> int:
+    if not path.exists():
+        return 0
+    with sqlite3.connect(path, timeout=30) as db:
+        try:
+            return db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
+        except sqlite3.OperationalError:  # the table is not created yet
+            return 0
+
+
+def owned_by(home: Path, cid: str, pid: int) -> bool:
+    owner = job_owner(home, cid)
+    return owner is not None and owner.split(":")[1] == str(pid)
+
+
+def custom_classes(wb: Workbench, cid: str) -> set[str]:
+    answer = wb.classify(DOGS_JPG, classifier_ids=[cid], threshold=0.0)
+    return {c["class"] for c in answer["images"][0]["classifiers"][0]["classes"]}
+
+
+def cli(home: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "workbench.cli", "--home", str(home), *args]
+
+
+def test_server_adopts_an_update_killed_mid_embedding(short_leases, tmp_path: Path, tutorial_zips, embedding_cache) -> None:
+    home = tmp_path / "home"
+    server_wb = Workbench(home, embedding_cache=embedding_cache)
+    cid = server_wb.create_classifier("dogs", {c: tutorial_zips[c] for c in CREATE_CLASSES}, tutorial_zips["cats"])["classifier_id"]
+    assert server_wb.wait(cid, timeout=TRAIN_S)["status"] == "ready"
+    app = create_app(server_wb, settings=ServerSettings(auth=False))
+    with ServerThread(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+        # the CLI uses the home's own (empty) embedding cache, so it is still embedding when killed
+        update = subprocess.Popen(
+            cli(home, "update", cid, "-p", f"dalmatian={tutorial_zips['dalmatian']}", "-n", str(tutorial_zips["more-cats"])),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            poll(lambda: update.poll() is not None or (owned_by(home, cid, update.pid) and cached_embeddings(home / "embeddings.db")),
+                 TRAIN_S, "the CLI update to start embedding")
+            assert update.poll() is None, "the CLI update finished before it could be killed"
+        finally:
+            if update.poll() is None:
+                os.kill(update.pid, signal.SIGKILL)
+            update.wait()
+        assert len(server_wb.versions(cid)) == 1  # killed before it saved anything
+
+        def settled() -> dict | None:
+            record = client.get(f"/v3/classifiers/{cid}", params=VERSION).raise_for_status().json()
+            if record["status"] == "ready":
+                return record
+            assert record["status"] == "retraining"
+            assert server_wb.store.classifier(cid).serving_version == 1  # the last good version serves meanwhile
+            return None
+
+        assert custom_classes(server_wb, cid) == set(CREATE_CLASSES)
+        record = poll(settled, ADOPT_WITHIN_S, "the server to adopt the orphaned training", interval_s=0.2)
+    assert "dalmatian" in [c["class"] for c in record["classes"]]
+    assert [v["version"] for v in server_wb.versions(cid)] == [1, 2]
+    assert custom_classes(server_wb, cid) == {*CREATE_CLASSES, "dalmatian"}
+
+
+def copy_cache(source: Path, target: Path) -> None:
+    """Gives a home the embeddings the session has computed (sqlite's backup: consistent under WAL)."""
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+
+
+def test_workbench_wait_adopts_when_the_owner_dies(short_leases, tmp_path: Path, tutorial_zips, embedding_cache) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    copy_cache(embedding_cache, home / "embeddings.db")
+    storing = Workbench(home, train=False, resume=False)
+    cid = storing.create_classifier("pair", {"beagle": tutorial_zips["beagle"], "husky": tutorial_zips["husky"]})["classifier_id"]
+    owner = subprocess.Popen(["sleep", "600"])  # a live process owns the training, with a lease that outlasts the test
+    with storing.store.transaction() as db:
+        storing.store.update_classifier(
+            db, cid, job_owner=f"{socket.gethostname()}:{owner.pid}:feedcafe", lease_expires=time.time() + 3600
+        )
+    waiter = subprocess.Popen(cli(home, "wait", cid, "--timeout", str(ADOPT_WITHIN_S)), stdout=subprocess.PIPE, text=True)
+    try:
+        assert storing.get_classifier(cid)["status"] == "training"
+    finally:
+        os.kill(owner.pid, signal.SIGKILL)
+        owner.wait()
+    out, _ = waiter.communicate(timeout=ADOPT_WITHIN_S + 30)
+    assert waiter.returncode == 0, out
+    assert storing.get_classifier(cid)["status"] == "ready"
+    assert len(storing.versions(cid)) == 1
+
+
+def zombie() -> subprocess.Popen:
+    """A child that has exited and is not reaped: its PID still answers kill(0), /proc says state Z."""
+    child = subprocess.Popen(["true"])
+    poll(lambda: Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z", 10, "the zombie")
+    return child
+
+
+def test_a_zombie_owner_counts_as_dead(tmp_path: Path, tutorial_zips, embedding_cache) -> None:
+    home = tmp_path / "home"
+    storing = Workbench(home, train=False, resume=False, embedding_cache=embedding_cache)
+    cid = storing.create_classifier("pair", {"beagle": tutorial_zips["beagle"], "husky": tutorial_zips["husky"]})["classifier_id"]
+    child = zombie()
+    try:
+        with storing.store.transaction() as db:
+            storing.store.update_classifier(db, cid, job_owner=f"{socket.gethostname()}:{child.pid}:feedcafe")
+        survivor = Workbench(home, embedding_cache=embedding_cache)
+        assert survivor.wait(cid, timeout=30)["status"] == "ready"
+    finally:
+        child.wait()
+
+
+def test_a_lease_from_another_host_is_adopted_only_once_it_expires(short_leases, tmp_path: Path, tutorial_zips, embedding_cache) -> None:
+    home = tmp_path / "home"
+    storing = Workbench(home, train=False, resume=False, embedding_cache=embedding_cache)
+    cid = storing.create_classifier("pair", {"beagle": tutorial_zips["beagle"], "husky": tutorial_zips["husky"]})["classifier_id"]
+    lease_s = 3.0
+    expires = time.time() + lease_s
+    with storing.store.transaction() as db:
+        storing.store.update_classifier(db, cid, job_owner="elsewhere:1:feedcafe", lease_expires=expires)
+    survivor = Workbench(home, embedding_cache=embedding_cache)
+    survivor.store  # starts the watcher
+    assert not survivor.jobs.is_running(cid)  # the other host's lease is still good
+    assert survivor.wait(cid, timeout=ADOPT_WITHIN_S)["status"] == "ready"
+    assert time.time() >= expires
+    assert job_owner(home, cid) is None
