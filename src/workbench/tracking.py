@@ -494,16 +494,23 @@ class Tracker:
         return owners.why_abandoned(tags.get(TAG_OWNER), int(heartbeat) if heartbeat else None, self.heartbeat_timeout_s)
 
     def _abandon(self, client, run, classifier_id: str, why: str) -> None:
-        """Ends a half-logged run FAILED, tagged with why; drops the registered versions it made."""
+        """Ends a half-logged run FAILED, tagged with why, and drops the registered versions it made.
+
+        A run of a dead process stays as evidence of the crash; one this tracker failed to finish
+        (an outage, a delete under way) is its own debris and is deleted, as it is logged afresh.
+        """
         run_id, tags = run.info.run_id, run.data.tags
         for stale in client.search_model_versions(f"name='{classifier_id}' and run_id='{run_id}'"):
             client.delete_model_version(classifier_id, stale.version)
+        if run_id in self._abandoned:
+            client.delete_run(run_id)
+            self._abandoned.discard(run_id)
+            return
         if tags.get(TAG_KIND) == "version":
             client.set_tag(run_id, TAG_KIND, KIND_ABANDONED)  # not a version run any more: it is logged afresh
             client.set_tag(run_id, "mlflow.runName", f"v{tags.get(TAG_VERSION)} (abandoned)")
         client.set_tag(run_id, TAG_ABANDONED, f"Logging never finished: {why}.")
         client.set_terminated(run_id, "FAILED")
-        self._abandoned.discard(run_id)
 
     def _adopt(self, client, run, files: ClassifierFiles, why: str) -> None:
         """Finishes a completely logged run whose owner died before marking it FINISHED."""
