@@ -22,10 +22,11 @@ import tempfile
 import threading
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -244,6 +245,8 @@ class Tracker:
         self._queue: queue.Queue = queue.Queue()
         self._worker: threading.Thread | None = None
         self._sweeps_off = threading.Event()  # set at exit and by close: no new sweep starts
+        self._run_lock = threading.Lock()  # held while one run is being logged
+        self._runs_closed = False  # set at exit: no new run starts
         self._closed = False
         self._client = None
 
@@ -345,14 +348,27 @@ class Tracker:
         return all(ok)
 
     def _at_exit(self) -> None:
-        """At interpreter exit: no new sweep; the run being logged is finished, and what this process did is logged."""
+        """At interpreter exit: no new sweep; the run being logged is finished, and what this process did is logged.
+
+        A process that trained or deleted nothing (a short CLI command) waits only for a run already
+        under way; whatever its sweep did not reach, the next process's sweep logs.
+        """
         self._sweeps_off.set()
         with self._state_lock:
             seen = bool(self._seen)
         if seen:
             self.flush(timeout=EXIT_FLUSH_SECONDS)
-        elif self._lock.acquire(timeout=EXIT_FLUSH_SECONDS):
-            self._lock.release()
+        elif self._run_lock.acquire(timeout=EXIT_FLUSH_SECONDS):  # a sweep's run being logged is finished first
+            self._runs_closed = True  # and no other starts: a short command does not wait for a whole sweep
+            self._run_lock.release()
+
+    @contextmanager
+    def _one_run(self) -> Iterator[None]:
+        """Held while one run is logged, so exit can let it finish; refuses new runs once exit closed them."""
+        with self._run_lock:
+            if self._runs_closed:
+                raise TrackingError("Not logged: this process is exiting; the next Workbench with tracking logs it")
+            yield
 
     # staging deletes ------------------------------------------------------------------
     def stage_delete(self, classifier_id: str) -> None:
@@ -543,14 +559,14 @@ class Tracker:
             NOTE_TAG: f"Version {version.version} of **{record.name}** (`{cid}`). "
                       f"{'Created' if parent is None else f'Retrained after v{parent.version}'}; added {added}.",
         }
-        run = client.create_run(experiment_id, start_time=end_ms - int(seconds * 1000), tags=tags,
-                                run_name=f"v{version.version}")
-        run_id = run.info.run_id
-        try:
-            return self._fill_run(client, run, files, version, rows, end_ms)
-        except Exception:
-            self._abandoned.add(run_id)  # ended FAILED and logged afresh by the next sync
-            raise
+        with self._one_run():
+            run = client.create_run(experiment_id, start_time=end_ms - int(seconds * 1000), tags=tags,
+                                    run_name=f"v{version.version}")
+            try:
+                return self._fill_run(client, run, files, version, rows, end_ms)
+            except Exception:
+                self._abandoned.add(run.info.run_id)  # deleted and logged afresh by the next sync
+                raise
 
     def _fill_run(self, client, run, files: ClassifierFiles, version: VersionRecord, rows: list[ExampleRow],
                   end_ms: int) -> Any:
@@ -642,12 +658,13 @@ class Tracker:
             TAG_PARENT: str(record.serving_version or ""), "workbench.classifier_id": record.classifier_id,
             NOTE_TAG: f"Training failed: {failure.explanation}", **self._owner_tags(),
         }
-        run = client.create_run(experiment_id, start_time=failure.at_ms, tags=tags, run_name="failed training")
         rows = files.examples()
         counts = manifest_frame(rows)["class"].replace("", "(negative)").value_counts()
-        client.log_batch(run.info.run_id, params=_params({"classes": json.dumps([c for c in counts.index if c != "(negative)"]),
-                                                          "images": len(rows)}))
-        client.set_terminated(run.info.run_id, "FAILED", end_time=failure.at_ms)
+        with self._one_run():
+            run = client.create_run(experiment_id, start_time=failure.at_ms, tags=tags, run_name="failed training")
+            client.log_batch(run.info.run_id, params=_params({"classes": json.dumps([c for c in counts.index if c != "(negative)"]),
+                                                              "images": len(rows)}))
+            client.set_terminated(run.info.run_id, "FAILED", end_time=failure.at_ms)
 
     def _forget(self, client, classifier_id: str) -> None:
         """A deleted classifier: its registered model goes; its runs stay, tagged deleted."""
