@@ -158,3 +158,21 @@ def test_classifier_trained_just_before_the_kill_is_logged_by_the_next_process(a
                               filter_string=f"tags.`{TAG_KIND}` = 'version'")
     assert [r.info.status for r in runs] == ["FINISHED"]
     assert client.get_model_version_by_alias(cid, SERVING_ALIAS).tags[TAG_VERSION] == "1"
+
+
+def test_version_stored_by_another_workbench_is_logged_by_the_periodic_sweep(make_workbench, tmp_path, monkeypatch):
+    """A long-lived tracked Workbench (a server) logs versions it heard no event of, within its sync interval."""
+    monkeypatch.setenv("WORKBENCH_TRACKING_SYNC_SECONDS", "1")
+    mlruns = tmp_path / "mlruns"
+    server = make_workbench(tracking_uri=mlruns)
+    server.list_classifiers()  # first use: its tracker starts (and finds nothing to log)
+    other = make_workbench()  # same home, tracking off: e.g. a CLI run with WORKBENCH_TRACKING_URI=none
+    sets = small_sets(tmp_path / "sets", ("beagle", "husky"))
+    cid = other.create_classifier("elsewhere", {"beagle": sets / "beagle", "husky": sets / "husky"})["classifier_id"]
+    assert other.wait(cid, timeout=TRAIN_SECONDS)["status"] == "ready"
+    client = mlflow_client(mlruns)
+    deadline = time.monotonic() + CONVERGE_SECONDS
+    while (missing := out_of_sync(client, server.store)) and time.monotonic() < deadline:
+        time.sleep(POLL_SECONDS * 5)
+    assert missing == []
+    server.tracker.close()
