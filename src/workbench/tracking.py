@@ -274,7 +274,7 @@ class Tracker:
         self._start_worker()
 
     def close(self, timeout: float | None = EXIT_FLUSH_SECONDS) -> None:
-        """Stops the worker after what it is doing (waits up to `timeout`); nothing is logged after."""
+        """Stops the background worker after what it is doing (waits up to `timeout`); no sweep runs after."""
         with self._state_lock:
             self._closed = True
             worker = self._worker
@@ -306,9 +306,10 @@ class Tracker:
             atexit.register(self._at_exit)
 
     def _work(self) -> None:
+        next_sweep = time.monotonic() + self.interval_s
         while True:
-            try:
-                item = self._queue.get(timeout=self.interval_s)
+            try:  # a sweep is due every interval, however busy the queue is
+                item = self._queue.get(timeout=max(0.0, next_sweep - time.monotonic()))
             except queue.Empty:
                 item = _Sweep()
             if isinstance(item, _Stop):
@@ -317,6 +318,7 @@ class Tracker:
                 item.done.set()
             elif isinstance(item, _Sweep):
                 self.sweep()
+                next_sweep = time.monotonic() + self.interval_s
             else:
                 self.sync(item)
                 for classifier_id in [c for c in list(self.warnings) if c != item]:
