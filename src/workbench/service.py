@@ -210,6 +210,7 @@ class Workbench:
                 self._tracker = new_tracker(store, backbone, self.tracking_uri)
                 if self._tracker is not None:
                     jobs.listeners.append(self._tracker)
+                    self._tracker.start()  # MLflow converges to the store: now, then every few seconds
                 self._engine = (store, backbone, cache, jobs)
                 if self.resume and self.train:
                     jobs.watch()  # adopts orphans now and while this Workbench lives
@@ -487,11 +488,12 @@ class Workbench:
     def delete_classifier(self, classifier_id: str) -> None:
         """Deletes the classifier, its versions, and the example images no other classifier uses.
 
-        Versions not yet logged to MLflow are logged first, so its runs stay as history.
+        Returns at once, whatever MLflow is doing: versions not yet logged are copied aside first and
+        logged in the background, so its runs stay as history.
         """
         self._record(classifier_id)
         if self.tracker is not None:
-            self.tracker.sync(classifier_id)  # bounded by the HTTP timeouts; never raises
+            self.tracker.stage_delete(classifier_id)  # a local copy, no MLflow call; never raises
         orphans = self.store.delete_classifier(classifier_id)
         self._parts()[2].delete_many(orphans)
         self.jobs.emit(ClassifierEvent(classifier_id, "deleted"))

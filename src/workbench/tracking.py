@@ -1,15 +1,20 @@
 """MLflow tracking: an experiment per classifier, a run per training, registered versions, alias `serving`.
 
-The `Tracker` mirrors the store into MLflow. It listens to training events but does its logging on
-a worker thread of its own, so a slow or unreachable tracking server never delays or breaks a
-training; what could not be logged is reported as a warning and retried. Every sync reads the
-store, so it is idempotent: a version is logged once, however many times it is asked for.
+The `Tracker` mirrors the store into MLflow. The store is the source of truth: at start and every
+`SYNC_SECONDS` it compares every classifier with MLflow and logs what is missing, so MLflow converges
+after a crash, an outage or a process that ran with tracking off. Training events only bring a
+classifier's turn forward. All logging happens on the tracker's own thread, so a slow or unreachable
+tracking server never delays a training or a delete; what could not be logged is reported as a
+warning and retried. Every sync reads the store, so it is idempotent: a version is logged once,
+however many times it is asked for. Each run records which process logs it (`host:pid:start`) and a
+heartbeat, so a run a dead process left RUNNING is told apart from one being logged right now.
 """
 
 from __future__ import annotations
 
 import atexit
 import json
+import logging
 import os
 import queue
 import re
@@ -17,22 +22,26 @@ import tempfile
 import threading
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
 
-from . import plots
+from . import owners, plots, tracked_files
 from .backbone import Backbone
 from .errors import ClassifierNotFound, TrackingError
 from .jobs import ClassifierEvent
 from .pyfunc import save_pyfunc
 from .store import ClassifierRecord, ExampleRow, Store, VersionRecord
+from .tracked_files import ClassifierFiles
 from .training import CV_FOLDS, HEAD_C, SEED, OutOfFold
 from .vocabulary import THRESHOLD
+
+log = logging.getLogger(__name__)
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 WORKBENCH_TRACKING_ENV = "WORKBENCH_TRACKING_URI"  # overrides MLFLOW_TRACKING_URI for workbench only; "none" = off
@@ -45,9 +54,10 @@ MODEL_ARTIFACT = "model"
 MANIFEST_ARTIFACT = "examples/manifest.csv"
 HTTP_TIMEOUT_SECONDS = "10"  # per MLflow HTTP request, unless MLFLOW_HTTP_REQUEST_TIMEOUT says otherwise
 HTTP_MAX_RETRIES = "1"  # per MLflow HTTP request, unless MLFLOW_HTTP_REQUEST_MAX_RETRIES says otherwise
-RETRY_SECONDS = 60.0  # how often missed logging is retried while something is pending
+SYNC_SECONDS = 60.0  # how often every classifier is mirrored again (missed logging, crashed processes)
+SYNC_SECONDS_ENV = "WORKBENCH_TRACKING_SYNC_SECONDS"  # overrides SYNC_SECONDS
 EXIT_FLUSH_SECONDS = 60.0  # how long a process waits at exit for its last runs to be logged
-STALE_LOGGING_SECONDS = 600.0  # a run still half-logged after this long was abandoned (crash, outage)
+HEARTBEAT_TIMEOUT_SECONDS = 300.0  # a RUNNING run whose logger was silent this long is abandoned (any host)
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
 TRACKED_STAGES = ("started", "ready", "failed", "deleted")
 HEAD_TYPE = "logistic regression, one-vs-rest per class, class_weight=balanced, L2-normalised embeddings"
@@ -61,7 +71,12 @@ TAG_ADDED = "workbench.added"  # what the update added, in words
 TAG_EXPLANATION = "workbench.explanation"
 TAG_REGISTERED = "workbench.registered_version"
 TAG_LOGGED = "workbench.logged"  # set last: the run is complete
-TAG_LOGGING_SINCE = "workbench.logging_since_ms"  # when logging began (a half-logged run older than STALE_... is removed)
+TAG_LOGGING_SINCE = "workbench.logging_since_ms"  # when logging began
+TAG_OWNER = "workbench.logging_owner"  # host:pid:start of the process logging the run
+TAG_HEARTBEAT = "workbench.heartbeat_ms"  # last sign of life of that process, while it logs
+TAG_ABANDONED = "workbench.abandoned"  # why a half-logged run was ended FAILED (its version is logged afresh)
+TAG_ADOPTED = "workbench.adopted"  # why another process marked a completely logged run FINISHED
+KIND_ABANDONED = "abandoned_logging"  # TAG_KIND of a half-logged run that was ended
 TAG_DELETED = "workbench.deleted"
 NOTE_TAG = "mlflow.note.content"  # MLflow shows it as the run / experiment description
 
@@ -189,21 +204,51 @@ class _Flush:
     done: threading.Event = field(default_factory=threading.Event)
 
 
-class Tracker:
-    """Mirrors classifiers into MLflow; use it as a JobRunner listener. Nothing connects before the first event."""
+class _Sweep:
+    """A marker in the worker's queue: mirror every classifier in the store."""
 
-    def __init__(self, store: Store, backbone: Backbone, target: TrackingTarget) -> None:
+
+class _Stop:
+    """A marker in the worker's queue: the worker ends."""
+
+
+def sync_interval() -> float:
+    """Seconds between sweeps: $WORKBENCH_TRACKING_SYNC_SECONDS, else SYNC_SECONDS."""
+    text = os.environ.get(SYNC_SECONDS_ENV, "").strip()
+    try:
+        return float(text) if text and float(text) > 0 else SYNC_SECONDS
+    except ValueError:
+        return SYNC_SECONDS
+
+
+class Tracker:
+    """Mirrors the store into MLflow; use it as a JobRunner listener.
+
+    The store is the source of truth and MLflow converges to it: `start` sweeps every classifier at
+    once and then every `interval_s`, logging what is missing, finishing or ending runs that a dead
+    process left RUNNING, and moving the `serving` alias to the store's serving version. Events only
+    make a classifier's turn come sooner. All MLflow work happens on the tracker's own thread.
+    """
+
+    def __init__(self, store: Store, backbone: Backbone, target: TrackingTarget, interval_s: float | None = None) -> None:
         self.store = store
         self.backbone = backbone
         self.target = target
+        self.interval_s = interval_s or sync_interval()
+        self.heartbeat_timeout_s = HEARTBEAT_TIMEOUT_SECONDS
+        self.owner = owners.this_process()  # recorded on every run this tracker logs
         self.warnings: dict[str, str] = {}  # classifier_id -> what could not be logged, and why
         self._failures: list[Failure] = []
-        self._seen: set[str] = set()
+        self._seen: set[str] = set()  # classifiers this process trained, deleted or asked for: flushed at exit
         self._abandoned: set[str] = set()  # run ids this tracker began but could not finish logging
         self._lock = threading.RLock()  # one MLflow conversation at a time
-        self._state_lock = threading.Lock()  # guards _failures and _seen (held only briefly)
+        self._state_lock = threading.Lock()  # guards _failures, _seen and the worker (held only briefly)
         self._queue: queue.Queue = queue.Queue()
         self._worker: threading.Thread | None = None
+        self._sweeps_off = threading.Event()  # set at exit and by close: no new sweep starts
+        self._run_lock = threading.Lock()  # held while one run is being logged
+        self._runs_closed = False  # set at exit: no new run starts
+        self._closed = False
         self._client = None
 
     @property
@@ -223,7 +268,23 @@ class Tracker:
             self._client = MlflowClient(tracking_uri=self.target.uri, registry_uri=self.target.uri)
         return self._client
 
-    # listening ------------------------------------------------------------------
+    # the worker -------------------------------------------------------------------
+    def start(self) -> None:
+        """Sweeps every classifier now (in the background), then every `interval_s`."""
+        self._queue.put(_Sweep())
+        self._start_worker()
+
+    def close(self, timeout: float | None = EXIT_FLUSH_SECONDS) -> None:
+        """Stops the background worker after what it is doing (waits up to `timeout`); no sweep runs after."""
+        with self._state_lock:
+            self._closed = True
+            worker = self._worker
+        self._sweeps_off.set()
+        self._queue.put(_Stop())
+        if worker is not None:
+            worker.join(timeout)
+        atexit.unregister(self._at_exit)
+
     def __call__(self, event: ClassifierEvent) -> None:
         """The JobRunner listener: queues the event and returns at once (never raises)."""
         if event.stage not in TRACKED_STAGES:
@@ -236,25 +297,47 @@ class Tracker:
         self._start_worker()
 
     def _start_worker(self) -> None:
-        if self._worker is None or not self._worker.is_alive():
+        with self._state_lock:
+            if self._closed or (self._worker is not None and self._worker.is_alive()):
+                return
+            first = self._worker is None
             self._worker = threading.Thread(target=self._work, name="mlflow-tracking", daemon=True)
             self._worker.start()
-            atexit.register(self.flush, timeout=EXIT_FLUSH_SECONDS)
+        if first:
+            atexit.register(self._at_exit)
 
     def _work(self) -> None:
+        next_sweep = time.monotonic() + self.interval_s
         while True:
-            try:
-                item = self._queue.get(timeout=RETRY_SECONDS)
+            try:  # a sweep is due every interval, however busy the queue is
+                item = self._queue.get(timeout=max(0.0, next_sweep - time.monotonic()))
             except queue.Empty:
-                for classifier_id in list(self.warnings):
-                    self.sync(classifier_id)
-                continue
+                item = _Sweep()
+            if isinstance(item, _Stop):
+                return
             if isinstance(item, _Flush):
                 item.done.set()
+            elif isinstance(item, _Sweep):
+                self.sweep()
+                next_sweep = time.monotonic() + self.interval_s
             else:
                 self.sync(item)
                 for classifier_id in [c for c in list(self.warnings) if c != item]:
                     self.sync(classifier_id)
+
+    def sweep(self) -> bool:
+        """Mirrors every classifier in the store, and the history of deleted ones; False if something is left."""
+        try:
+            ids = sorted(self.store.classifier_ids() | set(tracked_files.staged_ids(self.store)))
+        except Exception:  # the store itself is unreadable: nothing to mirror now
+            log.exception("MLflow tracking could not read the store")
+            return False
+        ok = True
+        for classifier_id in ids:
+            if self._sweeps_off.is_set():
+                return False
+            ok = self._sync_one(classifier_id) and ok
+        return ok
 
     def flush(self, timeout: float | None = None) -> bool:
         """Logs everything this tracker has seen so far; False if something is still not logged."""
@@ -267,11 +350,49 @@ class Tracker:
         ok = [self.sync(classifier_id) for classifier_id in seen]
         return all(ok)
 
+    def _at_exit(self) -> None:
+        """At interpreter exit: no new sweep; the run being logged is finished, and what this process did is logged.
+
+        A process that trained or deleted nothing (a short CLI command) waits only for a run already
+        under way; whatever its sweep did not reach, the next process's sweep logs.
+        """
+        self._sweeps_off.set()
+        with self._state_lock:
+            seen = bool(self._seen)
+        if seen:
+            self.flush(timeout=EXIT_FLUSH_SECONDS)
+        elif self._run_lock.acquire(timeout=EXIT_FLUSH_SECONDS):  # a sweep's run being logged is finished first
+            self._runs_closed = True  # and no other starts: a short command does not wait for a whole sweep
+            self._run_lock.release()
+
+    @contextmanager
+    def _one_run(self) -> Iterator[None]:
+        """Held while one run is logged, so exit can let it finish; refuses new runs once exit closed them."""
+        with self._run_lock:
+            if self._runs_closed:
+                raise TrackingError("Not logged: this process is exiting; the next Workbench with tracking logs it")
+            yield
+
+    # staging deletes ------------------------------------------------------------------
+    def stage_delete(self, classifier_id: str) -> None:
+        """Before a delete: copies what logging its history needs, so the delete never waits for MLflow.
+
+        The "deleted" event then logs its remaining versions from the copy, tags its runs deleted and
+        removes its registered model. Never raises: a copy that fails costs only that history.
+        """
+        try:
+            tracked_files.stage(self.store, classifier_id)
+        except Exception:
+            log.exception("could not keep %s for MLflow before its delete; its unlogged versions are lost", classifier_id)
+
     # syncing ----------------------------------------------------------------------
     def sync(self, classifier_id: str) -> bool:
-        """Makes MLflow match the store for one classifier; on failure records a warning (never raises)."""
+        """Makes MLflow match the store for one classifier now; on failure records a warning (never raises)."""
         with self._state_lock:
             self._seen.add(classifier_id)
+        return self._sync_one(classifier_id)
+
+    def _sync_one(self, classifier_id: str) -> bool:
         with self._lock:
             try:
                 self._sync(classifier_id)
@@ -290,7 +411,7 @@ class Tracker:
         reason = " ".join(str(exc).split())[:300]
         return (
             f"MLflow tracking at {self.uri} failed ({type(exc).__name__}: {reason}). Not logged yet: {what}. "
-            f"Training and classify are unaffected; retried every {RETRY_SECONDS:g} s, at the next training, "
+            f"Training and classify are unaffected; retried every {self.interval_s:g} s, at the next training, "
             f"and by Workbench.tracker.sync()."
         )
 
@@ -307,23 +428,40 @@ class Tracker:
     def _sync(self, classifier_id: str) -> None:
         client = self.client()
         try:
-            record = self.store.classifier(classifier_id)
+            files = ClassifierFiles.from_store(self.store, classifier_id)
         except ClassifierNotFound:
+            files = tracked_files.staged(self.store, classifier_id)
+            if files is not None:  # deleted before all its versions were logged: log them as history
+                self._mirror(client, files, alias=False)
             self._forget(client, classifier_id)
+            tracked_files.unstage(self.store, classifier_id)
             return
+        self._mirror(client, files, alias=True)
+
+    def _mirror(self, client, files: ClassifierFiles, alias: bool) -> None:
+        """Logs what MLflow lacks of this classifier; with `alias`, points `serving` at the store's serving version."""
+        record = files.record
         experiment_id = self._experiment(client, record)
-        runs = self._version_runs(client, experiment_id, classifier_id)
-        versions = self.store.versions(classifier_id)
-        for i, version in enumerate(versions):
-            if version.version not in runs:
-                parent = versions[i - 1] if i else None
-                runs[version.version] = self._log_version(client, experiment_id, record, version, parent)
-        for failure in self._failures_of(classifier_id):
-            self._log_failure(client, experiment_id, record, failure)
+        runs, busy = self._version_runs(client, experiment_id, files)
+        for i, version in enumerate(files.versions):
+            if version.version not in runs and version.version not in busy:
+                parent = files.versions[i - 1] if i else None
+                runs[version.version] = self._log_version(client, experiment_id, files, version, parent)
+        for failure in self._failures_of(record.classifier_id):
+            self._log_failure(client, experiment_id, files, failure)
             with self._state_lock:
                 self._failures.remove(failure)
-        if record.serving_version in runs:
-            registered = runs[record.serving_version].data.tags[TAG_REGISTERED]
+        if alias and record.serving_version in runs:
+            self._point_alias(client, record.classifier_id, runs[record.serving_version].data.tags[TAG_REGISTERED])
+        if busy:
+            raise TrackingError(
+                f"Version(s) {', '.join(map(str, sorted(busy)))} of {record.classifier_id} are being logged by "
+                f"another live process ({'; '.join(busy.values())}); checked again in {self.interval_s:g} s"
+            )
+
+    def _point_alias(self, client, classifier_id: str, registered: str) -> None:
+        current = client.get_registered_model(classifier_id).aliases.get(SERVING_ALIAS)
+        if current is None or str(current) != registered:
             client.set_registered_model_alias(classifier_id, SERVING_ALIAS, registered)
 
     def _experiment(self, client, record: ClassifierRecord) -> str:
@@ -339,56 +477,111 @@ class Tracker:
                           "one run per training."}
         return client.create_experiment(record.classifier_id, artifact_location=location, tags=tags)
 
-    def _version_runs(self, client, experiment_id: str, classifier_id: str) -> dict[int, Any]:
-        """Completely logged version runs by version number; half-logged ones (a crash, an outage) are removed."""
-        runs = client.search_runs([experiment_id], filter_string=f"tags.`{TAG_KIND}` = 'version'", max_results=5000)
-        complete = {}
-        for run in runs:
-            if run.data.tags.get(TAG_LOGGED) == "true":
-                complete[int(run.data.tags[TAG_VERSION])] = run
-                continue
-            age_ms = time.time() * 1000 - int(run.data.tags.get(TAG_LOGGING_SINCE, 0))
-            if run.info.run_id not in self._abandoned and age_ms < STALE_LOGGING_SECONDS * 1000:
-                raise TrackingError(f"Version {run.data.tags[TAG_VERSION]} is being logged by another process")
-            for stale in client.search_model_versions(f"name='{classifier_id}' and run_id='{run.info.run_id}'"):
-                client.delete_model_version(classifier_id, stale.version)
-            client.delete_run(run.info.run_id)
-        return complete
+    # runs left behind ----------------------------------------------------------------
+    def _version_runs(self, client, experiment_id: str, files: ClassifierFiles) -> tuple[dict[int, Any], dict[int, str]]:
+        """Completely logged version runs by version, and the versions a live process is logging now (with its owner).
 
-    def _log_version(self, client, experiment_id: str, record: ClassifierRecord, version: VersionRecord,
+        Runs left RUNNING by a process that is gone are settled first: a completely logged one is
+        finished, a half-logged one is ended FAILED (tagged why) and its version logged afresh.
+        """
+        complete: dict[int, Any] = {}
+        busy: dict[int, str] = {}
+        for run in client.search_runs([experiment_id], max_results=5000):
+            tags = run.data.tags
+            version_run = tags.get(TAG_KIND) == "version"
+            logged = tags.get(TAG_LOGGED) == "true"
+            if run.info.status == "RUNNING":
+                why = self._why_abandoned(run)
+                if why is None:
+                    if version_run and not logged:
+                        busy[int(tags[TAG_VERSION])] = tags.get(TAG_OWNER, "an unknown process")
+                    continue
+                if not (version_run and logged):
+                    self._abandon(client, run, files.classifier_id, why)
+                    continue
+                self._adopt(client, run, files, why)
+            if version_run and logged:
+                complete.setdefault(int(tags[TAG_VERSION]), run)
+        return complete, busy
+
+    def _why_abandoned(self, run) -> str | None:
+        """Why a RUNNING run's logging will never finish (its owner is dead or silent), or None if it may."""
+        if run.info.run_id in self._abandoned:
+            return f"its logging by {self.owner} failed part-way"
+        tags = run.data.tags
+        heartbeat = tags.get(TAG_HEARTBEAT) or tags.get(TAG_LOGGING_SINCE) or run.info.start_time
+        return owners.why_abandoned(tags.get(TAG_OWNER), int(heartbeat) if heartbeat else None, self.heartbeat_timeout_s)
+
+    def _abandon(self, client, run, classifier_id: str, why: str) -> None:
+        """Ends a half-logged run FAILED, tagged with why, and drops the registered versions it made.
+
+        A run of a dead process stays as evidence of the crash; one this tracker failed to finish
+        (an outage, a delete under way) is its own debris and is deleted, as it is logged afresh.
+        """
+        run_id, tags = run.info.run_id, run.data.tags
+        for stale in client.search_model_versions(f"name='{classifier_id}' and run_id='{run_id}'"):
+            client.delete_model_version(classifier_id, stale.version)
+        if run_id in self._abandoned:
+            client.delete_run(run_id)
+            self._abandoned.discard(run_id)
+            return
+        if tags.get(TAG_KIND) == "version":
+            client.set_tag(run_id, TAG_KIND, KIND_ABANDONED)  # not a version run any more: it is logged afresh
+            client.set_tag(run_id, "mlflow.runName", f"v{tags.get(TAG_VERSION)} (abandoned)")
+        client.set_tag(run_id, TAG_ABANDONED, f"Logging never finished: {why}.")
+        client.set_terminated(run_id, "FAILED")
+
+    def _adopt(self, client, run, files: ClassifierFiles, why: str) -> None:
+        """Finishes a completely logged run whose owner died before marking it FINISHED."""
+        number = int(run.data.tags[TAG_VERSION])
+        created = [v.created for v in files.versions if v.version == number]
+        client.set_tag(run.info.run_id, TAG_ADOPTED, f"Finished by {self.owner}: {why}.")
+        client.set_terminated(run.info.run_id, "FINISHED", end_time=iso_to_ms(created[0]) if created else None)
+
+    # logging a version ------------------------------------------------------------------
+    def _owner_tags(self) -> dict[str, str]:
+        now = str(int(time.time() * 1000))
+        return {TAG_OWNER: self.owner, TAG_HEARTBEAT: now, TAG_LOGGING_SINCE: now}
+
+    def _heartbeat(self, client, run_id: str) -> None:
+        client.set_tag(run_id, TAG_HEARTBEAT, str(int(time.time() * 1000)))
+
+    def _log_version(self, client, experiment_id: str, files: ClassifierFiles, version: VersionRecord,
                      parent: VersionRecord | None) -> Any:
         """One successful training: params, metrics, tags, dataset, plots, manifest, model, registry version."""
+        record = files.record
         cid = record.classifier_id
-        rows = self.store.examples(cid, up_to=version.last_example_id)
+        rows = files.examples(up_to=version.last_example_id)
         added = added_since(rows, parent.last_example_id if parent else 0)
         seconds = version.metrics.get("embed_seconds", 0.0) + version.metrics.get("fit_seconds", 0.0)
         end_ms = iso_to_ms(version.created)
         tags = {
             TAG_KIND: "version", TAG_OUTCOME: "ready", TAG_VERSION: str(version.version),
-            TAG_PARENT: str(parent.version) if parent else "", TAG_ADDED: added,
-            TAG_LOGGING_SINCE: str(int(time.time() * 1000)),
+            TAG_PARENT: str(parent.version) if parent else "", TAG_ADDED: added, **self._owner_tags(),
             "workbench.classifier_id": cid, "workbench.classifier_name": record.name, "workbench.owner": record.owner,
             NOTE_TAG: f"Version {version.version} of **{record.name}** (`{cid}`). "
                       f"{'Created' if parent is None else f'Retrained after v{parent.version}'}; added {added}.",
         }
-        run = client.create_run(experiment_id, start_time=end_ms - int(seconds * 1000), tags=tags,
-                                run_name=f"v{version.version}")
-        run_id = run.info.run_id
-        try:
-            return self._fill_run(client, run, record, version, rows, end_ms)
-        except Exception:
-            self._abandoned.add(run_id)  # removed and logged afresh by the next sync
-            raise
+        with self._one_run():
+            run = client.create_run(experiment_id, start_time=end_ms - int(seconds * 1000), tags=tags,
+                                    run_name=f"v{version.version}")
+            try:
+                return self._fill_run(client, run, files, version, rows, end_ms)
+            except Exception:
+                self._abandoned.add(run.info.run_id)  # deleted and logged afresh by the next sync
+                raise
 
-    def _fill_run(self, client, run, record: ClassifierRecord, version: VersionRecord, rows: list[ExampleRow],
+    def _fill_run(self, client, run, files: ClassifierFiles, version: VersionRecord, rows: list[ExampleRow],
                   end_ms: int) -> Any:
-        cid, run_id = record.classifier_id, run.info.run_id
+        record, run_id = files.record, run.info.run_id
         self._log_numbers(client, run_id, version, end_ms)
-        self._log_dataset(client, run, cid, version, rows)
+        self._log_dataset(client, run, record.classifier_id, version, rows)
         with tempfile.TemporaryDirectory(prefix="workbench-run-") as tmp:
             folder = Path(tmp)
-            self._write_artifacts(folder / "files", record, version, rows)
+            self._write_artifacts(folder / "files", files, version, rows)
+            self._heartbeat(client, run_id)
             client.log_artifacts(run_id, str(folder / "files"))
+        self._heartbeat(client, run_id)
         registered = self._register(client, record, version, run)
         client.set_tag(run_id, TAG_REGISTERED, registered)
         client.set_tag(run_id, TAG_LOGGED, "true")
@@ -421,11 +614,11 @@ class Tracker:
             entity = DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag(MLFLOW_DATASET_CONTEXT, "training")])
         client.log_inputs(run.info.run_id, datasets=[entity])
 
-    def _write_artifacts(self, folder: Path, record: ClassifierRecord, version: VersionRecord, rows: list[ExampleRow]) -> None:
+    def _write_artifacts(self, folder: Path, files: ClassifierFiles, version: VersionRecord, rows: list[ExampleRow]) -> None:
         """Plots (PNG), the manifest (CSV), the full metrics (JSON) and the pyfunc model, into one folder."""
         (folder / "plots").mkdir(parents=True)
         (folder / "examples").mkdir()
-        held_out = OutOfFold.from_bytes(self.store.out_of_fold_path(record.classifier_id, version.version).read_bytes())
+        held_out = OutOfFold.from_bytes(files.out_of_fold_path(self.store, version).read_bytes())
         scores, labels = held_out.scores, held_out.labels
         figures = {
             "confusion_matrix": plots.confusion_matrix(scores, labels, version.classes),
@@ -438,8 +631,7 @@ class Tracker:
         (folder / "metrics.json").write_text(json.dumps(version.metrics, indent=2))
         model_folder = folder.parent / "model-build" / MODEL_ARTIFACT
         model_folder.parent.mkdir()
-        heads_file = self.store.head_path(record.classifier_id, version.version)
-        save_pyfunc(model_folder, record, version, heads_file, self.backbone.backbone_id)
+        save_pyfunc(model_folder, files.record, version, files.head_path(version), self.backbone.backbone_id)
         model_folder.rename(folder / MODEL_ARTIFACT)
 
     def _register(self, client, record: ClassifierRecord, version: VersionRecord, run) -> str:
@@ -461,19 +653,21 @@ class Tracker:
         )
         return str(created.version)
 
-    def _log_failure(self, client, experiment_id: str, record: ClassifierRecord, failure: Failure) -> None:
+    def _log_failure(self, client, experiment_id: str, files: ClassifierFiles, failure: Failure) -> None:
         """A failed training: a run marked FAILED with the explanation (the alias does not move)."""
+        record = files.record
         tags = {
             TAG_KIND: "failed_training", TAG_OUTCOME: "failed", TAG_EXPLANATION: failure.explanation[:5000],
             TAG_PARENT: str(record.serving_version or ""), "workbench.classifier_id": record.classifier_id,
-            NOTE_TAG: f"Training failed: {failure.explanation}",
+            NOTE_TAG: f"Training failed: {failure.explanation}", **self._owner_tags(),
         }
-        run = client.create_run(experiment_id, start_time=failure.at_ms, tags=tags, run_name="failed training")
-        rows = self.store.examples(record.classifier_id)
+        rows = files.examples()
         counts = manifest_frame(rows)["class"].replace("", "(negative)").value_counts()
-        client.log_batch(run.info.run_id, params=_params({"classes": json.dumps([c for c in counts.index if c != "(negative)"]),
-                                                          "images": len(rows)}))
-        client.set_terminated(run.info.run_id, "FAILED", end_time=failure.at_ms)
+        with self._one_run():
+            run = client.create_run(experiment_id, start_time=failure.at_ms, tags=tags, run_name="failed training")
+            client.log_batch(run.info.run_id, params=_params({"classes": json.dumps([c for c in counts.index if c != "(negative)"]),
+                                                              "images": len(rows)}))
+            client.set_terminated(run.info.run_id, "FAILED", end_time=failure.at_ms)
 
     def _forget(self, client, classifier_id: str) -> None:
         """A deleted classifier: its registered model goes; its runs stay, tagged deleted."""
