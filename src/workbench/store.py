@@ -117,17 +117,29 @@ class Store:
 
     @staticmethod
     def _migrate(db: sqlite3.Connection) -> None:
-        """Adds the columns a home made by an older version lacks (checked under the write lock: one process adds them)."""
+        """Adds the columns a home made by an older version lacks.
+
+        Read first, without a lock, so opening a current home never waits behind another process's
+        write; only a missing column takes the write lock (and is checked again under it).
+        """
+        if not Store._missing_columns(db):
+            return
         db.execute("BEGIN IMMEDIATE")
         try:
-            for (table, column), declaration in ADDED_COLUMNS.items():
-                present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
-                if column not in present:
-                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+            for table, column, declaration in Store._missing_columns(db):
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+
+    @staticmethod
+    def _missing_columns(db: sqlite3.Connection) -> list[tuple[str, str, str]]:
+        missing = []
+        for (table, column), declaration in ADDED_COLUMNS.items():
+            if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
+                missing.append((table, column, declaration))
+        return missing
 
     @contextmanager
     def transaction(self, write: bool = True) -> Iterator[sqlite3.Connection]:
