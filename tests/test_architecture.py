@@ -21,7 +21,8 @@ LAYERS: dict[str, set[str]] = {
     "analysis": {"training", "general", "plots", "review"},
     # the engine's working parts: reading examples, the backbone, storage, background jobs, MLflow
     "pipeline": {"examples", "decode", "classify", "backbone", "network", "onnx_engine", "batching", "store", "jobs",
-                 "leases", "tracking", "run_record", "pyfunc", "doctor", "wait_progress"},
+                 "leases", "owners", "tracking", "tracked_files", "run_record", "pyfunc", "doctor",
+                 "wait_progress"},
     # the one door
     "service": {"service"},
     # the public API: `Workbench` and the types and helpers it hands out, re-exported from their homes

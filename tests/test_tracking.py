@@ -20,7 +20,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from workbench import Workbench
-from workbench.tracking import (
+from workbench.run_record import (
     SERVING_ALIAS,
     TAG_ADDED,
     TAG_DELETED,
@@ -28,8 +28,8 @@ from workbench.tracking import (
     TAG_KIND,
     TAG_PARENT,
     TAG_VERSION,
-    tracking_target,
 )
+from workbench.tracking import tracking_target
 
 from conftest import CREATE_CLASSES, DOGS_JPG, TUTORIAL, Gate
 

@@ -8,41 +8,23 @@ surviving processes never both adopt the same orphan.
 
 from __future__ import annotations
 
-import os
-import socket
 import sqlite3
 import time
 import uuid
-from pathlib import Path
+
+from . import owners
 
 TRAINING_STATUSES = ("training", "retraining")
 
 
 def new_token() -> str:
-    """An owner token unique to one runner: `host:pid:random`."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process of this host is running; a zombie (exited, not yet reaped) counts as dead."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # exists, owned by another user
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no /proc (not Linux) or it just went: kill(0) said it was there
-    state = stat.rsplit(")", 1)[1].split()[0]  # the name in () may hold spaces or parentheses
-    return state not in ("Z", "X")
+    """An owner token unique to one runner: `host:pid:start:random` (`owners` can judge it)."""
+    return f"{owners.this_process()}:{uuid.uuid4().hex[:8]}"
 
 
 def owner_gone(job_owner: str) -> bool:
     """Whether the owner is a process of this host that is dead (another host's owner is never judged here)."""
-    host, pid, _ = job_owner.split(":", 2)
-    return host == socket.gethostname() and int(pid) != os.getpid() and not pid_alive(int(pid))
+    return not job_owner.startswith(owners.this_process() + ":") and owners.why_dead(job_owner) is not None
 
 
 def claimable(job_owner: str | None, lease_expires: float | None, token: str, now: float) -> bool:

@@ -1,4 +1,4 @@
-"""Who is doing a piece of work (`host:pid:start`), and whether that process is still alive to finish it.
+"""Who is doing a piece of work (`host:pid:start`, for training leases and MLflow runs alike), and whether that process is still alive to finish it.
 
 A crashed process leaves its work marked as in progress; the next process must tell "busy" from
 "abandoned". On this host the process table answers: no such pid, a zombie (state Z: it has exited,
@@ -51,8 +51,11 @@ def this_process() -> str:
 
 
 def why_dead(owner: str) -> str | None:
-    """In words, why the owner process is gone; None if it is alive or on another host (cannot tell)."""
-    host, pid_text, start = owner.rsplit(":", 2)
+    """In words, why the owner process is gone; None if it is alive or on another host (cannot tell).
+
+    `owner` is `host:pid:start`, optionally followed by `:anything` (a runner's own suffix).
+    """
+    host, pid_text, start = (owner.split(":") + ["", ""])[:3]
     if host != HOST or not pid_text.isdigit():
         return None
     pid = int(pid_text)

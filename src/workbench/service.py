@@ -47,7 +47,8 @@ from .limits import (
 from .sources import Fetcher, ImageURL
 from .store import ClassifierRecord, Store
 from .timestamps import now_iso
-from .tracking import Tracker, new_tracker, version_metrics
+from .run_record import version_metrics
+from .tracking import Tracker, new_tracker
 from .training import Heads, OutOfFold
 from .wait_progress import WaitBar
 from .vocabulary import GENERAL_CLASSIFIER_ID, NEGATIVE_FIELD, OWNER_ME, POSITIVE_SUFFIX, SETTLED_STATUSES

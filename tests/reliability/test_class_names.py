@@ -20,7 +20,7 @@ from workbench.limits import MAX_CLASS_NAME_CHARS
 from workbench.server import ServerSettings, ServerThread, create_app
 from workbench.service import check_class_name
 from workbench.store import VersionRecord
-from workbench.tracking import version_metrics, version_params
+from workbench.run_record import version_metrics, version_params
 
 VERSION = {"version": "2018-03-19"}
 CAFE_NFC = unicodedata.normalize("NFC", "café")

@@ -17,7 +17,8 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from workbench.errors import ClassifierNotFound
-from workbench.tracking import TAG_DELETED, TAG_KIND, TAG_VERSION, tracking_target
+from workbench.run_record import TAG_DELETED, TAG_KIND, TAG_VERSION
+from workbench.tracking import tracking_target
 
 TRAIN_SECONDS = 300
 BLOCKED_SECONDS = 120

@@ -21,7 +21,8 @@ from mlflow import MlflowClient
 
 from workbench import Workbench
 from workbench.store import Store
-from workbench.tracking import SERVING_ALIAS, TAG_KIND, TAG_VERSION, tracking_target
+from workbench.run_record import SERVING_ALIAS, TAG_KIND, TAG_VERSION
+from workbench.tracking import tracking_target
 
 from conftest import TUTORIAL
 

@@ -1,0 +1,204 @@
+"""What one MLflow run records for a classifier version: params, metrics, tags, dataset, artifacts, registry.
+
+The tracker (`tracking`) decides when and whether to log; this module decides what a run holds,
+so the MLflow UI reads the same whoever logged it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import warnings
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import plots
+from .backbone import Backbone
+from .pyfunc import save_pyfunc
+from .store import ClassifierRecord, ExampleRow, Store, VersionRecord
+from .tracked_files import ClassifierFiles
+from .training import CV_FOLDS, HEAD_C, SEED, OutOfFold
+from .vocabulary import THRESHOLD
+
+SERVING_ALIAS = "serving"
+MODEL_ARTIFACT = "model"
+MANIFEST_ARTIFACT = "examples/manifest.csv"
+MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
+HEAD_TYPE = "logistic regression, one-vs-rest per class, class_weight=balanced, L2-normalised embeddings"
+
+# tags on runs, registered versions and experiments
+TAG_KIND = "workbench.kind"  # "version" (a successful training) or "failed_training"
+TAG_VERSION = "workbench.version"
+TAG_PARENT = "workbench.parent_version"
+TAG_OUTCOME = "workbench.outcome"  # "ready" or "failed"
+TAG_ADDED = "workbench.added"  # what the update added, in words
+TAG_EXPLANATION = "workbench.explanation"
+TAG_REGISTERED = "workbench.registered_version"
+TAG_LOGGED = "workbench.logged"  # set last: the run is complete
+TAG_LOGGING_SINCE = "workbench.logging_since_ms"  # when logging began
+TAG_OWNER = "workbench.logging_owner"  # host:pid:start of the process logging the run
+TAG_HEARTBEAT = "workbench.heartbeat_ms"  # last sign of life of that process, while it logs
+TAG_ABANDONED = "workbench.abandoned"  # why a half-logged run was ended FAILED (its version is logged afresh)
+TAG_ADOPTED = "workbench.adopted"  # why another process marked a completely logged run FINISHED
+KIND_ABANDONED = "abandoned_logging"  # TAG_KIND of a half-logged run that was ended
+TAG_DELETED = "workbench.deleted"
+NOTE_TAG = "mlflow.note.content"  # MLflow shows it as the run / experiment description
+
+
+def safe_key(name: str) -> str:
+    """A class name as MLflow allows it in metric and param keys (other characters become `_`)."""
+    return re.sub(r"[^\w.\- :/]", "_", name)
+
+
+def iso_to_ms(stamp: str) -> int:
+    return int(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def version_params(version: VersionRecord, backbone: Backbone) -> dict[str, str]:
+    """What the training was: backbone, head type and hyper-parameters, classes, images per class."""
+    spec = backbone.spec
+    metrics = version.metrics
+    params = {
+        "backbone": spec.name,
+        "backbone_id": backbone.backbone_id,
+        "image_size_px": spec.input_size_px,
+        "normalisation": f"(x - {spec.mean:g}) / {spec.std:g} on RGB",
+        "head_type": HEAD_TYPE,
+        "head_C": HEAD_C,
+        "cv_folds": CV_FOLDS,
+        "seed": SEED,
+        "threshold": THRESHOLD,
+        "classes": json.dumps(version.classes),
+        "images": metrics.get("images"),
+        "negatives": metrics.get("negatives"),
+    }
+    for name, per_class in metrics.get("per_class", {}).items():
+        params[f"images.{safe_key(name)}"] = per_class.get("positives")
+    return {key: str(value)[:MAX_PARAM_CHARS] for key, value in params.items()}
+
+
+def version_metrics(version: VersionRecord) -> dict[str, float]:
+    """How good it is (cross-validated) and what it cost: one number per key, NaNs left out."""
+    metrics = version.metrics
+    numbers = {
+        key: metrics[key]
+        for key in ("accuracy", "macro_f1", "images", "negatives", "embed_seconds", "fit_seconds",
+                    "images_embedded", "images_cached")
+        if key in metrics
+    }
+    numbers["classes"] = len(version.classes)
+    for name, per_class in metrics.get("per_class", {}).items():
+        for key in ("precision", "recall", "f1", "roc_auc"):
+            numbers[f"{key}/{safe_key(name)}"] = per_class.get(key)
+    return {key: float(v) for key, v in numbers.items() if v is not None and not np.isnan(float(v))}
+
+
+def added_since(rows: list[ExampleRow], previous_last_id: int) -> str:
+    """In words, the examples after `previous_last_id`: per class how many images, and negatives."""
+    earlier = {r.class_name for r in rows if r.example_id <= previous_last_id and r.class_name is not None}
+    counts: dict[str | None, int] = {}
+    for row in rows:
+        if row.example_id > previous_last_id:
+            counts[row.class_name] = counts.get(row.class_name, 0) + 1
+    parts = [
+        f"{name}: +{n} images" + ("" if name in earlier else " (new class)")
+        for name, n in counts.items()
+        if name is not None
+    ]
+    if None in counts:
+        parts.append(f"negatives: +{counts[None]} images")
+    return "; ".join(parts) or "nothing new"
+
+
+def manifest_frame(rows: list[ExampleRow]) -> pd.DataFrame:
+    """The training examples: one row per stored image with sha256, class and source name."""
+    return pd.DataFrame(
+        {
+            "example_id": [r.example_id for r in rows],
+            "sha256": [r.sha256 for r in rows],
+            "example": ["negative" if r.class_name is None else "positive" for r in rows],
+            "class": [r.class_name or "" for r in rows],
+            "source": [r.source for r in rows],
+        }
+    )
+
+
+def log_numbers(client, run_id: str, version: VersionRecord, backbone: Backbone, at_ms: int) -> None:
+    """The version's params and metrics, in one batch."""
+    from mlflow.entities import Metric, Param
+
+    params = [Param(k, v) for k, v in version_params(version, backbone).items()]
+    metrics = [Metric(k, v, at_ms, 0) for k, v in version_metrics(version).items()]
+    client.log_batch(run_id, metrics=metrics, params=params)
+
+
+def log_dataset(client, run, classifier_id: str, version: VersionRecord, rows: list[ExampleRow]) -> None:
+    """The training examples as an MLflow dataset input (digest, schema, and a preview in the UI)."""
+    import mlflow.data
+    from mlflow.entities import DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    from mlflow.exceptions import MlflowException
+
+    frame, name = manifest_frame(rows), f"{classifier_id}-v{version.version}-examples"
+    with warnings.catch_warnings():  # MLflow's hints about integer columns and ambiguous sources
+        warnings.simplefilter("ignore", UserWarning)
+        try:  # the run's manifest artifact as the source, where MLflow can resolve its scheme (file: can)
+            source = f"{run.info.artifact_uri}/{MANIFEST_ARTIFACT}"
+            dataset = mlflow.data.from_pandas(frame, source=source, name=name, targets="class")
+        except MlflowException:
+            dataset = mlflow.data.from_pandas(frame, name=name, targets="class")
+        entity = DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag(MLFLOW_DATASET_CONTEXT, "training")])
+    client.log_inputs(run.info.run_id, datasets=[entity])
+
+
+def write_artifacts(folder: Path, files: ClassifierFiles, store: Store, backbone: Backbone, version: VersionRecord,
+                    rows: list[ExampleRow]) -> None:
+    """Plots (PNG), the manifest (CSV), the full metrics (JSON) and the pyfunc model, into one folder."""
+    (folder / "plots").mkdir(parents=True)
+    (folder / "examples").mkdir()
+    held_out = OutOfFold.from_bytes(files.out_of_fold_path(store, version).read_bytes())
+    scores, labels = held_out.scores, held_out.labels
+    figures = {
+        "confusion_matrix": plots.confusion_matrix(scores, labels, version.classes),
+        "score_histograms": plots.score_histograms(scores, labels, version.classes),
+        "threshold_curves": plots.threshold_curves(scores, labels, version.classes),
+    }
+    for name, figure in figures.items():
+        figure.savefig(folder / "plots" / f"{name}.png", dpi=100)
+    manifest_frame(rows).to_csv(folder / MANIFEST_ARTIFACT, index=False)
+    (folder / "metrics.json").write_text(json.dumps(version.metrics, indent=2))
+    model_folder = folder.parent / "model-build" / MODEL_ARTIFACT
+    model_folder.parent.mkdir()
+    save_pyfunc(model_folder, files.record, version, files.head_path(version), backbone.backbone_id)
+    model_folder.rename(folder / MODEL_ARTIFACT)
+
+
+def register(client, record: ClassifierRecord, version: VersionRecord, run) -> str:
+    """A new registered version (model named after the classifier id) from the run's model; its number."""
+    from mlflow.exceptions import MlflowException
+
+    cid = record.classifier_id
+    try:
+        client.get_registered_model(cid)
+    except MlflowException:
+        client.create_registered_model(
+            cid, tags={"workbench.classifier_name": record.name, "workbench.owner": record.owner},
+            description=f"Watson classifier {record.name} ({cid}). Alias `{SERVING_ALIAS}` = the version classify uses.",
+        )
+    created = client.create_model_version(
+        cid, source=f"{run.info.artifact_uri}/{MODEL_ARTIFACT}", run_id=run.info.run_id,
+        tags={TAG_VERSION: str(version.version)},
+        description=f"v{version.version}: classes {', '.join(version.classes)}",
+    )
+    return str(created.version)
+
+
+def params(values: dict[str, object]) -> list:
+    """MLflow Params, each value cut to MLflow's limit."""
+    from mlflow.entities import Param
+
+    return [Param(k, str(v)[:MAX_PARAM_CHARS]) for k, v in values.items()]
