@@ -26,8 +26,8 @@ from workbench.keys import KeyRing
 from workbench.server import ServerThread, create_app
 from workbench.spec import crop_pixels, lite0_spec
 
-from .conftest import DOGS_JPG, TUTORIAL, Gate
-from .coreml_reference import evaluate
+from conftest import DOGS_JPG, TUTORIAL, Gate
+from coreml_reference import evaluate
 
 TUTORIAL_SETS = ("beagle", "husky", "goldenretriever", "dalmatian", "cats", "more-cats")
 SCORE_TOLERANCE = 1e-4
@@ -152,7 +152,7 @@ def test_coreml_layers_reproduce_classify_scores_without_a_core_ml_runtime(expor
 
     wb, cid = exported["wb"], exported["cid"]
     spec = ct.utils.load_spec(str(exported["files"]["coreml"]))
-    paths = [DOGS_JPG, *tutorial_images()[::50]]
+    paths = [DOGS_JPG, *tutorial_images()[::10]]
     answer = wb.classify(paths, classifier_ids=[cid], threshold=0.0)
     classes = list(spec.neuralNetworkClassifier.stringClassLabels.vector)
     expected = np.array([[{c["class"]: c["score"] for c in image["classifiers"][0]["classes"]}[name]
@@ -289,3 +289,18 @@ def test_prebuilt_after_training_and_logged_as_an_mlflow_artifact(make_workbench
     assert [a.path for a in client.list_artifacts(run.info.run_id, "export")] == [f"export/{cid}-v1.mlmodel"]
     local = client.download_artifacts(run.info.run_id, f"export/{cid}-v1.mlmodel", str(tmp_path))
     assert Path(local).read_bytes() == built.read_bytes()
+
+
+def test_the_readme_example_runs_the_onnx_file_with_plain_onnxruntime_and_pil(exported) -> None:
+    wb, cid = exported["wb"], exported["cid"]
+    paths = [DOGS_JPG, *tutorial_images()[::50]]
+    example = Path(__file__).resolve().parents[1] / "examples" / "onnx_classify.py"
+    done = subprocess.run([sys.executable, str(example), str(exported["files"]["onnx"]), *map(str, paths)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    printed = [json.loads(line) for line in done.stdout.splitlines()]
+    answer = wb.classify(paths, classifier_ids=[cid], threshold=0.0)
+    for line, image in zip(printed, answer["images"], strict=True):
+        expected = {c["class"]: c["score"] for c in image["classifiers"][0]["classes"]}
+        assert line["scores"].keys() == expected.keys()
+        assert max(abs(line["scores"][k] - expected[k]) for k in expected) <= SCORE_TOLERANCE
