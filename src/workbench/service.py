@@ -458,12 +458,6 @@ class Workbench:
             target = target / default_file_name(classifier_id, source.version, format)
         return write_copy(cached, target)
 
-    def export_bytes(self, classifier_id: str, format: str = "coreml", version: int | None = None) -> bytes:
-        """The export's bytes (the HTTP front's download), built on first request."""
-        check_format(format)
-        source = self._export_source(self._record(classifier_id), version)
-        return self.exports.get(source, format).read_bytes()
-
     def core_ml_model(self, classifier_id: str) -> bytes:
         """The serving version as a Core ML `.mlmodel` (Watson's `GET .../core_ml_model`)."""
         record = self._record(classifier_id)
