@@ -21,7 +21,7 @@ LAYERS: dict[str, set[str]] = {
     "analysis": {"training", "general", "plots", "review"},
     # the engine's working parts: reading examples, the backbone, storage, background jobs, MLflow
     "pipeline": {"examples", "decode", "classify", "backbone", "network", "onnx_engine", "batching", "store", "jobs",
-                 "leases", "owners", "tracking", "tracked_files", "run_record", "pyfunc", "doctor",
+                 "leases", "owners", "tracking", "tracked_files", "run_record", "pyfunc", "export", "doctor",
                  "wait_progress"},
     # the one door
     "service": {"service"},

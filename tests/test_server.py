@@ -207,12 +207,11 @@ def test_files_that_are_not_images_do_not_count_against_the_cap_and_come_back_as
     assert answer.json()["warnings"][0]["warning_id"] == "files_skipped"
 
 
-def test_core_ml_model_is_a_clear_not_available_error(served) -> None:
+def test_core_ml_model_of_an_unknown_classifier_is_a_watson_404(served) -> None:
+    # the download itself (bytes, headers, owners, deletion) is tested in test_export.py
     with served.client() as client:
-        known = client.get(f"/v3/classifiers/{served.classifier_id}/core_ml_model", params=VERSION)
         unknown = client.get("/v3/classifiers/nothing_123/core_ml_model", params=VERSION)
-    assert known.status_code == 400 and "not available yet" in known.json()["error"]
-    assert unknown.status_code == 404
+    assert unknown.status_code == 404 and unknown.json()["code"] == 404
 
 
 # ------------------------------------------------------------------ classify

@@ -27,6 +27,7 @@ TUTORIAL_CREATE = {"beagle": "beagle", "husky": "husky", "goldenretriever": "gol
 TUTORIAL_UPDATE = {"dalmatian": "dalmatian"}
 DEMO_HIERARCHY_THRESHOLD = 0.1  # ImageNet probabilities spread over similar breeds; 0.1 shows the breeds
 TRACKING_FLUSH_SECONDS = 60.0  # how long create/update/wait wait for MLflow to log the new version
+EXPORT_LOGGING_SECONDS = 120.0  # how long `export` waits for MLflow to take the file as an artifact
 SIGPIPE_EXIT = 128 + signal.SIGPIPE  # the shell's code for "the reader went away" (141)
 # columns of `versions` that count things: printed as integers, although MLflow keeps every metric as a float
 INTEGER_COLUMNS = ("version", "registered_version", "parent_version", "images", "negatives",
@@ -218,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     delete = verbs.add_parser("delete", help="delete a classifier")
     delete.add_argument("classifier_id", help="the classifier to delete, with its versions and example images")
     _add_versions_verb(verbs)
+    _add_export_verb(verbs)
 
     doctor = verbs.add_parser("doctor", help="check the store; with --repair, fix what is safe to fix")
     doctor.add_argument("--repair", action="store_true",
@@ -248,6 +250,26 @@ def _add_versions_verb(verbs: argparse._SubParsersAction) -> None:
     versions.add_argument("--json", action="store_true", help="JSON records on stdout instead of the table")
 
 
+def _add_export_verb(verbs: argparse._SubParsersAction) -> None:
+    """`export ID --format coreml|onnx [-o FILE] [--version N]`: one file for devices."""
+    export = verbs.add_parser("export", help="write a classifier version as a Core ML (.mlmodel) or ONNX file")
+    export.add_argument("classifier_id", help="the classifier to export")
+    export.add_argument("--format", "-f", choices=("coreml", "onnx"), required=True, help="coreml (.mlmodel) or onnx")
+    export.add_argument("--output", "-o", type=Path, default=None, metavar="FILE",
+                        help="file or folder to write (default: ID-vN.mlmodel / .onnx in the current folder)")
+    export.add_argument("--version", type=int, default=None, help="the version to export (default: the serving one)")
+
+
+def _export(wb: Workbench, args: argparse.Namespace) -> dict:
+    """Writes the file, waits for its MLflow artifact (when tracking is on), and says what it wrote."""
+    path = wb.export(args.classifier_id, format=args.format, version=args.version, path=args.output)
+    wb.exports.join(timeout=EXPORT_LOGGING_SECONDS)
+    # the serving version is always the newest: a training moves serving to the version it made
+    number = args.version if args.version is not None else wb.versions(args.classifier_id)[-1]["version"]
+    return {"classifier_id": args.classifier_id, "version": number, "format": args.format,
+            "path": str(path), "bytes": path.stat().st_size}
+
+
 def _add_server_verbs(verbs: argparse._SubParsersAction) -> None:
     """`serve` (the Watson v3 HTTP server) and `keys add|list|remove` (its API keys)."""
     serve = verbs.add_parser("serve", help="serve the Watson Visual Recognition v3 REST API")
@@ -260,6 +282,8 @@ def _add_server_verbs(verbs: argparse._SubParsersAction) -> None:
     serve.add_argument("--allow-file-root", type=Path, default=None, help="serve file:// image URLs under this folder")
     serve.add_argument("--allow-url", action="append", default=[], metavar="PREFIX", help="allow http(s) image URLs under PREFIX (repeat)")
     serve.add_argument("--log-level", default="info", help="uvicorn's log level: debug, info, warning, error")
+    serve.add_argument("--prebuild-core-ml", action="store_true",
+                       help="build each new version's Core ML model right after its training (default: on first download)")
 
     keys = verbs.add_parser("keys", help="API keys of the HTTP server (only their hashes are stored)")
     key_verbs = keys.add_subparsers(dest="keys_verb", required=True, help="what to do with the keys")
@@ -303,7 +327,9 @@ def dispatch(args: argparse.Namespace) -> object:
     no_wait = getattr(args, "no_wait", False)
     # only a process that stays to finish the work resumes trainings a dead process left behind
     lives = args.verb in ("create", "update", "wait", "demo", "serve") and not no_wait
-    wb = Workbench(args.home, owner=args.owner, progress=args.verb != "serve", train=not no_wait, resume=lives)
+    prebuild = ("coreml",) if getattr(args, "prebuild_core_ml", False) else ()
+    wb = Workbench(args.home, owner=args.owner, progress=args.verb != "serve", train=not no_wait, resume=lives,
+                   prebuild_exports=prebuild)
     home = wb.home
     if args.verb == "create":
         return _settle(wb, _create(wb, args), not no_wait, home)
@@ -328,6 +354,8 @@ def dispatch(args: argparse.Namespace) -> object:
         if report.advice():
             print(f"workbench: {report.advice()}", file=sys.stderr)
         return report.to_dict()
+    if args.verb == "export":
+        return _export(wb, args)
     if args.verb == "demo":
         run_demo(wb, args.data or tutorial_dir(), args.keep)
         return None

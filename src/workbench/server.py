@@ -436,14 +436,16 @@ async def delete_classifier(classifier_id: str, version: Version, workbench: Cal
 
 @router.get(
     "/classifiers/{classifier_id}/core_ml_model",
-    summary="Retrieve a Core ML model of a classifier (not available yet)",
+    summary="Retrieve a Core ML model of a classifier",
+    description="The serving version as a Core ML `.mlmodel` (built on first request, then cached).",
     operation_id="getCoreMlModel",
     response_model=None,
     responses={200: {"content": {"application/octet-stream": {"schema": BINARY}}}, **error_responses(400, 401, 404)},
 )
 async def core_ml_model(classifier_id: str, version: Version, workbench: Caller) -> Response:
-    model = await run_in_threadpool(workbench.core_ml_model, classifier_id)
-    return Response(model, media_type="application/octet-stream")
+    model = await run_in_threadpool(workbench.core_ml_model, classifier_id)  # a build waits here, not the server
+    disposition = f'attachment; filename="{classifier_id}.mlmodel"'
+    return Response(model, media_type="application/octet-stream", headers={"Content-Disposition": disposition})
 
 
 @router.delete(

@@ -34,6 +34,7 @@ from .errors import (
     echo_list,
 )
 from .examples import ExampleSet, ImageInput, Skipped, Source, folder_sets, read_example_set, read_images
+from .export import Exporter, ExportSource, check_format, coreml_available, default_file_name, write_copy
 from .general import color_classes
 from .jobs import ClassifierEvent, JobRunner, JobSettings, Listener
 from .limits import (
@@ -48,7 +49,7 @@ from .sources import Fetcher, ImageURL
 from .store import ClassifierRecord, Store
 from .timestamps import now_iso
 from .run_record import version_metrics
-from .tracking import Tracker, new_tracker
+from .tracking import Tracker, log_export, new_tracker
 from .training import Heads, OutOfFold
 from .wait_progress import WaitBar
 from .vocabulary import GENERAL_CLASSIFIER_ID, NEGATIVE_FIELD, OWNER_ME, POSITIVE_SUFFIX, SETTLED_STATUSES
@@ -74,7 +75,7 @@ def watson_record(record: ClassifierRecord, classes: list[str]) -> dict:
         "name": record.name,
         "owner": record.owner,
         "status": record.status,
-        "core_ml_enabled": False,
+        "core_ml_enabled": record.serving_version is not None and coreml_available(),
         "created": record.created,
         "updated": record.updated,
         "classes": [{"class": name} for name in classes],
@@ -169,6 +170,8 @@ class Workbench:
     requests without training them (another workbench process, e.g. `workbench wait`, resumes them).
     With `resume` (and `train`), this Workbench adopts, while it lives, trainings whose process died.
     `job_settings` bounds the trainings at once and sets the lease timing (default: `JobSettings.from_env()`).
+    `prebuild_exports` (e.g. `("coreml",)`) builds those export formats in the background after
+    every training; otherwise each is built on first request (`export`, `core_ml_model`).
     """
 
     def __init__(
@@ -183,6 +186,7 @@ class Workbench:
         embedding_cache: str | os.PathLike | None = None,
         tracking_uri: str | os.PathLike | bool | None = None,
         job_settings: JobSettings | None = None,
+        prebuild_exports: Iterable[str] = (),
     ) -> None:
         self.home = Path(home) if home is not None else default_home()
         self.owner = owner
@@ -197,6 +201,8 @@ class Workbench:
         self._engine_lock = threading.Lock()
         self._engine: tuple[Store, Backbone, EmbeddingCache, JobRunner] | None = None
         self._heads_cache: dict[tuple[str, int], Heads] = {}
+        self.prebuild_exports = tuple(check_format(f) for f in prebuild_exports)
+        self._exporter: Exporter | None = None
 
     # wiring ----------------------------------------------------------------
     def _parts(self) -> tuple[Store, Backbone, EmbeddingCache, JobRunner]:
@@ -212,10 +218,36 @@ class Workbench:
                 if self._tracker is not None:
                     jobs.listeners.append(self._tracker)
                     self._tracker.start()  # MLflow converges to the store: now, then every few seconds
+                self._exporter = self._new_exporter(store, backbone, jobs)
                 self._engine = (store, backbone, cache, jobs)
                 if self.resume and self.train:
                     jobs.watch()  # adopts orphans now and while this Workbench lives
             return self._engine
+
+    def _new_exporter(self, store: Store, backbone: Backbone, jobs: JobRunner) -> Exporter:
+        """The export cache; files go to MLflow when tracking is on, and prebuilt ones start after each training."""
+        exporter = Exporter(store, lambda: backbone.spec)
+        tracker = self._tracker
+        if tracker is not None:
+            exporter.after_build.append(lambda cid, version, path: log_export(tracker, cid, version, path))
+        if self.prebuild_exports:
+            jobs.listeners.append(self._prebuild)
+        return exporter
+
+    def _prebuild(self, event: ClassifierEvent) -> None:
+        """After a training: starts building the `prebuild_exports` formats of the new serving version."""
+        if event.stage != "ready" or event.version is None:
+            return
+        source = self._export_source(self.store.classifier(event.classifier_id), event.version)
+        for format in self.prebuild_exports:
+            self.exports.start(source, format)
+
+    @property
+    def exports(self) -> Exporter:
+        """The export cache (`join` waits for builds under way)."""
+        self._parts()
+        assert self._exporter is not None
+        return self._exporter
 
     @property
     def store(self) -> Store:
@@ -501,12 +533,48 @@ class Workbench:
         for key in [k for k in self._heads_cache if k[0] == classifier_id]:
             del self._heads_cache[key]  # in place: owner views share this cache
 
+    # export ----------------------------------------------------------------
+    def _export_source(self, record: ClassifierRecord, version: int | None) -> ExportSource:
+        """The version to export (the serving one by default), with its heads."""
+        number = version if version is not None else record.serving_version
+        if number is None:
+            raise InvalidRequest(
+                f"Classifier {record.classifier_id!r} is {record.status} and has no trained version to export yet"
+            )
+        if isinstance(number, bool) or not isinstance(number, int):
+            raise InvalidRequest(f"version must be a whole number, got {echo(number)}")
+        stored = self.store.version(record.classifier_id, number)
+        heads = Heads.from_bytes(self.store.head_path(record.classifier_id, number).read_bytes())
+        return ExportSource(record.classifier_id, record.name, number, stored.created, heads)
+
+    def export(
+        self,
+        classifier_id: str,
+        format: str = "coreml",
+        version: int | None = None,
+        path: str | os.PathLike | None = None,
+    ) -> Path:
+        """Writes a classifier version (the serving one by default) as one file for devices; returns its path.
+
+        `format`: "onnx" (uint8 RGB N x H x W x 3 in; per-class scores and the embedding out) or
+        "coreml" (an `.mlmodel` classifier, 224x224 RGB image in). `path`: a file or a folder
+        (default: `{classifier_id}-v{version}.onnx|.mlmodel` in the current folder). Built once per
+        version and cached in the store.
+        """
+        check_format(format)
+        source = self._export_source(self._record(classifier_id), version)
+        cached = self.exports.get(source, format)
+        target = Path(path) if path is not None else Path.cwd()
+        if target.is_dir():
+            target = target / default_file_name(classifier_id, source.version, format)
+        return write_copy(cached, target)
+
     def core_ml_model(self, classifier_id: str) -> bytes:
-        """The classifier as a Core ML `.mlmodel` (Watson's download); not available yet, so a clear error."""
-        self._record(classifier_id)
-        raise InvalidRequest(
-            f"Core ML models are not available yet: classifier {classifier_id!r} has core_ml_enabled false"
-        )
+        """The serving version as a Core ML `.mlmodel` (Watson's `GET .../core_ml_model`)."""
+        record = self._record(classifier_id)
+        if not coreml_available():
+            raise InvalidRequest(f"Core ML export needs coremltools; classifier {classifier_id!r} has core_ml_enabled false")
+        return self.exports.get(self._export_source(record, None), "coreml").read_bytes()
 
     # user data (Watson's X-Watson-Metadata: customer_id) ---------------------
     def label_user_data(self, customer_id: str, classifier_id: str) -> None:

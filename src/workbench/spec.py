@@ -47,14 +47,21 @@ def lite0_spec() -> BackboneSpec:
     )
 
 
-def preprocess(image: Image.Image, spec: BackboneSpec) -> np.ndarray:
-    """RGB image -> CHW float32 array: bicubic resize of the short side, centre crop, normalise."""
+def crop_pixels(image: Image.Image, spec: BackboneSpec) -> np.ndarray:
+    """RGB image -> uint8 H x W x 3 at the input size: bicubic resize of the short side, centre crop.
+
+    What an exported model (`export`) takes as input; `preprocess` normalises the same pixels.
+    """
     size = spec.input_size_px
     w, h = image.size
     scale = size / min(w, h)
     new_w, new_h = max(size, round(w * scale)), max(size, round(h * scale))
     image = image.resize((new_w, new_h), Image.BICUBIC)
     left, top = (new_w - size) // 2, (new_h - size) // 2
-    image = image.crop((left, top, left + size, top + size))
-    pixels = np.asarray(image, dtype=np.float32)
+    return np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.uint8)
+
+
+def preprocess(image: Image.Image, spec: BackboneSpec) -> np.ndarray:
+    """RGB image -> CHW float32 array: bicubic resize of the short side, centre crop, normalise."""
+    pixels = crop_pixels(image, spec).astype(np.float32)
     return ((pixels - spec.mean) / spec.std).transpose(2, 0, 1)

@@ -565,4 +565,43 @@ def new_tracker(store: Store, backbone: Backbone, tracking_uri: str | os.PathLik
     return Tracker(store, backbone, target) if target is not None else None
 
 
+# exports (issue 9): a separate hook, so the Tracker's own logging stays as it is -----------
+EXPORT_ARTIFACT_DIR = "export"
+
+
+def log_export(tracker: Tracker, classifier_id: str, version: int, path: Path) -> bool:
+    """Attaches an exported model file to its version's run under `export/` (the MLflow UI's download).
+
+    The artifact is `export/{classifier_id}-v{version}.onnx|.mlmodel`. Logs the version's run first
+    if it is missing (`sync`). Never raises: a failure becomes the
+    classifier's tracking warning and False.
+    """
+    if not tracker.sync(classifier_id):
+        return False
+    with tracker._lock:
+        try:
+            client = tracker.client()
+            experiment = client.get_experiment_by_name(classifier_id)
+            runs = client.search_runs(
+                [experiment.experiment_id],
+                filter_string=f"tags.`{TAG_KIND}` = 'version' and tags.`{TAG_VERSION}` = '{int(version)}'"
+                              f" and tags.`{TAG_LOGGED}` = 'true'",
+                max_results=1,
+            )
+            if not runs:
+                raise TrackingError(f"no logged run for version {version}")
+            run_id = runs[0].info.run_id
+            name = f"{classifier_id}-v{int(version)}{path.suffix}"
+            logged = {item.path for item in client.list_artifacts(run_id, EXPORT_ARTIFACT_DIR)}
+            if f"{EXPORT_ARTIFACT_DIR}/{name}" not in logged:
+                with tempfile.TemporaryDirectory(prefix="workbench-export-") as tmp:
+                    staged = Path(tmp) / name
+                    staged.write_bytes(path.read_bytes())
+                    client.log_artifact(run_id, str(staged), EXPORT_ARTIFACT_DIR)
+        except Exception as exc:  # tracking must never break exporting
+            tracker.warnings[classifier_id] = tracker._warning(classifier_id, exc)
+            return False
+    return True
+
+
 __all__: Iterable[str] = ["Tracker", "TrackingError", "TrackingTarget", "tracking_target", "new_tracker"]

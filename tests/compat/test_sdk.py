@@ -37,3 +37,54 @@ def test_tutorial_with_the_ibm_watson_sdk(watson_sdk_python, snippet_env, tutori
     assert custom["classifier_id"] == cid and custom["classes"][0]["class"] == "goldenretriever"
     assert classified["images"][0]["classifiers"][1]["classifier_id"] == "default"
     assert cid not in [c["classifier_id"] for c in listing["classifiers"]]
+
+
+SDK_CORE_ML = """
+import json, os, sys
+from ibm_cloud_sdk_core import ApiException
+from ibm_cloud_sdk_core.authenticators import BasicAuthenticator
+from ibm_watson import VisualRecognitionV3
+
+def service(key):
+    vr = VisualRecognitionV3(version="2018-03-19", authenticator=BasicAuthenticator("apikey", key))
+    vr.set_service_url(os.environ["WB_URL"])
+    return vr
+
+def status(call):
+    try:
+        call()
+    except ApiException as exc:
+        return exc.code
+    return 200
+
+mine, theirs = service(os.environ["WB_APIKEY"]), service(os.environ["OTHER_APIKEY"])
+classifier_id, target = sys.argv[1], sys.argv[2]
+model = mine.get_core_ml_model(classifier_id).get_result()
+with open(target, "wb") as f:
+    f.write(model.content)
+answers = {"type": model.headers["content-type"], "disposition": model.headers["content-disposition"],
+           "other_owner": status(lambda: theirs.get_core_ml_model(classifier_id))}
+mine.delete_classifier(classifier_id)
+answers["after_delete"] = status(lambda: mine.get_core_ml_model(classifier_id))
+print(json.dumps(answers))
+"""
+
+
+def test_get_core_ml_model_with_the_ibm_watson_sdk(watson_sdk_python, compat_server, snippet_env, tutorial_zips, tmp_path) -> None:
+    wb = compat_server.workbench.as_owner("sdk")
+    cid = wb.create_classifier("pair", {"beagle": tutorial_zips["beagle"], "husky": tutorial_zips["husky"]},
+                               negative_examples=tutorial_zips["cats"])["classifier_id"]
+    assert wb.wait(cid, timeout=300)["status"] == "ready"
+    exported = wb.export(cid, format="coreml", path=tmp_path / "python.mlmodel")
+    script = tmp_path / "core_ml.py"
+    script.write_text(SDK_CORE_ML)
+    done = subprocess.run(
+        [str(watson_sdk_python), str(script), cid, str(tmp_path / "sdk.mlmodel")],
+        env=snippet_env("sdk", OTHER_APIKEY=compat_server.keys["curl"]), capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "sdk.mlmodel").read_bytes() == exported.read_bytes()
+    assert json.loads(done.stdout.splitlines()[-1]) == {
+        "type": "application/octet-stream", "disposition": f'attachment; filename="{cid}.mlmodel"',
+        "other_owner": 404, "after_delete": 404,
+    }
