@@ -21,7 +21,7 @@ import pytest
 
 from workbench import ClassifierNotFound, InvalidRequest, Workbench
 from workbench.export import COREML_EMBEDDING, COREML_INPUT, COREML_LABEL, COREML_PROBABILITIES, ONNX_INPUT, ONNX_OUTPUTS
-from workbench.examples import decode_image
+from workbench.decode import decode_image
 from workbench.keys import KeyRing
 from workbench.server import ServerThread, create_app
 from workbench.spec import crop_pixels, lite0_spec
