@@ -16,6 +16,7 @@ import numpy as np
 from . import classify as cls
 from .backbone import Backbone, EmbeddingCache, single_threaded_blas
 from .decode import backbone_input, prepared_batches
+from .spec import crop_box
 from .errors import (
     ClassifierNotFound,
     ImageUnreadable,
@@ -30,7 +31,7 @@ from .errors import (
     echo_list,
 )
 from .examples import ExampleSet, ImageInput, Skipped, Source, folder_sets, read_example_set, read_images
-from .general import GENERAL_CLASSIFIER_ID, color_classes
+from .general import GENERAL_CLASSIFIER_ID, ColorSample, color_sample, general_classes
 from .jobs import ClassifierEvent, JobRunner, Listener
 from .limits import FORBIDDEN_CLASS_CHARS, MIN_EXAMPLE_SETS, Limits
 from .store import ClassifierRecord, Store
@@ -449,11 +450,19 @@ class Workbench:
         if max_images is not None and len(entries) > max_images:
             raise LimitExceeded(f"A classify call may hold at most {max_images} images; got {len(entries)}")
         answers: list[dict | None] = [None] * len(entries)
+        general = GENERAL_CLASSIFIER_ID in ids
         with single_threaded_blas():
-            for batch in self._decode_all(entries, answers, limit, GENERAL_CLASSIFIER_ID in ids):
-                rows, tensors, colors = zip(*batch)
-                embeddings, probabilities = self.backbone.run(tensors)
-                results = cls.image_results(probabilities, embeddings, colors, ids, serving, limit)
+            for batch in self._decode_all(entries, answers, general):
+                rows, tensors, samples = zip(*batch)
+                if general:
+                    dense = self.backbone.run_dense(tensors)
+                    embeddings, fc = dense.embeddings, self.backbone.classifier_weights()
+                    classes = [general_classes(dense.probabilities[i], dense.window_probabilities[i], dense.features[i],
+                                               samples[i], fc, limit) for i in range(len(rows))]
+                else:
+                    embeddings, _ = self.backbone.run(tensors)
+                    classes = [[] for _ in rows]
+                results = cls.image_results(classes, embeddings, ids, serving, limit)
                 for i, per_image in zip(rows, results):
                     answers[i] = {"classifiers": per_image, "image": entries[i].name}
         return cls.classified_images(answers, warnings)
@@ -466,14 +475,14 @@ class Workbench:
         return True
 
     def _decode_all(
-        self, entries: list[ImageInput | Skipped], answers: list[dict | None], threshold: float, colors: bool
-    ) -> Iterator[list[tuple[int, np.ndarray, list[dict]]]]:
-        """Decodes each image once, in a pool running ahead of the backbone: batches of (index, tensor, colours).
+        self, entries: list[ImageInput | Skipped], answers: list[dict | None], colors: bool
+    ) -> Iterator[list[tuple[int, np.ndarray, ColorSample | None]]]:
+        """Decodes each image once, in a pool running ahead of the backbone: batches of (index, tensor, colour sample).
 
         An unreadable image becomes its own error object in `answers`.
         """
 
-        def prepare(index: int) -> tuple[int, dict | tuple[np.ndarray, list[dict]]]:
+        def prepare(index: int) -> tuple[int, dict | tuple[np.ndarray, ColorSample | None]]:
             entry = entries[index]
             if isinstance(entry, Skipped):
                 return index, cls.image_error(entry.name, entry.reason)
@@ -481,7 +490,7 @@ class Workbench:
                 tensor, image = backbone_input(entry.data, self.backbone.spec, self.limits, entry.name)
             except (ImageUnreadable, LimitExceeded) as exc:
                 return index, cls.image_error(entry.name, exc.message, exc.code, exc.error_id)
-            return index, (tensor, color_classes(image, threshold) if colors else [])
+            return index, (tensor, color_sample(image, crop_box(*image.size, self.backbone.spec)) if colors else None)
 
         for batch in prepared_batches(range(len(entries)), prepare, self.backbone.batch_size):
             for index, result in batch:
