@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Mapping
 import numpy as np
 
 from . import classify as cls
+from . import explain
 from .backbone import Backbone, EmbeddingCache, single_threaded_blas
 from .decode import backbone_input, prepared_batches
 from .spec import crop_box
@@ -466,6 +467,29 @@ class Workbench:
                 for i, per_image in zip(rows, results):
                     answers[i] = {"classifiers": per_image, "image": entries[i].name}
         return cls.classified_images(answers, warnings)
+
+    def explain(self, image: Source, classifier_id: str, class_name: str | None = None,
+                top: int = explain.DEFAULT_TOP) -> list[explain.Explanation]:
+        """Where the scores of one image looked: a map per class, upsampled onto the image.
+
+        The `top` best classes, or only `class_name` (for `default`: a leaf, an ancestor or a colour).
+        One backbone pass; `workbench.plots.overlay` draws an Explanation.
+        """
+        entries = [e for e in read_images(image, limits=self.limits) if not isinstance(e, Skipped)]
+        if len(entries) != 1:
+            raise InvalidRequest(f"explain takes exactly one image; got {len(entries)}")
+        spec = self.backbone.spec
+        tensor, decoded = backbone_input(entries[0].data, spec, self.limits, entries[0].name)
+        box = crop_box(*decoded.size, spec)
+        with single_threaded_blas():
+            if classifier_id == GENERAL_CLASSIFIER_ID:
+                dense = self.backbone.run_dense([tensor])
+                sample = color_sample(decoded, box)
+                return explain.general_explanations(dense, self.backbone.classifier_weights(), sample, decoded, box,
+                                                    class_name, top)
+            served = self._serving(self._record(classifier_id))
+            dense = self.backbone.run_dense([tensor])
+            return explain.custom_explanations(classifier_id, served.heads, dense, decoded, box, class_name, top)
 
     def _exists(self, classifier_id: str) -> bool:
         try:
