@@ -108,3 +108,25 @@ def _explanation(classifier_id: str, name: str, score: float, cells: np.ndarray,
     heatmap = place_in_image(np.clip(unit_cells, 0.0, 1.0), box, *image.size)
     return Explanation(classifier_id, name, round(float(score), general.SCORE_DECIMALS),
                        np.asarray(cells, np.float32), heatmap, tuple(float(v) for v in box), image)
+
+
+GALLERY_IMAGES_PER_CLASS = 3  # training images per class in a version's overlay gallery
+
+
+def class_gallery_tiles(heads: Heads, images: dict[str, list[tuple[str, Image.Image]]], backbone,
+                        spec) -> list[tuple[Image.Image, np.ndarray, str]]:
+    """(image, heatmap of its own class, caption) for a few training images per class, one backbone pass for all."""
+    from .spec import crop_box, preprocess
+
+    order = [(name, caption, image) for name, shown in images.items() for caption, image in shown]
+    if not order:
+        return []
+    dense = backbone.run_dense([preprocess(image, spec) for _, _, image in order])
+    scores = heads.scores(dense.embeddings)
+    tiles = []
+    for row, (name, caption, image) in enumerate(order):
+        i = heads.classes.index(name)
+        grid = custom_head_cells(dense.features[row], heads.weights[[i]], heads.bias[[i]])[0]
+        heat = place_in_image(_sigmoid(grid), crop_box(*image.size, spec), *image.size)
+        tiles.append((image, heat, f"{caption}\n{name} {scores[row, i]:.2f}"))
+    return tiles

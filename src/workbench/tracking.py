@@ -25,13 +25,13 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from . import plots
+from . import explain, plots
 from .backbone import Backbone
 from .errors import ClassifierNotFound, TrackingError
 from .jobs import ClassifierEvent
 from .pyfunc import save_pyfunc
 from .store import ClassifierRecord, ExampleRow, Store, VersionRecord
-from .training import CV_FOLDS, HEAD_C, SEED, THRESHOLD, OutOfFold
+from .training import CV_FOLDS, HEAD_C, SEED, THRESHOLD, Heads, OutOfFold
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 WORKBENCH_TRACKING_ENV = "WORKBENCH_TRACKING_URI"  # overrides MLFLOW_TRACKING_URI for workbench only; "none" = off
@@ -433,6 +433,7 @@ class Tracker:
         }
         for name, figure in figures.items():
             figure.savefig(folder / "plots" / f"{name}.png", dpi=100)
+        write_overlay_gallery(folder / "plots", self.store, self.backbone, record, version, rows)
         manifest_frame(rows).to_csv(folder / MANIFEST_ARTIFACT, index=False)
         (folder / "metrics.json").write_text(json.dumps(version.metrics, indent=2))
         model_folder = folder.parent / "model-build" / MODEL_ARTIFACT
@@ -512,6 +513,23 @@ class Tracker:
                 **run.data.metrics,
             })
         return pd.DataFrame(rows).sort_values("version").reset_index(drop=True) if rows else pd.DataFrame()
+
+
+def write_overlay_gallery(folder: Path, store: Store, backbone: Backbone, record: ClassifierRecord,
+                          version: VersionRecord, rows: list[ExampleRow]) -> Path:
+    """`overlays.png`: a few training images per class with where their class's head looked."""
+    from .examples import decode_image
+
+    heads = Heads.from_bytes(store.head_path(record.classifier_id, version.version).read_bytes())
+    shown: dict[str, list] = {name: [] for name in heads.classes}
+    for row in rows:
+        if row.class_name in shown and len(shown[row.class_name]) < explain.GALLERY_IMAGES_PER_CLASS:
+            image = decode_image(store.read_blob(row.sha256), draft_size=backbone.spec.input_size_px)
+            shown[row.class_name].append((Path(row.source).name[:24], image))
+    tiles = explain.class_gallery_tiles(heads, shown, backbone, backbone.spec)
+    path = folder / "overlays.png"
+    plots.overlay_gallery(tiles, f"{record.classifier_id} v{version.version}: where each class looked").savefig(path, dpi=80)
+    return path
 
 
 def _params(values: dict[str, object]) -> list:
