@@ -18,10 +18,10 @@ LAYERS: dict[str, set[str]] = {
     # import nothing of ours but other leaves
     "leaf": {"errors", "limits", "vocabulary", "spec", "timestamps", "events", "atomic", "sources"},
     # pure computation on arrays and records: no files, no threads, no engines
-    "analysis": {"training", "general", "plots", "review"},
+    "analysis": {"training", "general", "maps", "plots", "review"},
     # the engine's working parts: reading examples, the backbone, storage, background jobs, MLflow
     "pipeline": {"examples", "decode", "classify", "backbone", "network", "onnx_engine", "batching", "store", "jobs",
-                 "leases", "owners", "tracking", "tracked_files", "run_record", "pyfunc", "export", "doctor",
+                 "leases", "owners", "tracking", "tracked_files", "run_record", "pyfunc", "export", "explain", "doctor",
                  "wait_progress"},
     # the one door
     "service": {"service"},

@@ -143,3 +143,21 @@ def test_embedding_cache_round_trip_and_delete(tmp_path: Path) -> None:
     assert cache.get_many(["a" * 64], "backbone-2") == {}
     cache.delete_many(["a" * 64])
     assert set(cache.get_many(["a" * 64, "b" * 64], "backbone-1")) == {"b" * 64}
+
+
+def test_dense_pass_keeps_the_embedding_and_pools_windows_of_the_feature_map(onnx_backbone: Backbone, torch_backbone: Backbone) -> None:
+    images = _images("husky", 3)
+    tensors = [preprocess(image, onnx_backbone.spec) for image in images]
+    embeddings, probabilities = onnx_backbone.run(tensors)
+    dense = onnx_backbone.run_dense(tensors)
+    np.testing.assert_array_equal(dense.embeddings, embeddings)  # the embedding cache stays valid
+    np.testing.assert_allclose(dense.features.mean(axis=(2, 3)), embeddings, atol=1e-5)
+    weights, bias = onnx_backbone.classifier_weights()
+    window = dense.features[:, :, 1:5, 2:6].mean(axis=(2, 3))  # row 1, column 2 of the 4 x 4 windows
+    logits = window @ weights.T + bias
+    expected = np.exp(logits - logits.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(dense.window_probabilities[:, 1 * 4 + 2], expected / expected.sum(axis=1, keepdims=True), atol=1e-5)
+    torch_dense = torch_backbone.run_dense(tensors)
+    np.testing.assert_allclose(torch_dense.window_probabilities, dense.window_probabilities, atol=1e-4)
+    np.testing.assert_allclose(torch_dense.features, dense.features, atol=1e-4)
+    np.testing.assert_allclose(torch_backbone.classifier_weights()[0], weights)

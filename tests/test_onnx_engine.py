@@ -49,6 +49,8 @@ def test_two_processes_exporting_at_once_export_once(tmp_path: Path) -> None:
     backbone = Backbone(spec, cache_dir=tmp_path)
     assert backbone.prepare() == "onnxruntime"  # loads the cached file without exporting or waiting
     ones = np.ones((2, 3, 224, 224), np.float32)
-    embeddings, logits = OnnxEngine(path, threads=1).run(ones)
+    embeddings, logits, windows, features = OnnxEngine(path, threads=1).run(ones)
     assert embeddings.shape == (2, 1280) and logits.shape == (2, 1000)
+    assert windows.shape == (2, 16, 1000) and features.shape == (2, 1280, 7, 7)
+    assert "-f2-" in path.name  # a cache from before the window and feature outputs is never loaded
     np.testing.assert_allclose(backbone.run(list(ones))[0], embeddings, atol=1e-5)

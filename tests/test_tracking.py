@@ -173,7 +173,7 @@ def test_run_records_params_metrics_examples_and_plots(tutorial):
     [dataset] = run.inputs.dataset_inputs
     assert json.loads(dataset.dataset.profile)["num_rows"] == len(wb.store.examples(cid, up_to=stored.last_example_id))
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
-    assert artifacts == {f"plots/{n}.png" for n in ("confusion_matrix", "score_histograms", "threshold_curves")}
+    assert artifacts == {f"plots/{n}.png" for n in ("confusion_matrix", "score_histograms", "threshold_curves", "overlays")}
     manifest = Path(client.download_artifacts(run.info.run_id, "examples/manifest.csv"))
     shas = {line.split(",")[1] for line in manifest.read_text().splitlines()[1:]}
     assert shas == {row.sha256 for row in wb.store.examples(cid, up_to=stored.last_example_id)}

@@ -1,6 +1,7 @@
 """The backbone: the engines (ONNX Runtime, torch) behind one `run`, and the embedding cache.
 
-One pass per image gives the 1280-d embedding and the ImageNet probabilities. ONNX Runtime
+One pass per image gives the 1280-d embedding and the ImageNet probabilities, and on request
+(`run_dense`) the windowed ImageNet probabilities and the last feature map. ONNX Runtime
 serves once the model is exported (`onnx_engine`); torch (`network`) serves until then and
 whenever the export is impossible. torch is imported only when it is needed.
 """
@@ -13,6 +14,7 @@ import threading
 import warnings
 from functools import lru_cache
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, ContextManager, Iterable, Sequence
 
 import numpy as np
@@ -24,6 +26,20 @@ from .spec import IMAGENET_CLASSES, BackboneSpec, lite0_spec, preprocess
 
 BATCH_SIZE = 8  # images per forward pass
 ENGINES = ("auto", "onnxruntime", "torch")  # auto: ONNX Runtime once exported, torch meanwhile
+
+
+@dataclass(frozen=True)
+class DensePass:
+    """Everything one backbone pass gives for a batch of N images.
+
+    `window_probabilities` is the ImageNet softmax of each pooled window of the last feature map
+    (N x windows x 1000); `features` is that map (N x 1280 x 7 x 7), whose mean is the embedding.
+    """
+
+    embeddings: np.ndarray
+    probabilities: np.ndarray
+    window_probabilities: np.ndarray
+    features: np.ndarray
 
 
 @lru_cache(maxsize=1)
@@ -76,6 +92,7 @@ class Backbone:
         self._onnx: onnx_engine.OnnxEngine | None = None
         self._torch: Any = None
         self._export: threading.Thread | None = None
+        self._fc: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def backbone_id(self) -> str:
@@ -131,7 +148,7 @@ class Backbone:
             if self.engine_choice == "auto":
                 warnings.warn(f"ONNX export failed, the backbone stays on torch: {exc}", stacklevel=2)
 
-    def _torch_pass(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _torch_network(self) -> Any:
         import torch
 
         from .network import load_network
@@ -139,24 +156,59 @@ class Backbone:
         if self._torch is None:
             torch.set_num_threads(available_cpus())
             self._torch = load_network(self.spec)
+        return self._torch
+
+    def _torch_pass(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
+        import torch
+
+        network = self._torch_network()
         with torch.inference_mode():
-            embeddings, logits = self._torch(torch.from_numpy(batch))
-        return embeddings.numpy(), logits.numpy()
+            return tuple(output.numpy() for output in network(torch.from_numpy(batch)))
+
+    def _passes(self, tensors: Sequence[np.ndarray]) -> list[tuple[np.ndarray, ...]]:
+        """The engine's four outputs for each batch of `tensors`."""
+        self.prepare()
+        outputs = []
+        with self._lock:
+            for start in range(0, len(tensors), self.batch_size):
+                batch = np.ascontiguousarray(np.stack(tensors[start : start + self.batch_size]), np.float32)
+                onnx = self._onnx
+                outputs.append(onnx.run(batch) if onnx is not None else self._torch_pass(batch))
+        return outputs
 
     def run(self, tensors: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Preprocessed CHW arrays -> (embeddings N x 1280, ImageNet probabilities N x 1000), in batches."""
         if not len(tensors):
             return np.zeros((0, self.spec.embedding_size), np.float32), np.zeros((0, IMAGENET_CLASSES), np.float32)
-        self.prepare()
-        embeddings, logits = [], []
-        with self._lock:
-            for start in range(0, len(tensors), self.batch_size):
-                batch = np.ascontiguousarray(np.stack(tensors[start : start + self.batch_size]), np.float32)
-                onnx = self._onnx
-                emb, out = onnx.run(batch) if onnx is not None else self._torch_pass(batch)
-                embeddings.append(emb)
-                logits.append(out)
-        return np.concatenate(embeddings), softmax(np.concatenate(logits))
+        outputs = self._passes(tensors)
+        embeddings = np.concatenate([out[0] for out in outputs])
+        return embeddings, softmax(np.concatenate([out[1] for out in outputs]))
+
+    def run_dense(self, tensors: Sequence[np.ndarray]) -> DensePass:
+        """Like `run`, plus each image's windowed ImageNet probabilities and last feature map (same one pass).
+
+        The feature map is 250 kB an image: call it per batch, not on a whole folder at once.
+        """
+        spec, grid = self.spec, self.spec.feature_grid
+        if not len(tensors):
+            return DensePass(np.zeros((0, spec.embedding_size), np.float32), np.zeros((0, IMAGENET_CLASSES), np.float32),
+                             np.zeros((0, spec.window_count, IMAGENET_CLASSES), np.float32),
+                             np.zeros((0, spec.embedding_size, grid, grid), np.float32))
+        outputs = self._passes(tensors)
+        embeddings, logits, windows, features = (np.concatenate([out[i] for out in outputs]) for i in range(4))
+        return DensePass(embeddings, softmax(logits), softmax(windows), features)
+
+    def classifier_weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """The ImageNet head (weights 1000 x 1280, bias 1000): class activation maps apply it to each feature cell."""
+        if self._fc is None:
+            self.prepare()
+            onnx = self._onnx
+            if onnx is not None:
+                self._fc = onnx.classifier_weights()
+            else:
+                head = self._torch_network()._fc
+                self._fc = head.weight.detach().numpy().copy(), head.bias.detach().numpy().copy()
+        return self._fc
 
     def embed_images(self, images: Iterable[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
         """Decoded RGB images -> (embeddings, probabilities)."""
@@ -164,9 +216,9 @@ class Backbone:
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax in float32, stable for large logits."""
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)
+    """Softmax over the last axis in float32, stable for large logits."""
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return (shifted / shifted.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
 class EmbeddingCache:

@@ -10,7 +10,6 @@ import numpy as np
 
 from .errors import InvalidRequest, InvalidThreshold, echo, echo_list
 from .examples import NON_IMAGE_REASONS, ZIP_MAGICS, ZIP_READ_ERRORS, ImageInput, Skipped, _skip_reason
-from .general import default_classes
 from .training import Heads
 from .vocabulary import GENERAL_CLASSIFIER_ID, OWNER_IBM, OWNER_ME, SCORE_DECIMALS, THRESHOLD
 
@@ -71,29 +70,30 @@ def custom_classes(heads: Heads, scores: np.ndarray, threshold: float) -> list[d
     ]
 
 
-def general_result(probabilities: np.ndarray, colors: list[dict], threshold: float) -> dict:
-    """The `default` classifier's answer for one image: hierarchy classes plus colour classes."""
-    classes = default_classes(probabilities, threshold) + colors
-    classes.sort(key=lambda c: -c["score"])
-    return {"classifier_id": GENERAL_CLASSIFIER_ID, "name": GENERAL_CLASSIFIER_ID, "classes": classes}
+def general_result(classes: list[dict]) -> dict:
+    """The `default` classifier's answer for one image, from its classes (`general.general_classes`)."""
+    return {"classifier_id": GENERAL_CLASSIFIER_ID, "name": GENERAL_CLASSIFIER_ID,
+            "classes": sorted(classes, key=lambda c: -c["score"])}
 
 
 def image_results(
-    probabilities: np.ndarray,
+    general: Sequence[list[dict]],
     embeddings: np.ndarray,
-    colors: Sequence[list[dict]],
     ids: Sequence[str],
     serving: dict[str, ServingHeads],
     threshold: float,
 ) -> list[list[dict]]:
-    """Per image, the ClassifierResult list for the requested ids, in the order requested."""
+    """Per image, the ClassifierResult list for the requested ids, in the order requested.
+
+    `general` holds each image's `default` classes (empty lists when `default` is not asked for).
+    """
     custom_scores = {cid: serving[cid].heads.scores(embeddings) for cid in ids if cid in serving}
     results = []
     for row in range(len(embeddings)):
         per_image = []
         for cid in ids:
             if cid == GENERAL_CLASSIFIER_ID:
-                per_image.append(general_result(probabilities[row], colors[row], threshold))
+                per_image.append(general_result(general[row]))
             else:
                 served = serving[cid]
                 classes = custom_classes(served.heads, custom_scores[cid][row], threshold)

@@ -1,8 +1,21 @@
 """The `default` general classifier: ImageNet names, WordNet hierarchy, ancestor scores, colour words.
 
-The backbone gives 1000 ImageNet probabilities; this module turns them into Watson v3 class dicts:
-leaves with a `type_hierarchy`, their ancestors scored by the summed probability of the leaves beneath
-them (so an ancestor never scores below a child), and colour words from the image's pixels.
+The backbone gives 1000 ImageNet probabilities for the whole (centre-cropped) image and for each
+of its windows (the same head on pooled 4x4-cell windows of the last feature map, one pass); this
+module turns them into Watson v3 class dicts: leaves with a `type_hierarchy`, and their ancestors.
+
+Multi-label scores. Six dogs of six breeds split one softmax, so no breed reaches 0.5 on the whole
+image; each window sees fewer things, so each thing scores on its own there. A leaf scores its
+whole-image probability, lifted to its best window, except that (1) a window never renames the
+subject: a close relative of the whole image's top leaf (same first RELATIVE_DEPTH nodes of the
+hierarchy, e.g. another dog breed) keeps its whole-image score, and (2) a lifted leaf never reaches
+the top leaf's score. An ancestor scores the best view's summed probability beneath it, so it never
+scores below a child, and every score stays a probability (0..1) of the same kind on every image.
+
+Colours. With a confident subject (a leaf >= SUBJECT_MIN_SCORE), pixels are weighted by where that
+leaf's evidence lies (its class activation map) and a colour's share is what the subject adds over
+the rest of the frame; without one, the whole frame's pixel shares. A share becomes a confidence
+(`color_confidence`): a quarter of the subject reads 0.5, all of it 1.0.
 """
 
 from __future__ import annotations
@@ -14,12 +27,20 @@ from importlib import resources
 
 import numpy as np
 from PIL import Image
+from scipy import sparse
+
+from .maps import cell_logits, minmax, upsample
 
 from .vocabulary import SCORE_DECIMALS
 
 IMAGENET_CLASS_COUNT = 1000
 HIERARCHY_RESOURCE = ("data", "imagenet_hierarchy.json")  # under package workbench; built by tools/build_general_data.py
 
+RELATIVE_DEPTH = 3  # leaves sharing their first 3 hierarchy nodes (/animal/domestic animal/dog) are close relatives
+SUBJECT_MIN_SCORE = 0.5  # a leaf this confident is a subject: its colours are named, not the frame's
+MAX_SUBJECTS = 3  # subject colours follow the evidence of at most this many top leaves
+MIN_SUBJECT_CONTRAST = 0.1  # below this colour difference from the rest of the frame, the subject's own shares are used
+COLOR_CONFIDENCE_SCALE = 0.41  # share -> confidence curve: a quarter of the pixels reads 0.5, all of them 1.0
 COLOR_THUMBNAIL_EDGE_PX = 64  # colours are counted on a 64x64 pixel sample: enough pixels, well under 2 ms
 # Colour words Watson answers with, each anchored at a typical sRGB value (0..255 per channel).
 COLOR_ANCHORS_RGB: dict[str, tuple[int, int, int]] = {
@@ -67,6 +88,8 @@ class Hierarchy:
     ancestor_names: tuple[str, ...]  # every non-leaf node, sorted
     leaf_in_ancestor: np.ndarray  # (1000, len(ancestor_names)) float64 0/1: leaf i lies under ancestor j
     leaves_under: dict[str, frozenset[int]]  # node name (ancestor or leaf) -> class indices beneath it
+    families: np.ndarray  # (1000,) int: leaves with the same value share their first RELATIVE_DEPTH nodes
+    ancestor_of_leaf: sparse.csr_matrix  # leaf_in_ancestor transposed and sparse (ancestors x leaves), float32
 
 
 def build_hierarchy(classes: list[dict]) -> Hierarchy:
@@ -85,6 +108,8 @@ def build_hierarchy(classes: list[dict]) -> Hierarchy:
         for node in cls["path"][:-1]:
             leaf_in_ancestor[index, column_of[node]] = 1.0
     leaf_in_ancestor.setflags(write=False)
+    prefixes: dict[tuple[str, ...], int] = {}
+    families = np.array([prefixes.setdefault(tuple(cls["path"][:RELATIVE_DEPTH]), len(prefixes)) for cls in classes])
     return Hierarchy(
         wnids=tuple(cls["wnid"] for cls in classes),
         leaf_names=leaf_names,
@@ -92,6 +117,8 @@ def build_hierarchy(classes: list[dict]) -> Hierarchy:
         ancestor_names=ancestor_names,
         leaf_in_ancestor=leaf_in_ancestor,
         leaves_under={name: frozenset(indices) for name, indices in leaves_under.items()},
+        families=families,
+        ancestor_of_leaf=sparse.csr_matrix(leaf_in_ancestor.T.astype(np.float32)),
     )
 
 
@@ -112,18 +139,49 @@ def _by_score(entry: dict) -> tuple[float, int, str]:
     return (-entry["score"], 0 if "type_hierarchy" in entry else 1, entry["class"])
 
 
-def default_classes(probabilities: np.ndarray, threshold: float) -> list[dict]:
-    """Watson class dicts for one image from its (1000,) ImageNet softmax vector.
-
-    Leaves scoring >= threshold come with their `type_hierarchy`; every ancestor of those leaves, and any
-    ancestor whose own score reaches the threshold, comes without one.  An ancestor's score is the
-    summed probability of all leaves beneath it (capped at 1.0), so it is never below a child's.
-    """
+def _check_probabilities(probabilities: np.ndarray) -> np.ndarray:
     scores = np.asarray(probabilities, dtype=np.float64).reshape(-1)
     if scores.shape != (IMAGENET_CLASS_COUNT,):
         raise ValueError(f"expected {IMAGENET_CLASS_COUNT} probabilities, got shape {np.shape(probabilities)}")
+    return scores
+
+
+def general_scores(probabilities: np.ndarray, window_probabilities: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One image's (leaf scores (1000,), ancestor scores) from its whole-image and windows' ImageNet softmaxes.
+
+    Without windows: the whole-image probabilities, and ancestors as their summed leaves. With them,
+    the multi-label rules of this module's docstring.
+    """
+    whole = _check_probabilities(probabilities)
     hierarchy = load_hierarchy()
-    ancestor_scores = np.minimum(scores @ hierarchy.leaf_in_ancestor, 1.0)
+    if window_probabilities is None or len(window_probabilities) == 0:
+        return whole, np.minimum(hierarchy.ancestor_of_leaf @ whole, 1.0)
+    windows = np.asarray(window_probabilities, dtype=np.float64).reshape(-1, IMAGENET_CLASS_COUNT)
+    views = np.vstack([whole, windows])
+    ancestors = np.minimum((hierarchy.ancestor_of_leaf @ views.T).max(axis=1), 1.0)
+    best_window = windows.max(axis=0)
+    top = int(whole.argmax())
+    top_score = max(whole[top], best_window[top])
+    lifted = np.minimum(best_window, top_score - 10.0**-SCORE_DECIMALS)  # never ties with the top leaf
+    lifted[hierarchy.families == hierarchy.families[top]] = 0.0  # a close relative keeps its whole-image score
+    leaves = np.maximum(whole, lifted)
+    leaves[top] = top_score
+    return leaves, ancestors
+
+
+def default_classes(probabilities: np.ndarray, threshold: float, window_probabilities: np.ndarray | None = None) -> list[dict]:
+    """Watson class dicts for one image from its (1000,) ImageNet softmax vector and its windows' softmaxes.
+
+    Leaves scoring >= threshold come with their `type_hierarchy`; every ancestor of those leaves, and any
+    ancestor whose own score reaches the threshold, comes without one. Scores: `general_scores`; an
+    ancestor's is never below a child's.
+    """
+    scores, ancestor_scores = general_scores(probabilities, window_probabilities)
+    return _hierarchy_entries(scores, ancestor_scores, threshold)
+
+
+def _hierarchy_entries(scores: np.ndarray, ancestor_scores: np.ndarray, threshold: float) -> list[dict]:
+    hierarchy = load_hierarchy()
     leaf_kept = scores >= threshold
     ancestor_kept = (ancestor_scores >= threshold) | hierarchy.leaf_in_ancestor[leaf_kept].any(axis=0)
     entries = [
@@ -173,29 +231,114 @@ def nearest_color_table() -> np.ndarray:
     return squared_distances.argmin(axis=1).astype(np.uint8)
 
 
-def color_fractions(image: Image.Image) -> dict[str, float]:
-    """Fraction of the image's pixels nearest, in CIELAB, to each palette colour.
+def palette_indices(image: Image.Image, box: tuple[float, float, float, float] | None = None) -> np.ndarray:
+    """Palette index of COLOR_THUMBNAIL_EDGE_PX x COLOR_THUMBNAIL_EDGE_PX evenly spaced pixels, row-major.
 
-    Counted on an evenly spaced sample of COLOR_THUMBNAIL_EDGE_PX x COLOR_THUMBNAIL_EDGE_PX pixels
-    (nearest-neighbour resize: fast, and it never blends two colours into a third).
+    Of the whole image, or of `box` (left, top, right, bottom) in it. Nearest-neighbour sampling:
+    fast, and it never blends two colours into a third.
     """
     rgb = image if image.mode == "RGB" else image.convert("RGB")
-    sample = rgb.resize((COLOR_THUMBNAIL_EDGE_PX, COLOR_THUMBNAIL_EDGE_PX), Image.Resampling.NEAREST)
+    edge = COLOR_THUMBNAIL_EDGE_PX
+    sample = rgb.resize((edge, edge), Image.Resampling.NEAREST, box=box)
     cells = np.asarray(sample, dtype=np.intp).reshape(-1, 3) >> COLOR_QUANTIZE_SHIFT_BITS
     bits = 8 - COLOR_QUANTIZE_SHIFT_BITS
-    cell_index = (cells[:, 0] << (2 * bits)) | (cells[:, 1] << bits) | cells[:, 2]
-    counts = np.bincount(nearest_color_table()[cell_index], minlength=len(_COLOR_NAMES))
-    return {name: float(count) / len(cell_index) for name, count in zip(_COLOR_NAMES, counts)}
+    return nearest_color_table()[(cells[:, 0] << (2 * bits)) | (cells[:, 1] << bits) | cells[:, 2]]
+
+
+def color_fractions(image: Image.Image) -> dict[str, float]:
+    """Fraction of the image's pixels nearest, in CIELAB, to each palette colour (on an evenly spaced sample)."""
+    counts = np.bincount(palette_indices(image), minlength=len(_COLOR_NAMES))
+    return {name: float(count) / counts.sum() for name, count in zip(_COLOR_NAMES, counts)}
+
+
+def color_confidence(share: np.ndarray | float) -> np.ndarray:
+    """A colour's share of the pixels (0..1) as a confidence that it describes them: 0.25 -> 0.5, 0.5 -> 0.77, 1 -> 1.
+
+    Concave: a colour covering a quarter of a subject describes it as well as a coin toss, and
+    three colours at most can reach 0.5 together.
+    """
+    curve = 1.0 - np.exp(-np.asarray(share, dtype=np.float64) / COLOR_CONFIDENCE_SCALE)
+    return curve / (1.0 - np.exp(-1.0 / COLOR_CONFIDENCE_SCALE))
+
+
+def _color_entries(shares: np.ndarray, threshold: float) -> list[dict]:
+    """Colour class dicts whose confidence reaches the threshold; colours with no share are left out even at 0."""
+    confidence = color_confidence(shares)
+    entries = [
+        {"class": _COLOR_NAMES[i], "score": _score(confidence[i])}
+        for i in np.flatnonzero((shares > 0.0) & (confidence >= threshold))
+    ]
+    return sorted(entries, key=_by_score)
 
 
 def color_classes(image: Image.Image, threshold: float) -> list[dict]:
-    """Watson colour classes (`{"class": "red color", "score": fraction}`) with fraction >= threshold.
+    """Whole-frame colour classes: each palette colour's share of the pixels as a confidence, >= threshold."""
+    counts = np.bincount(palette_indices(image), minlength=len(_COLOR_NAMES))
+    return _color_entries(counts / counts.sum(), threshold)
 
-    Colours covering no pixel are left out even at threshold 0: a 0.0 colour says nothing.
+
+@dataclass(frozen=True)
+class ColorSample:
+    """An image's colours as the `default` classifier needs them, taken while it is decoded."""
+
+    frame: np.ndarray  # palette index of each sampled pixel of the whole image
+    crop: np.ndarray  # the same over the square the backbone sees (its feature map's extent), row-major
+
+
+def color_sample(image: Image.Image, box: tuple[float, float, float, float]) -> ColorSample:
+    """Samples the whole image and the backbone's crop box of it (about 1 ms together)."""
+    return ColorSample(palette_indices(image), palette_indices(image, box))
+
+
+def subject_leaves(leaf_scores: np.ndarray) -> list[int]:
+    """The confident leaves whose evidence marks the subject: >= SUBJECT_MIN_SCORE, best first, at most MAX_SUBJECTS."""
+    order = np.argsort(-leaf_scores, kind="stable")[:MAX_SUBJECTS]
+    return [int(i) for i in order if leaf_scores[i] >= SUBJECT_MIN_SCORE]
+
+
+def subject_weights(features: np.ndarray, weights: np.ndarray, bias: np.ndarray, leaves: list[int]) -> np.ndarray:
+    """Per feature cell, 0..1: how strongly any subject leaf's class activation map points there."""
+    maps = cell_logits(features, weights[leaves], bias[leaves])
+    return np.max([minmax(m) for m in maps], axis=0)
+
+
+def color_shares(sample: ColorSample, cell_weights: np.ndarray | None = None) -> np.ndarray:
+    """Each palette colour's share (0..1, summing to 1): of the subject where `cell_weights` mark one, else of the frame.
+
+    For a subject, pixels of the crop count by the upsampled weights; a colour's share is what the
+    subject holds beyond the rest of the crop (the pavement around six dogs is in both), unless the
+    two differ by less than MIN_SUBJECT_CONTRAST, when the subject's own shares are used.
     """
-    entries = [
-        {"class": name, "score": _score(fraction)}
-        for name, fraction in color_fractions(image).items()
-        if fraction > 0.0 and fraction >= threshold
-    ]
-    return sorted(entries, key=_by_score)
+    count = len(_COLOR_NAMES)
+    if cell_weights is None:
+        counts = np.bincount(sample.frame, minlength=count)
+        return counts / counts.sum()
+    edge = COLOR_THUMBNAIL_EDGE_PX
+    weight = upsample(cell_weights, edge, edge).reshape(-1).astype(np.float64)
+    subject = np.bincount(sample.crop, weights=weight, minlength=count) / max(weight.sum(), 1e-12)
+    rest = np.bincount(sample.crop, weights=1.0 - weight, minlength=count) / max((1.0 - weight).sum(), 1e-12)
+    excess = np.maximum(subject - rest, 0.0)
+    return excess / excess.sum() if excess.sum() >= MIN_SUBJECT_CONTRAST else subject
+
+
+def subject_color_classes(
+    sample: ColorSample, leaf_scores: np.ndarray, features: np.ndarray, fc: tuple[np.ndarray, np.ndarray], threshold: float
+) -> list[dict]:
+    """Colour classes of one image: the subject's colours when a leaf is confident, else the whole frame's."""
+    leaves = subject_leaves(leaf_scores)
+    weights = subject_weights(features, *fc, leaves) if leaves else None
+    return _color_entries(color_shares(sample, weights), threshold)
+
+
+def general_classes(
+    probabilities: np.ndarray,
+    window_probabilities: np.ndarray,
+    features: np.ndarray,
+    sample: ColorSample,
+    fc: tuple[np.ndarray, np.ndarray],
+    threshold: float,
+) -> list[dict]:
+    """The `default` classifier's classes for one image (hierarchy and colours, >= threshold), highest first."""
+    leaves, ancestors = general_scores(probabilities, window_probabilities)
+    classes = _hierarchy_entries(leaves, ancestors, threshold) + subject_color_classes(sample, leaves, features, fc, threshold)
+    return sorted(classes, key=_by_score)

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .spec import EMBEDDING_SIZE, IMAGENET_CLASSES, BackboneSpec
+from .spec import EMBEDDING_SIZE, IMAGENET_CLASSES, WINDOW_CELLS, BackboneSpec
 
 BN_EPS = 1e-3  # TF-Lite EfficientNet batch-norm epsilon
 
@@ -64,7 +64,7 @@ class MBConv(nn.Module):
 
 
 class EfficientNetLite(nn.Module):
-    """EfficientNet-Lite0; `forward` returns (embeddings, ImageNet logits) from one pass."""
+    """EfficientNet-Lite0; `forward` gives four outputs from one pass (see `forward`)."""
 
     def __init__(self, kernels: Sequence[int]) -> None:
         super().__init__()
@@ -81,13 +81,19 @@ class EfficientNetLite(nn.Module):
         self._bn1 = _bn(EMBEDDING_SIZE)
         self._fc = nn.Linear(EMBEDDING_SIZE, IMAGENET_CLASSES)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(embeddings N x 1280, logits N x 1000, window logits N x windows x 1000, features N x 1280 x 7 x 7).
+
+        The embedding is the mean of the last feature map, as ever; the window logits are the same
+        ImageNet head applied to the mean of each WINDOW_CELLS x WINDOW_CELLS window (stride 1, row-major).
+        """
         x = F.relu6(self._bn0(self._conv_stem(x)))
         for block in self._blocks:
             x = block(x)
-        x = F.relu6(self._bn1(self._conv_head(x)))
-        embeddings = x.mean(dim=(2, 3))
-        return embeddings, self._fc(embeddings)
+        features = F.relu6(self._bn1(self._conv_head(x)))
+        embeddings = features.mean(dim=(2, 3))
+        windows = F.avg_pool2d(features, WINDOW_CELLS, stride=1).flatten(2).transpose(1, 2)
+        return embeddings, self._fc(embeddings), self._fc(windows), features
 
 
 def load_network(spec: BackboneSpec) -> EfficientNetLite:

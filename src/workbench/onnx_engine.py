@@ -23,11 +23,14 @@ if TYPE_CHECKING:
     from .spec import BackboneSpec
 
 CACHE_DIR_ENV = "WORKBENCH_CACHE_DIR"  # overrides the per-user cache directory
-CHECK_TOLERANCE = 1e-4  # max abs difference from torch, on embeddings and logits, at export
+CHECK_TOLERANCE = 1e-4  # max abs difference from torch, on every output, at export
 CHECK_BATCH_IMAGES = 2  # a batch of more than one image also checks the dynamic batch axis
 CHECK_SEED = 0
 INPUT_NAME = "images"
-OUTPUT_NAMES = ("embeddings", "logits")
+OUTPUT_NAMES = ("embeddings", "logits", "window_logits", "features")
+# the exported graph's outputs, in the file name: a cache written before an output was added is never reused
+EXPORT_FORMAT = "f2"
+FC_WEIGHT, FC_BIAS = "_fc.weight", "_fc.bias"  # initializer names of the ImageNet head (torch's parameter names)
 MAX_BATCH_IMAGES = 4096  # upper bound of the exported dynamic batch axis
 
 
@@ -44,8 +47,8 @@ def default_cache_dir() -> Path:
 
 
 def onnx_path(spec: BackboneSpec, cache_dir: Path) -> Path:
-    """Where the exported model lives: keyed by the weights' hash and the exporter and runtime versions."""
-    stamp = f"torch{version('torch')}-ort{version('onnxruntime')}".replace("+", "_")
+    """Where the exported model lives: keyed by the weights' hash, the outputs' format, the exporter and runtime versions."""
+    stamp = f"{EXPORT_FORMAT}-torch{version('torch')}-ort{version('onnxruntime')}".replace("+", "_")
     return cache_dir / "onnx" / f"{spec.backbone_id}-{stamp}.onnx"
 
 
@@ -123,7 +126,7 @@ def check_against_torch(spec: BackboneSpec, path: Path, threads: int) -> float:
 
 
 class OnnxEngine:
-    """An ONNX Runtime session on the exported file: a CHW float32 batch -> (embeddings, logits)."""
+    """An ONNX Runtime session on the exported file: a CHW float32 batch -> the network's four outputs."""
 
     def __init__(self, path: Path, threads: int) -> None:
         import onnxruntime as ort
@@ -137,6 +140,14 @@ class OnnxEngine:
         self.path = path
         self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
-    def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        embeddings, logits = self._session.run(list(OUTPUT_NAMES), {INPUT_NAME: batch})
-        return embeddings, logits
+    def run(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(embeddings, logits, window logits, features), as `EfficientNetLite.forward`."""
+        return tuple(self._session.run(list(OUTPUT_NAMES), {INPUT_NAME: batch}))
+
+    def classifier_weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """The ImageNet head's (weights 1000 x 1280, bias 1000), read from the file's initializers."""
+        import onnx
+        from onnx import numpy_helper
+
+        tensors = {t.name: t for t in onnx.load(str(self.path)).graph.initializer}
+        return numpy_helper.to_array(tensors[FC_WEIGHT]), numpy_helper.to_array(tensors[FC_BIAS])

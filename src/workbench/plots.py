@@ -1,8 +1,9 @@
 """Pictures of how good a classifier version is, from its out-of-fold scores: matplotlib Figures, no I/O.
 
-One implementation for the MLflow artifacts and the notebooks. Every function takes scores
+One implementation for the MLflow artifacts and the notebooks. The quality plots take scores
 (images x classes), labels (one per image, `NEGATIVE_LABEL` for negatives) and the class list,
-and returns a `matplotlib.figure.Figure` (built without pyplot, so it is safe off the main thread).
+and return a `matplotlib.figure.Figure` (built without pyplot, so it is safe off the main thread).
+The overlays draw `Workbench.explain` results: where each class's score looked.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+from PIL import Image
 from sklearn.metrics import average_precision_score, precision_recall_curve
 
 from .training import NEGATIVE_LABEL, predicted_labels
@@ -33,9 +36,9 @@ def _figure_legend(figure: Figure, axes: list) -> None:
         figure.legend(handles, labels, loc="outside lower center", ncols=len(labels), fontsize="small")
 
 
-def _panels(count: int, title: str) -> tuple[Figure, list]:
-    """A figure with one square panel per class, in rows of at most MAX_PANEL_COLUMNS."""
-    columns = max(1, min(MAX_PANEL_COLUMNS, count))
+def _panels(count: int, title: str, max_columns: int = MAX_PANEL_COLUMNS) -> tuple[Figure, list]:
+    """A figure with one square panel per class, in rows of at most `max_columns`."""
+    columns = max(1, min(max_columns, count))
     rows = max(1, math.ceil(count / columns))
     figure = Figure(figsize=(PANEL_INCHES * columns, PANEL_INCHES * rows + 0.6), layout="constrained")
     grid = figure.subplots(rows, columns, squeeze=False)
@@ -185,4 +188,56 @@ def version_comparison(versions: Sequence[int], metrics: Sequence[dict[str, floa
     per_class.set(title="F1 per class", ylim=(max(0.0, low - pad), min(1.0, high) + pad), xlabel="version")
     per_class.legend(fontsize="small", **OUTSIDE_RIGHT)
     figure.suptitle("Version comparison")
+    return figure
+
+
+# where it looked --------------------------------------------------------------------------------
+OVERLAY_ALPHA = 0.5  # weight of the heatmap's colour where the map is 1 (it fades out towards 0)
+OVERLAY_CMAP = "inferno"
+
+
+def overlay_image(image: Image.Image, heatmap: np.ndarray, alpha: float = OVERLAY_ALPHA) -> Image.Image:
+    """The image with a 0..1 heatmap blended over it (resized to the image): bright where the map is high."""
+    from matplotlib import colormaps
+
+    rgb = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    heat = np.asarray(heatmap, dtype=np.float32)
+    if heat.shape != rgb.shape[:2]:
+        heat = np.asarray(Image.fromarray(heat, mode="F").resize(image.size, Image.Resampling.BILINEAR))
+    heat = np.clip(heat, 0.0, 1.0)
+    colour = colormaps[OVERLAY_CMAP](heat)[..., :3]
+    weight = alpha * heat[..., None] + (1 - alpha) * 0.35  # the image dims a little everywhere, the map shows its peaks
+    blended = rgb * (1 - weight) + colour * weight
+    return Image.fromarray((np.clip(blended, 0, 1) * 255).astype(np.uint8))
+
+
+def overlays(explanations: Sequence, columns: int = MAX_PANEL_COLUMNS, title: str = "Where it looked") -> Figure:
+    """`Workbench.explain` results side by side: each class's heatmap over its image, with its score."""
+    figure, axes = _panels(len(explanations), title, columns)
+    for explanation, ax in zip(explanations, axes):
+        ax.imshow(overlay_image(explanation.image, explanation.heatmap))
+        left, top, right, bottom = explanation.box
+        ax.add_patch(Rectangle((left, top), right - left, bottom - top, fill=False, linestyle=":", color="white"))
+        ax.set_title(f"{explanation.class_name}\n{explanation.classifier_id} {explanation.score:.3f}", fontsize="small")
+        ax.set_axis_off()
+    return figure
+
+
+def overlay(explanation) -> Figure:
+    """One `Workbench.explain` result: the class's heatmap over its image."""
+    return overlays([explanation], title=explanation.class_name)
+
+
+def overlay_gallery(tiles: Sequence[tuple[Image.Image, np.ndarray, str]], title: str) -> Figure:
+    """A grid of (image, heatmap, caption) tiles: training images per class with where their class looked."""
+    columns = max(1, min(MAX_PANEL_COLUMNS + 2, len(tiles)))
+    rows = max(1, math.ceil(len(tiles) / columns))
+    figure = Figure(figsize=(2.2 * columns, 2.4 * rows + 0.5), layout="constrained")
+    axes = list(figure.subplots(rows, columns, squeeze=False).flat)
+    for ax in axes:
+        ax.set_axis_off()
+    for (image, heatmap, caption), ax in zip(tiles, axes):
+        ax.imshow(overlay_image(image, heatmap))
+        ax.set_title(caption, fontsize="x-small")
+    figure.suptitle(title)
     return figure

@@ -15,12 +15,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import plots
+from . import explain, plots
 from .backbone import Backbone
+from .decode import decode_image
 from .pyfunc import save_pyfunc
 from .store import ClassifierRecord, ExampleRow, Store, VersionRecord
 from .tracked_files import ClassifierFiles
-from .training import CV_FOLDS, HEAD_C, SEED, OutOfFold
+from .training import CV_FOLDS, HEAD_C, SEED, Heads, OutOfFold
 from .vocabulary import THRESHOLD
 
 SERVING_ALIAS = "serving"
@@ -169,6 +170,7 @@ def write_artifacts(folder: Path, files: ClassifierFiles, store: Store, backbone
     }
     for name, figure in figures.items():
         figure.savefig(folder / "plots" / f"{name}.png", dpi=100)
+    write_overlay_gallery(folder / "plots", files, store, backbone, version, rows)
     manifest_frame(rows).to_csv(folder / MANIFEST_ARTIFACT, index=False)
     (folder / "metrics.json").write_text(json.dumps(version.metrics, indent=2))
     model_folder = folder.parent / "model-build" / MODEL_ARTIFACT
@@ -202,3 +204,26 @@ def params(values: dict[str, object]) -> list:
     from mlflow.entities import Param
 
     return [Param(k, str(v)[:MAX_PARAM_CHARS]) for k, v in values.items()]
+
+
+def write_overlay_gallery(folder: Path, files: ClassifierFiles, store: Store, backbone: Backbone,
+                          version: VersionRecord, rows: list[ExampleRow]) -> Path:
+    """`overlays.png`: a few training images per class with where their class's head looked.
+
+    An image whose blob is gone (a deleted classifier logged afterwards) is left out.
+    """
+    heads = Heads.from_bytes(files.head_path(version).read_bytes())
+    shown: dict[str, list] = {name: [] for name in heads.classes}
+    for row in rows:
+        if row.class_name in shown and len(shown[row.class_name]) < explain.GALLERY_IMAGES_PER_CLASS:
+            try:
+                data = store.read_blob(row.sha256)
+            except FileNotFoundError:
+                continue
+            image = decode_image(data, draft_size=backbone.spec.input_size_px)
+            shown[row.class_name].append((Path(row.source).name[:24], image))
+    tiles = explain.class_gallery_tiles(heads, shown, backbone, backbone.spec)
+    path = folder / "overlays.png"
+    title = f"{files.record.classifier_id} v{version.version}: where each class looked"
+    plots.overlay_gallery(tiles, title).savefig(path, dpi=80)
+    return path

@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Mapping
 import numpy as np
 
 from . import classify as cls
+from . import explain
 from .backbone import Backbone, EmbeddingCache, single_threaded_blas
 from .decode import backbone_input, prepared_batches
 from .doctor import DoctorReport, run_doctor, startup_sweep
+from .spec import crop_box
 from .errors import (
     ClassifierNotFound,
     ImageUnreadable,
@@ -35,7 +37,7 @@ from .errors import (
 )
 from .examples import ExampleSet, ImageInput, Skipped, Source, folder_sets, read_example_set, read_images
 from .export import Exporter, ExportSource, check_format, coreml_available, default_file_name, write_copy
-from .general import color_classes
+from .general import ColorSample, color_sample, general_classes
 from .jobs import ClassifierEvent, JobRunner, JobSettings, Listener
 from .limits import (
     DOCTOR_GRACE_S,
@@ -628,11 +630,19 @@ class Workbench:
         serving = {cid: self._serving(mine[cid]) for cid in ids if cid != GENERAL_CLASSIFIER_ID}
         entries, warnings, urls = self._classify_inputs(images, max_images, fetch_url)
         answers: list[dict | None] = [None] * len(entries)
+        general = GENERAL_CLASSIFIER_ID in ids
         with single_threaded_blas():
-            for batch in self._decode_all(entries, answers, limit, GENERAL_CLASSIFIER_ID in ids):
-                rows, tensors, colors = zip(*batch)
-                embeddings, probabilities = self.backbone.run(tensors)
-                results = cls.image_results(probabilities, embeddings, colors, ids, serving, limit)
+            for batch in self._decode_all(entries, answers, general):
+                rows, tensors, samples = zip(*batch)
+                if general:
+                    dense = self.backbone.run_dense(tensors)
+                    embeddings, fc = dense.embeddings, self.backbone.classifier_weights()
+                    classes = [general_classes(dense.probabilities[i], dense.window_probabilities[i], dense.features[i],
+                                               samples[i], fc, limit) for i in range(len(rows))]
+                else:
+                    embeddings, _ = self.backbone.run(tensors)
+                    classes = [[] for _ in rows]
+                results = cls.image_results(classes, embeddings, ids, serving, limit)
                 for i, per_image in zip(rows, results):
                     answers[i] = {"classifiers": per_image, "image": entries[i].name}
         for index, (source_url, resolved_url) in urls.items():  # Watson names a URL's image by its URLs
@@ -679,6 +689,29 @@ class Workbench:
             return [Skipped("", exc.message)], source.url
         return read_images([data], limits=self.limits), resolved
 
+    def explain(self, image: Source, classifier_id: str, class_name: str | None = None,
+                top: int = explain.DEFAULT_TOP) -> list[explain.Explanation]:
+        """Where the scores of one image looked: a map per class, upsampled onto the image.
+
+        The `top` best classes, or only `class_name` (for `default`: a leaf, an ancestor or a colour).
+        One backbone pass; `workbench.plots.overlay` draws an Explanation.
+        """
+        entries = [e for e in read_images(image, limits=self.limits) if not isinstance(e, Skipped)]
+        if len(entries) != 1:
+            raise InvalidRequest(f"explain takes exactly one image; got {len(entries)}")
+        spec = self.backbone.spec
+        tensor, decoded = backbone_input(entries[0].data, spec, self.limits, entries[0].name)
+        box = crop_box(*decoded.size, spec)
+        with single_threaded_blas():
+            if classifier_id == GENERAL_CLASSIFIER_ID:
+                dense = self.backbone.run_dense([tensor])
+                sample = color_sample(decoded, box)
+                return explain.general_explanations(dense, self.backbone.classifier_weights(), sample, decoded, box,
+                                                    class_name, top)
+            served = self._serving(self._record(classifier_id))
+            dense = self.backbone.run_dense([tensor])
+            return explain.custom_explanations(classifier_id, served.heads, dense, decoded, box, class_name, top)
+
     def _exists(self, classifier_id: str) -> bool:
         try:
             self._record(classifier_id)
@@ -687,14 +720,14 @@ class Workbench:
         return True
 
     def _decode_all(
-        self, entries: list[ImageInput | Skipped], answers: list[dict | None], threshold: float, colors: bool
-    ) -> Iterator[list[tuple[int, np.ndarray, list[dict]]]]:
-        """Decodes each image once, in a pool running ahead of the backbone: batches of (index, tensor, colours).
+        self, entries: list[ImageInput | Skipped], answers: list[dict | None], colors: bool
+    ) -> Iterator[list[tuple[int, np.ndarray, ColorSample | None]]]:
+        """Decodes each image once, in a pool running ahead of the backbone: batches of (index, tensor, colour sample).
 
         An unreadable image becomes its own error object in `answers`.
         """
 
-        def prepare(index: int) -> tuple[int, dict | tuple[np.ndarray, list[dict]]]:
+        def prepare(index: int) -> tuple[int, dict | tuple[np.ndarray, ColorSample | None]]:
             entry = entries[index]
             if isinstance(entry, Skipped):
                 return index, cls.image_error(entry.name, entry.reason)
@@ -702,7 +735,7 @@ class Workbench:
                 tensor, image = backbone_input(entry.data, self.backbone.spec, self.limits, entry.name)
             except (ImageUnreadable, LimitExceeded) as exc:
                 return index, cls.image_error(entry.name, exc.message, exc.code, exc.error_id)
-            return index, (tensor, color_classes(image, threshold) if colors else [])
+            return index, (tensor, color_sample(image, crop_box(*image.size, self.backbone.spec)) if colors else None)
 
         for batch in prepared_batches(range(len(entries)), prepare, self.backbone.batch_size):
             for index, result in batch:

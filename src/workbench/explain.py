@@ -1,0 +1,132 @@
+"""Where each score looked: per-class maps over the image, for `default` and custom classifiers alike.
+
+Each map is first a grid over the last feature map's cells (7 x 7 over the square the backbone saw),
+then upsampled onto the image as a 0..1 heatmap: what that spot alone would score.
+- custom class: the head applied to each cell (`maps.custom_head_cells`); the cells' mean is the
+  head's logit exactly, and the heatmap is the sigmoid of each cell's logit.
+- `default` leaf or ancestor: the ImageNet softmax of each cell, summed over the leaves beneath.
+- `default` colour: where that colour's pixels are, weighted by the subject map when there is one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from . import general
+from .backbone import DensePass, softmax
+from .errors import InvalidRequest, echo
+from .maps import cell_logits, custom_head_cells, place_in_image
+from .training import Heads
+
+DEFAULT_TOP = 3  # classes explained when none is named
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """One class's map for one image."""
+
+    classifier_id: str
+    class_name: str
+    score: float  # the score classify gives this class for this image
+    cells: np.ndarray  # the map over feature cells (custom: cell logits averaging to the logit; default: 0..1)
+    heatmap: np.ndarray  # (height, width) of `image`, 0..1; 0 outside `box`
+    box: tuple[float, float, float, float]  # the part of `image` the backbone saw (left, top, right, bottom)
+    image: Image.Image  # the image as decoded for the backbone (large JPEGs at reduced size)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -50, 50)))
+
+
+def custom_explanations(
+    classifier_id: str, heads: Heads, dense: DensePass, image: Image.Image, box: tuple, class_name: str | None, top: int
+) -> list[Explanation]:
+    """Maps of a custom classifier's classes on one image (`dense` holds that one image)."""
+    scores = heads.scores(dense.embeddings)[0]
+    chosen = _chosen(list(heads.classes), scores, class_name, classifier_id, top)
+    cells = custom_head_cells(dense.features[0], heads.weights[chosen], heads.bias[chosen])
+    return [_explanation(classifier_id, heads.classes[i], scores[i], grid, _sigmoid(grid), image, box)
+            for i, grid in zip(chosen, cells)]
+
+
+def general_explanations(
+    dense: DensePass, fc: tuple[np.ndarray, np.ndarray], sample: general.ColorSample,
+    image: Image.Image, box: tuple, class_name: str | None, top: int,
+) -> list[Explanation]:
+    """Maps of `default` classes on one image: its top leaves, or the named leaf, ancestor or colour."""
+    hierarchy = general.load_hierarchy()
+    leaves, ancestors = general.general_scores(dense.probabilities[0], dense.window_probabilities[0])
+    cell_probabilities = softmax(cell_logits(dense.features[0], *fc).reshape(len(leaves), -1).T).T
+    grid_shape = dense.features.shape[2:]
+    if class_name is None:
+        chosen = [int(i) for i in np.argsort(-leaves, kind="stable")[:top]]
+        names = [hierarchy.leaf_names[i] for i in chosen]
+    else:
+        names = [class_name]
+    out = []
+    for name in names:
+        if name in hierarchy.leaves_under:
+            beneath = sorted(hierarchy.leaves_under[name])
+            grid = cell_probabilities[beneath].sum(axis=0).reshape(grid_shape)
+            score = leaves[beneath[0]] if name in hierarchy.leaf_names else ancestors[hierarchy.ancestor_names.index(name)]
+            out.append(_explanation(general.GENERAL_CLASSIFIER_ID, name, score, grid, grid, image, box))
+        elif name in general.COLOR_ANCHORS_RGB:
+            out.append(_color_explanation(name, leaves, dense, fc, sample, image, box))
+        else:
+            raise InvalidRequest(f"The default classifier has no class {echo(name)}")
+    return out
+
+
+def _color_explanation(name: str, leaves: np.ndarray, dense: DensePass, fc: tuple, sample: general.ColorSample,
+                       image: Image.Image, box: tuple) -> Explanation:
+    """Where a colour's pixels are in the crop, weighted by the subject's map when there is a subject."""
+    edge = general.COLOR_THUMBNAIL_EDGE_PX
+    index = list(general.COLOR_ANCHORS_RGB).index(name)
+    mask = (sample.crop == index).reshape(edge, edge).astype(np.float32)
+    subjects = general.subject_leaves(leaves)
+    weights = general.subject_weights(dense.features[0], *fc, subjects) if subjects else None
+    if weights is not None:
+        mask *= general.upsample(weights, edge, edge)
+    shares = general.color_shares(sample, weights)
+    score = float(general.color_confidence(shares[index]))
+    return _explanation(general.GENERAL_CLASSIFIER_ID, name, score, mask, mask, image, box)
+
+
+def _chosen(classes: list[str], scores: np.ndarray, class_name: str | None, classifier_id: str, top: int) -> list[int]:
+    if class_name is None:
+        return [int(i) for i in np.argsort(-scores, kind="stable")[:top]]
+    if class_name not in classes:
+        raise InvalidRequest(f"Classifier {echo(classifier_id)} has no class {echo(class_name)}")
+    return [classes.index(class_name)]
+
+
+def _explanation(classifier_id: str, name: str, score: float, cells: np.ndarray, unit_cells: np.ndarray,
+                 image: Image.Image, box: tuple) -> Explanation:
+    heatmap = place_in_image(np.clip(unit_cells, 0.0, 1.0), box, *image.size)
+    return Explanation(classifier_id, name, round(float(score), general.SCORE_DECIMALS),
+                       np.asarray(cells, np.float32), heatmap, tuple(float(v) for v in box), image)
+
+
+GALLERY_IMAGES_PER_CLASS = 3  # training images per class in a version's overlay gallery
+
+
+def class_gallery_tiles(heads: Heads, images: dict[str, list[tuple[str, Image.Image]]], backbone,
+                        spec) -> list[tuple[Image.Image, np.ndarray, str]]:
+    """(image, heatmap of its own class, caption) for a few training images per class, one backbone pass for all."""
+    from .spec import crop_box, preprocess
+
+    order = [(name, caption, image) for name, shown in images.items() for caption, image in shown]
+    if not order:
+        return []
+    dense = backbone.run_dense([preprocess(image, spec) for _, _, image in order])
+    scores = heads.scores(dense.embeddings)
+    tiles = []
+    for row, (name, caption, image) in enumerate(order):
+        i = heads.classes.index(name)
+        grid = custom_head_cells(dense.features[row], heads.weights[[i]], heads.bias[[i]])[0]
+        heat = place_in_image(_sigmoid(grid), crop_box(*image.size, spec), *image.size)
+        tiles.append((image, heat, f"{caption}\n{name} {scores[row, i]:.2f}"))
+    return tiles
