@@ -11,10 +11,11 @@ from PIL import Image
 from conftest import DOGS_JPG, TUTORIAL
 from workbench import plots, widgets
 from workbench.errors import InvalidRequest
-from workbench.examples import decode_image
+from workbench.decode import decode_image
 from workbench.maps import cell_logits, custom_head_cells
 from workbench.spec import preprocess
-from workbench.tracking import write_overlay_gallery
+from workbench.run_record import write_overlay_gallery
+from workbench.tracked_files import ClassifierFiles
 from workbench.training import normalise
 
 BROWN_FAMILY = {"light brown color", "tan color", "brown color", "beige color", "orange color", "yellow color"}
@@ -110,10 +111,10 @@ def test_overlays_render(dogs, tmp_path: Path) -> None:
 
 def test_version_overlay_gallery_is_a_png_with_every_class(dogs, tmp_path: Path) -> None:
     wb, cid = dogs
-    record = wb.store.classifier(cid)
-    version = wb.store.version(cid, record.serving_version)
-    rows = wb.store.examples(cid, up_to=version.last_example_id)
-    path = write_overlay_gallery(tmp_path, wb.store, wb.backbone, record, version, rows)
+    files = ClassifierFiles.from_store(wb.store, cid)
+    version = files.versions[-1]
+    rows = files.examples(up_to=version.last_example_id)
+    path = write_overlay_gallery(tmp_path, files, wb.store, wb.backbone, version, rows)
     with Image.open(path) as png:
         assert png.format == "PNG" and png.size[0] > 400
 

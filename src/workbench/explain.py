@@ -20,6 +20,7 @@ from .backbone import DensePass, softmax
 from .errors import InvalidRequest, echo
 from .maps import cell_logits, custom_head_cells, place_in_image
 from .training import Heads
+from .vocabulary import GENERAL_CLASSIFIER_ID
 
 DEFAULT_TOP = 3  # classes explained when none is named
 
@@ -72,7 +73,7 @@ def general_explanations(
             beneath = sorted(hierarchy.leaves_under[name])
             grid = cell_probabilities[beneath].sum(axis=0).reshape(grid_shape)
             score = leaves[beneath[0]] if name in hierarchy.leaf_names else ancestors[hierarchy.ancestor_names.index(name)]
-            out.append(_explanation(general.GENERAL_CLASSIFIER_ID, name, score, grid, grid, image, box))
+            out.append(_explanation(GENERAL_CLASSIFIER_ID, name, score, grid, grid, image, box))
         elif name in general.COLOR_ANCHORS_RGB:
             out.append(_color_explanation(name, leaves, dense, fc, sample, image, box))
         else:
@@ -92,7 +93,7 @@ def _color_explanation(name: str, leaves: np.ndarray, dense: DensePass, fc: tupl
         mask *= general.upsample(weights, edge, edge)
     shares = general.color_shares(sample, weights)
     score = float(general.color_confidence(shares[index]))
-    return _explanation(general.GENERAL_CLASSIFIER_ID, name, score, mask, mask, image, box)
+    return _explanation(GENERAL_CLASSIFIER_ID, name, score, mask, mask, image, box)
 
 
 def _chosen(classes: list[str], scores: np.ndarray, class_name: str | None, classifier_id: str, top: int) -> list[int]:
