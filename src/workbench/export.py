@@ -138,7 +138,7 @@ def classifier_graph(spec: BackboneSpec, heads: Heads, uint8_input: bool) -> "to
         def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             if uint8_input:
                 x = (x.permute(0, 3, 1, 2).to(torch.float32) - spec.mean) / spec.std
-            embedding, _ = self.backbone(x)
+            embedding = self.backbone(x)[0]
             unit = embedding / torch.linalg.vector_norm(embedding, dim=1, keepdim=True).clamp_min(1e-12)
             logits = torch.clamp(unit @ self.weights + self.bias, -LOGIT_CLIP, LOGIT_CLIP)
             return torch.sigmoid(logits), embedding
