@@ -124,7 +124,7 @@ def phase_update(workdir: Path, repeats: int) -> dict:
     wb, z = workbench(workdir), zips(workdir)
     cid = _classifier_id(wb)
     seconds, metrics = _ready_seconds(
-        wb, lambda: wb.update_classifier(cid, {"dalmatian": z["dalmatian"]}, negative_examples=z["more-cats"])
+        wb, lambda: wb.update_classifier(cid, positive_examples={"dalmatian": z["dalmatian"]}, negative_examples=z["more-cats"])
     )
     return {"seconds": seconds, "images_embedded": metrics["images_embedded"], "fit_seconds": metrics["fit_seconds"]}
 

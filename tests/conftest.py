@@ -59,7 +59,7 @@ def dogs(tmp_path_factory: pytest.TempPathFactory, tutorial_zips: dict[str, Path
     )
     cid = created["classifier_id"]
     assert wb.wait(cid, timeout=300)["status"] == "ready"
-    wb.update_classifier(cid, {"dalmatian": tutorial_zips["dalmatian"]}, negative_examples=tutorial_zips["more-cats"])
+    wb.update_classifier(cid, positive_examples={"dalmatian": tutorial_zips["dalmatian"]}, negative_examples=tutorial_zips["more-cats"])
     assert wb.wait(cid, timeout=300)["status"] == "ready"
     return wb, cid
 

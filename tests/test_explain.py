@@ -66,7 +66,7 @@ def test_explain_custom_class_matches_classify_and_looks_at_the_dog(dogs) -> Non
     image = TUTORIAL / "test" / "5.jpg"  # a golden retriever
     [result] = wb.classify(image, classifier_ids=[cid], threshold=0.0)["images"][0]["classifiers"]
     scores = {c["class"]: c["score"] for c in result["classes"]}
-    [golden] = wb.explain(image, cid, "goldenretriever")
+    [golden] = wb.explain(image, cid, class_name="goldenretriever")
     assert golden.score == pytest.approx(scores["goldenretriever"], abs=1e-6)
     assert golden.heatmap.shape == golden.image.size[::-1]
     assert 0.0 <= golden.heatmap.min() and golden.heatmap.max() <= 1.0
@@ -79,21 +79,21 @@ def test_explain_default_top_leaf_ancestor_and_colour(dogs) -> None:
     answer = default_answer(wb, DOGS_JPG, threshold=0.0)
     top = wb.explain(DOGS_JPG, "default")
     assert top[0].class_name == "golden retriever" and top[0].score == pytest.approx(answer["golden retriever"]["score"])
-    [dog] = wb.explain(DOGS_JPG, "default", "dog")
+    [dog] = wb.explain(DOGS_JPG, "default", class_name="dog")
     assert dog.score == pytest.approx(answer["dog"]["score"])
     left, top_px, right, bottom = (int(v) for v in dog.box)
     inside = dog.heatmap[top_px:bottom, left:right]
     assert inside.max() > 0.9 and dog.heatmap[:, : max(left - 1, 0)].max(initial=0.0) == 0.0  # the crop only
-    [tan] = wb.explain(DOGS_JPG, "default", "tan color")
+    [tan] = wb.explain(DOGS_JPG, "default", class_name="tan color")
     assert tan.score == pytest.approx(answer["tan color"]["score"], abs=1e-6)
 
 
 def test_explain_refuses_unknown_classes_and_many_images(dogs) -> None:
     wb, cid = dogs
     with pytest.raises(InvalidRequest, match="no class"):
-        wb.explain(DOGS_JPG, cid, "poodle")
+        wb.explain(DOGS_JPG, cid, class_name="poodle")
     with pytest.raises(InvalidRequest, match="no class"):
-        wb.explain(DOGS_JPG, "default", "unicorn")
+        wb.explain(DOGS_JPG, "default", class_name="unicorn")
     with pytest.raises(InvalidRequest, match="exactly one image"):
         wb.explain(TUTORIAL / "test", cid)
 

@@ -28,7 +28,7 @@ KILLED_TRAINER = textwrap.dedent(
 
     wb = Workbench(home, embedding_cache=cache)
     wb.subscribe(hold)
-    wb.update_classifier(cid, {"dalmatian": dalmatian}, negative_examples=more_cats)
+    wb.update_classifier(cid, positive_examples={"dalmatian": dalmatian}, negative_examples=more_cats)
     time.sleep(600)
     """
 )
@@ -42,7 +42,7 @@ def custom_classes(wb: Workbench, cid: str) -> set[str]:
 def test_killed_training_process_leaves_previous_version_serving(tmp_path: Path, tutorial_zips, embedding_cache) -> None:
     home = tmp_path / "home"
     first = Workbench(home, embedding_cache=embedding_cache)
-    cid = first.create_classifier("dogs", {c: tutorial_zips[c] for c in CREATE_CLASSES}, tutorial_zips["cats"])["classifier_id"]
+    cid = first.create_classifier("dogs", {c: tutorial_zips[c] for c in CREATE_CLASSES}, negative_examples=tutorial_zips["cats"])["classifier_id"]
     first.wait(cid, timeout=300)
     marker = tmp_path / "marker"
     args = [str(home), str(embedding_cache), cid, str(tutorial_zips["dalmatian"]), str(tutorial_zips["more-cats"]), str(marker)]
@@ -71,11 +71,11 @@ def test_killed_training_process_leaves_previous_version_serving(tmp_path: Path,
 def test_a_failed_training_says_why_and_keeps_the_last_good_version(tmp_path: Path, tutorial_zips, embedding_cache) -> None:
     home = tmp_path / "home"
     wb = Workbench(home, embedding_cache=embedding_cache, resume=False)  # stays up, but must not adopt the update below
-    cid = wb.create_classifier("dogs", {c: tutorial_zips[c] for c in CREATE_CLASSES}, tutorial_zips["cats"])["classifier_id"]
+    cid = wb.create_classifier("dogs", {c: tutorial_zips[c] for c in CREATE_CLASSES}, negative_examples=tutorial_zips["cats"])["classifier_id"]
     wb.wait(cid, timeout=300)
     # store an update without training it, then damage one of its stored images on disk
     quiet = Workbench(home, embedding_cache=tmp_path / "fresh-cache.db", train=False)
-    quiet.update_classifier(cid, {"dalmatian": tutorial_zips["dalmatian"]})
+    quiet.update_classifier(cid, positive_examples={"dalmatian": tutorial_zips["dalmatian"]})
     dalmatian_sha = quiet.store.examples(cid)[-1].sha256
     quiet.store.blob_path(dalmatian_sha).write_bytes(b"not an image any more")
 

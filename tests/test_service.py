@@ -225,10 +225,10 @@ def test_bad_update_keeps_classifier_intact(dogs, tmp_path: Path) -> None:
     with pytest.raises(InvalidExamples):
         wb.update_classifier(cid)
     with pytest.raises(InvalidClassName):
-        wb.update_classifier(cid, {"bad|name": TUTORIAL / "beagle"})
+        wb.update_classifier(cid, positive_examples={"bad|name": TUTORIAL / "beagle"})
     assert wb.get_classifier(cid) == before
     with pytest.raises(ClassifierNotFound):
-        wb.update_classifier("nope_123", {"x": TUTORIAL / "beagle"})
+        wb.update_classifier("nope_123", positive_examples={"x": TUTORIAL / "beagle"})
 
 
 # --- background training, coalescing, the old version serving ----------------------------------
@@ -236,12 +236,12 @@ def test_bad_update_keeps_classifier_intact(dogs, tmp_path: Path) -> None:
 
 def test_update_keeps_old_version_serving(make_workbench, tutorial_zips) -> None:
     wb = make_workbench()
-    cid = wb.create_classifier("dogs", {c: tutorial_zips[c] for c in CREATE_CLASSES}, tutorial_zips["cats"])["classifier_id"]
+    cid = wb.create_classifier("dogs", {c: tutorial_zips[c] for c in CREATE_CLASSES}, negative_examples=tutorial_zips["cats"])["classifier_id"]
     wb.wait(cid, timeout=300)
     before = wb.classify(DOGS_JPG, classifier_ids=[cid], threshold=0.0)
     gate = Gate("fitting")
     wb.subscribe(gate)
-    record = wb.update_classifier(cid, {"dalmatian": tutorial_zips["dalmatian"]}, tutorial_zips["more-cats"])
+    record = wb.update_classifier(cid, positive_examples={"dalmatian": tutorial_zips["dalmatian"]}, negative_examples=tutorial_zips["more-cats"])
     assert record["status"] == "retraining"
     assert "dalmatian" in [c["class"] for c in record["classes"]]
     assert gate.reached.wait(120)
@@ -257,17 +257,17 @@ def test_update_keeps_old_version_serving(make_workbench, tutorial_zips) -> None
 def test_two_updates_during_one_retraining_both_land(make_workbench, tutorial_zips) -> None:
     wb = make_workbench()
     cid = wb.create_classifier(
-        "dogs", {"beagle": tutorial_zips["beagle"], "husky": tutorial_zips["husky"]}, tutorial_zips["cats"]
+        "dogs", {"beagle": tutorial_zips["beagle"], "husky": tutorial_zips["husky"]}, negative_examples=tutorial_zips["cats"]
     )["classifier_id"]
     wb.wait(cid, timeout=300)
     gate = Gate("fitting")
     wb.subscribe(gate)
-    wb.update_classifier(cid, {"goldenretriever": tutorial_zips["goldenretriever"]})
+    wb.update_classifier(cid, positive_examples={"goldenretriever": tutorial_zips["goldenretriever"]})
     assert gate.reached.wait(120)
-    wb.update_classifier(cid, {"dalmatian": tutorial_zips["dalmatian"]})
+    wb.update_classifier(cid, positive_examples={"dalmatian": tutorial_zips["dalmatian"]})
     wb.update_classifier(cid, negative_examples=tutorial_zips["more-cats"])
     with pytest.raises(InvalidExamples):  # 7 test images: too few, rejected without touching the rest
-        wb.update_classifier(cid, {"beagle": TUTORIAL / "test"})
+        wb.update_classifier(cid, positive_examples={"beagle": TUTORIAL / "test"})
     assert wb.get_classifier(cid)["status"] == "retraining"
     gate.opened.set()
     record = wb.wait(cid, timeout=300)
@@ -305,7 +305,7 @@ def test_classify_before_first_training_is_a_clear_error(make_workbench, tutoria
 
 def test_delete_removes_everything_it_alone_uses(make_workbench, tutorial_zips) -> None:
     wb = make_workbench()
-    keep = wb.create_classifier("pets", {"beagle": tutorial_zips["beagle"]}, tutorial_zips["cats"])["classifier_id"]
+    keep = wb.create_classifier("pets", {"beagle": tutorial_zips["beagle"]}, negative_examples=tutorial_zips["cats"])["classifier_id"]
     gone = wb.create_classifier("dogs", {c: tutorial_zips[c] for c in CREATE_CLASSES})["classifier_id"]
     wb.wait(keep, timeout=300)
     wb.wait(gone, timeout=300)

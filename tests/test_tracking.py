@@ -115,7 +115,7 @@ def tutorial(request, tmp_path_factory, tutorial_zips, embedding_cache, local_ml
     assert wb.wait(cid, timeout=TRAIN_SECONDS)["status"] == "ready"
     gate = Gate(timeout_s=GATE_SECONDS)
     wb.subscribe(gate)
-    wb.update_classifier(cid, {"dalmatian": tutorial_zips["dalmatian"]})
+    wb.update_classifier(cid, positive_examples={"dalmatian": tutorial_zips["dalmatian"]})
     assert gate.reached.wait(GATE_SECONDS)
     assert wb.tracker.sync(cid)
     client = MlflowClient(tracking_uri=wb.tracker.uri, registry_uri=wb.tracker.uri)
@@ -292,7 +292,7 @@ def small(tmp_path: Path, local_mlruns: Path) -> tuple[Workbench, str, MlflowCli
 def test_failed_training_is_a_failed_run_with_the_explanation_and_the_alias_stays(small, tmp_path):
     wb, cid, client = small
     storing_only = Workbench(wb.home, train=False, tracking_uri=False, embedding_cache=wb.embedding_cache)
-    storing_only.update_classifier(cid, small_sets(tmp_path / "more", ("dalmatian",)))
+    storing_only.update_classifier(cid, positive_examples=small_sets(tmp_path / "more", ("dalmatian",)))
     for row in wb.store.examples(cid):
         if row.class_name == "dalmatian":
             wb.store.blob_path(row.sha256).write_bytes(b"these bytes are no image")

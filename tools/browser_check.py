@@ -59,9 +59,9 @@ def train_dogs(work: Path) -> dict:
     zip_of = {name: zip_folder(TUTORIAL / name, zips / f"{name}.zip")
               for name in ["beagle", "husky", "goldenretriever", "dalmatian", "cats", "more-cats"]}
     wb = Workbench(home, tracking_uri=False)
-    cid = wb.create_classifier("dogs", {c: zip_of[c] for c in ["beagle", "husky", "goldenretriever"]}, zip_of["cats"])["classifier_id"]
+    cid = wb.create_classifier("dogs", {c: zip_of[c] for c in ["beagle", "husky", "goldenretriever"]}, negative_examples=zip_of["cats"])["classifier_id"]
     wb.wait(cid, timeout=600)
-    wb.update_classifier(cid, {"dalmatian": zip_of["dalmatian"]}, negative_examples=zip_of["more-cats"])
+    wb.update_classifier(cid, positive_examples={"dalmatian": zip_of["dalmatian"]}, negative_examples=zip_of["more-cats"])
     assert wb.wait(cid, timeout=600)["status"] == "ready"
     return {"home": str(home), "tracking_uri": "none", "data_dir": str(TUTORIAL)}
 

@@ -16,7 +16,7 @@ from .errors import (
     WaitTimeout,
     WorkbenchError,
 )
-from .jobs import ClassifierEvent
+from .events import ClassifierEvent
 from .limits import Limits
 from .examples import folder_sets, image_paths, set_name
 from .service import Workbench

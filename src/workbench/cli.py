@@ -97,7 +97,7 @@ def _flush_tracking(wb: Workbench, classifier_id: str) -> dict:
 def _create(wb: Workbench, args: argparse.Namespace) -> dict:
     """`create`: from -p/-n example sets, or from a folder of class-named sub-folders (--from-folder)."""
     if args.from_folder is None:
-        return wb.create_classifier(args.name, _positives(args.positive), args.negative)
+        return wb.create_classifier(args.name, _positives(args.positive), negative_examples=args.negative)
     if args.positive or args.negative:
         raise SystemExit("workbench: --from-folder takes every class from the folder; leave out -p/-n")
     return wb.create_classifier_from_folder(args.name, args.from_folder, negatives=args.negatives_name)
@@ -160,12 +160,12 @@ def run_demo(wb: Workbench, data: Path, keep: bool) -> None:
         zips = {name: zip_folder(data / name, Path(tmp) / f"{name}.zip") for name in
                 [*TUTORIAL_CREATE, *TUTORIAL_UPDATE, "cats", "more-cats"]}
         print("# Step 2: create the dogs classifier", file=sys.stderr)
-        created = wb.create_classifier("dogs", {c: zips[c] for c in TUTORIAL_CREATE}, zips["cats"])
+        created = wb.create_classifier("dogs", {c: zips[c] for c in TUTORIAL_CREATE}, negative_examples=zips["cats"])
         _print(created)
         cid = created["classifier_id"]
         _print(wb.wait(cid, timeout=None))
         print("# Step 3: add dalmatian and more-cats", file=sys.stderr)
-        _print(wb.update_classifier(cid, {c: zips[c] for c in TUTORIAL_UPDATE}, zips["more-cats"]))
+        _print(wb.update_classifier(cid, positive_examples={c: zips[c] for c in TUTORIAL_UPDATE}, negative_examples=zips["more-cats"]))
         _print(wb.wait(cid, timeout=None))
     print("# Step 4: classify dogs.jpg against dogs and default", file=sys.stderr)
     _print(wb.classify(data / "dogs.jpg", classifier_ids=[cid, "default"]))
@@ -334,7 +334,7 @@ def dispatch(args: argparse.Namespace) -> object:
     if args.verb == "create":
         return _settle(wb, _create(wb, args), not no_wait, home)
     if args.verb == "update":
-        record = wb.update_classifier(args.classifier_id, _positives(args.positive), args.negative)
+        record = wb.update_classifier(args.classifier_id, positive_examples=_positives(args.positive), negative_examples=args.negative)
         return _settle(wb, record, not no_wait, home)
     if args.verb == "get":
         return wb.get_classifier(args.classifier_id)

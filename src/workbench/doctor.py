@@ -34,13 +34,12 @@ from pathlib import Path
 import numpy as np
 
 from .limits import DOCTOR_GRACE_S
+from .vocabulary import BUSY_STATUSES, STATUSES
 from .store import TEMP_PREFIX, ClassifierRecord, Store, VersionRecord
 from .training import Heads, OutOfFold
 
 log = logging.getLogger(__name__)
 
-STATUSES = frozenset({"training", "retraining", "ready", "failed"})
-BUSY_STATUSES = frozenset({"training", "retraining"})  # a training may be running: its runner settles it
 STARTUP_GRACE_S = 600.0  # the start-up sweep leaves anything younger than 10 minutes alone
 QUARANTINE_DIR = "quarantine"
 SHA256_NAME = re.compile(r"[0-9a-f]{64}")

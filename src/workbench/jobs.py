@@ -14,7 +14,6 @@ import traceback
 import weakref
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -22,6 +21,7 @@ from tqdm.auto import tqdm
 from . import leases, training
 from .backbone import Backbone, EmbeddingCache
 from .decode import backbone_input, prepared_batches
+from .events import ClassifierEvent, Listener
 from .errors import ClassifierNotFound, InvalidRequest
 from .limits import Limits
 from .store import Store, VersionRecord, atomic_write_bytes
@@ -77,19 +77,6 @@ class LeaseLost(Exception):
     """Another process adopted this training (this one stalled past its lease): drop this run's result."""
 
 
-@dataclass(frozen=True)
-class ClassifierEvent:
-    """Something that happened to a classifier; listeners get one at each training stage and on delete."""
-
-    classifier_id: str
-    stage: str  # "started", "embedding", "fitting", "ready", "failed", "deleted"
-    version: int | None = None
-    done: int = 0
-    total: int = 0
-    explanation: str | None = None
-
-
-Listener = Callable[[ClassifierEvent], None]
 
 
 def _keep(runner_ref: "weakref.ref[JobRunner]", period_s: float) -> None:
@@ -252,10 +239,7 @@ class JobRunner:
         with self._lock:
             with self.store.transaction() as db:
                 record = self._holder(db, classifier_id)
-                last_trained = db.execute(
-                    "SELECT last_example_id FROM versions WHERE classifier_id = ? AND version = ?",
-                    (classifier_id, record.serving_version),
-                ).fetchone()[0]
+                last_trained = self.store.version(classifier_id, record.serving_version, db).last_example_id
                 if self.store.last_example_id(classifier_id, db) > last_trained:
                     return False
                 self.store.update_classifier(
@@ -285,8 +269,7 @@ class JobRunner:
     def _train_once(self, classifier_id: str) -> None:
         with self.store.transaction() as db:
             record = self._holder(db, classifier_id)
-            status = "training" if record.serving_version is None else "retraining"
-            self.store.update_classifier(db, classifier_id, status=status)
+            self.store.update_classifier(db, classifier_id, status=record.busy_status)
             last_example_id = self.store.last_example_id(classifier_id, db)
         self.emit(ClassifierEvent(classifier_id, "started"))
         rows = self.store.examples(classifier_id, up_to=last_example_id)
@@ -337,9 +320,7 @@ class JobRunner:
         """Writes the heads file, then commits the version and moves serving to it in one transaction."""
         with self.store.transaction() as db:
             record = self._holder(db, classifier_id)
-            version = 1 + db.execute(
-                "SELECT COALESCE(MAX(version), 0) FROM versions WHERE classifier_id = ?", (classifier_id,)
-            ).fetchone()[0]
+            version = self.store.next_version(classifier_id, db)
             path = self.store.head_path(classifier_id, version)
             atomic_write_bytes(path, result.heads.to_bytes())
             held_out = training.OutOfFold(

@@ -13,8 +13,8 @@ import time
 import uuid
 
 from . import owners
+from .vocabulary import BUSY_STATUSES
 
-TRAINING_STATUSES = ("training", "retraining")
 
 
 def new_token() -> str:
@@ -70,7 +70,7 @@ def orphans(db: sqlite3.Connection, token: str) -> list[str]:
     rows = db.execute(
         "SELECT classifier_id, job_owner, lease_expires FROM classifiers"
         " WHERE status IN (?, ?) ORDER BY created, classifier_id",
-        TRAINING_STATUSES,
+        BUSY_STATUSES,
     ).fetchall()
     now = time.time()
     return [cid for cid, owner, expires in rows if claimable(owner, expires, token, now)]

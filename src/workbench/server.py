@@ -277,7 +277,7 @@ def run_classify(workbench: Workbench, request: ClassifyRequest, settings: Serve
         raise NoImages("No images were given: send images_file (an image or a .zip) or url")
     sources = [*request.uploads, *(ImageURL(url) for url in request.urls)]
     return workbench.classify(
-        sources, request.classifier_ids, request.owners, request.threshold,
+        sources, classifier_ids=request.classifier_ids, owners=request.owners, threshold=request.threshold,
         max_images=settings.max_classify_images,
         fetch_url=functools.partial(fetch_url, settings=settings, max_bytes=workbench.limits.max_image_bytes),
     )
@@ -374,7 +374,7 @@ async def create_classifier(
         name = form.text("name")
         if name is None:
             raise InvalidRequest("name is required: the name of the new classifier")
-        record = await run_in_threadpool(workbench.create_classifier, name, positives, negatives)
+        record = await run_in_threadpool(workbench.create_classifier, name, positives, negative_examples=negatives)
     if customer:
         await run_in_threadpool(workbench.label_user_data, customer, record["classifier_id"])
     return JSONResponse(record)
@@ -388,7 +388,7 @@ async def create_classifier(
     responses={200: {"model": Classifiers}, **error_responses(400, 401)},
 )
 async def list_classifiers(version: Version, workbench: Caller, verbose: bool = False) -> JSONResponse:
-    return JSONResponse(await run_in_threadpool(workbench.list_classifiers, verbose))
+    return JSONResponse(await run_in_threadpool(workbench.list_classifiers, verbose=verbose))
 
 
 @router.get(
@@ -416,7 +416,7 @@ async def update_classifier(
     customer = customer_id(metadata)
     async with parsed_form(request) as form:
         positives, negatives = training_sets(form)
-        record = await run_in_threadpool(workbench.update_classifier, classifier_id, positives, negatives)
+        record = await run_in_threadpool(workbench.update_classifier, classifier_id, positive_examples=positives, negative_examples=negatives)
     if customer:
         await run_in_threadpool(workbench.label_user_data, customer, classifier_id)
     return JSONResponse(record)

@@ -38,7 +38,8 @@ from .errors import (
 from .examples import ExampleSet, ImageInput, Skipped, Source, folder_sets, read_example_set, read_images
 from .export import Exporter, ExportSource, check_format, coreml_available, default_file_name, write_copy
 from .general import ColorSample, color_sample, general_classes
-from .jobs import ClassifierEvent, JobRunner, JobSettings, Listener
+from .events import ClassifierEvent, Listener
+from .jobs import JobRunner, JobSettings
 from .limits import (
     DOCTOR_GRACE_S,
     FORBIDDEN_CLASS_CHARS,
@@ -301,14 +302,14 @@ class Workbench:
             answer["warnings"] = [{"warning_id": TrackingError.error_id, "description": warning}]
         return answer
 
-    def list_classifiers(self, verbose: bool = False) -> dict:
+    def list_classifiers(self, *, verbose: bool = False) -> dict:
         """Watson Classifiers: brief (id, name, status) or, with verbose, full records."""
         records = self.store.classifiers(owner=self.owner)
         if verbose:
             return {"classifiers": [watson_record(r, self.store.class_names(r.classifier_id)) for r in records]}
         return {"classifiers": [{"classifier_id": r.classifier_id, "name": r.name, "status": r.status} for r in records]}
 
-    def wait(self, classifier_id: str, timeout: float | None = 600.0, *, progress: bool = False) -> dict:
+    def wait(self, classifier_id: str, *, timeout: float | None = 600.0, progress: bool = False) -> dict:
         """Blocks until the classifier is `ready` or `failed` (and no follow-up training is due).
 
         `progress=True` shows a tqdm bar (status, then images embedded) that closes when it settles.
@@ -366,7 +367,7 @@ class Workbench:
             raise ClassifierNotFound(f"No classifier named {name!r}")
         return max(found, key=lambda r: r.created).classifier_id
 
-    def out_of_fold(self, classifier_id: str, version: int | None = None) -> OutOfFold:
+    def out_of_fold(self, classifier_id: str, *, version: int | None = None) -> OutOfFold:
         """The cross-validated (out-of-fold) scores of a version's training images (the serving version by default).
 
         Each image was scored by heads that never saw it: what threshold plots and galleries need.
@@ -385,7 +386,7 @@ class Workbench:
             raise ClassifierNotFound(f"Classifier {classifier_id!r} has no example image {sha256!r}")
         return self.store.read_blob(sha256)
 
-    def doctor(self, repair: bool = False, full: bool = True, grace_s: float = DOCTOR_GRACE_S) -> DoctorReport:
+    def doctor(self, *, repair: bool = False, full: bool = True, grace_s: float = DOCTOR_GRACE_S) -> DoctorReport:
         """Checks the store (records, versions, heads, blobs, embedding cache); with `repair`, fixes what is safe.
 
         Repair removes orphan blobs, temporary files and bad cache rows, quarantines corrupt blobs and marks
@@ -443,6 +444,7 @@ class Workbench:
         self,
         name: str,
         positive_examples: Mapping[str, Source],
+        *,
         negative_examples: Source | None = None,
     ) -> dict:
         """Creates a classifier from example sets (zips or folders) and starts training in the background.
@@ -483,11 +485,12 @@ class Workbench:
                 f"one per class; {negatives!r} for negative examples); found {len(sets)}: {sorted(sets)}"
             )
         negative_set = sets.pop(negatives, None)
-        return self.create_classifier(name, sets, negative_set)
+        return self.create_classifier(name, sets, negative_examples=negative_set)
 
     def update_classifier(
         self,
         classifier_id: str,
+        *,
         positive_examples: Mapping[str, Source] | None = None,
         negative_examples: Source | None = None,
     ) -> dict:
@@ -504,8 +507,7 @@ class Workbench:
             record = self.store.classifier(classifier_id, db)
             positives = self._as_stored(db, classifier_id, positives)
             self._store_sets(db, classifier_id, positives, negatives)
-            status = "training" if record.serving_version is None else "retraining"
-            self.store.update_classifier(db, classifier_id, status=status, updated=now_iso(), explanation=None)
+            self.store.update_classifier(db, classifier_id, status=record.busy_status, updated=now_iso(), explanation=None)
             self._claim(db, classifier_id)
         self._start_training(classifier_id)
         return self.get_classifier(classifier_id)
@@ -552,6 +554,7 @@ class Workbench:
     def export(
         self,
         classifier_id: str,
+        *,
         format: str = "coreml",
         version: int | None = None,
         path: str | os.PathLike | None = None,
@@ -607,10 +610,10 @@ class Workbench:
     def classify(
         self,
         images: Source | ImageURL | Iterable[Source | ImageURL],
+        *,
         classifier_ids: str | Iterable[str] | None = None,
         owners: str | Iterable[str] | None = None,
         threshold: float | None = None,
-        *,
         max_images: int | None = None,
         fetch_url: Fetcher | None = None,
     ) -> dict:
@@ -689,7 +692,7 @@ class Workbench:
             return [Skipped("", exc.message)], source.url
         return read_images([data], limits=self.limits), resolved
 
-    def explain(self, image: Source, classifier_id: str, class_name: str | None = None,
+    def explain(self, image: Source, classifier_id: str, *, class_name: str | None = None,
                 top: int = explain.DEFAULT_TOP) -> list[explain.Explanation]:
         """Where the scores of one image looked: a map per class, upsampled onto the image.
 

@@ -11,6 +11,7 @@ from typing import Iterator, Sequence
 
 from .atomic import TEMP_PREFIX, atomic_write_bytes  # noqa: F401 (re-exported for the pipeline)
 from .errors import ClassifierNotFound
+from .vocabulary import Status
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS classifiers (
@@ -62,7 +63,7 @@ class ClassifierRecord:
     classifier_id: str
     name: str
     owner: str
-    status: str
+    status: Status
     created: str
     updated: str
     retrained: str | None
@@ -70,6 +71,11 @@ class ClassifierRecord:
     serving_version: int | None
     job_owner: str | None
     lease_expires: float | None = None
+
+    @property
+    def busy_status(self) -> Status:
+        """The status while it trains: `training` before its first version, `retraining` after (the old one serves)."""
+        return "training" if self.serving_version is None else "retraining"
 
 
 @dataclass(frozen=True)
@@ -261,6 +267,11 @@ class Store:
             ),
         )
 
+    def next_version(self, classifier_id: str, db: sqlite3.Connection) -> int:
+        """The number the classifier's next trained version gets (inside the transaction that inserts it)."""
+        query = "SELECT COALESCE(MAX(version), 0) FROM versions WHERE classifier_id = ?"
+        return 1 + db.execute(query, (classifier_id,)).fetchone()[0]
+
     def versions(self, classifier_id: str) -> list[VersionRecord]:
         with self.transaction(write=False) as db:
             rows = db.execute(
@@ -268,11 +279,13 @@ class Store:
             ).fetchall()
         return [self._version(row) for row in rows]
 
-    def version(self, classifier_id: str, version: int) -> VersionRecord:
-        with self.transaction(write=False) as db:
-            row = db.execute(
-                "SELECT * FROM versions WHERE classifier_id = ? AND version = ?", (classifier_id, version)
-            ).fetchone()
+    def version(self, classifier_id: str, version: int, db: sqlite3.Connection | None = None) -> VersionRecord:
+        if db is None:
+            with self.transaction(write=False) as db:
+                return self.version(classifier_id, version, db)
+        row = db.execute(
+            "SELECT * FROM versions WHERE classifier_id = ? AND version = ?", (classifier_id, version)
+        ).fetchone()
         if row is None:
             raise ClassifierNotFound(f"Version {version} of classifier {classifier_id!r} not found")
         return self._version(row)

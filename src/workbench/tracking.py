@@ -31,7 +31,7 @@ from . import owners, tracked_files
 from . import run_record
 from .backbone import Backbone
 from .errors import ClassifierNotFound, TrackingError
-from .jobs import ClassifierEvent
+from .events import ClassifierEvent
 from .store import ClassifierRecord, ExampleRow, Store, VersionRecord
 from .tracked_files import ClassifierFiles
 from .run_record import (

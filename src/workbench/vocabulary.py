@@ -18,6 +18,7 @@ SCORE_DECIMALS = 6  # scores are plain floats; 6 decimals keep answers short and
 Status = Literal["training", "retraining", "ready", "failed"]
 STATUSES: tuple[Status, ...] = get_args(Status)
 SETTLED_STATUSES: tuple[Status, ...] = ("ready", "failed")
+BUSY_STATUSES: tuple[Status, ...] = ("training", "retraining")  # a training is queued, running, or to be adopted
 
 Stage = Literal["started", "embedding", "fitting", "ready", "failed", "deleted"]  # a ClassifierEvent's stage
 STAGES: tuple[Stage, ...] = get_args(Stage)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tqdm.auto import tqdm
 
-from .jobs import ClassifierEvent
+from .events import ClassifierEvent
 
 
 class WaitBar:

@@ -263,7 +263,7 @@ class ExamplesWidget(widgets.VBox):
             if creating:
                 record = self.wb.create_classifier(self.name.value, sets, negative_examples=negative)
             else:
-                record = self.wb.update_classifier(self.target.value, sets or None, negative_examples=negative)
+                record = self.wb.update_classifier(self.target.value, positive_examples=sets or None, negative_examples=negative)
         except WorkbenchError as exc:
             self.message.value = _error_html(exc)
             return None
@@ -330,7 +330,7 @@ class ClassifyWidget(widgets.VBox):
     def _on_upload(self, change) -> None:
         if change["new"]:
             upload = change["new"][0]
-            self.classify(bytes(upload["content"]), upload["name"])
+            self.classify(bytes(upload["content"]), classifier_ids=upload["name"])
 
     def _rerun(self) -> None:
         if self._last is None:
@@ -421,7 +421,7 @@ class Gallery(widgets.VBox):
     def __init__(self, wb: Workbench, classifier_id: str, version: int | None = None,
                  threshold: float = THRESHOLD, margin: float = BORDERLINE_MARGIN, max_images: int = MAX_GALLERY_IMAGES) -> None:
         self.wb = wb
-        self.oof = wb.out_of_fold(classifier_id, version)
+        self.oof = wb.out_of_fold(classifier_id, version=version)
         self.version = self.oof.version
         self.classifier_id = classifier_id
         self.max_images = max_images
@@ -566,7 +566,7 @@ class OverlayGallery(widgets.VBox):
 
     def __init__(self, wb: Workbench, classifier_id: str, version: int | None = None, threshold: float = THRESHOLD,
                  max_images: int = MAX_GALLERY_IMAGES) -> None:
-        oof = wb.out_of_fold(classifier_id, version)
+        oof = wb.out_of_fold(classifier_id, version=version)
         items = review_items(oof, threshold)
         self.items = items[items["kind"] == "misclassified"].head(max_images)
         tiles = [self._tile(wb, classifier_id, row, oof.classes) for row in self.items.itertuples()]

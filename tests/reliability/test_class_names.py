@@ -64,7 +64,7 @@ def test_the_nul_class_does_not_turn_negatives_into_positives(make_workbench, tu
         wb.create_classifier("pets", {"\x00": tutorial_zips["beagle"]}, negative_examples=tutorial_zips["cats"])
     created = wb.create_classifier("pets", {"beagle": tutorial_zips["beagle"]}, negative_examples=tutorial_zips["cats"])
     with pytest.raises(InvalidClassName):
-        wb.update_classifier(created["classifier_id"], {"beagle\x00": tutorial_zips["husky"]})
+        wb.update_classifier(created["classifier_id"], positive_examples={"beagle\x00": tutorial_zips["husky"]})
     assert wb.store.class_names(created["classifier_id"]) == ["beagle"]
 
 
@@ -101,13 +101,13 @@ def test_composed_and_decomposed_names_are_one_class(make_workbench, tutorial_zi
     created = wb.create_classifier("cafés", {CAFE_NFC: tutorial_zips["beagle"]}, negative_examples=tutorial_zips["cats"])
     cid = created["classifier_id"]
     before = len(wb.store.examples(cid))
-    updated = wb.update_classifier(cid, {CAFE_NFD: tutorial_zips["husky"]})
+    updated = wb.update_classifier(cid, positive_examples={CAFE_NFD: tutorial_zips["husky"]})
     assert [c["class"] for c in updated["classes"]] == [CAFE_NFC]
     assert wb.store.class_names(cid) == [CAFE_NFC]
     assert {r.class_name for r in wb.store.examples(cid)} == {CAFE_NFC, None}
     assert len(wb.store.examples(cid)) > before
     with pytest.raises(InvalidClassName, match="twice"):
-        wb.update_classifier(cid, {CAFE_NFC: tutorial_zips["husky"], CAFE_NFD: tutorial_zips["dalmatian"]})
+        wb.update_classifier(cid, positive_examples={CAFE_NFC: tutorial_zips["husky"], CAFE_NFD: tutorial_zips["dalmatian"]})
 
 
 def test_an_update_adds_to_a_decomposed_class_stored_before_names_were_normalised(make_workbench, tutorial_zips) -> None:
@@ -117,7 +117,7 @@ def test_an_update_adds_to_a_decomposed_class_stored_before_names_were_normalise
     with wb.store.transaction() as db:  # as an older workbench stored it
         db.execute("UPDATE examples SET class_name = ? WHERE class_name = ?", (CAFE_NFD, CAFE_NFC))
     for spelling in (CAFE_NFC, CAFE_NFD):
-        wb.update_classifier(cid, {spelling: tutorial_zips["husky" if spelling == CAFE_NFC else "dalmatian"]})
+        wb.update_classifier(cid, positive_examples={spelling: tutorial_zips["husky" if spelling == CAFE_NFC else "dalmatian"]})
         assert wb.store.class_names(cid) == [CAFE_NFD]
 
 

@@ -78,7 +78,7 @@ def cli(home: Path, *args: str) -> list[str]:
 def test_server_adopts_an_update_killed_mid_embedding(short_leases, tmp_path: Path, tutorial_zips, embedding_cache) -> None:
     home = tmp_path / "home"
     server_wb = Workbench(home, embedding_cache=embedding_cache)
-    cid = server_wb.create_classifier("dogs", {c: tutorial_zips[c] for c in CREATE_CLASSES}, tutorial_zips["cats"])["classifier_id"]
+    cid = server_wb.create_classifier("dogs", {c: tutorial_zips[c] for c in CREATE_CLASSES}, negative_examples=tutorial_zips["cats"])["classifier_id"]
     assert server_wb.wait(cid, timeout=TRAIN_S)["status"] == "ready"
     app = create_app(server_wb, settings=ServerSettings(auth=False))
     with ServerThread(app) as url, httpx.Client(base_url=url, timeout=60) as client:

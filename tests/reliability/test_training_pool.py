@@ -86,7 +86,7 @@ def test_updates_to_a_queued_classifier_fold_into_its_one_training(make_workbenc
         first = wb.create_classifier("first", pair(tutorial_zips))["classifier_id"]
         assert gate.reached.wait(TRAIN_S)
         queued = wb.create_classifier("queued", pair(tutorial_zips))["classifier_id"]
-        wb.update_classifier(queued, {"goldenretriever": tutorial_zips["goldenretriever"]})
+        wb.update_classifier(queued, positive_examples={"goldenretriever": tutorial_zips["goldenretriever"]})
         record = wb.update_classifier(queued, negative_examples=tutorial_zips["cats"])
         assert record["status"] == "training"
     finally:

@@ -1,0 +1,26 @@
+"""What listeners hear: a `ClassifierEvent` at each training stage and on delete.
+
+A leaf module, so every front can subscribe (`Workbench.subscribe`) without importing the engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from .vocabulary import Stage
+
+
+@dataclass(frozen=True)
+class ClassifierEvent:
+    """Something that happened to a classifier; listeners get one at each training stage and on delete."""
+
+    classifier_id: str
+    stage: Stage
+    version: int | None = None
+    done: int = 0
+    total: int = 0
+    explanation: str | None = None
+
+
+Listener = Callable[[ClassifierEvent], None]
