@@ -6,6 +6,7 @@ import io
 import os
 import struct
 import threading
+import zipfile
 import zlib
 from pathlib import Path
 from typing import Callable
@@ -100,3 +101,12 @@ def png_bomb(side: int) -> bytes:
     idat = b"".join(comp.compress(row) for _ in range(side)) + comp.flush()
     ihdr = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def zip_bytes(members: dict[str, bytes]) -> bytes:
+    """A zip, in memory, holding `members` (name -> bytes) as named."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import functools
 import http.server
-import io
 import json
 import os
 import socket
@@ -13,7 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -21,7 +19,7 @@ from typing import Iterator
 import httpx
 import pytest
 
-from conftest import DOGS_JPG, TUTORIAL
+from conftest import DOGS_JPG, TUTORIAL, zip_bytes
 from workbench import Workbench, cli
 from workbench.keys import KeyRing
 from workbench.server import ServerSettings, ServerThread, create_app
@@ -82,14 +80,6 @@ def strict(dogs, tmp_path_factory, image_site) -> Iterator[Served]:
     )
     with ServerThread(create_app(wb, keys=keyring(tmp_path_factory), settings=settings)) as url:
         yield Served(url, wb, cid)
-
-
-def zip_bytes(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
 
 
 def classify(client: httpx.Client, data=None, files=None, **params) -> httpx.Response:

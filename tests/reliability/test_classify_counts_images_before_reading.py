@@ -12,7 +12,7 @@ from typing import BinaryIO
 
 import pytest
 
-from conftest import TUTORIAL
+from conftest import TUTORIAL, zip_bytes
 from reliability.served_http import VERSION, open_app, served
 from workbench import NoImages, Workbench
 from workbench.classify import split_non_images
@@ -70,14 +70,6 @@ def test_a_classify_over_the_cap_is_refused_without_reading_the_uploads(tmp_path
     assert growth < body_kib // 10, f"peak RSS grew {growth} KiB for a {body_kib} KiB body refused by its count"
 
 
-def zip_of(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
-
-
 @pytest.mark.parametrize(
     "members",
     [
@@ -91,7 +83,7 @@ def zip_of(members: dict[str, bytes]) -> bytes:
 def test_the_count_is_what_the_engine_reads_as_images(members) -> None:
     from workbench.classify import count_images
 
-    data = zip_of(members)
+    data = zip_bytes(members)
     try:
         engine_count = len(split_non_images(read_images([io.BytesIO(data)]))[0])
     except NoImages:
