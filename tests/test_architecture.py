@@ -16,7 +16,7 @@ ARCHITECTURE = PACKAGE.parents[1] / "docs" / "architecture.md"
 
 LAYERS: dict[str, set[str]] = {
     # import nothing of ours but other leaves
-    "leaf": {"errors", "limits", "vocabulary", "spec", "timestamps", "events", "atomic", "sources"},
+    "leaf": {"errors", "limits", "vocabulary", "spec", "timestamps", "events", "atomic", "sources", "names"},
     # pure computation on arrays and records: no files, no threads, no engines
     "analysis": {"training", "general", "maps", "plots", "review"},
     # the engine's working parts: reading examples, the backbone, storage, background jobs, MLflow

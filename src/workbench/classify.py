@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import BinaryIO, Iterable, Sequence
 
 import numpy as np
 
 from .errors import InvalidRequest, InvalidThreshold, echo, echo_list
-from .examples import NON_IMAGE_REASONS, ZIP_MAGICS, ZIP_READ_ERRORS, ImageInput, Skipped, _skip_reason
+from .examples import NON_IMAGE_REASONS, ZIP_MAGICS, ZIP_READ_ERRORS, ImageInput, Skipped, Source, skip_reason
+from .sources import ImageURL
 from .training import Heads
 from .vocabulary import GENERAL_CLASSIFIER_ID, OWNER_IBM, OWNER_ME, SCORE_DECIMALS, THRESHOLD
 
@@ -129,7 +132,7 @@ def count_images(uploads: Iterable[BinaryIO]) -> int:
             continue
         try:
             with zipfile.ZipFile(upload) as archive:
-                total += sum(not info.is_dir() and _skip_reason(info.filename) is None for info in archive.infolist())
+                total += sum(not info.is_dir() and skip_reason(info.filename) is None for info in archive.infolist())
         except ZIP_READ_ERRORS:
             pass
         upload.seek(0)
@@ -163,3 +166,18 @@ def classified_images(images: list[dict], warnings: list[dict]) -> dict:
     if warnings:
         answer["warnings"] = warnings
     return answer
+
+
+def source_image_count(item: Source | ImageURL) -> int:
+    """How many images a classify source holds, from zip directories alone (0 for a folder: counted once read)."""
+    if isinstance(item, ImageURL):
+        return 1
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return count_images([io.BytesIO(item)])
+    if hasattr(item, "seek"):
+        return count_images([item])
+    path = Path(item)
+    if not path.is_file():
+        return 0
+    with open(path, "rb") as file:
+        return count_images([file])

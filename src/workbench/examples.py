@@ -114,7 +114,7 @@ def _is_unsafe(member: str) -> bool:
     return ".." in norm.split("/")
 
 
-def _skip_reason(member: str) -> str | None:
+def skip_reason(member: str) -> str | None:
     """Why a member (zip or folder relative path) is not an image candidate; None if it is."""
     norm = member.replace("\\", "/")
     if norm.endswith("/"):
@@ -188,7 +188,7 @@ def _zip_entries(
         entries: list[Entry] = []
         images: list[zipfile.ZipInfo] = []
         for info in infos:
-            reason = DIRECTORY if info.is_dir() else _skip_reason(info.filename)
+            reason = DIRECTORY if info.is_dir() else skip_reason(info.filename)
             if reason is None:
                 images.append(info)
             else:
@@ -257,7 +257,7 @@ def _folder_entries(root: Path, limits: Limits, per_image_cap: bool) -> list[Ent
     images: list[tuple[str, Path, int]] = []
     for rel, path in _folder_files(root):
         name = f"{prefix}/{rel}"
-        reason = _skip_reason(rel)
+        reason = skip_reason(rel)
         if reason is None and not path.resolve().is_relative_to(real_root):
             reason = SYMLINK_OUTSIDE
         if reason is None and not path.is_file():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import io
 import os
 import random
 import re
@@ -25,7 +24,6 @@ from .errors import (
     ClassifierNotFound,
     ImageUnreadable,
     InvalidClassName,
-    InvalidClassifierName,
     InvalidExamples,
     InvalidRequest,
     LimitExceeded,
@@ -40,11 +38,9 @@ from .export import Exporter, ExportSource, check_format, coreml_available, defa
 from .general import ColorSample, color_sample, general_classes
 from .events import ClassifierEvent, Listener
 from .jobs import JobRunner, JobSettings
+from .names import check_class_name, check_classifier_name, shown_name
 from .limits import (
     DOCTOR_GRACE_S,
-    FORBIDDEN_CLASS_CHARS,
-    MAX_CLASS_NAME_CHARS,
-    MAX_CLASSIFIER_NAME_CHARS,
     MIN_EXAMPLE_SETS,
     Limits,
 )
@@ -88,82 +84,6 @@ def watson_record(record: ClassifierRecord, classes: list[str]) -> dict:
     if record.explanation:
         answer["explanation"] = record.explanation
     return answer
-
-
-JOINERS = frozenset("\u200c\u200d")  # zero-width (non-)joiners: needed in Persian and Indic words and emoji
-PERCENT_CONTROL = re.compile(r"%(?:[01][0-9A-Fa-f]|7[Ff])")  # how browsers and httpx send a control character in a form field name
-PATH_NAMES = frozenset({".", ".."})  # "precision/.." is not a valid MLflow key
-
-
-def _shown(name: str) -> str:
-    """A name for an error message: repr (control characters visible), long names cut."""
-    return repr(name if len(name) <= 40 else name[:40] + "...")
-
-
-def _control_character(name: str) -> str | None:
-    """The first control, format, surrogate, private or unassigned character (Unicode C*), described; else None."""
-    for char in name:
-        if unicodedata.category(char).startswith("C") and char not in JOINERS:
-            label = unicodedata.name(char, unicodedata.category(char))
-            return f"U+{ord(char):04X} {label}"
-    return None
-
-
-def _checked_text(name: object, what: str, max_chars: int, error: type[InvalidRequest]) -> str:
-    """The rules class and classifier names share: a string, no control characters, NFC, 1..max_chars."""
-    if not isinstance(name, str):
-        raise error(f"A {what} must be a string; got {type(name).__name__} {name!r}")
-    control = _control_character(name)
-    if control:
-        raise error(f"{what.capitalize()} {_shown(name)} contains a control character ({control}); "
-                    f"control and invisible format characters are not allowed in {what}s")
-    name = unicodedata.normalize("NFC", name)
-    if not name.strip():
-        raise error(f"{what.capitalize()}s must not be empty")
-    if len(name) > max_chars:
-        raise error(f"{what.capitalize()} {_shown(name)} is {len(name)} characters long; the limit is {max_chars}")
-    return name
-
-
-def check_class_name(name: object) -> str:
-    """A class name as stored: Watson's rules, no control characters, at most MAX_CLASS_NAME_CHARS, NFC.
-
-    Returns the NFC form, so composed and decomposed spellings ("café") are one class.
-    Raises InvalidClassName for anything else, including a non-string key.
-    """
-    name = _checked_text(name, "class name", MAX_CLASS_NAME_CHARS, InvalidClassName)
-    escaped = PERCENT_CONTROL.search(name)
-    if escaped:
-        raise InvalidClassName(
-            f"Class name {_shown(name)} contains {escaped.group()}, a percent-escaped control character "
-            "(as HTTP clients send one in a form field name); control characters are not allowed in class names"
-        )
-    bad = sorted(set(name) & FORBIDDEN_CLASS_CHARS)
-    if bad:
-        raise InvalidClassName(f"Class name {_shown(name)} contains forbidden characters: {' '.join(bad)}")
-    if name in PATH_NAMES:
-        raise InvalidClassName(f"Class name {name!r} is not allowed: '.' and '..' are path names")
-    return name
-
-
-def check_classifier_name(name: object) -> str:
-    """A classifier name as stored: a string of 1 to MAX_CLASSIFIER_NAME_CHARS characters, no control characters, NFC."""
-    return _checked_text(name, "classifier name", MAX_CLASSIFIER_NAME_CHARS, InvalidClassifierName)
-
-
-def _image_count(item: Source | ImageURL) -> int:
-    """How many images a classify source holds, from zip directories alone (0 for a folder: counted once read)."""
-    if isinstance(item, ImageURL):
-        return 1
-    if isinstance(item, (bytes, bytearray, memoryview)):
-        return cls.count_images([io.BytesIO(item)])
-    if hasattr(item, "seek"):
-        return cls.count_images([item])
-    path = Path(item)
-    if not path.is_file():
-        return 0
-    with open(path, "rb") as file:
-        return cls.count_images([file])
 
 
 class Workbench:
@@ -407,7 +327,7 @@ class Workbench:
             name = check_class_name(raw_name.removesuffix(POSITIVE_SUFFIX) if isinstance(raw_name, str) else raw_name)
             if name in positives:
                 raise InvalidClassName(
-                    f"Class {_shown(name)} is given twice in one request (names are compared in Unicode NFC form)"
+                    f"Class {shown_name(name)} is given twice in one request (names are compared in Unicode NFC form)"
                 )
             positives[name] = read_example_set(source, limits=self.limits, label=name)
         negatives = None
@@ -659,7 +579,7 @@ class Workbench:
         """A classify call's entries in input order, its warnings, and {entry index: (source_url, resolved_url)}."""
         items = list(images) if isinstance(images, (list, tuple)) else [images]
         if max_images is not None:
-            count = sum(_image_count(item) for item in items)
+            count = sum(cls.source_image_count(item) for item in items)
             if count > max_images:  # counted from zip directories, before any upload is read into memory
                 raise LimitExceeded(f"A classify call may hold at most {max_images} images; got {count}")
         entries: list[ImageInput | Skipped] = []

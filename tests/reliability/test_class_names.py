@@ -18,7 +18,7 @@ from mlflow.utils.validation import _validate_metric_name, _validate_param_name
 from workbench.errors import InvalidClassName, InvalidClassifierName, InvalidRequest
 from workbench.limits import MAX_CLASS_NAME_CHARS
 from workbench.server import ServerSettings, ServerThread, create_app
-from workbench.service import check_class_name
+from workbench.names import check_class_name
 from workbench.store import VersionRecord
 from workbench.run_record import version_metrics, version_params
 
