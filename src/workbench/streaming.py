@@ -20,14 +20,20 @@ StreamSource = Union[str, os.PathLike, bytes, bytearray, memoryview, tuple[str, 
 Item = TypeVar("Item")
 
 
-def folder_files(root: Path) -> Iterator[tuple[str, Path]]:
-    """Every file under `root`, lazily, as (relative posix name, path): directories in sorted order, links to
-    directories not followed."""
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for filename in sorted(filenames):
-            path = Path(dirpath) / filename
-            yield path.relative_to(root).as_posix(), path
+def folder_files(root: Path, relative: str = "") -> Iterator[tuple[str, Path]]:
+    """Every file under `root`, lazily, as (relative posix name, path), in name order (a sub-folder where its
+    name sorts; one directory listed at a time); links to directories are not followed."""
+    try:
+        with os.scandir(root) as listing:
+            entries = sorted(listing, key=lambda entry: entry.name)
+    except OSError:
+        return
+    for entry in entries:
+        name = f"{relative}{entry.name}"
+        if entry.is_dir(follow_symlinks=False):
+            yield from folder_files(Path(entry.path), f"{name}/")
+        else:
+            yield name, Path(entry.path)
 
 
 def read_file(name: str, path: Path, limits: Limits) -> ImageInput | Skipped:
