@@ -443,8 +443,14 @@ def _reader_went_away() -> int:
     return SIGPIPE_EXIT
 
 
+def _stdout_for_json_only() -> None:
+    """MLflow writes "View run ... at: URL" lines to stdout when it logs to a server; stdout here is JSON."""
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _stdout_for_json_only()
     try:
         code = run(args)
         sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at interpreter exit
