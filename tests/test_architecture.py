@@ -22,13 +22,14 @@ LAYERS: dict[str, set[str]] = {
     # the engine's working parts: reading examples, the backbone, storage, background jobs, MLflow
     "pipeline": {"examples", "decode", "classify", "backbone", "network", "onnx_engine", "batching", "store", "jobs",
                  "leases", "owners", "tracking", "tracked_files", "run_record", "pyfunc", "export", "explain", "doctor",
-                 "wait_progress"},
+                 "wait_progress", "streaming"},
     # the one door
     "service": {"service"},
     # the public API: `Workbench` and the types and helpers it hands out, re-exported from their homes
     "api": {"__init__"},
     # the fronts: CLI, HTTP, notebooks
-    "front": {"__main__", "cli", "server", "forms", "schemas", "image_urls", "keys", "widgets"},
+    "front": {"__main__", "cli", "server", "forms", "schemas", "image_urls", "keys", "widgets",
+              "results_files", "spark"},
 }
 MAY_IMPORT: dict[str, set[str]] = {
     "leaf": {"leaf"},

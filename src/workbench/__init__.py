@@ -21,6 +21,7 @@ from .limits import Limits
 from .examples import folder_sets, image_paths, set_name
 from .service import Workbench
 from .sources import ImageURL
+from .streaming import folder_images
 from .training import OutOfFold
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "Workbench",
     "WorkbenchError",
     "OutOfFold",
+    "folder_images",
     "folder_sets",
     "image_paths",
     "set_name",

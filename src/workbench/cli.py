@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from .errors import WorkbenchError
 from .limits import DOCTOR_GRACE_S
+from . import folder_images
 from .service import Workbench
 from .vocabulary import OWNER_ME, POSITIVE_SUFFIX
 
@@ -27,7 +28,8 @@ TUTORIAL_CREATE = {"beagle": "beagle", "husky": "husky", "goldenretriever": "gol
 TUTORIAL_UPDATE = {"dalmatian": "dalmatian"}
 DEMO_HIERARCHY_THRESHOLD = 0.1  # ImageNet probabilities spread over similar breeds; 0.1 shows the breeds
 TRACKING_FLUSH_SECONDS = 60.0  # how long create/update/wait wait for MLflow to log the new version
-EXPORT_LOGGING_SECONDS = 120.0  # how long `export` waits for MLflow to take the file as an artifact
+EXPORT_LOGGING_SECONDS = 120.0
+DIR_FLUSH_IMAGES = 1024  # classify-dir writes its output (one Parquet part) every this many images  # how long `export` waits for MLflow to take the file as an artifact
 SIGPIPE_EXIT = 128 + signal.SIGPIPE  # the shell's code for "the reader went away" (141)
 # columns of `versions` that count things: printed as integers, although MLflow keeps every metric as a float
 INTEGER_COLUMNS = ("version", "registered_version", "parent_version", "images", "negatives",
@@ -220,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("classifier_id", help="the classifier to delete, with its versions and example images")
     _add_versions_verb(verbs)
     _add_export_verb(verbs)
+    _add_classify_dir_verb(verbs)
 
     doctor = verbs.add_parser("doctor", help="check the store; with --repair, fix what is safe to fix")
     doctor.add_argument("--repair", action="store_true",
@@ -268,6 +271,53 @@ def _export(wb: Workbench, args: argparse.Namespace) -> dict:
     number = args.version if args.version is not None else wb.versions(args.classifier_id)[-1]["version"]
     return {"classifier_id": args.classifier_id, "version": number, "format": args.format,
             "path": str(path), "bytes": path.stat().st_size}
+
+
+def _add_classify_dir_verb(verbs: argparse._SubParsersAction) -> None:
+    """`classify-dir DIR -c IDS --out FILE`: a folder of any size, streamed to Parquet, CSV or JSON Lines."""
+    batch = verbs.add_parser("classify-dir", help="classify every image under a folder into a results file, resumably")
+    batch.add_argument("folder", type=Path, help="the folder of images (walked recursively)")
+    batch.add_argument("--classifier-ids", "-c", action="append", default=None,
+                       help="classifiers to apply, comma-separated or repeated (default: yours); 'default' is the general model")
+    batch.add_argument("--threshold", "-t", type=float, default=None,
+                       help="leave out classes scoring under this (0 to 1; default 0.5; 0 keeps every score)")
+    batch.add_argument("--out", "-o", type=Path, required=True, metavar="FILE",
+                       help="results.parquet (a folder of parts), results.csv or results.jsonl; an existing one is resumed")
+    batch.add_argument("--flush-every", type=int, default=DIR_FLUSH_IMAGES, metavar="N",
+                       help=f"write to the output every N images (default {DIR_FLUSH_IMAGES}); a crash redoes at most N")
+
+
+def classify_dir(wb: Workbench, args: argparse.Namespace) -> dict:
+    """Streams the folder's images through `classify_iter` into the output, skipping those already in it (by sha256)."""
+    from tqdm import tqdm
+
+    from .results_files import done_hashes, open_writer, result_row
+
+    if not args.folder.is_dir():
+        raise SystemExit(f"workbench: {str(args.folder)!r} is not a folder")
+    done = done_hashes(args.out)
+    total = sum(1 for _ in folder_images(args.folder))
+    counts = {"classified": 0, "errors": 0, "already_done": 0}
+    writer = open_writer(args.out)
+    rows: list[dict] = []
+    with tqdm(total=total, unit="img", desc="classify-dir", file=sys.stderr, dynamic_ncols=True) as bar:
+        def skipped(_name: str) -> None:
+            counts["already_done"] += 1
+            bar.update(1)
+
+        try:
+            for answer in wb.classify_iter(args.folder, args.classifier_ids, threshold=args.threshold,
+                                           skip=done, on_skip=skipped):
+                rows.append(result_row(answer))
+                counts["errors" if "error" in answer else "classified"] += 1
+                bar.update(1)
+                if len(rows) >= args.flush_every:
+                    writer.write(rows)
+                    rows = []
+        finally:  # also on Ctrl-C: what was classified is kept
+            writer.write(rows)
+            writer.close()
+    return {"out": str(args.out), **counts}
 
 
 def _add_server_verbs(verbs: argparse._SubParsersAction) -> None:
@@ -356,6 +406,8 @@ def dispatch(args: argparse.Namespace) -> object:
         return report.to_dict()
     if args.verb == "export":
         return _export(wb, args)
+    if args.verb == "classify-dir":
+        return classify_dir(wb, args)
     if args.verb == "demo":
         run_demo(wb, args.data or tutorial_dir(), args.keep)
         return None
@@ -391,8 +443,14 @@ def _reader_went_away() -> int:
     return SIGPIPE_EXIT
 
 
+def _stdout_for_json_only() -> None:
+    """MLflow writes "View run ... at: URL" lines to stdout when it logs to a server; stdout here is JSON."""
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _stdout_for_json_only()
     try:
         code = run(args)
         sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at interpreter exit

@@ -60,7 +60,7 @@ class ClassifierModel:
             )
 
     def predict(self, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        """One row per image: a score column per class; with params watson=True also the Watson JSON."""
+        """One row per image: a score column per class, and `watson`: the Watson JSON with params watson=True (else null)."""
         params = params or {}
         images = model_input["image"] if isinstance(model_input, pd.DataFrame) else pd.Series(list(model_input))
         spec = self.backbone.spec
@@ -68,14 +68,17 @@ class ClassifierModel:
         embeddings, _ = self.backbone.run(tensors)
         scores = self.heads.scores(embeddings).astype(np.float64)
         answer = pd.DataFrame(scores, columns=list(self.heads.classes))
-        if params.get("watson"):
-            threshold = float(params.get("threshold", THRESHOLD))
-            answer["watson"] = [
-                json.dumps({"classifier_id": self.info["classifier_id"], "name": self.info["name"],
-                            "classes": custom_classes(self.heads, row, threshold)})
-                for row in scores
-            ]
+        answer["watson"] = self.watson_column(scores, params)
         return answer
+
+    def watson_column(self, scores: np.ndarray, params: dict) -> list[str | None]:
+        """The signature's optional `watson` column, always present (Spark's `spark_udf` reads every
+        declared column): the Watson JSON per image with params watson=True, else nulls."""
+        if not params.get("watson"):
+            return [None] * len(scores)
+        threshold = float(params.get("threshold", THRESHOLD))
+        return [json.dumps({"classifier_id": self.info["classifier_id"], "name": self.info["name"],
+                            "classes": custom_classes(self.heads, row, threshold)}) for row in scores]
 
 
 def _load_pyfunc(data_path: str) -> ClassifierModel:

@@ -10,12 +10,12 @@ import threading
 import time
 import unicodedata
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Callable, Container, Iterable, Iterator, Mapping
 
 import numpy as np
 
 from . import classify as cls
-from . import explain
+from . import explain, streaming
 from .backbone import Backbone, EmbeddingCache, single_threaded_blas
 from .decode import backbone_input, prepared_batches
 from .doctor import DoctorReport, run_doctor, startup_sweep
@@ -544,14 +544,56 @@ class Workbench:
         once everything else is checked; one that cannot be fetched is an error on that image.
         """
         limit = cls.check_threshold(threshold)
+        ids, serving = self._classifiers_for(classifier_ids, owners)
+        entries, warnings, urls = self._classify_inputs(images, max_images, fetch_url)
+        answers = self._answers(entries, ids, serving, limit)
+        for index, (source_url, resolved_url) in urls.items():  # Watson names a URL's image by its URLs
+            del answers[index]["image"]
+            answers[index].update(source_url=source_url, resolved_url=resolved_url)
+        return cls.classified_images(answers, warnings)
+
+    def classify_iter(
+        self,
+        images: str | os.PathLike | Iterable[str | os.PathLike | bytes | tuple[str, bytes]],
+        classifier_ids: str | Iterable[str] | None = None,
+        owners: str | Iterable[str] | None = None,
+        threshold: float | None = None,
+        *,
+        skip: Container[str] = (),
+        on_skip: Callable[[str], None] | None = None,
+        chunk_images: int = streaming.CHUNK_IMAGES,
+    ) -> Iterator[dict]:
+        """Classifies any number of images in bounded memory: a generator of per-image answers, in input order.
+
+        `images` is a folder (walked lazily, recursively, sorted), one image path, or an iterable of image
+        paths, bytes or (name, bytes) pairs. Each answer is a Watson ClassifiedImage plus the image's
+        `sha256`; an unreadable image is an answer with an `error`, and the stream goes on. Images
+        whose sha256 is in `skip` are not scored nor yielded (resuming a run); `on_skip(name)` hears of
+        each. At most `chunk_images` images are held in memory at once.
+        """
+        limit = cls.check_threshold(threshold)
+        ids, serving = self._classifiers_for(classifier_ids, owners)
+        for chunk in streaming.chunks(streaming.image_entries(images, self.limits, skip, on_skip), chunk_images):
+            for entry, answer in zip(chunk, self._answers(chunk, ids, serving, limit)):
+                answer["sha256"] = entry.sha256 if isinstance(entry, ImageInput) else None
+                yield answer
+
+    def _classifiers_for(
+        self, classifier_ids: str | Iterable[str] | None, owners: str | Iterable[str] | None
+    ) -> tuple[list[str], dict[str, cls.ServingHeads]]:
+        """The classifier ids a classify call runs, in order, and the serving heads of the custom ones."""
         mine = {r.classifier_id: r for r in self.store.classifiers(owner=self.owner)}
         my_ids = [cid for cid, r in mine.items() if r.serving_version is not None]
         ids = cls.requested_ids(cls.split_list(classifier_ids), cls.split_list(owners), my_ids)
         unknown = [cid for cid in ids if cid != GENERAL_CLASSIFIER_ID and cid not in mine]
         if unknown:
             raise ClassifierNotFound(f"Did not find any classifier with the ids {echo_list(unknown)}")
-        serving = {cid: self._serving(mine[cid]) for cid in ids if cid != GENERAL_CLASSIFIER_ID}
-        entries, warnings, urls = self._classify_inputs(images, max_images, fetch_url)
+        return ids, {cid: self._serving(mine[cid]) for cid in ids if cid != GENERAL_CLASSIFIER_ID}
+
+    def _answers(
+        self, entries: list[ImageInput | Skipped], ids: list[str], serving: dict[str, cls.ServingHeads], limit: float
+    ) -> list[dict]:
+        """One ClassifiedImage per entry, in order: one backbone pass per image (an error object when unreadable)."""
         answers: list[dict | None] = [None] * len(entries)
         general = GENERAL_CLASSIFIER_ID in ids
         with single_threaded_blas():
@@ -568,10 +610,7 @@ class Workbench:
                 results = cls.image_results(classes, embeddings, ids, serving, limit)
                 for i, per_image in zip(rows, results):
                     answers[i] = {"classifiers": per_image, "image": entries[i].name}
-        for index, (source_url, resolved_url) in urls.items():  # Watson names a URL's image by its URLs
-            del answers[index]["image"]
-            answers[index].update(source_url=source_url, resolved_url=resolved_url)
-        return cls.classified_images(answers, warnings)
+        return answers  # type: ignore[return-value]
 
     def _classify_inputs(
         self, images: Source | ImageURL | Iterable[Source | ImageURL], max_images: int | None, fetch_url: Fetcher | None

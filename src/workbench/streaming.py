@@ -1,0 +1,113 @@
+"""Images read one at a time, for classifying any number of them in bounded memory (`Workbench.classify_iter`).
+
+`image_entries` walks a folder lazily (one directory listing at a time, sorted) and reads each file
+only when the consumer asks for it; `chunks` groups them for one backbone pass at a time.
+"""
+
+from __future__ import annotations
+
+import os
+from itertools import islice
+from pathlib import Path
+from typing import Callable, Container, Iterable, Iterator, TypeVar, Union
+
+from .examples import FILE_TOO_LARGE, ImageInput, Skipped, _skip_reason, sha256_hex
+from .limits import Limits
+
+CHUNK_IMAGES = 64  # images held in memory at once (read, decoded and scored together)
+
+StreamSource = Union[str, os.PathLike, bytes, bytearray, memoryview, tuple[str, bytes]]
+Item = TypeVar("Item")
+
+
+def folder_files(root: Path, relative: str = "") -> Iterator[tuple[str, Path]]:
+    """Every file under `root`, lazily, as (relative posix name, path), in name order (a sub-folder where its
+    name sorts; one directory listed at a time); links to directories are not followed."""
+    try:
+        with os.scandir(root) as listing:
+            entries = sorted(listing, key=lambda entry: entry.name)
+    except OSError:
+        return
+    for entry in entries:
+        name = f"{relative}{entry.name}"
+        if entry.is_dir(follow_symlinks=False):
+            yield from folder_files(Path(entry.path), f"{name}/")
+        else:
+            yield name, Path(entry.path)
+
+
+def read_file(name: str, path: Path, limits: Limits) -> ImageInput | Skipped:
+    """One image file's bytes (not decoded here); a file over the size limit or unreadable is Skipped."""
+    try:
+        with open(path, "rb") as file:
+            data = file.read(limits.max_image_bytes + 1)
+    except OSError as exc:
+        return Skipped(name, f"cannot read the file ({exc.strerror or exc})")
+    if len(data) > limits.max_image_bytes:
+        return Skipped(name, FILE_TOO_LARGE)
+    return ImageInput(name=name, data=data, sha256=sha256_hex(data))
+
+
+def _folder_entries(root: Path, limits: Limits) -> Iterator[ImageInput | Skipped]:
+    """A folder's image files, named "folder/relative/path" as `Workbench.classify` names them; non-images left out."""
+    prefix = root.resolve().name or "folder"
+    for relative, path in folder_images(root):  # other files (.txt, hidden, pipes) are left out
+        yield read_file(f"{prefix}/{relative}", path, limits)
+
+
+def _is_pair(item: object) -> bool:
+    """A (name, bytes) pair, as opposed to a tuple of sources."""
+    return (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)
+            and isinstance(item[1], (bytes, bytearray, memoryview)))
+
+
+def _one(item: StreamSource, position: int, limits: Limits) -> Iterator[ImageInput | Skipped]:
+    """The entries of one source: a folder's images, one file, bytes ("image_N") or a (name, bytes) pair."""
+    if isinstance(item, (str, os.PathLike)):
+        path = Path(item)
+        if path.is_dir():
+            yield from _folder_entries(path, limits)
+        elif path.is_file():
+            yield read_file(path.name, path, limits)
+        else:
+            yield Skipped(str(item), "no such image file or folder")
+        return
+    name, data = item if _is_pair(item) else (f"image_{position}", item)
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        yield Skipped(name, f"not an image path, bytes or (name, bytes) pair: {type(data).__name__}")
+        return
+    data = bytes(data)
+    yield ImageInput(name, data, sha256_hex(data)) if len(data) <= limits.max_image_bytes else Skipped(name, FILE_TOO_LARGE)
+
+
+def image_entries(
+    images: StreamSource | Iterable[StreamSource],
+    limits: Limits,
+    skip: Container[str] = (),
+    on_skip: Callable[[str], None] | None = None,
+) -> Iterator[ImageInput | Skipped]:
+    """Each image of `images`, read when asked for; images whose sha256 is in `skip` are left out
+    (`on_skip(name)` hears of each)."""
+    single = isinstance(images, (str, os.PathLike, bytes, bytearray, memoryview)) or _is_pair(images)
+    for position, item in enumerate([images] if single else images, start=1):
+        for entry in _one(item, position, limits):
+            if isinstance(entry, ImageInput) and entry.sha256 in skip:
+                if on_skip is not None:
+                    on_skip(entry.name)
+                continue
+            yield entry
+
+
+def folder_images(root: str | os.PathLike) -> Iterator[tuple[str, Path]]:
+    """The files under `root` that `classify_iter` reads as images: regular files with an image name
+    (not hidden, not under __MACOSX), as (relative posix name, path)."""
+    for relative, path in folder_files(Path(root)):
+        if _skip_reason(relative) is None and path.is_file():
+            yield relative, path
+
+
+def chunks(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
+    """Consecutive lists of at most `size` items, pulled from `items` one list at a time."""
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk

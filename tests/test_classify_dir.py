@@ -1,0 +1,114 @@
+"""Folder-scale classify: `Workbench.classify_iter` and `workbench classify-dir` (streamed, resumable output)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from workbench.cli import main
+
+from conftest import DOGS_JPG, TUTORIAL
+
+RUN_SECONDS = 300
+
+
+def jpegs(count: int, start: int = 0) -> list[Path]:
+    """`count` distinct tutorial JPEGs."""
+    files = sorted(p for p in TUTORIAL.glob("*/*.jpg") if p.parent.name != "test")
+    return files[start:start + count]
+
+
+def fill(folder: Path, images: list[Path]) -> None:
+    """Copies of `images` under `folder/<class>/`, plus a corrupt JPEG and a text file (not an image)."""
+    for path in images:
+        (folder / path.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, folder / path.parent.name / path.name)
+    (folder / "corrupt.jpg").write_bytes(DOGS_JPG.read_bytes()[:2048])
+    (folder / "notes.txt").write_text("not an image")
+
+
+def classify_dir(home: Path, folder: Path, out: Path, cid: str, *extra: str) -> dict:
+    """`workbench classify-dir` in a real subprocess; its JSON summary."""
+    done = subprocess.run(
+        [sys.executable, "-m", "workbench", "--home", str(home), "classify-dir", str(folder), "-c", cid,
+         "--out", str(out), "-t", "0", *extra],
+        capture_output=True, text=True, timeout=RUN_SECONDS,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "img/s" in done.stderr  # the tqdm bar
+    return json.loads(done.stdout)
+
+
+def test_classify_iter_streams_an_endless_input(dogs):
+    wb, cid = dogs
+    endless = itertools.repeat(("dogs.jpg", DOGS_JPG.read_bytes()))
+    answers = list(itertools.islice(wb.classify_iter(endless, cid, chunk_images=4), 6))
+    expected = wb.classify(DOGS_JPG, classifier_ids=[cid])["images"][0]["classifiers"]
+    assert [a["image"] for a in answers] == ["dogs.jpg"] * 6
+    assert all(a["classifiers"] == expected for a in answers)
+
+
+def test_classify_iter_answers_like_classify_with_an_error_per_bad_image(dogs, tmp_path):
+    wb, cid = dogs
+    fill(tmp_path / "pics", jpegs(5))
+    answers = list(wb.classify_iter(tmp_path / "pics", [cid, "default"]))
+    expected = wb.classify(tmp_path / "pics", classifier_ids=[cid, "default"])["images"]
+    assert [a["image"] for a in answers] == [e["image"] for e in expected]  # same names and order; notes.txt left out
+    assert [a.get("error") for a in answers] == [e.get("error") for e in expected]
+    assert [a["classifiers"] for a in answers] == [e["classifiers"] for e in expected]
+    assert answers[0]["image"] == "pics/beagle/" + jpegs(1)[0].name and len(answers[0]["sha256"]) == 64
+    skipped: list[str] = []
+    rest = list(wb.classify_iter(tmp_path / "pics", cid, skip={answers[0]["sha256"]}, on_skip=skipped.append))
+    assert skipped == [answers[0]["image"]] and len(rest) == len(answers) - 1
+
+
+def test_classify_dir_parquet_resumes_without_redoing_finished_images(dogs, tmp_path):
+    wb, cid = dogs
+    folder, out = tmp_path / "archive", tmp_path / "results.parquet"
+    fill(folder, jpegs(24))
+    first = classify_dir(wb.home, folder, out, cid, "--flush-every", "8")
+    assert first == {"out": str(out), "classified": 24, "errors": 1, "already_done": 0}
+    parts = {p.name: p.read_bytes() for p in out.glob("part-*.parquet")}
+    assert len(parts) == 4  # written as it went: every 8 images
+    (out / ".tmp-crashed").write_bytes(b"a part a killed run left half written")
+    fill(folder, jpegs(8, start=24))  # more images arrive; the first 25 are in the output already
+    second = classify_dir(wb.home, folder, out, cid, "--flush-every", "8")
+    assert second == {"out": str(out), "classified": 8, "errors": 0, "already_done": 25}
+    assert all((out / name).read_bytes() == data for name, data in parts.items())  # finished parts untouched
+    frame = pd.read_parquet(out)
+    assert len(frame) == 33 and frame["sha256"].is_unique
+    errors = frame[frame["error"].notna()]
+    assert list(errors["path"]) == ["archive/corrupt.jpg"] and "not a readable" in errors["error"].iloc[0]
+    dogs_row = frame[frame["path"] == "archive/beagle/" + jpegs(1)[0].name].iloc[0]
+    [result] = dogs_row["classifiers"]
+    expected = wb.classify(jpegs(1)[0], classifier_ids=[cid], threshold=0.0)["images"][0]["classifiers"][0]
+    assert result["classifier_id"] == cid
+    assert [c["class"] for c in result["classes"]] == [c["class"] for c in expected["classes"]]
+    assert [c["score"] for c in result["classes"]] == pytest.approx([c["score"] for c in expected["classes"]], abs=1e-5)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_classify_dir_text_output_reads_back_and_drops_a_line_cut_by_a_crash(dogs, tmp_path, suffix, capsys):
+    wb, cid = dogs
+    folder, out = tmp_path / "archive", tmp_path / f"results{suffix}"
+    fill(folder, jpegs(6))
+    assert main(["--home", str(wb.home), "classify-dir", str(folder), "-c", cid, "--out", str(out)]) == 0
+    capsys.readouterr()
+    with open(out, "a") as file:
+        file.write('archive/beagle/half-written.jpg,0123' if suffix == ".csv" else '{"path": "archive/be')
+    fill(folder, jpegs(2, start=6))
+    assert main(["--home", str(wb.home), "classify-dir", str(folder), "-c", cid, "--out", str(out)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["classified"] == 2 and summary["already_done"] == 7
+    frame = pd.read_csv(out) if suffix == ".csv" else pd.read_json(out, lines=True)
+    assert len(frame) == 9 and frame["sha256"].is_unique and "half-written" not in "".join(frame["path"])
+    classifiers = frame["classifiers"].map(json.loads) if suffix == ".csv" else frame["classifiers"]
+    good = classifiers[frame["error"].isna()]
+    assert all(result[0]["classifier_id"] == cid and result[0]["classes"] for result in good)

@@ -1,0 +1,232 @@
+"""A team tracking server: `mlflow server` on PostgreSQL with proxied artifacts, two workbench processes
+training into it at once, and `mlflow models serve` answering for a registered `serving` version.
+
+PostgreSQL 15 runs from a temporary data directory as an unprivileged user (it refuses root), on a free
+port of 127.0.0.1, with its socket in that directory.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from workbench import Workbench
+from workbench.run_record import SERVING_ALIAS, TAG_KIND, TAG_LOGGED, TAG_VERSION
+
+from conftest import DOGS_JPG, TUTORIAL
+
+pytestmark = pytest.mark.slow
+PG_BIN = Path(os.environ.get("WORKBENCH_PG_BIN", "/usr/lib/postgresql/15/bin"))
+PG_USER = "workbench"  # the database role (trust authentication on 127.0.0.1 and the private socket only)
+SYSTEM_USER = "nobody"  # the unprivileged account PostgreSQL runs as when the tests run as root
+START_SECONDS = 120
+TRAIN_SECONDS = 300
+# two different classifiers, trained at the same time by two processes (each with its own home)
+CLASSIFIERS = {
+    "dogs": ["-p", f"beagle={TUTORIAL / 'beagle'}", "-p", f"husky={TUTORIAL / 'husky'}", "-n", str(TUTORIAL / "cats")],
+    "spots": ["-p", f"dalmatian={TUTORIAL / 'dalmatian'}", "-p", f"goldenretriever={TUTORIAL / 'goldenretriever'}",
+              "-n", str(TUTORIAL / "more-cats")],
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(url: str, process: subprocess.Popen, log: Path, what: str) -> None:
+    """Polls `url` until it answers 200; fails with the log's tail if the process exits or time runs out."""
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            if process.poll() is not None:
+                break
+            time.sleep(0.5)
+    stop(process)
+    raise RuntimeError(f"{what} did not start: {log.read_text()[-3000:]}")
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Stops a server and the workers it started (its own process group)."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+class Postgres:
+    """A throwaway PostgreSQL cluster: initdb in a temporary folder, pg_ctl start/stop, as a non-root user."""
+
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="workbench-pg-"))  # under /tmp: reachable by the server's user
+        self.port = free_port()
+        self.user = pwd.getpwnam(SYSTEM_USER) if os.geteuid() == 0 else None
+        for folder in (self.root, self.root / "socket"):
+            folder.mkdir(exist_ok=True)
+            if self.user is not None:
+                os.chown(folder, self.user.pw_uid, self.user.pw_gid)
+
+    def run(self, *command: str) -> None:
+        kwargs = {"user": self.user.pw_uid, "group": self.user.pw_gid} if self.user is not None else {}
+        done = subprocess.run(command, capture_output=True, text=True, timeout=START_SECONDS, cwd=self.root, **kwargs)
+        assert done.returncode == 0, f"{command[0]}: {done.stdout[-2000:]} {done.stderr[-2000:]}"
+
+    def start(self) -> str:
+        """Creates and starts the cluster and an `mlflow` database; the SQLAlchemy URI of that database."""
+        data = str(self.root / "data")
+        self.run(str(PG_BIN / "initdb"), "-D", data, "-U", PG_USER, "--auth=trust", "-E", "UTF8", "--no-sync")
+        options = f"-p {self.port} -k {self.root / 'socket'} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self.run(str(PG_BIN / "pg_ctl"), "-D", data, "-o", options, "-l", str(self.root / "postgres.log"), "-w", "start")
+        import psycopg2
+
+        connection = psycopg2.connect(host="127.0.0.1", port=self.port, user=PG_USER, dbname="postgres")
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute("CREATE DATABASE mlflow")
+        connection.close()
+        return f"postgresql+psycopg2://{PG_USER}@127.0.0.1:{self.port}/mlflow"  # SQLAlchemy 2.1 would pick psycopg 3
+
+    def stop(self) -> None:
+        try:
+            self.run(str(PG_BIN / "pg_ctl"), "-D", str(self.root / "data"), "-m", "immediate", "stop")
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def postgres_uri():
+    """A real PostgreSQL 15 in a temporary data directory; skips only where PostgreSQL is not installed."""
+    if not (PG_BIN / "initdb").exists():
+        pytest.skip(f"PostgreSQL is not installed: no initdb in {PG_BIN} (set WORKBENCH_PG_BIN)")
+    server = Postgres()
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def team_server(postgres_uri, tmp_path_factory):
+    """`mlflow server` with the PostgreSQL backend store and proxied artifacts in a folder; its URL."""
+    folder = tmp_path_factory.mktemp("team-server")
+    port = free_port()
+    command = [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri", postgres_uri,
+               "--artifacts-destination", str(folder / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
+               "--workers", "2"]
+    log = folder / "server.log"
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    with open(log, "wb") as output:
+        server = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    wait_for(f"{url}/health", server, log, "mlflow server")
+    yield {"url": url, "artifacts": folder / "artifacts"}
+    stop(server)
+
+
+@pytest.fixture(scope="module")
+def trained(team_server, tmp_path_factory) -> dict[str, dict]:
+    """Two `workbench create` processes, started together, each training its classifier into the team server."""
+    env = {**os.environ, "WORKBENCH_TRACKING_URI": team_server["url"]}
+    started = time.monotonic()
+    processes = {}
+    for name, sets in CLASSIFIERS.items():
+        home = tmp_path_factory.mktemp(f"home-{name}")
+        command = [sys.executable, "-m", "workbench", "--home", str(home), "create", name, *sets]
+        processes[name] = (home, subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                                  text=True))
+    answers = {}
+    for name, (home, process) in processes.items():
+        out, err = process.communicate(timeout=TRAIN_SECONDS)
+        assert process.returncode == 0, err[-3000:]
+        answers[name] = {"home": home, "record": json.loads(out), "stderr": err}
+    print(f"two-process training into PostgreSQL-backed MLflow: {time.monotonic() - started:.1f} s")
+    return answers
+
+
+def test_two_processes_train_into_one_postgresql_server_and_both_land_intact(trained, team_server):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=team_server["url"], registry_uri=team_server["url"])
+    assert {answer["record"]["name"] for answer in trained.values()} == set(CLASSIFIERS)
+    for answer in trained.values():
+        record = answer["record"]
+        cid = record["classifier_id"]
+        assert record["status"] == "ready" and "logged to MLflow" in answer["stderr"], answer["stderr"][-2000:]
+        experiment = client.get_experiment_by_name(cid)
+        [run] = client.search_runs([experiment.experiment_id], filter_string=f"tags.`{TAG_KIND}` = 'version'")
+        assert run.info.status == "FINISHED" and run.data.tags[TAG_LOGGED] == "true"
+        assert run.data.tags[TAG_VERSION] == "1" and 0.0 < run.data.metrics["accuracy"] <= 1.0
+        assert run.info.artifact_uri.startswith("mlflow-artifacts:")  # proxied: the server keeps the files
+        [registered] = client.search_model_versions(f"name='{cid}'")
+        assert registered.tags[TAG_VERSION] == "1"
+        assert client.get_model_version_by_alias(cid, SERVING_ALIAS).version == registered.version
+        assert client.get_experiment_by_name(cid).experiment_id == experiment.experiment_id
+    stored = [p for p in team_server["artifacts"].rglob("*") if p.is_file()]
+    assert any(p.name == "heads.npz" for p in stored)  # both models' files landed in the artifacts destination
+    assert len({p for p in stored if p.name == "heads.npz"}) == 2
+
+
+@pytest.fixture(scope="module")
+def model_server(trained, team_server, tmp_path_factory):
+    """`mlflow models serve` of the `dogs` classifier's `serving` alias, from the team server's registry."""
+    cid = trained["dogs"]["record"]["classifier_id"]
+    folder = tmp_path_factory.mktemp("model-server")
+    port = free_port()
+    command = [str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m", f"models:/{cid}@{SERVING_ALIAS}",
+               "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
+    bin_folder = str(Path(sys.executable).parent)  # `mlflow models serve` runs `uvicorn` from PATH, as an activated venv has it
+    env = {**os.environ, "MLFLOW_TRACKING_URI": team_server["url"], "PATH": f"{bin_folder}{os.pathsep}{os.environ['PATH']}"}
+    log = folder / "serve.log"
+    with open(log, "wb") as output:
+        server = subprocess.Popen(command, env=env, cwd=folder, stdout=output, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    wait_for(f"{url}/ping", server, log, "mlflow models serve")
+    yield url
+    stop(server)
+
+
+def invoke(url: str, body: dict) -> list[dict]:
+    request = urllib.request.Request(f"{url}/invocations", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=TRAIN_SECONDS) as answer:
+        return json.loads(answer.read())["predictions"]
+
+
+def test_mlflow_models_serve_scores_like_classify(model_server, trained):
+    home, cid = trained["dogs"]["home"], trained["dogs"]["record"]["classifier_id"]
+    encoded = base64.b64encode(DOGS_JPG.read_bytes()).decode()
+    split = invoke(model_server, {"dataframe_split": {"columns": ["image"], "data": [[encoded]]},
+                                  "params": {"watson": True}})
+    records = invoke(model_server, {"dataframe_records": [{"image": encoded}]})
+    wb = Workbench(home, tracking_uri=False, train=False, resume=False)
+    expected = wb.classify(DOGS_JPG, classifier_ids=[cid], threshold=0.0)["images"][0]["classifiers"][0]["classes"]
+    for [row] in (split, records):
+        assert {name for name in row if name != "watson"} == {c["class"] for c in expected}
+        for entry in expected:
+            assert row[entry["class"]] == pytest.approx(entry["score"], abs=1e-5)
+    watson = json.loads(split[0]["watson"])
+    assert watson["classifier_id"] == cid
+    assert [c["class"] for c in watson["classes"]] == [c["class"] for c in expected if c["score"] >= 0.5]
+    assert records[0].get("watson") is None
