@@ -49,7 +49,7 @@ def classify_dir(home: Path, folder: Path, out: Path, cid: str, *extra: str) -> 
 def test_classify_iter_streams_an_endless_input(dogs):
     wb, cid = dogs
     endless = itertools.repeat(("dogs.jpg", DOGS_JPG.read_bytes()))
-    answers = list(itertools.islice(wb.classify_iter(endless, cid, chunk_images=4), 6))
+    answers = list(itertools.islice(wb.classify_iter(endless, classifier_ids=cid, chunk_images=4), 6))
     expected = wb.classify(DOGS_JPG, classifier_ids=[cid])["images"][0]["classifiers"]
     assert [a["image"] for a in answers] == ["dogs.jpg"] * 6
     assert all(a["classifiers"] == expected for a in answers)
@@ -58,14 +58,14 @@ def test_classify_iter_streams_an_endless_input(dogs):
 def test_classify_iter_answers_like_classify_with_an_error_per_bad_image(dogs, tmp_path):
     wb, cid = dogs
     fill(tmp_path / "pics", jpegs(5))
-    answers = list(wb.classify_iter(tmp_path / "pics", [cid, "default"]))
+    answers = list(wb.classify_iter(tmp_path / "pics", classifier_ids=[cid, "default"]))
     expected = wb.classify(tmp_path / "pics", classifier_ids=[cid, "default"])["images"]
     assert [a["image"] for a in answers] == [e["image"] for e in expected]  # same names and order; notes.txt left out
     assert [a.get("error") for a in answers] == [e.get("error") for e in expected]
     assert [a["classifiers"] for a in answers] == [e["classifiers"] for e in expected]
     assert answers[0]["image"] == "pics/beagle/" + jpegs(1)[0].name and len(answers[0]["sha256"]) == 64
     skipped: list[str] = []
-    rest = list(wb.classify_iter(tmp_path / "pics", cid, skip={answers[0]["sha256"]}, on_skip=skipped.append))
+    rest = list(wb.classify_iter(tmp_path / "pics", classifier_ids=cid, skip={answers[0]["sha256"]}, on_skip=skipped.append))
     assert skipped == [answers[0]["image"]] and len(rest) == len(answers) - 1
 
 

@@ -306,7 +306,7 @@ def classify_dir(wb: Workbench, args: argparse.Namespace) -> dict:
             bar.update(1)
 
         try:
-            for answer in wb.classify_iter(args.folder, args.classifier_ids, threshold=args.threshold,
+            for answer in wb.classify_iter(args.folder, classifier_ids=args.classifier_ids, threshold=args.threshold,
                                            skip=done, on_skip=skipped):
                 rows.append(result_row(answer))
                 counts["errors" if "error" in answer else "classified"] += 1

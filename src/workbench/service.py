@@ -555,10 +555,10 @@ class Workbench:
     def classify_iter(
         self,
         images: str | os.PathLike | Iterable[str | os.PathLike | bytes | tuple[str, bytes]],
+        *,
         classifier_ids: str | Iterable[str] | None = None,
         owners: str | Iterable[str] | None = None,
         threshold: float | None = None,
-        *,
         skip: Container[str] = (),
         on_skip: Callable[[str], None] | None = None,
         chunk_images: int = streaming.CHUNK_IMAGES,

@@ -49,7 +49,7 @@ def _scorer(home: str, owner: str, ids: list[str] | None, threshold: float | Non
             paths = batch.column(path_col).to_pylist()
             contents = batch.column(content_col).to_pylist()
             pairs = [(str(path), content or b"") for path, content in zip(paths, contents)]
-            rows = [result_row(answer) for answer in wb.classify_iter(pairs, ids, threshold=threshold)]
+            rows = [result_row(answer) for answer in wb.classify_iter(pairs, classifier_ids=ids, threshold=threshold)]
             yield pa.RecordBatch.from_pylist(rows, schema=schema)
 
     return score
@@ -73,7 +73,7 @@ def classify(
     """
     folder = str(Path(home if home is not None else default_home()).resolve())
     ids = None if classifier_ids is None else ([classifier_ids] if isinstance(classifier_ids, str) else list(classifier_ids))
-    for _ in worker_workbench(folder, owner).classify_iter((), ids, threshold=threshold):
+    for _ in worker_workbench(folder, owner).classify_iter((), classifier_ids=ids, threshold=threshold):
         pass  # no images: only the checks run (unknown classifier, bad threshold)
     score = _scorer(folder, owner, ids, threshold, path_col, content_col)
     return df.select(path_col, content_col).mapInArrow(score, ROW_DDL)

@@ -11,7 +11,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Callable, Container, Iterable, Iterator, TypeVar, Union
 
-from .examples import FILE_TOO_LARGE, ImageInput, Skipped, _skip_reason, sha256_hex
+from .examples import FILE_TOO_LARGE, ImageInput, Skipped, skip_reason, sha256_hex
 from .limits import Limits
 
 CHUNK_IMAGES = 64  # images held in memory at once (read, decoded and scored together)
@@ -102,7 +102,7 @@ def folder_images(root: str | os.PathLike) -> Iterator[tuple[str, Path]]:
     """The files under `root` that `classify_iter` reads as images: regular files with an image name
     (not hidden, not under __MACOSX), as (relative posix name, path)."""
     for relative, path in folder_files(Path(root)):
-        if _skip_reason(relative) is None and path.is_file():
+        if skip_reason(relative) is None and path.is_file():
             yield relative, path
 
 
