@@ -350,11 +350,12 @@ def point_two_process(folder: Path, base: Path, cid: str, leases: dict[str, str]
             return {**point.result, "error": "the CLI update ended before it embedded anything"}
         serving_during, statuses = set(), set()
         while time.monotonic() - killed_at < TRAIN_S:
+            serving = point.serving()  # read before the GET: counts only if the GET then still says retraining
             record = client.get(f"/v3/classifiers/{cid}", params=VERSION).json()
             statuses.add(record["status"])
             if record["status"] in ("ready", "failed"):
                 break
-            serving_during.add(point.serving())
+            serving_during.add(serving)
             time.sleep(0.2)
         process.wait()
         point.result["adoption_s"] = round(time.monotonic() - killed_at, 1)
