@@ -79,7 +79,7 @@ def _decoded(name: str, value: str) -> list[str]:
         return [value]
     if isinstance(data, str):
         return [data]
-    if not isinstance(data, list):
+    if not isinstance(data, list) or name == "parameters":  # one JSON object: legacy_parameters judges its shape
         return [value]
     if any(isinstance(item, (list, dict)) for item in data):
         raise InvalidRequest(f"{echo(name)}: a JSON list may hold only strings (or numbers), not lists or objects")

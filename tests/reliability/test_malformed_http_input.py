@@ -36,6 +36,10 @@ CASES = {
     "parameters classifier_ids a number": (
         lambda c: post_classify(c, parameters=json.dumps({"classifier_ids": 5})),
         "classifier_ids must be a string or a list of strings"),
+    "parameters an empty JSON list": (  # was taken for no parameters at all (200), found by bench/reliability_campaign
+        lambda c: post_classify(c, parameters="[]"), "parameters must be a JSON object"),
+    "parameters a JSON list of one object": (
+        lambda c: post_classify(c, parameters='[{"threshold": 0.2}]'), "parameters must be a JSON object"),
     "parameters url a list": (
         lambda c: post_classify(c, parameters=json.dumps({"url": ["x"]})), "url must be a string"),
     "classifier_ids nested 100,000 deep": (lambda c: post_classify(c, classifier_ids=DEEP), "nested too deeply"),

@@ -1,0 +1,130 @@
+"""The reliability campaign of issue 13, rerun: hostile inputs, mixed two-owner load, SIGKILLs in training, RSS.
+
+Drives a real `workbench serve` subprocess on 127.0.0.1 with httpx clients, and real CLI processes
+killed with SIGKILL. Prints a table and writes bench/reliability_results.json.
+
+    PYTHONPATH=src .venv/bin/python -m bench.reliability_campaign [--quick]
+
+`--quick` sends a tenth of the load and runs fewer crash points (for development).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.campaign_common import TUTORIAL, VERSION, Server, tutorial_images, variant_jpeg, wait_settled, zip_bytes
+from bench import campaign_crash, campaign_hostile, campaign_load
+
+RESULTS = Path(__file__).with_name("reliability_results.json")
+FULL = {"requests": 3000, "seconds": 900.0}
+QUICK = {"requests": 300, "seconds": 120.0}
+
+
+def bob_private(server: Server) -> str:
+    """A classifier of the second owner, for the cross-owner malformed requests."""
+    with server.client("bob") as client:
+        files = {name + "_positive_examples": (f"{name}.zip", zip_bytes({f"{name}{i}.jpg": variant_jpeg(p, 70_000 + 100 * k + i)
+                                                                          for i, p in enumerate(tutorial_images(name, 10))}))
+                 for k, name in enumerate(("beagle", "husky"))}
+        answer = client.post("/v3/classifiers", params=VERSION, data={"name": "bob-private"}, files=files)
+        answer.raise_for_status()
+        cid = answer.json()["classifier_id"]
+        assert wait_settled(client, cid, 600)["status"] == "ready"
+        return cid
+
+
+def served_parts(folder: Path, quick: bool, results: dict) -> None:
+    """Parts 1, 2 and 4: hostile inputs and mixed load on one server, its memory around each."""
+    home = folder / "home"
+    home.mkdir(parents=True)
+    server = Server(home, env={"WORKBENCH_TRACKING_URI": str(folder / "mlruns")}, extra_args=("--allow-file-root", str(TUTORIAL)))
+    memory = results["server_memory"] = {}
+    with server:
+        memory["start"] = server.memory()
+        other = bob_private(server)
+        started = time.monotonic()
+        rows = campaign_hostile.run_hostile_files(server)
+        results["hostile_files"] = campaign_hostile.summarise(rows)
+        rows_malformed = campaign_hostile.run_malformed(server, other)
+        results["malformed_requests"] = campaign_hostile.summarise(rows_malformed)
+        results["hostile_rows"] = rows + rows_malformed
+        results["hostile_seconds"] = round(time.monotonic() - started, 1)
+        memory["after_hostile"] = server.memory()
+        size = QUICK if quick else FULL
+        state, figures = campaign_load.run_load(server, size["requests"], size["seconds"])
+        memory["after_load"] = server.memory()
+        records = figures.pop("records")
+    lost = campaign_load.lost_updates(state, records, home)
+    results["mixed_load"] = {**figures, "lost_updates": len(lost), "lost": lost[:20]}
+
+
+def table(results: dict) -> str:
+    """The closing figures as a plain-text table."""
+    hostile, malformed, load = results["hostile_files"], results["malformed_requests"], results["mixed_load"]
+    memory = results["server_memory"]
+    lines = [
+        f"{'figure':<58} value",
+        f"{'hostile files sent (requests)':<58} {hostile['inputs']}  {hostile['by_status']}",
+        f"{'  neither 2xx nor Watson 4xx':<58} {len(hostile['bad'])}",
+        f"{'malformed requests':<58} {malformed['inputs']}  {malformed['by_status']}",
+        f"{'  neither 2xx nor Watson 4xx':<58} {len(malformed['bad'])}",
+        f"{'mixed load: requests / clients / owners / seconds':<58} {load['requests']} / {load['clients']} / {load['owners']} / {load['seconds']}",
+        f"{'  by status':<58} {load['by_status']}",
+        f"{'  5xx':<58} {load['5xx']}",
+        f"{'  acknowledged updates / lost updates':<58} {load['acknowledged_updates']} / {load['lost_updates']}",
+        f"{'  cross-owner leaks':<58} {load['cross_owner_leaks']}",
+        f"{'  unexpected answers (not 5xx)':<58} {load['unexpected_count']}",
+        f"{'  stuck classifiers after settling':<58} {len(load['stuck_classifiers'])}",
+        f"{'  classify p50 / p99 ms (under load)':<58} {load['classify_p50_ms']} / {load['classify_p99_ms']}",
+        f"{'server RSS MB: start / after hostile / after load':<58} "
+        f"{memory['start']['rss_mb']} / {memory['after_hostile']['rss_mb']} / {memory['after_load']['rss_mb']}",
+        f"{'server peak RSS (VmHWM) MB after load':<58} {memory['after_load']['hwm_mb']}",
+    ]
+    for point in results.get("crash_points", []):
+        lines.append(f"{'crash: ' + point['point']:<58} " + campaign_crash.describe(point))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a tenth of the load, fewer crash points")
+    parser.add_argument("--parts", default="served,crash", help="comma-separated: served (hostile, load, RSS), crash")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    args = parser.parse_args()
+    parts = set(args.parts.split(","))
+    folder = Path(tempfile.mkdtemp(prefix="campaign-"))
+    results: dict = {
+        "command": " ".join([Path(sys.executable).name, "-m", "bench.reliability_campaign", *sys.argv[1:]]),
+        "quick": args.quick, "machine": platform.platform(), "cpus": os.cpu_count(), "load_average_at_start": os.getloadavg(),
+    }
+    started = time.monotonic()
+    try:
+        if "served" in parts:
+            served_parts(folder / "served", args.quick, results)
+        if "crash" in parts:
+            results["crash_points"] = campaign_crash.run_crash_points(folder / "crash", args.quick)
+    finally:
+        results["seconds"] = round(time.monotonic() - started, 1)
+        results["load_average_at_end"] = os.getloadavg()
+        RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n")
+        if not args.keep:
+            shutil.rmtree(folder, ignore_errors=True)
+        else:
+            print(f"kept {folder}", file=sys.stderr)
+    if "served" in parts:
+        print(table(results))
+    elif "crash" in parts:
+        print("\n".join(f"{p['point']:<58} {campaign_crash.describe(p)}" for p in results["crash_points"]))
+    print(f"wrote {RESULTS} ({results['seconds']} s)")
+
+
+if __name__ == "__main__":
+    main()
