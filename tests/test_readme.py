@@ -14,8 +14,8 @@ Other blocks, each accounted for:
 - blocks after `<!-- not-run: REASON -->` never run in a test. There are 9 (the test below
   checks this list against the README, reasons included there):
   - `make demo` / `make test`: pip-installs .venv in the checkout; `make test` is this suite
-  - `workbench keys add me` / `workbench serve`: serves in the foreground until stopped
   - `PYTHONPATH=src .venv/bin/python -m bench.reliability_campaign [--quick]`: the campaign itself, minutes
+  - `workbench keys add me` / `workbench serve`: serves in the foreground until stopped
   - `import workbench.spark`: needs a SparkSession; tests/test_spark.py runs the call
   - `MLFLOW_TRACKING_URI=http://team:5000 mlflow models serve -m "models:/$CLASSIFIER_ID@serving" --env-manager local -h 0.0.0.0 -p 5001`: serves until stopped; tests/test_team_server.py
   - `mlflow server --backend-store-uri postgresql+psycopg2://mlflow@dbhost/mlflow --artifacts-destination /srv/mlflow-artifacts --host 0.0.0.0 --port 5000`: needs PostgreSQL; tests/test_team_server.py
