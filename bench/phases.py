@@ -47,21 +47,58 @@ def zips(workdir: Path) -> dict[str, Path]:
     return {name: workdir.parent / "zips" / f"{name}.zip" for name in TRAIN_FOLDERS}
 
 
-def phase_limit(workdir: Path, repeats: int) -> dict:
-    """Backbone-only throughput: ONNX Runtime, batch 8, 224x224 tensors already in memory."""
+def model_paths() -> dict[str, Path]:
+    """Each precision's ONNX file, built (and cached) first if needed."""
     from workbench.backbone import Backbone
 
     backbone = Backbone(engine="onnxruntime")
-    batch = list(np.random.default_rng(0).uniform(-1, 1, (LIMIT_BATCH_IMAGES, 3, 224, 224)).astype(np.float32))
-    for _ in range(3):
-        backbone.run(batch)
-    rates = []
+    backbone.prepare(wait=True)
+    return {"fp32": backbone.onnx_path}
+
+
+def limit_engines() -> dict:
+    """The engines the limit phase compares: each precision with ORT spinning off (classify's setting) and on (the fastest)."""
+    from workbench.backbone import available_cpus
+    from workbench.onnx_engine import OnnxEngine
+
+    return {f"{precision}_spin_{'on' if spinning else 'off'}": OnnxEngine(path, available_cpus(), spinning=spinning)
+            for precision, path in model_paths().items() for spinning in (False, True)}
+
+
+def phase_limit(workdir: Path, repeats: int) -> dict:
+    """Backbone-only throughput at batch 8 on 224x224 tensors in memory, every engine interleaved in each repeat."""
+    engines = limit_engines()
+    batch = np.random.default_rng(0).uniform(-1, 1, (LIMIT_BATCH_IMAGES, 3, 224, 224)).astype(np.float32)
+    for engine in engines.values():
+        for _ in range(3):
+            engine.run(batch)
+    rates: dict[str, list[float]] = {name: [] for name in engines}
     for _ in range(repeats):
-        started = time.perf_counter()
-        for _ in range(LIMIT_BATCHES_PER_REPEAT):
-            backbone.run(batch)
-        rates.append(LIMIT_BATCH_IMAGES * LIMIT_BATCHES_PER_REPEAT / (time.perf_counter() - started))
-    return {"images_per_s": statistics.median(rates), "all": rates}
+        for name, engine in engines.items():
+            started = time.perf_counter()
+            for _ in range(LIMIT_BATCHES_PER_REPEAT):
+                engine.run(batch)
+            rates[name].append(LIMIT_BATCH_IMAGES * LIMIT_BATCHES_PER_REPEAT / (time.perf_counter() - started))
+    return {name: statistics.median(r) for name, r in rates.items()} | {"all": rates}
+
+
+def phase_decode(workdir: Path, repeats: int) -> dict:
+    """What classify does before the backbone, per image on one thread: decode (JPEG draft), crop, normalise, colour sample."""
+    from workbench.decode import backbone_input
+    from workbench.general import color_sample
+    from workbench.limits import Limits
+    from workbench.spec import crop_box, lite0_spec
+
+    spec, limits = lite0_spec(), Limits()
+    blobs = [path.read_bytes() for path in train_images()]
+    costs = []
+    for _ in range(repeats):
+        started = time.process_time()  # CPU time of this thread's work: what the decode costs the cores
+        for data in blobs:
+            _, image = backbone_input(data, spec, limits)
+            color_sample(image, crop_box(*image.size, spec))
+        costs.append((time.process_time() - started) / len(blobs) * 1000)
+    return {"ms_per_image": statistics.median(costs), "all": costs}
 
 
 def phase_naive(workdir: Path, repeats: int) -> dict:
@@ -138,16 +175,18 @@ def phase_retrain(workdir: Path, repeats: int) -> dict:
 
 
 def phase_classify(workdir: Path, repeats: int) -> dict:
-    """wb.classify on the 250 training images against the classifier and `default`; then one image per call."""
+    """wb.classify on the 250 training images against the classifier and `default`, at threshold 0.5 and 0.0
+    (interleaved in each repeat); then one image per call at 0.5."""
     wb = workbench(workdir)
     ids = [_classifier_id(wb), "default"]
     folders = [TUTORIAL / name for name in TRAIN_FOLDERS]
     wb.classify(TUTORIAL / "dogs.jpg", classifier_ids=ids)
-    rates = []
+    rates: dict[float, list[float]] = {0.5: [], 0.0: []}
     for _ in range(repeats):
-        started = time.perf_counter()
-        answer = wb.classify(folders, classifier_ids=ids)
-        rates.append(answer["images_processed"] / (time.perf_counter() - started))
+        for threshold, found in rates.items():
+            started = time.perf_counter()
+            answer = wb.classify(folders, classifier_ids=ids, threshold=threshold)
+            found.append(answer["images_processed"] / (time.perf_counter() - started))
     rss_after_batch = peak_rss_mb()
     latencies = []
     for path in train_images():
@@ -155,8 +194,10 @@ def phase_classify(workdir: Path, repeats: int) -> dict:
         wb.classify(path, classifier_ids=ids)
         latencies.append((time.perf_counter() - started) * 1000)
     return {
-        "images_per_s": statistics.median(rates),
-        "all": rates,
+        "images_per_s": statistics.median(rates[0.5]),
+        "threshold_0_images_per_s": statistics.median(rates[0.0]),
+        "all": rates[0.5],
+        "all_threshold_0": rates[0.0],
         "images": answer["images_processed"],
         "batch_peak_rss_mb": rss_after_batch,
         "single_p50_ms": float(np.percentile(latencies, 50)),
@@ -196,6 +237,7 @@ def phase_batching(workdir: Path, repeats: int) -> dict:
 
 PHASES = {
     "limit": phase_limit,
+    "decode": phase_decode,
     "naive": phase_naive,
     "create": phase_create,
     "update": phase_update,

@@ -128,15 +128,17 @@ def check_against_torch(spec: BackboneSpec, path: Path, threads: int) -> float:
 class OnnxEngine:
     """An ONNX Runtime session on the exported file: a CHW float32 batch -> the network's four outputs."""
 
-    def __init__(self, path: Path, threads: int) -> None:
+    def __init__(self, path: Path, threads: int, *, spinning: bool = False) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        # no busy-waiting between ops: the decode threads need those cores while a batch runs
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # spinning off by default: busy-waiting threads between ops take the cores the decode threads
+        # need while a batch runs; on, it is the engine's fastest setting (the bench's limit)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+        self.spinning = spinning
         self.path = path
         self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
