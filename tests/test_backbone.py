@@ -84,6 +84,15 @@ def test_failed_export_leaves_torch_serving(tmp_path: Path) -> None:
     assert embeddings.shape == (2, 1280) and int(probabilities[0].argmax()) in CAT_CLASSES
 
 
+def test_first_run_with_an_empty_cache_is_served_by_onnx_runtime(tmp_path: Path) -> None:
+    """The export (built from the weights, about 1.5 s) comes first: torch never competes with it for the cores."""
+    backbone = Backbone(cache_dir=tmp_path)
+    tensors = [preprocess(image, backbone.spec) for image in _images("cats", 2)]
+    embeddings, probabilities = backbone.run(tensors)
+    assert backbone.engine == "onnxruntime" and backbone._torch is None and backbone.onnx_path.exists()
+    assert embeddings.shape == (2, 1280) and int(probabilities[0].argmax()) in CAT_CLASSES
+
+
 def test_onnxruntime_engine_raises_when_it_cannot_export(tmp_path: Path) -> None:
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("")
