@@ -21,11 +21,13 @@ import numpy as np
 from PIL import Image
 from threadpoolctl import ThreadpoolController
 
-from . import onnx_engine
+from . import onnx_engine, quantize
 from .spec import IMAGENET_CLASSES, BackboneSpec, lite0_spec, preprocess
 
 BATCH_SIZE = 8  # images per forward pass
-ENGINES = ("auto", "onnxruntime", "torch")  # auto: ONNX Runtime once exported, torch meanwhile
+ENGINES = ("auto", "onnxruntime", "torch")  # auto: ONNX Runtime once exported, torch only if the export fails
+PRECISION_ENV = "WORKBENCH_PRECISION"  # "fp32" or "int8": the default precision of every Backbone in the process
+DEFAULT_PRECISION = "fp32"  # INT8 is opt-in: see `quantize` and the bench for why
 
 
 @dataclass(frozen=True)
@@ -79,9 +81,16 @@ class Backbone:
         *,
         cache_dir: Path | None = None,
         engine: str = "auto",
+        precision: str | None = None,
     ) -> None:
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+        precision = precision or os.environ.get(PRECISION_ENV) or DEFAULT_PRECISION
+        if precision not in quantize.PRECISIONS:
+            raise ValueError(f"precision must be one of {quantize.PRECISIONS}, got {precision!r}")
+        if precision == "int8" and engine == "torch":
+            raise ValueError("precision='int8' needs ONNX Runtime; the torch engine is FP32 only")
+        self.precision = precision
         self.spec = spec or lite0_spec()
         self.batch_size = batch_size
         self.cache_dir = Path(cache_dir) if cache_dir is not None else onnx_engine.default_cache_dir()
@@ -96,7 +105,8 @@ class Backbone:
 
     @property
     def backbone_id(self) -> str:
-        return self.spec.backbone_id
+        """The weights' id plus the precision (INT8 only): embedding caches and heads of the two never mix."""
+        return self.spec.backbone_id + quantize.id_suffix(self.precision)
 
     @property
     def engine(self) -> str:
@@ -104,8 +114,19 @@ class Backbone:
         return "onnxruntime" if self._onnx is not None else "torch"
 
     @property
-    def onnx_path(self) -> Path:
+    def fp32_path(self) -> Path:
         return onnx_engine.onnx_path(self.spec, self.cache_dir)
+
+    @property
+    def onnx_path(self) -> Path:
+        """The model this backbone serves: the FP32 export, or its INT8 quantization."""
+        fp32 = self.fp32_path
+        return fp32 if self.precision == "fp32" else quantize.int8_path(fp32)
+
+    @property
+    def _must_use_onnx(self) -> bool:
+        """ONNX Runtime or nothing: asked for, or INT8 (torch would give FP32 embeddings under the INT8 id)."""
+        return self.engine_choice == "onnxruntime" or self.precision == "int8"
 
     def prepare(self, wait: bool = False) -> str:
         """Loads the cached ONNX model, or starts exporting it in the background; returns the serving engine.
@@ -121,9 +142,9 @@ class Backbone:
                 self._export = threading.Thread(target=self._export_and_load, name="onnx-export")
                 self._export.start()  # not a daemon: an export once begun finishes and is cached
             thread = self._export
-        if wait or self.engine_choice == "onnxruntime":
+        if wait or self._must_use_onnx:
             thread.join()
-        if self.engine_choice == "onnxruntime" and self.export_error is not None:
+        if self._must_use_onnx and self.export_error is not None:
             raise self.export_error
         return self.engine
 
@@ -141,11 +162,13 @@ class Backbone:
 
     def _export_and_load(self) -> None:
         try:
-            onnx_engine.export_onnx(self.spec, self.onnx_path, available_cpus())
+            onnx_engine.export_onnx(self.spec, self.fp32_path, available_cpus())
+            if self.precision == "int8":
+                quantize.export_int8(self.spec, self.fp32_path, self.onnx_path)  # about 15 s, once per machine
             self._onnx = onnx_engine.OnnxEngine(self.onnx_path, available_cpus())
         except Exception as exc:  # torch keeps serving; say why ONNX Runtime does not
             self.export_error = exc
-            if self.engine_choice == "auto":
+            if not self._must_use_onnx:
                 warnings.warn(f"ONNX export failed, the backbone stays on torch: {exc}", stacklevel=2)
 
     def _torch_network(self) -> Any:

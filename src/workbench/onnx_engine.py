@@ -51,7 +51,7 @@ def onnx_path(spec: BackboneSpec, cache_dir: Path) -> Path:
 
 
 @contextmanager
-def _export_lock(path: Path) -> Iterator[None]:
+def export_lock(path: Path) -> Iterator[None]:
     """An exclusive lock for exporting `path` (other processes wait; released if this one dies)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_suffix(".lock"), "a+b") as handle:
@@ -70,7 +70,7 @@ def _remove_leftovers(path: Path) -> None:
 
 def export_onnx(spec: BackboneSpec, path: Path, threads: int) -> bool:
     """Exports the torch module to `path`, checked against torch to 1e-4; False when it was there already."""
-    with _export_lock(path):
+    with export_lock(path):
         if path.exists():
             return False
         _remove_leftovers(path)
