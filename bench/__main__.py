@@ -23,6 +23,7 @@ NAIVE_REPEATS = 3
 CLASSIFY_REPEATS = 3
 TRAIN_REPEATS = 3  # fresh homes: create, update, retrain in each
 BATCHING_REPEATS = 3
+SERVER_CLIENTS, SERVER_SECONDS = 8, 30
 COLD_REPEATS = 3  # each with a new empty ONNX cache and home
 
 
@@ -43,6 +44,18 @@ def machine() -> dict:
                   if line.startswith("model name")), platform.processor())
     return {"cpu": model, "cpus": len(os.sched_getaffinity(0)), "python": platform.python_version(),
             "platform": platform.platform(), "load_average_before": os.getloadavg()}
+
+
+def server_load() -> dict:
+    """`bench/server_load.py --clients 8 --seconds 30` against a real `workbench serve` process (its JSON)."""
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", str(ROOT / "bench" / "server_load.py"), "--clients", str(SERVER_CLIENTS),
+         "--seconds", str(SERVER_SECONDS), "--upload-mb", "0"],
+        cwd=ROOT, capture_output=True, text=True,
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"bench server_load failed:\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout[done.stdout.index("{"):])
 
 
 def cold_create(tmp: Path, repeat: int) -> dict:
@@ -71,7 +84,9 @@ def measure(tmp: Path) -> dict:
         raw["train"].append({step: run_phase(step, workdir, 1) for step in ("create", "update", "retrain")})
     raw["cold_create"] = [cold_create(tmp, repeat) for repeat in range(COLD_REPEATS)]
     raw["classify"] = run_phase("classify", tmp / f"train{TRAIN_REPEATS - 1}", CLASSIFY_REPEATS)
+    raw["classify_int8"] = run_phase("classify_int8", tmp / f"train{TRAIN_REPEATS - 1}", CLASSIFY_REPEATS)
     raw["batching"] = run_phase("batching", tmp / "batching", BATCHING_REPEATS)
+    raw["server"] = server_load()
     return raw
 
 
@@ -87,7 +102,16 @@ def summary(raw: dict) -> dict:
         """Decode on every core, then inference on every core: the CPU-seconds of both per image, shared by `cpus` cores."""
         return 1.0 / (decode["ms_per_image"] / 1000 / cpus + 1.0 / limit_images_per_s)
 
+    int8 = raw["classify_int8"]
     numbers = {
+        "limit_int8_spin_on": limit["int8_spin_on"],
+        "limit_int8_spin_off": limit["int8_spin_off"],
+        "int8_speedup": limit["int8_spin_on"] / limit["fp32_spin_on"],
+        "ceiling_int8": ceiling(limit["int8_spin_on"]),
+        "classify_int8_images_per_s": int8["images_per_s"],
+        "classify_int8_ratio_to_ceiling": int8["images_per_s"] / ceiling(limit["int8_spin_on"]),
+        "single_int8_p50_ms": int8["single_p50_ms"],
+        "classify_int8_peak_rss_mb": int8["batch_peak_rss_mb"],
         "limit_fp32_spin_on": limit["fp32_spin_on"],
         "limit_fp32_spin_off": limit["fp32_spin_off"],
         "decode_ms_per_image": decode["ms_per_image"],
@@ -113,8 +137,13 @@ def summary(raw: dict) -> dict:
         "update_peak_rss_mb": train("update", "peak_rss_mb"),
         "retrain_peak_rss_mb": train("retrain", "peak_rss_mb"),
         "single_peak_rss_mb": classify["peak_rss_mb"],
+        "server_requests_per_s": raw["server"]["requests_per_s"],
+        "server_p50_ms": raw["server"]["p50_ms"],
+        "server_p99_ms": raw["server"]["p99_ms"],
+        "server_errors": raw["server"]["errors"],
+        "server_peak_rss_mb": raw["server"]["server_peak_rss_mb_during_load"],
         "batching_direct_images_per_s": raw["batching"]["direct"],
-        "batching_greedy_images_per_s": raw["batching"]["batched_greedy"],
+        "batching_greedy_images_per_s": raw["batching"]["batched"],
         "batching_3ms_images_per_s": raw["batching"]["batched_3ms"],
     }
     return numbers
@@ -126,6 +155,14 @@ ROWS = [
     ("  FP32 with spinning off (classify's setting)", "limit_fp32_spin_off", "img/s", None, None),
     ("decode + preprocess + colour sample, 1 thread", "decode_ms_per_image", "ms", None, None),
     ("  end-to-end ceiling FP32: decode + inference", "ceiling_fp32", "img/s", None, None),
+    ("backbone limit INT8: ORT spinning on, batch 8", "limit_int8_spin_on", "img/s", None, None),
+    ("  INT8 with spinning off", "limit_int8_spin_off", "img/s", None, None),
+    ("  INT8 limit / FP32 limit (INT8 default if >=1.4)", "int8_speedup", "x", (">=", 1.4), None),
+    ("  end-to-end ceiling INT8: decode + inference", "ceiling_int8", "img/s", None, None),
+    ("wb.classify INT8, 250 images, dogs + default", "classify_int8_images_per_s", "img/s", (">=", 130.0),
+     "classify_int8_peak_rss_mb"),
+    ("  ratio to the INT8 end-to-end ceiling", "classify_int8_ratio_to_ceiling", "x", None, None),
+    ("single-image classify p50, INT8", "single_int8_p50_ms", "ms", ("<=", 12.0), None),
     ("wb.classify FP32, 250 images, dogs + default", "classify_images_per_s", "img/s", None, "classify_peak_rss_mb"),
     ("  ratio to the FP32 spinning limit", "classify_ratio_to_limit", "x", (">=", 0.8), None),
     ("  ratio to the FP32 end-to-end ceiling", "classify_ratio_to_ceiling", "x", None, None),
@@ -133,15 +170,20 @@ ROWS = [
     ("  ratio to threshold 0.5", "threshold_0_ratio", "x", (">=", 0.8), None),
     ("naive: PIL + eager torch, one image at a time", "naive_images_per_s", "img/s", None, "naive_peak_rss_mb"),
     ("  speed-up over naive", "speedup_over_naive", "x", (">=", 3.0), None),
-    ("single-image classify p50", "single_p50_ms", "ms", ("<=", 12.0), "single_peak_rss_mb"),
-    ("single-image classify p99", "single_p99_ms", "ms", None, None),
+    ("single-image classify p50, FP32", "single_p50_ms", "ms", ("<=", 12.0), "single_peak_rss_mb"),
+    ("single-image classify p99, FP32", "single_p99_ms", "ms", None, None),
     ("create from zips to ready (warm caches)", "create_to_ready_s", "s", ("<=", 5.0), "create_peak_rss_mb"),
     ("cold create: process start to ready, empty caches", "cold_create_s", "s", ("<=", 10.0), "cold_create_peak_rss_mb"),
     ("retrain after the update", "retrain_after_update_s", "s", ("<=", 3.0), "update_peak_rss_mb"),
     ("retrain, no new embeddings", "retrain_no_new_embeddings_s", "s", ("<=", 1.0), "retrain_peak_rss_mb"),
     ("classify peak RSS (250 images)", "classify_peak_rss_mb", "MB", ("<=", 1024.0), None),
+    ("server: 8 clients x dogs.jpg (dogs + default), req/s", "server_requests_per_s", "req/s", (">=", 100.0),
+     "server_peak_rss_mb"),
+    ("  server p50", "server_p50_ms", "ms", None, None),
+    ("  server p99", "server_p99_ms", "ms", ("<=", 150.0), None),
+    ("  server errors", "server_errors", "", ("<=", 0.0), None),
     ("8 threads x 1 image: one pass each", "batching_direct_images_per_s", "img/s", None, None),
-    ("8 threads x 1 image: micro-batched, greedy", "batching_greedy_images_per_s", "img/s", None, None),
+    ("8 threads x 1 image: Backbone.run (micro-batched)", "batching_greedy_images_per_s", "img/s", None, None),
     ("8 threads x 1 image: micro-batched, 3 ms", "batching_3ms_images_per_s", "img/s", None, None),
 ]
 

@@ -34,10 +34,10 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def workbench(workdir: Path):
+def workbench(workdir: Path, precision: str | None = None):
     from workbench import Workbench
 
-    wb = Workbench(workdir / "home", tracking_uri=False)
+    wb = Workbench(workdir / "home", tracking_uri=False, precision=precision)
     wb.backbone.prepare(wait=True)
     return wb
 
@@ -51,9 +51,12 @@ def model_paths() -> dict[str, Path]:
     """Each precision's ONNX file, built (and cached) first if needed."""
     from workbench.backbone import Backbone
 
-    backbone = Backbone(engine="onnxruntime")
-    backbone.prepare(wait=True)
-    return {"fp32": backbone.onnx_path}
+    paths = {}
+    for precision in ("fp32", "int8"):  # INT8 is calibrated here on a machine's first bench (about 15 s)
+        backbone = Backbone(engine="onnxruntime", precision=precision)
+        backbone.prepare(wait=True)
+        paths[precision] = backbone.onnx_path
+    return paths
 
 
 def limit_engines() -> dict:
@@ -195,10 +198,10 @@ def phase_retrain(workdir: Path, repeats: int) -> dict:
     return {"seconds": seconds, "images_embedded": metrics["images_embedded"], "fit_seconds": metrics["fit_seconds"]}
 
 
-def phase_classify(workdir: Path, repeats: int) -> dict:
+def phase_classify(workdir: Path, repeats: int, precision: str = "fp32") -> dict:
     """wb.classify on the 250 training images against the classifier and `default`, at threshold 0.5 and 0.0
     (interleaved in each repeat); then one image per call at 0.5."""
-    wb = workbench(workdir)
+    wb = workbench(workdir, precision)
     ids = [_classifier_id(wb), "default"]
     folders = [TUTORIAL / name for name in TRAIN_FOLDERS]
     wb.classify(TUTORIAL / "dogs.jpg", classifier_ids=ids)
@@ -227,22 +230,24 @@ def phase_classify(workdir: Path, repeats: int) -> dict:
 
 
 def phase_batching(workdir: Path, repeats: int) -> dict:
-    """Single-image backbone passes from 8 threads: one pass each vs micro-batched (greedy, and 3 ms window)."""
+    """Single-image backbone calls from 8 threads: one pass each (the engine under its lock) vs `Backbone.run`
+    (micro-batched across the threads, with a bounded wait), vs a 3 ms wait."""
     from workbench.backbone import Backbone
-    from bench.batching import BatchingRunner
+    from workbench.batching import BatchingRunner
 
     backbone = Backbone(engine="onnxruntime")
+    backbone.prepare(wait=True)
     tensor = np.zeros((3, 224, 224), np.float32)
     runners = {
-        "direct": backbone,
-        "batched_greedy": BatchingRunner(backbone),
-        "batched_3ms": BatchingRunner(backbone, wait_seconds=BATCHING_WAIT_SECONDS),
+        "direct": backbone._forward,
+        "batched": backbone.run,
+        "batched_3ms": BatchingRunner(backbone._forward, backbone.batch_size, wait_seconds=BATCHING_WAIT_SECONDS).run,
     }
 
-    def rate(runner) -> float:
+    def rate(run) -> float:
         def client() -> None:
             for _ in range(BATCHING_CALLS_PER_THREAD):
-                runner.run([tensor])
+                run([tensor])
 
         threads = [threading.Thread(target=client) for _ in range(BATCHING_THREADS)]
         started = time.perf_counter()
@@ -253,7 +258,11 @@ def phase_batching(workdir: Path, repeats: int) -> dict:
         return BATCHING_THREADS * BATCHING_CALLS_PER_THREAD / (time.perf_counter() - started)
 
     rate(runners["direct"])
-    return {name: statistics.median([rate(r) for _ in range(repeats)]) for name, r in runners.items()}
+    rates: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(repeats):
+        for name, run in runners.items():
+            rates[name].append(rate(run))
+    return {name: statistics.median(r) for name, r in rates.items()}
 
 
 PHASES = {
@@ -265,6 +274,7 @@ PHASES = {
     "update": phase_update,
     "retrain": phase_retrain,
     "classify": phase_classify,
+    "classify_int8": lambda workdir, repeats: phase_classify(workdir, repeats, "int8"),
     "batching": phase_batching,
 }
 

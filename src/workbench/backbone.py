@@ -22,6 +22,7 @@ from PIL import Image
 from threadpoolctl import ThreadpoolController
 
 from . import onnx_engine, quantize
+from .batching import BatchingRunner
 from .spec import IMAGENET_CLASSES, BackboneSpec, lite0_spec, preprocess
 
 BATCH_SIZE = 8  # images per forward pass
@@ -102,6 +103,7 @@ class Backbone:
         self._torch: Any = None
         self._export: threading.Thread | None = None
         self._fc: tuple[np.ndarray, np.ndarray] | None = None
+        self._batcher = BatchingRunner(self._forward, batch_size)  # concurrent callers share passes
 
     @property
     def backbone_id(self) -> str:
@@ -195,13 +197,15 @@ class Backbone:
         same cores and finish later than ONNX Runtime does after the wait.
         """
         self.prepare(wait=True)
-        outputs = []
+        return [self._batcher.run(tensors[start : start + self.batch_size])
+                for start in range(0, len(tensors), self.batch_size)]
+
+    def _forward(self, tensors: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+        """One pass over a batch (the batching runner's thread calls it, with other callers' images alongside)."""
+        batch = np.ascontiguousarray(np.stack(tensors), np.float32)
         with self._lock:
-            for start in range(0, len(tensors), self.batch_size):
-                batch = np.ascontiguousarray(np.stack(tensors[start : start + self.batch_size]), np.float32)
-                onnx = self._onnx
-                outputs.append(onnx.run(batch) if onnx is not None else self._torch_pass(batch))
-        return outputs
+            onnx = self._onnx
+            return onnx.run(batch) if onnx is not None else self._torch_pass(batch)
 
     def run(self, tensors: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Preprocessed CHW arrays -> (embeddings N x 1280, ImageNet probabilities N x 1000), in batches."""
