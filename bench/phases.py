@@ -124,7 +124,7 @@ def phase_naive(workdir: Path, repeats: int) -> dict:
         pixels = np.asarray(image.crop((left, top, left + 224, top + 224)), np.float32)
         x = torch.from_numpy(((pixels - 127.0) / 128.0).transpose(2, 0, 1).copy()).unsqueeze(0)
         with torch.no_grad():
-            _, logits = net(x)
+            _, logits, *_ = net(x)  # the network also returns window logits and the feature map
         return torch.softmax(logits, dim=1).numpy()
 
     paths = train_images()

@@ -182,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workbench", description=__doc__)
     parser.add_argument("--home", type=Path, default=None, help="store folder (default: $WORKBENCH_HOME or data/workbench)")
     parser.add_argument("--owner", default=OWNER_ME, help="owner of the classifiers this command sees")
+    parser.add_argument("--precision", choices=("fp32", "int8"), default=None,
+                        help="backbone precision (default: $WORKBENCH_PRECISION, else fp32); int8 is calibrated once per machine")
     verbs = parser.add_subparsers(dest="verb", required=True, help="what to do (each verb has its own --help)")
 
     create = verbs.add_parser("create", help="create a classifier and train it")
@@ -332,7 +334,7 @@ def dispatch(args: argparse.Namespace) -> object:
     from .service import Workbench
 
     wb = Workbench(args.home, owner=args.owner, progress=args.verb != "serve", train=not no_wait, resume=lives,
-                   prebuild_exports=prebuild)
+                   prebuild_exports=prebuild, precision=args.precision)
     home = wb.home
     if args.verb == "create":
         return _settle(wb, _create(wb, args), not no_wait, home)

@@ -10,9 +10,13 @@ The recipe (RECIPE, in the file name and in the backbone id, so embeddings never
 - the stem, the last convolution (the feature map the embedding averages) and the ImageNet head
   stay FP32 (KEEP_FP32): the most sensitive layers, and cheap ones;
 - calibration: min/max over the tutorial's images and their mirror images (CALIBRATION_FLIPS).
-  The mirror images took top-1 agreement from 97.7% to 99.2%.
+  The mirror images took top-1 agreement from 97.7% to 99.2% in the recipe trials; percentile
+  (99.999) and entropy calibration did no better (97.3%, 98.4%), and quantizing the stem too
+  cost 0.5 points.
+Result on the 250 tutorial images and test/: embedding cosine median 0.9967, minimum 0.9897,
+top-1 agreement 98.8%, custom-class scores within 0.003 (tests/test_int8.py).
 
-Calibration takes about 15 s on 2 cores and runs once per machine, under a file lock, written
+Calibration took 40 s on 2 shared cores (load average 6; less on an idle machine) and runs once per machine, under a file lock, written
 to a temporary file and renamed into place, like the FP32 export. Nothing is downloaded.
 """
 
