@@ -103,22 +103,26 @@ def summary(raw: dict) -> dict:
         return 1.0 / (decode["ms_per_image"] / 1000 / cpus + 1.0 / limit_images_per_s)
 
     int8 = raw["classify_int8"]
+    # the limit: the faster ORT setting (spinning on, on an idle machine; off wins when other work shares the cores)
+    best = {p: max(limit[f"{p}_spin_on"], limit[f"{p}_spin_off"]) for p in ("fp32", "int8")}
     numbers = {
+        "limit_fp32": best["fp32"],
+        "limit_int8": best["int8"],
         "limit_int8_spin_on": limit["int8_spin_on"],
         "limit_int8_spin_off": limit["int8_spin_off"],
-        "int8_speedup": limit["int8_spin_on"] / limit["fp32_spin_on"],
-        "ceiling_int8": ceiling(limit["int8_spin_on"]),
+        "int8_speedup": best["int8"] / best["fp32"],
+        "ceiling_int8": ceiling(best["int8"]),
         "classify_int8_images_per_s": int8["images_per_s"],
-        "classify_int8_ratio_to_ceiling": int8["images_per_s"] / ceiling(limit["int8_spin_on"]),
+        "classify_int8_ratio_to_ceiling": int8["images_per_s"] / ceiling(best["int8"]),
         "single_int8_p50_ms": int8["single_p50_ms"],
         "classify_int8_peak_rss_mb": int8["batch_peak_rss_mb"],
         "limit_fp32_spin_on": limit["fp32_spin_on"],
         "limit_fp32_spin_off": limit["fp32_spin_off"],
         "decode_ms_per_image": decode["ms_per_image"],
-        "ceiling_fp32": ceiling(limit["fp32_spin_on"]),
+        "ceiling_fp32": ceiling(best["fp32"]),
         "classify_images_per_s": classify["images_per_s"],
-        "classify_ratio_to_limit": classify["images_per_s"] / limit["fp32_spin_on"],
-        "classify_ratio_to_ceiling": classify["images_per_s"] / ceiling(limit["fp32_spin_on"]),
+        "classify_ratio_to_limit": classify["images_per_s"] / best["fp32"],
+        "classify_ratio_to_ceiling": classify["images_per_s"] / ceiling(best["fp32"]),
         "classify_threshold_0_images_per_s": classify["threshold_0_images_per_s"],
         "threshold_0_ratio": classify["threshold_0_images_per_s"] / classify["images_per_s"],
         "naive_images_per_s": raw["naive"]["images_per_s"],
@@ -151,11 +155,13 @@ def summary(raw: dict) -> dict:
 
 # (label, value key, unit, target as (comparison, bound) or None, RSS key); a row whose value is missing prints n/a
 ROWS = [
-    ("backbone limit FP32: ORT spinning on, batch 8", "limit_fp32_spin_on", "img/s", None, "limit_peak_rss_mb"),
+    ("backbone limit FP32: best ORT setting, batch 8", "limit_fp32", "img/s", None, "limit_peak_rss_mb"),
+    ("  FP32 with spinning on", "limit_fp32_spin_on", "img/s", None, None),
     ("  FP32 with spinning off (classify's setting)", "limit_fp32_spin_off", "img/s", None, None),
     ("decode + preprocess + colour sample, 1 thread", "decode_ms_per_image", "ms", None, None),
     ("  end-to-end ceiling FP32: decode + inference", "ceiling_fp32", "img/s", None, None),
-    ("backbone limit INT8: ORT spinning on, batch 8", "limit_int8_spin_on", "img/s", None, None),
+    ("backbone limit INT8: best ORT setting, batch 8", "limit_int8", "img/s", None, None),
+    ("  INT8 with spinning on", "limit_int8_spin_on", "img/s", None, None),
     ("  INT8 with spinning off", "limit_int8_spin_off", "img/s", None, None),
     ("  INT8 limit / FP32 limit (INT8 default if >=1.4)", "int8_speedup", "x", (">=", 1.4), None),
     ("  end-to-end ceiling INT8: decode + inference", "ceiling_int8", "img/s", None, None),
@@ -164,7 +170,7 @@ ROWS = [
     ("  ratio to the INT8 end-to-end ceiling", "classify_int8_ratio_to_ceiling", "x", None, None),
     ("single-image classify p50, INT8", "single_int8_p50_ms", "ms", ("<=", 12.0), None),
     ("wb.classify FP32, 250 images, dogs + default", "classify_images_per_s", "img/s", None, "classify_peak_rss_mb"),
-    ("  ratio to the FP32 spinning limit", "classify_ratio_to_limit", "x", (">=", 0.8), None),
+    ("  ratio to the FP32 limit", "classify_ratio_to_limit", "x", (">=", 0.8), None),
     ("  ratio to the FP32 end-to-end ceiling", "classify_ratio_to_ceiling", "x", None, None),
     ("wb.classify FP32 at threshold 0.0", "classify_threshold_0_images_per_s", "img/s", None, None),
     ("  ratio to threshold 0.5", "threshold_0_ratio", "x", (">=", 0.8), None),
@@ -206,9 +212,10 @@ def table(numbers: dict) -> str:
 
 
 LEGEND = """\
-limit: the backbone alone on tensors in memory (ORT, batch 8); spinning on is the engine's fastest setting,
-  spinning off is what classify runs with (the decode threads need the cores between ops).
-ceiling: decode cost per image (1 thread) and the spinning limit share the cores:
+limit: the backbone alone on tensors in memory (ORT, batch 8), the faster of two settings measured interleaved:
+  spinning on (the engine's fastest on an idle machine) and off (what classify runs with: the decode threads need
+  the cores between ops; off also wins whenever other processes share the cores).
+ceiling: decode cost per image (1 thread) and the limit share the cores:
   1 / (decode_s / cpus + 1 / limit). No pipeline of decode then inference on these cores can beat it.
 targets: the issue's table; "met" compares this run's number, so run on an idle machine."""
 
