@@ -46,11 +46,11 @@ def machine() -> dict:
             "platform": platform.platform(), "load_average_before": os.getloadavg()}
 
 
-def server_load() -> dict:
+def server_load(precision: str) -> dict:
     """`bench/server_load.py --clients 8 --seconds 30` against a real `workbench serve` process (its JSON)."""
     done = subprocess.run(
         [sys.executable, "-W", "ignore", str(ROOT / "bench" / "server_load.py"), "--clients", str(SERVER_CLIENTS),
-         "--seconds", str(SERVER_SECONDS), "--upload-mb", "0"],
+         "--seconds", str(SERVER_SECONDS), "--upload-mb", "0", "--precision", precision],
         cwd=ROOT, capture_output=True, text=True,
     )
     if done.returncode != 0:
@@ -86,7 +86,8 @@ def measure(tmp: Path) -> dict:
     raw["classify"] = run_phase("classify", tmp / f"train{TRAIN_REPEATS - 1}", CLASSIFY_REPEATS)
     raw["classify_int8"] = run_phase("classify_int8", tmp / f"train{TRAIN_REPEATS - 1}", CLASSIFY_REPEATS)
     raw["batching"] = run_phase("batching", tmp / "batching", BATCHING_REPEATS)
-    raw["server"] = server_load()
+    raw["server"] = server_load("fp32")
+    raw["server_int8"] = server_load("int8")
     return raw
 
 
@@ -146,6 +147,9 @@ def summary(raw: dict) -> dict:
         "server_p99_ms": raw["server"]["p99_ms"],
         "server_errors": raw["server"]["errors"],
         "server_peak_rss_mb": raw["server"]["server_peak_rss_mb_during_load"],
+        "server_int8_requests_per_s": raw["server_int8"]["requests_per_s"],
+        "server_int8_p99_ms": raw["server_int8"]["p99_ms"],
+        "server_int8_errors": raw["server_int8"]["errors"],
         "batching_direct_images_per_s": raw["batching"]["direct"],
         "batching_greedy_images_per_s": raw["batching"]["batched"],
         "batching_3ms_images_per_s": raw["batching"]["batched_3ms"],
@@ -183,11 +187,14 @@ ROWS = [
     ("retrain after the update", "retrain_after_update_s", "s", ("<=", 3.0), "update_peak_rss_mb"),
     ("retrain, no new embeddings", "retrain_no_new_embeddings_s", "s", ("<=", 1.0), "retrain_peak_rss_mb"),
     ("classify peak RSS (250 images)", "classify_peak_rss_mb", "MB", ("<=", 1024.0), None),
-    ("server: 8 clients x dogs.jpg (dogs + default), req/s", "server_requests_per_s", "req/s", (">=", 100.0),
+    ("server INT8: 8 clients x dogs.jpg, req/s", "server_int8_requests_per_s", "req/s", (">=", 100.0), None),
+    ("  server INT8 p99", "server_int8_p99_ms", "ms", ("<=", 150.0), None),
+    ("  server INT8 errors", "server_int8_errors", "", ("<=", 0.0), None),
+    ("server FP32: 8 clients x dogs.jpg (dogs + default), req/s", "server_requests_per_s", "req/s", (">=", 100.0),
      "server_peak_rss_mb"),
-    ("  server p50", "server_p50_ms", "ms", None, None),
-    ("  server p99", "server_p99_ms", "ms", ("<=", 150.0), None),
-    ("  server errors", "server_errors", "", ("<=", 0.0), None),
+    ("  server FP32 p50", "server_p50_ms", "ms", None, None),
+    ("  server FP32 p99", "server_p99_ms", "ms", ("<=", 150.0), None),
+    ("  server FP32 errors", "server_errors", "", ("<=", 0.0), None),
     ("8 threads x 1 image: one pass each", "batching_direct_images_per_s", "img/s", None, None),
     ("8 threads x 1 image: Backbone.run (micro-batched)", "batching_greedy_images_per_s", "img/s", None, None),
     ("8 threads x 1 image: micro-batched, 3 ms", "batching_3ms_images_per_s", "img/s", None, None),
@@ -200,14 +207,14 @@ def met(value: float, target: tuple[str, float]) -> bool:
 
 
 def table(numbers: dict) -> str:
-    lines = [f"{'metric':50} {'value':>9} {'unit':5} {'target':>8} {'met':4} {'peak RSS':>9}"]
+    lines = [f"{'metric':58} {'value':>9} {'unit':5} {'target':>8} {'met':4} {'peak RSS':>9}"]
     for label, key, unit, target, rss in ROWS:
         value = numbers.get(key)
         shown = f"{value:9.2f}" if value is not None else f"{'n/a':>9}"
         goal = f"{target[0]}{target[1]:g}" if target else ""
         verdict = ("yes" if met(value, target) else "NO") if target and value is not None else ("n/a" if target else "")
         rss_text = f"{numbers[rss]:.0f} MB" if rss and rss in numbers else ""
-        lines.append(f"{label:50} {shown} {unit:5} {goal:>8} {verdict:4} {rss_text:>9}")
+        lines.append(f"{label:58} {shown} {unit:5} {goal:>8} {verdict:4} {rss_text:>9}")
     return "\n".join(lines)
 
 
