@@ -34,10 +34,10 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def workbench(workdir: Path):
+def workbench(workdir: Path, precision: str | None = None):
     from workbench import Workbench
 
-    wb = Workbench(workdir / "home", tracking_uri=False)
+    wb = Workbench(workdir / "home", tracking_uri=False, precision=precision)
     wb.backbone.prepare(wait=True)
     return wb
 
@@ -47,21 +47,61 @@ def zips(workdir: Path) -> dict[str, Path]:
     return {name: workdir.parent / "zips" / f"{name}.zip" for name in TRAIN_FOLDERS}
 
 
-def phase_limit(workdir: Path, repeats: int) -> dict:
-    """Backbone-only throughput: ONNX Runtime, batch 8, 224x224 tensors already in memory."""
+def model_paths() -> dict[str, Path]:
+    """Each precision's ONNX file, built (and cached) first if needed."""
     from workbench.backbone import Backbone
 
-    backbone = Backbone(engine="onnxruntime")
-    batch = list(np.random.default_rng(0).uniform(-1, 1, (LIMIT_BATCH_IMAGES, 3, 224, 224)).astype(np.float32))
-    for _ in range(3):
-        backbone.run(batch)
-    rates = []
+    paths = {}
+    for precision in ("fp32", "int8"):  # INT8 is calibrated here on a machine's first bench (about 15 s)
+        backbone = Backbone(engine="onnxruntime", precision=precision)
+        backbone.prepare(wait=True)
+        paths[precision] = backbone.onnx_path
+    return paths
+
+
+def limit_engines() -> dict:
+    """The engines the limit phase compares: each precision with ORT spinning off (classify's setting) and on (the fastest)."""
+    from workbench.backbone import available_cpus
+    from workbench.onnx_engine import OnnxEngine
+
+    return {f"{precision}_spin_{'on' if spinning else 'off'}": OnnxEngine(path, available_cpus(), spinning=spinning)
+            for precision, path in model_paths().items() for spinning in (False, True)}
+
+
+def phase_limit(workdir: Path, repeats: int) -> dict:
+    """Backbone-only throughput at batch 8 on 224x224 tensors in memory, every engine interleaved in each repeat."""
+    engines = limit_engines()
+    batch = np.random.default_rng(0).uniform(-1, 1, (LIMIT_BATCH_IMAGES, 3, 224, 224)).astype(np.float32)
+    for engine in engines.values():
+        for _ in range(3):
+            engine.run(batch)
+    rates: dict[str, list[float]] = {name: [] for name in engines}
     for _ in range(repeats):
-        started = time.perf_counter()
-        for _ in range(LIMIT_BATCHES_PER_REPEAT):
-            backbone.run(batch)
-        rates.append(LIMIT_BATCH_IMAGES * LIMIT_BATCHES_PER_REPEAT / (time.perf_counter() - started))
-    return {"images_per_s": statistics.median(rates), "all": rates}
+        for name, engine in engines.items():
+            started = time.perf_counter()
+            for _ in range(LIMIT_BATCHES_PER_REPEAT):
+                engine.run(batch)
+            rates[name].append(LIMIT_BATCH_IMAGES * LIMIT_BATCHES_PER_REPEAT / (time.perf_counter() - started))
+    return {name: statistics.median(r) for name, r in rates.items()} | {"all": rates}
+
+
+def phase_decode(workdir: Path, repeats: int) -> dict:
+    """What classify does before the backbone, per image on one thread: decode (JPEG draft), crop, normalise, colour sample."""
+    from workbench.decode import backbone_input
+    from workbench.general import color_sample
+    from workbench.limits import Limits
+    from workbench.spec import crop_box, lite0_spec
+
+    spec, limits = lite0_spec(), Limits()
+    blobs = [path.read_bytes() for path in train_images()]
+    costs = []
+    for _ in range(repeats):
+        started = time.process_time()  # CPU time of this thread's work: what the decode costs the cores
+        for data in blobs:
+            _, image = backbone_input(data, spec, limits)
+            color_sample(image, crop_box(*image.size, spec))
+        costs.append((time.process_time() - started) / len(blobs) * 1000)
+    return {"ms_per_image": statistics.median(costs), "all": costs}
 
 
 def phase_naive(workdir: Path, repeats: int) -> dict:
@@ -84,7 +124,7 @@ def phase_naive(workdir: Path, repeats: int) -> dict:
         pixels = np.asarray(image.crop((left, top, left + 224, top + 224)), np.float32)
         x = torch.from_numpy(((pixels - 127.0) / 128.0).transpose(2, 0, 1).copy()).unsqueeze(0)
         with torch.no_grad():
-            _, logits = net(x)
+            _, logits, *_ = net(x)  # the network also returns window logits and the feature map
         return torch.softmax(logits, dim=1).numpy()
 
     paths = train_images()
@@ -115,6 +155,27 @@ def phase_create(workdir: Path, repeats: int) -> dict:
     return {"seconds": seconds, "images_embedded": metrics["images_embedded"], "fit_seconds": metrics["fit_seconds"]}
 
 
+def phase_cold_create(workdir: Path, repeats: int) -> dict:
+    """A first run: this process started with an empty ONNX cache (`python -m bench` points WORKBENCH_CACHE_DIR at a
+    new folder) and a new home (empty embedding cache); seconds from the process's start to `ready`, imports included."""
+    import os
+
+    from workbench.onnx_engine import CACHE_DIR_ENV
+
+    cache = Path(os.environ[CACHE_DIR_ENV])
+    if cache.exists() and any(cache.iterdir()):
+        raise SystemExit(f"cold_create needs an empty {CACHE_DIR_ENV}, {cache} holds files")
+    from workbench import Workbench
+
+    z = zips(workdir)
+    wb = Workbench(workdir / "home", tracking_uri=False)
+    cid = wb.create_classifier("dogs", {c: z[c] for c in CREATE_CLASSES}, negative_examples=z["cats"])["classifier_id"]
+    wb.wait(cid)
+    seconds = time.time() - float(os.environ["BENCH_SPAWNED_AT"])
+    metrics = wb.versions(cid)[-1]["metrics"]
+    return {"seconds": seconds, "images_embedded": metrics["images_embedded"], "engine": wb.backbone.engine}
+
+
 def _classifier_id(wb) -> str:
     return wb.list_classifiers()["classifiers"][0]["classifier_id"]
 
@@ -137,17 +198,19 @@ def phase_retrain(workdir: Path, repeats: int) -> dict:
     return {"seconds": seconds, "images_embedded": metrics["images_embedded"], "fit_seconds": metrics["fit_seconds"]}
 
 
-def phase_classify(workdir: Path, repeats: int) -> dict:
-    """wb.classify on the 250 training images against the classifier and `default`; then one image per call."""
-    wb = workbench(workdir)
+def phase_classify(workdir: Path, repeats: int, precision: str = "fp32") -> dict:
+    """wb.classify on the 250 training images against the classifier and `default`, at threshold 0.5 and 0.0
+    (interleaved in each repeat); then one image per call at 0.5."""
+    wb = workbench(workdir, precision)
     ids = [_classifier_id(wb), "default"]
     folders = [TUTORIAL / name for name in TRAIN_FOLDERS]
     wb.classify(TUTORIAL / "dogs.jpg", classifier_ids=ids)
-    rates = []
+    rates: dict[float, list[float]] = {0.5: [], 0.0: []}
     for _ in range(repeats):
-        started = time.perf_counter()
-        answer = wb.classify(folders, classifier_ids=ids)
-        rates.append(answer["images_processed"] / (time.perf_counter() - started))
+        for threshold, found in rates.items():
+            started = time.perf_counter()
+            answer = wb.classify(folders, classifier_ids=ids, threshold=threshold)
+            found.append(answer["images_processed"] / (time.perf_counter() - started))
     rss_after_batch = peak_rss_mb()
     latencies = []
     for path in train_images():
@@ -155,8 +218,10 @@ def phase_classify(workdir: Path, repeats: int) -> dict:
         wb.classify(path, classifier_ids=ids)
         latencies.append((time.perf_counter() - started) * 1000)
     return {
-        "images_per_s": statistics.median(rates),
-        "all": rates,
+        "images_per_s": statistics.median(rates[0.5]),
+        "threshold_0_images_per_s": statistics.median(rates[0.0]),
+        "all": rates[0.5],
+        "all_threshold_0": rates[0.0],
         "images": answer["images_processed"],
         "batch_peak_rss_mb": rss_after_batch,
         "single_p50_ms": float(np.percentile(latencies, 50)),
@@ -165,22 +230,24 @@ def phase_classify(workdir: Path, repeats: int) -> dict:
 
 
 def phase_batching(workdir: Path, repeats: int) -> dict:
-    """Single-image backbone passes from 8 threads: one pass each vs micro-batched (greedy, and 3 ms window)."""
+    """Single-image backbone calls from 8 threads: one pass each (the engine under its lock) vs `Backbone.run`
+    (micro-batched across the threads, with a bounded wait), vs a 3 ms wait."""
     from workbench.backbone import Backbone
-    from bench.batching import BatchingRunner
+    from workbench.batching import BatchingRunner
 
     backbone = Backbone(engine="onnxruntime")
+    backbone.prepare(wait=True)
     tensor = np.zeros((3, 224, 224), np.float32)
     runners = {
-        "direct": backbone,
-        "batched_greedy": BatchingRunner(backbone),
-        "batched_3ms": BatchingRunner(backbone, wait_seconds=BATCHING_WAIT_SECONDS),
+        "direct": backbone._forward,
+        "batched": backbone.run,
+        "batched_3ms": BatchingRunner(backbone._forward, backbone.batch_size, wait_seconds=BATCHING_WAIT_SECONDS).run,
     }
 
-    def rate(runner) -> float:
+    def rate(run) -> float:
         def client() -> None:
             for _ in range(BATCHING_CALLS_PER_THREAD):
-                runner.run([tensor])
+                run([tensor])
 
         threads = [threading.Thread(target=client) for _ in range(BATCHING_THREADS)]
         started = time.perf_counter()
@@ -191,16 +258,23 @@ def phase_batching(workdir: Path, repeats: int) -> dict:
         return BATCHING_THREADS * BATCHING_CALLS_PER_THREAD / (time.perf_counter() - started)
 
     rate(runners["direct"])
-    return {name: statistics.median([rate(r) for _ in range(repeats)]) for name, r in runners.items()}
+    rates: dict[str, list[float]] = {name: [] for name in runners}
+    for _ in range(repeats):
+        for name, run in runners.items():
+            rates[name].append(rate(run))
+    return {name: statistics.median(r) for name, r in rates.items()}
 
 
 PHASES = {
     "limit": phase_limit,
+    "decode": phase_decode,
     "naive": phase_naive,
     "create": phase_create,
+    "cold_create": phase_cold_create,
     "update": phase_update,
     "retrain": phase_retrain,
     "classify": phase_classify,
+    "classify_int8": lambda workdir, repeats: phase_classify(workdir, repeats, "int8"),
     "batching": phase_batching,
 }
 

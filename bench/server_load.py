@@ -47,9 +47,10 @@ def rss_kib(pid: int, field: str = "VmRSS") -> int:
     return 0
 
 
-def start_server(home: Path, port: int) -> subprocess.Popen:
+def start_server(home: Path, port: int, precision: str | None = None) -> subprocess.Popen:
     env = {**os.environ, "WORKBENCH_API_KEYS": f"me:{KEY}"}
-    command = [sys.executable, "-m", "workbench.cli", "--home", str(home), "serve", "--port", str(port), "--log-level", "warning"]
+    chosen = ["--precision", precision] if precision else []
+    command = [sys.executable, "-m", "workbench.cli", "--home", str(home), *chosen, "serve", "--port", str(port), "--log-level", "warning"]
     server = subprocess.Popen(command, env=env)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -165,11 +166,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--warmup-seconds", type=float, default=15.0)
+    parser.add_argument("--precision", choices=("fp32", "int8"), default=None, help="the server's backbone precision")
     parser.add_argument("--upload-mb", type=int, default=200, help="size of the big-upload check (0: skip)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
-        server = start_server(Path(tmp) / "home", port)
+        server = start_server(Path(tmp) / "home", port, args.precision)
         url = f"http://127.0.0.1:{port}"
         try:
             with httpx.Client(base_url=url, auth=("apikey", KEY), timeout=600) as client:

@@ -20,7 +20,7 @@ LAYERS: dict[str, set[str]] = {
     # pure computation on arrays and records: no files, no threads, no engines
     "analysis": {"training", "general", "maps", "plots", "review"},
     # the engine's working parts: reading examples, the backbone, storage, background jobs, MLflow
-    "pipeline": {"examples", "decode", "classify", "backbone", "network", "onnx_engine", "batching", "store", "jobs",
+    "pipeline": {"examples", "decode", "classify", "backbone", "network", "onnx_engine", "onnx_graph", "quantize", "batching", "store", "jobs",
                  "leases", "owners", "tracking", "tracked_files", "run_record", "pyfunc", "export", "explain", "doctor",
                  "wait_progress", "streaming"},
     # the one door

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from PIL import Image
 
 from workbench.backbone import Backbone, EmbeddingCache
 from workbench.spec import preprocess
-from bench.batching import BatchingRunner  # bench code: the only user of micro-batching so far
+from workbench.batching import BatchingRunner
 from workbench.decode import decode_image
 
 TUTORIAL = Path(__file__).resolve().parents[1] / "data" / "tutorial"
@@ -84,6 +85,15 @@ def test_failed_export_leaves_torch_serving(tmp_path: Path) -> None:
     assert embeddings.shape == (2, 1280) and int(probabilities[0].argmax()) in CAT_CLASSES
 
 
+def test_first_run_with_an_empty_cache_is_served_by_onnx_runtime(tmp_path: Path) -> None:
+    """The export (built from the weights, about 1.5 s) comes first: torch never competes with it for the cores."""
+    backbone = Backbone(cache_dir=tmp_path)
+    tensors = [preprocess(image, backbone.spec) for image in _images("cats", 2)]
+    embeddings, probabilities = backbone.run(tensors)
+    assert backbone.engine == "onnxruntime" and backbone._torch is None and backbone.onnx_path.exists()
+    assert embeddings.shape == (2, 1280) and int(probabilities[0].argmax()) in CAT_CLASSES
+
+
 def test_onnxruntime_engine_raises_when_it_cannot_export(tmp_path: Path) -> None:
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("")
@@ -119,7 +129,7 @@ def test_concurrent_runs_give_the_same_answers_as_one_at_a_time(onnx_backbone: B
 
 
 def test_batching_runner_answers_each_caller_with_its_own_image(onnx_backbone: Backbone) -> None:
-    runner = BatchingRunner(onnx_backbone, max_images=4, wait_seconds=0.01)
+    runner = BatchingRunner(onnx_backbone._forward, max_images=4, wait_seconds=0.01)
     tensors = [preprocess(image, onnx_backbone.spec) for image in _images("goldenretriever", 6)]
     expected = onnx_backbone.run(tensors)[0]
     for got, vector in zip(embeddings_from_threads(runner, tensors), expected, strict=True):
@@ -127,10 +137,47 @@ def test_batching_runner_answers_each_caller_with_its_own_image(onnx_backbone: B
 
 
 def test_batching_runner_passes_errors_to_the_caller(onnx_backbone: Backbone) -> None:
-    runner = BatchingRunner(onnx_backbone)
+    runner = BatchingRunner(onnx_backbone._forward, max_images=8)
     with pytest.raises(Exception):
         runner.run([np.zeros((3, 10, 10), np.float32)])  # wrong input size: the engine refuses it
     assert runner.run([np.zeros((3, 224, 224), np.float32)])[0].shape == (1, 1280)
+
+
+def test_concurrent_single_image_calls_share_passes(onnx_backbone: Backbone) -> None:
+    """8 threads asking for one image each while a pass runs: the waiting 7 go through together."""
+    tensors = [preprocess(image, onnx_backbone.spec) for image in _images("husky", 8)]
+    passes: list[int] = []
+    running, queued = threading.Event(), threading.Event()
+
+    def forward(batch: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+        if not passes:
+            running.set()
+            queued.wait(30)  # hold the first pass until the other callers are queued behind it
+        passes.append(len(batch))
+        return onnx_backbone._forward(batch)
+
+    runner = BatchingRunner(forward, max_images=8)
+    results: dict[int, np.ndarray] = {}
+
+    def call(i: int) -> None:
+        results[i] = runner.run([tensors[i]])[0][0]
+
+    first = threading.Thread(target=call, args=(0,))
+    first.start()
+    assert running.wait(30)
+    others = [threading.Thread(target=call, args=(i,)) for i in range(1, 8)]
+    for thread in others:
+        thread.start()
+    deadline = time.monotonic() + 30
+    while runner._queue.qsize() < 7 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    queued.set()
+    for thread in [first, *others]:
+        thread.join(30)
+    assert passes == [1, 7]
+    expected = onnx_backbone.run(tensors)[0]
+    for i in range(8):
+        np.testing.assert_allclose(results[i], expected[i], atol=1e-5)
 
 
 def test_embedding_cache_round_trip_and_delete(tmp_path: Path) -> None:

@@ -137,3 +137,19 @@ def test_create_from_folder_says_it_logs_then_versions_table_and_delete(tmp_path
     deleted = workbench(home, "delete", cid)
     assert deleted.returncode == 0 and json.loads(deleted.stdout) == {"deleted": cid}
     assert json.loads(workbench(home, "list").stdout) == {"classifiers": []}
+
+
+HEAVY_MODULES = ("sklearn", "mlflow", "torch", "fastapi", "matplotlib", "onnxruntime", "pandas", "scipy")
+
+
+def test_help_imports_none_of_the_engine() -> None:
+    """`workbench --help` stays fast because it imports no heavy library (each costs 0.2 to 1.2 s)."""
+    probe = ("import sys, contextlib, io\n"
+             "from workbench.cli import main\n"
+             "with contextlib.redirect_stdout(io.StringIO()):\n"
+             "    try: main(['--help'])\n"
+             "    except SystemExit: pass\n"
+             f"print(sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

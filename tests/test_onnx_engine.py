@@ -52,5 +52,5 @@ def test_two_processes_exporting_at_once_export_once(tmp_path: Path) -> None:
     embeddings, logits, windows, features = OnnxEngine(path, threads=1).run(ones)
     assert embeddings.shape == (2, 1280) and logits.shape == (2, 1000)
     assert windows.shape == (2, 16, 1000) and features.shape == (2, 1280, 7, 7)
-    assert "-f2-" in path.name  # a cache from before the window and feature outputs is never loaded
+    assert "-f3-" in path.name  # a cache traced by torch.onnx (f2) or without the window outputs is never loaded
     np.testing.assert_allclose(backbone.run(list(ones))[0], embeddings, atol=1e-5)

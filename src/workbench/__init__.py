@@ -1,4 +1,10 @@
-"""workbench: IBM Watson Visual Recognition v3 custom classifiers, local and Jupyter-first."""
+"""workbench: IBM Watson Visual Recognition v3 custom classifiers, local and Jupyter-first.
+
+`Workbench` and the names that need the engine (numpy, scikit-learn, MLflow, ...) load on first
+use (PEP 562), so `import workbench.cli` and `workbench --help` stay fast.
+"""
+
+from typing import TYPE_CHECKING
 
 from .errors import (
     ClassifierNotFound,
@@ -18,11 +24,33 @@ from .errors import (
 )
 from .events import ClassifierEvent
 from .limits import Limits
-from .examples import folder_sets, image_paths, set_name
-from .service import Workbench
 from .sources import ImageURL
-from .streaming import folder_images
-from .training import OutOfFold
+
+if TYPE_CHECKING:
+    from .examples import folder_sets, image_paths, set_name
+    from .streaming import folder_images
+    from .service import Workbench
+    from .training import OutOfFold
+
+_LAZY = {  # public name -> the module that defines it, imported on first access
+    "folder_images": "streaming",
+    "folder_sets": "examples",
+    "image_paths": "examples",
+    "set_name": "examples",
+    "Workbench": "service",
+    "OutOfFold": "training",
+}
+
+
+def __getattr__(name: str) -> object:
+    """Imports a lazy public name's module on first access and keeps the name here."""
+    if name not in _LAZY:
+        raise AttributeError(f"module 'workbench' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value
+    return value
 
 __all__ = [
     "ClassifierNotFound",

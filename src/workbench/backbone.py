@@ -2,8 +2,8 @@
 
 One pass per image gives the 1280-d embedding and the ImageNet probabilities, and on request
 (`run_dense`) the windowed ImageNet probabilities and the last feature map. ONNX Runtime
-serves once the model is exported (`onnx_engine`); torch (`network`) serves until then and
-whenever the export is impossible. torch is imported only when it is needed.
+serves once the model is exported (`onnx_engine`, about 1.5 s on a first run); torch (`network`)
+serves only when the export is impossible. torch is imported only when it is needed.
 """
 
 from __future__ import annotations
@@ -21,11 +21,14 @@ import numpy as np
 from PIL import Image
 from threadpoolctl import ThreadpoolController
 
-from . import onnx_engine
+from . import onnx_engine, quantize
+from .batching import BatchingRunner
 from .spec import IMAGENET_CLASSES, BackboneSpec, lite0_spec, preprocess
 
 BATCH_SIZE = 8  # images per forward pass
-ENGINES = ("auto", "onnxruntime", "torch")  # auto: ONNX Runtime once exported, torch meanwhile
+ENGINES = ("auto", "onnxruntime", "torch")  # auto: ONNX Runtime once exported, torch only if the export fails
+PRECISION_ENV = "WORKBENCH_PRECISION"  # "fp32" or "int8": the default precision of every Backbone in the process
+DEFAULT_PRECISION = "fp32"  # INT8 is opt-in: see `quantize` and the bench for why
 
 
 @dataclass(frozen=True)
@@ -67,9 +70,9 @@ def available_cpus() -> int:
 class Backbone:
     """One forward pass per image gives the embedding and the ImageNet probabilities; `run` is thread-safe.
 
-    `engine="auto"` serves with ONNX Runtime when the exported model is cached, and otherwise
-    exports it in a background thread while torch serves; `"onnxruntime"` waits for the export
-    (and raises if it fails); `"torch"` never uses ONNX Runtime.
+    `engine="auto"` serves with ONNX Runtime, exporting the model first when it is not cached
+    (about 1.5 s, in a thread `prepare` starts) and staying on torch only if that export fails;
+    `"onnxruntime"` raises if the export fails; `"torch"` never uses ONNX Runtime.
     """
 
     def __init__(
@@ -79,9 +82,16 @@ class Backbone:
         *,
         cache_dir: Path | None = None,
         engine: str = "auto",
+        precision: str | None = None,
     ) -> None:
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
+        precision = precision or os.environ.get(PRECISION_ENV) or DEFAULT_PRECISION
+        if precision not in quantize.PRECISIONS:
+            raise ValueError(f"precision must be one of {quantize.PRECISIONS}, got {precision!r}")
+        if precision == "int8" and engine == "torch":
+            raise ValueError("precision='int8' needs ONNX Runtime; the torch engine is FP32 only")
+        self.precision = precision
         self.spec = spec or lite0_spec()
         self.batch_size = batch_size
         self.cache_dir = Path(cache_dir) if cache_dir is not None else onnx_engine.default_cache_dir()
@@ -93,10 +103,12 @@ class Backbone:
         self._torch: Any = None
         self._export: threading.Thread | None = None
         self._fc: tuple[np.ndarray, np.ndarray] | None = None
+        self._batcher = BatchingRunner(self._forward, batch_size)  # concurrent callers share passes
 
     @property
     def backbone_id(self) -> str:
-        return self.spec.backbone_id
+        """The weights' id plus the precision (INT8 only): embedding caches and heads of the two never mix."""
+        return self.spec.backbone_id + quantize.id_suffix(self.precision)
 
     @property
     def engine(self) -> str:
@@ -104,8 +116,19 @@ class Backbone:
         return "onnxruntime" if self._onnx is not None else "torch"
 
     @property
-    def onnx_path(self) -> Path:
+    def fp32_path(self) -> Path:
         return onnx_engine.onnx_path(self.spec, self.cache_dir)
+
+    @property
+    def onnx_path(self) -> Path:
+        """The model this backbone serves: the FP32 export, or its INT8 quantization."""
+        fp32 = self.fp32_path
+        return fp32 if self.precision == "fp32" else quantize.int8_path(fp32)
+
+    @property
+    def _must_use_onnx(self) -> bool:
+        """ONNX Runtime or nothing: asked for, or INT8 (torch would give FP32 embeddings under the INT8 id)."""
+        return self.engine_choice == "onnxruntime" or self.precision == "int8"
 
     def prepare(self, wait: bool = False) -> str:
         """Loads the cached ONNX model, or starts exporting it in the background; returns the serving engine.
@@ -121,9 +144,9 @@ class Backbone:
                 self._export = threading.Thread(target=self._export_and_load, name="onnx-export")
                 self._export.start()  # not a daemon: an export once begun finishes and is cached
             thread = self._export
-        if wait or self.engine_choice == "onnxruntime":
+        if wait or self._must_use_onnx:
             thread.join()
-        if self.engine_choice == "onnxruntime" and self.export_error is not None:
+        if self._must_use_onnx and self.export_error is not None:
             raise self.export_error
         return self.engine
 
@@ -141,11 +164,13 @@ class Backbone:
 
     def _export_and_load(self) -> None:
         try:
-            onnx_engine.export_onnx(self.spec, self.onnx_path, available_cpus())
+            onnx_engine.export_onnx(self.spec, self.fp32_path, available_cpus())
+            if self.precision == "int8":
+                quantize.export_int8(self.spec, self.fp32_path, self.onnx_path)  # about 15 s, once per machine
             self._onnx = onnx_engine.OnnxEngine(self.onnx_path, available_cpus())
         except Exception as exc:  # torch keeps serving; say why ONNX Runtime does not
             self.export_error = exc
-            if self.engine_choice == "auto":
+            if not self._must_use_onnx:
                 warnings.warn(f"ONNX export failed, the backbone stays on torch: {exc}", stacklevel=2)
 
     def _torch_network(self) -> Any:
@@ -166,15 +191,21 @@ class Backbone:
             return tuple(output.numpy() for output in network(torch.from_numpy(batch)))
 
     def _passes(self, tensors: Sequence[np.ndarray]) -> list[tuple[np.ndarray, ...]]:
-        """The engine's four outputs for each batch of `tensors`."""
-        self.prepare()
-        outputs = []
+        """The engine's four outputs for each batch of `tensors`.
+
+        Waits for an export under way (about 1.5 s): torch serving beside it would compete for the
+        same cores and finish later than ONNX Runtime does after the wait.
+        """
+        self.prepare(wait=True)
+        return [self._batcher.run(tensors[start : start + self.batch_size])
+                for start in range(0, len(tensors), self.batch_size)]
+
+    def _forward(self, tensors: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+        """One pass over a batch (the batching runner's thread calls it, with other callers' images alongside)."""
+        batch = np.ascontiguousarray(np.stack(tensors), np.float32)
         with self._lock:
-            for start in range(0, len(tensors), self.batch_size):
-                batch = np.ascontiguousarray(np.stack(tensors[start : start + self.batch_size]), np.float32)
-                onnx = self._onnx
-                outputs.append(onnx.run(batch) if onnx is not None else self._torch_pass(batch))
-        return outputs
+            onnx = self._onnx
+            return onnx.run(batch) if onnx is not None else self._torch_pass(batch)
 
     def run(self, tensors: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Preprocessed CHW arrays -> (embeddings N x 1280, ImageNet probabilities N x 1000), in batches."""

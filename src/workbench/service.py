@@ -95,6 +95,7 @@ class Workbench:
     `job_settings` bounds the trainings at once and sets the lease timing (default: `JobSettings.from_env()`).
     `prebuild_exports` (e.g. `("coreml",)`) builds those export formats in the background after
     every training; otherwise each is built on first request (`export`, `core_ml_model`).
+    `precision="int8"` serves with the quantized backbone (`workbench.quantize`), its embeddings cached apart.
     """
 
     def __init__(
@@ -110,6 +111,7 @@ class Workbench:
         tracking_uri: str | os.PathLike | bool | None = None,
         job_settings: JobSettings | None = None,
         prebuild_exports: Iterable[str] = (),
+        precision: str | None = None,
     ) -> None:
         self.home = Path(home) if home is not None else default_home()
         self.owner = owner
@@ -126,6 +128,7 @@ class Workbench:
         self._heads_cache: dict[tuple[str, int], Heads] = {}
         self.prebuild_exports = tuple(check_format(f) for f in prebuild_exports)
         self._exporter: Exporter | None = None
+        self.precision = precision  # the backbone's: "fp32" or "int8" (None: $WORKBENCH_PRECISION, else FP32)
 
     # wiring ----------------------------------------------------------------
     def _parts(self) -> tuple[Store, Backbone, EmbeddingCache, JobRunner]:
@@ -133,7 +136,7 @@ class Workbench:
             if self._engine is None:
                 store = Store(self.home)
                 startup_sweep(store)  # orphan blobs and temporary files a killed process left (cheap)
-                backbone = Backbone()
+                backbone = Backbone(precision=self.precision)
                 cache = EmbeddingCache(self.embedding_cache)
                 settings = self.job_settings or JobSettings.from_env()
                 jobs = JobRunner(store, backbone, cache, self.limits, self.progress, settings)

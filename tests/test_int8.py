@@ -1,0 +1,75 @@
+"""The INT8 backbone keeps the answers: the issue's agreement criteria, measured on the tutorial images.
+
+The quantized model is built once per machine (about 15 s on 2 idle cores, calibrating on the
+tutorial images) and cached beside the FP32 export; later sessions load it in well under a second.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import DOGS_JPG, TUTORIAL
+from workbench import Workbench
+from workbench.backbone import Backbone
+from workbench.decode import backbone_input
+from workbench.limits import Limits
+
+EVAL_FOLDERS = ("beagle", "husky", "goldenretriever", "dalmatian", "cats", "more-cats", "test")  # 250 + test/
+MIN_TOP1_AGREEMENT = 0.97
+MIN_MEDIAN_COSINE, MIN_COSINE = 0.98, 0.93
+MAX_CUSTOM_SCORE_DIFF = 0.03
+
+
+def _images() -> list[Path]:
+    return [p for folder in EVAL_FOLDERS for p in sorted((TUTORIAL / folder).iterdir()) if p.suffix.lower() in (".jpg", ".jpeg", ".png")]
+
+
+@pytest.fixture(scope="module")
+def passes() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(embeddings, probabilities) of every evaluation image from each precision."""
+    fp32, int8 = Backbone(engine="onnxruntime", precision="fp32"), Backbone(precision="int8")
+    spec = fp32.spec
+    tensors = [backbone_input(path.read_bytes(), spec, Limits(), path.name)[0] for path in _images()]
+    return {"fp32": fp32.run(tensors), "int8": int8.run(tensors)}
+
+
+def test_int8_agrees_with_fp32_on_imagenet_top1_and_embeddings(passes: dict) -> None:
+    (fp32_emb, fp32_prob), (int8_emb, int8_prob) = passes["fp32"], passes["int8"]
+    assert len(fp32_emb) >= 257
+    agreement = float((fp32_prob.argmax(1) == int8_prob.argmax(1)).mean())
+    cosine = (fp32_emb * int8_emb).sum(1) / np.linalg.norm(fp32_emb, axis=1) / np.linalg.norm(int8_emb, axis=1)
+    print(f"INT8 vs FP32 on {len(cosine)} images: top-1 agreement {agreement:.3f}, "
+          f"cosine median {np.median(cosine):.4f} min {cosine.min():.4f}")
+    assert agreement >= MIN_TOP1_AGREEMENT
+    assert np.median(cosine) >= MIN_MEDIAN_COSINE and cosine.min() >= MIN_COSINE
+
+
+def test_int8_keeps_the_tutorial_classifier_scores_and_answer(dogs: tuple[Workbench, str], embedding_cache: Path) -> None:
+    wb, cid = dogs
+    int8 = Workbench(wb.home, embedding_cache=embedding_cache, tracking_uri=False, train=False, resume=False, precision="int8")
+    folders = [TUTORIAL / folder for folder in EVAL_FOLDERS]
+
+    def scores(bench: Workbench) -> np.ndarray:
+        answer = bench.classify(folders, classifier_ids=[cid], threshold=0.0)
+        return np.array([[c["score"] for c in sorted(image["classifiers"][0]["classes"], key=lambda c: c["class"])]
+                         for image in answer["images"]])
+
+    fp32_scores, int8_scores = scores(wb), scores(int8)
+    worst = float(np.abs(fp32_scores - int8_scores).max())
+    print(f"custom-class scores, INT8 vs FP32: largest difference {worst:.4f} over {fp32_scores.size} scores")
+    assert worst <= MAX_CUSTOM_SCORE_DIFF
+    tops = [bench.classify(DOGS_JPG, classifier_ids=[cid])["images"][0]["classifiers"][0]["classes"][0]
+            for bench in (wb, int8)]
+    assert tops[0]["class"] == tops[1]["class"] and min(top["score"] for top in tops) >= 0.5, tops
+    assert int8.backbone.backbone_id.endswith("-int8q1") and wb.backbone.backbone_id != int8.backbone.backbone_id
+
+
+def test_int8_has_its_own_id_and_refuses_torch() -> None:
+    assert Backbone(precision="int8").backbone_id == Backbone(precision="fp32").backbone_id + "-int8q1"
+    with pytest.raises(ValueError, match="int8"):
+        Backbone(precision="int8", engine="torch")
+    with pytest.raises(ValueError, match="precision"):
+        Backbone(precision="int4")
