@@ -15,7 +15,6 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from PIL import Image
-from sklearn.metrics import average_precision_score, precision_recall_curve
 
 from .training import NEGATIVE_LABEL, predicted_labels
 from .vocabulary import THRESHOLD
@@ -105,6 +104,8 @@ def pr_curves(
 ) -> Figure:
     """Per class: the precision-recall curve over every threshold, its average precision (AP) in the title,
     and the point the chosen threshold gives."""
+    from sklearn.metrics import average_precision_score, precision_recall_curve  # scikit-learn only when drawn
+
     labels = np.asarray(labels)
     figure, axes = _panels(len(classes), "Precision-recall curves (out-of-fold)")
     for i, (name, ax) in enumerate(zip(classes, axes)):

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import explain, plots
 from .backbone import Backbone
 from .decode import decode_image
 from .pyfunc import save_pyfunc
@@ -161,6 +160,8 @@ def write_artifacts(folder: Path, files: ClassifierFiles, store: Store, backbone
     """Plots (PNG), the manifest (CSV), the full metrics (JSON) and the pyfunc model, into one folder."""
     (folder / "plots").mkdir(parents=True)
     (folder / "examples").mkdir()
+    from . import plots  # matplotlib only where a run is drawn
+
     held_out = OutOfFold.from_bytes(files.out_of_fold_path(store, version).read_bytes())
     scores, labels = held_out.scores, held_out.labels
     figures = {
@@ -212,6 +213,8 @@ def write_overlay_gallery(folder: Path, files: ClassifierFiles, store: Store, ba
 
     An image whose blob is gone (a deleted classifier logged afterwards) is left out.
     """
+    from . import explain, plots
+
     heads = Heads.from_bytes(files.head_path(version).read_bytes())
     shown: dict[str, list] = {name: [] for name in heads.classes}
     for row in rows:

@@ -91,7 +91,9 @@ class Workbench:
 
     Settings only in the constructor; the backbone loads on first use. `train=False` stores
     requests without training them (another workbench process, e.g. `workbench wait`, resumes them).
-    With `resume` (and `train`), this Workbench adopts, while it lives, trainings whose process died.
+    With `resume` (and `train`), this Workbench adopts, while it lives, trainings whose process died;
+    with `resume` and tracking on, it also keeps MLflow converged to the store (`resume=False` suits a
+    short-lived query: the next process that resumes logs what it left, a deleted classifier's history too).
     `job_settings` bounds the trainings at once and sets the lease timing (default: `JobSettings.from_env()`).
     `prebuild_exports` (e.g. `("coreml",)`) builds those export formats in the background after
     every training; otherwise each is built on first request (`export`, `core_ml_model`).
@@ -141,7 +143,7 @@ class Workbench:
                 settings = self.job_settings or JobSettings.from_env()
                 jobs = JobRunner(store, backbone, cache, self.limits, self.progress, settings)
                 self._tracker = new_tracker(store, backbone, self.tracking_uri)
-                if self._tracker is not None:
+                if self._tracker is not None and self.resume:  # a short-lived process (a CLI query) leaves it to the next
                     jobs.listeners.append(self._tracker)
                     self._tracker.start()  # MLflow converges to the store: now, then every few seconds
                 self._exporter = self._new_exporter(store, backbone, jobs)

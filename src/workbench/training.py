@@ -6,10 +6,6 @@ import io
 from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
-from sklearn.model_selection import StratifiedKFold
-from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from .vocabulary import THRESHOLD
@@ -94,6 +90,9 @@ def normalise(embeddings: np.ndarray) -> np.ndarray:
 
 def fit_heads(embeddings: np.ndarray, labels: list[str], classes: list[str]) -> Heads:
     """One logistic head per class: its positives against every other image (other classes and negatives)."""
+    from sklearn.linear_model import LogisticRegression  # scikit-learn loads only to train (0.8 s)
+    from sklearn.preprocessing import StandardScaler
+
     x = normalise(embeddings)
     scaler = StandardScaler().fit(x)
     xs = scaler.transform(x)
@@ -117,6 +116,8 @@ def predicted_labels(scores: np.ndarray, classes: list[str], threshold: float = 
 
 def cross_validate(embeddings: np.ndarray, labels: list[str], classes: list[str]) -> np.ndarray:
     """Out-of-fold scores from stratified k-fold (k limited by the smallest set)."""
+    from sklearn.model_selection import StratifiedKFold
+
     counts = [labels.count(label) for label in set(labels)]
     folds = max(2, min(CV_FOLDS, min(counts)))
     oof = np.zeros((len(labels), len(classes)), np.float32)
@@ -130,6 +131,8 @@ def cross_validate(embeddings: np.ndarray, labels: list[str], classes: list[str]
 
 def metrics_from_scores(scores: np.ndarray, labels: list[str], classes: list[str]) -> dict:
     """Accuracy, macro F1 and per-class precision / recall / F1 / ROC-AUC at the 0.5 threshold."""
+    from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
+
     predicted = predicted_labels(scores, classes)
     label_array = np.asarray(labels)
     per_class = {}
