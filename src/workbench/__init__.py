@@ -21,6 +21,7 @@ from .limits import Limits
 from .examples import folder_sets, image_paths, set_name
 from .service import Workbench
 from .sources import ImageURL
+from .tracking import tracking_uri
 from .training import OutOfFold
 
 __all__ = [
@@ -46,4 +47,5 @@ __all__ = [
     "folder_sets",
     "image_paths",
     "set_name",
+    "tracking_uri",
 ]

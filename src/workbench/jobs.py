@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from . import leases, training
 from .backbone import Backbone, EmbeddingCache
@@ -315,6 +314,8 @@ class JobRunner:
         backbone_id = self.backbone.backbone_id
         known = self.cache.get_many(shas, backbone_id)
         missing = list(dict.fromkeys(s for s in shas if s not in known))
+        from tqdm.auto import tqdm  # here, so scoring a logged model (which imports this module) needs no tqdm
+
         bar = tqdm(total=len(missing), desc=f"embedding {classifier_id}", unit="img", disable=not self.progress or not missing)
         spec, done = self.backbone.spec, 0
 
