@@ -253,7 +253,7 @@ def register(client, record: ClassifierRecord, version: VersionRecord, run, mode
         description=f"v{version.version}: classes {', '.join(version.classes)}",
     )
     # the LoggedModel lists its registered versions in this tag (what `mlflow.register_model` writes)
-    client.set_logged_model_tags(model_id, {MODEL_VERSIONS_TAG: json.dumps([{"name": cid, "version": created.version}])})
+    client.set_logged_model_tags(model_id, {MODEL_VERSIONS_TAG: json.dumps([{"name": cid, "version": int(created.version)}])})
     return str(created.version)
 
 

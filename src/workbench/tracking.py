@@ -501,14 +501,14 @@ class Tracker:
         run_id, tags = run.info.run_id, run.data.tags
         for stale in client.search_model_versions(f"name='{classifier_id}' and run_id='{run_id}'"):
             client.delete_model_version(classifier_id, stale.version)
-        if run_id in self._abandoned:
-            client.delete_run(run_id)
-            self._abandoned.discard(run_id)
-            return
         if tags.get(TAG_KIND) == "version":
             client.set_tag(run_id, TAG_KIND, KIND_ABANDONED)  # not a version run any more: it is logged afresh
             client.set_tag(run_id, "mlflow.runName", f"v{tags.get(TAG_VERSION)} (abandoned)")
         client.set_tag(run_id, TAG_ABANDONED, f"Logging never finished: {why}.")
+        if run_id in self._abandoned:  # tagged first: restoring a deleted experiment restores its deleted runs too
+            client.delete_run(run_id)
+            self._abandoned.discard(run_id)
+            return
         client.set_terminated(run_id, "FAILED")
 
     def _adopt(self, client, run, files: ClassifierFiles, why: str) -> None:
