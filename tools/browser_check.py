@@ -37,6 +37,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIAL = ROOT / "data" / "tutorial"
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("0[1-5]_*.ipynb"))
+SHOWN = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook in front (JupyterLab may restore others behind it)
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 SERVER_START_SECONDS = 90
@@ -113,13 +114,13 @@ def run_all(page: Page, url: str) -> None:
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_text("Run All Cells", exact=True).click()
     page.wait_for_function(  # every code cell has run: its prompt shows a number, none shows [*] or [ ]
-        "() => { const p = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];"
+        f"() => {{ const p = [...document.querySelectorAll('{SHOWN} .jp-CodeCell .jp-InputPrompt')];"
         " return p.length > 0 && p.every(e => /\\[\\d+\\]/.test(e.textContent)); }",
         timeout=RUN_SECONDS * 1000,
     )
-    errors = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]')
+    errors = page.locator(f'{SHOWN} .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]')
     assert errors.count() == 0, f"{url}: {errors.first.inner_text()[:2000]}"
-    stderr = page.locator('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
+    stderr = page.locator(f'{SHOWN} .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
     print(f"ran {url.split('?')[0].rsplit('/', 1)[-1]}: stderr blocks {stderr.count()}"
           + (f" (first: {stderr.first.inner_text()[:300]!r})" if stderr.count() else ""))
 
@@ -222,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
                         if path.name.startswith("05"):  # delete last, after the MLflow UI has shown `dogs`
                             mlflow_ui = start_mlflow(work / "mlruns", mlflow_port)
                             check_mlflow(page, f"http://127.0.0.1:{mlflow_port}", parameters["tracking_uri"], args.docs)
-                        run_all(page, f"http://127.0.0.1:{port}/lab/tree/{path.name}?token={token}")
+                        run_all(page, f"http://127.0.0.1:{port}/lab/tree/{path.name}?reset&token={token}")
                         if path.name.startswith("03"):
                             check_classify(page, args.docs / "classify_widget.png")
                 except Exception:
