@@ -128,6 +128,7 @@ def run_all(page: Page, url: str) -> None:
 def check_classify(page: Page, screenshot: Path) -> None:
     """03's classify widget: dragging the threshold slider re-filters the results; a screenshot of the widget."""
     page.locator(".workbench-classify .workbench-results").first.wait_for(timeout=30_000)
+    page.locator(".workbench-classify").first.scroll_into_view_if_needed()  # JupyterLab renders only cells in view
     page.wait_for_function(  # the results line is drawn (the kernel may still be sending it)
         "() => [...document.querySelectorAll('.workbench-classify p')]"
         ".some(e => /^\\d+ classes at threshold/.test(e.innerText.trim()))", timeout=30_000)
