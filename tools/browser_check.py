@@ -176,7 +176,9 @@ def start_mlflow(mlruns: Path, port: int) -> subprocess.Popen:
 def check_mlflow(page: Page, ui: str, uri: str, docs: Path) -> None:
     """The runs table of `dogs`'s experiment, v1 and v2 compared with a plot side by side, the registered model."""
     from mlflow import MlflowClient
+    from workbench import tracking_uri
 
+    uri = tracking_uri(uri)  # the notebooks' folder as workbench resolves it (its SQLite store)
     client = MlflowClient(uri, registry_uri=uri)
     [experiment] = [e for e in client.search_experiments() if e.tags.get("workbench.classifier_name") == "dogs"]
     runs = {r.info.run_name: r.info.run_id for r in client.search_runs([experiment.experiment_id])}
