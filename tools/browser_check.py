@@ -190,8 +190,10 @@ def check_mlflow(page: Page, ui: str, uri: str, docs: Path) -> None:
     print("runs view:", page.url)
     pair = json.dumps([runs["v1"], runs["v2"]]).replace(" ", "")
     page.goto(f"{ui}/#/compare-runs?runs={pair}&experiments={json.dumps([experiment.experiment_id])}")
-    page.get_by_text("threshold_curves.png").first.wait_for(timeout=60_000)  # the compare view lists the plots
-    page.get_by_text("threshold_curves.png").first.click()
+    listed = page.get_by_text("threshold_curves.png", exact=True).last  # the compare view lists the plots
+    listed.wait_for(timeout=60_000)
+    listed.scroll_into_view_if_needed()
+    listed.click(force=True)
     images = page.locator("img[src*='threshold_curves.png']")
     page.wait_for_function("() => [...document.querySelectorAll(\"img[src*='threshold_curves.png']\")]"
                            ".filter(i => i.complete && i.naturalWidth > 0).length >= 2", timeout=60_000)
