@@ -44,6 +44,7 @@ SERVER_START_SECONDS = 90
 RUN_SECONDS = int(os.environ.get("BROWSER_CHECK_RUN_SECONDS", 300))  # running every cell of the notebook (backbone load, classify, plots)
 NO_NEWS = '{"fetchNews": "false", "checkForUpdates": false}'  # no news toast over the widget, no network
 VIEWPORT = {"width": 1500, "height": 1100}
+MLFLOW_VIEWPORT = {"width": 1900, "height": 1200}
 
 
 def chromium_binary(given: str | None) -> str:
@@ -173,6 +174,17 @@ def start_mlflow(mlruns: Path, port: int) -> subprocess.Popen:
     sys.exit(f"mlflow server did not start; see {mlruns.parent / 'mlflow.log'}")
 
 
+def close_assistant(page: Page) -> None:
+    """Closes MLflow's "Assistant" side panel when it is open (it takes the width the pages need)."""
+    panel = page.get_by_text("MLflow Assistant").first
+    if panel.count() and panel.is_visible():
+        header = page.locator("div", has=page.get_by_text("MLflow Assistant", exact=True)).last
+        buttons = header.locator("button")
+        if buttons.count():
+            buttons.last.click()
+            page.wait_for_timeout(500)
+
+
 def check_mlflow(page: Page, ui: str, uri: str, docs: Path) -> None:
     """The runs table of `dogs`'s experiment, v1 and v2 compared with a plot side by side, the registered model."""
     from mlflow import MlflowClient
@@ -182,8 +194,10 @@ def check_mlflow(page: Page, ui: str, uri: str, docs: Path) -> None:
     client = MlflowClient(uri, registry_uri=uri)
     [experiment] = [e for e in client.search_experiments() if e.tags.get("workbench.classifier_name") == "dogs"]
     runs = {r.info.run_name: r.info.run_id for r in client.search_runs([experiment.experiment_id])}
+    page.set_viewport_size(MLFLOW_VIEWPORT)  # the compare view's artifact list needs the width
     page.goto(f"{ui}/#/experiments/{experiment.experiment_id}/runs")
     page.get_by_text("v2", exact=True).first.wait_for(timeout=60_000)  # the runs table, not the GenAI overview
+    close_assistant(page)
     assert page.get_by_text("Token usage").count() == 0
     page.wait_for_timeout(1500)
     page.screenshot(path=str(docs / "mlflow-runs-dogs.png"))
