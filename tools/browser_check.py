@@ -208,9 +208,9 @@ def check_mlflow(page: Page, ui: str, uri: str, docs: Path) -> None:
     listed.wait_for(timeout=60_000)
     listed.scroll_into_view_if_needed()
     listed.click(force=True)
-    images = page.locator("img[src*='threshold_curves.png']")
-    page.wait_for_function("() => [...document.querySelectorAll(\"img[src*='threshold_curves.png']\")]"
-                           ".filter(i => i.complete && i.naturalWidth > 0).length >= 2", timeout=60_000)
+    images = page.locator("img")  # each run's plot, drawn from a blob: URL (the file name is not in src)
+    page.wait_for_function("() => [...document.querySelectorAll('img')]"
+                           ".filter(i => i.complete && i.naturalWidth >= 400).length >= 2", timeout=60_000)
     images.first.scroll_into_view_if_needed()
     page.wait_for_timeout(1000)
     page.screenshot(path=str(docs / "mlflow-compare-dogs.png"))
