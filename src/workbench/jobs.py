@@ -16,7 +16,6 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from . import leases, training
 from .backbone import Backbone, EmbeddingCache
@@ -298,6 +297,8 @@ class JobRunner:
         backbone_id = self.backbone.backbone_id
         known = self.cache.get_many(shas, backbone_id)
         missing = list(dict.fromkeys(s for s in shas if s not in known))
+        from tqdm.auto import tqdm  # here, so scoring a logged model (which imports this module) needs no tqdm
+
         bar = tqdm(total=len(missing), desc=f"embedding {classifier_id}", unit="img", disable=not self.progress or not missing)
         spec, done = self.backbone.spec, 0
 

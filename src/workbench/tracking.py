@@ -35,12 +35,16 @@ from .events import ClassifierEvent
 from .store import ClassifierRecord, ExampleRow, Store, VersionRecord
 from .tracked_files import ClassifierFiles
 from .run_record import (
+    EXPERIMENT_KIND,
+    EXPERIMENT_KIND_TAG,
+    HEAD_DESCRIPTION,
     KIND_ABANDONED,
     NOTE_TAG,
     SERVING_ALIAS,
     TAG_ABANDONED,
     TAG_ADDED,
     TAG_ADOPTED,
+    TAG_CLASSES,
     TAG_DELETED,
     TAG_EXPLANATION,
     TAG_HEARTBEAT,
@@ -53,6 +57,7 @@ from .run_record import (
     TAG_REGISTERED,
     TAG_VERSION,
     added_since,
+    count,
     iso_to_ms,
     manifest_frame,
 )
@@ -72,6 +77,35 @@ SYNC_SECONDS_ENV = "WORKBENCH_TRACKING_SYNC_SECONDS"  # overrides SYNC_SECONDS
 EXIT_FLUSH_SECONDS = 60.0  # how long a process waits at exit for its last runs to be logged
 HEARTBEAT_TIMEOUT_SECONDS = 300.0  # a RUNNING run whose logger was silent this long is abandoned (any host)
 TRACKED_STAGES = ("started", "ready", "failed", "deleted")
+COUNT_METRICS = ("images", "negatives", "images_embedded", "images_cached", "classes")  # whole numbers in compare_versions
+# MLflow's known-benign INFO lines while workbench logs ("Creating initial MLflow database tables",
+# "Updating database tables", "Validating input example against model signature", alembic's
+# migrations): raised to WARNING, so notebooks show no stderr blocks and CLI progress bars stay whole.
+BENIGN_LOGGERS = ("mlflow.store.db.utils", "mlflow.pyfunc", "alembic", "alembic.runtime.migration")
+_quiet_lock = threading.Lock()
+_quiet_depth = 0
+_quiet_saved: dict[str, int] = {}
+
+
+@contextmanager
+def quiet_mlflow() -> Iterator[None]:
+    """MLflow's benign INFO loggers at WARNING while workbench logs (nested and cross-thread safe)."""
+    global _quiet_depth
+    with _quiet_lock:
+        if _quiet_depth == 0:
+            for name in BENIGN_LOGGERS:
+                logger = logging.getLogger(name)
+                _quiet_saved[name] = logger.level
+                logger.setLevel(max(logger.getEffectiveLevel(), logging.WARNING))
+        _quiet_depth += 1
+    try:
+        yield
+    finally:
+        with _quiet_lock:
+            _quiet_depth -= 1
+            if _quiet_depth == 0:
+                for name, level in _quiet_saved.items():
+                    logging.getLogger(name).setLevel(level)
 
 
 
@@ -109,6 +143,16 @@ def tracking_target(tracking_uri: str | os.PathLike | bool | None) -> TrackingTa
         folder = Path(text.removeprefix("sqlite:///")).resolve().parent
         return TrackingTarget(text, (folder / MLRUNS_ARTIFACTS).as_uri())
     return TrackingTarget(text)
+
+
+def tracking_uri(where: str | os.PathLike | bool | None = None) -> str | None:
+    """The MLflow tracking URI workbench logs to (None when tracking is off), resolved as `Workbench(tracking_uri=where)`.
+
+    `mlflow.set_tracking_uri(workbench.tracking_uri())` before `mlflow.pyfunc.load_model("models:/<id>@serving")`
+    reads the same store (MLflow's own default is a `mlflow.db` in the current folder).
+    """
+    target = tracking_target(where)
+    return target.uri if target is not None else None
 
 
 # the tracker --------------------------------------------------------------------
@@ -182,6 +226,13 @@ class Tracker:
                 Path(self.target.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
             self._client = MlflowClient(tracking_uri=self.target.uri, registry_uri=self.target.uri)
         return self._client
+
+    def experiment_url(self, classifier_id: str, base_url: str = "http://127.0.0.1:5000") -> str:
+        """The MLflow UI's runs table of a classifier's experiment (an `mlflow ui` at `base_url`)."""
+        experiment = self.client().get_experiment_by_name(classifier_id)
+        if experiment is None:
+            raise TrackingError(f"No MLflow experiment for {classifier_id} at {self.uri} yet")
+        return f"{base_url.rstrip('/')}/#/experiments/{experiment.experiment_id}/runs"
 
     # the worker -------------------------------------------------------------------
     def start(self) -> None:
@@ -308,7 +359,7 @@ class Tracker:
         return self._sync_one(classifier_id)
 
     def _sync_one(self, classifier_id: str) -> bool:
-        with self._lock:
+        with self._lock, quiet_mlflow():
             try:
                 self._sync(classifier_id)
             except Exception as exc:  # tracking must never break training or serving
@@ -346,6 +397,10 @@ class Tracker:
             files = ClassifierFiles.from_store(self.store, classifier_id)
         except ClassifierNotFound:
             files = tracked_files.staged(self.store, classifier_id)
+            experiment = client.get_experiment_by_name(classifier_id)
+            if experiment is not None and experiment.lifecycle_stage == "deleted":  # forgotten already: never resurrected
+                tracked_files.unstage(self.store, classifier_id)
+                return
             if files is not None:  # deleted before all its versions were logged: log them as history
                 self._mirror(client, files, alias=False)
             self._forget(client, classifier_id)
@@ -380,16 +435,26 @@ class Tracker:
             client.set_registered_model_alias(classifier_id, SERVING_ALIAS, registered)
 
     def _experiment(self, client, record: ClassifierRecord) -> str:
-        """The classifier's experiment (named after its id), created on first use."""
+        """The classifier's experiment (named after its id), created on first use as a model-training experiment.
+
+        One deleted in MLflow (by a person, in the UI) is not resurrected: logging waits, with a
+        warning, until someone restores it.
+        """
         experiment = client.get_experiment_by_name(record.classifier_id)
         if experiment is not None:
             if experiment.lifecycle_stage == "deleted":
-                client.restore_experiment(experiment.experiment_id)
+                raise TrackingError(
+                    f"MLflow experiment {record.classifier_id} (id {experiment.experiment_id}) is deleted; "
+                    f"restore it (`mlflow experiments restore --experiment-id {experiment.experiment_id}`) to log again"
+                )
+            if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:  # logged by an earlier workbench
+                client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
             return experiment.experiment_id
         location = f"{self.target.artifact_root}/{record.classifier_id}" if self.target.artifact_root else None
         tags = {"workbench.classifier_name": record.name, "workbench.owner": record.owner,
+                EXPERIMENT_KIND_TAG: EXPERIMENT_KIND,
                 NOTE_TAG: f"Watson classifier **{record.name}** (`{record.classifier_id}`), owner {record.owner}: "
-                          "one run per training."}
+                          f"one run per training. Heads: {HEAD_DESCRIPTION}."}
         return client.create_experiment(record.classifier_id, artifact_location=location, tags=tags)
 
     # runs left behind ----------------------------------------------------------------
@@ -436,14 +501,14 @@ class Tracker:
         run_id, tags = run.info.run_id, run.data.tags
         for stale in client.search_model_versions(f"name='{classifier_id}' and run_id='{run_id}'"):
             client.delete_model_version(classifier_id, stale.version)
-        if run_id in self._abandoned:
-            client.delete_run(run_id)
-            self._abandoned.discard(run_id)
-            return
         if tags.get(TAG_KIND) == "version":
             client.set_tag(run_id, TAG_KIND, KIND_ABANDONED)  # not a version run any more: it is logged afresh
             client.set_tag(run_id, "mlflow.runName", f"v{tags.get(TAG_VERSION)} (abandoned)")
         client.set_tag(run_id, TAG_ABANDONED, f"Logging never finished: {why}.")
+        if run_id in self._abandoned:  # tagged first: restoring a deleted experiment restores its deleted runs too
+            client.delete_run(run_id)
+            self._abandoned.discard(run_id)
+            return
         client.set_terminated(run_id, "FAILED")
 
     def _adopt(self, client, run, files: ClassifierFiles, why: str) -> None:
@@ -473,6 +538,7 @@ class Tracker:
         tags = {
             TAG_KIND: "version", TAG_OUTCOME: "ready", TAG_VERSION: str(version.version),
             TAG_PARENT: str(parent.version) if parent else "", TAG_ADDED: added, **self._owner_tags(),
+            TAG_CLASSES: json.dumps(version.classes), **run_record.source_tags(),
             "workbench.classifier_id": cid, "workbench.classifier_name": record.name, "workbench.owner": record.owner,
             NOTE_TAG: f"Version {version.version} of **{record.name}** (`{cid}`). "
                       f"{'Created' if parent is None else f'Retrained after v{parent.version}'}; added {added}.",
@@ -481,23 +547,27 @@ class Tracker:
             run = client.create_run(experiment_id, start_time=end_ms - int(seconds * 1000), tags=tags,
                                     run_name=f"v{version.version}")
             try:
-                return self._fill_run(client, run, files, version, rows, end_ms)
+                return self._fill_run(client, experiment_id, run, files, version, rows, end_ms)
             except Exception:
                 self._abandoned.add(run.info.run_id)  # deleted and logged afresh by the next sync
                 raise
 
-    def _fill_run(self, client, run, files: ClassifierFiles, version: VersionRecord, rows: list[ExampleRow],
-                  end_ms: int) -> Any:
+    def _fill_run(self, client, experiment_id: str, run, files: ClassifierFiles, version: VersionRecord,
+                  rows: list[ExampleRow], end_ms: int) -> Any:
+        """The run's numbers, dataset and artifacts; its LoggedModel (with the metrics); the registered version."""
         record, run_id = files.record, run.info.run_id
-        run_record.log_numbers(client, run_id, version, self.backbone, end_ms)
+        model_id = run_record.create_model(client, experiment_id, run, version)
+        run_record.log_numbers(client, run_id, version, self.backbone, end_ms, model_id=model_id)
         run_record.log_dataset(client, run, record.classifier_id, version, rows)
         with tempfile.TemporaryDirectory(prefix="workbench-run-") as tmp:
             folder = Path(tmp)
             run_record.write_artifacts(folder / "files", files, self.store, self.backbone, version, rows)
             self._heartbeat(client, run_id)
             client.log_artifacts(run_id, str(folder / "files"))
+            self._heartbeat(client, run_id)
+            run_record.log_model(client, model_id, run, folder, files, self.backbone, version)
         self._heartbeat(client, run_id)
-        registered = run_record.register(client, record, version, run)
+        registered = run_record.register(client, record, version, run, model_id)
         client.set_tag(run_id, TAG_REGISTERED, registered)
         client.set_tag(run_id, TAG_LOGGED, "true")
         client.set_terminated(run_id, "FINISHED", end_time=end_ms)
@@ -509,14 +579,14 @@ class Tracker:
         tags = {
             TAG_KIND: "failed_training", TAG_OUTCOME: "failed", TAG_EXPLANATION: failure.explanation[:5000],
             TAG_PARENT: str(record.serving_version or ""), "workbench.classifier_id": record.classifier_id,
-            NOTE_TAG: f"Training failed: {failure.explanation}", **self._owner_tags(),
+            NOTE_TAG: f"Training failed: {failure.explanation}", **self._owner_tags(), **run_record.source_tags(),
         }
         rows = files.examples()
         counts = manifest_frame(rows)["class"].replace("", "(negative)").value_counts()
+        tags[TAG_CLASSES] = json.dumps([c for c in counts.index if c != "(negative)"])
         with self._one_run():
             run = client.create_run(experiment_id, start_time=failure.at_ms, tags=tags, run_name="failed training")
-            client.log_batch(run.info.run_id, params=run_record.params({"classes": json.dumps([c for c in counts.index if c != "(negative)"]),
-                                                              "images": len(rows)}))
+            client.log_batch(run.info.run_id, params=run_record.params({"images": len(rows)}))
             client.set_terminated(run.info.run_id, "FAILED", end_time=failure.at_ms)
 
     def _forget(self, client, classifier_id: str) -> None:
@@ -531,10 +601,13 @@ class Tracker:
         except MlflowException as exc:
             if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
                 raise
+        if experiment.lifecycle_stage == "deleted":  # forgotten already (MLflow refuses writes into it)
+            return
         for run in client.search_runs([experiment.experiment_id], max_results=5000):
             if run.data.tags.get(TAG_DELETED) != "true":
                 client.set_tag(run.info.run_id, TAG_DELETED, "true")
         client.set_experiment_tag(experiment.experiment_id, TAG_DELETED, "true")
+        client.delete_experiment(experiment.experiment_id)  # soft: restorable, its runs kept
 
     # reading ------------------------------------------------------------------------
     def versions_frame(self, classifier_id: str) -> pd.DataFrame:
@@ -549,14 +622,19 @@ class Tracker:
         rows = []
         for run in runs:
             tags = run.data.tags
+            classes = tags.get(TAG_CLASSES) or run.data.params.get("classes", "[]")  # runs logged before the tag: a param
             rows.append({
                 "version": int(tags[TAG_VERSION]), "serving": int(tags[TAG_VERSION]) == serving,
                 "registered_version": int(tags[TAG_REGISTERED]), "run_id": run.info.run_id,
                 "parent_version": int(tags[TAG_PARENT]) if tags.get(TAG_PARENT) else None,
-                "added": tags.get(TAG_ADDED), "class_names": json.loads(run.data.params.get("classes", "[]")),
-                **run.data.metrics,
+                "added": tags.get(TAG_ADDED), "class_names": json.loads(classes),
+                **{key: count(value) if key in COUNT_METRICS else value for key, value in run.data.metrics.items()},
             })
-        return pd.DataFrame(rows).sort_values("version").reset_index(drop=True) if rows else pd.DataFrame()
+        if not rows:
+            return pd.DataFrame()
+        frame = pd.DataFrame(rows).sort_values("version").reset_index(drop=True)
+        counts = [c for c in ("parent_version", *COUNT_METRICS) if c in frame]
+        return frame.astype({c: "Int64" for c in counts})  # whole numbers, None as <NA> (not 1.0 and NaN)
 
 
 def new_tracker(store: Store, backbone: Backbone, tracking_uri: str | os.PathLike | bool | None) -> Tracker | None:
@@ -604,4 +682,4 @@ def log_export(tracker: Tracker, classifier_id: str, version: int, path: Path) -
     return True
 
 
-__all__: Iterable[str] = ["Tracker", "TrackingError", "TrackingTarget", "tracking_target", "new_tracker"]
+__all__: Iterable[str] = ["Tracker", "TrackingError", "TrackingTarget", "tracking_target", "tracking_uri", "new_tracker"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from tqdm.auto import tqdm
-
 from .events import ClassifierEvent
 
 
@@ -17,6 +15,8 @@ class WaitBar:
     def __init__(self, classifier_id: str) -> None:
         self.classifier_id = classifier_id
         self.heard = False  # whether a training event of this process arrived (it says more than the status)
+        from tqdm.auto import tqdm  # here, so scoring a logged model (which imports this module) needs no tqdm
+
         self.bar = tqdm(desc=f"{classifier_id}: waiting", unit="img", total=None, leave=True)
 
     def _describe(self, what: str) -> None:
