@@ -10,17 +10,17 @@ Other blocks, each accounted for:
 - named snippets (`<!-- snippet:NAME -->`) run verbatim in tests/compat against a real server;
   here only their names are checked against the compat tests;
 - untagged and `text` fences are output or diagrams, not code;
-- blocks of a section in PENDING_SECTIONS are left out while that section is rewritten;
-- blocks after `<!-- not-run: REASON -->` never run in a test. There are 9 (the test below
+- blocks after `<!-- not-run: REASON -->` never run in a test. There are 10 (the test below
   checks this list against the README, reasons included there):
   - `make demo` / `make test`: pip-installs .venv in the checkout; `make test` is this suite
   - `PYTHONPATH=src .venv/bin/python -m bench.reliability_campaign [--quick]`: the campaign itself, minutes
+  - `.venv/bin/mlflow ui --backend-store-uri "$(.venv/bin/python -c 'import workbench; print(workbench.tracking_uri())')" --port 5000`: serves until stopped; tools/browser_check.py opens it
   - `workbench keys add me` / `workbench serve`: serves in the foreground until stopped
   - `import workbench.spark`: needs a SparkSession; tests/test_spark.py runs the call
   - `MLFLOW_TRACKING_URI=http://team:5000 mlflow models serve -m "models:/$CLASSIFIER_ID@serving" --env-manager local -h 0.0.0.0 -p 5001`: serves until stopped; tests/test_team_server.py
   - `mlflow server --backend-store-uri postgresql+psycopg2://mlflow@dbhost/mlflow --artifacts-destination /srv/mlflow-artifacts --host 0.0.0.0 --port 5000`: needs PostgreSQL; tests/test_team_server.py
   - `make lab`: JupyterLab serves until stopped
-  - `.venv/bin/python tools/browser_check.py`: headless Chromium, about a minute
+  - `.venv/bin/python tools/browser_check.py`: headless Chromium, about 5 minutes
   - `.venv/bin/python -m bench`: the measurement itself, minutes
 """
 
@@ -42,16 +42,12 @@ from conftest import DOGS_JPG, TUTORIAL
 
 REPO = Path(__file__).resolve().parents[1]
 COMPAT = REPO / "tests" / "compat"
-# Sections being rewritten on another branch; their blocks run again once the name leaves this set.
-# "mlflow" gains workbench.tracking_uri() and a LoggedModel after that branch lands.
-PENDING_SECTIONS = {"mlflow"}
 RUNNABLE = {"python", "bash"}
 OUTPUT = {"", "text"}
 BASH_TIMEOUT_S = 300
 
 BLOCKS = readme_blocks()
-RUN = [b for b in BLOCKS if b.lang in RUNNABLE and not (b.snippet or b.not_run is not None)
-       and not PENDING_SECTIONS.intersection(b.sections)]
+RUN = [b for b in BLOCKS if b.lang in RUNNABLE and not (b.snippet or b.not_run is not None)]
 
 
 def first_command(block: Block) -> str:
