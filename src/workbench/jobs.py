@@ -27,6 +27,8 @@ from .store import Store, VersionRecord, atomic_write_bytes
 from .timestamps import now_iso
 
 log = logging.getLogger(__name__)
+TRAINING_PASS_IMAGES = 2  # images per backbone pass while training: a classify waits for at most this one
+TRAINING_DECODE_WORKERS = 1  # training decodes on one thread, leaving a core to classify
 EMBED_CHUNK_IMAGES = 32  # images decoded and embedded per progress step
 MAX_TRAININGS = 1  # trainings at once per process: each already uses every core, and classify shares them
 LEASE_S = 30.0  # a training whose holder has not renewed for this long is adopted by a watching process
@@ -305,9 +307,10 @@ class JobRunner:
         def prepare(sha: str) -> np.ndarray:
             return backbone_input(self.store.read_blob(sha), spec, self.limits)[0]
 
-        for tensors in prepared_batches(missing, prepare, EMBED_CHUNK_IMAGES):
+        for tensors in prepared_batches(missing, prepare, EMBED_CHUNK_IMAGES, workers=TRAINING_DECODE_WORKERS):
             chunk = missing[done : done + len(tensors)]
-            vectors, _ = self.backbone.run(tensors)
+            vectors = np.concatenate([self.backbone.run(tensors[i : i + TRAINING_PASS_IMAGES])[0]
+                                      for i in range(0, len(tensors), TRAINING_PASS_IMAGES)])
             fresh = dict(zip(chunk, vectors))
             self.cache.put_many(fresh, backbone_id)
             known.update(fresh)
