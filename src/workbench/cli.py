@@ -28,8 +28,8 @@ TUTORIAL_CREATE = {"beagle": "beagle", "husky": "husky", "goldenretriever": "gol
 TUTORIAL_UPDATE = {"dalmatian": "dalmatian"}
 DEMO_HIERARCHY_THRESHOLD = 0.1  # ImageNet probabilities spread over similar breeds; 0.1 shows the breeds
 TRACKING_FLUSH_SECONDS = 60.0  # how long create/update/wait wait for MLflow to log the new version
-EXPORT_LOGGING_SECONDS = 120.0
-DIR_FLUSH_IMAGES = 1024  # classify-dir writes its output (one Parquet part) every this many images  # how long `export` waits for MLflow to take the file as an artifact
+EXPORT_LOGGING_SECONDS = 120.0  # how long `export` waits for MLflow to take the file as an artifact
+DIR_FLUSH_IMAGES = 1024  # classify-dir writes its output (one Parquet part) every this many images
 SIGPIPE_EXIT = 128 + signal.SIGPIPE  # the shell's code for "the reader went away" (141)
 # columns of `versions` that count things: printed as integers, although MLflow keeps every metric as a float
 INTEGER_COLUMNS = ("version", "registered_version", "parent_version", "images", "negatives",
