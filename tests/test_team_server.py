@@ -12,7 +12,6 @@ import json
 import os
 import pwd
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -26,7 +25,7 @@ import pytest
 from workbench import Workbench
 from workbench.run_record import SERVING_ALIAS, TAG_KIND, TAG_LOGGED, TAG_VERSION
 
-from conftest import DOGS_JPG, TUTORIAL
+from conftest import DOGS_JPG, TUTORIAL, stop_process_group, wait_until_up
 
 pytestmark = pytest.mark.slow
 PG_BIN = Path(os.environ.get("WORKBENCH_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -46,33 +45,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def wait_for(url: str, process: subprocess.Popen, log: Path, what: str) -> None:
-    """Polls `url` until it answers 200; fails with the log's tail if the process exits or time runs out."""
-    deadline = time.monotonic() + START_SECONDS
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            if process.poll() is not None:
-                break
-            time.sleep(0.5)
-    stop(process)
-    raise RuntimeError(f"{what} did not start: {log.read_text()[-3000:]}")
-
-
-def stop(process: subprocess.Popen) -> None:
-    """Stops a server and the workers it started (its own process group)."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 class Postgres:
@@ -139,9 +111,9 @@ def team_server(postgres_uri, tmp_path_factory):
     with open(log, "wb") as output:
         server = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    wait_for(f"{url}/health", server, log, "mlflow server")
+    wait_until_up(f"{url}/health", server, log, "mlflow server")
     yield {"url": url, "artifacts": folder / "artifacts"}
-    stop(server)
+    stop_process_group(server)
 
 
 @pytest.fixture(scope="module")
@@ -202,9 +174,9 @@ def model_server(trained, team_server, tmp_path_factory):
         server = subprocess.Popen(command, env=env, cwd=folder, stdout=output, stderr=subprocess.STDOUT,
                                   start_new_session=True)
     url = f"http://127.0.0.1:{port}"
-    wait_for(f"{url}/ping", server, log, "mlflow models serve")
+    wait_until_up(f"{url}/ping", server, log, "mlflow models serve")
     yield url
-    stop(server)
+    stop_process_group(server)
 
 
 def invoke(url: str, body: dict) -> list[dict]:

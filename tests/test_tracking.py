@@ -6,12 +6,9 @@ import base64
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -35,7 +32,7 @@ from workbench.run_record import (
 )
 from workbench.tracking import tracking_target
 
-from conftest import CREATE_CLASSES, DOGS_JPG, TUTORIAL, Gate
+from conftest import CREATE_CLASSES, DOGS_JPG, TUTORIAL, Gate, stop_process_group, wait_until_up
 
 SERVER_START_SECONDS = 90
 TRAIN_SECONDS = 300
@@ -61,29 +58,8 @@ def start_server(folder: Path, port: int) -> subprocess.Popen:
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     log = open(folder / "server.log", "wb")
     server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + SERVER_START_SECONDS
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as answer:
-                if answer.status == 200:
-                    return server
-        except OSError:
-            if server.poll() is not None:
-                break
-            time.sleep(0.5)
-    stop_server(server)
-    raise RuntimeError(f"mlflow server did not start: {(folder / 'server.log').read_text()[-2000:]}")
-
-
-def stop_server(server: subprocess.Popen) -> None:
-    """Stops the server and the workers it started (its own process group)."""
-    if server.poll() is None:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+    wait_until_up(f"http://127.0.0.1:{port}/health", server, folder / "server.log", "mlflow server", SERVER_START_SECONDS)
+    return server
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +68,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
     port = free_port()
     server = start_server(tmp_path_factory.mktemp("mlflow-server"), port)
     yield f"http://127.0.0.1:{port}"
-    stop_server(server)
+    stop_process_group(server)
 
 
 # the tutorial, tracked -----------------------------------------------------------------
@@ -338,7 +314,7 @@ def test_unreachable_server_does_not_break_training_and_the_run_is_logged_when_i
         assert sorted(version_runs(client, cid)) == [1]
         assert alias_version(client, cid) == "1"
     finally:
-        stop_server(server)
+        stop_process_group(server)
 
 
 @pytest.fixture
