@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
+from mlflow.entities import ViewType
 from mlflow.exceptions import MlflowException
 
 from workbench.errors import ClassifierNotFound
@@ -88,7 +89,8 @@ def test_delete_returns_at_once_while_the_tracker_is_stuck(make_workbench, tutor
     while time.monotonic() < deadline:
         experiment = client.get_experiment_by_name(cid)
         if experiment is not None and experiment.tags.get(TAG_DELETED) == "true":
-            runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.`{TAG_KIND}` = 'version'")
+            runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.`{TAG_KIND}` = 'version'",
+                                      run_view_type=ViewType.ALL)  # the experiment is soft-deleted, runs with it
             break
         time.sleep(0.5)
     later.tracker.close()
