@@ -96,3 +96,19 @@ def test_a_listener_that_raises_does_not_fail_the_training(make_workbench, tutor
     wb.subscribe(broken)
     cid = wb.create_classifier("dogs", {c: tutorial_zips[c] for c in CREATE_CLASSES})["classifier_id"]
     assert wb.wait(cid, timeout=300)["status"] == "ready"
+
+
+def test_wait_returns_after_every_listener_heard_ready(make_workbench, tutorial_zips):
+    """A listener that takes its time on "ready" has heard it by the time `wait` returns (widgets rely on it)."""
+    wb = make_workbench()
+    heard: list[str] = []
+
+    def slow_listener(event) -> None:
+        if event.stage in ("ready", "failed"):
+            time.sleep(0.5)
+            heard.append(event.stage)
+
+    wb.subscribe(slow_listener)
+    cid = wb.create_classifier("pets", {"beagle": tutorial_zips["beagle"]}, negative_examples=tutorial_zips["cats"])["classifier_id"]
+    assert wb.wait(cid, timeout=300)["status"] == "ready"
+    assert heard == ["ready"]

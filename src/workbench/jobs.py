@@ -109,7 +109,7 @@ class JobRunner:
         self.settings = settings or JobSettings()
         self.token = leases.new_token()
         self.listeners: list[Listener] = []
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: listeners run under it and may ask is_running
         self._active: dict[str, threading.Event] = {}  # queued or training here; set when it settles
         self._queue: deque[str] = deque()
         self._workers = 0
@@ -246,8 +246,9 @@ class JobRunner:
                 self.store.update_classifier(
                     db, classifier_id, status="ready", job_owner=None, lease_expires=None, explanation=None
                 )
+            # heard before the training counts as finished, so whoever `wait`s finds listeners up to date
+            self.emit(ClassifierEvent(classifier_id, "ready", record.serving_version))
             self._release(classifier_id)
-        self.emit(ClassifierEvent(classifier_id, "ready", record.serving_version))
         return True
 
     def _fail(self, classifier_id: str, exc: Exception) -> None:
@@ -264,8 +265,8 @@ class JobRunner:
                 return
             except Exception:  # deleted meanwhile, or the store itself is broken
                 traceback.print_exc()
+            self.emit(ClassifierEvent(classifier_id, "failed", explanation=explanation))
             self._release(classifier_id)
-        self.emit(ClassifierEvent(classifier_id, "failed", explanation=explanation))
 
     def _train_once(self, classifier_id: str) -> None:
         with self.store.transaction() as db:
