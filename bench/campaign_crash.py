@@ -154,38 +154,14 @@ def kill(process: subprocess.Popen, reap: bool = True) -> float:
 
 # MLflow ----------------------------------------------------------------------------------------------
 def mlflow_out_of_sync(home: Path, mlruns: Path) -> list[str]:
-    """What MLflow lacks against the store (empty once converged): the test's rule, from outside."""
+    """What MLflow lacks against the store (empty once converged): the tracker's own rule, from outside."""
     from mlflow import MlflowClient
 
-    from workbench.run_record import SERVING_ALIAS, TAG_KIND, TAG_VERSION
     from workbench.store import Store
-    from workbench.tracking import tracking_target
+    from workbench.tracking import out_of_sync, tracking_target
 
     uri = tracking_target(mlruns).uri
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    store = Store(home)
-    experiments = [e.experiment_id for e in client.search_experiments()]
-    missing = []
-    if experiments and (running := client.search_runs(experiments, filter_string="attributes.status = 'RUNNING'")):
-        missing.append(f"{len(running)} runs still RUNNING")
-    for record in store.classifiers():
-        cid = record.classifier_id
-        experiment = client.get_experiment_by_name(cid)
-        if experiment is None:
-            missing.append(f"{cid}: no experiment")
-            continue
-        runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.`{TAG_KIND}` = 'version'")
-        finished = sorted(int(r.data.tags[TAG_VERSION]) for r in runs if r.info.status == "FINISHED")
-        registered = sorted(int(v.tags[TAG_VERSION]) for v in client.search_model_versions(f"name='{cid}'"))
-        stored = [v.version for v in store.versions(cid)]
-        if finished != stored or registered != stored:
-            missing.append(f"{cid}: finished runs {finished}, registered {registered}, store {stored}")
-            continue
-        if stored:
-            alias = client.get_model_version_by_alias(cid, SERVING_ALIAS).tags[TAG_VERSION]
-            if alias != str(record.serving_version):
-                missing.append(f"{cid}: alias serving -> v{alias}, store serves v{record.serving_version}")
-    return missing
+    return out_of_sync(MlflowClient(tracking_uri=uri, registry_uri=uri), Store(home))
 
 
 def converged(home: Path, mlruns: Path, within_s: float) -> tuple[bool, float, list[str]]:

@@ -145,6 +145,39 @@ def tracking_target(tracking_uri: str | os.PathLike | bool | None) -> TrackingTa
     return TrackingTarget(text)
 
 
+def running_runs(client) -> list:
+    """Every RUNNING run of the tracking store, in any experiment."""
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    return client.search_runs(experiments, filter_string="attributes.status = 'RUNNING'") if experiments else []
+
+
+def out_of_sync(client, store: Store) -> list[str]:
+    """What MLflow still lacks against the store, in words; empty once the tracker has converged.
+
+    Converged means: no run left RUNNING, every stored version of every classifier a FINISHED run and
+    a registered version, and the alias `serving` on the version classify uses.
+    """
+    missing = [f"run {r.info.run_id} still RUNNING" for r in running_runs(client)]
+    for record in store.classifiers():
+        cid = record.classifier_id
+        experiment = client.get_experiment_by_name(cid)
+        if experiment is None:
+            missing.append(f"{cid}: no experiment")
+            continue
+        runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.`{TAG_KIND}` = 'version'")
+        finished = sorted(int(r.data.tags[TAG_VERSION]) for r in runs if r.info.status == "FINISHED")
+        registered = sorted(int(v.tags[TAG_VERSION]) for v in client.search_model_versions(f"name='{cid}'"))
+        stored = [v.version for v in store.versions(cid)]
+        if finished != stored or registered != stored:
+            missing.append(f"{cid}: finished runs {finished}, registered {registered}, store {stored}")
+            continue
+        if stored:
+            alias = client.get_model_version_by_alias(cid, SERVING_ALIAS).tags[TAG_VERSION]
+            if alias != str(record.serving_version):
+                missing.append(f"{cid}: alias serving -> v{alias}, store serves v{record.serving_version}")
+    return missing
+
+
 def tracking_uri(where: str | os.PathLike | bool | None = None) -> str | None:
     """The MLflow tracking URI workbench logs to (None when tracking is off), resolved as `Workbench(tracking_uri=where)`.
 

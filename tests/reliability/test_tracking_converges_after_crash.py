@@ -22,7 +22,7 @@ from mlflow import MlflowClient
 from workbench import Workbench
 from workbench.store import Store
 from workbench.run_record import SERVING_ALIAS, TAG_KIND, TAG_VERSION
-from workbench.tracking import tracking_target
+from workbench.tracking import out_of_sync, running_runs, tracking_target
 
 from conftest import TUTORIAL
 
@@ -64,12 +64,6 @@ def mlflow_client(mlruns: Path) -> MlflowClient:
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
-def running_runs(client: MlflowClient) -> list:
-    """Every RUNNING run in the store, of any experiment."""
-    experiments = [e.experiment_id for e in client.search_experiments()]
-    return client.search_runs(experiments, filter_string="attributes.status = 'RUNNING'") if experiments else []
-
-
 def both_trained(store: Store) -> bool:
     records = {r.name: r for r in store.classifiers()}
     return (
@@ -77,28 +71,6 @@ def both_trained(store: Store) -> bool:
         and records["kept"].status == "ready" and records["kept"].serving_version == 2
         and records["late"].status == "ready" and records["late"].serving_version == 1
     )
-
-
-def out_of_sync(client: MlflowClient, store: Store) -> list[str]:
-    """What MLflow still lacks against the store (empty once converged)."""
-    missing = [f"run {r.info.run_id} still RUNNING" for r in running_runs(client)]
-    for record in store.classifiers():
-        cid = record.classifier_id
-        experiment = client.get_experiment_by_name(cid)
-        if experiment is None:
-            missing.append(f"{cid}: no experiment")
-            continue
-        runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.`{TAG_KIND}` = 'version'")
-        finished = sorted(int(r.data.tags[TAG_VERSION]) for r in runs if r.info.status == "FINISHED")
-        registered = sorted(int(v.tags[TAG_VERSION]) for v in client.search_model_versions(f"name='{cid}'"))
-        stored = [v.version for v in store.versions(cid)]
-        if finished != stored or registered != stored:
-            missing.append(f"{cid}: finished runs {finished}, registered {registered}, store {stored}")
-            continue
-        alias = client.get_model_version_by_alias(cid, SERVING_ALIAS).tags[TAG_VERSION]
-        if alias != str(record.serving_version):
-            missing.append(f"{cid}: alias serving -> v{alias}, store serves v{record.serving_version}")
-    return missing
 
 
 @pytest.fixture(scope="module")
