@@ -132,7 +132,7 @@ def count_images(uploads: Iterable[BinaryIO]) -> int:
             continue
         try:
             with zipfile.ZipFile(upload) as archive:
-                total += sum(not info.is_dir() and skip_reason(info.filename) is None for info in archive.infolist())
+                total += sum(skip_reason(info.filename) is None for info in archive.infolist())
         except ZIP_READ_ERRORS:
             pass
         upload.seek(0)

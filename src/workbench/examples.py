@@ -188,7 +188,7 @@ def _zip_entries(
         entries: list[Entry] = []
         images: list[zipfile.ZipInfo] = []
         for info in infos:
-            reason = DIRECTORY if info.is_dir() else skip_reason(info.filename)
+            reason = skip_reason(info.filename)  # not info.is_dir(): it fails on a name zipfile cut to "" at a NUL
             if reason is None:
                 images.append(info)
             else:
