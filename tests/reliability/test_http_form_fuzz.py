@@ -61,7 +61,7 @@ field_values = (
 )
 
 
-member_characters = st.characters(exclude_characters="\x00")  # zipfile cannot write a NUL: it cuts the name there
+member_characters = st.characters(codec="utf-8", exclude_characters="\x00")  # what a zip can name; zipfile cuts at NUL
 NUL_MARK, NUL_NAME = "\x01nul.jpg".encode(), "\x00nul.jpg".encode()  # written as the first, sent as the second
 
 
