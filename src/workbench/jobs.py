@@ -14,6 +14,7 @@ import traceback
 import weakref
 from collections import deque
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -34,6 +35,7 @@ MAX_TRAININGS = 1  # trainings at once per process: each already uses every core
 LEASE_S = 30.0  # a training held from another host and not renewed for this long is adopted by a watching process
 RENEW_S = 5.0
 SCAN_S = 5.0
+Number = TypeVar("Number", int, float)
 SETTINGS_ENV = {  # JobSettings field: environment variable (for the CLI, the server, tests)
     "max_trainings": "WORKBENCH_MAX_TRAININGS",
     "lease_s": "WORKBENCH_LEASE_S",
@@ -62,16 +64,23 @@ class JobSettings:
     @classmethod
     def from_env(cls) -> "JobSettings":
         """The defaults, overridden by WORKBENCH_MAX_TRAININGS, WORKBENCH_LEASE_S, _RENEW_S, _SCAN_S."""
-        values: dict[str, float] = {}
-        for name, env in SETTINGS_ENV.items():
-            raw = os.environ.get(env)
-            if raw:
-                kind = int if name == "max_trainings" else float
-                try:
-                    values[name] = kind(raw)
-                except ValueError:
-                    raise InvalidRequest(f"{env} must be a {kind.__name__}, got {raw!r}") from None
-        return cls(**values)
+        return cls(
+            max_trainings=_env_number("max_trainings", int, MAX_TRAININGS),
+            lease_s=_env_number("lease_s", float, LEASE_S),
+            renew_s=_env_number("renew_s", float, RENEW_S),
+            scan_s=_env_number("scan_s", float, SCAN_S),
+        )
+
+
+def _env_number(field: str, kind: type[Number], default: Number) -> Number:
+    """A JobSettings field from its environment variable (SETTINGS_ENV), or its default when unset or empty."""
+    env, raw = SETTINGS_ENV[field], os.environ.get(SETTINGS_ENV[field])
+    if not raw:
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        raise InvalidRequest(f"{env} must be a {kind.__name__}, got {raw!r}") from None
 
 
 class LeaseLost(Exception):

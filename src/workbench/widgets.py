@@ -48,10 +48,10 @@ def figure_png(figure: Figure, dpi: int = 80) -> bytes:
 def thumbnail(data: bytes, side_px: int = THUMBNAIL_PX) -> bytes:
     """A small JPEG of an image, so galleries stay light in the notebook."""
     with Image.open(io.BytesIO(data)) as image:
-        image = image.convert("RGB")
-        image.thumbnail((side_px, side_px))
+        picture = image.convert("RGB")
+        picture.thumbnail((side_px, side_px))
         buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality=85)
+        picture.save(buffer, format="JPEG", quality=85)
     return buffer.getvalue()
 
 
