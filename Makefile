@@ -17,6 +17,7 @@ demo: install
 
 test: install
 	$(BIN)/ruff check --quiet --select F,E9 src tests bench tools   # undefined names, unused imports
+	$(BIN)/mypy   # src/workbench, as configured in pyproject.toml
 	$(BIN)/python -m pytest -q
 
 lab: install  # JupyterLab on the notebooks, with the kernel of this venv (its `python3`); saves strip outputs

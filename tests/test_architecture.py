@@ -7,6 +7,10 @@ allows. A violation fails with the rule it breaks, so the fix is clear from the 
 from __future__ import annotations
 
 import ast
+import re
+import sys
+import tomllib
+from importlib.metadata import packages_distributions
 from pathlib import Path
 
 import pytest
@@ -121,3 +125,35 @@ def test_no_import_cycles():
 
     for module in graph:
         visit(module, [])
+
+
+RUNTIME_EXTRAS = ("spark", "team", "browser")  # optional features of the package; the `test` extra is not one
+
+
+def _distribution_name(requirement: str) -> str:
+    return re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def third_party_imports(module: str) -> set[str]:
+    """The top-level names of the libraries `module` imports (standard library and our own left out)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse((PACKAGE / f"{module}.py").read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+        elif isinstance(node, ast.Import):
+            found.update(a.name.split(".")[0] for a in node.names)
+    return found - set(sys.stdlib_module_names) - {"workbench", "__future__"}
+
+
+def test_every_imported_library_is_a_declared_dependency():
+    project = tomllib.loads((PACKAGE.parents[1] / "pyproject.toml").read_text())["project"]
+    declared = {_distribution_name(r) for r in project["dependencies"]}
+    declared |= {_distribution_name(r) for extra in RUNTIME_EXTRAS for r in project["optional-dependencies"][extra]}
+    distributions = packages_distributions()
+    for module in modules():
+        for name in sorted(third_party_imports(module)):
+            provided_by = {_distribution_name(d) for d in distributions.get(name, [name])}
+            assert provided_by & declared, (
+                f"workbench.{module} imports {name} ({', '.join(sorted(provided_by))}), "
+                "which pyproject.toml does not declare in dependencies"
+            )

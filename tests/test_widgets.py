@@ -14,11 +14,14 @@ from workbench import plots, widgets
 from workbench.review import threshold_metrics
 
 
-def uploaded(*paths: Path) -> tuple[dict, ...]:
-    """What a FileUpload holds after a person picks these files."""
+CAT_JPG = TUTORIAL / "cats" / "10373218496_4fc37d8e69_z.jpg"
+
+
+def uploaded(*paths: Path, kind: str = "application/zip") -> tuple[dict, ...]:
+    """What a FileUpload holds after a person picks these files (ipywidgets 8: name, type, size, content, last_modified)."""
     stamp = datetime.now(timezone.utc)
     return tuple(
-        {"name": p.name, "type": "application/zip", "size": p.stat().st_size, "content": memoryview(p.read_bytes()),
+        {"name": p.name, "type": kind, "size": p.stat().st_size, "content": memoryview(p.read_bytes()),
          "last_modified": stamp}
         for p in paths
     )
@@ -51,15 +54,17 @@ def test_examples_widget_after_create_updates_what_it_created(make_workbench, tu
     form.name.value = "dogs"
     form.upload.value = uploaded(tutorial_zips["husky"], tutorial_zips["cats"])
     form.negatives.value = "cats"
-    cid = form.submit()["classifier_id"]
-    assert form.target.value == cid and form.target.label == f"dogs · {cid}"  # the new one is in the dropdown, chosen
+    form.submit_button.click()  # the button a person clicks, not the method behind it
+    [created] = wb.list_classifiers()["classifiers"]
+    cid = created["classifier_id"]
+    assert created["name"] == "dogs" and form.target.value == cid and form.target.label == f"dogs · {cid}"  # the new one is in the dropdown, chosen
     assert form.submit_button.description == "Update" and form.name.disabled
     assert "created" in form.message.value
     wb.wait(cid, timeout=300)
     form.upload.value = uploaded(tutorial_zips["beagle"])
     form.negatives.value = widgets.NO_NEGATIVES
-    again = form.submit()  # the second click: an update of the same classifier, not a second `dogs`
-    assert again["classifier_id"] == cid and "updated" in form.message.value
+    form.submit_button.click()  # the second click: an update of the same classifier, not a second `dogs`
+    assert f"updated {cid}" in form.message.value
     assert [c["classifier_id"] for c in wb.list_classifiers()["classifiers"]] == [cid]
     assert wb.wait(cid, timeout=300)["status"] == "ready"
     assert sorted(c["class"] for c in wb.get_classifier(cid)["classes"]) == ["beagle", "husky"]
@@ -80,8 +85,8 @@ def test_examples_widget_reports_bad_input_without_creating_anything(make_workbe
     form = widgets.ExamplesWidget(wb)
     form.name.value = "lonely"
     form.upload.value = uploaded(tutorial_zips["beagle"])
-    assert form.submit() is None
-    assert "InvalidExamples" in form.message.value
+    form.submit_button.click()
+    assert "InvalidExamples" in form.message.value and form.status is None
     assert wb.list_classifiers()["classifiers"] == []
 
 
@@ -101,6 +106,46 @@ def test_classify_widget_scores_dogs_jpg_like_the_engine(classified):
     mine = dict(zip(mine.loc[mine["classifier_id"] == cid, "class"], mine.loc[mine["classifier_id"] == cid, "score"]))
     assert mine == expected and mine["goldenretriever"] >= 0.5
     assert widget.image.value[:2] == b"\xff\xd8"  # the image is shown (as JPEG)
+
+
+def test_classify_widget_upload_shows_and_scores_the_uploaded_image(dogs):
+    wb, cid = dogs
+    widget = widgets.ClassifyWidget(wb, [cid, "default"])
+    widget.upload.value = uploaded(DOGS_JPG, kind="image/jpeg")  # what the browser sends; the observer classifies
+    dogs_image, dogs_table = widget.image.value, widget.table.value
+    assert widget.message.value == "" and set(widget.scores["image"]) == {"dogs.jpg"}
+    assert dogs_image == widgets.thumbnail(DOGS_JPG.read_bytes(), widgets.IMAGE_WIDTH_PX * 2)
+    assert "goldenretriever" in dogs_table
+    widget.upload.value = uploaded(CAT_JPG, kind="image/jpeg")  # a second pick replaces the first
+    assert widget.image.value == widgets.thumbnail(CAT_JPG.read_bytes(), widgets.IMAGE_WIDTH_PX * 2) != dogs_image
+    assert set(widget.scores["image"]) == {CAT_JPG.name} and widget.table.value != dogs_table
+    engine = wb.classify(CAT_JPG, classifier_ids=[cid, "default"], threshold=0.0)
+    expected = {(r["classifier_id"], c["class"]): c["score"] for r in engine["images"][0]["classifiers"] for c in r["classes"]}
+    assert dict(zip(zip(widget.scores["classifier_id"], widget.scores["class"]), widget.scores["score"])) == expected
+    mine = widget.results()
+    assert "goldenretriever" not in set(mine.loc[mine["classifier_id"] == cid, "class"])  # a cat is no retriever
+
+
+def test_classify_widget_upload_of_a_non_image_says_so_and_keeps_the_last_image(dogs, tmp_path):
+    wb, cid = dogs
+    widget = widgets.ClassifyWidget(wb, [cid])
+    widget.upload.value = uploaded(DOGS_JPG, kind="image/jpeg")
+    shown = widget.image.value
+    notes = tmp_path / "notes.jpg"
+    notes.write_bytes(b"not a picture at all")
+    widget.upload.value = uploaded(notes, kind="image/jpeg")  # a browser filters on the extension only
+    assert "notes.jpg" in widget.message.value and widget.image.value == shown
+    assert len(widget.results()) == 0 and "0 classes" in widget.table.value
+
+
+def test_classify_widget_classifier_choice_reclassifies_the_upload(dogs):
+    wb, cid = dogs
+    widget = widgets.ClassifyWidget(wb, [cid])
+    widget.upload.value = uploaded(DOGS_JPG, kind="image/jpeg")
+    assert set(widget.scores["classifier_id"]) == {cid}
+    widget.classifiers.value = ("default",)
+    assert set(widget.scores["classifier_id"]) == {"default"} and set(widget.scores["image"]) == {"dogs.jpg"}
+    assert cid not in widget.table.value
 
 
 def test_classify_widget_threshold_slider_refilters_the_table(classified):

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import io
+import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
 from .errors import InvalidRequest, InvalidThreshold, echo, echo_list
-from .examples import NON_IMAGE_REASONS, ZIP_MAGICS, ZIP_READ_ERRORS, ImageInput, Skipped, Source, skip_reason
+from .examples import NON_IMAGE_REASONS, ZIP_MAGICS, ZIP_READ_ERRORS, BinaryFile, ImageInput, Skipped, Source, skip_reason
 from .sources import ImageURL
 from .training import Heads
 from .vocabulary import GENERAL_CLASSIFIER_ID, OWNER_IBM, OWNER_ME, SCORE_DECIMALS, THRESHOLD
@@ -114,7 +115,7 @@ def image_error(name: str, description: str, code: int = 400, error_id: str = "i
     }
 
 
-def count_images(uploads: Iterable[BinaryIO]) -> int:
+def count_images(uploads: Iterable[BinaryFile]) -> int:
     """How many images seekable uploads hold, from zip central directories alone: no member is read or decoded.
 
     It counts what `read_images` then `split_non_images` keep, with the same rule: a file that is not a zip
@@ -132,7 +133,7 @@ def count_images(uploads: Iterable[BinaryIO]) -> int:
             continue
         try:
             with zipfile.ZipFile(upload) as archive:
-                total += sum(not info.is_dir() and skip_reason(info.filename) is None for info in archive.infolist())
+                total += sum(skip_reason(info.filename) is None for info in archive.infolist())
         except ZIP_READ_ERRORS:
             pass
         upload.seek(0)
@@ -174,7 +175,7 @@ def source_image_count(item: Source | ImageURL) -> int:
         return 1
     if isinstance(item, (bytes, bytearray, memoryview)):
         return count_images([io.BytesIO(item)])
-    if hasattr(item, "seek"):
+    if not isinstance(item, (str, os.PathLike)):  # a file object
         return count_images([item])
     path = Path(item)
     if not path.is_file():

@@ -430,7 +430,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if answer is not None:
         _print(answer)
-    if args.verb == "doctor" and not answer["ok"]:
+    if args.verb == "doctor" and isinstance(answer, dict) and not answer["ok"]:
         return 1
     if isinstance(answer, dict) and answer.get("status") == "failed":
         print(f"workbench: training failed: {answer.get('explanation')}", file=sys.stderr)

@@ -13,10 +13,6 @@ class WorkbenchError(Exception):
         super().__init__(message)
         self.message = message
 
-    def to_watson(self) -> dict:
-        """The Watson ErrorResponse body for this error."""
-        return {"code": self.code, "error": self.message}
-
 
 class InvalidRequest(WorkbenchError):
     """The request itself is malformed (bad argument, bad value)."""

@@ -34,7 +34,7 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import BinaryIO, Union
+from typing import Protocol, TypeGuard, Union
 
 from workbench.decode import validate_image
 from workbench.errors import (
@@ -62,7 +62,18 @@ FILE_TOO_LARGE = "File size limit exceeded"
 ENCRYPTED = "encrypted zip member"
 SYMLINK_OUTSIDE = "symbolic link pointing outside the folder"
 
-Source = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryIO]
+
+class BinaryFile(Protocol):
+    """A binary file object (an open file, an upload): what a source read from a stream needs."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+
+    def tell(self) -> int: ...
+
+
+Source = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryFile]
 
 
 @dataclass(frozen=True)
@@ -188,7 +199,7 @@ def _zip_entries(
         entries: list[Entry] = []
         images: list[zipfile.ZipInfo] = []
         for info in infos:
-            reason = DIRECTORY if info.is_dir() else skip_reason(info.filename)
+            reason = skip_reason(info.filename)  # not info.is_dir(): it fails on a name zipfile cut to "" at a NUL
             if reason is None:
                 images.append(info)
             else:
@@ -284,7 +295,7 @@ def _folder_entries(root: Path, limits: Limits, per_image_cap: bool) -> list[Ent
 # ---------------------------------------------------------------- training sets
 
 
-def _is_path(source: object) -> bool:
+def _is_path(source: object) -> TypeGuard[str | os.PathLike[str]]:
     return isinstance(source, (str, os.PathLike))
 
 
@@ -408,7 +419,7 @@ def _one_source(item: Source, position: int, limits: Limits) -> list[Entry]:
     return _one_blob(data, unnamed, limits)
 
 
-def read_images(sources: Source | Iterable[Source], *, limits: Limits = Limits(), first_position: int = 1) -> list[Entry]:
+def read_images(sources: Source | list[Source] | tuple[Source, ...], *, limits: Limits = Limits(), first_position: int = 1) -> list[Entry]:
     """Read the images of a classify call, in input order (zip/folder members sorted).
 
     Each source is an image path, a .zip path ("x.zip/member.jpg"), a folder

@@ -23,6 +23,7 @@ from .training import Heads
 from .vocabulary import GENERAL_CLASSIFIER_ID
 
 DEFAULT_TOP = 3  # classes explained when none is named
+Box = tuple[float, float, float, float]  # (left, top, right, bottom) in the image's pixels
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class Explanation:
     score: float  # the score classify gives this class for this image
     cells: np.ndarray  # the map over feature cells (custom: cell logits averaging to the logit; default: 0..1)
     heatmap: np.ndarray  # (height, width) of `image`, 0..1; 0 outside `box`
-    box: tuple[float, float, float, float]  # the part of `image` the backbone saw (left, top, right, bottom)
+    box: Box  # the part of `image` the backbone saw (left, top, right, bottom)
     image: Image.Image  # the image as decoded for the backbone (large JPEGs at reduced size)
 
 
@@ -43,7 +44,7 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def custom_explanations(
-    classifier_id: str, heads: Heads, dense: DensePass, image: Image.Image, box: tuple, class_name: str | None, top: int
+    classifier_id: str, heads: Heads, dense: DensePass, image: Image.Image, box: Box, class_name: str | None, top: int
 ) -> list[Explanation]:
     """Maps of a custom classifier's classes on one image (`dense` holds that one image)."""
     scores = heads.scores(dense.embeddings)[0]
@@ -55,7 +56,7 @@ def custom_explanations(
 
 def general_explanations(
     dense: DensePass, fc: tuple[np.ndarray, np.ndarray], sample: general.ColorSample,
-    image: Image.Image, box: tuple, class_name: str | None, top: int,
+    image: Image.Image, box: Box, class_name: str | None, top: int,
 ) -> list[Explanation]:
     """Maps of `default` classes on one image: its top leaves, or the named leaf, ancestor or colour."""
     hierarchy = general.load_hierarchy()
@@ -81,8 +82,8 @@ def general_explanations(
     return out
 
 
-def _color_explanation(name: str, leaves: np.ndarray, dense: DensePass, fc: tuple, sample: general.ColorSample,
-                       image: Image.Image, box: tuple) -> Explanation:
+def _color_explanation(name: str, leaves: np.ndarray, dense: DensePass, fc: tuple[np.ndarray, np.ndarray], sample: general.ColorSample,
+                       image: Image.Image, box: Box) -> Explanation:
     """Where a colour's pixels are in the crop, weighted by the subject's map when there is a subject."""
     edge = general.COLOR_THUMBNAIL_EDGE_PX
     index = list(general.COLOR_ANCHORS_RGB).index(name)
@@ -105,10 +106,11 @@ def _chosen(classes: list[str], scores: np.ndarray, class_name: str | None, clas
 
 
 def _explanation(classifier_id: str, name: str, score: float, cells: np.ndarray, unit_cells: np.ndarray,
-                 image: Image.Image, box: tuple) -> Explanation:
+                 image: Image.Image, box: Box) -> Explanation:
     heatmap = place_in_image(np.clip(unit_cells, 0.0, 1.0), box, *image.size)
+    left, top, right, bottom = (float(v) for v in box)  # plain floats, whatever numpy gave
     return Explanation(classifier_id, name, round(float(score), general.SCORE_DECIMALS),
-                       np.asarray(cells, np.float32), heatmap, tuple(float(v) for v in box), image)
+                       np.asarray(cells, np.float32), heatmap, (left, top, right, bottom), image)
 
 
 GALLERY_IMAGES_PER_CLASS = 3  # training images per class in a version's overlay gallery

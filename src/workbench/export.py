@@ -20,7 +20,7 @@ from importlib.metadata import PackageNotFoundError, version as package_version
 from importlib.util import find_spec
 from pathlib import Path
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 
@@ -165,6 +165,8 @@ def build_onnx(source: ExportSource, spec: BackboneSpec) -> bytes:
             graph, (example,), dynamo=True, input_names=[ONNX_INPUT], output_names=list(ONNX_OUTPUTS),
             dynamic_shapes=({0: batch},), opset_version=ONNX_OPSET, verbose=False,
         )
+    if program is None:  # only the legacy exporter (dynamo=False) returns nothing
+        raise RuntimeError("torch.onnx.export returned no ONNX program")
     model = program.model_proto
     onnx.helper.set_model_props(model, metadata(source, spec))
     model.doc_string = f"workbench classifier {source.name} ({source.classifier_id}) v{source.version}"
@@ -278,7 +280,7 @@ class Exporter:
         self.store = store
         self.spec = spec
         self.listeners: list[Callable[[ExportEvent], None]] = []
-        self.after_build: list[Callable[[str, int, Path], None]] = []
+        self.after_build: list[Callable[[str, int, Path], object]] = []  # what a hook returns is not used
         self._lock = threading.Lock()
         self._builds: dict[tuple[str, int, str], threading.Thread] = {}
         self._errors: dict[tuple[str, int, str], Exception] = {}
@@ -350,10 +352,6 @@ class Exporter:
             thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         self._hooks = [t for t in self._hooks if t.is_alive()]
 
-    def is_building(self, classifier_id: str) -> bool:
-        with self._lock:
-            return any(k[0] == classifier_id and t.is_alive() for k, t in self._builds.items())
-
 
 def write_copy(source: Path, target: Path) -> Path:
     """Copies a cached export to where the user asked, atomically."""
@@ -365,4 +363,4 @@ def default_file_name(classifier_id: str, version: int, format: str) -> str:
     return f"{classifier_id}-v{version}{FORMATS[format]}"
 
 
-__all__: Iterable[str] = ["Exporter", "ExportEvent", "ExportSource", "FORMATS", "build_onnx", "build_coreml"]
+__all__ = ["Exporter", "ExportEvent", "ExportSource", "FORMATS", "build_onnx", "build_coreml"]

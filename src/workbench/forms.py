@@ -41,10 +41,6 @@ class NamedUpload:
     def tell(self) -> int:
         return self.file.tell()
 
-    def rewind(self) -> "NamedUpload":
-        self.file.seek(0)
-        return self
-
 
 @dataclass
 class FormParts:
@@ -103,7 +99,8 @@ async def parsed_form(request: Request) -> AsyncIterator[FormParts]:
     async with request.form(
         max_files=MAX_FORM_PARTS, max_fields=MAX_FORM_PARTS, max_part_size=MAX_TEXT_PART_BYTES
     ) as form:
-        files, texts = [], {}
+        files: list[tuple[str, UploadFile]] = []
+        texts: dict[str, list[str]] = {}
         for name, value in form.multi_items():
             if isinstance(value, str):
                 texts.setdefault(name, []).extend(_decoded(name, value))
@@ -141,7 +138,7 @@ def training_sets(form: FormParts) -> tuple[dict[str, NamedUpload], NamedUpload 
     return positives, negatives
 
 
-def _string_list(data: dict, key: str) -> list[str] | None:
+def _string_list(data: dict, key: str) -> str | list[str] | None:
     """A `parameters` list field: absent, one string, or a list of strings; anything else is a 400."""
     value = data.get(key)
     if value is None or isinstance(value, str):

@@ -271,12 +271,6 @@ def palette_indices(image: Image.Image, box: tuple[float, float, float, float] |
     return nearest_color_table()[(cells[:, 0] << (2 * bits)) | (cells[:, 1] << bits) | cells[:, 2]]
 
 
-def color_fractions(image: Image.Image) -> dict[str, float]:
-    """Fraction of the image's pixels nearest, in CIELAB, to each palette colour (on an evenly spaced sample)."""
-    counts = np.bincount(palette_indices(image), minlength=len(_COLOR_NAMES))
-    return {name: float(count) / counts.sum() for name, count in zip(_COLOR_NAMES, counts)}
-
-
 def color_confidence(share: np.ndarray | float) -> np.ndarray:
     """A colour's share of the pixels (0..1) as a confidence that it describes them: 0.25 -> 0.5, 0.5 -> 0.77, 1 -> 1.
 

@@ -14,6 +14,7 @@ import traceback
 import weakref
 from collections import deque
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 
@@ -31,9 +32,10 @@ TRAINING_PASS_IMAGES = 2  # images per backbone pass while training: a classify 
 TRAINING_DECODE_WORKERS = 1  # training decodes on one thread, leaving a core to classify
 EMBED_CHUNK_IMAGES = 32  # images decoded and embedded per progress step
 MAX_TRAININGS = 1  # trainings at once per process: each already uses every core, and classify shares them
-LEASE_S = 30.0  # a training whose holder has not renewed for this long is adopted by a watching process
+LEASE_S = 30.0  # a training held from another host and not renewed for this long is adopted by a watching process
 RENEW_S = 5.0
 SCAN_S = 5.0
+Number = TypeVar("Number", int, float)
 SETTINGS_ENV = {  # JobSettings field: environment variable (for the CLI, the server, tests)
     "max_trainings": "WORKBENCH_MAX_TRAININGS",
     "lease_s": "WORKBENCH_LEASE_S",
@@ -62,22 +64,27 @@ class JobSettings:
     @classmethod
     def from_env(cls) -> "JobSettings":
         """The defaults, overridden by WORKBENCH_MAX_TRAININGS, WORKBENCH_LEASE_S, _RENEW_S, _SCAN_S."""
-        values: dict[str, float] = {}
-        for name, env in SETTINGS_ENV.items():
-            raw = os.environ.get(env)
-            if raw:
-                kind = int if name == "max_trainings" else float
-                try:
-                    values[name] = kind(raw)
-                except ValueError:
-                    raise InvalidRequest(f"{env} must be a {kind.__name__}, got {raw!r}") from None
-        return cls(**values)
+        return cls(
+            max_trainings=_env_number("max_trainings", int, MAX_TRAININGS),
+            lease_s=_env_number("lease_s", float, LEASE_S),
+            renew_s=_env_number("renew_s", float, RENEW_S),
+            scan_s=_env_number("scan_s", float, SCAN_S),
+        )
+
+
+def _env_number(field: str, kind: type[Number], default: Number) -> Number:
+    """A JobSettings field from its environment variable (SETTINGS_ENV), or its default when unset or empty."""
+    env, raw = SETTINGS_ENV[field], os.environ.get(SETTINGS_ENV[field])
+    if not raw:
+        return default
+    try:
+        return kind(raw)
+    except ValueError:
+        raise InvalidRequest(f"{env} must be a {kind.__name__}, got {raw!r}") from None
 
 
 class LeaseLost(Exception):
-    """Another process adopted this training (this one stalled past its lease): drop this run's result."""
-
-
+    """Another process adopted this training (its owner was judged dead): drop this run's result."""
 
 
 def _keep(runner_ref: "weakref.ref[JobRunner]", period_s: float) -> None:
@@ -108,6 +115,8 @@ class JobRunner:
         self.progress = progress
         self.settings = settings or JobSettings()
         self.token = leases.new_token()
+        leases.mark_alive(self.token)
+        weakref.finalize(self, leases.mark_gone, self.token)
         self.listeners: list[Listener] = []
         self._lock = threading.RLock()  # re-entrant: listeners run under it and may ask is_running
         self._active: dict[str, threading.Event] = {}  # queued or training here; set when it settles
@@ -217,7 +226,8 @@ class JobRunner:
     def _run(self, classifier_id: str) -> None:
         try:
             while True:
-                self._train_once(classifier_id)
+                if not self._trained_already(classifier_id):
+                    self._train_once(classifier_id)
                 if self._finish_if_settled(classifier_id):
                     return
         except (ClassifierNotFound, LeaseLost) as exc:  # deleted, or adopted elsewhere: nothing to mark
@@ -234,6 +244,15 @@ class JobRunner:
         if record.job_owner != self.token:
             raise LeaseLost(classifier_id)
         return record
+
+    def _trained_already(self, classifier_id: str) -> bool:
+        """Whether the serving version covers every stored example: its holder died after saving it, before marking ready."""
+        with self.store.transaction(write=False) as db:
+            record = self.store.classifier(classifier_id, db)
+            if record.serving_version is None:
+                return False
+            trained = self.store.version(classifier_id, record.serving_version, db).last_example_id
+            return self.store.last_example_id(classifier_id, db) <= trained
 
     def _finish_if_settled(self, classifier_id: str) -> bool:
         """Marks the classifier ready unless examples arrived during the training (then trains again)."""

@@ -70,7 +70,8 @@ class EfficientNetLite(nn.Module):
         super().__init__()
         self._conv_stem = Conv2dSame(3, 32, 3, 2, bias=False)
         self._bn0 = _bn(32)
-        blocks, c_in = [], 32
+        blocks: list[MBConv] = []
+        c_in = 32
         for repeats, stride, expand, c_out in LITE0_STAGES:
             for i in range(repeats):
                 k = kernels[len(blocks)]

@@ -50,6 +50,12 @@ def this_process() -> str:
     return f"{HOST}:{os.getpid()}:{process_start(os.getpid())}"
 
 
+def on_this_host(owner: str) -> bool:
+    """Whether `owner` (`host:pid:...`) names a process of this host, which `why_dead` can judge."""
+    host, _, rest = owner.partition(":")
+    return host == HOST and rest.split(":")[0].isdigit()
+
+
 def why_dead(owner: str) -> str | None:
     """In words, why the owner process is gone; None if it is alive or on another host (cannot tell).
 

@@ -52,11 +52,11 @@ def score_histograms(
     scores: np.ndarray, labels: Sequence[str], classes: Sequence[str], threshold: float = THRESHOLD
 ) -> Figure:
     """Per class: how its positives and all other images score, with the threshold drawn."""
-    labels = np.asarray(labels)
+    names: np.ndarray = np.asarray(labels)
     figure, axes = _panels(len(classes), "Out-of-fold scores: positives vs the rest")
     bins = np.linspace(0.0, 1.0, HISTOGRAM_BINS + 1)
     for i, (name, ax) in enumerate(zip(classes, axes)):
-        positive = labels == name
+        positive = names == name
         for mask, color, label in ((~positive, "tab:gray", "every other image"), (positive, "tab:blue", "the class's images")):
             counts, _ = np.histogram(scores[mask, i], bins=bins)
             ax.stairs(counts, bins, fill=True, alpha=0.6, color=color, label=label)
@@ -85,11 +85,11 @@ def threshold_curves(
     scores: np.ndarray, labels: Sequence[str], classes: Sequence[str], threshold: float = THRESHOLD
 ) -> Figure:
     """Per class: precision, recall and false-positive rate as the threshold moves from 0 to 1."""
-    labels = np.asarray(labels)
+    names: np.ndarray = np.asarray(labels)
     thresholds = np.linspace(0.0, 1.0, CURVE_POINTS)
     figure, axes = _panels(len(classes), "Precision / recall / false-positive rate vs threshold")
     for i, (name, ax) in enumerate(zip(classes, axes)):
-        table = threshold_table(scores[:, i], labels == name, thresholds)
+        table = threshold_table(scores[:, i], names == name, thresholds)
         ax.plot(thresholds, table["precision"], label="precision", color="tab:blue")
         ax.plot(thresholds, table["recall"], label="recall", color="tab:green")
         ax.plot(thresholds, table["false_positive_rate"], label="false-positive rate", color="tab:orange")
@@ -106,10 +106,10 @@ def pr_curves(
     and the point the chosen threshold gives."""
     from sklearn.metrics import average_precision_score, precision_recall_curve  # scikit-learn only when drawn
 
-    labels = np.asarray(labels)
+    names: np.ndarray = np.asarray(labels)
     figure, axes = _panels(len(classes), "Precision-recall curves (out-of-fold)")
     for i, (name, ax) in enumerate(zip(classes, axes)):
-        truth = labels == name
+        truth = names == name
         ax.set(xlabel="recall", ylabel="precision", xlim=(-0.02, 1.02), ylim=(-0.02, 1.02))
         if not truth.any():
             ax.set_title(f"{name}: no positives")

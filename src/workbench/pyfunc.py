@@ -117,9 +117,10 @@ def example_image_base64() -> str:
 def model_signature(classes: list[str]):
     """Input: an `image` column (path, bytes or base64); output: one score column per class."""
     from mlflow.models import ModelSignature
-    from mlflow.types.schema import AnyType, ColSpec, ParamSchema, ParamSpec, Schema
+    from mlflow.types.schema import AnyType, ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
 
-    outputs = [ColSpec("double", name) for name in classes] + [ColSpec("string", "watson", required=False)]
+    outputs: list[ColSpec | TensorSpec] = [*(ColSpec("double", name) for name in classes),
+                                           ColSpec("string", "watson", required=False)]
     return ModelSignature(
         inputs=Schema([ColSpec(AnyType(), "image")]),
         outputs=Schema(outputs),

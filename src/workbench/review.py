@@ -27,7 +27,9 @@ def review_items(oof: OutOfFold, threshold: float = THRESHOLD, margin: float = B
     `top_class` / `top_score` are the best-scoring class whatever the threshold, so a near miss shows its class.
     """
     predicted = predicted_labels(oof.scores, oof.classes, threshold)
-    near = (np.abs(oof.scores - threshold) <= margin).any(axis=1) if len(oof.classes) else np.zeros(len(oof.labels), bool)
+    near = np.zeros(len(oof.labels), bool)
+    if len(oof.classes):
+        near = np.asarray((np.abs(oof.scores - threshold) <= margin).any(axis=1))
     rows = []
     for i, (label, guess) in enumerate(zip(oof.labels, predicted)):
         kind = "misclassified" if guess != label else "borderline" if near[i] else None

@@ -31,7 +31,6 @@ MANIFEST_ARTIFACT = "examples/manifest.csv"
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
 HEAD_TYPE = "logistic_ovr"  # a short param that compares well; HEAD_DESCRIPTION says it in words
 HEAD_DESCRIPTION = "logistic regression, one-vs-rest per class, class_weight=balanced, L2-normalised embeddings"
-PLOTS = ("confusion_matrix", "score_histograms", "threshold_curves")  # PNGs at the run's artifact root
 OVERLAYS_FILE = "overlays.png"
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"  # MLflow 3 opens an experiment of this kind on its runs table
 EXPERIMENT_KIND = "custom_model_development"
@@ -164,7 +163,7 @@ def log_numbers(client, run_id: str, version: VersionRecord, backbone: Backbone,
 
 def log_dataset(client, run, classifier_id: str, version: VersionRecord, rows: list[ExampleRow]) -> None:
     """The training examples as an MLflow dataset input (digest, schema, and a preview in the UI)."""
-    import mlflow.data
+    from mlflow.data.pandas_dataset import from_pandas  # mlflow.data adds it by setattr from a registry: mypy cannot see it
     from mlflow.entities import DatasetInput, InputTag
     from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
@@ -175,9 +174,9 @@ def log_dataset(client, run, classifier_id: str, version: VersionRecord, rows: l
         warnings.simplefilter("ignore", UserWarning)
         try:  # the run's manifest artifact as the source, where MLflow can resolve its scheme (file: can)
             source = f"{run.info.artifact_uri}/{MANIFEST_ARTIFACT}"
-            dataset = mlflow.data.from_pandas(frame, source=source, name=name, targets="class")
+            dataset = from_pandas(frame, source=source, name=name, targets="class")
         except MlflowException:
-            dataset = mlflow.data.from_pandas(frame, name=name, targets="class")
+            dataset = from_pandas(frame, name=name, targets="class")
         entity = DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag(MLFLOW_DATASET_CONTEXT, "training")])
     client.log_inputs(run.info.run_id, datasets=[entity])
 

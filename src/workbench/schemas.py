@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -96,7 +96,7 @@ CLASSIFY_BODY = {
         "parameters": {"type": "string", "description": "Legacy JSON: classifier_ids, owners, threshold"},
     },
 }
-TRAINING_BODY = {
+TRAINING_BODY: dict[str, Any] = {
     "type": "object",
     "properties": {NEGATIVE_FIELD: {**BINARY, "description": "A .zip of images of none of the classes"}},
     "additionalProperties": {**BINARY, "description": "{class}_positive_examples: a .zip of the class's images"},

@@ -118,7 +118,7 @@ async def _handle(request: Request, exc: Exception) -> JSONResponse:
 def _allowed_methods(request: Request) -> list[str]:
     """Every method some route serves at this path (Starlette names only the first route's)."""
     probe = {**request.scope, "method": ""}
-    methods = set()
+    methods: set[str] = set()
     for route in router.routes:
         if route.matches(probe)[0] != Match.NONE:
             methods |= getattr(route, "methods", None) or set()
@@ -275,7 +275,7 @@ def run_classify(workbench: Workbench, request: ClassifyRequest, settings: Serve
     """Classifies the uploads and URLs of one request in one engine call; URLs are fetched under the allow-lists."""
     if not request.uploads and not request.urls:
         raise NoImages("No images were given: send images_file (an image or a .zip) or url")
-    sources = [*request.uploads, *(ImageURL(url) for url in request.urls)]
+    sources: tuple[NamedUpload | ImageURL, ...] = (*request.uploads, *(ImageURL(url) for url in request.urls))
     return workbench.classify(
         sources, classifier_ids=request.classifier_ids, owners=request.owners, threshold=request.threshold,
         max_images=settings.max_classify_images,
@@ -516,7 +516,7 @@ def create_app(
         app.add_exception_handler(exc_type, _handle)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(UnexpectedErrors)  # added last, so it wraps BodyLimit too
-    app.openapi = lambda: watson_openapi(app)  # type: ignore[method-assign]
+    app.openapi = lambda: watson_openapi(app)  # type: ignore[method-assign]  # FastAPI's documented override
     return app
 
 

@@ -534,7 +534,7 @@ class Workbench:
 
     def classify(
         self,
-        images: Source | ImageURL | Iterable[Source | ImageURL],
+        images: Source | ImageURL | list[Source | ImageURL] | tuple[Source | ImageURL, ...],
         *,
         classifier_ids: str | Iterable[str] | None = None,
         owners: str | Iterable[str] | None = None,
@@ -615,10 +615,12 @@ class Workbench:
                 results = cls.image_results(classes, embeddings, ids, serving, limit)
                 for i, per_image in zip(rows, results):
                     answers[i] = {"classifiers": per_image, "image": entries[i].name}
-        return answers  # type: ignore[return-value]
+        assert None not in answers, "every entry has its scores or its error"
+        return [answer for answer in answers if answer is not None]
 
     def _classify_inputs(
-        self, images: Source | ImageURL | Iterable[Source | ImageURL], max_images: int | None, fetch_url: Fetcher | None
+        self, images: Source | ImageURL | list[Source | ImageURL] | tuple[Source | ImageURL, ...], max_images: int | None,
+        fetch_url: Fetcher | None,
     ) -> tuple[list[ImageInput | Skipped], list[dict], dict[int, tuple[str, str]]]:
         """A classify call's entries in input order, its warnings, and {entry index: (source_url, resolved_url)}."""
         items = list(images) if isinstance(images, (list, tuple)) else [images]

@@ -84,7 +84,7 @@ def crop_pixels(image: Image.Image, spec: BackboneSpec) -> np.ndarray:
     """
     size = spec.input_size_px
     new_w, new_h, left, top = _resized_crop(*image.size, size)
-    image = image.resize((new_w, new_h), Image.BICUBIC)
+    image = image.resize((new_w, new_h), Image.Resampling.BICUBIC)
     return np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.uint8)
 
 

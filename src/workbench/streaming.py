@@ -9,14 +9,15 @@ from __future__ import annotations
 import os
 from itertools import islice
 from pathlib import Path
-from typing import Callable, Container, Iterable, Iterator, TypeVar, Union
+from typing import Callable, Container, Iterable, Iterator, TypeGuard, TypeVar, Union
 
 from .examples import FILE_TOO_LARGE, ImageInput, Skipped, skip_reason, sha256_hex
 from .limits import Limits
 
 CHUNK_IMAGES = 64  # images held in memory at once (read, decoded and scored together)
 
-StreamSource = Union[str, os.PathLike, bytes, bytearray, memoryview, tuple[str, bytes]]
+NamedBytes = tuple[str, Union[bytes, bytearray, memoryview]]
+StreamSource = Union[str, os.PathLike, bytes, bytearray, memoryview, NamedBytes]
 Item = TypeVar("Item")
 
 
@@ -55,7 +56,7 @@ def _folder_entries(root: Path, limits: Limits) -> Iterator[ImageInput | Skipped
         yield read_file(f"{prefix}/{relative}", path, limits)
 
 
-def _is_pair(item: object) -> bool:
+def _is_pair(item: object) -> TypeGuard[NamedBytes]:
     """A (name, bytes) pair, as opposed to a tuple of sources."""
     return (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)
             and isinstance(item[1], (bytes, bytearray, memoryview)))
@@ -72,11 +73,12 @@ def _one(item: StreamSource, position: int, limits: Limits) -> Iterator[ImageInp
         else:
             yield Skipped(str(item), "no such image file or folder")
         return
-    name, data = item if _is_pair(item) else (f"image_{position}", item)
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        yield Skipped(name, f"not an image path, bytes or (name, bytes) pair: {type(data).__name__}")
+    given: object
+    name, given = item if _is_pair(item) else (f"image_{position}", item)
+    if not isinstance(given, (bytes, bytearray, memoryview)):
+        yield Skipped(name, f"not an image path, bytes or (name, bytes) pair: {type(given).__name__}")
         return
-    data = bytes(data)
+    data = bytes(given)
     yield ImageInput(name, data, sha256_hex(data)) if len(data) <= limits.max_image_bytes else Skipped(name, FILE_TOO_LARGE)
 
 
@@ -88,8 +90,12 @@ def image_entries(
 ) -> Iterator[ImageInput | Skipped]:
     """Each image of `images`, read when asked for; images whose sha256 is in `skip` are left out
     (`on_skip(name)` hears of each)."""
-    single = isinstance(images, (str, os.PathLike, bytes, bytearray, memoryview)) or _is_pair(images)
-    for position, item in enumerate([images] if single else images, start=1):
+    items: Iterable[StreamSource]
+    if isinstance(images, (str, os.PathLike, bytes, bytearray, memoryview)) or _is_pair(images):
+        items = [images]
+    else:
+        items = images
+    for position, item in enumerate(items, start=1):
         for entry in _one(item, position, limits):
             if isinstance(entry, ImageInput) and entry.sha256 in skip:
                 if on_skip is not None:

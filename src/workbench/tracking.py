@@ -23,7 +23,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterator
 
 import pandas as pd
 
@@ -429,13 +429,13 @@ class Tracker:
         try:
             files = ClassifierFiles.from_store(self.store, classifier_id)
         except ClassifierNotFound:
-            files = tracked_files.staged(self.store, classifier_id)
+            staged = tracked_files.staged(self.store, classifier_id)
             experiment = client.get_experiment_by_name(classifier_id)
             if experiment is not None and experiment.lifecycle_stage == "deleted":  # forgotten already: never resurrected
                 tracked_files.unstage(self.store, classifier_id)
                 return
-            if files is not None:  # deleted before all its versions were logged: log them as history
-                self._mirror(client, files, alias=False)
+            if staged is not None:  # deleted before all its versions were logged: log them as history
+                self._mirror(client, staged, alias=False)
             self._forget(client, classifier_id)
             tracked_files.unstage(self.store, classifier_id)
             return
@@ -715,4 +715,4 @@ def log_export(tracker: Tracker, classifier_id: str, version: int, path: Path) -
     return True
 
 
-__all__: Iterable[str] = ["Tracker", "TrackingError", "TrackingTarget", "tracking_target", "tracking_uri", "new_tracker"]
+__all__ = ["Tracker", "TrackingError", "TrackingTarget", "tracking_target", "tracking_uri", "new_tracker"]

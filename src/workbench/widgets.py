@@ -48,10 +48,10 @@ def figure_png(figure: Figure, dpi: int = 80) -> bytes:
 def thumbnail(data: bytes, side_px: int = THUMBNAIL_PX) -> bytes:
     """A small JPEG of an image, so galleries stay light in the notebook."""
     with Image.open(io.BytesIO(data)) as image:
-        image = image.convert("RGB")
-        image.thumbnail((side_px, side_px))
+        picture = image.convert("RGB")
+        picture.thumbnail((side_px, side_px))
         buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality=85)
+        picture.save(buffer, format="JPEG", quality=85)
     return buffer.getvalue()
 
 
@@ -320,7 +320,7 @@ class ClassifyWidget(widgets.VBox):
         super().__init__([controls, self.message, widgets.HBox([self.image, self.table], layout=widgets.Layout(align_items="flex-start"))])
         self.add_class("workbench-classify")
 
-    def classify(self, image: str | Path | bytes, name: str | None = None) -> pd.DataFrame:
+    def classify(self, image: str | Path | bytes, *, name: str | None = None) -> pd.DataFrame:
         """Scores one image against the chosen classifiers and shows it; returns the rows at the current threshold."""
         data = Path(image).read_bytes() if isinstance(image, (str, Path)) else bytes(image)
         self._last = (data, name or (Path(image).name if isinstance(image, (str, Path)) else "image"))
@@ -330,7 +330,7 @@ class ClassifyWidget(widgets.VBox):
     def _on_upload(self, change) -> None:
         if change["new"]:
             upload = change["new"][0]
-            self.classify(bytes(upload["content"]), classifier_ids=upload["name"])
+            self.classify(bytes(upload["content"]), name=upload["name"])
 
     def _rerun(self) -> None:
         if self._last is None:
@@ -343,9 +343,13 @@ class ClassifyWidget(widgets.VBox):
         except WorkbenchError as exc:
             self.message.value, self.scores = _error_html(exc), score_rows({})
         else:
-            self.message.value = ""
+            [image] = answer["images"]
             self.scores = score_rows(answer)
-            self.image.value = thumbnail(data, IMAGE_WIDTH_PX * 2)
+            if "error" in image:  # not an image: say so and keep showing the last good one
+                self.message.value = f"<span style='color:#b00'>{html.escape(image['error']['description'])}</span>"
+            else:
+                self.message.value = ""
+                self.image.value = thumbnail(data, IMAGE_WIDTH_PX * 2)
         self._render()
 
     def results(self) -> pd.DataFrame:

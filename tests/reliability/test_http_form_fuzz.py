@@ -2,8 +2,8 @@
 
 Hypothesis builds multipart and urlencoded forms from Watson's field names and random ones: list fields,
 thresholds, `parameters` JSON of every type and nesting up to far past the parser's recursion limit, small
-random files, zips of random members and real tutorial images. Every answer must be below 500, and every
-error Watson's JSON.
+random files, zips of random members (names as a client can send them, NUL included) and real tutorial
+images. Every answer must be below 500, and every error Watson's JSON.
 """
 
 from __future__ import annotations
@@ -61,17 +61,25 @@ field_values = (
 )
 
 
-@st.composite
-def zips(draw) -> bytes:
-    """A small zip of named members: real JPEGs, random bytes; sometimes cut short."""
-    names = st.sampled_from(["a.jpg", "b.png", "c.txt", "__MACOSX/._a.jpg", "../up.jpg", "d/", "e.zip"]) | st.text(
-        max_size=12)
-    members = draw(st.dictionaries(names, st.just(REAL_JPEG) | st.binary(max_size=200), max_size=5))
+member_characters = st.characters(codec="utf-8", exclude_characters="\x00")  # what a zip can name; zipfile cuts at NUL
+NUL_MARK, NUL_NAME = "\x01nul.jpg".encode(), "\x00nul.jpg".encode()  # written as the first, sent as the second
+
+
+def nul_named_zip(members: dict[str, bytes]) -> bytes:
+    """A zip as a client can craft it: a member named `NUL_MARK` goes out named `\x00nul.jpg` (read back as "")."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         for name, data in members.items():
             archive.writestr(name or "x", data)
-    data = buffer.getvalue()
+    return buffer.getvalue().replace(NUL_MARK, NUL_NAME)  # same length: the headers stay valid
+
+
+@st.composite
+def zips(draw) -> bytes:
+    """A small zip of named members: real JPEGs, random bytes, a name starting with NUL; sometimes cut short."""
+    names = st.sampled_from(["a.jpg", "b.png", "c.txt", "__MACOSX/._a.jpg", "../up.jpg", "d/", "e.zip",
+                             NUL_MARK.decode()]) | st.text(member_characters, max_size=12)
+    data = nul_named_zip(draw(st.dictionaries(names, st.just(REAL_JPEG) | st.binary(max_size=200), max_size=5)))
     return data[: draw(st.integers(0, len(data)))] if draw(st.booleans()) else data
 
 
@@ -98,3 +106,12 @@ def test_no_form_makes_the_server_answer_5xx(target, route, fields, files) -> No
     if answer.status_code >= 400:
         body = answer.json()
         assert set(body) == {"code", "error"} and body["code"] == answer.status_code
+
+
+def test_a_zip_member_named_from_nul_is_skipped_not_a_500(target) -> None:
+    """zipfile reads `\x00nul.jpg` as an empty name; the other member is still classified."""
+    client, _ = target
+    data = nul_named_zip({NUL_MARK.decode(): REAL_JPEG, "ok.jpg": REAL_JPEG})
+    answer = client.post("/v3/classify", params=VERSION, files=[("images_file", ("pair.zip", data, "application/zip"))])
+    assert answer.status_code == 200, answer.text[:500]
+    assert [image["image"] for image in answer.json()["images"]] == ["pair.zip/ok.jpg"]

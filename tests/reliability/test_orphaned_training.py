@@ -1,6 +1,6 @@
 """A training whose process dies while another Workbench stays up is adopted by the survivor, not left `retraining`.
 
-Real processes and real SIGKILLs: a CLI `workbench update` killed mid-embedding under a running server,
+Real processes and real SIGKILLs: an update held mid-embedding, then killed, under a running server,
 a `workbench wait` that outlives the trainer, a zombie owner, and a lease left by another host.
 """
 
@@ -75,6 +75,25 @@ def cli(home: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "workbench.cli", "--home", str(home), *args]
 
 
+UPDATE_HELD_MID_EMBEDDING = """
+import sys, threading
+from pathlib import Path
+from workbench import Workbench
+
+home, cid, dalmatian, more_cats, stage_file = sys.argv[1:]
+
+def hold(event):
+    if event.stage == "embedding":  # a chunk is embedded and cached, nothing is saved: stay here until killed
+        Path(stage_file).write_text(f"{event.done}/{event.total}")
+        threading.Event().wait()
+
+wb = Workbench(home)  # the home's own (empty) embedding cache, so it has everything to embed
+wb.subscribe(hold)
+wb.update_classifier(cid, positive_examples={"dalmatian": dalmatian}, negative_examples=more_cats)
+threading.Event().wait()
+"""
+
+
 def test_server_adopts_an_update_killed_mid_embedding(short_leases, tmp_path: Path, tutorial_zips, embedding_cache) -> None:
     home = tmp_path / "home"
     server_wb = Workbench(home, embedding_cache=embedding_cache)
@@ -82,15 +101,13 @@ def test_server_adopts_an_update_killed_mid_embedding(short_leases, tmp_path: Pa
     assert server_wb.wait(cid, timeout=TRAIN_S)["status"] == "ready"
     app = create_app(server_wb, settings=ServerSettings(auth=False))
     with ServerThread(app) as url, httpx.Client(base_url=url, timeout=60) as client:
-        # the CLI uses the home's own (empty) embedding cache, so it is still embedding when killed
-        update = subprocess.Popen(
-            cli(home, "update", cid, "-p", f"dalmatian={tutorial_zips['dalmatian']}", "-n", str(tutorial_zips["more-cats"])),
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
+        stage_file = tmp_path / "embedding"  # written by the update's training when it holds mid-embedding
+        args = [str(home), cid, str(tutorial_zips["dalmatian"]), str(tutorial_zips["more-cats"]), str(stage_file)]
+        update = subprocess.Popen([sys.executable, "-c", UPDATE_HELD_MID_EMBEDDING, *args])
         try:
-            poll(lambda: update.poll() is not None or (owned_by(home, cid, update.pid) and cached_embeddings(home / "embeddings.db")),
-                 TRAIN_S, "the CLI update to start embedding")
-            assert update.poll() is None, "the CLI update finished before it could be killed"
+            poll(lambda: update.poll() is not None or stage_file.exists(), TRAIN_S, "the update to start embedding")
+            assert update.poll() is None, "the update exited before it was held"
+            assert owned_by(home, cid, update.pid) and cached_embeddings(home / "embeddings.db")
         finally:
             if update.poll() is None:
                 os.kill(update.pid, signal.SIGKILL)
