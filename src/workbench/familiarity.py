@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-TYPICAL_QUANTILE = 0.02  # the gate's knee: this quantile of the class's leave-one-out similarities
+TYPICAL_QUANTILE = 0.02  # the knee: this quantile (rounded down) of the leave-one-out similarities
 MARGIN = 0.1  # the gate is 0.5 at (1 - MARGIN) x knee; margins of 0.05-0.2 all kept precision 1.0
 RAMP_STEPS = 3.0  # the ramp's width is MARGIN x knee / RAMP_STEPS: 0.95 at the knee, 0.05 a margin lower
 
@@ -60,7 +60,7 @@ def fit_familiarity(units: np.ndarray, labels: list[str], classes: list[str]) ->
     """The gate of each class, from its positives (unit embeddings): negatives never define a class."""
     label_array = np.asarray(labels)
     groups = [units[label_array == name] for name in classes]
-    knees = np.array([np.quantile(leave_one_out_similarity(group), TYPICAL_QUANTILE) for group in groups])
+    knees = np.array([np.quantile(leave_one_out_similarity(group), TYPICAL_QUANTILE, method="lower") for group in groups])
     knees = np.maximum(knees, 1e-3)
     centres = np.stack([_unit(group.sum(axis=0)) for group in groups])
     return Familiarity(centres.astype(np.float32), ((1 - MARGIN) * knees).astype(np.float32),
