@@ -77,6 +77,13 @@ def run_layer(layer, inputs: list[torch.Tensor]) -> torch.Tensor:
         return _unary(layer, x)
     if kind == "add":
         return sum(inputs[1:], inputs[0]) + layer.add.alpha
+    if kind == "multiply":  # one input: times alpha; several: their product
+        if len(inputs) == 1:
+            return x * layer.multiply.alpha
+        product = inputs[0]
+        for other in inputs[1:]:
+            product = product * other
+        return product
     if kind == "reduceMean":
         return x.mean(dim=_reduce_axes(layer.reduceMean, x), keepdim=layer.reduceMean.keepDims)
     if kind == "reduceL2":

@@ -22,11 +22,11 @@ LAYERS: dict[str, set[str]] = {
     # import nothing of ours but other leaves
     "leaf": {"errors", "limits", "vocabulary", "spec", "timestamps", "events", "atomic", "sources", "names"},
     # pure computation on arrays and records: no files, no threads, no engines
-    "analysis": {"training", "general", "maps", "plots", "review"},
+    "analysis": {"training", "familiarity", "calibration", "general", "maps", "plots", "review"},
     # the engine's working parts: reading examples, the backbone, storage, background jobs, MLflow
     "pipeline": {"examples", "decode", "classify", "backbone", "network", "onnx_engine", "onnx_graph", "quantize", "batching", "store", "jobs",
                  "leases", "owners", "tracking", "tracked_files", "run_record", "pyfunc", "export", "explain", "doctor",
-                 "wait_progress", "streaming"},
+                 "wait_progress", "streaming", "unknown_images"},
     # the one door
     "service": {"service"},
     # the public API: `Workbench` and the types and helpers it hands out, re-exported from their homes

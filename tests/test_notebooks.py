@@ -122,6 +122,7 @@ def test_compare_notebook_reads_both_versions_from_mlflow(scraps):
     compared = scraps["04_compare_versions"]
     assert compared["version_count"] == 2
     assert compared["registered_versions"] == [1, 2]  # read back from the MLflow model registry
+    assert compared["unknown_false_positive_rates"] == [0.0, 0.0]  # no class called an unrelated image
 
 
 def test_delete_notebook_confirms_the_classifier_is_gone(scraps):

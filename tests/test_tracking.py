@@ -157,7 +157,11 @@ def test_run_records_params_metrics_examples_and_plots(tutorial):
     [dataset] = run.inputs.dataset_inputs
     assert json.loads(dataset.dataset.profile)["num_rows"] == len(wb.store.examples(cid, up_to=stored.last_example_id))
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id) if not a.is_dir}  # what compare-runs lists
-    plots = {f"{n}.png" for n in ("confusion_matrix", "score_histograms", "threshold_curves", "overlays")}
+    assert metrics["ece"] == pytest.approx(stored.metrics["calibration"]["ece"]) and metrics["ece"] < 0.05
+    assert metrics["brier_score"] == pytest.approx(stored.metrics["calibration"]["brier"])
+    assert metrics["unknown_false_positive_rate"] == stored.metrics["unknown_images"]["false_positive_rate"] == 0.0
+    plots = {f"{n}.png" for n in ("confusion_matrix", "score_histograms", "threshold_curves", "reliability_diagram",
+                                  "overlays")}
     assert artifacts == plots | {"metrics.json"}
     manifest = Path(client.download_artifacts(run.info.run_id, "examples/manifest.csv"))
     shas = {line.split(",")[1] for line in manifest.read_text().splitlines()[1:]}

@@ -15,6 +15,7 @@ from workbench.training import (
     fit_heads,
     metrics_from_scores,
     predicted_labels,
+    train,
 )
 
 
@@ -32,7 +33,7 @@ def tutorial_embeddings(dogs) -> tuple[np.ndarray, list[str], list[str]]:
 
 def test_heads_score_their_own_positives_high(tutorial_embeddings) -> None:
     x, labels, classes = tutorial_embeddings
-    scores = fit_heads(x, labels, classes).scores(x)
+    scores = train(x, labels, classes).heads.scores(x)
     assert scores.shape == (250, 4) and scores.min() >= 0.0 and scores.max() <= 1.0
     assert predicted_labels(scores, classes) == labels
 
@@ -49,8 +50,8 @@ def test_heads_round_trip_through_npz_without_pickle(tutorial_embeddings) -> Non
 
 def test_cross_validated_scores_are_out_of_fold(tutorial_embeddings) -> None:
     x, labels, classes = tutorial_embeddings
-    oof = cross_validate(x, labels, classes)
-    in_sample = fit_heads(x, labels, classes).scores(x)
+    result = train(x, labels, classes)
+    oof, in_sample = result.oof_scores, result.heads.scores(x)
     metrics = metrics_from_scores(oof, labels, classes)
     assert 0.9 <= metrics["accuracy"] <= 1.0
     assert not np.allclose(oof, in_sample)  # held-out scores differ from scores on seen images
@@ -72,7 +73,7 @@ def test_metrics_on_known_scores() -> None:
 
 def test_out_of_fold_scores_round_trip_without_pickle(tutorial_embeddings) -> None:
     x, labels, classes = tutorial_embeddings
-    held_out = OutOfFold(classes, cross_validate(x, labels, classes), labels, [f"{i:064x}" for i in range(len(labels))],
+    held_out = OutOfFold(classes, cross_validate(x, labels, classes).scores((1.0, 0.0)), labels, [f"{i:064x}" for i in range(len(labels))],
                          [f"set.zip/{i}.jpg" for i in range(len(labels))])
     again = OutOfFold.from_bytes(held_out.to_bytes())
     np.testing.assert_array_equal(again.scores, held_out.scores)

@@ -210,6 +210,9 @@ def test_threshold_plots_redraw_when_the_slider_moves(dogs):
     after = plots_widget.histograms.value, plots_widget.curves.value, plots_widget.pr_curves.value
     assert all(a != b and a[:4] == b"\x89PNG" for a, b in zip(after, before))
     assert plots_widget.drawn_threshold == 0.8 and "At threshold 0.80" in plots_widget.numbers.value
+    ece = wb.versions(cid)[-1]["metrics"]["calibration"]["ece"]
+    assert f"ECE {ece:.3f}" in plots_widget.calibration.value  # the version's own held-out calibration
+    assert plots_widget.reliability.value[:4] == b"\x89PNG" and plots_widget.reliability in plots_widget.children
 
 
 def test_threshold_plots_follow_a_dragged_slider_with_few_redraws_ending_on_its_last_value(dogs):

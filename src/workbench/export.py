@@ -1,8 +1,8 @@
 """Exporting a classifier version as one file for devices: ONNX (onnxruntime anywhere) or Core ML (iOS, macOS).
 
 A custom classifier is the backbone plus small linear heads, so it exports whole: one graph from
-pixels to the per-class scores `Heads.scores` gives (L2-normalise the embedding, linear, sigmoid)
-and the 1280-d embedding. The `Exporter` builds each (classifier, version, format) file once, in a
+pixels to the per-class scores `Heads.scores` gives (L2-normalise the embedding, linear, sigmoid,
+times the familiarity gate) and the 1280-d embedding. The `Exporter` builds each (classifier, version, format) file once, in a
 thread of its own, and caches it in the store beside the version's heads (an atomic write under
 the store's write lock, so a deleted classifier never gets a file back). torch and coremltools are
 imported only when a file is built.
@@ -134,6 +134,12 @@ def classifier_graph(spec: BackboneSpec, heads: Heads, uint8_input: bool) -> "to
             self.backbone = load_network(spec)
             self.register_buffer("weights", torch.from_numpy(np.asarray(heads.weights, np.float32).T.copy()))
             self.register_buffer("bias", torch.from_numpy(np.asarray(heads.bias, np.float32).copy()))
+            gate = heads.familiarity  # None for heads saved before the familiarity gate: scores ungated
+            self.gated = gate is not None
+            if gate is not None:
+                self.register_buffer("centres", torch.from_numpy(np.asarray(gate.centres, np.float32).T.copy()))
+                self.register_buffer("midpoint", torch.from_numpy(np.asarray(gate.midpoint, np.float32).copy()))
+                self.register_buffer("inverse_width", torch.from_numpy((1.0 / np.asarray(gate.width, np.float32))))
 
         def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             if uint8_input:
@@ -141,7 +147,11 @@ def classifier_graph(spec: BackboneSpec, heads: Heads, uint8_input: bool) -> "to
             embedding = self.backbone(x)[0]
             unit = embedding / torch.linalg.vector_norm(embedding, dim=1, keepdim=True).clamp_min(1e-12)
             logits = torch.clamp(unit @ self.weights + self.bias, -LOGIT_CLIP, LOGIT_CLIP)
-            return torch.sigmoid(logits), embedding
+            scores = torch.sigmoid(logits)
+            if self.gated:  # as `familiarity.Familiarity.gate`
+                z = torch.clamp((unit @ self.centres - self.midpoint) * self.inverse_width, -LOGIT_CLIP, LOGIT_CLIP)
+                scores = scores * torch.sigmoid(z)
+            return scores, embedding
 
     return ClassifierGraph().eval()
 

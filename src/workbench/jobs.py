@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from . import leases, training
+from . import leases, training, unknown_images
 from .backbone import Backbone, EmbeddingCache
 from .decode import backbone_input, prepared_batches
 from .events import ClassifierEvent, Listener
@@ -305,7 +305,8 @@ class JobRunner:
         labels = [r.class_name if r.class_name is not None else training.NEGATIVE_LABEL for r in rows]
         self.emit(ClassifierEvent(classifier_id, "fitting"))
         started = time.perf_counter()
-        result = training.train(embeddings, labels, classes)
+        unknown = unknown_images.embeddings(self.backbone, self.cache)  # the version's "unknown images" check
+        result = training.train(embeddings, labels, classes, unknown=unknown)
         result.metrics.update(
             embed_seconds=embed_seconds,
             fit_seconds=time.perf_counter() - started,

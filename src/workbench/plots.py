@@ -99,6 +99,34 @@ def threshold_curves(
     return figure
 
 
+def reliability_diagram(scores: np.ndarray, labels: Sequence[str], classes: Sequence[str]) -> Figure:
+    """How often a score was right: every (image, class) pair's held-out score in bins, against the diagonal.
+
+    Bars on the diagonal mean a score of 0.8 is right 8 times in 10; the title gives ECE and Brier score.
+    """
+    from .calibration import brier_score, expected_calibration_error, one_vs_rest, reliability
+
+    truth = one_vs_rest(list(labels), list(classes))
+    bins = reliability(scores, truth)
+    figure = Figure(figsize=(2 * PANEL_INCHES, PANEL_INCHES + 0.6), layout="constrained")
+    right, counts = figure.subplots(1, 2)
+    filled = [b for b in bins if b["count"]]
+    centres = [(b["low"] + b["high"]) / 2 for b in filled]
+    width = bins[0]["high"] - bins[0]["low"]
+    right.bar(centres, [b["fraction_right"] for b in filled], width=width * 0.9, color="tab:blue",
+              label="how often right")
+    right.plot([b["mean_score"] for b in filled], [b["fraction_right"] for b in filled], "o", color="tab:red",
+               label="mean score in the bin")
+    right.plot([0, 1], [0, 1], linestyle="--", color="tab:gray", label="perfect calibration")
+    right.set(xlabel="score", ylabel="fraction of pairs right", xlim=(0, 1), ylim=(0, 1.02))
+    right.legend(fontsize="small", loc="upper left")
+    counts.bar(centres, [b["count"] for b in filled], width=width * 0.9, color="tab:gray")
+    counts.set(xlabel="score", ylabel="(image, class) pairs", yscale="log", xlim=(0, 1))
+    figure.suptitle(f"Reliability (out-of-fold): ECE {expected_calibration_error(scores, truth):.3f}, "
+                    f"Brier {brier_score(scores, truth):.4f}")
+    return figure
+
+
 def pr_curves(
     scores: np.ndarray, labels: Sequence[str], classes: Sequence[str], threshold: float = THRESHOLD
 ) -> Figure:

@@ -11,6 +11,7 @@ import pandas as pd
 from sklearn.metrics import average_precision_score, confusion_matrix, precision_score, recall_score
 
 from .plots import NEGATIVE_NAME, NO_CLASS_NAME
+from .calibration import brier_score, expected_calibration_error, one_vs_rest
 from .training import NEGATIVE_LABEL, OutOfFold, predicted_labels
 from .vocabulary import THRESHOLD
 
@@ -79,3 +80,9 @@ def threshold_metrics(oof: OutOfFold, threshold: float = THRESHOLD) -> pd.DataFr
             "positives": int(truth.sum()),
         }
     return pd.DataFrame.from_dict(rows, orient="index", columns=METRIC_COLUMNS).rename_axis("class")
+
+
+def calibration_summary(oof: OutOfFold) -> tuple[float, float]:
+    """(ECE, Brier score) of a version's held-out scores over every (image, class) pair."""
+    truth = one_vs_rest(oof.labels, oof.classes)
+    return expected_calibration_error(oof.scores, truth), brier_score(oof.scores, truth)

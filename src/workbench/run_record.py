@@ -30,7 +30,8 @@ MODEL_NAME = "classifier"  # the LoggedModel's name in each run (MLflow 3 model 
 MANIFEST_ARTIFACT = "examples/manifest.csv"
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
 HEAD_TYPE = "logistic_ovr"  # a short param that compares well; HEAD_DESCRIPTION says it in words
-HEAD_DESCRIPTION = "logistic regression, one-vs-rest per class, class_weight=balanced, L2-normalised embeddings"
+HEAD_DESCRIPTION = ("logistic regression, one-vs-rest per class, class_weight=balanced, L2-normalised embeddings, "
+                    "Platt-calibrated on out-of-fold logits, times a familiarity gate (similarity to the class centre)")
 OVERLAYS_FILE = "overlays.png"
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"  # MLflow 3 opens an experiment of this kind on its runs table
 EXPERIMENT_KIND = "custom_model_development"
@@ -115,6 +116,9 @@ def version_metrics(version: VersionRecord) -> dict[str, float]:
         if key in metrics
     }
     numbers["classes"] = len(version.classes)
+    calibration, unknown = metrics.get("calibration", {}), metrics.get("unknown_images", {})
+    numbers.update(ece=calibration.get("ece"), brier_score=calibration.get("brier"),
+                   unknown_false_positive_rate=unknown.get("false_positive_rate"))
     for name, per_class in metrics.get("per_class", {}).items():
         for key in ("precision", "recall", "f1", "roc_auc"):
             numbers[f"{key}/{safe_key(name)}"] = per_class.get(key)
@@ -197,6 +201,7 @@ def write_artifacts(folder: Path, files: ClassifierFiles, store: Store, backbone
         "confusion_matrix": plots.confusion_matrix(scores, labels, version.classes),
         "score_histograms": plots.score_histograms(scores, labels, version.classes),
         "threshold_curves": plots.threshold_curves(scores, labels, version.classes),
+        "reliability_diagram": plots.reliability_diagram(scores, labels, version.classes),
     }
     for name, figure in figures.items():
         figure.savefig(folder / f"{name}.png", dpi=100)

@@ -20,7 +20,7 @@ from PIL import Image
 
 from . import ClassifierEvent, OutOfFold, folder_sets, image_paths, plots, set_name
 from .errors import WorkbenchError
-from .review import BORDERLINE_MARGIN, review_items, threshold_metrics
+from .review import BORDERLINE_MARGIN, calibration_summary, review_items, threshold_metrics
 from .service import Workbench
 from .vocabulary import GENERAL_CLASSIFIER_ID, THRESHOLD
 
@@ -373,6 +373,13 @@ def metrics_html(table: pd.DataFrame, threshold: float) -> str:
     return f"<p>At threshold {threshold:.2f} (out-of-fold; AP is over every threshold):</p>" + text
 
 
+def calibration_html(oof: OutOfFold) -> str:
+    """ECE and Brier score of the held-out scores, in words a reader can act on."""
+    ece, brier = calibration_summary(oof)
+    return (f"<p>Calibration (out-of-fold): ECE {ece:.3f}, Brier score {brier:.4f}. "
+            f"A score of 0.8 is right about {max(0.0, 0.8 - ece):.0%}-{min(1.0, 0.8 + ece):.0%} of the time.</p>")
+
+
 class ThresholdPlots(widgets.VBox):
     """Precision, recall and false-positive rate per class at the slider's threshold, with score histograms,
     threshold curves and precision-recall curves of a version, all redrawn together as the threshold moves.
@@ -389,6 +396,10 @@ class ThresholdPlots(widgets.VBox):
         self.histograms = widgets.Image(format="png")
         self.curves = widgets.Image(format="png")
         self.pr_curves = widgets.Image(format="png")
+        # calibration does not move with the threshold: drawn once
+        self.reliability = widgets.Image(value=figure_png(plots.reliability_diagram(oof.scores, oof.labels, oof.classes)),
+                                         format="png")
+        self.calibration = widgets.HTML(calibration_html(oof))
         self.metrics = threshold_metrics(oof, self.threshold.value)
         self.drawn_threshold: float | None = None
         self.redraws = 0
@@ -396,7 +407,7 @@ class ThresholdPlots(widgets.VBox):
         self._debounced = Debounced(self.redraw, interval_s)
         self.threshold.observe(lambda _: self._debounced.trigger(), names="value")
         super().__init__([widgets.HBox([self.threshold, self.numbers], layout=widgets.Layout(align_items="flex-start")),
-                          self.histograms, self.curves, self.pr_curves])
+                          self.histograms, self.curves, self.pr_curves, self.calibration, self.reliability])
         self.add_class("workbench-threshold-plots")
         self.redraw()
 
