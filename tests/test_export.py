@@ -138,7 +138,11 @@ def test_coreml_spec_input_outputs_labels_metadata(exported) -> None:
     assert list(spec.neuralNetworkClassifier.stringClassLabels.vector) == classes
     meta = dict(spec.description.metadata.userDefined)
     assert meta["classifier_id"] == cid and meta["version"] == "2" and json.loads(meta["classes"]) == classes
-    assert spec.neuralNetworkClassifier.layers[-1].activation.WhichOneof("NonlinearityType") == "sigmoid"  # not softmax
+    layers = spec.neuralNetworkClassifier.layers
+    assert not any(layer.WhichOneof("layer") == "softmax" for layer in layers)  # independent per-class scores
+    sigmoids = [layer.name for layer in layers[-6:] if layer.WhichOneof("layer") == "activation"
+                and layer.activation.WhichOneof("NonlinearityType") == "sigmoid"]
+    assert layers[-1].WhichOneof("layer") == "multiply" and sigmoids  # head sigmoid x familiarity gate
 
 
 def test_coreml_layers_reproduce_classify_scores_without_a_core_ml_runtime(exported) -> None:
