@@ -8,7 +8,6 @@ the allowed prefix (`/images/../secret.jpg`, `%2e%2e`, a redirect) classified th
 from __future__ import annotations
 
 import concurrent.futures
-import os
 import time
 from pathlib import Path
 from typing import Iterator
