@@ -300,7 +300,7 @@ def read_file_url(url: str, settings: ServerSettings, max_bytes: int) -> bytes:
         return _read_up_to(fds[-1], max_bytes + 1)
     except OSError as exc:
         if fds and exc.errno in (errno.ELOOP, errno.ENOTDIR) and _is_link(fds[-1], names[len(fds) - 1]):
-            raise InvalidRequest(f"{echo(url)} passes through a symbolic link; file URLs follow none") from None
+            raise ImageUnreadable(f"{echo(url)}: a symbolic link (or a loop of them); file URLs follow none") from None
         if exc.errno == errno.ENAMETOOLONG:
             raise InvalidRequest(f"The file URL {echo(url)} is not a usable path: {exc.strerror}") from None
         if exc.errno == errno.ENOENT:
