@@ -1,11 +1,14 @@
-"""The reliability campaign of issue 13, rerun: hostile inputs, mixed two-owner load, SIGKILLs in training, RSS.
+"""The reliability campaign of issue 13, rerun: hostile inputs, mixed two-owner load, SIGKILLs in training, RSS;
+and issue 22's classify-by-URL attacks and racing `workbench keys` (part `urls_keys`).
 
 Drives a real `workbench serve` subprocess on 127.0.0.1 with httpx clients, and real CLI processes
 killed with SIGKILL. Prints a table and writes bench/reliability_results.json.
 
     PYTHONPATH=src .venv/bin/python -m bench.reliability_campaign [--quick]
 
-`--quick` sends a tenth of the load and runs fewer crash points (for development).
+`--quick` sends a tenth of the load and runs fewer crash points (for development). `--parts urls_keys`
+runs part 5 alone and keeps the other parts' figures in the results file; `--record-as KEY` stores
+it under another key (the run before the fix: `urls_keys_before`).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import time
 from pathlib import Path
 
 from bench.campaign_common import TUTORIAL, VERSION, Server, tutorial_images, variant_jpeg, wait_settled, zip_bytes
-from bench import campaign_crash, campaign_hostile, campaign_load
+from bench import campaign_crash, campaign_hostile, campaign_load, campaign_urls_keys
 
 RESULTS = Path(__file__).with_name("reliability_results.json")
 FULL = {"requests": 3000, "seconds": 900.0}
@@ -96,14 +99,18 @@ def table(results: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a tenth of the load, fewer crash points")
-    parser.add_argument("--parts", default="served,crash", help="comma-separated: served (hostile, load, RSS), crash")
+    parser.add_argument("--parts", default="served,crash,urls_keys",
+                        help="comma-separated: served (hostile, load, RSS), crash, urls_keys (issue 22)")
+    parser.add_argument("--record-as", default="urls_keys", help="the results key of part urls_keys")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
     folder = Path(tempfile.mkdtemp(prefix="campaign-"))
-    results: dict = {
-        "command": " ".join([Path(sys.executable).name, "-m", "bench.reliability_campaign", *sys.argv[1:]]),
-        "quick": args.quick, "machine": platform.platform(), "cpus": os.cpu_count(), "load_average_at_start": os.getloadavg(),
+    command = " ".join([Path(sys.executable).name, "-m", "bench.reliability_campaign", *sys.argv[1:]])
+    alone = not parts & {"served", "crash"}  # part 5 alone: the other parts' figures stay in the file
+    results: dict = json.loads(RESULTS.read_text()) if alone and RESULTS.exists() else {
+        "command": command, "quick": args.quick, "machine": platform.platform(), "cpus": os.cpu_count(),
+        "load_average_at_start": os.getloadavg(),
     }
     started = time.monotonic()
     try:
@@ -111,9 +118,17 @@ def main() -> None:
             served_parts(folder / "served", args.quick, results)
         if "crash" in parts:
             results["crash_points"] = campaign_crash.run_crash_points(folder / "crash", args.quick)
+        if "urls_keys" in parts:
+            part_started = time.monotonic()
+            part = results[args.record_as] = {"command": command, "load_average_at_start": os.getloadavg()}
+            part["urls"] = campaign_urls_keys.run_urls(folder / "urls")
+            part["keys"] = campaign_urls_keys.run_keys(folder / "keys", 10 if args.quick else campaign_urls_keys.KEY_ROUNDS)
+            part["seconds"] = round(time.monotonic() - part_started, 1)
+            part["load_average_at_end"] = os.getloadavg()
     finally:
-        results["seconds"] = round(time.monotonic() - started, 1)
-        results["load_average_at_end"] = os.getloadavg()
+        if not alone:
+            results["seconds"] = round(time.monotonic() - started, 1)
+            results["load_average_at_end"] = os.getloadavg()
         RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n")
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
@@ -123,7 +138,9 @@ def main() -> None:
         print(table(results))
     elif "crash" in parts:
         print("\n".join(f"{p['point']:<58} {campaign_crash.describe(p)}" for p in results["crash_points"]))
-    print(f"wrote {RESULTS} ({results['seconds']} s)")
+    if "urls_keys" in parts and args.record_as in results:
+        print("\n".join(campaign_urls_keys.describe(results[args.record_as])))
+    print(f"wrote {RESULTS} ({round(time.monotonic() - started, 1)} s)")
 
 
 if __name__ == "__main__":

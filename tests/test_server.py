@@ -372,3 +372,43 @@ def test_workbench_serve_runs_as_a_process_with_a_key_from_keys_add(tmp_path) ->
     finally:
         server.terminate()
         server.wait(30)
+
+
+# ------------------------------------------------------------------ Host header: no DNS rebinding (issue 22)
+
+
+def test_a_local_server_refuses_a_host_header_naming_another_site(tmp_path) -> None:
+    """A page on rebind.example whose name now resolves to 127.0.0.1 sends `Host: rebind.example`: refused."""
+    home, port = tmp_path / "home", free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "workbench.cli", "--home", str(home), "serve", "--no-auth", "--port", str(port),
+         "--log-level", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                own = httpx.get(f"{url}/v3/classifiers", params=VERSION)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None and time.monotonic() < deadline, server.stderr.read().decode()
+                time.sleep(0.3)
+        rebound = httpx.get(f"{url}/v3/classifiers", params=VERSION, headers={"Host": f"rebind.example:{port}"})
+        by_name = httpx.get(f"{url}/v3/classifiers", params=VERSION, headers={"Host": f"localhost:{port}"})
+    finally:
+        server.terminate()
+        server.wait(30)
+    assert own.status_code == 200 and by_name.status_code == 200
+    assert rebound.status_code == 400, rebound.text
+    assert rebound.json()["code"] == 400 and "--allowed-host" in rebound.json()["error"]
+
+
+def test_allowed_host_names_pass_the_host_check(make_workbench) -> None:
+    wb = make_workbench()
+    settings = ServerSettings(auth=False, bind_host="127.0.0.1", allowed_hosts=("wb.lan",))
+    with ServerThread(create_app(wb, settings=settings)) as url:
+        answers = {host: httpx.get(f"{url}/v3/classifiers", params=VERSION, headers={"Host": host}).status_code
+                   for host in ("wb.lan", "WB.LAN.:8080", "[::1]:8080", "10.1.2.3", "evil.wb.lan", "wb.lan.evil", "")}
+    assert answers == {"wb.lan": 200, "WB.LAN.:8080": 200, "[::1]:8080": 200, "10.1.2.3": 200,
+                       "evil.wb.lan": 400, "wb.lan.evil": 400, "": 400}

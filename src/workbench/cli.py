@@ -334,6 +334,8 @@ def _add_server_verbs(verbs: argparse._SubParsersAction) -> None:
     serve.add_argument("--max-classify-images", type=int, default=None, help="images per classify call (default 20)")
     serve.add_argument("--allow-file-root", type=Path, default=None, help="serve file:// image URLs under this folder")
     serve.add_argument("--allow-url", action="append", default=[], metavar="PREFIX", help="allow http(s) image URLs under PREFIX (repeat)")
+    serve.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                       help="a DNS name clients may send in Host besides IP addresses, localhost and --host (repeat; '*': any)")
     serve.add_argument("--log-level", default="info", help="uvicorn's log level: debug, info, warning, error")
     serve.add_argument("--prebuild-core-ml", action="store_true",
                        help="build each new version's Core ML model right after its training (default: on first download)")
@@ -359,6 +361,7 @@ def _dispatch_server_verbs(args: argparse.Namespace, wb: Workbench) -> object:
             max_classify_images=args.max_classify_images or ServerSettings.max_classify_images,
             file_url_root=args.allow_file_root,
             url_prefixes=tuple(args.allow_url),
+            allowed_hosts=tuple(args.allowed_host),
             auth=not args.no_auth,
         )
         serve(wb, args.host, args.port, settings=settings, allow_remote_no_auth=args.allow_remote_no_auth,

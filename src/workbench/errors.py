@@ -105,6 +105,20 @@ class TrackingError(WorkbenchError):
     error_id = "tracking_unavailable"
 
 
+class UrlFetchBusy(WorkbenchError):
+    """Classify by URL is at its limit: the host already has its fetches in flight, or the URL threads are all busy."""
+
+    code = 503
+    error_id = "url_fetch_busy"
+
+
+class KeyFileCorrupt(WorkbenchError):
+    """`api_keys.json` is not what `workbench keys` writes: the server does not start, the keys verbs stop."""
+
+    code = 500
+    error_id = "key_file_corrupt"
+
+
 MAX_ECHO_CHARS = 200  # of one user-given string in an error message
 MAX_ECHO_ITEMS = 10  # of a user-given list in an error message
 

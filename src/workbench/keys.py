@@ -11,17 +11,21 @@ A key is a random 256-bit token, so one unsalted SHA-256 is enough to keep the f
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
 import secrets
 import threading
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Iterator
 
-from .errors import InvalidRequest
+from .errors import InvalidRequest, KeyFileCorrupt
 from .atomic import atomic_write_bytes
 from .timestamps import now_iso
 from .vocabulary import OWNER_ME
@@ -31,7 +35,11 @@ KEYS_FILE_NAME = "api_keys.json"
 DEFAULT_KEY_OWNER = OWNER_ME
 KEY_BYTES = 32  # entropy of a generated key
 KEY_ID_CHARS = 12  # hash prefix shown by `workbench keys list`
+LOCK_FILE_NAME = "api_keys.json.lock"  # flock'd around each read-modify-write (the key file itself is replaced)
 OWNER_PATTERN = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+
+logger = logging.getLogger(__name__)
 
 
 def key_hash(key: str) -> str:
@@ -74,37 +82,85 @@ def env_keys(value: str | None) -> dict[str, str]:
 
 
 class KeyFile:
-    """`{home}/api_keys.json`: the keys `workbench keys add` created, as hashes."""
+    """`{home}/api_keys.json`: the keys `workbench keys add` created, as hashes.
+
+    `add` and `remove` read, change and replace the file under an exclusive lock on a sibling lock
+    file, so concurrent `workbench keys` processes never drop each other's keys; a key is returned
+    (and printed) only after the new file and its folder entry are on disk.
+    """
 
     def __init__(self, home: Path) -> None:
         self.path = Path(home) / KEYS_FILE_NAME
+        self.lock_path = Path(home) / LOCK_FILE_NAME
 
     def records(self) -> list[KeyRecord]:
-        if not self.path.exists():
+        """The stored keys; KeyFileCorrupt when the file is not what `keys add` writes (never guessed around)."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
             return []
-        return [KeyRecord(**item) for item in json.loads(self.path.read_text())["keys"]]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise self._corrupt(f"cannot be read ({exc})") from None
+        try:
+            items = json.loads(text)["keys"]
+            if not isinstance(items, list):
+                raise TypeError("'keys' is not a list")
+            records = [KeyRecord(**item) for item in items]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise self._corrupt(f"is not the JSON `workbench keys add` writes ({type(exc).__name__}: {exc})") from None
+        for record in records:
+            if not all(isinstance(v, str) for v in asdict(record).values()) or not OWNER_PATTERN.match(record.owner) \
+                    or not SHA256_PATTERN.match(record.sha256):
+                raise self._corrupt(f"holds an entry that is not an owner and a SHA-256 hex hash: {asdict(record)!r:.200}")
+        return records
+
+    def _corrupt(self, why: str) -> KeyFileCorrupt:
+        return KeyFileCorrupt(
+            f"The API key file {self.path} {why}. Restore it from a backup or fix it by hand; removing it removes "
+            "every key it holds (then `workbench keys add OWNER` makes new ones)"
+        )
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """An exclusive flock on the lock file, held across one read-modify-write (waits for another holder)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
 
     def _write(self, records: list[KeyRecord]) -> None:
+        """Replaces the file atomically and durably: the data, then the folder entry, are fsync'd."""
         body = json.dumps({"keys": [asdict(r) for r in records]}, indent=2).encode()
-        atomic_write_bytes(self.path, body)
+        atomic_write_bytes(self.path, body)  # mkstemp: created 0o600
         os.chmod(self.path, 0o600)
+        folder = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
 
     def add(self, owner: str, key: str | None = None) -> str:
-        """Stores a key for `owner` (a new random one unless given) and returns it: shown only now."""
+        """Stores a key for `owner` (a new random one unless given) and returns it once it is durable: shown only now."""
         key = key or secrets.token_urlsafe(KEY_BYTES)
-        records = self.records()
-        if any(r.sha256 == key_hash(key) for r in records):
-            raise InvalidRequest("This key is already stored")
-        self._write([*records, KeyRecord(check_owner(owner), key_hash(key), now_iso())])
+        record = KeyRecord(check_owner(owner), key_hash(key), now_iso())
+        with self._locked():
+            records = self.records()
+            if any(r.sha256 == record.sha256 for r in records):
+                raise InvalidRequest("This key is already stored")
+            self._write([*records, record])
         return key
 
     def remove(self, owner_or_key_id: str) -> list[KeyRecord]:
         """Removes every key of an owner, or the one key whose id (hash prefix) is given; returns them."""
-        records = self.records()
-        gone = [r for r in records if owner_or_key_id in (r.owner, r.key_id)]
-        if not gone:
-            raise InvalidRequest(f"No stored key has the owner or key id {owner_or_key_id!r}")
-        self._write([r for r in records if r not in gone])
+        with self._locked():
+            records = self.records()
+            gone = [r for r in records if owner_or_key_id in (r.owner, r.key_id)]
+            if not gone:
+                raise InvalidRequest(f"No stored key has the owner or key id {owner_or_key_id!r}")
+            self._write([r for r in records if r not in gone])
         return gone
 
 
@@ -126,9 +182,17 @@ class KeyRing:
             stamp = None
         with self._lock:
             if stamp != self._stamp:
-                self._stored = {r.sha256: r.owner for r in self.file.records()}
+                try:
+                    self._stored = {r.sha256: r.owner for r in self.file.records()}
+                except KeyFileCorrupt as exc:  # edited under a running server: its keys stop working, loudly
+                    logger.error("%s; until then no key from that file is accepted", exc.message)
+                    self._stored = {}
                 self._stamp = stamp
             return self._stored
+
+    def check(self) -> None:
+        """Raises KeyFileCorrupt when the key file is unusable: a server checks this before it starts."""
+        self.file.records()
 
     def __len__(self) -> int:
         return len(self._env) + len(self._file_hashes())

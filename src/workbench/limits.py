@@ -30,3 +30,12 @@ class Limits:
     max_image_bytes: int = MAX_IMAGE_BYTES
     max_image_pixels: int = MAX_IMAGE_PIXELS
     min_image_side_px: int = MIN_IMAGE_SIDE_PX
+
+# Classify by URL (the HTTP front's fetcher): what one remote image may cost the server.
+URL_FETCH_DEADLINE_S = 10.0  # connect to last byte, every redirect included
+URL_MIN_BYTES_PER_S = 16 * 1024  # average rate a fetch must keep once URL_RATE_GRACE_S have passed
+URL_RATE_GRACE_S = 2.0  # a fetch may be slower than URL_MIN_BYTES_PER_S for its first seconds (connect, TLS, headers)
+URL_FETCHES_PER_HOST = 4  # fetches in flight to one scheme://host:port; the next answers 503 at once
+URL_FETCH_THREADS = 8  # classify calls with URLs run on their own threads, never on the ones other requests use
+URL_QUEUE_WAIT_S = 10.0  # a classify call with URLs waits this long for one of those threads, then answers 503
+URL_MAX_REDIRECTS = 5  # each hop is checked against the allow-list like the first URL

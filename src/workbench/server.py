@@ -7,13 +7,17 @@ in forms.py, image URLs in image_urls.py, the documented JSON shapes in schemas.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import dataclasses
 import functools
+import ipaddress
 import logging
 import re
 import socket
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -37,6 +41,7 @@ from .errors import (
     LimitExceeded,
     NoImages,
     Unauthorized,
+    UrlFetchBusy,
     WorkbenchError,
     echo,
 )
@@ -49,9 +54,17 @@ from .forms import (
     training_sets,
     upload_file_name,
 )
-from .image_urls import fetch_url
+from .image_urls import UrlFetcher
 from .keys import KeyRing
-from .limits import MAX_CLASSIFY_IMAGES_HTTP
+from .limits import (
+    MAX_CLASSIFY_IMAGES_HTTP,
+    URL_FETCH_DEADLINE_S,
+    URL_FETCH_THREADS,
+    URL_FETCHES_PER_HOST,
+    URL_MIN_BYTES_PER_S,
+    URL_QUEUE_WAIT_S,
+    URL_RATE_GRACE_S,
+)
 from .schemas import (
     BINARY,
     CLASSIFY_BODY,
@@ -69,6 +82,7 @@ from .sources import ImageURL
 
 MAX_BODY_BYTES = 257 * 1024 * 1024  # Watson: 256 MB per call, plus room for the multipart framing
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+ANY_HOST = "*"  # --allowed-host '*': answer every Host header (behind a proxy that checks it)
 VERSION_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 MAX_ERROR_CHARS = 1000  # an error message is cut here, whatever it echoes
 CUSTOMER_ID_PATTERN = re.compile(r"^\w+$")  # Watson: letters, digits and _ (any script)
@@ -85,6 +99,14 @@ class ServerSettings:
     file_url_root: Path | None = None  # file:// URLs are allowed under this folder only
     url_prefixes: tuple[str, ...] = ()  # http(s) URLs are allowed under these prefixes only
     auth: bool = True
+    url_fetch_deadline_s: float = URL_FETCH_DEADLINE_S
+    url_min_bytes_per_s: float = URL_MIN_BYTES_PER_S
+    url_rate_grace_s: float = URL_RATE_GRACE_S
+    url_fetches_per_host: int = URL_FETCHES_PER_HOST
+    url_fetch_threads: int = URL_FETCH_THREADS
+    url_queue_wait_s: float = URL_QUEUE_WAIT_S
+    bind_host: str | None = None  # the address served on (serve() fills it in); a Host header may name it
+    allowed_hosts: tuple[str, ...] = ()  # more names a Host header may carry (--allowed-host); "*" for any
 
 
 # ------------------------------------------------------------------ errors: the one mapping
@@ -198,6 +220,54 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
 
+# ------------------------------------------------------------------ Host header (DNS rebinding)
+
+
+def host_allowed(host_header: str, settings: ServerSettings) -> bool:
+    """Whether a Host header names this server: an IP address, `localhost`, the bind address or an --allowed-host.
+
+    A web page reaches a local server through DNS rebinding only under its own DNS name, which it
+    cannot make one of these; an IP address in Host is no rebinding.
+    """
+    if ANY_HOST in settings.allowed_hosts:
+        return True
+    value = host_header.strip().lower()
+    if value.startswith("["):
+        name = value[1:value.find("]")] if "]" in value else value
+    else:
+        name = value.rpartition(":")[0] if value.count(":") == 1 else value
+    name = name.rstrip(".")
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        pass
+    names = {"localhost", *(h.lower().rstrip(".") for h in settings.allowed_hosts)}
+    if settings.bind_host:
+        names.add(settings.bind_host.lower().strip("[]").rstrip("."))
+    return name in names
+
+
+class HostCheck:
+    """Refuses a request whose Host header names none of this server's names with Watson's 400."""
+
+    def __init__(self, app, settings: ServerSettings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        host = dict(scope["headers"]).get(b"host", b"").decode("latin-1")
+        if not host_allowed(host, self.settings):
+            refused = InvalidRequest(
+                f"The Host header {echo(host)} names none of this server's names (an IP address, localhost, "
+                f"{self.settings.bind_host or 'its bind address'} or one given with --allowed-host NAME)"
+            )
+            return await error_response(refused)(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
 # ------------------------------------------------------------------ auth
 
 
@@ -225,6 +295,12 @@ class Front:
     settings: ServerSettings
     views: dict[str, Workbench] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    fetcher: UrlFetcher = field(init=False)
+    url_threads: ThreadPoolExecutor = field(init=False)  # classify calls with URLs, apart from all other requests
+
+    def __post_init__(self) -> None:
+        self.fetcher = UrlFetcher(self.settings)
+        self.url_threads = ThreadPoolExecutor(self.settings.url_fetch_threads, thread_name_prefix="workbench-url")
 
     def view(self, owner: str) -> Workbench:
         with self.lock:
@@ -271,16 +347,35 @@ class ClassifyRequest:
     threshold: float | None
 
 
-def run_classify(workbench: Workbench, request: ClassifyRequest, settings: ServerSettings) -> dict:
+def run_classify(workbench: Workbench, request: ClassifyRequest, front: Front) -> dict:
     """Classifies the uploads and URLs of one request in one engine call; URLs are fetched under the allow-lists."""
     if not request.uploads and not request.urls:
         raise NoImages("No images were given: send images_file (an image or a .zip) or url")
     sources: tuple[NamedUpload | ImageURL, ...] = (*request.uploads, *(ImageURL(url) for url in request.urls))
     return workbench.classify(
         sources, classifier_ids=request.classifier_ids, owners=request.owners, threshold=request.threshold,
-        max_images=settings.max_classify_images,
-        fetch_url=functools.partial(fetch_url, settings=settings, max_bytes=workbench.limits.max_image_bytes),
+        max_images=front.settings.max_classify_images,
+        fetch_url=functools.partial(front.fetcher.fetch, max_bytes=workbench.limits.max_image_bytes),
     )
+
+
+async def classified(workbench: Workbench, request: ClassifyRequest, front: Front) -> dict:
+    """run_classify off the event loop: on the URL threads when it fetches URLs, so slow hosts starve no other request.
+
+    A call that finds no URL thread free within url_queue_wait_s answers 503; one that started is
+    bounded by the fetch deadline of each of its URLs.
+    """
+    if not request.urls:
+        return await run_in_threadpool(run_classify, workbench, request, front)
+    job = front.url_threads.submit(run_classify, workbench, request, front)
+    answer = asyncio.wrap_future(job)
+    done, _ = await asyncio.wait({answer}, timeout=front.settings.url_queue_wait_s)
+    if not done and job.cancel():  # still queued: never started
+        raise UrlFetchBusy(
+            f"Every one of this server's {front.settings.url_fetch_threads} threads for classify by URL stayed busy "
+            f"for {front.settings.url_queue_wait_s:g} s; try again shortly"
+        )
+    return await answer
 
 
 def classify_request(form: FormParts) -> ClassifyRequest:
@@ -332,7 +427,7 @@ Metadata = Annotated[str | None, Header(alias="X-Watson-Metadata", description="
 async def classify(request: Request, version: Version, workbench: Caller) -> JSONResponse:
     async with parsed_form(request) as form:
         parsed = classify_request(form)
-        answer = await run_in_threadpool(run_classify, workbench, parsed, request.app.state.front.settings)
+        answer = await classified(workbench, parsed, request.app.state.front)
     return JSONResponse(answer)
 
 
@@ -353,7 +448,7 @@ async def classify_url(
     threshold: Annotated[float | None, Query()] = None,
 ) -> JSONResponse:
     parsed = ClassifyRequest([], [url], classifier_ids or [], owners or [], threshold)
-    answer = await run_in_threadpool(run_classify, workbench, parsed, request.app.state.front.settings)
+    answer = await classified(workbench, parsed, request.app.state.front)
     return JSONResponse(answer)
 
 
@@ -496,11 +591,15 @@ def create_app(
     settings = settings or ServerSettings()
     if settings.auth and keys is None:
         keys = KeyRing(workbench.home)
+    if keys is not None:
+        keys.check()  # a corrupt key file stops the server here, not with a 500 on every request
+    front = Front(workbench, keys, settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(lambda: workbench.store)  # opens the store and resumes unfinished trainings
         yield
+        front.url_threads.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(
         title="workbench: Watson Visual Recognition v3",
@@ -510,18 +609,21 @@ def create_app(
         docs_url="/docs",
         redoc_url=None,
     )
-    app.state.front = Front(workbench, keys, settings)
+    app.state.front = front
     app.include_router(router)
     for exc_type in (WorkbenchError, HTTPException, RequestValidationError, ClientDisconnect):
         app.add_exception_handler(exc_type, _handle)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(HostCheck, settings=settings)  # before the body is read
     app.add_middleware(UnexpectedErrors)  # added last, so it wraps BodyLimit too
     app.openapi = lambda: watson_openapi(app)  # type: ignore[method-assign]  # FastAPI's documented override
     return app
 
 
 def check_exposure(host: str, settings: ServerSettings, keys: KeyRing | None, allow_remote_no_auth: bool) -> None:
-    """Refuses to serve without keys off loopback (unless asked), or with auth on and no key configured."""
+    """Refuses to serve without keys off loopback (unless asked), with a corrupt key file, or with no key configured."""
+    if keys is not None:
+        keys.check()
     if not settings.auth and host not in LOOPBACK_HOSTS and not allow_remote_no_auth:
         raise InvalidRequest(
             f"--no-auth serves only on loopback (127.0.0.1, ::1, localhost), not {host!r}; "
@@ -543,7 +645,7 @@ def serve(
     log_level: str = "info",
 ) -> None:
     """Runs the Watson v3 server until interrupted (`workbench serve`)."""
-    settings = settings or ServerSettings()
+    settings = dataclasses.replace(settings or ServerSettings(), bind_host=host)
     keys = KeyRing(workbench.home) if settings.auth else None
     check_exposure(host, settings, keys, allow_remote_no_auth)
     uvicorn.run(create_app(workbench, keys=keys, settings=settings), host=host, port=port, log_level=log_level)
