@@ -109,12 +109,18 @@ def view_boxes(width: int, height: int, spec: BackboneSpec, max_views: int | Non
     return [(x * sx, y * sy, (x + size) * sx, (y + size) * sy) for x, y in corners]
 
 
-def preprocess_views(image: Image.Image, spec: BackboneSpec, max_views: int | None = None) -> list[np.ndarray]:
-    """`preprocess` of each of `view_boxes` (one resize, one crop each): the first is `preprocess(image, spec)`."""
+def view_pixels(image: Image.Image, spec: BackboneSpec, max_views: int | None = None) -> list[np.ndarray]:
+    """`crop_pixels` of each of `view_boxes` (one resize, one crop each): uint8 H x W x 3, the centre square first."""
     size = spec.input_size_px
     new_w, new_h, corners = _view_corners(*image.size, size, max_views)
-    resized = np.asarray(image.resize((new_w, new_h), Image.BICUBIC), dtype=np.float32)
-    return [((resized[y : y + size, x : x + size] - spec.mean) / spec.std).transpose(2, 0, 1) for x, y in corners]
+    resized = np.asarray(image.resize((new_w, new_h), Image.BICUBIC), dtype=np.uint8)
+    return [resized[y : y + size, x : x + size] for x, y in corners]
+
+
+def preprocess_views(image: Image.Image, spec: BackboneSpec, max_views: int | None = None) -> list[np.ndarray]:
+    """`preprocess` of each of `view_boxes`: the first is `preprocess(image, spec)`."""
+    return [((pixels.astype(np.float32) - spec.mean) / spec.std).transpose(2, 0, 1)
+            for pixels in view_pixels(image, spec, max_views)]
 
 
 def crop_pixels(image: Image.Image, spec: BackboneSpec) -> np.ndarray:
