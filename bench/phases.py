@@ -87,10 +87,10 @@ def phase_limit(workdir: Path, repeats: int) -> dict:
 
 def phase_decode(workdir: Path, repeats: int) -> dict:
     """What classify does before the backbone, per image on one thread: decode (JPEG draft), crop, normalise, colour sample."""
-    from workbench.decode import backbone_input
+    from workbench.decode import backbone_views
     from workbench.general import color_sample
     from workbench.limits import Limits
-    from workbench.spec import crop_box, lite0_spec
+    from workbench.spec import lite0_spec, view_boxes
 
     spec, limits = lite0_spec(), Limits()
     blobs = [path.read_bytes() for path in train_images()]
@@ -98,8 +98,8 @@ def phase_decode(workdir: Path, repeats: int) -> dict:
     for _ in range(repeats):
         started = time.process_time()  # CPU time of this thread's work: what the decode costs the cores
         for data in blobs:
-            _, image = backbone_input(data, spec, limits)
-            color_sample(image, crop_box(*image.size, spec))
+            _, image = backbone_views(data, spec, limits)
+            color_sample(image, view_boxes(*image.size, spec))
         costs.append((time.process_time() - started) / len(blobs) * 1000)
     return {"ms_per_image": statistics.median(costs), "all": costs}
 

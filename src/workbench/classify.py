@@ -81,7 +81,7 @@ def general_result(classes: list[dict]) -> dict:
 
 def view_maxima(scores: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """Per image, each class's best score over its views: rows starts[i] up to starts[i + 1] are image i's."""
-    if len(starts) == len(scores):
+    if len(starts) == len(scores) or not len(scores):  # one view each, or no image
         return scores
     return np.maximum.reduceat(scores, starts, axis=0)
 

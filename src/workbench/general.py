@@ -1,8 +1,10 @@
 """The `default` general classifier: ImageNet names, WordNet hierarchy, ancestor scores, colour words.
 
-The backbone gives 1000 ImageNet probabilities for the whole (centre-cropped) image and for each
-of its windows (the same head on pooled 4x4-cell windows of the last feature map, one pass); this
-module turns them into Watson v3 class dicts: leaves with a `type_hierarchy`, and their ancestors.
+The backbone gives 1000 ImageNet probabilities for each view of the image (the centre square, and
+squares along the long side of a wide one: `spec.view_boxes`) and for each of their windows (the same
+head on pooled 4x4-cell windows of the last feature map, one pass); this module turns them into
+Watson v3 class dicts: leaves with a `type_hierarchy`, and their ancestors. A leaf's whole-image
+score is its best view's.
 
 Multi-label scores. Six dogs of six breeds split one softmax, so no breed reaches 0.5 on the whole
 image; each window sees fewer things, so each thing scores on its own there. A leaf scores its
@@ -12,9 +14,14 @@ hierarchy, e.g. another dog breed) keeps its whole-image score, and (2) a lifted
 the top leaf's score. An ancestor scores the best view's summed probability beneath it, so it never
 scores below a child, and every score stays a probability (0..1) of the same kind on every image.
 
-Colours. With a confident subject (a leaf >= SUBJECT_MIN_SCORE), pixels are weighted by where that
-leaf's evidence lies (its class activation map) and a colour's share is what the subject adds over
-the rest of the frame; without one, the whole frame's pixel shares. A share becomes a confidence
+Abstaining. A blank frame, or one whose best view spreads its probability over many families of
+leaves (out of ImageNet's domain: a moon, coins, a page of text), answers no object class at 0.5:
+`object_confidence` scales its object scores towards 0 (constants below, with what they were measured on).
+
+Colours. With a confident subject (a leaf >= SUBJECT_MIN_SCORE), pixels of the view where it scores
+best are weighted by where that leaf's evidence lies (its class activation map) and a colour's share
+is what the subject adds over the rest of the square, its achromatic colours counting half; without
+one, the whole frame's pixel shares, less a plain background. A share becomes a confidence
 (`color_confidence`): a quarter of the subject reads 0.5, all of it 1.0.
 """
 
