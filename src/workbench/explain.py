@@ -92,8 +92,8 @@ def general_explanations(
     return out
 
 
-def _color_explanation(name: str, leaves: np.ndarray, dense: DensePass, fc: tuple, sample: general.ColorSample,
-                       image: Image.Image, boxes: list[Box]) -> Explanation:
+def _color_explanation(name: str, leaves: np.ndarray, dense: DensePass, fc: tuple[np.ndarray, np.ndarray],
+                       sample: general.ColorSample, image: Image.Image, boxes: list[Box]) -> Explanation:
     """Where a colour's pixels are: in the subject's view, weighted by its map, when there is a subject; else every view."""
     edge = general.COLOR_THUMBNAIL_EDGE_PX
     index = list(general.COLOR_ANCHORS_RGB).index(name)

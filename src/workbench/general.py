@@ -51,7 +51,7 @@ MAX_SUBJECTS = 3  # subject colours follow the evidence of at most this many top
 MIN_SUBJECT_CONTRAST = 0.1  # below this colour difference from the rest of the frame, the subject's own shares are used
 COLOR_CONFIDENCE_SCALE = 0.41  # share -> confidence curve: a quarter of the pixels reads 0.5, all of them 1.0
 COLOR_THUMBNAIL_EDGE_PX = 64  # colours are counted on a 64x64 pixel sample: enough pixels, well under 2 ms
-# Abstaining (measured on 11 blank and noise images and 44 photos from scikit-image, scikit-learn, matplotlib and the
+# Abstaining (measured on 11 blank and noise images and 38 photos from scikit-image, scikit-learn, matplotlib and the
 # tutorial's test folder): blank images sample a spread of 0 (a 3-level noise 3, the flattest photo 10), and
 # out-of-domain images spread the best view's ImageNet probability over many families (entropy over the families of
 # RELATIVE_DEPTH, in nats: blanks and noise 4.7-5.2, a moon, coins, a page, a blue gift box 3.4-4.4; photos with a

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import os
 import random
 import re
@@ -609,10 +610,10 @@ class Workbench:
                 if general:
                     dense = self.backbone.run_dense(tensors)
                     embeddings, fc = dense.embeddings, self.backbone.classifier_weights()
-                    bounds = np.cumsum([0, *counts])
+                    bounds = np.cumsum([0, *counts]).tolist()
                     classes = [general_classes(dense.probabilities[a:b], dense.window_probabilities[a:b],
                                                dense.features[a:b], samples[i], fc, limit)
-                               for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]
+                               for i, (a, b) in enumerate(itertools.pairwise(bounds))]
                 else:
                     embeddings, _ = self.backbone.run(tensors)
                     classes = [[] for _ in rows]

@@ -113,7 +113,7 @@ def view_pixels(image: Image.Image, spec: BackboneSpec, max_views: int | None = 
     """`crop_pixels` of each of `view_boxes` (one resize, one crop each): uint8 H x W x 3, the centre square first."""
     size = spec.input_size_px
     new_w, new_h, corners = _view_corners(*image.size, size, max_views)
-    resized = np.asarray(image.resize((new_w, new_h), Image.BICUBIC), dtype=np.uint8)
+    resized = np.asarray(image.resize((new_w, new_h), Image.Resampling.BICUBIC), dtype=np.uint8)
     return [resized[y : y + size, x : x + size] for x, y in corners]
 
 
