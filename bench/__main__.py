@@ -85,6 +85,7 @@ def measure(tmp: Path) -> dict:
     raw["cold_create"] = [cold_create(tmp, repeat) for repeat in range(COLD_REPEATS)]
     raw["classify"] = run_phase("classify", tmp / f"train{TRAIN_REPEATS - 1}", CLASSIFY_REPEATS)
     raw["classify_int8"] = run_phase("classify_int8", tmp / f"train{TRAIN_REPEATS - 1}", CLASSIFY_REPEATS)
+    raw["whole_frame"] = run_phase("whole_frame", tmp / f"train{TRAIN_REPEATS - 1}", CLASSIFY_REPEATS)
     raw["batching"] = run_phase("batching", tmp / "batching", BATCHING_REPEATS)
     raw["server"] = server_load("fp32")
     raw["server_int8"] = server_load("int8")
@@ -153,6 +154,9 @@ def summary(raw: dict) -> dict:
         "batching_direct_images_per_s": raw["batching"]["direct"],
         "batching_greedy_images_per_s": raw["batching"]["batched"],
         "batching_3ms_images_per_s": raw["batching"]["batched_3ms"],
+        **{f"wide_{key}": value for key, value in raw["whole_frame"].items() if key.endswith("_images_per_s")},
+        "wide_3_1_cost": raw["whole_frame"]["3:1_centre_images_per_s"] / raw["whole_frame"]["3:1_whole_images_per_s"],
+        "wide_4_3_cost": raw["whole_frame"]["4:3_centre_images_per_s"] / raw["whole_frame"]["4:3_whole_images_per_s"],
     }
     return numbers
 
@@ -198,6 +202,12 @@ ROWS = [
     ("8 threads x 1 image: one pass each", "batching_direct_images_per_s", "img/s", None, None),
     ("8 threads x 1 image: Backbone.run (micro-batched)", "batching_greedy_images_per_s", "img/s", None, None),
     ("8 threads x 1 image: micro-batched, 3 ms", "batching_3ms_images_per_s", "img/s", None, None),
+    ("wb.classify 3:1 images, whole frame (5 views)", "wide_3:1_whole_images_per_s", "img/s", None, None),
+    ("  3:1 images, centre square only (as before)", "wide_3:1_centre_images_per_s", "img/s", None, None),
+    ("  cost of the whole frame on 3:1 (centre / whole)", "wide_3_1_cost", "x", None, None),
+    ("wb.classify 4:3 images, whole frame (3 views)", "wide_4:3_whole_images_per_s", "img/s", None, None),
+    ("  4:3 images, centre square only (as before)", "wide_4:3_centre_images_per_s", "img/s", None, None),
+    ("  cost of the whole frame on 4:3 (centre / whole)", "wide_4_3_cost", "x", None, None),
 ]
 
 

@@ -87,10 +87,10 @@ def phase_limit(workdir: Path, repeats: int) -> dict:
 
 def phase_decode(workdir: Path, repeats: int) -> dict:
     """What classify does before the backbone, per image on one thread: decode (JPEG draft), crop, normalise, colour sample."""
-    from workbench.decode import backbone_input
+    from workbench.decode import backbone_views
     from workbench.general import color_sample
     from workbench.limits import Limits
-    from workbench.spec import crop_box, lite0_spec
+    from workbench.spec import lite0_spec, view_boxes
 
     spec, limits = lite0_spec(), Limits()
     blobs = [path.read_bytes() for path in train_images()]
@@ -98,8 +98,8 @@ def phase_decode(workdir: Path, repeats: int) -> dict:
     for _ in range(repeats):
         started = time.process_time()  # CPU time of this thread's work: what the decode costs the cores
         for data in blobs:
-            _, image = backbone_input(data, spec, limits)
-            color_sample(image, crop_box(*image.size, spec))
+            _, image = backbone_views(data, spec, limits)
+            color_sample(image, view_boxes(*image.size, spec))
         costs.append((time.process_time() - started) / len(blobs) * 1000)
     return {"ms_per_image": statistics.median(costs), "all": costs}
 
@@ -229,6 +229,53 @@ def phase_classify(workdir: Path, repeats: int, precision: str = "fp32") -> dict
     }
 
 
+WHOLE_FRAME_IMAGES = 40  # tutorial images per shape in the whole-frame phase
+
+
+def wide_images(shape: tuple[int, int]) -> list[bytes]:
+    """Tutorial training images on a grey canvas of that aspect (3:1: the image at the left; 4:3: centred), as JPEGs."""
+    import io
+
+    from PIL import Image
+
+    wide, high = shape
+    images = []
+    for path in train_images()[:: len(train_images()) // WHOLE_FRAME_IMAGES][:WHOLE_FRAME_IMAGES]:
+        image = Image.open(path).convert("RGB")
+        image.thumbnail((448, 448))
+        side = min(image.size)
+        canvas = Image.new("RGB", (side * wide // high, side), (128, 128, 128))
+        canvas.paste(image.crop((0, 0, side, side)), (0 if wide >= 3 * high else (canvas.width - side) // 2, 0))
+        buffer = io.BytesIO()
+        canvas.save(buffer, "JPEG", quality=90)
+        images.append(buffer.getvalue())
+    return images
+
+
+def phase_whole_frame(workdir: Path, repeats: int) -> dict:
+    """What seeing the whole frame costs: wb.classify (classifier + `default`) on 3:1 and 4:3 images with every view
+    (`spec.view_boxes`: 5 and 3) vs the centre square only (spec.MAX_VIEWS = 1, what classify saw before), interleaved."""
+    from workbench import spec
+
+    wb = workbench(workdir)
+    ids = [_classifier_id(wb), "default"]
+    shapes = {"3:1": wide_images((3, 1)), "4:3": wide_images((4, 3))}
+    every_view = spec.MAX_VIEWS
+    wb.classify(shapes["3:1"][:2], classifier_ids=ids)
+    rates: dict[str, list[float]] = {f"{shape}_{views}": [] for shape in shapes for views in ("whole", "centre")}
+    try:
+        for _ in range(repeats):
+            for shape, images in shapes.items():
+                for views, limit in (("whole", every_view), ("centre", 1)):
+                    spec.MAX_VIEWS = limit
+                    started = time.perf_counter()
+                    answer = wb.classify(images, classifier_ids=ids)
+                    rates[f"{shape}_{views}"].append(answer["images_processed"] / (time.perf_counter() - started))
+    finally:
+        spec.MAX_VIEWS = every_view
+    return {f"{name}_images_per_s": statistics.median(r) for name, r in rates.items()} | {"all": rates}
+
+
 def phase_batching(workdir: Path, repeats: int) -> dict:
     """Single-image backbone calls from 8 threads: one pass each (the engine under its lock) vs `Backbone.run`
     (micro-batched across the threads, with a bounded wait), vs a 3 ms wait."""
@@ -276,6 +323,7 @@ PHASES = {
     "classify": phase_classify,
     "classify_int8": lambda workdir, repeats: phase_classify(workdir, repeats, "int8"),
     "batching": phase_batching,
+    "whole_frame": phase_whole_frame,
 }
 
 

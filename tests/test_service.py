@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from conftest import CREATE_CLASSES, DOGS_JPG, TUTORIAL, Gate
 from workbench import (
@@ -68,6 +70,36 @@ def test_dogs_jpg_is_a_golden_retriever(dogs) -> None:
     assert all(score < 0.5 for name, score in everything.items() if name != "goldenretriever")
     assert answer["images"][0]["image"] == "dogs.jpg"
     assert answer["images_processed"] == 1 and answer["custom_classes"] == 1
+
+
+def golden_retriever_on_a_wide_canvas(where: str) -> bytes:
+    """The held-out golden retriever (test/5.jpg) as a square at the centre, left, right or top of a 3:1 grey canvas."""
+    dog = Image.open(TUTORIAL / "test" / "5.jpg").convert("RGB")
+    side = min(dog.size)
+    dog = dog.crop(((dog.width - side) // 2, (dog.height - side) // 2, (dog.width + side) // 2, (dog.height + side) // 2))
+    size = (side, 3 * side) if where == "top" else (3 * side, side)
+    canvas = Image.new("RGB", size, (128, 128, 128))
+    canvas.paste(dog, {"centre": (side, 0), "left": (0, 0), "right": (2 * side, 0), "top": (0, 0)}[where])
+    buffer = io.BytesIO()
+    canvas.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("where", ["left", "right", "top"])
+def test_a_subject_at_the_edge_of_a_wide_image_keeps_its_score(dogs, where: str) -> None:
+    wb, cid = dogs
+    centred = scores_of(wb.classify(golden_retriever_on_a_wide_canvas("centre"), classifier_ids=[cid], threshold=0.0), cid)
+    edge = scores_of(wb.classify(golden_retriever_on_a_wide_canvas(where), classifier_ids=[cid], threshold=0.0), cid)
+    assert centred["goldenretriever"] >= 0.8
+    assert edge["goldenretriever"] >= 0.8 * centred["goldenretriever"]
+
+
+def test_dogs_jpg_keeps_the_tutorials_answers_with_the_whole_frame(dogs) -> None:
+    wb, cid = dogs
+    answer = wb.classify(DOGS_JPG, classifier_ids=[cid, "default"])
+    assert scores_of(answer, cid)["goldenretriever"] >= 0.8
+    general = scores_of(answer, "default")
+    assert general["dog"] >= 0.5 and general["golden retriever"] >= 0.5
 
 
 def test_default_model_answers_with_a_hierarchy(dogs) -> None:

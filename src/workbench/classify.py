@@ -80,20 +80,32 @@ def general_result(classes: list[dict]) -> dict:
             "classes": classes}  # in order already (`general.general_classes`): no second sort of 1,768 entries
 
 
+def view_maxima(scores: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Per image, each class's best score over its views: rows starts[i] up to starts[i + 1] are image i's."""
+    if len(starts) == len(scores) or not len(scores):  # one view each, or no image
+        return scores
+    return np.maximum.reduceat(scores, starts, axis=0)
+
+
 def image_results(
     general: Sequence[list[dict]],
     embeddings: np.ndarray,
     ids: Sequence[str],
     serving: dict[str, ServingHeads],
     threshold: float,
+    view_counts: Sequence[int] | None = None,
 ) -> list[list[dict]]:
     """Per image, the ClassifierResult list for the requested ids, in the order requested.
 
     `general` holds each image's `default` classes (empty lists when `default` is not asked for).
+    `embeddings` holds `view_counts[i]` rows for image i (its views, `spec.view_boxes`; one each without
+    counts): a custom class scores its best view, so a subject anywhere in the image counts.
     """
-    custom_scores = {cid: serving[cid].heads.scores(embeddings) for cid in ids if cid in serving}
+    counts = [1] * len(embeddings) if view_counts is None else list(view_counts)
+    starts = np.cumsum([0, *counts[:-1]]).astype(np.intp)
+    custom_scores = {cid: view_maxima(serving[cid].heads.scores(embeddings), starts) for cid in ids if cid in serving}
     results = []
-    for row in range(len(embeddings)):
+    for row in range(len(counts)):
         per_image = []
         for cid in ids:
             if cid == GENERAL_CLASSIFIER_ID:

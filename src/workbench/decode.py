@@ -19,7 +19,7 @@ from PIL import Image, ImageOps
 from .backbone import available_cpus
 from .errors import ImageTooSmall, ImageUnreadable, LimitExceeded
 from .limits import Limits
-from .spec import BackboneSpec, preprocess
+from .spec import BackboneSpec, preprocess, preprocess_views
 
 LOOKAHEAD_BATCHES = 2  # batches decoded ahead of the one the backbone runs
 PIL_FORMATS = ("JPEG", "PNG", "GIF", "TIFF", "WEBP", "BMP")
@@ -178,6 +178,12 @@ def backbone_input(data: bytes, spec: BackboneSpec, limits: Limits, name: str = 
     """Image bytes -> (backbone tensor, decoded image), decoding once; JPEGs at reduced size (draft mode)."""
     image = decode_image(data, limits=limits, name=name, draft_size=spec.input_size_px)
     return preprocess(image, spec), image
+
+
+def backbone_views(data: bytes, spec: BackboneSpec, limits: Limits, name: str = "") -> tuple[list[np.ndarray], Image.Image]:
+    """Image bytes -> (a backbone tensor per view (`spec.view_boxes`), the centre square first; decoded image)."""
+    image = decode_image(data, limits=limits, name=name, draft_size=spec.input_size_px)
+    return preprocess_views(image, spec), image
 
 
 def prepared_batches(

@@ -1,8 +1,10 @@
 """The `default` general classifier: ImageNet names, WordNet hierarchy, ancestor scores, colour words.
 
-The backbone gives 1000 ImageNet probabilities for the whole (centre-cropped) image and for each
-of its windows (the same head on pooled 4x4-cell windows of the last feature map, one pass); this
-module turns them into Watson v3 class dicts: leaves with a `type_hierarchy`, and their ancestors.
+The backbone gives 1000 ImageNet probabilities for each view of the image (the centre square, and
+squares along the long side of a wide one: `spec.view_boxes`) and for each of their windows (the same
+head on pooled 4x4-cell windows of the last feature map, one pass); this module turns them into
+Watson v3 class dicts: leaves with a `type_hierarchy`, and their ancestors. A leaf's whole-image
+score is its best view's.
 
 Multi-label scores. Six dogs of six breeds split one softmax, so no breed reaches 0.5 on the whole
 image; each window sees fewer things, so each thing scores on its own there. A leaf scores its
@@ -12,9 +14,14 @@ hierarchy, e.g. another dog breed) keeps its whole-image score, and (2) a lifted
 the top leaf's score. An ancestor scores the best view's summed probability beneath it, so it never
 scores below a child, and every score stays a probability (0..1) of the same kind on every image.
 
-Colours. With a confident subject (a leaf >= SUBJECT_MIN_SCORE), pixels are weighted by where that
-leaf's evidence lies (its class activation map) and a colour's share is what the subject adds over
-the rest of the frame; without one, the whole frame's pixel shares. A share becomes a confidence
+Abstaining. A blank frame, or one whose best view spreads its probability over many families of
+leaves (out of ImageNet's domain: a moon, coins, a page of text), answers no object class at 0.5:
+`object_confidence` scales its object scores towards 0 (constants below, with what they were measured on).
+
+Colours. With a confident subject (a leaf >= SUBJECT_MIN_SCORE), pixels of the view where it scores
+best are weighted by where that leaf's evidence lies (its class activation map) and a colour's share
+is what the subject adds over the rest of the square, its achromatic colours counting half; without
+one, the whole frame's pixel shares, less a plain background. A share becomes a confidence
 (`color_confidence`): a quarter of the subject reads 0.5, all of it 1.0.
 """
 
@@ -44,6 +51,20 @@ MAX_SUBJECTS = 3  # subject colours follow the evidence of at most this many top
 MIN_SUBJECT_CONTRAST = 0.1  # below this colour difference from the rest of the frame, the subject's own shares are used
 COLOR_CONFIDENCE_SCALE = 0.41  # share -> confidence curve: a quarter of the pixels reads 0.5, all of them 1.0
 COLOR_THUMBNAIL_EDGE_PX = 64  # colours are counted on a 64x64 pixel sample: enough pixels, well under 2 ms
+# Abstaining (measured on 11 blank and noise images and 38 photos from scikit-image, scikit-learn, matplotlib and the
+# tutorial's test folder): blank images sample a spread of 0 (a 3-level noise 3, the flattest photo 10), and
+# out-of-domain images spread the best view's ImageNet probability over many families (entropy over the families of
+# RELATIVE_DEPTH, in nats: blanks and noise 4.7-5.2, a moon, coins, a page, a blue gift box 3.4-4.4; photos with a
+# known subject 0.3-2.9, dogs.jpg's six breeds 2.4). Object scores are scaled by a confidence falling from 1 to 0
+# across that band, so those images answer no object class at 0.5; colours still answer (a blank red image is red).
+MIN_PIXEL_SPREAD = 5.0  # a frame whose sampled pixels vary less (standard deviation, 0..255) is blank: no object
+IN_DOMAIN_ENTROPY_NATS = (2.9, 3.3)  # family entropy below the first: object scores kept; above the second: zero
+ACHROMATIC_SUBJECT_WEIGHT = 0.5  # a subject's black, grey and white pixels (tyres, shadows, metal) count half
+ACHROMATIC_COLORS = frozenset({"black color", "charcoal color", "gray color", "silver color", "white color"})
+PLAIN_BACKGROUND_SHARE = 0.6  # a frame border this much one colour is a plain background: without a confident leaf,
+#                               the colours named are the rest of the frame's (a blue gift box on white is blue)
+PLAIN_BACKGROUND_CONTRAST = 0.25  # ... and the frame's centre half is this much less of it (grass is not a background)
+MIN_FIGURE_SHARE = 0.05  # ... and at least this much of the frame is not the background colour
 # Colour words Watson answers with, each anchored at a typical sRGB value (0..255 per channel).
 COLOR_ANCHORS_RGB: dict[str, tuple[int, int, int]] = {
     "black color": (15, 15, 15),
@@ -70,6 +91,11 @@ COLOR_ANCHORS_RGB: dict[str, tuple[int, int, int]] = {
     "navy color": (20, 30, 90),
     "purple color": (120, 50, 150),
 }
+# More anchors for a word whose pixels span more than one anchor covers: an orange flower's petals are mostly
+# (217, 130, 69), nearer light brown's anchor than the saturated orange one, and were named light brown.
+COLOR_EXTRA_ANCHORS_RGB: tuple[tuple[str, tuple[int, int, int]], ...] = (
+    ("orange color", (225, 125, 60)),
+)
 
 _SRGB_TO_XYZ = np.array([  # IEC 61966-2-1 sRGB (D65) linear RGB -> CIE XYZ
     [0.4124564, 0.3575761, 0.1804375],
@@ -142,24 +168,27 @@ def _by_score(entry: dict) -> tuple[float, int, str]:
 
 
 def _check_probabilities(probabilities: np.ndarray) -> np.ndarray:
-    scores = np.asarray(probabilities, dtype=np.float64).reshape(-1)
-    if scores.shape != (IMAGENET_CLASS_COUNT,):
+    """(1000,) or (views, 1000) probabilities -> (views, 1000) float64."""
+    scores = np.asarray(probabilities, dtype=np.float64)
+    if scores.ndim not in (1, 2) or scores.shape[-1] != IMAGENET_CLASS_COUNT or scores.size == 0:
         raise ValueError(f"expected {IMAGENET_CLASS_COUNT} probabilities, got shape {np.shape(probabilities)}")
-    return scores
+    return scores.reshape(-1, IMAGENET_CLASS_COUNT)
 
 
 def general_scores(probabilities: np.ndarray, window_probabilities: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """One image's (leaf scores (1000,), ancestor scores) from its whole-image and windows' ImageNet softmaxes.
+    """One image's (leaf scores (1000,), ancestor scores) from its views' and windows' ImageNet softmaxes.
 
-    Without windows: the whole-image probabilities, and ancestors as their summed leaves. With them,
-    the multi-label rules of this module's docstring.
+    `probabilities` is (1000,) for one view or (views, 1000) for the squares of a wide image (`spec.view_boxes`):
+    a leaf's whole-image score is its best view's. Without windows: those scores, and ancestors as their best
+    view's summed leaves. With them, the multi-label rules of this module's docstring.
     """
-    whole = _check_probabilities(probabilities)
+    whole_views = _check_probabilities(probabilities)
+    whole = whole_views.max(axis=0)
     hierarchy = load_hierarchy()
     if window_probabilities is None or len(window_probabilities) == 0:
-        return whole, np.minimum(hierarchy.ancestor_of_leaf @ whole, 1.0)
+        return whole, np.minimum((hierarchy.ancestor_of_leaf @ whole_views.T).max(axis=1), 1.0)
     windows = np.asarray(window_probabilities, dtype=np.float64).reshape(-1, IMAGENET_CLASS_COUNT)
-    views = np.vstack([whole, windows])
+    views = np.vstack([whole_views, windows])
     ancestors = np.minimum((hierarchy.ancestor_of_leaf @ views.T).max(axis=1), 1.0)
     best_window = windows.max(axis=0)
     top = int(whole.argmax())
@@ -252,23 +281,36 @@ def nearest_color_table() -> np.ndarray:
     centres = (np.arange(levels) << COLOR_QUANTIZE_SHIFT_BITS) + (1 << COLOR_QUANTIZE_SHIFT_BITS) // 2
     red, green, blue = np.meshgrid(centres, centres, centres, indexing="ij")
     cells_lab = srgb_to_lab(np.stack([red, green, blue], axis=-1).reshape(-1, 3))
-    anchors_lab = srgb_to_lab(np.array(list(COLOR_ANCHORS_RGB.values()), dtype=np.uint8))
+    anchors = [*COLOR_ANCHORS_RGB.items(), *COLOR_EXTRA_ANCHORS_RGB]
+    anchors_lab = srgb_to_lab(np.array([rgb for _, rgb in anchors], dtype=np.uint8))
+    word_of_anchor = np.array([_COLOR_NAMES.index(name) for name, _ in anchors], dtype=np.uint8)
     squared_distances = ((cells_lab[:, None, :] - anchors_lab[None, :, :]) ** 2).sum(axis=-1)
-    return squared_distances.argmin(axis=1).astype(np.uint8)
+    return word_of_anchor[squared_distances.argmin(axis=1)]
+
+
+def _thumbnail(image: Image.Image, box: tuple[float, float, float, float] | None = None) -> np.ndarray:
+    """COLOR_THUMBNAIL_EDGE_PX x COLOR_THUMBNAIL_EDGE_PX evenly spaced RGB pixels (uint8) of the image or of `box` in it.
+
+    Nearest-neighbour sampling: fast, and it never blends two colours into a third.
+    """
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    edge = COLOR_THUMBNAIL_EDGE_PX
+    return np.asarray(rgb.resize((edge, edge), Image.Resampling.NEAREST, box=box), dtype=np.uint8)
+
+
+def _palette_of(pixels: np.ndarray) -> np.ndarray:
+    """Palette index of each of (..., 3) uint8 RGB pixels, flattened row-major."""
+    cells = pixels.reshape(-1, 3).astype(np.intp) >> COLOR_QUANTIZE_SHIFT_BITS
+    bits = 8 - COLOR_QUANTIZE_SHIFT_BITS
+    return nearest_color_table()[(cells[:, 0] << (2 * bits)) | (cells[:, 1] << bits) | cells[:, 2]]
 
 
 def palette_indices(image: Image.Image, box: tuple[float, float, float, float] | None = None) -> np.ndarray:
     """Palette index of COLOR_THUMBNAIL_EDGE_PX x COLOR_THUMBNAIL_EDGE_PX evenly spaced pixels, row-major.
 
-    Of the whole image, or of `box` (left, top, right, bottom) in it. Nearest-neighbour sampling:
-    fast, and it never blends two colours into a third.
+    Of the whole image, or of `box` (left, top, right, bottom) in it.
     """
-    rgb = image if image.mode == "RGB" else image.convert("RGB")
-    edge = COLOR_THUMBNAIL_EDGE_PX
-    sample = rgb.resize((edge, edge), Image.Resampling.NEAREST, box=box)
-    cells = np.asarray(sample, dtype=np.intp).reshape(-1, 3) >> COLOR_QUANTIZE_SHIFT_BITS
-    bits = 8 - COLOR_QUANTIZE_SHIFT_BITS
-    return nearest_color_table()[(cells[:, 0] << (2 * bits)) | (cells[:, 1] << bits) | cells[:, 2]]
+    return _palette_of(_thumbnail(image, box))
 
 
 def color_confidence(share: np.ndarray | float) -> np.ndarray:
@@ -302,12 +344,20 @@ class ColorSample:
     """An image's colours as the `default` classifier needs them, taken while it is decoded."""
 
     frame: np.ndarray  # palette index of each sampled pixel of the whole image
-    crop: np.ndarray  # the same over the square the backbone sees (its feature map's extent), row-major
+    crops: tuple[np.ndarray, ...]  # the same over each square the backbone sees (`spec.view_boxes`), row-major
+    spread: float  # the largest per-channel standard deviation of the frame's sampled pixels (0..255): ~0 when blank
+
+    @property
+    def crop(self) -> np.ndarray:
+        """The centre square's sample (the first view)."""
+        return self.crops[0]
 
 
-def color_sample(image: Image.Image, box: tuple[float, float, float, float]) -> ColorSample:
-    """Samples the whole image and the backbone's crop box of it (about 1 ms together)."""
-    return ColorSample(palette_indices(image), palette_indices(image, box))
+def color_sample(image: Image.Image, boxes: list[tuple[float, float, float, float]]) -> ColorSample:
+    """Samples the whole image and each view box of it (about 1 ms for one view)."""
+    frame = _thumbnail(image)
+    spread = float(frame.reshape(-1, 3).astype(np.float32).std(axis=0).max())
+    return ColorSample(_palette_of(frame), tuple(palette_indices(image, box) for box in boxes), spread)
 
 
 def subject_leaves(leaf_scores: np.ndarray) -> list[int]:
@@ -322,32 +372,94 @@ def subject_weights(features: np.ndarray, weights: np.ndarray, bias: np.ndarray,
     return np.max([minmax(m) for m in maps], axis=0)
 
 
-def color_shares(sample: ColorSample, cell_weights: np.ndarray | None = None) -> np.ndarray:
+def color_shares(sample: ColorSample, cell_weights: np.ndarray | None = None, view: int = 0) -> np.ndarray:
     """Each palette colour's share (0..1, summing to 1): of the subject where `cell_weights` mark one, else of the frame.
 
-    For a subject, pixels of the crop count by the upsampled weights; a colour's share is what the
-    subject holds beyond the rest of the crop (the pavement around six dogs is in both), unless the
-    two differ by less than MIN_SUBJECT_CONTRAST, when the subject's own shares are used.
+    For a subject, pixels of that view's square count by the upsampled weights; a colour's share is what the
+    subject holds beyond the rest of the square (the pavement around six dogs is in both), unless the
+    two differ by less than MIN_SUBJECT_CONTRAST, when the subject's own shares are used. Its achromatic
+    colours then count ACHROMATIC_SUBJECT_WEIGHT: a red motorcycle's tyres and engine outnumber its red paint.
+    Without a subject: the frame's shares, less a plain background (`PLAIN_BACKGROUND_SHARE`).
     """
     count = len(_COLOR_NAMES)
     if cell_weights is None:
-        counts = np.bincount(sample.frame, minlength=count)
-        return counts / counts.sum()
+        return _frame_shares(sample.frame)
     edge = COLOR_THUMBNAIL_EDGE_PX
+    crop = sample.crops[view]
     weight = upsample(cell_weights, edge, edge).reshape(-1).astype(np.float64)
-    subject = np.bincount(sample.crop, weights=weight, minlength=count) / max(weight.sum(), 1e-12)
-    rest = np.bincount(sample.crop, weights=1.0 - weight, minlength=count) / max((1.0 - weight).sum(), 1e-12)
+    subject = np.bincount(crop, weights=weight, minlength=count) / max(weight.sum(), 1e-12)
+    rest = np.bincount(crop, weights=1.0 - weight, minlength=count) / max((1.0 - weight).sum(), 1e-12)
     excess = np.maximum(subject - rest, 0.0)
-    return excess / excess.sum() if excess.sum() >= MIN_SUBJECT_CONTRAST else subject
+    shares = excess / excess.sum() if excess.sum() >= MIN_SUBJECT_CONTRAST else subject
+    toned = shares * np.where(_ACHROMATIC, ACHROMATIC_SUBJECT_WEIGHT, 1.0)
+    return toned / toned.sum() if toned.sum() > 0 else shares
+
+
+_ACHROMATIC = np.array([name in ACHROMATIC_COLORS for name in _COLOR_NAMES])
+
+
+def _frame_shares(frame: np.ndarray) -> np.ndarray:
+    """The frame's colour shares; on a plain background (its border mostly one colour), those of the rest."""
+    count, edge = len(_COLOR_NAMES), COLOR_THUMBNAIL_EDGE_PX
+    grid = frame.reshape(edge, edge)
+    border = np.r_[grid[0], grid[-1], grid[1:-1, 0], grid[1:-1, -1]]
+    background = int(np.bincount(border, minlength=count).argmax())
+    border_share = float((border == background).mean())
+    centre = grid[edge // 4 : -(edge // 4), edge // 4 : -(edge // 4)]
+    figure = frame[frame != background]
+    if (border_share >= PLAIN_BACKGROUND_SHARE and (centre == background).mean() <= border_share - PLAIN_BACKGROUND_CONTRAST
+            and len(figure) >= MIN_FIGURE_SHARE * len(frame)):
+        frame = figure
+    counts = np.bincount(frame, minlength=count)
+    return counts / counts.sum()
+
+
+def object_confidence(view_probabilities: np.ndarray, spread: float) -> float:
+    """How far the image's object scores hold, 0..1: 0 for a blank frame (`MIN_PIXEL_SPREAD`) and for one whose best
+    view spreads its ImageNet probability over many families (`IN_DOMAIN_ENTROPY_NATS`), else 1."""
+    if spread < MIN_PIXEL_SPREAD:
+        return 0.0
+    views = _check_probabilities(view_probabilities)
+    families = _family_sums() @ views.T  # families x views
+    entropy = float((-(families * np.log(np.maximum(families, 1e-12))).sum(axis=0)).min())
+    low, high = IN_DOMAIN_ENTROPY_NATS
+    return float(np.clip((high - entropy) / (high - low), 0.0, 1.0))
+
+
+@lru_cache(maxsize=1)
+def _family_sums() -> sparse.csr_matrix:
+    """(families x 1000) 0/1: which leaves each family (first RELATIVE_DEPTH hierarchy nodes) holds."""
+    families = load_hierarchy().families
+    leaves = np.arange(IMAGENET_CLASS_COUNT)
+    return sparse.csr_matrix((np.ones(IMAGENET_CLASS_COUNT), (families, leaves)), shape=(families.max() + 1, IMAGENET_CLASS_COUNT))
+
+
+def image_scores(probabilities: np.ndarray, window_probabilities: np.ndarray, spread: float) -> tuple[np.ndarray, np.ndarray]:
+    """One image's (leaf, ancestor) scores as `default` answers them: `general_scores` times `object_confidence`."""
+    leaves, ancestors = general_scores(probabilities, window_probabilities)
+    confidence = object_confidence(probabilities, spread)
+    return leaves * confidence, ancestors * confidence
+
+
+def subject_view(view_probabilities: np.ndarray, leaves: list[int]) -> int:
+    """The view (`spec.view_boxes`) where the first subject leaf scores best: its colours are read there."""
+    return int(np.asarray(view_probabilities).reshape(-1, IMAGENET_CLASS_COUNT)[:, leaves[0]].argmax()) if leaves else 0
 
 
 def subject_color_classes(
-    sample: ColorSample, leaf_scores: np.ndarray, features: np.ndarray, fc: tuple[np.ndarray, np.ndarray], threshold: float
+    sample: ColorSample, leaf_scores: np.ndarray, view_probabilities: np.ndarray, features: np.ndarray,
+    fc: tuple[np.ndarray, np.ndarray], threshold: float,
 ) -> list[dict]:
-    """Colour classes of one image: the subject's colours when a leaf is confident, else the whole frame's."""
+    """Colour classes of one image: the subject's colours when a leaf is confident, else the whole frame's.
+
+    `view_probabilities` and `features` hold every view's (views x 1000, views x channels x h x w).
+    """
     leaves = subject_leaves(leaf_scores)
-    weights = subject_weights(features, *fc, leaves) if leaves else None
-    return _color_entries(color_shares(sample, weights), threshold)
+    if not leaves:
+        return _color_entries(color_shares(sample), threshold)
+    view = subject_view(view_probabilities, leaves)
+    weights = subject_weights(features[view], *fc, leaves)
+    return _color_entries(color_shares(sample, weights, view), threshold)
 
 
 def general_classes(
@@ -358,9 +470,12 @@ def general_classes(
     fc: tuple[np.ndarray, np.ndarray],
     threshold: float,
 ) -> list[dict]:
-    """The `default` classifier's classes for one image (hierarchy and colours, >= threshold), highest first."""
-    leaves, ancestors = general_scores(probabilities, window_probabilities)
+    """The `default` classifier's classes for one image (hierarchy and colours, >= threshold), highest first.
+
+    Every argument but the colour sample, fc and threshold holds all the image's views (`spec.view_boxes`).
+    """
+    leaves, ancestors = image_scores(probabilities, window_probabilities, sample.spread)
     classes = _hierarchy_entries(leaves, ancestors, threshold)
-    for color in subject_color_classes(sample, leaves, features, fc, threshold):  # a few: placed, not re-sorted
+    for color in subject_color_classes(sample, leaves, probabilities, features, fc, threshold):  # placed, not re-sorted
         bisect.insort(classes, color, key=_by_score)
     return classes

@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 
 from .backbone import Backbone
-from .classify import custom_classes
+from .classify import custom_classes, view_maxima
 from .errors import ImageUnreadable, InvalidRequest
-from .decode import backbone_input
+from .decode import backbone_views
 from .limits import Limits
 from .store import ClassifierRecord, VersionRecord
 from .training import Heads
@@ -70,9 +70,10 @@ class ClassifierModel:
         params = params or {}
         images = model_input["image"] if isinstance(model_input, pd.DataFrame) else pd.Series(list(model_input))
         spec = self.backbone.spec
-        tensors = [backbone_input(image_bytes(v), spec, Limits(), name=f"row {i}")[0] for i, v in enumerate(images)]
-        embeddings, _ = self.backbone.run(tensors)
-        scores = self.heads.scores(embeddings).astype(np.float64)
+        views = [backbone_views(image_bytes(v), spec, Limits(), name=f"row {i}")[0] for i, v in enumerate(images)]
+        embeddings, _ = self.backbone.run([tensor for image in views for tensor in image])
+        starts = np.cumsum([0, *[len(image) for image in views][:-1]]).astype(np.intp)
+        scores = view_maxima(self.heads.scores(embeddings), starts).astype(np.float64)  # each class's best view, as classify
         answer = pd.DataFrame(scores, columns=list(self.heads.classes))
         answer["watson"] = self.watson_column(scores, params)
         return answer

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import os
 import random
 import re
@@ -17,9 +18,9 @@ import numpy as np
 from . import classify as cls
 from . import explain, streaming
 from .backbone import Backbone, EmbeddingCache, single_threaded_blas
-from .decode import backbone_input, prepared_batches
+from .decode import backbone_views, prepared_batches
 from .doctor import DoctorReport, run_doctor, startup_sweep
-from .spec import crop_box
+from .spec import view_boxes
 from .errors import (
     ClassifierNotFound,
     ImageUnreadable,
@@ -603,16 +604,20 @@ class Workbench:
         general = GENERAL_CLASSIFIER_ID in ids
         with single_threaded_blas():
             for batch in self._decode_all(entries, answers, general):
-                rows, tensors, samples = zip(*batch)
+                rows, views, samples = zip(*batch)
+                counts = [len(v) for v in views]
+                tensors = [tensor for v in views for tensor in v]  # every view of every image, one batched run
                 if general:
                     dense = self.backbone.run_dense(tensors)
                     embeddings, fc = dense.embeddings, self.backbone.classifier_weights()
-                    classes = [general_classes(dense.probabilities[i], dense.window_probabilities[i], dense.features[i],
-                                               samples[i], fc, limit) for i in range(len(rows))]
+                    bounds = np.cumsum([0, *counts]).tolist()
+                    classes = [general_classes(dense.probabilities[a:b], dense.window_probabilities[a:b],
+                                               dense.features[a:b], samples[i], fc, limit)
+                               for i, (a, b) in enumerate(itertools.pairwise(bounds))]
                 else:
                     embeddings, _ = self.backbone.run(tensors)
                     classes = [[] for _ in rows]
-                results = cls.image_results(classes, embeddings, ids, serving, limit)
+                results = cls.image_results(classes, embeddings, ids, serving, limit, counts)
                 for i, per_image in zip(rows, results):
                     answers[i] = {"classifiers": per_image, "image": entries[i].name}
         assert None not in answers, "every entry has its scores or its error"
@@ -663,23 +668,23 @@ class Workbench:
         """Where the scores of one image looked: a map per class, upsampled onto the image.
 
         The `top` best classes, or only `class_name` (for `default`: a leaf, an ancestor or a colour).
-        One backbone pass; `workbench.plots.overlay` draws an Explanation.
+        One backbone pass per view (`spec.view_boxes`: the whole image); `workbench.plots.overlay` draws an Explanation.
         """
         entries = [e for e in read_images(image, limits=self.limits) if not isinstance(e, Skipped)]
         if len(entries) != 1:
             raise InvalidRequest(f"explain takes exactly one image; got {len(entries)}")
         spec = self.backbone.spec
-        tensor, decoded = backbone_input(entries[0].data, spec, self.limits, entries[0].name)
-        box = crop_box(*decoded.size, spec)
+        tensors, decoded = backbone_views(entries[0].data, spec, self.limits, entries[0].name)
+        boxes = view_boxes(*decoded.size, spec)
         with single_threaded_blas():
             if classifier_id == GENERAL_CLASSIFIER_ID:
-                dense = self.backbone.run_dense([tensor])
-                sample = color_sample(decoded, box)
-                return explain.general_explanations(dense, self.backbone.classifier_weights(), sample, decoded, box,
+                dense = self.backbone.run_dense(tensors)
+                sample = color_sample(decoded, boxes)
+                return explain.general_explanations(dense, self.backbone.classifier_weights(), sample, decoded, boxes,
                                                     class_name, top)
             served = self._serving(self._record(classifier_id))
-            dense = self.backbone.run_dense([tensor])
-            return explain.custom_explanations(classifier_id, served.heads, dense, decoded, box, class_name, top)
+            dense = self.backbone.run_dense(tensors)
+            return explain.custom_explanations(classifier_id, served.heads, dense, decoded, boxes, class_name, top)
 
     def _exists(self, classifier_id: str) -> bool:
         try:
@@ -690,21 +695,22 @@ class Workbench:
 
     def _decode_all(
         self, entries: list[ImageInput | Skipped], answers: list[dict | None], colors: bool
-    ) -> Iterator[list[tuple[int, np.ndarray, ColorSample | None]]]:
-        """Decodes each image once, in a pool running ahead of the backbone: batches of (index, tensor, colour sample).
+    ) -> Iterator[list[tuple[int, list[np.ndarray], ColorSample | None]]]:
+        """Decodes each image once, in a pool running ahead of the backbone: batches of (index, view tensors, colour sample).
 
         An unreadable image becomes its own error object in `answers`.
         """
 
-        def prepare(index: int) -> tuple[int, dict | tuple[np.ndarray, ColorSample | None]]:
+        def prepare(index: int) -> tuple[int, dict | tuple[list[np.ndarray], ColorSample | None]]:
             entry = entries[index]
             if isinstance(entry, Skipped):
                 return index, cls.image_error(entry.name, entry.reason)
+            spec = self.backbone.spec
             try:
-                tensor, image = backbone_input(entry.data, self.backbone.spec, self.limits, entry.name)
+                tensors, image = backbone_views(entry.data, spec, self.limits, entry.name)
             except (ImageUnreadable, LimitExceeded) as exc:
                 return index, cls.image_error(entry.name, exc.message, exc.code, exc.error_id)
-            return index, (tensor, color_sample(image, crop_box(*image.size, self.backbone.spec)) if colors else None)
+            return index, (tensors, color_sample(image, view_boxes(*image.size, spec)) if colors else None)
 
         for batch in prepared_batches(range(len(entries)), prepare, self.backbone.batch_size):
             for index, result in batch:
