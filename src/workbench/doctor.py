@@ -6,13 +6,15 @@ The full check looks at:
 * versions: heads file and out-of-fold file present and loadable; heads files and folders nothing owns;
 * blobs: every example's image present with content matching its sha256 name; blobs no example uses;
 * temporary files (`.tmp-*`) that a writer killed mid-write left behind;
+* removals a delete committed but did not finish (the process died between its commit and its unlinks);
 * the embedding cache: vectors that are not whole float32s, have the wrong size, or are not finite.
 
-Repair removes orphan blobs, temporary and stray heads files, and bad embedding rows (a cache,
+Repair finishes interrupted deletes (each blob checked again: one an example uses is kept),
+removes orphan blobs, temporary and stray heads files, and bad embedding rows (a cache,
 recomputed on demand); it moves corrupt blobs to `quarantine/` (so re-sending the image stores it
 again) and marks classifiers whose data is broken `failed` with an explanation. It never deletes
-a user's examples. The cheap form (run at start-up) only looks for orphan blobs and temporary
-files, without hashing anything.
+a user's examples. The cheap form (run at start-up) only finishes interrupted deletes and looks
+for orphan blobs and temporary files, without hashing anything.
 
 Time of check against time of use: a create in another process may be storing blobs right now.
 Blob and heads files are written only inside the store's write transaction, so removals happen
@@ -35,7 +37,7 @@ import numpy as np
 
 from .limits import DOCTOR_GRACE_S
 from .vocabulary import BUSY_STATUSES, STATUSES
-from .store import TEMP_PREFIX, ClassifierRecord, Store, VersionRecord
+from .store import REMOVE_BLOB, TEMP_PREFIX, ClassifierRecord, PendingRemoval, Store, VersionRecord
 from .training import Heads, OutOfFold
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,7 @@ BROKEN_HEAD = "broken_head"  # a version's heads file missing or unloadable
 BROKEN_OUT_OF_FOLD = "broken_out_of_fold"  # a version's out-of-fold scores missing or unloadable
 BAD_EMBEDDING = "bad_embedding"
 BROKEN_CLASSIFIER = "broken_classifier"  # the summary per classifier whose data is broken
+PENDING_REMOVAL = "pending_removal"  # a file a committed delete has still to remove (the delete was interrupted)
 
 # what repair did
 REMOVED = "removed"
@@ -66,7 +69,8 @@ MARKED_FAILED = "marked failed"
 KEPT_RECENT = "kept: younger than the grace period"
 KEPT_BUSY = "kept: a training is under way"
 KEPT_IN_USE = "kept: in use by now (a create committed since the check)"
-REPAIRED = frozenset({REMOVED, QUARANTINED, MARKED_FAILED})
+FINISHED_KEPT = "finished: kept, an example uses it again"  # an interrupted delete's blob that a create took up
+REPAIRED = frozenset({REMOVED, QUARANTINED, MARKED_FAILED, FINISHED_KEPT})
 
 
 @dataclass(frozen=True)
@@ -165,6 +169,7 @@ def run_doctor(
     checked for whole, finite float32s).
     """
     run = _Run(store, repair, grace_s)
+    pending = _pending_removals(run)  # first: with repair, what is left of them is not an orphan
     blobs, temps, strays = _blob_files(store)
     with store.transaction(write=False) as db:
         examples = store.all_examples(db) if full else []
@@ -176,14 +181,15 @@ def run_doctor(
     temps += _heads_temp_files(store)
     for path in temps:
         run.removals.append((TEMP_FILE, path, f"temporary file of a write that never finished ({run.size(path)} bytes)", ""))
-    for sha in sorted(set(blobs) - referenced):
+    marked = {p.name for p in pending if p.kind == REMOVE_BLOB}
+    for sha in sorted(set(blobs) - referenced - marked):
         run.removals.append((ORPHAN_BLOB, blobs[sha], f"image no example uses ({run.size(blobs[sha])} bytes)", sha))
     if full:
         run.checked.update(classifiers=len(records), versions=len(versions), examples=len(examples))
         for path in strays:
             run.findings.append(Finding(STRAY_FILE, run.relative(path), "not a blob name (left alone)"))
         _check_blobs(run, blobs, examples)
-        _check_heads(run, records, versions)
+        _check_heads(run, records, versions, {p.name for p in pending if p.kind != REMOVE_BLOB})
         if embeddings is not None and embeddings.exists():
             _check_embeddings(run, embeddings, embedding_sizes or {})
     _remove(run)
@@ -219,6 +225,34 @@ def _heads_temp_files(store: Store) -> list[Path]:
     if not store.head_dir.is_dir():
         return []
     return sorted(path for path in store.head_dir.glob(f"*/{TEMP_PREFIX}*") if path.is_file())
+
+
+def _removal_subject(run: _Run, removal: PendingRemoval) -> str:
+    if removal.kind == REMOVE_BLOB:
+        return run.relative(run.store.blob_path(removal.name))
+    return run.relative(run.store.head_dir / removal.name) + "/"
+
+
+def _pending_removals(run: _Run) -> list[PendingRemoval]:
+    """Reports the removals interrupted deletes left; with repair, finishes them (no grace: the commit decided).
+
+    Returns those still pending (none after a repair).
+    """
+    if run.repair:
+        outcomes = run.store.finish_removals()
+        for outcome in outcomes:
+            detail = "marked for removal by a delete a crash interrupted"
+            action = REMOVED if outcome.removed else FINISHED_KEPT
+            run.findings.append(Finding(PENDING_REMOVAL, _removal_subject(run, outcome.removal), detail, action))
+        run.checked["pending_removals"] = len(outcomes)
+    pending = run.store.pending_removals()
+    for removal in pending:
+        path = run.store.blob_path(removal.name) if removal.kind == REMOVE_BLOB else run.store.head_dir / removal.name
+        still = "still on disk" if path.exists() else "already gone from disk"
+        detail = f"marked for removal by a delete that did not finish (a crash interrupted it); {still}"
+        run.findings.append(Finding(PENDING_REMOVAL, _removal_subject(run, removal), detail))
+    run.checked.setdefault("pending_removals", len(pending))
+    return pending
 
 
 # ---------------------------------------------------------------- full checks
@@ -292,8 +326,8 @@ def _out_of_fold_problem(path: Path) -> str | None:
     return None
 
 
-def _check_heads(run: _Run, records: list[ClassifierRecord], versions: list[VersionRecord]) -> None:
-    """Statuses, serving versions, heads and out-of-fold files, and heads files nothing owns."""
+def _check_heads(run: _Run, records: list[ClassifierRecord], versions: list[VersionRecord], marked: set[str]) -> None:
+    """Statuses, serving versions, heads and out-of-fold files, and heads files nothing owns (but a delete's marks)."""
     store = run.store
     by_classifier: dict[str, dict[int, VersionRecord]] = {}
     for version in versions:
@@ -325,15 +359,22 @@ def _check_heads(run: _Run, records: list[ClassifierRecord], versions: list[Vers
             run.broken.setdefault(cid, []).append(f"its serving version v{serving} does not exist")
         elif serving is not None and serving in unusable:
             run.broken.setdefault(cid, []).append(f"the heads file of its serving version v{serving} is missing or broken")
-    run.checked["heads_files"] = _check_stray_heads(run, {r.classifier_id for r in records}, by_classifier)
+    run.checked["heads_files"] = _check_stray_heads(run, {r.classifier_id for r in records}, by_classifier, marked)
 
 
-def _check_stray_heads(run: _Run, classifier_ids: set[str], by_classifier: dict[str, dict[int, VersionRecord]]) -> int:
-    """Heads files of versions that do not exist (a training killed before its commit) or of deleted classifiers."""
+def _check_stray_heads(
+    run: _Run, classifier_ids: set[str], by_classifier: dict[str, dict[int, VersionRecord]], marked: set[str]
+) -> int:
+    """Heads files of versions that do not exist (a training killed before its commit) or of deleted classifiers.
+
+    Folders an interrupted delete marked are reported as pending removals instead.
+    """
     store, seen = run.store, 0
     if not store.head_dir.is_dir():
         return 0
     for folder in sorted(store.head_dir.iterdir()):
+        if folder.name in marked:
+            continue
         for path in sorted(folder.iterdir()) if folder.is_dir() else [folder]:
             seen += 1
             if path.name.startswith(TEMP_PREFIX):
@@ -487,7 +528,7 @@ def _mark_broken(run: _Run, records: dict[str, ClassifierRecord], versions: list
 
 
 def startup_sweep(store: Store) -> DoctorReport | None:
-    """The cheap check at start-up: removes orphan blobs and temporary files older than STARTUP_GRACE_S.
+    """The cheap check at start-up: finishes interrupted deletes, removes orphan blobs and temporary files older than STARTUP_GRACE_S.
 
     Never raises: a store it cannot check is left as it is (and logged).
     """
@@ -498,5 +539,6 @@ def startup_sweep(store: Store) -> DoctorReport | None:
         return None
     removed = [finding for finding in report.findings if finding.repaired]
     if removed:
-        log.warning("start-up store check removed %d orphan or temporary files from %s", len(removed), store.home)
+        log.warning("start-up store check removed %d orphan or temporary files (or finished interrupted deletes) from %s",
+                    len(removed), store.home)
     return report

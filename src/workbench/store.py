@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -12,6 +13,8 @@ from typing import Iterator, Sequence
 from .atomic import TEMP_PREFIX, atomic_write_bytes  # noqa: F401 (re-exported for the pipeline)
 from .errors import ClassifierNotFound
 from .vocabulary import Status
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS classifiers (
@@ -35,6 +38,7 @@ CREATE TABLE IF NOT EXISTS examples (
     source TEXT NOT NULL          -- e.g. "beagle.zip/foo.jpg"
 );
 CREATE INDEX IF NOT EXISTS examples_by_classifier ON examples(classifier_id, example_id);
+CREATE INDEX IF NOT EXISTS examples_by_sha256 ON examples(sha256);  -- "does any example still use this blob?"
 CREATE TABLE IF NOT EXISTS versions (
     classifier_id TEXT NOT NULL REFERENCES classifiers(classifier_id) ON DELETE CASCADE,
     version INTEGER NOT NULL,
@@ -50,7 +54,14 @@ CREATE TABLE IF NOT EXISTS customer_data (  -- X-Watson-Metadata: customer_id la
     classifier_id TEXT NOT NULL REFERENCES classifiers(classifier_id) ON DELETE CASCADE,
     PRIMARY KEY (customer_id, classifier_id)
 );
+CREATE TABLE IF NOT EXISTS pending_removals (  -- files a committed delete has still to remove (a crash may interrupt it)
+    kind TEXT NOT NULL,           -- "blob": name is a sha256, removed only while no example uses it; "heads": a classifier id
+    name TEXT NOT NULL,
+    PRIMARY KEY (kind, name)
+);
 """
+REMOVE_BLOB = "blob"  # pending_removals.kind: an image blob, by sha256
+REMOVE_HEADS = "heads"  # pending_removals.kind: a deleted classifier's heads folder (heads, out-of-fold scores, exports)
 ADDED_COLUMNS = {  # columns newer than some existing homes: (table, column) -> declaration
     ("classifiers", "lease_expires"): "REAL",
 }
@@ -89,6 +100,22 @@ class ExampleRow:
 
 
 @dataclass(frozen=True)
+class PendingRemoval:
+    """A file (or heads folder) a committed delete marked for removal and has not removed yet."""
+
+    kind: str  # REMOVE_BLOB or REMOVE_HEADS
+    name: str  # a sha256 or a classifier id
+
+
+@dataclass(frozen=True)
+class RemovalOutcome:
+    """What finishing one pending removal did: removed the file(s), or kept them because they are in use again."""
+
+    removal: PendingRemoval
+    removed: bool
+
+
+@dataclass(frozen=True)
 class VersionRecord:
     """One trained version of a classifier."""
 
@@ -104,8 +131,10 @@ class VersionRecord:
 class Store:
     """The home directory: `workbench.db`, `blobs/` (images by sha256) and `heads/`.
 
-    Blob and heads files are written only inside a write `transaction()`: `doctor` relies on it to
-    tell files a crashed writer left from files a live one is writing.
+    Blob and heads files are written (and synced) only inside a write `transaction()`, before the
+    commit that refers to them: `doctor` relies on it to tell files a crashed writer left from files a
+    live one is writing. Files are removed only after the commit that stops referring to them
+    (`pending_removals`), so a crash at any point loses no image a classifier still uses.
     """
 
     def __init__(self, home: Path) -> None:
@@ -338,20 +367,72 @@ class Store:
 
     # deletion --------------------------------------------------------------
     def delete_classifier(self, classifier_id: str) -> list[str]:
-        """Deletes a classifier's rows, heads, and the blobs no other classifier uses; returns those shas."""
+        """Deletes a classifier's rows and marks its files in one commit, then removes the files; returns the shas removed.
+
+        The commit decides: a crash before it leaves the classifier whole, a crash after it leaves marks
+        that `finish_removals` (the start-up sweep, `doctor --repair`) completes.
+        """
         with self.transaction() as db:
             self.classifier(classifier_id, db)
-            shas = {row[0] for row in db.execute("SELECT sha256 FROM examples WHERE classifier_id = ?", (classifier_id,))}
+            shas = [row[0] for row in db.execute(
+                "SELECT DISTINCT sha256 FROM examples WHERE classifier_id = ? ORDER BY sha256", (classifier_id,))]
             db.execute("DELETE FROM classifiers WHERE classifier_id = ?", (classifier_id,))
-            still_used = {
-                row[0] for row in db.execute("SELECT DISTINCT sha256 FROM examples") if row[0] in shas
-            }
-            orphans = sorted(shas - still_used)
-            for sha in orphans:  # under the write lock: a create storing the same image waits for us
-                self.blob_path(sha).unlink(missing_ok=True)
-        head_dir = self.head_dir / classifier_id
-        if head_dir.exists():
-            for path in head_dir.iterdir():
-                path.unlink()
-            head_dir.rmdir()
-        return orphans
+            orphans = [sha for sha in shas if not self.blob_referenced(db, sha)]  # another classifier's stay unmarked
+            marks = [(REMOVE_BLOB, sha) for sha in orphans] + [(REMOVE_HEADS, classifier_id)]
+            db.executemany("INSERT OR IGNORE INTO pending_removals (kind, name) VALUES (?, ?)", marks)
+        try:
+            outcomes = self.finish_removals()
+        except sqlite3.OperationalError:  # the store stayed locked: the delete stands, the next sweep removes the files
+            log.exception("deleted %s; its files are left for the next sweep", classifier_id)
+            return []
+        return [o.removal.name for o in outcomes if o.removed and o.removal.kind == REMOVE_BLOB]
+
+    def pending_removals(self, db: sqlite3.Connection | None = None) -> list[PendingRemoval]:
+        """The removals committed deletes have not finished (a crash interrupted them, or one is under way)."""
+        if db is None:
+            with self.transaction(write=False) as db:
+                return self.pending_removals(db)
+        rows = db.execute("SELECT kind, name FROM pending_removals ORDER BY kind, name").fetchall()
+        return [PendingRemoval(kind, name) for kind, name in rows]
+
+    def finish_removals(self) -> list[RemovalOutcome]:
+        """Removes every marked file that nothing uses, checked again under the write lock, then clears the marks.
+
+        Under the lock a create storing the same image waits, and one that committed since the mark keeps
+        its blob. A crash here rolls the clearing back, so the next sweep repeats it (a missing file is done).
+        """
+        outcomes: list[RemovalOutcome] = []
+        if not self.pending_removals():
+            return outcomes  # read without the write lock: a start-up never waits behind a create for nothing
+        with self.transaction() as db:
+            for removal in self.pending_removals(db):
+                removed = self._finish_removal(db, removal)
+                if removed is not None:
+                    outcomes.append(RemovalOutcome(removal, removed))
+                    db.execute("DELETE FROM pending_removals WHERE kind = ? AND name = ?", (removal.kind, removal.name))
+        return outcomes
+
+    def _finish_removal(self, db: sqlite3.Connection, removal: PendingRemoval) -> bool | None:
+        """Removes one marked blob or heads folder unless in use again (False); None when the disk refused (kept marked)."""
+        try:
+            if removal.kind == REMOVE_BLOB:
+                if self.blob_referenced(db, removal.name):
+                    return False
+                self.blob_path(removal.name).unlink(missing_ok=True)
+                return True
+            if db.execute("SELECT 1 FROM classifiers WHERE classifier_id = ?", (removal.name,)).fetchone():
+                return False  # the id is in use again: its folder is that classifier's now
+            self._remove_heads_folder(removal.name)
+            return True
+        except OSError:
+            log.exception("could not remove %s %s; the next sweep tries again", removal.kind, removal.name)
+            return None
+
+    def _remove_heads_folder(self, classifier_id: str) -> None:
+        """Removes a deleted classifier's heads folder: heads, out-of-fold scores, cached exports, temporary files."""
+        folder = self.head_dir / classifier_id
+        if not folder.is_dir():
+            return
+        for path in sorted(folder.iterdir()):
+            path.unlink(missing_ok=True)
+        folder.rmdir()
