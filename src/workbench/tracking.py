@@ -172,7 +172,13 @@ def out_of_sync(client, store: Store) -> list[str]:
             missing.append(f"{cid}: finished runs {finished}, registered {registered}, store {stored}")
             continue
         if stored:
-            alias = client.get_model_version_by_alias(cid, SERVING_ALIAS).tags[TAG_VERSION]
+            from mlflow.exceptions import MlflowException
+
+            try:
+                alias = client.get_model_version_by_alias(cid, SERVING_ALIAS).tags[TAG_VERSION]
+            except MlflowException:  # registered, but the tracker has not set the alias yet
+                missing.append(f"{cid}: alias serving not set yet")
+                continue
             if alias != str(record.serving_version):
                 missing.append(f"{cid}: alias serving -> v{alias}, store serves v{record.serving_version}")
     return missing
