@@ -347,12 +347,12 @@ class JobRunner:
             record = self._holder(db, classifier_id)
             version = self.store.next_version(classifier_id, db)
             path = self.store.head_path(classifier_id, version)
-            atomic_write_bytes(path, result.heads.to_bytes())
+            atomic_write_bytes(path, result.heads.to_bytes(), private=True)
             held_out = training.OutOfFold(
                 list(result.heads.classes), result.oof_scores, result.labels,
                 [r.sha256 for r in rows], [r.source for r in rows],
             )
-            atomic_write_bytes(self.store.out_of_fold_path(classifier_id, version), held_out.to_bytes())
+            atomic_write_bytes(self.store.out_of_fold_path(classifier_id, version), held_out.to_bytes(), private=True)
             stamp = now_iso()
             self.store.insert_version(
                 db,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from .atomic import TEMP_PREFIX, atomic_write_bytes  # noqa: F401 (re-exported for the pipeline)
+from .atomic import TEMP_PREFIX, atomic_write_bytes, make_durable_dirs, private_database  # noqa: F401 (re-exported)
 from .errors import ClassifierNotFound
 from .vocabulary import Status
 
@@ -141,7 +141,9 @@ class Store:
         self.home = home
         self.blob_dir = home / "blobs"
         self.head_dir = home / "heads"
-        home.mkdir(parents=True, exist_ok=True)
+        private_database(home / "workbench.db")  # the home too: 0700, whatever the umask
+        for folder in (self.blob_dir, self.head_dir):
+            make_durable_dirs(folder, private=True)
         db = sqlite3.connect(home / "workbench.db", timeout=30, isolation_level=None)
         try:
             db.execute("PRAGMA journal_mode=WAL")
@@ -202,7 +204,7 @@ class Store:
         """Stores image bytes once per sha256."""
         path = self.blob_path(sha256)
         if not path.exists():
-            atomic_write_bytes(path, data)
+            atomic_write_bytes(path, data, private=True)
 
     def read_blob(self, sha256: str) -> bytes:
         return self.blob_path(sha256).read_bytes()

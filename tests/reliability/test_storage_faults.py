@@ -1,0 +1,93 @@
+"""Storage faults: a private home, a store another process holds locked, a training that meets the lock.
+
+Real SQLite locks taken by a second process (`BEGIN IMMEDIATE` on workbench.db), a real server on
+127.0.0.1, and a training stopped at a stage by the Gate listener; no sleeps for synchronisation.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from conftest import TUTORIAL, zip_bytes
+from workbench.backbone import EmbeddingCache
+
+BUSY_TIMEOUT_S = "0.3"  # WORKBENCH_STORE_BUSY_TIMEOUT_S here: a locked write gives up in 0.3 s, not 30 s
+HOLDER = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)
+db.execute("BEGIN IMMEDIATE")  # the write lock, held until the test says so on stdin
+print("locked", flush=True)
+sys.stdin.readline()
+db.execute("ROLLBACK")
+print("released", flush=True)
+"""
+
+
+def small_zip(folder: Path, target: Path, count: int = 10) -> Path:
+    """A zip of the first `count` images of a tutorial folder (fast to train on)."""
+    images = sorted((TUTORIAL / folder).glob("*.jpg"))[:count]
+    target.write_bytes(zip_bytes({image.name: image.read_bytes() for image in images}))
+    return target
+
+
+@contextmanager
+def store_locked(home: Path) -> Iterator[subprocess.Popen]:
+    """Another process holds workbench.db's write lock (`BEGIN IMMEDIATE`) until the block ends."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(home / "workbench.db")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdin is not None
+        assert holder.stdout.readline().strip() == "locked"  # the holder says when it holds the lock
+        yield holder
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        assert holder.stdout.readline().strip() == "released"
+        assert holder.wait(timeout=30) == 0
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+
+
+@pytest.fixture
+def short_busy_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORKBENCH_STORE_BUSY_TIMEOUT_S", BUSY_TIMEOUT_S)
+
+
+@pytest.fixture
+def zips(tmp_path: Path) -> dict[str, Path]:
+    return {name: small_zip(Path(name), tmp_path / f"{name}.zip") for name in ("beagle", "husky", "dalmatian")}
+
+
+def test_a_fresh_home_is_private_whatever_the_umask(tmp_path: Path, make_workbench, zips: dict[str, Path]) -> None:
+    """workbench.db, embeddings.db (and their -wal/-shm), blobs and heads: files 0600, folders 0700, under umask 000."""
+    home = tmp_path / "fresh" / "home"
+    old_umask = os.umask(0)
+    try:
+        wb = make_workbench(home=home)
+        created = wb.create_classifier("dogs", {"beagle": zips["beagle"], "husky": zips["husky"]})
+        assert wb.wait(created["classifier_id"], timeout=300)["status"] == "ready"
+        cache = EmbeddingCache(home / "embeddings.db")  # the home's own cache (the fixture's is shared)
+        cache.put_many({}, "backbone")
+        with wb.store.transaction() as db:  # open: workbench.db-wal and -shm exist while it is
+            db.execute("SELECT 1")
+            modes = {path.relative_to(tmp_path / "fresh").as_posix(): stat.S_IMODE(path.stat().st_mode)
+                     for path in [home, *home.rglob("*")]}
+    finally:
+        os.umask(old_umask)
+    files = {name: mode for name, mode in modes.items() if not (tmp_path / "fresh" / name).is_dir()}
+    folders = {name: mode for name, mode in modes.items() if name not in files}
+    assert {"home/workbench.db", "home/workbench.db-wal", "home/workbench.db-shm", "home/embeddings.db"} <= set(files)
+    assert any(name.startswith("home/blobs/") for name in files) and any(name.startswith("home/heads/") for name in files)
+    assert {name: oct(mode) for name, mode in files.items() if mode != 0o600} == {}
+    assert {name: oct(mode) for name, mode in folders.items() if mode != 0o700} == {}
