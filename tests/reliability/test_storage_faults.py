@@ -10,13 +10,16 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from conftest import TUTORIAL, zip_bytes
+from conftest import DOGS_JPG, TUTORIAL, zip_bytes
+from reliability.served_http import VERSION, open_app, served
+from workbench import Workbench
 from workbench.backbone import EmbeddingCache
 
 BUSY_TIMEOUT_S = "0.3"  # WORKBENCH_STORE_BUSY_TIMEOUT_S here: a locked write gives up in 0.3 s, not 30 s
@@ -91,3 +94,31 @@ def test_a_fresh_home_is_private_whatever_the_umask(tmp_path: Path, make_workben
     assert any(name.startswith("home/blobs/") for name in files) and any(name.startswith("home/heads/") for name in files)
     assert {name: oct(mode) for name, mode in files.items() if mode != 0o600} == {}
     assert {name: oct(mode) for name, mode in folders.items() if mode != 0o700} == {}
+
+
+def test_a_locked_store_answers_503_to_writes_and_200_to_reads(
+    short_busy_timeout: None, make_workbench, zips: dict[str, Path]
+) -> None:
+    """Another process holds the write lock: list, get and classify answer 200; a create a Watson 503, in about the busy timeout."""
+    wb: Workbench = make_workbench()
+    cid = wb.create_classifier("dogs", {"beagle": zips["beagle"], "husky": zips["husky"]})["classifier_id"]
+    assert wb.wait(cid, timeout=300)["status"] == "ready"
+    with served(open_app(wb)) as client, store_locked(wb.home):
+        listed = client.get("/v3/classifiers", params=VERSION)
+        assert listed.status_code == 200, listed.text
+        assert [c["classifier_id"] for c in listed.json()["classifiers"]] == [cid]
+        one = client.get(f"/v3/classifiers/{cid}", params=VERSION)
+        assert one.status_code == 200 and one.json()["status"] == "ready", one.text
+        classified = client.post("/v3/classify", params=VERSION, data={"classifier_ids": cid},
+                                 files={"images_file": ("dogs.jpg", DOGS_JPG.read_bytes(), "image/jpeg")})
+        assert classified.status_code == 200, classified.text
+        assert classified.json()["images"][0]["classifiers"][0]["classifier_id"] == cid
+        files = {f"{name}_positive_examples": (f"{name}.zip", zips[name].read_bytes(), "application/zip")
+                 for name in ("beagle", "dalmatian")}
+        started = time.monotonic()
+        refused = client.post("/v3/classifiers", params=VERSION, data={"name": "more"}, files=files)
+        took_s = time.monotonic() - started
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["code"] == 503 and "locked" in refused.json()["error"], refused.text
+        assert took_s < 20, f"the create waited {took_s:.1f} s for the lock"
+    assert [r.classifier_id for r in wb.store.classifiers()] == [cid]  # the refused create left nothing
