@@ -6,10 +6,12 @@ Real SQLite locks taken by a second process (`BEGIN IMMEDIATE` on workbench.db),
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,7 +19,7 @@ from typing import Iterator
 
 import pytest
 
-from conftest import DOGS_JPG, TUTORIAL, zip_bytes
+from conftest import DOGS_JPG, TUTORIAL, Gate, zip_bytes
 from reliability.served_http import VERSION, open_app, served
 from workbench import Workbench
 from workbench.backbone import EmbeddingCache
@@ -122,3 +124,48 @@ def test_a_locked_store_answers_503_to_writes_and_200_to_reads(
         assert refused.json()["code"] == 503 and "locked" in refused.json()["error"], refused.text
         assert took_s < 20, f"the create waited {took_s:.1f} s for the lock"
     assert [r.classifier_id for r in wb.store.classifiers()] == [cid]  # the refused create left nothing
+
+
+class Heard(logging.Handler):
+    """Sets `event` when a log record's message holds `text` (the training's retry notice)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(logging.WARNING)
+        self.text = text
+        self.event = threading.Event()
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.text in record.getMessage():
+            self.count += 1
+            self.event.set()
+
+
+def test_a_training_that_meets_a_locked_store_retries_and_ends_ready(
+    short_busy_timeout: None, make_workbench, zips: dict[str, Path]
+) -> None:
+    """The store is locked when a retraining commits its version: it retries, v1 serves meanwhile, then v2 is ready."""
+    wb: Workbench = make_workbench()
+    cid = wb.create_classifier("dogs", {"beagle": zips["beagle"], "husky": zips["husky"]})["classifier_id"]
+    assert wb.wait(cid, timeout=300)["status"] == "ready"
+    gate = Gate("fitting")
+    wb.subscribe(gate)
+    heard = Heard("store unavailable at the save")
+    jobs_log = logging.getLogger("workbench.jobs")
+    jobs_log.addHandler(heard)
+    try:
+        wb.update_classifier(cid, positive_examples={"dalmatian": zips["dalmatian"]})
+        assert gate.reached.wait(300), "the retraining never reached fitting"
+        with store_locked(wb.home):
+            gate.opened.set()  # fitting goes on, then the save meets the lock
+            assert heard.event.wait(60), "the training never met the locked store"
+            assert wb.get_classifier(cid)["status"] == "retraining"
+            answer = wb.classify(DOGS_JPG, classifier_ids=cid)  # v1 keeps serving
+            assert {c["class"] for c in answer["images"][0]["classifiers"][0]["classes"]} <= {"beagle", "husky"}
+        record = wb.wait(cid, timeout=300)
+    finally:
+        jobs_log.removeHandler(heard)
+    assert record["status"] == "ready", record
+    assert {c["class"] for c in record["classes"]} == {"beagle", "husky", "dalmatian"}
+    assert wb.store.classifier(cid).serving_version == 2
+    assert heard.count >= 1
