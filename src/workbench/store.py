@@ -51,6 +51,8 @@ def unavailable(exc: BaseException) -> StoreUnavailable | None:
                 "The store is locked by another process; nothing was changed, try again later")
         if code in _FULL_CODES or "disk is full" in str(exc):
             return StoreUnavailable("The store's disk is full; nothing was changed, free space and try again")
+        if code == sqlite3.SQLITE_IOERR:  # e.g. its shared-memory file could not grow: a full disk, mostly
+            return StoreUnavailable(f"The store's disk refused a write ({exc}): full or failing; nothing was changed")
     if isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS:
         return StoreUnavailable(f"The store's disk is full ({os.strerror(exc.errno)}); nothing was changed")
     return None

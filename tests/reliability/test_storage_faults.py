@@ -6,6 +6,7 @@ Real SQLite locks taken by a second process (`BEGIN IMMEDIATE` on workbench.db),
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import stat
@@ -169,3 +170,35 @@ def test_a_training_that_meets_a_locked_store_retries_and_ends_ready(
     assert {c["class"] for c in record["classes"]} == {"beagle", "husky", "dalmatian"}
     assert wb.store.classifier(cid).serving_version == 2
     assert heard.count >= 1
+
+
+def _no_file_may_grow() -> None:
+    """In the doctor's process: every write that grows a file fails with EFBIG, as on a full disk (ENOSPC).
+
+    RLIMIT_FSIZE is this test's fault injection: no root, no loop device, exact. SIGXFSZ is ignored
+    so the write returns the error instead of killing the process.
+    """
+    import resource
+    import signal
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+
+def test_doctor_on_a_full_disk_reports_it_instead_of_crashing(tmp_path: Path, zips: dict[str, Path]) -> None:
+    """`workbench doctor --repair` where no file may grow: a `store_unavailable` finding, exit 1, no traceback."""
+    home = tmp_path / "home"
+    wb = Workbench(home, train=False, tracking_uri=False, embedding_cache=home / "embeddings.db")
+    wb.create_classifier("dogs", {"beagle": zips["beagle"], "husky": zips["husky"]})
+    del wb  # its connections are closed: the doctor must create the -wal and -shm files itself
+    assert not (home / "workbench.db-shm").exists()
+    done = subprocess.run(
+        [sys.executable, "-m", "workbench.cli", "--home", str(home), "doctor", "--repair"],
+        capture_output=True, text=True, timeout=300, preexec_fn=_no_file_may_grow,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    report = json.loads(done.stdout)
+    assert [f["kind"] for f in report["findings"]] == ["store_unavailable"], report
+    assert "disk" in report["findings"][0]["detail"] and "free disk space" in done.stderr, (report, done.stderr)
