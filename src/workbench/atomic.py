@@ -7,6 +7,9 @@ import tempfile
 from pathlib import Path
 
 TEMP_PREFIX = ".tmp-"  # atomic_write_bytes' temporary files; one left behind means its writer died
+PRIVATE_DIR_MODE = 0o700  # the home's folders: only its owner lists or enters them
+PRIVATE_FILE_MODE = 0o600  # the home's files (databases, blobs, heads): only its owner reads them
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")  # made by SQLite with the database file's mode
 
 
 def fsync_dir(folder: Path) -> None:
@@ -18,24 +21,49 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def make_durable_dirs(folder: Path) -> None:
-    """Creates a folder and its missing parents, syncing each parent that gained an entry."""
+def make_durable_dirs(folder: Path, private: bool = False) -> None:
+    """Creates a folder and its missing parents, syncing each parent that gained an entry.
+
+    `private`: the folders it creates are 0700 whatever the umask (the store's home and its folders).
+    """
     if folder.is_dir():
         return
-    make_durable_dirs(folder.parent)
+    make_durable_dirs(folder.parent, private)
     try:
         folder.mkdir()
     except FileExistsError:
         return  # another writer made it (and syncs its parent)
+    if private:
+        os.chmod(folder, PRIVATE_DIR_MODE)  # mkdir's mode is cut by the umask; chmod is not
     fsync_dir(folder.parent)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def private_file(path: Path) -> None:
+    """Creates `path` empty with mode 0600 if missing; an existing one of ours loses group and other access.
+
+    For files another library creates (SQLite databases): made first, they get no umask-given mode.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE_MODE)
+    except PermissionError:
+        if path.exists():
+            return  # not ours to change (a read-only home): SQLite opens it as it can
+        raise
+    try:
+        info = os.fstat(fd)
+        if info.st_uid == os.geteuid() and info.st_mode & 0o077:
+            os.fchmod(fd, PRIVATE_FILE_MODE)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: Path, data: bytes, private: bool = False) -> None:
     """Writes a file so readers see either the old content or the whole new one, and syncs it and its folder.
 
     Durable on return: a commit that refers to the file may follow (the store's rule: files first, then the row).
+    The file is 0600 (mkstemp's mode); `private` makes the folders it creates 0700 too.
     """
-    make_durable_dirs(path.parent)
+    make_durable_dirs(path.parent, private)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -47,3 +75,19 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def private_database(path: Path) -> None:
+    """Makes an SQLite database file (and any side files it has) 0600 before SQLite opens it.
+
+    SQLite gives its -wal, -shm and -journal files the database file's mode, whatever the umask.
+    """
+    make_durable_dirs(path.parent, private=True)
+    private_file(path)
+    for suffix in SQLITE_SIDE_FILES:
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            try:
+                private_file(side)
+            except OSError:  # gone meanwhile (the last connection closed), or not ours
+                pass

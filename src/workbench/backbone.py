@@ -22,6 +22,7 @@ from PIL import Image
 from threadpoolctl import ThreadpoolController
 
 from . import onnx_engine, quantize
+from .atomic import private_database
 from .batching import BatchingRunner
 from .spec import IMAGENET_CLASSES, BackboneSpec, lite0_spec, preprocess
 
@@ -257,7 +258,7 @@ class EmbeddingCache:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_database(path)  # 0600 (its -wal and -shm too), a folder it creates 0700
         with self._connect() as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS embeddings ("

@@ -37,7 +37,7 @@ import numpy as np
 
 from .limits import DOCTOR_GRACE_S
 from .vocabulary import BUSY_STATUSES, STATUSES
-from .store import REMOVE_BLOB, TEMP_PREFIX, ClassifierRecord, PendingRemoval, Store, VersionRecord
+from .store import REMOVE_BLOB, TEMP_PREFIX, ClassifierRecord, PendingRemoval, Store, VersionRecord, unavailable
 from .training import Heads, OutOfFold
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,7 @@ BROKEN_OUT_OF_FOLD = "broken_out_of_fold"  # a version's out-of-fold scores miss
 BAD_EMBEDDING = "bad_embedding"
 BROKEN_CLASSIFIER = "broken_classifier"  # the summary per classifier whose data is broken
 PENDING_REMOVAL = "pending_removal"  # a file a committed delete has still to remove (the delete was interrupted)
+STORE_UNAVAILABLE = "store_unavailable"  # the check could not finish: the disk refused a write (full) or the store stayed locked
 
 # what repair did
 REMOVED = "removed"
@@ -114,7 +115,9 @@ class DoctorReport:
         left = [f for f in self.findings if not f.repaired]
         if not left:
             return ""
-        if not self.repair:
+        if any(f.kind == STORE_UNAVAILABLE for f in left):
+            advice = "free disk space (or wait for the process holding the store's lock), then run it again"
+        elif not self.repair:
             advice = "run `workbench doctor --repair`"
         elif all(f.action == KEPT_RECENT for f in left):
             advice = ("some files are too recent to remove safely: run it again later "
@@ -195,6 +198,19 @@ def run_doctor(
     _remove(run)
     _mark_broken(run, {r.classifier_id: r for r in records}, versions)
     return DoctorReport(str(store.home), full, repair, dict(run.checked), tuple(run.findings))
+
+
+def unavailable_report(home: Path, exc: BaseException, *, repair: bool, full: bool) -> DoctorReport | None:
+    """The report of a check the store stopped (a full disk, a lock held past the busy timeout); None for other errors.
+
+    Repairs committed before the stop stand; running the check again after freeing space finishes it.
+    """
+    mapped = unavailable(exc)
+    if mapped is None:
+        return None
+    log.warning("doctor stopped: %s (%s)", mapped.message, exc)
+    detail = f"{mapped.message.split(';')[0]}; the check stopped there (repairs committed before it stand)"
+    return DoctorReport(str(home), full, repair, {}, (Finding(STORE_UNAVAILABLE, ".", detail),))
 
 
 # ---------------------------------------------------------------- listing

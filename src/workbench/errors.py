@@ -112,6 +112,16 @@ class UrlFetchBusy(WorkbenchError):
     error_id = "url_fetch_busy"
 
 
+class StoreUnavailable(WorkbenchError):
+    """The store cannot take this write now: another process holds its lock past the busy timeout, or the disk is full.
+
+    Nothing was changed; the same request may succeed later. Reads keep working meanwhile.
+    """
+
+    code = 503
+    error_id = "store_unavailable"
+
+
 class KeyFileCorrupt(WorkbenchError):
     """`api_keys.json` is not what `workbench keys` writes: the server does not start, the keys verbs stop."""
 

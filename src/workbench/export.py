@@ -336,7 +336,7 @@ class Exporter:
             data = BUILDERS[format](source, self.spec())
             with self.store.transaction() as db:  # a classifier deleted meanwhile gets no file back
                 self.store.classifier(source.classifier_id, db)
-                atomic_write_bytes(path, data)
+                atomic_write_bytes(path, data, private=True)
         except Exception as exc:
             self._errors[key] = exc
             self._tell(ExportEvent(*key, "failed", time.perf_counter() - started, str(exc)))

@@ -14,7 +14,7 @@ import traceback
 import weakref
 from collections import deque
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Callable, TypeVar
 
 import numpy as np
 
@@ -22,7 +22,7 @@ from . import leases, training, unknown_images
 from .backbone import Backbone, EmbeddingCache
 from .decode import backbone_input, prepared_batches
 from .events import ClassifierEvent, Listener
-from .errors import ClassifierNotFound, InvalidRequest
+from .errors import ClassifierNotFound, InvalidRequest, StoreUnavailable
 from .limits import Limits
 from .store import Store, VersionRecord, atomic_write_bytes
 from .timestamps import now_iso
@@ -35,12 +35,17 @@ MAX_TRAININGS = 1  # trainings at once per process: each already uses every core
 LEASE_S = 30.0  # a training held from another host and not renewed for this long is adopted by a watching process
 RENEW_S = 5.0
 SCAN_S = 5.0
+STORE_RETRY_S = 600.0  # how long a finished training keeps trying to commit to a locked or full store
+STORE_RETRY_FIRST_S = 0.25  # the first pause between tries; it doubles, up to STORE_RETRY_MAX_PAUSE_S
+STORE_RETRY_MAX_PAUSE_S = 10.0
 Number = TypeVar("Number", int, float)
+Result = TypeVar("Result")
 SETTINGS_ENV = {  # JobSettings field: environment variable (for the CLI, the server, tests)
     "max_trainings": "WORKBENCH_MAX_TRAININGS",
     "lease_s": "WORKBENCH_LEASE_S",
     "renew_s": "WORKBENCH_LEASE_RENEW_S",
     "scan_s": "WORKBENCH_LEASE_SCAN_S",
+    "store_retry_s": "WORKBENCH_STORE_RETRY_S",
 }
 
 
@@ -52,14 +57,17 @@ class JobSettings:
     lease_s: float = LEASE_S
     renew_s: float = RENEW_S
     scan_s: float = SCAN_S
+    store_retry_s: float = STORE_RETRY_S  # a training keeps retrying a locked or full store this long, then fails
 
     def __post_init__(self) -> None:
         if self.max_trainings < 1:
             raise InvalidRequest(f"max_trainings ({SETTINGS_ENV['max_trainings']}) must be at least 1")
         if not 0 < self.renew_s < self.lease_s or self.scan_s <= 0:
             raise InvalidRequest(
-                f"lease timings need 0 < renew_s < lease_s and scan_s > 0 ({', '.join(list(SETTINGS_ENV.values())[1:])})"
+                f"lease timings need 0 < renew_s < lease_s and scan_s > 0 ({', '.join(list(SETTINGS_ENV.values())[1:4])})"
             )
+        if self.store_retry_s < 0:
+            raise InvalidRequest(f"store_retry_s ({SETTINGS_ENV['store_retry_s']}) must be at least 0")
 
     @classmethod
     def from_env(cls) -> "JobSettings":
@@ -69,6 +77,7 @@ class JobSettings:
             lease_s=_env_number("lease_s", float, LEASE_S),
             renew_s=_env_number("renew_s", float, RENEW_S),
             scan_s=_env_number("scan_s", float, SCAN_S),
+            store_retry_s=_env_number("store_retry_s", float, STORE_RETRY_S),
         )
 
 
@@ -226,9 +235,9 @@ class JobRunner:
     def _run(self, classifier_id: str) -> None:
         try:
             while True:
-                if not self._trained_already(classifier_id):
+                if not self._retrying(classifier_id, "check", lambda: self._trained_already(classifier_id)):
                     self._train_once(classifier_id)
-                if self._finish_if_settled(classifier_id):
+                if self._retrying(classifier_id, "finish", lambda: self._finish_if_settled(classifier_id)):
                     return
         except (ClassifierNotFound, LeaseLost) as exc:  # deleted, or adopted elsewhere: nothing to mark
             if isinstance(exc, LeaseLost):
@@ -237,6 +246,28 @@ class JobRunner:
                 self._release(classifier_id)
         except Exception as exc:  # a training failure must never take the process down
             self._fail(classifier_id, exc)
+
+    def _retrying(self, classifier_id: str, step: str, action: Callable[[], Result]) -> Result:
+        """`action()`, tried again with doubling pauses while the store is locked or full, for `store_retry_s` in all.
+
+        The serving version keeps answering meanwhile; past the bound the StoreUnavailable propagates (the
+        training fails, or stays for adoption when even that cannot be written).
+        """
+        deadline = time.monotonic() + self.settings.store_retry_s
+        pause = STORE_RETRY_FIRST_S
+        tries = 0
+        while True:
+            try:
+                return action()
+            except StoreUnavailable as exc:
+                tries += 1
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise
+                log.warning("store unavailable at the %s of %s's training (try %d): %s; trying again in %.2f s",
+                            step, classifier_id, tries, exc.message, min(pause, left))
+                time.sleep(min(pause, left))
+                pause = min(pause * 2, STORE_RETRY_MAX_PAUSE_S)
 
     def _holder(self, db, classifier_id: str):
         """The record, if this runner still holds its lease (else LeaseLost)."""
@@ -287,11 +318,15 @@ class JobRunner:
             self.emit(ClassifierEvent(classifier_id, "failed", explanation=explanation))
             self._release(classifier_id)
 
-    def _train_once(self, classifier_id: str) -> None:
+    def _start(self, classifier_id: str) -> int:
+        """Marks the classifier training (or retraining); returns the last example id the training covers."""
         with self.store.transaction() as db:
             record = self._holder(db, classifier_id)
             self.store.update_classifier(db, classifier_id, status=record.busy_status)
-            last_example_id = self.store.last_example_id(classifier_id, db)
+            return self.store.last_example_id(classifier_id, db)
+
+    def _train_once(self, classifier_id: str) -> None:
+        last_example_id = self._retrying(classifier_id, "start", lambda: self._start(classifier_id))
         self.emit(ClassifierEvent(classifier_id, "started"))
         rows = self.store.examples(classifier_id, up_to=last_example_id)
         classes = list(dict.fromkeys(r.class_name for r in rows if r.class_name is not None))
@@ -313,7 +348,7 @@ class JobRunner:
             images_embedded=embedded,
             images_cached=len(set(r.sha256 for r in rows)) - embedded,
         )
-        self._save_version(classifier_id, result, last_example_id, rows)
+        self._retrying(classifier_id, "save", lambda: self._save_version(classifier_id, result, last_example_id, rows))
 
     def _embeddings(self, classifier_id: str, shas: list[str]) -> tuple[np.ndarray, int]:
         """Embeddings for the images, computing only those not in the cache (returns how many it computed)."""
@@ -347,12 +382,12 @@ class JobRunner:
             record = self._holder(db, classifier_id)
             version = self.store.next_version(classifier_id, db)
             path = self.store.head_path(classifier_id, version)
-            atomic_write_bytes(path, result.heads.to_bytes())
+            atomic_write_bytes(path, result.heads.to_bytes(), private=True)
             held_out = training.OutOfFold(
                 list(result.heads.classes), result.oof_scores, result.labels,
                 [r.sha256 for r in rows], [r.source for r in rows],
             )
-            atomic_write_bytes(self.store.out_of_fold_path(classifier_id, version), held_out.to_bytes())
+            atomic_write_bytes(self.store.out_of_fold_path(classifier_id, version), held_out.to_bytes(), private=True)
             stamp = now_iso()
             self.store.insert_version(
                 db,

@@ -7,6 +7,7 @@ import itertools
 import os
 import random
 import re
+import sqlite3
 import threading
 import time
 import unicodedata
@@ -19,7 +20,7 @@ from . import classify as cls
 from . import explain, streaming
 from .backbone import Backbone, EmbeddingCache, single_threaded_blas
 from .decode import backbone_views, prepared_batches
-from .doctor import DoctorReport, run_doctor, startup_sweep
+from .doctor import DoctorReport, run_doctor, startup_sweep, unavailable_report
 from .spec import view_boxes
 from .errors import (
     ClassifierNotFound,
@@ -29,6 +30,7 @@ from .errors import (
     InvalidRequest,
     LimitExceeded,
     NoImages,
+    StoreUnavailable,
     TrackingError,
     WaitTimeout,
     echo,
@@ -318,10 +320,18 @@ class Workbench:
         Repair removes orphan blobs, temporary files and bad cache rows, quarantines corrupt blobs and marks
         classifiers with broken data `failed` (explained); it never deletes examples. `full=False` only
         looks for orphans and temporary files (no hashing). Files younger than `grace_s` are left alone.
+        A disk that refuses writes (full) or a store locked past its busy timeout ends the check with a
+        `store_unavailable` finding instead of an exception.
         """
-        store, backbone, _, _ = self._parts()
-        sizes = {backbone.backbone_id: backbone.spec.embedding_size}
-        return run_doctor(store, self.embedding_cache, sizes, repair=repair, full=full, grace_s=grace_s)
+        try:
+            store, backbone, _, _ = self._parts()
+            sizes = {backbone.backbone_id: backbone.spec.embedding_size}
+            return run_doctor(store, self.embedding_cache, sizes, repair=repair, full=full, grace_s=grace_s)
+        except (StoreUnavailable, OSError, sqlite3.Error) as exc:
+            report = unavailable_report(self.home, exc, repair=repair, full=full)
+            if report is None:
+                raise
+            return report
 
     # writing ---------------------------------------------------------------
     def _read_sets(

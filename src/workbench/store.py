@@ -2,19 +2,61 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import os
 import sqlite3
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from .atomic import TEMP_PREFIX, atomic_write_bytes  # noqa: F401 (re-exported for the pipeline)
-from .errors import ClassifierNotFound
+from .atomic import TEMP_PREFIX, atomic_write_bytes, make_durable_dirs, private_database  # noqa: F401 (re-exported)
+from .errors import ClassifierNotFound, StoreUnavailable
 from .vocabulary import Status
 
 log = logging.getLogger(__name__)
+BUSY_TIMEOUT_S = 30.0  # how long a write waits for another process's lock before StoreUnavailable (503)
+BUSY_TIMEOUT_ENV = "WORKBENCH_STORE_BUSY_TIMEOUT_S"
+_BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+_FULL_CODES = {sqlite3.SQLITE_FULL}
+_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}  # EFBIG: a file size limit (RLIMIT_FSIZE) reached
+
+
+def busy_timeout_s() -> float:
+    """WORKBENCH_STORE_BUSY_TIMEOUT_S, else BUSY_TIMEOUT_S."""
+    raw = os.environ.get(BUSY_TIMEOUT_ENV)
+    if not raw:
+        return BUSY_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{BUSY_TIMEOUT_ENV} must be a number of seconds, got {raw!r}") from None
+    if value < 0:
+        raise ValueError(f"{BUSY_TIMEOUT_ENV} must be at least 0, got {raw!r}")
+    return value
+
+
+def unavailable(exc: BaseException) -> StoreUnavailable | None:
+    """The StoreUnavailable an SQLite or OS error stands for (locked past the timeout, disk full), else None."""
+    if isinstance(exc, StoreUnavailable):
+        return exc
+    if isinstance(exc, sqlite3.OperationalError):
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code is not None:
+            code &= 0xFF  # the primary code of an extended one
+        if code in _BUSY_CODES or "database is locked" in str(exc):
+            return StoreUnavailable(
+                "The store is locked by another process; nothing was changed, try again later")
+        if code in _FULL_CODES or "disk is full" in str(exc):
+            return StoreUnavailable("The store's disk is full; nothing was changed, free space and try again")
+        if code == sqlite3.SQLITE_IOERR:  # e.g. its shared-memory file could not grow: a full disk, mostly
+            return StoreUnavailable(f"The store's disk refused a write ({exc}): full or failing; nothing was changed")
+    if isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS:
+        return StoreUnavailable(f"The store's disk is full ({os.strerror(exc.errno)}); nothing was changed")
+    return None
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS classifiers (
@@ -137,12 +179,15 @@ class Store:
     (`pending_removals`), so a crash at any point loses no image a classifier still uses.
     """
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, busy_timeout: float | None = None) -> None:
         self.home = home
         self.blob_dir = home / "blobs"
         self.head_dir = home / "heads"
-        home.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(home / "workbench.db", timeout=30, isolation_level=None)
+        self.busy_timeout = busy_timeout_s() if busy_timeout is None else busy_timeout
+        private_database(home / "workbench.db")  # the home too: 0700, whatever the umask
+        for folder in (self.blob_dir, self.head_dir):
+            make_durable_dirs(folder, private=True)
+        db = self._connect()
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)
@@ -181,18 +226,33 @@ class Store:
         """One atomic unit of work: commits on success, rolls back on any error.
 
         Reads (`write=False`) see one consistent snapshot and never wait for a writer (WAL).
+        A write that cannot take the lock within `busy_timeout` seconds, or that the disk refuses,
+        raises StoreUnavailable (503) with nothing changed.
         """
-        db = sqlite3.connect(self.home / "workbench.db", timeout=30, isolation_level=None)
-        db.execute("PRAGMA foreign_keys=ON")
         try:
+            db = self._connect()
+        except sqlite3.OperationalError as exc:
+            raise unavailable(exc) or exc
+        try:
+            db.execute("PRAGMA foreign_keys=ON")
             db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             yield db
             db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
+        except BaseException as exc:
+            if db.in_transaction:  # a BEGIN that timed out left none to roll back
+                try:
+                    db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    log.exception("rollback failed; SQLite rolls back when the connection closes")
+            mapped = unavailable(exc)
+            if mapped is not None and mapped is not exc:
+                raise mapped from exc
             raise
         finally:
             db.close()
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.home / "workbench.db", timeout=self.busy_timeout, isolation_level=None)
 
     # blobs -----------------------------------------------------------------
     def blob_path(self, sha256: str) -> Path:
@@ -202,7 +262,7 @@ class Store:
         """Stores image bytes once per sha256."""
         path = self.blob_path(sha256)
         if not path.exists():
-            atomic_write_bytes(path, data)
+            atomic_write_bytes(path, data, private=True)
 
     def read_blob(self, sha256: str) -> bytes:
         return self.blob_path(sha256).read_bytes()
@@ -382,7 +442,7 @@ class Store:
             db.executemany("INSERT OR IGNORE INTO pending_removals (kind, name) VALUES (?, ?)", marks)
         try:
             outcomes = self.finish_removals()
-        except sqlite3.OperationalError:  # the store stayed locked: the delete stands, the next sweep removes the files
+        except (StoreUnavailable, sqlite3.OperationalError):  # locked or full: the delete stands, the next sweep removes the files
             log.exception("deleted %s; its files are left for the next sweep", classifier_id)
             return []
         return [o.removal.name for o in outcomes if o.removed and o.removal.kind == REMOVE_BLOB]
