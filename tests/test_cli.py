@@ -8,10 +8,12 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from conftest import DOGS_JPG, TUTORIAL
 from workbench.cli import build_parser
+from workbench.tracked_files import staged_ids
 
 
 def workbench(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -153,3 +155,36 @@ def test_help_imports_none_of_the_engine() -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+SHORT_COMMAND_FORBIDDEN = ("pandas", "matplotlib", "sklearn", "onnxruntime", "torch", "mlflow")
+
+
+def test_list_get_delete_import_none_of_the_engine(make_workbench, tutorial_zips: dict[str, Path], tmp_path: Path) -> None:
+    """`workbench list`, `get` and `delete` on a real classifier, MLflow tracking on, stay short: no heavy library.
+
+    `delete` only stages the classifier's history for the next tracking process (resume=False), so
+    not even MLflow loads. The wall time of each is printed (`pytest -s`), not asserted: it depends on the machine.
+    """
+    wb = make_workbench()
+    cid = wb.create_classifier("pets", {"beagle": tutorial_zips["beagle"]}, negative_examples=tutorial_zips["cats"])["classifier_id"]
+    assert wb.wait(cid, timeout=300)["status"] == "ready"
+    probe = ("import sys, contextlib, io\n"
+             "from workbench.cli import main\n"
+             "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+             "    code = main(sys.argv[1:])\n"
+             "import json\n"
+             "print(json.dumps({'code': code, 'out': out.getvalue(),\n"
+             f"                  'heavy': sorted(m for m in {SHORT_COMMAND_FORBIDDEN!r} if m in sys.modules)}}))")
+    tracking = {**os.environ, "WORKBENCH_TRACKING_URI": str(tmp_path / "mlruns")}
+    for verb in (["list"], ["get", cid], ["delete", cid]):
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", probe, "--home", str(wb.home), *verb],
+                              capture_output=True, text=True, timeout=120, env=tracking)
+        print(f"\nworkbench {verb[0]}: {time.perf_counter() - started:.2f} s wall (interpreter start to exit)")
+        assert done.returncode == 0, done.stderr
+        report = json.loads(done.stdout)
+        assert report["code"] == 0 and cid in report["out"], report
+        assert report["heavy"] == [], f"`workbench {verb[0]}` imported {report['heavy']}"
+    assert json.loads(workbench(wb.home, "list").stdout) == {"classifiers": []}
+    assert cid in staged_ids(wb.store)  # its history waits, staged, for the next process that tracks

@@ -16,7 +16,6 @@ import threading
 import time
 import warnings
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version as package_version
 from importlib.util import find_spec
 from pathlib import Path
 from contextlib import contextmanager
@@ -87,6 +86,8 @@ def coreml_available() -> bool:
 
 
 def workbench_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version as package_version  # here: 20 ms `list` does not need
+
     try:
         return package_version("workbench")
     except PackageNotFoundError:  # running from a source tree
