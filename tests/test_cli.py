@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from conftest import DOGS_JPG, TUTORIAL
-from workbench.cli import build_parser
+from workbench.cli import TABLE_WIDTH, build_parser
 from workbench.tracked_files import staged_ids
 
 
@@ -129,6 +129,7 @@ def test_create_from_folder_says_it_logs_then_versions_table_and_delete(tmp_path
     table = workbench(home, "versions", cid, env=tracking)
     assert table.returncode == 0, table.stderr
     rows = {line.split()[0]: line.split()[1:] for line in table.stdout.splitlines()[1:]}
+    assert max(map(len, table.stdout.splitlines())) <= TABLE_WIDTH and "run_id" not in rows
     assert table.stdout.split()[0] == "v1"
     assert rows["images"] == ["125"] and rows["negatives"] == ["25"] and rows["registered_version"] == ["1"]
     assert rows["class_names"] == ["beagle,", "husky"] and float(rows["accuracy"][0]) > 0.9
@@ -188,3 +189,15 @@ def test_list_get_delete_import_none_of_the_engine(make_workbench, tutorial_zips
         assert report["heavy"] == [], f"`workbench {verb[0]}` imported {report['heavy']}"
     assert json.loads(workbench(wb.home, "list").stdout) == {"classifiers": []}
     assert cid in staged_ids(wb.store)  # its history waits, staged, for the next process that tracks
+
+
+def test_versions_table_fits_100_columns(dogs) -> None:
+    """The tutorial's two versions (class lists of 3 and 4 classes, per-class metrics) as a table at most 100 wide."""
+    wb, cid = dogs
+    table = workbench(wb.home, "versions", cid)
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    print(f"\nversions table: {max(map(len, lines))} columns wide")
+    assert lines[0].split() == ["v1", "v2"] and max(map(len, lines)) <= 100
+    rows = {line.split()[0]: line.split()[1:] for line in lines[1:]}
+    assert float(rows["accuracy"][1]) > 0.9 and rows["images"] == ["175", "250"]
