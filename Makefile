@@ -20,8 +20,11 @@ test: install
 	$(BIN)/mypy   # src/workbench, as configured in pyproject.toml
 	$(BIN)/python -m pytest -q
 
+# JupyterLab refuses to start as root (containers, CI) unless told --allow-root; only root gets it
+ALLOW_ROOT = $$([ "$$(id -u)" = 0 ] && echo --allow-root)
+
 lab: install  # JupyterLab on the notebooks, with the kernel of this venv (its `python3`); saves strip outputs
-	$(BIN)/jupyter lab --ip=127.0.0.1 --notebook-dir=notebooks --config=jupyter_server_config.py
+	$(BIN)/jupyter lab --ip=127.0.0.1 --notebook-dir=notebooks --config=jupyter_server_config.py $(ALLOW_ROOT)
 
 clean:
 	rm -rf $(VENV) .venv-watson-sdk data/workbench mlruns

@@ -8,10 +8,12 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from conftest import DOGS_JPG, TUTORIAL
-from workbench.cli import build_parser
+from workbench.cli import TABLE_WIDTH, build_parser
+from workbench.tracked_files import staged_ids
 
 
 def workbench(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -127,6 +129,7 @@ def test_create_from_folder_says_it_logs_then_versions_table_and_delete(tmp_path
     table = workbench(home, "versions", cid, env=tracking)
     assert table.returncode == 0, table.stderr
     rows = {line.split()[0]: line.split()[1:] for line in table.stdout.splitlines()[1:]}
+    assert max(map(len, table.stdout.splitlines())) <= TABLE_WIDTH and "run_id" not in rows
     assert table.stdout.split()[0] == "v1"
     assert rows["images"] == ["125"] and rows["negatives"] == ["25"] and rows["registered_version"] == ["1"]
     assert rows["class_names"] == ["beagle,", "husky"] and float(rows["accuracy"][0]) > 0.9
@@ -153,3 +156,48 @@ def test_help_imports_none_of_the_engine() -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+SHORT_COMMAND_FORBIDDEN = ("pandas", "matplotlib", "sklearn", "onnxruntime", "torch", "mlflow")
+
+
+def test_list_get_delete_import_none_of_the_engine(make_workbench, tutorial_zips: dict[str, Path], tmp_path: Path) -> None:
+    """`workbench list`, `get` and `delete` on a real classifier, MLflow tracking on, stay short: no heavy library.
+
+    `delete` only stages the classifier's history for the next tracking process (resume=False), so
+    not even MLflow loads. The wall time of each is printed (`pytest -s`), not asserted: it depends on the machine.
+    """
+    wb = make_workbench()
+    cid = wb.create_classifier("pets", {"beagle": tutorial_zips["beagle"]}, negative_examples=tutorial_zips["cats"])["classifier_id"]
+    assert wb.wait(cid, timeout=300)["status"] == "ready"
+    probe = ("import sys, contextlib, io\n"
+             "from workbench.cli import main\n"
+             "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+             "    code = main(sys.argv[1:])\n"
+             "import json\n"
+             "print(json.dumps({'code': code, 'out': out.getvalue(),\n"
+             f"                  'heavy': sorted(m for m in {SHORT_COMMAND_FORBIDDEN!r} if m in sys.modules)}}))")
+    tracking = {**os.environ, "WORKBENCH_TRACKING_URI": str(tmp_path / "mlruns")}
+    for verb in (["list"], ["get", cid], ["delete", cid]):
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", probe, "--home", str(wb.home), *verb],
+                              capture_output=True, text=True, timeout=120, env=tracking)
+        print(f"\nworkbench {verb[0]}: {time.perf_counter() - started:.2f} s wall (interpreter start to exit)")
+        assert done.returncode == 0, done.stderr
+        report = json.loads(done.stdout)
+        assert report["code"] == 0 and cid in report["out"], report
+        assert report["heavy"] == [], f"`workbench {verb[0]}` imported {report['heavy']}"
+    assert json.loads(workbench(wb.home, "list").stdout) == {"classifiers": []}
+    assert cid in staged_ids(wb.store)  # its history waits, staged, for the next process that tracks
+
+
+def test_versions_table_fits_100_columns(dogs) -> None:
+    """The tutorial's two versions (class lists of 3 and 4 classes, per-class metrics) as a table at most 100 wide."""
+    wb, cid = dogs
+    table = workbench(wb.home, "versions", cid)
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    print(f"\nversions table: {max(map(len, lines))} columns wide")
+    assert lines[0].split() == ["v1", "v2"] and max(map(len, lines)) <= 100
+    rows = {line.split()[0]: line.split()[1:] for line in lines[1:]}
+    assert float(rows["accuracy"][1]) > 0.9 and rows["images"] == ["175", "250"]

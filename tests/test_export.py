@@ -311,3 +311,17 @@ def test_the_readme_example_runs_the_onnx_file_with_plain_onnxruntime_and_pil(ex
         expected = {c["class"]: c["score"] for c in image["classifiers"][0]["classes"]}
         assert line["scores"].keys() == expected.keys()
         assert max(abs(line["scores"][k] - expected[k]) for k in expected) <= SCORE_TOLERANCE
+
+
+def test_cli_onnx_export_stderr_has_no_torchvision_notices(make_workbench, tutorial_zips, tmp_path) -> None:
+    """torch's exporter logs "torchvision is not installed. Skipping torchvision::nms" (and 3 more) on every build;
+    workbench never uses those ops, so a fresh build in a fresh process says nothing of them."""
+    wb = make_workbench()
+    cid = small_classifier(wb, tutorial_zips)
+    done = subprocess.run(
+        [sys.executable, "-m", "workbench", "--home", str(wb.home), "export", cid, "--format", "onnx", "-o", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["format"] == "onnx"
+    assert "torchvision" not in done.stderr, done.stderr

@@ -10,9 +10,10 @@ Other blocks, each accounted for:
 - named snippets (`<!-- snippet:NAME -->`) run verbatim in tests/compat against a real server;
   here only their names are checked against the compat tests;
 - untagged and `text` fences are output or diagrams, not code;
-- blocks after `<!-- not-run: REASON -->` never run in a test. There are 10 (the test below
+- blocks after `<!-- not-run: REASON -->` never run in a test. There are 11 (the test below
   checks this list against the README, reasons included there):
   - `make demo` / `make test`: pip-installs .venv in the checkout; `make test` is this suite
+  - `source .venv/bin/activate`: the venv's bin is first on PATH here instead
   - `PYTHONPATH=src .venv/bin/python -m bench.reliability_campaign [--quick]`: the campaign itself, minutes
   - `.venv/bin/mlflow ui --backend-store-uri "$(.venv/bin/python -c 'import workbench; print(workbench.tracking_uri())')" --port 5000`: serves until stopped; tools/browser_check.py opens it
   - `workbench keys add me` / `workbench serve`: serves in the foreground until stopped

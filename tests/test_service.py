@@ -481,3 +481,18 @@ def test_unnamed_images_are_named_by_their_position_in_the_call(dogs) -> None:
     data = DOGS_JPG.read_bytes()
     answer = wb.classify([data, DOGS_JPG, data], classifier_ids=[cid])
     assert [image["image"] for image in answer["images"]] == ["image_1", "dogs.jpg", "image_3"]
+
+
+def test_wait_progress_draws_the_bar_only_once_there_is_something_to_count(make_workbench, tutorial_zips, tmp_path, capsys) -> None:
+    """No "0img" frames while the training has nothing to count yet; a wait with nothing to count shows its outcome once."""
+    wb = make_workbench(embedding_cache=tmp_path / "fresh-cache.db")  # nothing cached: the 75 images are embedded
+    cid = wb.create_classifier("pets", {"beagle": tutorial_zips["beagle"]}, negative_examples=tutorial_zips["cats"])["classifier_id"]
+    capsys.readouterr()
+    assert wb.wait(cid, timeout=300, progress=True)["status"] == "ready"
+    frames = [f.strip() for f in re.split(r"[\r\n]", capsys.readouterr().err) if f.strip()]
+    assert frames and all("/75 [" in frame for frame in frames), frames[:5]
+    assert frames[-1].startswith(f"{cid}: ready: 100%")
+
+    assert wb.wait(cid, progress=True)["status"] == "ready"  # settled already: nothing to count
+    frames = {f.strip() for f in re.split(r"[\r\n]", capsys.readouterr().err) if f.strip()}
+    assert frames == {f"{cid}: ready"}

@@ -16,7 +16,6 @@ import threading
 import time
 import warnings
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version as package_version
 from importlib.util import find_spec
 from pathlib import Path
 from contextlib import contextmanager
@@ -87,6 +86,8 @@ def coreml_available() -> bool:
 
 
 def workbench_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version as package_version  # here: 20 ms `list` does not need
+
     try:
         return package_version("workbench")
     except PackageNotFoundError:  # running from a source tree
@@ -169,7 +170,7 @@ def build_onnx(source: ExportSource, spec: BackboneSpec) -> bytes:
     size = spec.input_size_px
     example = torch.zeros(CHECK_BATCH_IMAGES, size, size, 3, dtype=torch.uint8)
     batch = torch.export.Dim("batch", min=1, max=MAX_BATCH_IMAGES)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _without_torchvision_notices():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
             graph, (example,), dynamo=True, input_names=[ONNX_INPUT], output_names=list(ONNX_OUTPUTS),
@@ -199,6 +200,37 @@ def check_onnx(data: bytes, graph: "torch.nn.Module", size: int) -> float:
     if not worst <= CHECK_TOLERANCE:
         raise ExportMismatch(f"ONNX export differs from torch by {worst:.2e} (> {CHECK_TOLERANCE:.0e})")
     return worst
+
+
+# torch's exporter logs, at WARNING and to stderr, "torchvision is not installed. Skipping
+# torchvision::nms" (and roi_align, roi_pool, deform_conv2d) every time it builds its operator table:
+# it looks for torchvision's detection ops, which a classifier graph never uses, and workbench does
+# not install torchvision. Only these lines are dropped; every other record of that logger still shows.
+TORCH_REGISTRY_LOGGER = "torch.onnx._internal.exporter._registration"
+TORCHVISION_NOTICE = "torchvision is not installed"
+_exports_lock = threading.Lock()
+_exports_running = 0
+
+
+def _not_torchvision_notice(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith(TORCHVISION_NOTICE)
+
+
+@contextmanager
+def _without_torchvision_notices() -> Iterator[None]:
+    """Drops torch's "torchvision is not installed" lines while an export runs (see TORCHVISION_NOTICE)."""
+    global _exports_running
+    logger = logging.getLogger(TORCH_REGISTRY_LOGGER)
+    with _exports_lock:  # builds run in threads of their own: the filter stays until the last one ends
+        _exports_running += 1
+        logger.addFilter(_not_torchvision_notice)
+    try:
+        yield
+    finally:
+        with _exports_lock:
+            _exports_running -= 1
+            if _exports_running == 0:
+                logger.removeFilter(_not_torchvision_notice)
 
 
 # Core ML -----------------------------------------------------------------------

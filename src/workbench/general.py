@@ -33,14 +33,17 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
-from scipy import sparse
 
 from .maps import cell_logits, minmax, upsample
 
 from .vocabulary import SCORE_DECIMALS
+
+if TYPE_CHECKING:
+    from scipy import sparse  # imported where the hierarchy is built: `workbench list` needs no SciPy (0.15 s)
 
 IMAGENET_CLASS_COUNT = 1000
 HIERARCHY_RESOURCE = ("data", "imagenet_hierarchy.json")  # under package workbench; built by tools/build_general_data.py
@@ -122,6 +125,8 @@ class Hierarchy:
 
 def build_hierarchy(classes: list[dict]) -> Hierarchy:
     """Index the package-data classes ({wnid, name, path}) for vectorised ancestor scoring."""
+    from scipy import sparse
+
     if len(classes) != IMAGENET_CLASS_COUNT:
         raise ValueError(f"expected {IMAGENET_CLASS_COUNT} classes, got {len(classes)}")
     leaves_under: dict[str, set[int]] = {}
@@ -429,6 +434,8 @@ def object_confidence(view_probabilities: np.ndarray, spread: float) -> float:
 @lru_cache(maxsize=1)
 def _family_sums() -> sparse.csr_matrix:
     """(families x 1000) 0/1: which leaves each family (first RELATIVE_DEPTH hierarchy nodes) holds."""
+    from scipy import sparse
+
     families = load_hierarchy().families
     leaves = np.arange(IMAGENET_CLASS_COUNT)
     return sparse.csr_matrix((np.ones(IMAGENET_CLASS_COUNT), (families, leaves)), shape=(families.max() + 1, IMAGENET_CLASS_COUNT))

@@ -13,7 +13,6 @@ import fcntl
 import os
 import uuid
 from contextlib import contextmanager
-from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
@@ -46,6 +45,8 @@ def default_cache_dir() -> Path:
 
 def onnx_path(spec: BackboneSpec, cache_dir: Path) -> Path:
     """Where the exported model lives: keyed by the weights' hash, the outputs' format, the exporter and runtime versions."""
+    from importlib.metadata import version  # here: 20 ms that `workbench list` does not need
+
     stamp = f"{EXPORT_FORMAT}-torch{version('torch')}-ort{version('onnxruntime')}".replace("+", "_")
     return cache_dir / "onnx" / f"{spec.backbone_id}-{stamp}.onnx"
 

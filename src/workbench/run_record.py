@@ -11,19 +11,21 @@ import json
 import re
 import warnings
 from datetime import datetime
-from importlib import metadata
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from .backbone import Backbone
 from .decode import decode_image
-from .pyfunc import save_pyfunc
 from .store import ClassifierRecord, ExampleRow, Store, VersionRecord
 from .tracked_files import ClassifierFiles
 from .training import CV_FOLDS, HEAD_C, SEED, Heads, OutOfFold
 from .vocabulary import THRESHOLD
+
+if TYPE_CHECKING:  # imported where used: the tracker is built by `workbench list` too, which needs neither
+    import pandas as pd
 
 SERVING_ALIAS = "serving"
 MODEL_NAME = "classifier"  # the LoggedModel's name in each run (MLflow 3 model page)
@@ -99,6 +101,8 @@ def source_tags() -> dict[str, str]:
         user = getpass.getuser()
     except (KeyError, OSError):  # no name for this uid (containers)
         user = "unknown"
+    from importlib import metadata  # here: 20 ms that `workbench list` does not need
+
     try:
         release = metadata.version("workbench")
     except metadata.PackageNotFoundError:
@@ -144,6 +148,8 @@ def added_since(rows: list[ExampleRow], previous_last_id: int) -> str:
 
 def manifest_frame(rows: list[ExampleRow]) -> pd.DataFrame:
     """The training examples: one row per stored image with sha256, class and source name."""
+    import pandas as pd
+
     return pd.DataFrame(
         {
             "example_id": [r.example_id for r in rows],
@@ -227,6 +233,8 @@ def log_model(client, model_id: str, run, folder: Path, files: ClassifierFiles, 
     """Writes the pyfunc model into the LoggedModel's artifacts and marks it READY (`models:/<model_id>`)."""
     from mlflow.entities import LoggedModelStatus
     from mlflow.models import Model
+
+    from .pyfunc import save_pyfunc
 
     model = client.get_logged_model(model_id)
     described = Model(artifact_path=model.artifact_location, run_id=run.info.run_id, model_id=model_id,

@@ -23,9 +23,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Iterator
 
 from . import owners, tracked_files
 from . import run_record
@@ -61,6 +59,9 @@ from .run_record import (
     iso_to_ms,
     manifest_frame,
 )
+
+if TYPE_CHECKING:  # imported in `versions_frame`: a short CLI command builds a Tracker and needs no pandas
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -651,6 +652,8 @@ class Tracker:
     # reading ------------------------------------------------------------------------
     def versions_frame(self, classifier_id: str) -> pd.DataFrame:
         """Every logged version of a classifier with its MLflow metrics, one row per version (oldest first)."""
+        import pandas as pd
+
         if not self.sync(classifier_id):
             raise TrackingError(self.warnings.get(classifier_id, "MLflow tracking failed"))
         client = self.client()
