@@ -141,11 +141,6 @@ def fit_heads(embeddings: np.ndarray, labels: list[str], classes: list[str],
     )
 
 
-def logits(heads: Heads, embeddings: np.ndarray) -> np.ndarray:
-    """The heads' linear outputs before the sigmoid and the gate, (images, classes)."""
-    return normalise(embeddings) @ heads.weights.T + heads.bias
-
-
 def predicted_labels(scores: np.ndarray, classes: list[str], threshold: float = THRESHOLD) -> list[str]:
     """The top class when it reaches the threshold, else the negative label."""
     top = scores.argmax(axis=1)
@@ -174,14 +169,16 @@ def cross_validate(embeddings: np.ndarray, labels: list[str], classes: list[str]
     folds = max(2, min(CV_FOLDS, min(counts)))
     repeats = CV_REPEATS_FEW if min(counts) < FEW_IMAGES else 1
     held_out = HeldOut([], [])
+    units = normalise(embeddings)  # once, not per fold
     for repeat in range(repeats):
         z = np.zeros((len(labels), len(classes)), np.float32)
         g = np.zeros_like(z)
         splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=SEED + repeat)
         for train, test in splitter.split(embeddings, labels):
             heads = fit_heads(embeddings[train], [labels[i] for i in train], classes)
-            z[test] = logits(heads, embeddings[test])
-            g[test] = heads.familiarity.gate(normalise(embeddings[test])) if heads.familiarity else 1.0
+            assert heads.familiarity is not None  # fit_heads always fits the gate
+            z[test] = units[test] @ heads.weights.T + heads.bias  # before the sigmoid and the gate
+            g[test] = heads.familiarity.gate(units[test])
         held_out.logits.append(z)
         held_out.gates.append(g)
     return held_out
