@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from conftest import DOGS_JPG, TUTORIAL
+from workbench import tracking_uri
 from workbench.cli import TABLE_WIDTH, build_parser
 from workbench.tracked_files import staged_ids
 
@@ -110,6 +111,16 @@ def test_a_reader_that_went_away_ends_quietly(tmp_path: Path) -> None:
     assert done.returncode in (0, 128 + signal.SIGPIPE, -signal.SIGPIPE)
 
 
+def mlflow_runs(mlruns: Path, classifier_id: str) -> list:
+    """Every run of the classifier's experiment in a local tracking folder."""
+    from mlflow.tracking import MlflowClient
+
+    uri = tracking_uri(mlruns)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.get_experiment_by_name(classifier_id)
+    return client.search_runs([experiment.experiment_id]) if experiment is not None else []
+
+
 def test_create_from_folder_says_it_logs_then_versions_table_and_delete(tmp_path: Path) -> None:
     """A fastai-style folder (a sub-folder per class, `negatives`) through the CLI with MLflow on."""
     folder = tmp_path / "pets"
@@ -118,13 +129,18 @@ def test_create_from_folder_says_it_logs_then_versions_table_and_delete(tmp_path
         (folder / name).symlink_to(TUTORIAL / source, target_is_directory=True)
     home, tracking = tmp_path / "home", {"WORKBENCH_TRACKING_URI": str(tmp_path / "mlruns")}
 
+    started = time.perf_counter()
     created = workbench(home, "create", "pets", "--from-folder", str(folder), env=tracking)
+    print(f"\ntracked create: {time.perf_counter() - started:.1f} s wall")
     assert created.returncode == 0, created.stderr
     record = json.loads(created.stdout)
     assert record["status"] == "ready" and {c["class"] for c in record["classes"]} == {"beagle", "husky"}
-    assert "workbench: logging to MLflow at sqlite:" in created.stderr
-    assert "workbench: logged to MLflow in" in created.stderr
     cid = record["classifier_id"]
+    # the answer comes once the version is stored; a detached process logs it, and `wait` waits for that
+    assert f"workbench: {cid} is stored; logging to MLflow at sqlite:" in created.stderr
+    assert "logged to MLflow in" not in created.stderr
+    waited = workbench(home, "wait", cid, env=tracking)
+    assert waited.returncode == 0 and "workbench: logged to MLflow in" in waited.stderr, waited.stderr
 
     table = workbench(home, "versions", cid, env=tracking)
     assert table.returncode == 0, table.stderr
@@ -133,6 +149,8 @@ def test_create_from_folder_says_it_logs_then_versions_table_and_delete(tmp_path
     assert table.stdout.split()[0] == "v1"
     assert rows["images"] == ["125"] and rows["negatives"] == ["25"] and rows["registered_version"] == ["1"]
     assert rows["class_names"] == ["beagle,", "husky"] and float(rows["accuracy"][0]) > 0.9
+    runs = mlflow_runs(tmp_path / "mlruns", cid)  # the background logger and `wait` logged v1 once between them
+    assert [(r.info.status, r.data.tags.get("workbench.version")) for r in runs] == [("FINISHED", "1")]
     (version,) = json.loads(workbench(home, "versions", cid, "--json").stdout)  # from the store: tracking off
     assert version["version"] == 1 and version["images"] == 125 and version["negatives"] == 25
     assert all(isinstance(version[key], int) for key in ("version", "images", "negatives", "images_embedded"))

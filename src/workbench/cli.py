@@ -27,7 +27,9 @@ TUTORIAL_DIR = Path("data") / "tutorial"
 TUTORIAL_CREATE = {"beagle": "beagle", "husky": "husky", "goldenretriever": "goldenretriever"}
 TUTORIAL_UPDATE = {"dalmatian": "dalmatian"}
 DEMO_HIERARCHY_THRESHOLD = 0.1  # ImageNet probabilities spread over similar breeds; 0.1 shows the breeds
-TRACKING_FLUSH_SECONDS = 60.0  # how long create/update/wait wait for MLflow to log the new version
+TRACKING_FLUSH_SECONDS = 60.0  # how long `wait` waits for MLflow to log the new version
+ELSEWHERE_POLL_S = 0.5  # how often `wait` looks again at versions another process is logging
+TRACKING_ENV = "WORKBENCH_TRACKING_URI"  # hands the resolved tracking URI to a detached `workbench wait`
 EXPORT_LOGGING_SECONDS = 120.0  # how long `export` waits for MLflow to take the file as an artifact
 DIR_FLUSH_IMAGES = 1024  # classify-dir writes its output (one Parquet part) every this many images
 SIGPIPE_EXIT = 128 + signal.SIGPIPE  # the shell's code for "the reader went away" (141)
@@ -71,18 +73,34 @@ def zip_folder(folder: Path, target: Path) -> Path:
     return target
 
 
-def _settle(wb: Workbench, record: dict, wait: bool, home: Path) -> dict:
-    """Waits for training here, or hands it to a detached `workbench wait` process."""
+def _settle(wb: Workbench, record: dict, wait: bool, home: Path, log_to: str | None = None) -> dict:
+    """Waits for training here, or hands it to a detached `workbench wait` process.
+
+    With `log_to` (a tracked create or update that waits), the answer comes once the version is
+    stored: MLflow logging, seconds of work, goes on in a detached `workbench wait` process.
+    """
+    cid = record["classifier_id"]
     if wait:
-        wb.wait(record["classifier_id"], timeout=None)
-        return _flush_tracking(wb, record["classifier_id"])
-    subprocess.Popen(
-        [sys.executable, "-m", "workbench.cli", "--home", str(home), "wait", record["classifier_id"]],
+        settled = wb.wait(cid, timeout=None)
+        if log_to is not None:
+            pid = _detached_wait(wb, cid, home, {TRACKING_ENV: log_to})
+            print(f"workbench: {cid} is stored; logging to MLflow at {log_to} goes on in the background "
+                  f"(pid {pid}); `workbench wait {cid}` waits for it", file=sys.stderr, flush=True)
+        return settled
+    _detached_wait(wb, cid, home, {})
+    return record
+
+
+def _detached_wait(wb: Workbench, classifier_id: str, home: Path, env: dict[str, str]) -> int:
+    """Starts `workbench wait` in its own session (it outlives this process): it trains or logs what is left."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "workbench.cli", "--home", str(home), "--owner", wb.owner, "wait", classifier_id],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
+        env={**os.environ, **env},
     )
-    return record
+    return child.pid
 
 
 def _flush_tracking(wb: Workbench, classifier_id: str) -> dict:
@@ -95,6 +113,9 @@ def _flush_tracking(wb: Workbench, classifier_id: str) -> dict:
         print(f"workbench: logging to MLflow at {tracker.uri} ...", file=sys.stderr, flush=True)
         started = time.monotonic()
         logged = tracker.flush(timeout=TRACKING_FLUSH_SECONDS)
+        while not logged and tracker.logged_elsewhere(classifier_id) and time.monotonic() < started + TRACKING_FLUSH_SECONDS:
+            time.sleep(ELSEWHERE_POLL_S)  # a create's background logger is at it: wait for its runs to finish
+            logged = tracker.sync(classifier_id)
         outcome = "logged to MLflow" if logged else "MLflow logging incomplete (see warnings)"
         print(f"workbench: {outcome} in {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
     return wb.get_classifier(classifier_id)
@@ -409,15 +430,19 @@ def dispatch(args: argparse.Namespace) -> object:
     lives = args.verb in ("create", "update", "wait", "demo", "serve") and not no_wait
     prebuild = ("coreml",) if getattr(args, "prebuild_core_ml", False) else ()
     from .service import Workbench
+    from . import tracking_uri
 
+    # a create or update that waits answers once the version is stored; a detached process logs it
+    log_to = tracking_uri() if args.verb in ("create", "update") and not no_wait else None
     wb = Workbench(args.home, owner=args.owner, progress=args.verb != "serve", train=not no_wait, resume=lives,
-                   prebuild_exports=prebuild, precision=args.precision)
+                   prebuild_exports=prebuild, precision=args.precision,
+                   tracking_uri=False if log_to is not None else None)
     home = wb.home
     if args.verb == "create":
-        return _settle(wb, _create(wb, args), not no_wait, home)
+        return _settle(wb, _create(wb, args), not no_wait, home, log_to)
     if args.verb == "update":
         record = wb.update_classifier(args.classifier_id, positive_examples=_positives(args.positive), negative_examples=args.negative)
-        return _settle(wb, record, not no_wait, home)
+        return _settle(wb, record, not no_wait, home, log_to)
     if args.verb == "get":
         return wb.get_classifier(args.classifier_id)
     if args.verb == "list":

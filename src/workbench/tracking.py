@@ -13,6 +13,7 @@ heartbeat, so a run a dead process left RUNNING is told apart from one being log
 from __future__ import annotations
 
 import atexit
+import fcntl
 import json
 import logging
 import os
@@ -69,6 +70,7 @@ TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 WORKBENCH_TRACKING_ENV = "WORKBENCH_TRACKING_URI"  # overrides MLFLOW_TRACKING_URI for workbench only; "none" = off
 MLRUNS_DIR = "mlruns"  # default tracking home, under the project (current) directory
 MLRUNS_DB = "mlflow.db"
+SCHEMA_LOCK = ".schema.lock"  # beside mlflow.db: held while a process creates or migrates its tables
 MLRUNS_ARTIFACTS = "artifacts"
 OFF_VALUES = frozenset({"", "none", "off", "false"})  # tracking_uri values that turn tracking off
 HTTP_TIMEOUT_SECONDS = "10"  # per MLflow HTTP request, unless MLFLOW_HTTP_REQUEST_TIMEOUT says otherwise
@@ -144,6 +146,27 @@ def tracking_target(tracking_uri: str | os.PathLike | bool | None) -> TrackingTa
         folder = Path(text.removeprefix("sqlite:///")).resolve().parent
         return TrackingTarget(text, (folder / MLRUNS_ARTIFACTS).as_uri())
     return TrackingTarget(text)
+
+
+class LoggedElsewhere(TrackingError):
+    """Another live process is logging some of a classifier's versions; this one leaves them to it."""
+
+
+@contextmanager
+def _schema_lock(folder: Path) -> Iterator[None]:
+    """Held while this process opens a local SQLite tracking store, so no two create its tables at once.
+
+    MLflow creates and migrates the schema when a client first opens the store, with no lock between
+    processes; a CLI's background logger and a `workbench wait` started beside it met "table ...
+    already exists" and alembic's "expected to match one row".
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / SCHEMA_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def running_runs(client) -> list:
@@ -249,6 +272,7 @@ class Tracker:
         self._runs_closed = False  # set at exit: no new run starts
         self._closed = False
         self._client = None
+        self._elsewhere: dict[str, bool] = {}  # classifier id -> its last sync met another process logging it
 
     @property
     def uri(self) -> str:
@@ -263,8 +287,11 @@ class Tracker:
             from mlflow import MlflowClient
 
             if self.target.uri.startswith("sqlite:///"):
-                Path(self.target.uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-            self._client = MlflowClient(tracking_uri=self.target.uri, registry_uri=self.target.uri)
+                with _schema_lock(Path(self.target.uri.removeprefix("sqlite:///")).parent):
+                    self._client = MlflowClient(tracking_uri=self.target.uri, registry_uri=self.target.uri)
+                    self._client.search_registered_models(max_results=1)  # opens the registry store too
+            else:
+                self._client = MlflowClient(tracking_uri=self.target.uri, registry_uri=self.target.uri)
         return self._client
 
     def experiment_url(self, classifier_id: str, base_url: str = "http://127.0.0.1:5000") -> str:
@@ -404,9 +431,15 @@ class Tracker:
                 self._sync(classifier_id)
             except Exception as exc:  # tracking must never break training or serving
                 self.warnings[classifier_id] = self._warning(classifier_id, exc)
+                self._elsewhere[classifier_id] = isinstance(exc, LoggedElsewhere)
                 return False
             self.warnings.pop(classifier_id, None)
+            self._elsewhere.pop(classifier_id, None)
             return True
+
+    def logged_elsewhere(self, classifier_id: str) -> bool:
+        """True while the last sync found another live process logging this classifier's versions."""
+        return self._elsewhere.get(classifier_id, False)
 
     def _warning(self, classifier_id: str, exc: Exception) -> str:
         missing = [str(v.version) for v in self._store_versions(classifier_id)]
@@ -464,7 +497,7 @@ class Tracker:
         if alias and record.serving_version in runs:
             self._point_alias(client, record.classifier_id, runs[record.serving_version].data.tags[TAG_REGISTERED])
         if busy:
-            raise TrackingError(
+            raise LoggedElsewhere(
                 f"Version(s) {', '.join(map(str, sorted(busy)))} of {record.classifier_id} are being logged by "
                 f"another live process ({'; '.join(busy.values())}); checked again in {self.interval_s:g} s"
             )
