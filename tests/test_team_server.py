@@ -131,7 +131,11 @@ def trained(team_server, tmp_path_factory) -> dict[str, dict]:
     for name, (home, process) in processes.items():
         out, err = process.communicate(timeout=TRAIN_SECONDS)
         assert process.returncode == 0, err[-3000:]
-        answers[name] = {"home": home, "record": json.loads(out), "stderr": err}
+        cid = json.loads(out)["classifier_id"]  # create answers once stored; `wait` waits for the MLflow logging
+        waited = subprocess.run([sys.executable, "-m", "workbench", "--home", str(home), "wait", cid],
+                                env=env, capture_output=True, text=True, timeout=TRAIN_SECONDS)
+        assert waited.returncode == 0, waited.stderr[-3000:]
+        answers[name] = {"home": home, "record": json.loads(waited.stdout), "stderr": err + waited.stderr}
     print(f"two-process training into PostgreSQL-backed MLflow: {time.monotonic() - started:.1f} s")
     return answers
 
