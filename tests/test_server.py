@@ -98,7 +98,7 @@ def test_openapi_document_lists_the_watson_operations(served) -> None:
     document = httpx.get(f"{served.url}/openapi.json").json()
     operations = {op["operationId"] for path in document["paths"].values() for op in path.values()}
     assert operations == WATSON_OPERATIONS
-    assert set(document["components"]["securitySchemes"]) == {"basicAuth", "bearerAuth"}
+    assert set(document["components"]["securitySchemes"]) == {"basicAuth", "bearerAuth", "legacyApiKey"}
 
 
 # ------------------------------------------------------------------ auth
@@ -126,6 +126,24 @@ def test_basic_and_bearer_keys_both_work(served) -> None:
     assert by_basic.status_code == by_bearer.status_code == 200
     assert by_basic.json() == by_bearer.json()
     assert served.classifier_id in [c["classifier_id"] for c in by_basic.json()["classifiers"]]
+
+
+def test_the_legacy_api_key_query_parameter_works_like_a_header(served) -> None:
+    """Older Watson SDKs (Node-RED's nodes) send `?api_key=KEY` and no Authorization: same owners, same 401."""
+    mine = httpx.get(f"{served.url}/v3/classifiers", params={**VERSION, "api_key": KEYS["me"]})
+    bobs = httpx.get(f"{served.url}/v3/classifiers", params={**VERSION, "api_key": KEYS["bob"]})
+    wrong = httpx.get(f"{served.url}/v3/classifiers", params={**VERSION, "api_key": "wrong-key"})
+    empty = httpx.get(f"{served.url}/v3/classifiers", params={**VERSION, "api_key": ""})
+    assert mine.status_code == 200 and served.classifier_id in [c["classifier_id"] for c in mine.json()["classifiers"]]
+    assert bobs.status_code == 200 and bobs.json() == {"classifiers": []}
+    assert wrong.status_code == empty.status_code == 401 and "api_key" in wrong.json()["error"]
+    assert "wrong-key" not in wrong.text
+    with DOGS_JPG.open("rb") as image:
+        classified = httpx.post(f"{served.url}/v3/classify", params={**VERSION, "api_key": KEYS["me"]},
+                                files={"images_file": ("dogs.jpg", image, "image/jpeg")},
+                                data={"classifier_ids": served.classifier_id}, timeout=120)
+    assert classified.status_code == 200, classified.text
+    assert classified.json()["images"][0]["classifiers"][0]["classifier_id"] == served.classifier_id
 
 
 def test_a_key_sees_and_changes_only_its_owners_classifiers(served) -> None:
@@ -369,9 +387,43 @@ def test_workbench_serve_runs_as_a_process_with_a_key_from_keys_add(tmp_path) ->
                 time.sleep(0.3)
         assert answer.status_code == 200 and answer.json() == {"classifiers": []}
         assert httpx.get(f"{url}/v3/classifiers", params=VERSION).status_code == 401
+        by_query = httpx.get(f"{url}/v3/classifiers", params={**VERSION, "api_key": key})
+        assert by_query.status_code == 200
     finally:
         server.terminate()
         server.wait(30)
+
+
+def test_a_key_in_the_url_never_reaches_the_access_log(tmp_path) -> None:
+    """`?api_key=KEY` (right or wrong) appears in uvicorn's access lines as `api_key=REDACTED`."""
+    home, port = tmp_path / "home", free_port()
+    key = json.loads(subprocess.run([sys.executable, "-m", "workbench.cli", "--home", str(home), "keys", "add", "me"],
+                                    capture_output=True, text=True, check=True).stdout)["key"]
+    env = {k: v for k, v in os.environ.items() if k != "WORKBENCH_API_KEYS"}
+    log = tmp_path / "server.log"
+    with log.open("wb") as output:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "workbench.cli", "--home", str(home), "serve", "--port", str(port), "--log-level", "info"],
+            env=env, stdout=output, stderr=subprocess.STDOUT,
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                right = httpx.get(f"{url}/v3/classifiers", params={**VERSION, "api_key": key})
+                break
+            except httpx.TransportError:
+                assert server.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.3)
+        wrong = httpx.get(f"{url}/v3/classifiers?version=2018-03-19&api_key=not-the-key-5f3a&x=1")
+        assert right.status_code == 200 and wrong.status_code == 401
+    finally:
+        server.terminate()
+        server.wait(30)
+    text = log.read_text()
+    assert key not in text and "not-the-key-5f3a" not in text, text[-2000:]
+    assert text.count("api_key=REDACTED") == 2, text[-2000:]
 
 
 # ------------------------------------------------------------------ Host header: no DNS rebinding (issue 22)

@@ -81,6 +81,7 @@ from .service import DEFAULT_OWNER, Workbench
 from .sources import ImageURL
 
 MAX_BODY_BYTES = 257 * 1024 * 1024  # Watson: 256 MB per call, plus room for the multipart framing
+LEGACY_KEY_PARAM = "api_key"  # Watson before IAM (2018): the key in the query string, as older SDKs still send it
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 ANY_HOST = "*"  # --allowed-host '*': answer every Host header (behind a proxy that checks it)
 VERSION_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
@@ -314,11 +315,30 @@ def caller(request: Request) -> Workbench:
     front: Front = request.app.state.front
     if not front.settings.auth:
         return front.view(DEFAULT_OWNER)
-    key = presented_key(request.headers.get("authorization"))
+    key = presented_key(request.headers.get("authorization")) or request.query_params.get(LEGACY_KEY_PARAM) or None
     owner = front.keys.owner_for(key) if key and front.keys else None
     if owner is None:
-        raise Unauthorized("Unauthorized: send an API key as -u \"apikey:{key}\" or Authorization: Bearer {key}")
+        raise Unauthorized("Unauthorized: send an API key as -u \"apikey:{key}\", Authorization: Bearer {key} "
+                           f"or the {LEGACY_KEY_PARAM} query parameter")
     return front.view(owner)
+
+
+class RedactKeys(logging.Filter):
+    """Blanks the `api_key` query parameter's value in uvicorn's access log lines (a key must never reach a log)."""
+
+    PATTERN = re.compile(rf"((?:^|[?&]){LEGACY_KEY_PARAM}=)[^&\s]*", re.IGNORECASE)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(self.PATTERN.sub(r"\1REDACTED", a) if isinstance(a, str) else a for a in record.args)
+        return True
+
+
+def redact_access_log() -> None:
+    """Adds RedactKeys to uvicorn's access logger once per process."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactKeys) for f in access.filters):
+        access.addFilter(RedactKeys())
 
 
 def customer_id(metadata: str | None) -> str | None:
@@ -578,8 +598,10 @@ def watson_openapi(app: FastAPI) -> dict:
         components["securitySchemes"] = {
             "basicAuth": {"type": "http", "scheme": "basic", "description": "username apikey, password the key"},
             "bearerAuth": {"type": "http", "scheme": "bearer", "description": "the API key as the token"},
+            "legacyApiKey": {"type": "apiKey", "in": "query", "name": LEGACY_KEY_PARAM,
+                             "description": "the API key in the query string, as Watson took it before IAM"},
         }
-        schema["security"] = [{"basicAuth": []}, {"bearerAuth": []}]
+        schema["security"] = [{"basicAuth": []}, {"bearerAuth": []}, {"legacyApiKey": []}]
         app.openapi_schema = schema
     return app.openapi_schema
 
@@ -594,6 +616,7 @@ def create_app(
     if keys is not None:
         keys.check()  # a corrupt key file stops the server here, not with a 500 on every request
     front = Front(workbench, keys, settings)
+    redact_access_log()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
