@@ -1,11 +1,14 @@
-"""Jupyter server settings for `make lab`: notebooks are saved without outputs.
+"""Jupyter server settings for `make lab`: notebooks are saved without outputs, as committed.
 
 JupyterLab autosaves what a run produced (images, widget state, execution counts) into the
-tracked notebooks; `make test` requires them clean. This pre-save hook strips them from every
-notebook saved through the server, so running the notebooks in the lab never dirties the repository.
+tracked notebooks, and rewrites their kernel's display name and exact Python version; `make test`
+requires them clean. This pre-save hook strips the outputs and writes the kernel metadata in the
+committed form (Python version as major.minor), so running the notebooks in the lab never dirties
+the repository.
 Loaded with `jupyter lab --config=jupyter_server_config.py` (the Makefile's `lab` target).
 """
 
+import re
 import warnings
 
 c = get_config()  # noqa: F821 (the name Jupyter's config loader provides)
@@ -14,12 +17,21 @@ c = get_config()  # noqa: F821 (the name Jupyter's config loader provides)
 warnings.filterwarnings("ignore", message="Overriding existing pre_save_hook", category=UserWarning)
 
 
+KERNEL_DISPLAY_NAME = "Python 3 (ipykernel)"  # what JupyterLab writes for the venv's `python3` kernel
+
+
 def strip_outputs(model: dict, **kwargs) -> None:
-    """Empties every code cell's outputs and execution count, and drops saved widget state, before a notebook is written."""
+    """Empties every code cell's outputs and execution count, drops saved widget state and pins the kernel metadata."""
     if model.get("type") != "notebook" or not isinstance(model.get("content"), dict):
         return
     notebook = model["content"]
-    notebook.get("metadata", {}).pop("widgets", None)  # ipywidgets' saved state: outputs by another name
+    metadata = notebook.get("metadata", {})
+    metadata.pop("widgets", None)  # ipywidgets' saved state: outputs by another name
+    if metadata.get("kernelspec", {}).get("name") == "python3":
+        metadata["kernelspec"]["display_name"] = KERNEL_DISPLAY_NAME
+    info = metadata.get("language_info", {})
+    if isinstance(info.get("version"), str):  # "3.11.7" on one machine, "3.11.9" on the next
+        info["version"] = re.sub(r"^(\d+\.\d+)\..*$", r"\1", info["version"])
     for cell in notebook.get("cells", []):
         if cell.get("cell_type") == "code":
             cell["outputs"] = []

@@ -20,6 +20,51 @@ KERNEL = "python3"  # the kernel of the interpreter running the tests (the proje
 CLEAN_COMMAND = ".venv/bin/jupyter nbconvert --clear-output --inplace notebooks/*.ipynb"
 
 
+# What the tests read from each notebook, glued by one cell the test appends to its own copy: the
+# notebooks a reader opens hold no test plumbing. Each cell reads the notebook's own variables.
+SCRAPS = {
+    "01_create_custom_model": """
+sb.glue("classifier_id", record["classifier_id"])
+sb.glue("status", record["status"])
+sb.glue("statuses", form.status.statuses)
+""",
+    "02_update_custom_model": """
+sb.glue("status", record["status"])
+sb.glue("statuses", form.status.statuses)
+sb.glue("version_count", len(versions))
+sb.glue("added_classes", added_classes)
+""",
+    "03_classify": """
+from workbench.review import average_precision
+sb.glue("custom_scores", custom)
+sb.glue("explained_classes", {cid: [e.class_name for e in found] for cid, found in explained.explanations.items()})
+sb.glue("rows_by_threshold", {str(k): v for k, v in rows.items()})
+sb.glue("grid_top_classes", {Path(image).name: name if reached else None
+                             for image, name, reached in zip(best["image"], best["class"], best["reached"])})
+sb.glue("average_precision", average_precision(oof))
+sb.glue("misclassified", int((gallery.items["kind"] == "misclassified").sum()))
+sb.glue("overlay_tiles", len(overlay_gallery.items))
+""",
+    "04_compare_versions": """
+sb.glue("version_count", len(frame))
+sb.glue("registered_versions", [int(v) for v in frame["registered_version"]] if wb.tracker is not None else [])
+sb.glue("unknown_false_positive_rates", frame["unknown_false_positive_rate"].tolist())
+""",
+    "05_delete": """
+sb.glue("deleted", gone and classifier_id not in remaining)
+sb.glue("status", status.status)
+""",
+}
+
+
+def with_scraps_cell(notebook: Path, target: Path) -> Path:
+    """A copy of `notebook` with the cell that glues what the tests read appended."""
+    nb = nbformat.read(notebook, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell("import scrapbook as sb\n" + SCRAPS[notebook.stem].lstrip()))
+    nbformat.write(nb, target)
+    return target
+
+
 @pytest.fixture(scope="module")
 def scraps(tmp_path_factory: pytest.TempPathFactory, embedding_cache: Path) -> dict[str, dict]:
     """What each notebook glued, by notebook stem; a notebook that raises fails every test here."""
@@ -34,7 +79,7 @@ def scraps(tmp_path_factory: pytest.TempPathFactory, embedding_cache: Path) -> d
     for notebook in NOTEBOOKS:
         executed = out / notebook.name
         papermill.execute_notebook(
-            notebook, executed, parameters=parameters, kernel_name=KERNEL, cwd=notebook.parent, progress_bar=False
+            with_scraps_cell(notebook, out / f"scraps-{notebook.name}"), executed, parameters=parameters, kernel_name=KERNEL, cwd=notebook.parent, progress_bar=False
         )
         glued[notebook.stem] = scrapbook.read_notebook(str(executed)).scraps.data_dict
     return glued
@@ -53,6 +98,8 @@ def test_notebook_is_committed_clean_with_kernel_and_parameters(notebook: Path):
     code = [cell for cell in nb.cells if cell.cell_type == "code"]
     dirty = [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code" and (cell.outputs or cell.execution_count)]
     assert not dirty, f"{notebook.name}: cells {dirty} hold outputs; clean them with `{CLEAN_COMMAND}` (`make lab` saves clean)"
+    assert not [i for i, cell in enumerate(code) if "scrapbook" in cell.source or "sb.glue" in cell.source], \
+        f"{notebook.name}: test plumbing belongs in SCRAPS here, not in the notebook a reader opens"
     tagged = [cell for cell in code if "parameters" in cell.metadata.get("tags", [])]
     assert len(tagged) == 1 and "home =" in tagged[0].source and "tracking_uri =" in tagged[0].source
 
@@ -63,7 +110,8 @@ def lab_config() -> Path:
     return ROOT / re.search(r"--config=(\S+)", recipe).group(1)
 
 
-def test_make_lab_server_saves_notebooks_without_outputs(tmp_path, monkeypatch):
+def lab_contents_manager(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The contents manager of a server configured as `make lab` configures it (no socket), rooted at tmp_path."""
     from jupyter_server.serverapp import ServerApp
 
     for variable in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR"):  # no user config, no litter
@@ -76,15 +124,41 @@ def test_make_lab_server_saves_notebooks_without_outputs(tmp_path, monkeypatch):
     finally:
         for number, handler in handlers.items():  # the server installs its own; give pytest its own back
             signal.signal(number, handler)
+    return app.contents_manager
+
+
+def lab_save(manager, notebook: nbformat.NotebookNode, name: str) -> None:
+    model = {"type": "notebook", "format": "json", "content": nbformat.from_dict(notebook)}
+    result = manager.save(model, name)
+    if asyncio.iscoroutine(result):  # the lab's default manager is the async one
+        asyncio.run(result)
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda n: n.stem)
+def test_an_autosave_after_run_all_leaves_the_committed_file_unchanged(notebook: Path, tmp_path, monkeypatch):
+    """What JupyterLab autosaves after "Run All" (outputs, counts, widget state, its kernel's display name and
+    exact Python version) is written back byte for byte as committed: `git status` stays clean."""
+    manager = lab_contents_manager(tmp_path, monkeypatch)
+    run = nbformat.read(notebook, as_version=4)
+    assert all("id" in cell for cell in run.cells), "a cell without an id gets a random one at the first autosave"
+    for count, cell in enumerate((c for c in run.cells if c.cell_type == "code"), start=1):
+        cell.execution_count = count
+        cell.outputs = [nbformat.v4.new_output("execute_result", {"text/plain": str(count)}, execution_count=count)]
+    run.metadata["kernelspec"]["display_name"] = "Python 3 (ipykernel)"
+    run.metadata["language_info"]["version"] = "3.11.7"
+    run.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    lab_save(manager, run, notebook.name)
+    assert (tmp_path / notebook.name).read_text() == notebook.read_text()
+
+
+def test_make_lab_server_saves_notebooks_without_outputs(tmp_path, monkeypatch):
+    manager = lab_contents_manager(tmp_path, monkeypatch)
     run = nbformat.read(NOTEBOOKS[0], as_version=4)
     for count, cell in enumerate((c for c in run.cells if c.cell_type == "code"), start=1):
         cell.execution_count = count  # what JupyterLab autosaves after "Run All"
         cell.outputs = [nbformat.v4.new_output("execute_result", {"text/plain": str(count)}, execution_count=count)]
     run.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
-    model = {"type": "notebook", "format": "json", "content": nbformat.from_dict(run)}
-    result = app.contents_manager.save(model, "saved.ipynb")
-    if asyncio.iscoroutine(result):  # the lab's default manager is the async one
-        asyncio.run(result)
+    lab_save(manager, run, "saved.ipynb")
     saved = nbformat.read(tmp_path / "saved.ipynb", as_version=4)
     code = [cell for cell in saved.cells if cell.cell_type == "code"]
     assert code and all(cell.outputs == [] and cell.execution_count is None for cell in code)
