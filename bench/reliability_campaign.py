@@ -1,5 +1,7 @@
 """The reliability campaign of issue 13, rerun: hostile inputs, mixed two-owner load, SIGKILLs in training, RSS;
-and issue 22's classify-by-URL attacks and racing `workbench keys` (part `urls_keys`).
+and issue 22's classify-by-URL attacks and racing `workbench keys` (part `urls_keys`), amplification
+(decoded bytes, zip members), connections (slowloris, idle sockets, slow bodies) and storage faults
+(full disk, a foreign lock), one section each (bench/campaign_<name>.py).
 
 Drives a real `workbench serve` subprocess on 127.0.0.1 with httpx clients, and real CLI processes
 killed with SIGKILL. Prints a table and writes bench/reliability_results.json.
@@ -8,12 +10,14 @@ killed with SIGKILL. Prints a table and writes bench/reliability_results.json.
 
 `--quick` sends a tenth of the load and runs fewer crash points (for development). `--parts urls_keys`
 runs part 5 alone and keeps the other parts' figures in the results file; `--record-as KEY` stores
-it under another key (the run before the fix: `urls_keys_before`).
+it under another key (the run before the fix: `urls_keys_before`). `--parts amplification,connections,storage
+--suffix _before` records those sections under `<name>_before`.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import platform
@@ -25,6 +29,9 @@ from pathlib import Path
 
 from bench.campaign_common import TUTORIAL, VERSION, Server, tutorial_images, variant_jpeg, wait_settled, zip_bytes
 from bench import campaign_crash, campaign_hostile, campaign_load, campaign_urls_keys
+
+# issue 22's further sections, each a module with run_<name>(folder) -> dict and describe(result) -> lines
+SECTIONS = ("amplification", "connections", "storage")
 
 RESULTS = Path(__file__).with_name("reliability_results.json")
 FULL = {"requests": 3000, "seconds": 900.0}
@@ -99,15 +106,17 @@ def table(results: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a tenth of the load, fewer crash points")
-    parser.add_argument("--parts", default="served,crash,urls_keys",
-                        help="comma-separated: served (hostile, load, RSS), crash, urls_keys (issue 22)")
+    parser.add_argument("--parts", default=",".join(["served", "crash", "urls_keys", *SECTIONS]),
+                        help="comma-separated: served (hostile, load, RSS), crash, urls_keys, "
+                             + ", ".join(SECTIONS) + " (issue 22)")
     parser.add_argument("--record-as", default="urls_keys", help="the results key of part urls_keys")
+    parser.add_argument("--suffix", default="", help="appended to the results key of each issue-22 section (_before)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
     folder = Path(tempfile.mkdtemp(prefix="campaign-"))
     command = " ".join([Path(sys.executable).name, "-m", "bench.reliability_campaign", *sys.argv[1:]])
-    alone = not parts & {"served", "crash"}  # part 5 alone: the other parts' figures stay in the file
+    alone = not parts & {"served", "crash"}  # sections alone: the other parts' figures stay in the file
     results: dict = json.loads(RESULTS.read_text()) if alone and RESULTS.exists() else {
         "command": command, "quick": args.quick, "machine": platform.platform(), "cpus": os.cpu_count(),
         "load_average_at_start": os.getloadavg(),
@@ -125,6 +134,13 @@ def main() -> None:
             part["keys"] = campaign_urls_keys.run_keys(folder / "keys", 10 if args.quick else campaign_urls_keys.KEY_ROUNDS)
             part["seconds"] = round(time.monotonic() - part_started, 1)
             part["load_average_at_end"] = os.getloadavg()
+        for name in SECTIONS:
+            if name in parts:
+                section = importlib.import_module(f"bench.campaign_{name}")
+                part_started = time.monotonic()
+                result = getattr(section, f"run_{name}")(folder / name)
+                result["seconds"] = round(time.monotonic() - part_started, 1)
+                results[name + args.suffix] = result
     finally:
         if not alone:
             results["seconds"] = round(time.monotonic() - started, 1)
@@ -140,6 +156,9 @@ def main() -> None:
         print("\n".join(f"{p['point']:<58} {campaign_crash.describe(p)}" for p in results["crash_points"]))
     if "urls_keys" in parts and args.record_as in results:
         print("\n".join(campaign_urls_keys.describe(results[args.record_as])))
+    for name in SECTIONS:
+        if name in parts and name + args.suffix in results:
+            print("\n".join(importlib.import_module(f"bench.campaign_{name}").describe(results[name + args.suffix])))
     print(f"wrote {RESULTS} ({round(time.monotonic() - started, 1)} s)")
 
 
