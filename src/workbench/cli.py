@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from .errors import WorkbenchError
-from .limits import DOCTOR_GRACE_S
+from .limits import (
+    DOCTOR_GRACE_S,
+    HTTP_BODY_IDLE_S,
+    HTTP_BODY_MIN_BYTES_PER_S,
+    HTTP_BODY_RATE_GRACE_S,
+    HTTP_HEADER_TIMEOUT_S,
+    HTTP_KEEP_ALIVE_S,
+)
 from .vocabulary import OWNER_ME, POSITIVE_SUFFIX
 
 if TYPE_CHECKING:
@@ -381,6 +388,18 @@ def _add_server_verbs(verbs: argparse._SubParsersAction) -> None:
     serve.add_argument("--allow-url", action="append", default=[], metavar="PREFIX", help="allow http(s) image URLs under PREFIX (repeat)")
     serve.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
                        help="a DNS name clients may send in Host besides IP addresses, localhost and --host (repeat; '*': any)")
+    serve.add_argument("--header-timeout-s", type=float, default=HTTP_HEADER_TIMEOUT_S,
+                       help="close a connection whose request line and headers are not in within S seconds of "
+                            f"connecting or of its previous answer (default {HTTP_HEADER_TIMEOUT_S:g})")
+    serve.add_argument("--keep-alive-s", type=int, default=HTTP_KEEP_ALIVE_S,
+                       help=f"close a connection silent for S seconds after an answer (default {HTTP_KEEP_ALIVE_S})")
+    serve.add_argument("--body-min-kib-per-s", type=float, default=HTTP_BODY_MIN_BYTES_PER_S / 1024,
+                       help="answer 408 and close when a body averages under this many KiB/s after --body-grace-s "
+                            f"(default {HTTP_BODY_MIN_BYTES_PER_S / 1024:g}; 0: no minimum)")
+    serve.add_argument("--body-grace-s", type=float, default=HTTP_BODY_RATE_GRACE_S,
+                       help=f"seconds a body may be slower than the minimum (default {HTTP_BODY_RATE_GRACE_S:g})")
+    serve.add_argument("--body-idle-s", type=float, default=HTTP_BODY_IDLE_S,
+                       help=f"answer 408 and close when a body sends nothing for S seconds (default {HTTP_BODY_IDLE_S:g})")
     serve.add_argument("--log-level", default="info", help="uvicorn's log level: debug, info, warning, error")
     serve.add_argument("--prebuild-core-ml", action="store_true",
                        help="build each new version's Core ML model right after its training (default: on first download)")
@@ -408,6 +427,11 @@ def _dispatch_server_verbs(args: argparse.Namespace, wb: Workbench) -> object:
             url_prefixes=tuple(args.allow_url),
             allowed_hosts=tuple(args.allowed_host),
             auth=not args.no_auth,
+            http_header_timeout_s=args.header_timeout_s,
+            http_keep_alive_s=args.keep_alive_s,
+            body_min_bytes_per_s=args.body_min_kib_per_s * 1024,
+            body_rate_grace_s=args.body_grace_s,
+            body_idle_s=args.body_idle_s,
         )
         serve(wb, args.host, args.port, settings=settings, allow_remote_no_auth=args.allow_remote_no_auth,
               log_level=args.log_level)

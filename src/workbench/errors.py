@@ -84,6 +84,13 @@ class WaitTimeout(WorkbenchError):
     error_id = "timeout"
 
 
+class BodyTooSlow(WorkbenchError):
+    """A request body that arrived below the server's minimum rate or stalled (HTTP front); the connection is closed."""
+
+    code = 408
+    error_id = "request_timeout"
+
+
 class Unauthorized(WorkbenchError):
     """No API key, or one that no configured key matches (HTTP front)."""
 

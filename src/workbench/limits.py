@@ -39,3 +39,11 @@ URL_FETCHES_PER_HOST = 4  # fetches in flight to one scheme://host:port; the nex
 URL_FETCH_THREADS = 8  # classify calls with URLs run on their own threads, never on the ones other requests use
 URL_QUEUE_WAIT_S = 10.0  # a classify call with URLs waits this long for one of those threads, then answers 503
 URL_MAX_REDIRECTS = 5  # each hop is checked against the allow-list like the first URL
+
+# Connections to the HTTP front (`workbench serve`): what one slow or idle client may hold.
+HTTP_HEADER_TIMEOUT_S = 10.0  # request line and headers must be in within this of connecting, or of the previous answer
+HTTP_KEEP_ALIVE_S = 5  # a connection idle (not one byte) after an answer is closed after this (uvicorn's timeout_keep_alive)
+HTTP_BODY_MIN_BYTES_PER_S = 16 * 1024  # average rate a request body must keep once HTTP_BODY_RATE_GRACE_S have passed
+HTTP_BODY_RATE_GRACE_S = 10.0  # a body may be slower than HTTP_BODY_MIN_BYTES_PER_S for its first seconds
+HTTP_BODY_IDLE_S = 20.0  # a body that sends nothing for this long is cut off, whatever its average
+HTTP_BACKLOG = 2048  # connections the kernel queues for accept (uvicorn's default, said here)

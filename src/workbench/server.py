@@ -22,7 +22,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Annotated, AsyncIterator
+from typing import Annotated, AsyncIterator, TypedDict
 from urllib.parse import unquote
 
 import uvicorn
@@ -36,6 +36,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
+from .connection_limits import BodyDeadline, HeaderTimeoutProtocol, raise_open_file_limit
 from .errors import (
     InvalidRequest,
     LimitExceeded,
@@ -57,6 +58,12 @@ from .forms import (
 from .image_urls import UrlFetcher
 from .keys import KeyRing
 from .limits import (
+    HTTP_BACKLOG,
+    HTTP_BODY_IDLE_S,
+    HTTP_BODY_MIN_BYTES_PER_S,
+    HTTP_BODY_RATE_GRACE_S,
+    HTTP_HEADER_TIMEOUT_S,
+    HTTP_KEEP_ALIVE_S,
     MAX_CLASSIFY_IMAGES_HTTP,
     URL_FETCH_DEADLINE_S,
     URL_FETCH_THREADS,
@@ -93,7 +100,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ServerSettings:
-    """What this server accepts: body size, images per classify call, URL sources, and whether keys are needed."""
+    """What this server accepts: body size, images per classify call, URL sources, connection timeouts, keys or not."""
 
     max_body_bytes: int = MAX_BODY_BYTES
     max_classify_images: int = MAX_CLASSIFY_IMAGES_HTTP
@@ -106,6 +113,11 @@ class ServerSettings:
     url_fetches_per_host: int = URL_FETCHES_PER_HOST
     url_fetch_threads: int = URL_FETCH_THREADS
     url_queue_wait_s: float = URL_QUEUE_WAIT_S
+    http_header_timeout_s: float = HTTP_HEADER_TIMEOUT_S  # request line + headers, from connecting or the last answer
+    http_keep_alive_s: int = HTTP_KEEP_ALIVE_S  # silence after an answer (uvicorn's timeout_keep_alive)
+    body_min_bytes_per_s: float = HTTP_BODY_MIN_BYTES_PER_S  # 0: no minimum rate
+    body_rate_grace_s: float = HTTP_BODY_RATE_GRACE_S
+    body_idle_s: float = HTTP_BODY_IDLE_S
     bind_host: str | None = None  # the address served on (serve() fills it in); a Host header may name it
     allowed_hosts: tuple[str, ...] = ()  # more names a Host header may carry (--allowed-host); "*" for any
 
@@ -638,7 +650,11 @@ def create_app(
         app.add_exception_handler(exc_type, _handle)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(HostCheck, settings=settings)  # before the body is read
-    app.add_middleware(UnexpectedErrors)  # added last, so it wraps BodyLimit too
+    app.add_middleware(UnexpectedErrors)  # wraps BodyLimit too
+    app.add_middleware(  # outermost: it adds `Connection: close` to whatever answers a body it cut off
+        BodyDeadline, min_bytes_per_s=settings.body_min_bytes_per_s, grace_s=settings.body_rate_grace_s,
+        idle_s=settings.body_idle_s,
+    )
     app.openapi = lambda: watson_openapi(app)  # type: ignore[method-assign]  # FastAPI's documented override
     return app
 
@@ -671,7 +687,33 @@ def serve(
     settings = dataclasses.replace(settings or ServerSettings(), bind_host=host)
     keys = KeyRing(workbench.home) if settings.auth else None
     check_exposure(host, settings, keys, allow_remote_no_auth)
-    uvicorn.run(create_app(workbench, keys=keys, settings=settings), host=host, port=port, log_level=log_level)
+    before, after = raise_open_file_limit()
+    if after != before:
+        logger.info("Open-file limit raised from %d to %d (one per connection)", before, after)
+    app = create_app(workbench, keys=keys, settings=settings)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, **connection_options(app))
+
+
+class ConnectionOptions(TypedDict):
+    http: type[asyncio.Protocol]
+    timeout_keep_alive: int
+    backlog: int
+
+
+def connection_options(app: FastAPI) -> ConnectionOptions:
+    """uvicorn's options for the connection timeouts of the ServerSettings `app` was created with.
+
+    No `limit_concurrency`: uvicorn counts every open connection against it, idle ones included, so
+    clients holding sockets open would turn each legitimate request into a 503; the header and
+    keep-alive timeouts close such sockets instead, and BodyDeadline slow bodies.
+    """
+    front = getattr(app.state, "front", None)
+    settings = front.settings if isinstance(front, Front) else ServerSettings()
+    return ConnectionOptions(
+        http=HeaderTimeoutProtocol.with_timeout(settings.http_header_timeout_s),
+        timeout_keep_alive=settings.http_keep_alive_s,
+        backlog=HTTP_BACKLOG,
+    )
 
 
 class ServerThread:
@@ -687,7 +729,7 @@ class ServerThread:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
         self.port = sock.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning"))
+        self.server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", **connection_options(self.app)))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
         self.thread.start()
         while not self.server.started:
