@@ -334,9 +334,12 @@ def _written(members: dict[str, bytes], *, comment: bytes = b"", prefix: bytes =
     ],
     ids=["plain", "comment", "prefixed", "zip64-headers", "names", "empty"],
 )
-def test_the_struct_walk_lists_what_zipfile_lists(data: bytes) -> None:
+@pytest.mark.parametrize("chunk_bytes", [1024 * 1024, 7])  # 7: entries cut across the chunks read
+def test_the_struct_walk_lists_what_zipfile_lists(data: bytes, chunk_bytes: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    from workbench import zip_directory
     from workbench.zip_directory import Member, members
 
+    monkeypatch.setattr(zip_directory, "CHUNK_BYTES", chunk_bytes)
     expected = [Member(info.filename, info.file_size) for info in zipfile.ZipFile(io.BytesIO(data)).infolist()]
     stream = io.BytesIO(data)
     stream.seek(7)
@@ -349,7 +352,7 @@ def test_a_zip64_size_is_read_from_the_extra_field() -> None:
     from reliability.hand_zips import central_entry, hand_zip
     from workbench.zip_directory import members
 
-    extra = struct.pack("<2HQ", 0x0001, 8, 5_000_000_000)
+    extra = struct.pack("<2H", 0x7075, 3) + b"abc" + struct.pack("<2HQ", 0x0001, 8, 5_000_000_000)  # after another field
     data = hand_zip(central_entry(b"big.jpg", 0xFFFFFFFF, extra) + central_entry(b"small.jpg", 3), 2)
     expected = [info.file_size for info in zipfile.ZipFile(io.BytesIO(data)).infolist()]
     assert [member.file_size for member in members(io.BytesIO(data), 10, "z.zip") or []] == expected == [5_000_000_000, 3]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from .errors import LimitExceeded
 
@@ -27,6 +27,7 @@ MAX_COMMENT = 0xFFFF
 ZIP64_SIZE = 0xFFFFFFFF  # a 32-bit size field that means "see the zip64 extra field"
 ZIP64_EXTRA_ID = 0x0001
 UTF8_NAME_FLAG = 0x800
+CHUNK_BYTES = 1024 * 1024  # the directory is read in chunks this size: few reads, bounded memory
 
 
 class Seekable(Protocol):
@@ -37,8 +38,7 @@ class Seekable(Protocol):
     def tell(self) -> int: ...
 
 
-@dataclass(frozen=True)
-class Member:
+class Member(NamedTuple):
     """One central-directory entry: its name as `zipfile` gives it, and the uncompressed size it states."""
 
     name: str
@@ -107,9 +107,18 @@ def _zip64_file_size(extra: bytes) -> int | None:
 
 
 def _name(raw: bytes, flags: int) -> str:
-    """The member's name as ZipInfo makes it: UTF-8 or cp437 by the flag, cut at a NUL."""
-    name = raw.decode("utf-8" if flags & UTF8_NAME_FLAG else "cp437", "replace")
-    return name.split("\0", 1)[0]
+    """The member's name as ZipInfo makes it: UTF-8 or cp437 by the flag (ASCII either way), cut at a NUL."""
+    if raw.isascii():
+        name = raw.decode("ascii")
+    else:
+        name = raw.decode("utf-8" if flags & UTF8_NAME_FLAG else "cp437", "replace")
+    return name.split("\0", 1)[0] if "\0" in name else name
+
+
+def _more(file: Seekable, data: bytes, at: int, unread: int, needed: int) -> tuple[bytes, int, int]:
+    """The chunk from `at` on, extended by a read of at least `needed` bytes (CHUNK_BYTES when more is left)."""
+    more = file.read(min(max(needed, CHUNK_BYTES), unread))
+    return data[at:] + more, 0, unread - len(more)
 
 
 def members(file: Seekable, max_members: int, where: str) -> list[Member] | None:
@@ -130,29 +139,33 @@ def members(file: Seekable, max_members: int, where: str) -> list[Member] | None
             )
         file.seek(directory.start)
         found: list[Member] = []
+        data, at, unread = b"", 0, directory.size  # a chunk of the directory, where we are in it, what is left
         walked = 0
         while walked < directory.size:
-            header = file.read(CENTRAL.size)
-            if len(header) != CENTRAL.size:
-                return None
-            fields = CENTRAL.unpack(header)
+            if len(data) - at < CENTRAL.size:
+                data, at, unread = _more(file, data, at, unread, CENTRAL.size)
+                if len(data) < CENTRAL.size:
+                    return None
+            fields = CENTRAL.unpack_from(data, at)
             if fields[0] != CENTRAL_SIGNATURE:
                 return None
             if len(found) == max_members:
                 raise LimitExceeded(
                     f"{where} holds more than {max_members} members (files and folders); the limit is {max_members}"
                 )
-            name_length, extra_length, comment_length = fields[12], fields[13], fields[14]
-            raw_name = file.read(name_length)
+            length = CENTRAL.size + fields[12] + fields[13] + fields[14]  # with its name, extra field and comment
+            if len(data) - at < length:
+                data, at, unread = _more(file, data, at, unread, length)
+                if len(data) < length:
+                    return None
+            name_end = at + CENTRAL.size + fields[12]
             file_size = fields[11]
             if file_size == ZIP64_SIZE:
-                real = _zip64_file_size(file.read(extra_length))
+                real = _zip64_file_size(data[name_end:name_end + fields[13]])
                 file_size = ZIP64_SIZE if real is None else real
-                file.seek(comment_length, 1)
-            else:
-                file.seek(extra_length + comment_length, 1)
-            found.append(Member(_name(raw_name, fields[5]), file_size))
-            walked += CENTRAL.size + name_length + extra_length + comment_length
+            found.append(Member(_name(data[at + CENTRAL.size:name_end], fields[5]), file_size))
+            at += length
+            walked += length
         return found
     finally:
         file.seek(position)
