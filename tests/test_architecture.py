@@ -26,7 +26,7 @@ LAYERS: dict[str, set[str]] = {
     # the engine's working parts: reading examples, the backbone, storage, background jobs, MLflow
     "pipeline": {"examples", "decode", "classify", "backbone", "network", "onnx_engine", "onnx_graph", "quantize", "batching", "store", "jobs",
                  "leases", "owners", "tracking", "tracked_files", "run_record", "pyfunc", "export", "explain", "doctor",
-                 "wait_progress", "streaming", "unknown_images"},
+                 "wait_progress", "streaming", "unknown_images", "zip_directory"},
     # the one door
     "service": {"service"},
     # the public API: `Workbench` and the types and helpers it hands out, re-exported from their homes

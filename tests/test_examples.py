@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import struct
 import zipfile
 from pathlib import Path
 
@@ -305,3 +306,60 @@ def test_folder_sets_names_zips_and_image_folders(tmp_path, tutorial_zips):
     assert list(folder_sets(tmp_path)) == ["beagle", "husky"]
     with pytest.raises(InvalidExamples):
         folder_sets(tmp_path / "missing")
+
+
+# ---------------------------------------------------------------- central directories, walked with struct
+
+
+def _written(members: dict[str, bytes], *, comment: bytes = b"", prefix: bytes = b"", zip64: bool = False) -> bytes:
+    buffer = io.BytesIO(prefix)
+    buffer.seek(len(prefix))
+    with zipfile.ZipFile(buffer, "a" if prefix else "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            with zf.open(name, "w", force_zip64=zip64) as member:
+                member.write(data)
+        zf.comment = comment
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _written({"a.jpg": b"x" * 100, "dir/": b"", "__MACOSX/._a.jpg": b"y"}),
+        _written({"a.jpg": b"x" * 100}, comment=b"a comment " * 100),
+        _written({"a.jpg": b"x" * 100}, prefix=b"#!/bin/sh\nexit 0\n" * 50),  # a self-extractor's stub before it
+        _written({"a.jpg": b"x" * 100, "b.jpg": b"y"}, zip64=True),
+        _written({"café.jpg": b"x", "cut\0here.jpg": b"y"}),
+        _written({}),
+    ],
+    ids=["plain", "comment", "prefixed", "zip64-headers", "names", "empty"],
+)
+@pytest.mark.parametrize("chunk_bytes", [1024 * 1024, 7])  # 7: entries cut across the chunks read
+def test_the_struct_walk_lists_what_zipfile_lists(data: bytes, chunk_bytes: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    from workbench import zip_directory
+    from workbench.zip_directory import Member, members
+
+    monkeypatch.setattr(zip_directory, "CHUNK_BYTES", chunk_bytes)
+    expected = [Member(info.filename, info.file_size) for info in zipfile.ZipFile(io.BytesIO(data)).infolist()]
+    stream = io.BytesIO(data)
+    stream.seek(7)
+    assert members(stream, 100, "z.zip") == expected
+    assert stream.tell() == 7  # left where it was
+
+
+def test_a_zip64_size_is_read_from_the_extra_field() -> None:
+    """A 32-bit size of 0xFFFFFFFF means "see the zip64 extra field": the walk reads the size there, as zipfile does."""
+    from reliability.hand_zips import central_entry, hand_zip
+    from workbench.zip_directory import members
+
+    extra = struct.pack("<2H", 0x7075, 3) + b"abc" + struct.pack("<2HQ", 0x0001, 8, 5_000_000_000)  # after another field
+    data = hand_zip(central_entry(b"big.jpg", 0xFFFFFFFF, extra) + central_entry(b"small.jpg", 3), 2)
+    expected = [info.file_size for info in zipfile.ZipFile(io.BytesIO(data)).infolist()]
+    assert [member.file_size for member in members(io.BytesIO(data), 10, "z.zip") or []] == expected == [5_000_000_000, 3]
+
+
+@pytest.mark.parametrize("data", [b"", b"PK\x03\x04 cut short", b"PK\x05\x06" + b"\0" * 10])
+def test_no_directory_is_left_to_zipfile(data: bytes) -> None:
+    from workbench.zip_directory import members
+
+    assert members(io.BytesIO(data), 10, "z.zip") is None

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -12,7 +11,9 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from .errors import InvalidRequest, InvalidThreshold, echo, echo_list
-from .examples import NON_IMAGE_REASONS, ZIP_MAGICS, ZIP_READ_ERRORS, BinaryFile, ImageInput, Skipped, Source, skip_reason
+from . import zip_directory
+from .examples import NON_IMAGE_REASONS, ZIP_MAGICS, BinaryFile, ImageInput, Skipped, Source, skip_reason
+from .limits import MAX_ZIP_MEMBERS
 from .sources import ImageURL
 from .training import Heads
 from .vocabulary import GENERAL_CLASSIFIER_ID, OWNER_IBM, OWNER_ME, SCORE_DECIMALS, THRESHOLD
@@ -127,13 +128,15 @@ def image_error(name: str, description: str, code: int = 400, error_id: str = "i
     }
 
 
-def count_images(uploads: Iterable[BinaryFile]) -> int:
+def count_images(uploads: Iterable[BinaryFile], max_members: int = MAX_ZIP_MEMBERS) -> int:
     """How many images seekable uploads hold, from zip central directories alone: no member is read or decoded.
 
     It counts what `read_images` then `split_non_images` keep, with the same rule: a file that is not a zip
     is one image, a zip member one unless it is a directory or a file `examples` skips as no image (a .txt,
-    __MACOSX). A zip that cannot be opened counts 0, so the engine's reader names what is wrong with it.
-    So a call over the cap is refused before its uploads are read into memory. Each upload is left at its start.
+    __MACOSX). A zip whose directory cannot be read counts 0, so the engine's reader names what is wrong with it.
+    So a call over the cap is refused before its uploads are read into memory. The directory is walked with
+    struct (`zip_directory`): a zip of more than `max_members` members is refused (LimitExceeded) at the
+    first member past it, not after building an object per member. Each upload is left at its start.
     """
     total = 0
     for upload in uploads:
@@ -143,11 +146,13 @@ def count_images(uploads: Iterable[BinaryFile]) -> int:
         if head not in ZIP_MAGICS:
             total += 1
             continue
+        name = getattr(upload, "name", None)
+        where = os.path.basename(name) if isinstance(name, str) and name else "a zip"
         try:
-            with zipfile.ZipFile(upload) as archive:
-                total += sum(skip_reason(info.filename) is None for info in archive.infolist())
-        except ZIP_READ_ERRORS:
-            pass
+            found = zip_directory.members(upload, max_members, where)
+        except OSError:
+            found = None
+        total += sum(skip_reason(member.name) is None for member in found or ())
         upload.seek(0)
     return total
 
@@ -181,16 +186,16 @@ def classified_images(images: list[dict], warnings: list[dict]) -> dict:
     return answer
 
 
-def source_image_count(item: Source | ImageURL) -> int:
+def source_image_count(item: Source | ImageURL, max_members: int = MAX_ZIP_MEMBERS) -> int:
     """How many images a classify source holds, from zip directories alone (0 for a folder: counted once read)."""
     if isinstance(item, ImageURL):
         return 1
     if isinstance(item, (bytes, bytearray, memoryview)):
-        return count_images([io.BytesIO(item)])
+        return count_images([io.BytesIO(item)], max_members)
     if not isinstance(item, (str, os.PathLike)):  # a file object
-        return count_images([item])
+        return count_images([item], max_members)
     path = Path(item)
     if not path.is_file():
         return 0
     with open(path, "rb") as file:
-        return count_images([file])
+        return count_images([file], max_members)

@@ -21,6 +21,11 @@ Choices worth knowing:
 * Folders are read recursively; images in sub-folders are named by their path
   relative to the folder ("folder/sub/x.jpg"); hidden files and `__MACOSX` are skipped,
   and symlinks that point outside the folder are skipped.
+* A zip's members are counted from its central directory (`zip_directory`) before
+  `zipfile` parses it, so a zip of a million members is refused without a million objects.
+* One create or update reads at most `limits.max_request_bytes` of images across all its
+  sets: `request_budget` refuses from what zip directories and file sizes state, before
+  any image is read, and the `RequestBudget` it returns stops every read once past it.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from workbench.errors import (
 )
 from workbench.limits import Limits
 from workbench.vocabulary import POSITIVE_SUFFIX
+from workbench import zip_directory
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".tif", ".tiff", ".webp", ".bmp"})
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
@@ -158,6 +164,33 @@ def _check_total_bytes(total: int, where: str, limits: Limits) -> None:
         )
 
 
+class RequestBudget:
+    """The image bytes one create or update may still read, across all its example sets."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    @property
+    def left(self) -> int:
+        return max(0, self.limit - self.used)
+
+    def take(self, size: int, where: str) -> None:
+        """Counts `size` bytes read from `where`; LimitExceeded once the request is past its limit."""
+        self.used += size
+        if self.used > self.limit:
+            raise request_too_large(f"more than {self.limit}", self.limit, where)
+
+
+def request_too_large(held: str, limit: int, where: str | None = None) -> LimitExceeded:
+    """The error of a create or update whose example sets hold too many bytes of images."""
+    past = f" ({where} goes past it)" if where else ""
+    return LimitExceeded(
+        f"The example sets of this request hold {held} bytes of images{past}; "
+        f"one create or update may hold at most {limit} bytes"
+    )
+
+
 def _looks_like_zip(head: bytes, name: str) -> bool:
     return head[:4] in ZIP_MAGICS or name.lower().endswith(".zip")
 
@@ -179,14 +212,16 @@ def _zip_entries(
     limits: Limits,
     error: type[WorkbenchError],
     per_image_cap: bool,
+    budget: RequestBudget | None = None,
 ) -> list[Entry]:
     """Read a zip's members into ImageInputs (undecoded) and Skipped, sorted by name.
 
-    Raises `error` for a corrupt or unsafe zip, LimitExceeded for too many images or
-    too many (declared or actual) uncompressed bytes. With `per_image_cap`, images
-    over limits.max_image_bytes are skipped unread.
+    Raises `error` for a corrupt or unsafe zip, LimitExceeded for too many members or images, or
+    too many (declared or actual) uncompressed bytes, in the zip or past the request's `budget`.
+    With `per_image_cap`, images over limits.max_image_bytes are skipped unread.
     """
     _check_total_bytes(len(data), zip_name, limits)
+    zip_directory.members(io.BytesIO(data), limits.max_zip_members, zip_name)  # before zipfile builds them all
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
     except ZIP_READ_ERRORS as exc:
@@ -205,8 +240,11 @@ def _zip_entries(
             else:
                 entries.append(Skipped(f"{zip_name}/{info.filename}", reason))
         _check_image_count(len(images), zip_name, limits)
-        _check_total_bytes(sum(info.file_size for info in images), zip_name, limits)
-        entries.extend(_read_zip_images(zf, images, zip_name, limits, error, per_image_cap))
+        declared = sum(info.file_size for info in images)
+        _check_total_bytes(declared, zip_name, limits)
+        if budget is not None and declared > budget.left:
+            raise request_too_large(f"more than {budget.limit}", budget.limit, zip_name)
+        entries.extend(_read_zip_images(zf, images, zip_name, limits, error, per_image_cap, budget))
     return sorted(entries, key=lambda entry: entry.name)
 
 
@@ -217,9 +255,10 @@ def _read_zip_images(
     limits: Limits,
     error: type[WorkbenchError],
     per_image_cap: bool,
+    budget: RequestBudget | None,
 ) -> list[Entry]:
     """Read image members with every read capped, so a lying header cannot inflate memory."""
-    budget = limits.max_zip_bytes
+    zip_left = limits.max_zip_bytes
     entries: list[Entry] = []
     for info in images:
         name = f"{zip_name}/{info.filename}"
@@ -229,14 +268,17 @@ def _read_zip_images(
         if per_image_cap and info.file_size > limits.max_image_bytes:
             entries.append(Skipped(name, FILE_TOO_LARGE))
             continue
+        cap = zip_left if budget is None else min(zip_left, budget.left)
         try:
             with zf.open(info) as member:
-                blob = member.read(budget + 1)
+                blob = member.read(cap + 1)
         except ZIP_READ_ERRORS as exc:
             raise error(f"{zip_name} is corrupt: cannot read {info.filename!r}: {exc}") from exc
-        if len(blob) > budget:
+        if len(blob) > zip_left:
             _check_total_bytes(limits.max_zip_bytes + 1, zip_name, limits)
-        budget -= len(blob)
+        if budget is not None:
+            budget.take(len(blob), zip_name)
+        zip_left -= len(blob)
         if per_image_cap and len(blob) > limits.max_image_bytes:
             entries.append(Skipped(name, FILE_TOO_LARGE))
             continue
@@ -260,8 +302,8 @@ def _folder_files(root: Path) -> list[tuple[str, Path]]:
     return sorted(found)
 
 
-def _folder_entries(root: Path, limits: Limits, per_image_cap: bool) -> list[Entry]:
-    """Read a folder's images like a zip's members; names are "folder/relative/path"."""
+def _folder_scan(root: Path) -> tuple[list[Entry], list[tuple[str, Path, int]]]:
+    """A folder's files, unread: the ones skipped, and the images as (name, path, size); names are "folder/relative/path"."""
     prefix = root.resolve().name or "folder"
     real_root = root.resolve()
     entries: list[Entry] = []
@@ -277,17 +319,29 @@ def _folder_entries(root: Path, limits: Limits, per_image_cap: bool) -> list[Ent
             entries.append(Skipped(name, reason))
         else:
             images.append((name, path, path.stat().st_size))
+    return entries, images
+
+
+def _folder_entries(root: Path, limits: Limits, per_image_cap: bool, budget: RequestBudget | None = None) -> list[Entry]:
+    """Read a folder's images like a zip's members; names are "folder/relative/path"."""
+    prefix = root.resolve().name or "folder"
+    entries, images = _folder_scan(root)
     _check_image_count(len(images), prefix, limits)
-    _check_total_bytes(sum(size for _, _, size in images), prefix, limits)
-    budget = limits.max_zip_bytes
+    declared = sum(size for _, _, size in images)
+    _check_total_bytes(declared, prefix, limits)
+    if budget is not None and declared > budget.left:
+        raise request_too_large(f"more than {budget.limit}", budget.limit, prefix)
+    folder_left = limits.max_zip_bytes
     for name, path, size in images:
         if per_image_cap and size > limits.max_image_bytes:
             entries.append(Skipped(name, FILE_TOO_LARGE))
             continue
-        blob = _read_capped(path, budget)
-        if len(blob) > budget:
+        blob = _read_capped(path, folder_left if budget is None else min(folder_left, budget.left))
+        if len(blob) > folder_left:
             _check_total_bytes(limits.max_zip_bytes + 1, prefix, limits)
-        budget -= len(blob)
+        if budget is not None:
+            budget.take(len(blob), prefix)
+        folder_left -= len(blob)
         entries.append(_image_input(name, blob))
     return sorted(entries, key=lambda entry: entry.name)
 
@@ -304,13 +358,13 @@ def _file_object_name(fileobj: object, default: str) -> str:
     return os.path.basename(name) if isinstance(name, str) and name else default
 
 
-def _example_entries(source: Source, label: str, limits: Limits) -> tuple[str, list[Entry]]:
+def _example_entries(source: Source, label: str, limits: Limits, budget: RequestBudget) -> tuple[str, list[Entry]]:
     """Resolve a training source to (its name, its raw entries)."""
     if _is_path(source):
         path = Path(source)
         name = path.resolve().name if path.is_dir() else path.name
         if path.is_dir():
-            return name, _folder_entries(path, limits, per_image_cap=False)
+            return name, _folder_entries(path, limits, per_image_cap=False, budget=budget)
         if not path.is_file():
             raise InvalidExamples(f"{name} for class '{label}' does not exist")
         _check_total_bytes(path.stat().st_size, name, limits)
@@ -326,7 +380,7 @@ def _example_entries(source: Source, label: str, limits: Limits) -> tuple[str, l
         raise InvalidExamples(
             f"{name} for class '{label}' is not a zip file or a folder of images"
         )
-    return name, _zip_entries(data, name, limits, InvalidExamples, per_image_cap=False)
+    return name, _zip_entries(data, name, limits, InvalidExamples, per_image_cap=False, budget=budget)
 
 
 def _validated(entries: list[Entry], limits: Limits) -> tuple[list[ImageInput], list[Skipped]]:
@@ -351,14 +405,19 @@ def _validated(entries: list[Entry], limits: Limits) -> tuple[list[ImageInput], 
     return images, skipped
 
 
-def read_example_set(source: Source, *, limits: Limits = Limits(), label: str) -> ExampleSet:
+def read_example_set(
+    source: Source, *, limits: Limits = Limits(), label: str, budget: RequestBudget | None = None
+) -> ExampleSet:
     """Read and validate one training set: a .zip (path, bytes or binary file) or a folder.
 
     `label` (the class name, or "negative") only words the errors and names a set given
-    as bytes ("<label>.zip"). Raises InvalidExamples (not a zip or folder, corrupt or
-    unsafe zip, too few readable images) or LimitExceeded (too many images or bytes).
+    as bytes ("<label>.zip"). `budget` is what the request's sets may still read (by default
+    limits.max_request_bytes for this set alone; see `request_budget`). Raises InvalidExamples
+    (not a zip or folder, corrupt or unsafe zip, too few readable images) or LimitExceeded
+    (too many members, images or bytes).
     """
-    name, entries = _example_entries(source, label, limits)
+    budget = budget if budget is not None else RequestBudget(limits.max_request_bytes)
+    name, entries = _example_entries(source, label, limits, budget)
     images, skipped = _validated(entries, limits)
     if len(images) < limits.min_images_per_set:
         raise InvalidExamples(
@@ -370,6 +429,43 @@ def read_example_set(source: Source, *, limits: Limits = Limits(), label: str) -
         images=tuple(sorted(images, key=lambda image: image.name)),
         skipped=tuple(sorted(skipped, key=lambda skip: skip.name)),
     )
+
+
+def _declared_in_zip(file: BinaryFile, name: str, limits: Limits) -> int:
+    """The uncompressed bytes a zip's image members state, from its central directory (0: no readable directory)."""
+    found = zip_directory.members(file, limits.max_zip_members, name)
+    return sum(member.file_size for member in found or () if skip_reason(member.name) is None)
+
+
+def declared_image_bytes(source: Source, label: str, limits: Limits) -> int:
+    """The bytes of images a training source states, unread: zip directories (a zip over the member limit is
+    refused here) or a folder's file sizes. 0 for what is neither: the reader then says what is wrong with it."""
+    try:
+        if isinstance(source, (str, os.PathLike)):
+            path = Path(source)
+            if path.is_dir():
+                return sum(size for _, _, size in _folder_scan(path)[1])
+            if not path.is_file():
+                return 0
+            with open(path, "rb") as fh:
+                return _declared_in_zip(fh, path.name, limits)
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            return _declared_in_zip(io.BytesIO(source), f"{label}.zip", limits)
+        if hasattr(source, "read") and hasattr(source, "seek"):
+            return _declared_in_zip(source, _file_object_name(source, f"{label}.zip"), limits)
+    except OSError:  # an unseekable stream, a file gone: the reader reports it
+        return 0
+    return 0  # not a source at all: the reader refuses it
+
+
+def request_budget(sources: Iterable[tuple[str, Source]], limits: Limits) -> RequestBudget:
+    """What one create or update may read: refuses with LimitExceeded when its sets (label, source) state more
+    than limits.max_request_bytes of images, or a zip more than limits.max_zip_members members, before any
+    image is read; the budget returned stops the reads themselves once past the limit (a folder that grew)."""
+    declared = sum(declared_image_bytes(source, label, limits) for label, source in sources)
+    if declared > limits.max_request_bytes:
+        raise request_too_large(str(declared), limits.max_request_bytes)
+    return RequestBudget(limits.max_request_bytes)
 
 
 # ---------------------------------------------------------------- classify inputs

@@ -36,7 +36,16 @@ from .errors import (
     echo,
     echo_list,
 )
-from .examples import ExampleSet, ImageInput, Skipped, Source, folder_sets, read_example_set, read_images
+from .examples import (
+    ExampleSet,
+    ImageInput,
+    Skipped,
+    Source,
+    folder_sets,
+    read_example_set,
+    read_images,
+    request_budget,
+)
 from .export import Exporter, ExportSource, check_format, coreml_available, default_file_name, write_copy
 from .general import ColorSample, color_sample, general_classes
 from .events import ClassifierEvent, Listener
@@ -97,6 +106,8 @@ class Workbench:
     With `resume` (and `train`), this Workbench adopts, while it lives, trainings whose process died;
     with `resume` and tracking on, it also keeps MLflow converged to the store (`resume=False` suits a
     short-lived query: the next process that resumes logs what it left, a deleted classifier's history too).
+    `limits` are the input limits (default: `Limits.from_env()`, Watson's, with WORKBENCH_MAX_REQUEST_BYTES and
+    WORKBENCH_MAX_ZIP_MEMBERS read from the environment).
     `job_settings` bounds the trainings at once and sets the lease timing (default: `JobSettings.from_env()`).
     `prebuild_exports` (e.g. `("coreml",)`) builds those export formats in the background after
     every training; otherwise each is built on first request (`export`, `core_ml_model`).
@@ -120,7 +131,7 @@ class Workbench:
     ) -> None:
         self.home = Path(home) if home is not None else default_home()
         self.owner = owner
-        self.limits = limits or Limits()
+        self.limits = limits or Limits.from_env()  # WORKBENCH_MAX_REQUEST_BYTES, WORKBENCH_MAX_ZIP_MEMBERS
         self.progress = progress
         self.resume = resume
         self.train = train
@@ -337,18 +348,28 @@ class Workbench:
     def _read_sets(
         self, positive_examples: Mapping[str, Source], negative_examples: Source | None
     ) -> tuple[dict[str, ExampleSet], ExampleSet | None]:
-        """Reads and validates every example set before anything is stored."""
-        positives = {}
+        """Reads and validates every example set before anything is stored.
+
+        The sets' zip directories and file sizes are checked against `limits.max_request_bytes` (and each zip
+        against `limits.max_zip_members`) before any image is read, and the reads stop once past it.
+        """
+        sources: dict[str, Source] = {}
         for raw_name, source in positive_examples.items():
             name = check_class_name(raw_name.removesuffix(POSITIVE_SUFFIX) if isinstance(raw_name, str) else raw_name)
-            if name in positives:
+            if name in sources:
                 raise InvalidClassName(
                     f"Class {shown_name(name)} is given twice in one request (names are compared in Unicode NFC form)"
                 )
-            positives[name] = read_example_set(source, limits=self.limits, label=name)
+            sources[name] = source
+        negative = [(NEGATIVE_FIELD, negative_examples)] if negative_examples is not None else []
+        budget = request_budget([*sources.items(), *negative], self.limits)
+        positives = {
+            name: read_example_set(source, limits=self.limits, label=name, budget=budget)
+            for name, source in sources.items()
+        }
         negatives = None
         if negative_examples is not None:
-            negatives = read_example_set(negative_examples, limits=self.limits, label=NEGATIVE_FIELD)
+            negatives = read_example_set(negative_examples, limits=self.limits, label=NEGATIVE_FIELD, budget=budget)
         return positives, negatives
 
     def _as_stored(self, db, classifier_id: str, positives: dict[str, ExampleSet]) -> dict[str, ExampleSet]:
@@ -640,7 +661,7 @@ class Workbench:
         """A classify call's entries in input order, its warnings, and {entry index: (source_url, resolved_url)}."""
         items = list(images) if isinstance(images, (list, tuple)) else [images]
         if max_images is not None:
-            count = sum(cls.source_image_count(item) for item in items)
+            count = sum(cls.source_image_count(item, self.limits.max_zip_members) for item in items)
             if count > max_images:  # counted from zip directories, before any upload is read into memory
                 raise LimitExceeded(f"A classify call may hold at most {max_images} images; got {count}")
         entries: list[ImageInput | Skipped] = []
