@@ -25,6 +25,9 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIAL = ROOT / "data" / "tutorial"
+# servers and CLI processes run from other folders: a relative PYTHONPATH=src would silently reach the
+# installed package instead of this checkout's, so every child gets this checkout's src first
+os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))])
 DOGS_JPG = TUTORIAL / "dogs.jpg"
 VERSION = {"version": "2018-03-19"}
 KEYS = {"alice": "campaign-key-alice-0001", "bob": "campaign-key-bob-0002"}
