@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from .errors import (
     ClassifierNotFound,
+    ExampleNotFound,
     ImageTooSmall,
     ImageUnreadable,
     InvalidClassName,
@@ -17,6 +18,7 @@ from .errors import (
     LimitExceeded,
     NoImages,
     StoreUnavailable,
+    TooFewExamples,
     TrackingError,
     Unauthorized,
     UnsupportedMediaType,
@@ -28,6 +30,7 @@ from .limits import Limits
 from .sources import ImageURL
 
 if TYPE_CHECKING:
+    from .curation import Curation, TrainingExample, examples_frame
     from .examples import folder_sets, image_paths, set_name
     from .streaming import folder_images
     from .service import Workbench
@@ -35,6 +38,9 @@ if TYPE_CHECKING:
     from .training import OutOfFold
 
 _LAZY = {  # public name -> the module that defines it, imported on first access
+    "Curation": "curation",
+    "TrainingExample": "curation",
+    "examples_frame": "curation",
     "folder_images": "streaming",
     "folder_sets": "examples",
     "image_paths": "examples",
@@ -57,6 +63,11 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "ClassifierNotFound",
+    "Curation",
+    "ExampleNotFound",
+    "TooFewExamples",
+    "TrainingExample",
+    "examples_frame",
     "ImageTooSmall",
     "ImageURL",
     "ImageUnreadable",

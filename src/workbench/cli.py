@@ -46,7 +46,8 @@ INTEGER_COLUMNS = ("version", "registered_version", "parent_version", "images", 
 TABLE_WIDTH = 100  # `versions` prints a table this many characters wide at most (a terminal, a pasted log)
 MIN_CELL = 12  # the narrowest version column; fewer versions are shown rather than narrower ones
 MAX_LABEL = 30  # metric names (per-class ones carry the class name) are cut to this
-TABLE_LEFT_OUT = ("run_id",)  # 32 hex characters; in `--json` and the MLflow UI
+TABLE_LEFT_OUT = ("run_id",)
+SORTS = ("id", "oof")  # `examples --sort` (curation.SORTS; not imported: `--help` loads no engine)  # 32 hex characters; in `--json` and the MLflow UI
 
 
 def _print(answer: object) -> None:
@@ -275,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     delete = verbs.add_parser("delete", help="delete a classifier")
     delete.add_argument("classifier_id", help="the classifier to delete, with its versions and example images")
     _add_versions_verb(verbs)
+    _add_examples_verb(verbs)
     _add_export_verb(verbs)
     _add_classify_dir_verb(verbs)
 
@@ -305,6 +307,56 @@ def _add_versions_verb(verbs: argparse._SubParsersAction) -> None:
     versions = verbs.add_parser("versions", help="every trained version of a classifier with its metrics, as a table")
     versions.add_argument("classifier_id", help="the classifier whose versions to show")
     versions.add_argument("--json", action="store_true", help="JSON records on stdout instead of the table")
+
+
+EXAMPLE_ACTIONS = ("remove", "relabel")  # `examples remove|relabel CID ...`; else `examples CID` lists
+
+
+def _add_examples_verb(verbs: argparse._SubParsersAction) -> None:
+    """`examples CID [--sort oof]`, `examples remove CID ID...`, `examples relabel CID ID... CLASS|--negative`."""
+    examples = verbs.add_parser(
+        "examples", help="list a classifier's examples with their out-of-fold scores; remove or relabel them",
+        usage="workbench examples CID [--sort {id,oof}] [--version N] [--removed]\n"
+              "       workbench examples remove CID ID [ID ...] [--no-wait]\n"
+              "       workbench examples relabel CID ID [ID ...] (CLASS | --negative) [--no-wait]",
+        description="A change is one commit and queues a retraining, as an update does (the serving version answers "
+                    "meanwhile); earlier versions keep the examples they trained on.")
+    examples.add_argument("words", nargs="+", metavar="[remove|relabel] CID ...",
+                          help="CID to list; remove CID ID...; relabel CID ID... CLASS (or --negative)")
+    examples.add_argument("--sort", choices=SORTS, default="id",
+                          help="id: as added (default); oof: those another class outscored out of fold first")
+    examples.add_argument("--version", type=int, default=None, help="whose out-of-fold scores (default: the newest version)")
+    examples.add_argument("--removed", action="store_true", help="list curated-out examples too")
+    examples.add_argument("--negative", action="store_true", help="relabel: make them negative examples")
+    examples.add_argument("--no-wait", action="store_true", help="answer at once; retrain in a detached process")
+
+
+def _examples(wb: Workbench, args: argparse.Namespace) -> object:
+    """Lists the examples (JSON records), or removes / relabels some and waits for the retraining like `update`."""
+    action, words = (args.words[0], args.words[1:]) if args.words[0] in EXAMPLE_ACTIONS else ("list", args.words)
+    if not words:
+        raise SystemExit(f"workbench: examples {'' if action == 'list' else action + ' '}needs a classifier id")
+    cid, rest = words[0], words[1:]
+    if action == "list":
+        if rest:
+            raise SystemExit(f"workbench: examples CID lists; to change examples: examples remove|relabel {cid} ...")
+        return [e.to_dict() for e in wb.examples(cid, version=args.version, sort=args.sort, include_removed=args.removed)]
+    target: str | None = None  # relabel's class (None with --negative)
+    if action == "relabel" and not args.negative:
+        if len(rest) < 2:
+            raise SystemExit("workbench: examples relabel CID ID [ID ...] CLASS (or --negative)")
+        rest, target = rest[:-1], rest[-1]
+    if not rest:
+        raise SystemExit(f"workbench: examples {action} {cid} needs example ids")
+    if action == "remove":
+        change = wb.remove_examples(cid, rest)
+    else:
+        change = wb.relabel_examples(cid, dict.fromkeys(rest, target))
+    answer = change.to_dict()
+    if change.changed:
+        record = _settle(wb, {"classifier_id": cid, "status": change.status}, not args.no_wait, wb.home)
+        answer.update({key: record[key] for key in ("status", "explanation") if key in record})
+    return answer
 
 
 def _add_export_verb(verbs: argparse._SubParsersAction) -> None:
@@ -451,7 +503,8 @@ def dispatch(args: argparse.Namespace) -> object:
     """Runs one verb; returns what to print (None prints nothing)."""
     no_wait = getattr(args, "no_wait", False)
     # only a process that stays to finish the work resumes trainings a dead process left behind
-    lives = args.verb in ("create", "update", "wait", "demo", "serve") and not no_wait
+    changes_examples = args.verb == "examples" and args.words[0] in EXAMPLE_ACTIONS
+    lives = (args.verb in ("create", "update", "wait", "demo", "serve") or changes_examples) and not no_wait
     prebuild = ("coreml",) if getattr(args, "prebuild_core_ml", False) else ()
     from .service import Workbench
     from . import tracking_uri
@@ -480,6 +533,8 @@ def dispatch(args: argparse.Namespace) -> object:
         return _delete(wb, args.classifier_id)
     if args.verb == "versions":
         return _versions(wb, args)
+    if args.verb == "examples":
+        return _examples(wb, args)
     if args.verb == "doctor":
         report = wb.doctor(repair=args.repair, full=not args.quick, grace_s=args.grace_seconds)
         if report.advice():

@@ -33,6 +33,12 @@ class InvalidClassName(InvalidExamples):
     error_id = "invalid_class_name"
 
 
+class TooFewExamples(InvalidExamples):
+    """A curation that would leave a class (or the negatives) with fewer images than a set needs, or under two sets."""
+
+    error_id = "too_few_examples"
+
+
 class InvalidClassifierName(InvalidRequest):
     """A classifier name that is not a string, empty, too long, or holds a control character."""
 
@@ -75,6 +81,13 @@ class ClassifierNotFound(WorkbenchError):
 
     code = 404
     error_id = "not_found"
+
+
+class ExampleNotFound(WorkbenchError):
+    """No example with this id among the classifier's current training examples."""
+
+    code = 404
+    error_id = "example_not_found"
 
 
 class WaitTimeout(WorkbenchError):

@@ -18,13 +18,13 @@ from typing import Callable, TypeVar
 
 import numpy as np
 
-from . import leases, training, unknown_images
+from . import curation, leases, training, unknown_images
 from .backbone import Backbone, EmbeddingCache
 from .decode import backbone_input, prepared_batches
 from .events import ClassifierEvent, Listener
 from .errors import ClassifierNotFound, InvalidRequest, StoreUnavailable
 from .limits import Limits
-from .store import Store, VersionRecord, atomic_write_bytes
+from .store import ExampleRow, Store, VersionRecord, atomic_write_bytes
 from .timestamps import now_iso
 
 log = logging.getLogger(__name__)
@@ -277,21 +277,19 @@ class JobRunner:
         return record
 
     def _trained_already(self, classifier_id: str) -> bool:
-        """Whether the serving version covers every stored example: its holder died after saving it, before marking ready."""
+        """Whether the serving version covers every stored example and curation: its holder died after saving it, before marking ready."""
         with self.store.transaction(write=False) as db:
             record = self.store.classifier(classifier_id, db)
             if record.serving_version is None:
                 return False
-            trained = self.store.version(classifier_id, record.serving_version, db).last_example_id
-            return self.store.last_example_id(classifier_id, db) <= trained
+            return curation.covers(db, self.store.version(classifier_id, record.serving_version, db))
 
     def _finish_if_settled(self, classifier_id: str) -> bool:
-        """Marks the classifier ready unless examples arrived during the training (then trains again)."""
+        """Marks the classifier ready unless examples arrived or were curated during the training (then trains again)."""
         with self._lock:
             with self.store.transaction() as db:
                 record = self._holder(db, classifier_id)
-                last_trained = self.store.version(classifier_id, record.serving_version, db).last_example_id
-                if self.store.last_example_id(classifier_id, db) > last_trained:
+                if not curation.covers(db, self.store.version(classifier_id, record.serving_version, db)):
                     return False
                 self.store.update_classifier(
                     db, classifier_id, status="ready", job_owner=None, lease_expires=None, explanation=None
@@ -318,26 +316,31 @@ class JobRunner:
             self.emit(ClassifierEvent(classifier_id, "failed", explanation=explanation))
             self._release(classifier_id)
 
-    def _start(self, classifier_id: str) -> int:
-        """Marks the classifier training (or retraining); returns the last example id the training covers."""
+    def _start(self, classifier_id: str) -> tuple[int, int]:
+        """Marks the classifier training (or retraining); returns the last example and curation ids the training covers."""
         with self.store.transaction() as db:
             record = self._holder(db, classifier_id)
             self.store.update_classifier(db, classifier_id, status=record.busy_status)
-            return self.store.last_example_id(classifier_id, db)
+            return curation.watermarks(db, classifier_id)
 
     def _train_once(self, classifier_id: str) -> None:
-        last_example_id = self._retrying(classifier_id, "start", lambda: self._start(classifier_id))
+        last_example_id, last_curation_id = self._retrying(classifier_id, "start", lambda: self._start(classifier_id))
         self.emit(ClassifierEvent(classifier_id, "started"))
-        rows = self.store.examples(classifier_id, up_to=last_example_id)
-        classes = list(dict.fromkeys(r.class_name for r in rows if r.class_name is not None))
-        positives = {r.sha256 for r in rows if r.class_name is not None}
-        # an image both positive and negative stays positive (Watson's rule)
-        rows = [r for r in rows if r.class_name is not None or r.sha256 not in positives]
-        rows = list({(r.class_name, r.sha256): r for r in rows}.values())
+        rows = [r for r in self.store.examples(classifier_id, up_to=last_example_id)
+                if curation.live_at(r, last_curation_id)]
+        result, rows = self.fit(classifier_id, rows)
+        self._retrying(classifier_id, "save", lambda: self._save_version(
+            classifier_id, result, last_example_id, last_curation_id, rows))
+
+    def fit(self, classifier_id: str, rows: list[ExampleRow]) -> tuple[training.TrainingResult, list[ExampleRow]]:
+        """Fits heads on an example set (embedding only images not cached); the result and the rows it trained, in order.
+
+        The same set gives the same heads: an earlier version retrains from its stored set (`curation.version_rows`).
+        """
+        rows, labels, classes = curation.training_rows(rows)
         started = time.perf_counter()
         embeddings, embedded = self._embeddings(classifier_id, [r.sha256 for r in rows])
         embed_seconds = time.perf_counter() - started
-        labels = [r.class_name if r.class_name is not None else training.NEGATIVE_LABEL for r in rows]
         self.emit(ClassifierEvent(classifier_id, "fitting"))
         started = time.perf_counter()
         unknown = unknown_images.embeddings(self.backbone, self.cache)  # the version's "unknown images" check
@@ -348,7 +351,7 @@ class JobRunner:
             images_embedded=embedded,
             images_cached=len(set(r.sha256 for r in rows)) - embedded,
         )
-        self._retrying(classifier_id, "save", lambda: self._save_version(classifier_id, result, last_example_id, rows))
+        return result, rows
 
     def _embeddings(self, classifier_id: str, shas: list[str]) -> tuple[np.ndarray, int]:
         """Embeddings for the images, computing only those not in the cache (returns how many it computed)."""
@@ -376,7 +379,8 @@ class JobRunner:
         bar.close()
         return np.stack([known[s] for s in shas]), len(missing)
 
-    def _save_version(self, classifier_id: str, result: training.TrainingResult, last_example_id: int, rows: list) -> None:
+    def _save_version(self, classifier_id: str, result: training.TrainingResult, last_example_id: int,
+                      last_curation_id: int, rows: list[ExampleRow]) -> None:
         """Writes the heads file, then commits the version and moves serving to it in one transaction."""
         with self.store.transaction() as db:
             record = self._holder(db, classifier_id)
@@ -392,7 +396,7 @@ class JobRunner:
             self.store.insert_version(
                 db,
                 VersionRecord(classifier_id, version, stamp, list(result.heads.classes), last_example_id,
-                              result.metrics, path.name),
+                              result.metrics, path.name, last_curation_id),
             )
             retrained = stamp if record.serving_version is not None else record.retrained
             updated = stamp if record.serving_version is not None else record.updated

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .backbone import Backbone
+from .curation import VersionChanges
 from .decode import decode_image
 from .store import ClassifierRecord, ExampleRow, Store, VersionRecord
 from .tracked_files import ClassifierFiles
@@ -30,6 +31,7 @@ if TYPE_CHECKING:  # imported where used: the tracker is built by `workbench lis
 SERVING_ALIAS = "serving"
 MODEL_NAME = "classifier"  # the LoggedModel's name in each run (MLflow 3 model page)
 MANIFEST_ARTIFACT = "examples/manifest.csv"
+CHANGES_ARTIFACT = "examples/changes.csv"  # what curations removed or relabelled since the parent version
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
 HEAD_TYPE = "logistic_ovr"  # a short param that compares well; HEAD_DESCRIPTION says it in words
 HEAD_DESCRIPTION = ("logistic regression, one-vs-rest per class, class_weight=balanced, L2-normalised embeddings, "
@@ -45,6 +47,7 @@ TAG_VERSION = "workbench.version"
 TAG_PARENT = "workbench.parent_version"
 TAG_OUTCOME = "workbench.outcome"  # "ready" or "failed"
 TAG_ADDED = "workbench.added"  # what the update added, in words
+TAG_CURATED = "workbench.curated"  # what curations removed or relabelled since the parent version, in words
 TAG_EXPLANATION = "workbench.explanation"
 TAG_REGISTERED = "workbench.registered_version"
 TAG_LOGGED = "workbench.logged"  # set last: the run is complete
@@ -130,11 +133,11 @@ def version_metrics(version: VersionRecord) -> dict[str, float]:
 
 
 def added_since(rows: list[ExampleRow], previous_last_id: int) -> str:
-    """In words, the examples after `previous_last_id`: per class how many images, and negatives."""
+    """In words, the examples after `previous_last_id`: per class how many images, and negatives (relabellings are not added)."""
     earlier = {r.class_name for r in rows if r.example_id <= previous_last_id and r.class_name is not None}
     counts: dict[str | None, int] = {}
     for row in rows:
-        if row.example_id > previous_last_id:
+        if row.example_id > previous_last_id and row.replaces is None:
             counts[row.class_name] = counts.get(row.class_name, 0) + 1
     parts = [
         f"{name}: +{n} images" + ("" if name in earlier else " (new class)")
@@ -144,6 +147,19 @@ def added_since(rows: list[ExampleRow], previous_last_id: int) -> str:
     if None in counts:
         parts.append(f"negatives: +{counts[None]} images")
     return "; ".join(parts) or "nothing new"
+
+
+def curation_params(changes: VersionChanges) -> dict[str, object]:
+    """Params of every version run: how many examples curations removed and relabelled since the parent (0: none)."""
+    return {"examples_removed": len(changes.removed), "examples_relabelled": len(changes.relabelled)}
+
+
+def write_changes(folder: Path, changes: VersionChanges) -> None:
+    """`examples/changes.csv` (one row per removed or relabelled example), when curations changed anything."""
+    if changes.removed or changes.relabelled:
+        path = folder / CHANGES_ARTIFACT
+        path.parent.mkdir(parents=True, exist_ok=True)
+        changes.frame().to_csv(path, index=False)
 
 
 def manifest_frame(rows: list[ExampleRow]) -> pd.DataFrame:

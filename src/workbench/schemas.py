@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -78,6 +78,62 @@ class Classifiers(BaseModel):
 
 class Empty(BaseModel):
     pass
+
+
+# curating the examples (not Watson's: workbench's own paths under /v3/classifiers/{id}/examples)
+MAX_EXAMPLE_ID = 2**62  # SQLite's integers are 64-bit: a larger id is a 400, not an overflow
+ExampleId = Annotated[int, Field(strict=True, ge=1, le=MAX_EXAMPLE_ID)]
+
+
+class TrainingExample(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    example_id: int
+    class_: str | None = Field(alias="class", description="null for a negative example")
+    negative: bool
+    sha256: str
+    source: str
+    version: int | None = Field(description="the version whose out-of-fold scores these are")
+    in_version: bool = Field(description="whether that version trained on this example")
+    score: float | None = Field(description="its own class's out-of-fold score")
+    top_other_class: str | None
+    top_other_score: float | None
+    removed: bool
+
+
+class TrainingExamples(BaseModel):
+    examples: list[TrainingExample]
+
+
+class RemoveExamples(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    example_ids: list[ExampleId] = Field(min_length=1, description="the examples to take out of training")
+
+
+class NewLabel(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    example_id: ExampleId
+    class_: str | None = Field(alias="class", description="the new class (existing or new); null: a negative example")
+
+
+class RelabelExamples(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    examples: list[NewLabel] = Field(min_length=1)
+
+
+class Relabelled(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+    example_id: int
+    new_example_id: int
+    previous_class: str | None
+    class_: str | None = Field(alias="class")
+
+
+class Curation(BaseModel):
+    classifier_id: str
+    status: Literal["ready", "training", "retraining", "failed"]
+    curation_id: int | None = Field(description="null when the call changed nothing")
+    removed: list[int]
+    relabelled: list[Relabelled]
 
 
 def error_responses(*codes: int) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import os
 import random
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Callable, Container, Iterable, Iterator, Mappi
 import numpy as np
 
 from . import classify as cls
-from . import explain, streaming
+from . import curation, explain, streaming
 from .backbone import Backbone, EmbeddingCache, single_threaded_blas
 from .decode import backbone_views, prepared_batches
 from .doctor import DoctorReport, run_doctor, startup_sweep, unavailable_report
@@ -324,6 +325,38 @@ class Workbench:
         if sha256 not in {row.sha256 for row in self.store.examples(classifier_id)}:
             raise ClassifierNotFound(f"Classifier {classifier_id!r} has no example image {sha256!r}")
         return self.store.read_blob(sha256)
+
+    # curating the examples (curation.py) ----------------------------------
+    def examples(self, classifier_id: str, *, version: int | None = None, sort: str = "id",
+                 include_removed: bool = False) -> list[curation.TrainingExample]:
+        """The classifier's training examples with `version`'s out-of-fold scores (default: its newest version).
+
+        `sort="oof"` puts first the examples some other class outscored. With `include_removed`, curated-out
+        examples too; those `in_version` are then exactly the set that version trained on.
+        """
+        self._record(classifier_id)
+        return curation.list_examples(self.store, classifier_id, version=version, sort=sort, include_removed=include_removed)
+
+    def remove_examples(self, classifier_id: str, example_ids: Iterable[int]) -> curation.Curation:
+        """Takes examples out of training and queues a retraining, as an update does; earlier versions keep them."""
+        return self._curate(classifier_id, curation.example_ids(example_ids), {})
+
+    def relabel_examples(self, classifier_id: str, labels: Mapping[int, str | None]) -> curation.Curation:
+        """Moves examples to another class (existing or new; None: negative) and queues a retraining, as an update does."""
+        return self._curate(classifier_id, [], curation.new_labels(labels))
+
+    def _curate(self, classifier_id: str, remove: list[int], relabel: dict[int, str | None]) -> curation.Curation:
+        """One commit: the change, the (re)training status and the training's lease; then the training starts."""
+        self._record(classifier_id)
+        with self.store.transaction() as db:
+            record = self.store.classifier(classifier_id, db)
+            change = curation.apply(db, classifier_id, remove, relabel, self.limits.min_images_per_set)
+            if change.changed:
+                self.store.update_classifier(db, classifier_id, status=record.busy_status, updated=now_iso(), explanation=None)
+                self._claim(db, classifier_id)
+        if change.changed:
+            self._start_training(classifier_id)
+        return dataclasses.replace(change, status=self.store.classifier(classifier_id).status)
 
     def doctor(self, *, repair: bool = False, full: bool = True, grace_s: float = DOCTOR_GRACE_S) -> DoctorReport:
         """Checks the store (records, versions, heads, blobs, embedding cache); with `repair`, fixes what is safe.

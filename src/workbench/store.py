@@ -77,7 +77,9 @@ CREATE TABLE IF NOT EXISTS examples (
     classifier_id TEXT NOT NULL REFERENCES classifiers(classifier_id) ON DELETE CASCADE,
     class_name TEXT,              -- NULL for negative examples
     sha256 TEXT NOT NULL,
-    source TEXT NOT NULL          -- e.g. "beagle.zip/foo.jpg"
+    source TEXT NOT NULL,         -- e.g. "beagle.zip/foo.jpg"
+    removed_by INTEGER,           -- the curation that removed (or relabelled) it; NULL while it trains (curation.py)
+    replaces INTEGER              -- the example it relabels (same image, new label); NULL for an added one
 );
 CREATE INDEX IF NOT EXISTS examples_by_classifier ON examples(classifier_id, example_id);
 CREATE INDEX IF NOT EXISTS examples_by_sha256 ON examples(sha256);  -- "does any example still use this blob?"
@@ -89,7 +91,13 @@ CREATE TABLE IF NOT EXISTS versions (
     last_example_id INTEGER NOT NULL,
     metrics TEXT NOT NULL,        -- JSON of cross-validated metrics
     head_file TEXT NOT NULL,
+    last_curation_id INTEGER NOT NULL DEFAULT 0,  -- with last_example_id: the examples it trained on (curation.py)
     PRIMARY KEY (classifier_id, version)
+);
+CREATE TABLE IF NOT EXISTS curations (  -- each removal or relabelling of examples, one commit each (curation.py)
+    curation_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    classifier_id TEXT NOT NULL REFERENCES classifiers(classifier_id) ON DELETE CASCADE,
+    created TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS customer_data (  -- X-Watson-Metadata: customer_id labels, for DELETE /v3/user_data
     customer_id TEXT NOT NULL,
@@ -106,7 +114,12 @@ REMOVE_BLOB = "blob"  # pending_removals.kind: an image blob, by sha256
 REMOVE_HEADS = "heads"  # pending_removals.kind: a deleted classifier's heads folder (heads, out-of-fold scores, exports)
 ADDED_COLUMNS = {  # columns newer than some existing homes: (table, column) -> declaration
     ("classifiers", "lease_expires"): "REAL",
+    ("examples", "removed_by"): "INTEGER",
+    ("examples", "replaces"): "INTEGER",
+    ("versions", "last_curation_id"): "INTEGER NOT NULL DEFAULT 0",
 }
+EXAMPLE_COLUMNS = "example_id, class_name, sha256, source, removed_by, replaces"
+VERSION_COLUMNS = "classifier_id, version, created, classes, last_example_id, metrics, head_file, last_curation_id"
 
 
 @dataclass(frozen=True)
@@ -133,12 +146,18 @@ class ClassifierRecord:
 
 @dataclass(frozen=True)
 class ExampleRow:
-    """One training image of a classifier; `class_name` is None for a negative example."""
+    """One training image of a classifier; `class_name` is None for a negative example.
+
+    A curated example is never deleted (earlier versions trained on it): `removed_by` names the
+    curation that took it out, and a relabelled one comes back as a new row that `replaces` it.
+    """
 
     example_id: int
     class_name: str | None
     sha256: str
     source: str
+    removed_by: int | None = None
+    replaces: int | None = None
 
 
 @dataclass(frozen=True)
@@ -168,6 +187,7 @@ class VersionRecord:
     last_example_id: int
     metrics: dict
     head_file: str
+    last_curation_id: int = 0  # the curations it saw: with last_example_id, its example set (curation.version_rows)
 
 
 class Store:
@@ -319,10 +339,10 @@ class Store:
         )
 
     def examples(self, classifier_id: str, up_to: int | None = None) -> list[ExampleRow]:
-        """The manifest, in the order it was added (up to an example id when given)."""
+        """The manifest, in the order it was added (up to an example id when given), curated-out rows included."""
         with self.transaction(write=False) as db:
             rows = db.execute(
-                "SELECT example_id, class_name, sha256, source FROM examples"
+                f"SELECT {EXAMPLE_COLUMNS} FROM examples"
                 " WHERE classifier_id = ? AND example_id <= ? ORDER BY example_id",
                 (classifier_id, up_to if up_to is not None else 2**62),
             ).fetchall()
@@ -336,9 +356,9 @@ class Store:
             return db.execute(query, (classifier_id,)).fetchone()[0]
 
     def class_names(self, classifier_id: str, db: sqlite3.Connection | None = None) -> list[str]:
-        """Classes of a classifier in the order they were first added."""
+        """Classes of a classifier in the order they were first added (of the examples it trains on now)."""
         query = (
-            "SELECT class_name FROM examples WHERE classifier_id = ? AND class_name IS NOT NULL"
+            "SELECT class_name FROM examples WHERE classifier_id = ? AND class_name IS NOT NULL AND removed_by IS NULL"
             " GROUP BY class_name ORDER BY MIN(example_id)"
         )
         if db is not None:
@@ -349,10 +369,10 @@ class Store:
     # versions --------------------------------------------------------------
     def insert_version(self, db: sqlite3.Connection, version: VersionRecord) -> None:
         db.execute(
-            "INSERT INTO versions VALUES (?,?,?,?,?,?,?)",
+            f"INSERT INTO versions ({VERSION_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
             (
                 version.classifier_id, version.version, version.created, json.dumps(version.classes),
-                version.last_example_id, json.dumps(version.metrics), version.head_file,
+                version.last_example_id, json.dumps(version.metrics), version.head_file, version.last_curation_id,
             ),
         )
 
@@ -364,7 +384,7 @@ class Store:
     def versions(self, classifier_id: str) -> list[VersionRecord]:
         with self.transaction(write=False) as db:
             rows = db.execute(
-                "SELECT * FROM versions WHERE classifier_id = ? ORDER BY version", (classifier_id,)
+                f"SELECT {VERSION_COLUMNS} FROM versions WHERE classifier_id = ? ORDER BY version", (classifier_id,)
             ).fetchall()
         return [self._version(row) for row in rows]
 
@@ -373,7 +393,7 @@ class Store:
             with self.transaction(write=False) as db:
                 return self.version(classifier_id, version, db)
         row = db.execute(
-            "SELECT * FROM versions WHERE classifier_id = ? AND version = ?", (classifier_id, version)
+            f"SELECT {VERSION_COLUMNS} FROM versions WHERE classifier_id = ? AND version = ?", (classifier_id, version)
         ).fetchone()
         if row is None:
             raise ClassifierNotFound(f"Version {version} of classifier {classifier_id!r} not found")
@@ -381,8 +401,9 @@ class Store:
 
     @staticmethod
     def _version(row: tuple) -> VersionRecord:
-        cid, version, created, classes, last_id, metrics, head_file = row
-        return VersionRecord(cid, version, created, json.loads(classes), last_id, json.loads(metrics), head_file)
+        cid, version, created, classes, last_id, metrics, head_file, last_curation_id = row
+        return VersionRecord(cid, version, created, json.loads(classes), last_id, json.loads(metrics), head_file,
+                             last_curation_id)
 
     def head_path(self, classifier_id: str, version: int) -> Path:
         return self.head_dir / classifier_id / f"v{version}.npz"
@@ -394,12 +415,12 @@ class Store:
     # whole-store reads (doctor) -------------------------------------------
     def all_examples(self, db: sqlite3.Connection) -> list[tuple[str, ExampleRow]]:
         """Every example of every classifier as (classifier_id, row)."""
-        rows = db.execute("SELECT classifier_id, example_id, class_name, sha256, source FROM examples ORDER BY example_id")
+        rows = db.execute(f"SELECT classifier_id, {EXAMPLE_COLUMNS} FROM examples ORDER BY example_id")
         return [(row[0], ExampleRow(*row[1:])) for row in rows]
 
     def all_versions(self, db: sqlite3.Connection) -> list[VersionRecord]:
         """Every version of every classifier, by classifier and version."""
-        rows = db.execute("SELECT * FROM versions ORDER BY classifier_id, version").fetchall()
+        rows = db.execute(f"SELECT {VERSION_COLUMNS} FROM versions ORDER BY classifier_id, version").fetchall()
         return [self._version(row) for row in rows]
 
     def blob_referenced(self, db: sqlite3.Connection, sha256: str) -> bool:

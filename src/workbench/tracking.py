@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from . import owners, tracked_files
 from . import run_record
+from . import curation
 from .backbone import Backbone
 from .errors import ClassifierNotFound, TrackingError
 from .events import ClassifierEvent
@@ -44,6 +45,7 @@ from .run_record import (
     TAG_ADDED,
     TAG_ADOPTED,
     TAG_CLASSES,
+    TAG_CURATED,
     TAG_DELETED,
     TAG_EXPLANATION,
     TAG_HEARTBEAT,
@@ -57,8 +59,10 @@ from .run_record import (
     TAG_VERSION,
     added_since,
     count,
+    curation_params,
     iso_to_ms,
     manifest_frame,
+    write_changes,
 )
 
 if TYPE_CHECKING:  # imported in `versions_frame`: a short CLI command builds a Tracker and needs no pandas
@@ -604,37 +608,42 @@ class Tracker:
         """One successful training: params, metrics, tags, dataset, plots, manifest, model, registry version."""
         record = files.record
         cid = record.classifier_id
-        rows = files.examples(up_to=version.last_example_id)
+        rows = curation.version_rows(files.rows, version)
         added = added_since(rows, parent.last_example_id if parent else 0)
+        changes = curation.version_changes(files.rows, parent, version)
+        curated = f" Curated: {changes.summary()}." if changes.removed or changes.relabelled else ""
         seconds = version.metrics.get("embed_seconds", 0.0) + version.metrics.get("fit_seconds", 0.0)
         end_ms = iso_to_ms(version.created)
         tags = {
             TAG_KIND: "version", TAG_OUTCOME: "ready", TAG_VERSION: str(version.version),
-            TAG_PARENT: str(parent.version) if parent else "", TAG_ADDED: added, **self._owner_tags(),
+            TAG_PARENT: str(parent.version) if parent else "", TAG_ADDED: added, TAG_CURATED: changes.summary(),
+            **self._owner_tags(),
             TAG_CLASSES: json.dumps(version.classes), **run_record.source_tags(),
             "workbench.classifier_id": cid, "workbench.classifier_name": record.name, "workbench.owner": record.owner,
             NOTE_TAG: f"Version {version.version} of **{record.name}** (`{cid}`). "
-                      f"{'Created' if parent is None else f'Retrained after v{parent.version}'}; added {added}.",
+                      f"{'Created' if parent is None else f'Retrained after v{parent.version}'}; added {added}.{curated}",
         }
         with self._one_run():
             run = client.create_run(experiment_id, start_time=end_ms - int(seconds * 1000), tags=tags,
                                     run_name=f"v{version.version}")
             try:
-                return self._fill_run(client, experiment_id, run, files, version, rows, end_ms)
+                return self._fill_run(client, experiment_id, run, files, version, rows, changes, end_ms)
             except Exception:
                 self._abandoned.add(run.info.run_id)  # deleted and logged afresh by the next sync
                 raise
 
     def _fill_run(self, client, experiment_id: str, run, files: ClassifierFiles, version: VersionRecord,
-                  rows: list[ExampleRow], end_ms: int) -> Any:
+                  rows: list[ExampleRow], changes: curation.VersionChanges, end_ms: int) -> Any:
         """The run's numbers, dataset and artifacts; its LoggedModel (with the metrics); the registered version."""
         record, run_id = files.record, run.info.run_id
         model_id = run_record.create_model(client, experiment_id, run, version)
         run_record.log_numbers(client, run_id, version, self.backbone, end_ms, model_id=model_id)
+        client.log_batch(run_id, params=run_record.params(curation_params(changes)))
         run_record.log_dataset(client, run, record.classifier_id, version, rows)
         with tempfile.TemporaryDirectory(prefix="workbench-run-") as tmp:
             folder = Path(tmp)
             run_record.write_artifacts(folder / "files", files, self.store, self.backbone, version, rows)
+            write_changes(folder / "files", changes)
             self._heartbeat(client, run_id)
             client.log_artifacts(run_id, str(folder / "files"))
             self._heartbeat(client, run_id)
@@ -654,7 +663,7 @@ class Tracker:
             TAG_PARENT: str(record.serving_version or ""), "workbench.classifier_id": record.classifier_id,
             NOTE_TAG: f"Training failed: {failure.explanation}", **self._owner_tags(), **run_record.source_tags(),
         }
-        rows = files.examples()
+        rows = [r for r in files.rows if r.removed_by is None]
         counts = manifest_frame(rows)["class"].replace("", "(negative)").value_counts()
         tags[TAG_CLASSES] = json.dumps([c for c in counts.index if c != "(negative)"])
         with self._one_run():
