@@ -166,14 +166,17 @@ def list_examples(store: Store, classifier_id: str, *, version: int | None = Non
     oof = None
     if chosen is not None:
         oof = OutOfFold.from_bytes(store.out_of_fold_path(classifier_id, chosen.version).read_bytes(), chosen.version)
-    records = [_record(row, chosen, row.example_id in trained, oof) for row in rows
+    where = _oof_rows(oof) if oof is not None else {}
+    records = [_record(row, chosen, row.example_id in trained, oof, where) for row in rows
                if include_removed or row.removed_by is None]
     return sort_examples(records, sort)
 
 
-def _record(row: ExampleRow, version: VersionRecord | None, in_version: bool, oof: OutOfFold | None) -> TrainingExample:
+def _record(row: ExampleRow, version: VersionRecord | None, in_version: bool, oof: OutOfFold | None,
+            where: dict[tuple[str, str | None], int]) -> TrainingExample:
     score = top_class = top_score = None
-    index = _oof_index(oof, row) if oof is not None else None
+    label = row.class_name if row.class_name is not None else NEGATIVE_LABEL
+    index = where.get((row.sha256, label), where.get((row.sha256, None)))
     if oof is not None and index is not None:
         scores = oof.scores[index]
         own = oof.classes.index(row.class_name) if row.class_name in oof.classes else None
@@ -188,16 +191,14 @@ def _record(row: ExampleRow, version: VersionRecord | None, in_version: bool, oo
                            row.removed_by is not None)
 
 
-def _oof_index(oof: OutOfFold, row: ExampleRow) -> int | None:
-    """The image's row in the out-of-fold scores: under its own label if there, else under any (a relabelled image)."""
-    label = row.class_name if row.class_name is not None else NEGATIVE_LABEL
-    found = None
-    for i, (sha, held_label) in enumerate(zip(oof.sha256, oof.labels)):
-        if sha == row.sha256:
-            if held_label == label:
-                return i
-            found = i if found is None else found
-    return found
+def _oof_rows(oof: OutOfFold) -> dict[tuple[str, str | None], int]:
+    """Where each image is in the out-of-fold scores: by (sha256, label), and by (sha256, None) under any label
+    (a relabelled image shows the held-out scores it got under its old label)."""
+    where: dict[tuple[str, str | None], int] = {}
+    for i, (sha, label) in enumerate(zip(oof.sha256, oof.labels)):
+        where.setdefault((sha, label), i)
+        where.setdefault((sha, None), i)
+    return where
 
 
 def sort_examples(records: list[TrainingExample], sort: str = "id") -> list[TrainingExample]:
