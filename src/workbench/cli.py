@@ -331,7 +331,7 @@ def _add_examples_verb(verbs: argparse._SubParsersAction) -> None:
     examples.add_argument("--no-wait", action="store_true", help="answer at once; retrain in a detached process")
 
 
-def _examples(wb: Workbench, args: argparse.Namespace) -> object:
+def _examples(wb: Workbench, args: argparse.Namespace, log_to: str | None = None) -> object:
     """Lists the examples (JSON records), or removes / relabels some and waits for the retraining like `update`."""
     action, words = (args.words[0], args.words[1:]) if args.words[0] in EXAMPLE_ACTIONS else ("list", args.words)
     if not words:
@@ -354,7 +354,7 @@ def _examples(wb: Workbench, args: argparse.Namespace) -> object:
         change = wb.relabel_examples(cid, dict.fromkeys(rest, target))
     answer = change.to_dict()
     if change.changed:
-        record = _settle(wb, {"classifier_id": cid, "status": change.status}, not args.no_wait, wb.home)
+        record = _settle(wb, {"classifier_id": cid, "status": change.status}, not args.no_wait, wb.home, log_to)
         answer.update({key: record[key] for key in ("status", "explanation") if key in record})
     return answer
 
@@ -509,8 +509,8 @@ def dispatch(args: argparse.Namespace) -> object:
     from .service import Workbench
     from . import tracking_uri
 
-    # a create or update that waits answers once the version is stored; a detached process logs it
-    log_to = tracking_uri() if args.verb in ("create", "update") and not no_wait else None
+    # a create, update or curation that waits answers once the version is stored; a detached process logs it
+    log_to = tracking_uri() if (args.verb in ("create", "update") or changes_examples) and not no_wait else None
     wb = Workbench(args.home, owner=args.owner, progress=args.verb != "serve", train=not no_wait, resume=lives,
                    prebuild_exports=prebuild, precision=args.precision,
                    tracking_uri=False if log_to is not None else None)
@@ -534,7 +534,7 @@ def dispatch(args: argparse.Namespace) -> object:
     if args.verb == "versions":
         return _versions(wb, args)
     if args.verb == "examples":
-        return _examples(wb, args)
+        return _examples(wb, args, log_to)
     if args.verb == "doctor":
         report = wb.doctor(repair=args.repair, full=not args.quick, grace_s=args.grace_seconds)
         if report.advice():
