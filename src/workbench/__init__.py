@@ -20,6 +20,7 @@ from .errors import (
     TrackingError,
     Unauthorized,
     UnsupportedMediaType,
+    VersionNotFound,
     WaitTimeout,
     WorkbenchError,
 )
@@ -72,6 +73,7 @@ __all__ = [
     "TrackingError",
     "Unauthorized",
     "UnsupportedMediaType",
+    "VersionNotFound",
     "WaitTimeout",
     "Workbench",
     "WorkbenchError",

@@ -77,6 +77,12 @@ class ClassifierNotFound(WorkbenchError):
     error_id = "not_found"
 
 
+class VersionNotFound(ClassifierNotFound):
+    """A version of a classifier that was never trained (a failed training makes no version)."""
+
+    error_id = "version_not_found"
+
+
 class WaitTimeout(WorkbenchError):
     """`wait` ran out of time before the classifier settled."""
 

@@ -70,7 +70,8 @@ CREATE TABLE IF NOT EXISTS classifiers (
     explanation TEXT,
     serving_version INTEGER,
     job_owner TEXT,               -- the runner training it (leases.py): host:pid:random
-    lease_expires REAL            -- epoch seconds; past it, a watching process may adopt the training
+    lease_expires REAL,           -- epoch seconds; past it, a watching process may adopt the training
+    pinned_version INTEGER        -- promote's pin (promotion.py): NULL, or equal to serving_version
 );
 CREATE TABLE IF NOT EXISTS examples (
     example_id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -106,6 +107,7 @@ REMOVE_BLOB = "blob"  # pending_removals.kind: an image blob, by sha256
 REMOVE_HEADS = "heads"  # pending_removals.kind: a deleted classifier's heads folder (heads, out-of-fold scores, exports)
 ADDED_COLUMNS = {  # columns newer than some existing homes: (table, column) -> declaration
     ("classifiers", "lease_expires"): "REAL",
+    ("classifiers", "pinned_version"): "INTEGER",
 }
 
 
@@ -124,6 +126,7 @@ class ClassifierRecord:
     serving_version: int | None
     job_owner: str | None
     lease_expires: float | None = None
+    pinned_version: int | None = None  # set by promote: trainings leave serving_version alone
 
     @property
     def busy_status(self) -> Status:
@@ -270,11 +273,11 @@ class Store:
     # classifiers -----------------------------------------------------------
     def insert_classifier(self, db: sqlite3.Connection, record: ClassifierRecord) -> None:
         db.execute(
-            "INSERT INTO classifiers VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO classifiers VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 record.classifier_id, record.name, record.owner, record.status, record.created,
                 record.updated, record.retrained, record.explanation, record.serving_version,
-                record.job_owner, record.lease_expires,
+                record.job_owner, record.lease_expires, record.pinned_version,
             ),
         )
 
