@@ -25,7 +25,7 @@ LAYERS: dict[str, set[str]] = {
     "analysis": {"training", "familiarity", "calibration", "general", "maps", "plots", "review"},
     # the engine's working parts: reading examples, the backbone, storage, background jobs, MLflow
     "pipeline": {"examples", "decode", "classify", "backbone", "network", "onnx_engine", "onnx_graph", "quantize", "batching", "store", "jobs",
-                 "curation", "leases", "owners", "tracking", "tracked_files", "run_record", "pyfunc", "export", "explain", "doctor",
+                 "curation", "promotion", "leases", "owners", "tracking", "tracked_files", "run_record", "pyfunc", "export", "explain", "doctor",
                  "wait_progress", "streaming", "unknown_images", "zip_directory"},
     # the one door
     "service": {"service"},

@@ -22,6 +22,7 @@ from .errors import (
     TrackingError,
     Unauthorized,
     UnsupportedMediaType,
+    VersionNotFound,
     WaitTimeout,
     WorkbenchError,
 )
@@ -83,6 +84,7 @@ __all__ = [
     "TrackingError",
     "Unauthorized",
     "UnsupportedMediaType",
+    "VersionNotFound",
     "WaitTimeout",
     "Workbench",
     "WorkbenchError",

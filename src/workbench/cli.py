@@ -277,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("classifier_id", help="the classifier to delete, with its versions and example images")
     _add_versions_verb(verbs)
     _add_examples_verb(verbs)
+    _add_promote_verb(verbs)
     _add_export_verb(verbs)
     _add_classify_dir_verb(verbs)
 
@@ -359,6 +360,23 @@ def _examples(wb: Workbench, args: argparse.Namespace, log_to: str | None = None
     return answer
 
 
+def _add_promote_verb(verbs: argparse._SubParsersAction) -> None:
+    """`promote ID VERSION|latest`: which version serves (roll back, or follow the newest again)."""
+    promote = verbs.add_parser("promote", help="make a version serve and pin it (roll back); 'latest' follows the newest again")
+    promote.add_argument("classifier_id", help="the classifier")
+    promote.add_argument("version", help="a version number from `workbench versions`, or 'latest' to lift the pin")
+
+
+def _promote(wb: Workbench, args: argparse.Namespace) -> dict:
+    """Promotes, then moves MLflow's `serving` alias now (when tracking is on); the Watson record."""
+    wb.promote(args.classifier_id, args.version)
+    tracker = wb.tracker
+    if tracker is not None and not tracker.sync(args.classifier_id):
+        print(f"workbench: MLflow's serving alias not moved yet (the next sweep moves it): "
+              f"{tracker.warnings.get(args.classifier_id)}", file=sys.stderr)
+    return wb.get_classifier(args.classifier_id)
+
+
 def _add_export_verb(verbs: argparse._SubParsersAction) -> None:
     """`export ID --format coreml|onnx [-o FILE] [--version N]`: one file for devices."""
     export = verbs.add_parser("export", help="write a classifier version as a Core ML (.mlmodel) or ONNX file")
@@ -371,10 +389,10 @@ def _add_export_verb(verbs: argparse._SubParsersAction) -> None:
 
 def _export(wb: Workbench, args: argparse.Namespace) -> dict:
     """Writes the file, waits for its MLflow artifact (when tracking is on), and says what it wrote."""
-    path = wb.export(args.classifier_id, format=args.format, version=args.version, path=args.output)
+    # the serving version (the newest unless `promote` pinned one), read once so the answer names what was written
+    number = args.version if args.version is not None else wb.get_classifier(args.classifier_id).get("serving_version")
+    path = wb.export(args.classifier_id, format=args.format, version=number, path=args.output)
     wb.exports.join(timeout=EXPORT_LOGGING_SECONDS)
-    # the serving version is always the newest: a training moves serving to the version it made
-    number = args.version if args.version is not None else wb.versions(args.classifier_id)[-1]["version"]
     return {"classifier_id": args.classifier_id, "version": number, "format": args.format,
             "path": str(path), "bytes": path.stat().st_size}
 
@@ -542,6 +560,8 @@ def dispatch(args: argparse.Namespace) -> object:
         return report.to_dict()
     if args.verb == "export":
         return _export(wb, args)
+    if args.verb == "promote":
+        return _promote(wb, args)
     if args.verb == "classify-dir":
         return classify_dir(wb, args)
     if args.verb == "demo":

@@ -375,6 +375,9 @@ def _check_heads(run: _Run, records: list[ClassifierRecord], versions: list[Vers
             run.broken.setdefault(cid, []).append(f"its serving version v{serving} does not exist")
         elif serving is not None and serving in unusable:
             run.broken.setdefault(cid, []).append(f"the heads file of its serving version v{serving} is missing or broken")
+        if record.pinned_version is not None and record.pinned_version != serving:  # promote writes both at once
+            run.findings.append(Finding(BAD_SERVING_VERSION, cid, f"pinned v{record.pinned_version} but serving v{serving}"))
+            run.broken.setdefault(cid, []).append(f"its pin (v{record.pinned_version}) is not the version serving")
     run.checked["heads_files"] = _check_stray_heads(run, {r.classifier_id for r in records}, by_classifier, marked)
 
 
@@ -536,9 +539,12 @@ def _mark_broken(run: _Run, records: dict[str, ClassifierRecord], versions: list
             action = KEPT_BUSY
         elif run.repair:
             with run.store.transaction() as db:
-                now = db.execute("SELECT status, serving_version FROM classifiers WHERE classifier_id = ?", (cid,)).fetchone()
-                if now == (record.status, record.serving_version):  # unchanged since the check (and not deleted)
-                    run.store.update_classifier(db, cid, status="failed", explanation=explanation, serving_version=serving)
+                now = db.execute("SELECT status, serving_version, pinned_version FROM classifiers WHERE classifier_id = ?",
+                                 (cid,)).fetchone()
+                if now == (record.status, record.serving_version, record.pinned_version):  # unchanged, not deleted
+                    pin = record.pinned_version if record.pinned_version == serving else None  # a pin only on what serves
+                    run.store.update_classifier(db, cid, status="failed", explanation=explanation, serving_version=serving,
+                                                pinned_version=pin)
                     action = MARKED_FAILED
         run.findings.append(Finding(BROKEN_CLASSIFIER, cid, explanation, action))
 

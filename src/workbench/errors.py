@@ -90,6 +90,12 @@ class ExampleNotFound(WorkbenchError):
     error_id = "example_not_found"
 
 
+class VersionNotFound(ClassifierNotFound):
+    """A version of a classifier that was never trained (a failed training makes no version)."""
+
+    error_id = "version_not_found"
+
+
 class WaitTimeout(WorkbenchError):
     """`wait` ran out of time before the classifier settled."""
 

@@ -1,4 +1,4 @@
-"""What listeners hear: a `ClassifierEvent` at each training stage and on delete.
+"""What listeners hear: a `ClassifierEvent` at each training stage, on delete and on promote.
 
 A leaf module, so every front can subscribe (`Workbench.subscribe`) without importing the engine.
 """
@@ -13,7 +13,10 @@ from .vocabulary import Stage
 
 @dataclass(frozen=True)
 class ClassifierEvent:
-    """Something that happened to a classifier; listeners get one at each training stage and on delete."""
+    """Something that happened to a classifier; listeners get one at each training stage, on delete and on promote.
+
+    `version`: the serving version (on "ready" and "promoted").
+    """
 
     classifier_id: str
     stage: Stage

@@ -24,6 +24,7 @@ from .decode import backbone_input, prepared_batches
 from .events import ClassifierEvent, Listener
 from .errors import ClassifierNotFound, InvalidRequest, StoreUnavailable
 from .limits import Limits
+from .promotion import newest_version
 from .store import ExampleRow, Store, VersionRecord, atomic_write_bytes
 from .timestamps import now_iso
 
@@ -277,19 +278,23 @@ class JobRunner:
         return record
 
     def _trained_already(self, classifier_id: str) -> bool:
-        """Whether the serving version covers every stored example and curation: its holder died after saving it, before marking ready."""
+        """Whether the newest version covers every stored example and curation: its holder died after saving it, before marking ready."""
         with self.store.transaction(write=False) as db:
-            record = self.store.classifier(classifier_id, db)
-            if record.serving_version is None:
+            self.store.classifier(classifier_id, db)
+            newest = newest_version(db, classifier_id)
+            if newest is None:
                 return False
-            return curation.covers(db, self.store.version(classifier_id, record.serving_version, db))
+            return curation.covers(db, self.store.version(classifier_id, newest, db))
 
     def _finish_if_settled(self, classifier_id: str) -> bool:
         """Marks the classifier ready unless examples arrived or were curated during the training (then trains again)."""
         with self._lock:
             with self.store.transaction() as db:
                 record = self._holder(db, classifier_id)
-                if not curation.covers(db, self.store.version(classifier_id, record.serving_version, db)):
+                newest = newest_version(db, classifier_id)  # the serving one, unless a version is pinned
+                if newest is None:  # no version saved (cannot happen after a training): train again
+                    return False
+                if not curation.covers(db, self.store.version(classifier_id, newest, db)):
                     return False
                 self.store.update_classifier(
                     db, classifier_id, status="ready", job_owner=None, lease_expires=None, explanation=None
@@ -381,7 +386,7 @@ class JobRunner:
 
     def _save_version(self, classifier_id: str, result: training.TrainingResult, last_example_id: int,
                       last_curation_id: int, rows: list[ExampleRow]) -> None:
-        """Writes the heads file, then commits the version and moves serving to it in one transaction."""
+        """Writes the heads file, then commits the version and moves serving to it (unless pinned) in one transaction."""
         with self.store.transaction() as db:
             record = self._holder(db, classifier_id)
             version = self.store.next_version(classifier_id, db)
@@ -400,6 +405,7 @@ class JobRunner:
             )
             retrained = stamp if record.serving_version is not None else record.retrained
             updated = stamp if record.serving_version is not None else record.updated
+            serving = version if record.pinned_version is None else record.pinned_version  # a pin holds (promotion.py)
             self.store.update_classifier(
-                db, classifier_id, serving_version=version, retrained=retrained, updated=updated
+                db, classifier_id, serving_version=serving, retrained=retrained, updated=updated
             )

@@ -70,6 +70,8 @@ class Classifier(BaseModel):
     updated: str = None  # type: ignore[assignment]
     retrained: str = None  # type: ignore[assignment]
     classes: list[ClassName] = None  # type: ignore[assignment]
+    serving_version: int = Field(None, ge=1, description="workbench: the version classify uses")  # type: ignore[assignment]
+    pinned_version: int = Field(None, ge=1, description="workbench: set while `POST .../serving` pins a version")  # type: ignore[assignment]
 
 
 class Classifiers(BaseModel):
@@ -161,6 +163,14 @@ CREATE_BODY = {
     **TRAINING_BODY,
     "required": ["name"],
     "properties": {"name": {"type": "string", "minLength": 1, "maxLength": MAX_CLASSIFIER_NAME_CHARS}, **TRAINING_BODY["properties"]},
+}
+
+
+SERVING_BODY = {
+    "type": "object",
+    "required": ["serving_version"],
+    "properties": {"serving_version": {"type": "string", "examples": ["1", "latest"],
+                                       "description": "a version number to serve and pin, or latest to follow the newest"}},
 }
 
 

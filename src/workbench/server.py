@@ -76,6 +76,7 @@ from .schemas import (
     BINARY,
     CLASSIFY_BODY,
     CREATE_BODY,
+    SERVING_BODY,
     TRAINING_BODY,
     Classifier,
     ClassifiedImages,
@@ -563,6 +564,24 @@ async def update_classifier(
 async def delete_classifier(classifier_id: str, version: Version, workbench: Caller) -> JSONResponse:
     await run_in_threadpool(workbench.delete_classifier, classifier_id)
     return JSONResponse({})
+
+
+@router.post(
+    "/classifiers/{classifier_id}/serving",
+    summary="Choose the version that serves (workbench extension)",
+    description="`serving_version=N` makes version N serve and pins it (a later training does not move it); "
+                "`serving_version=latest` lifts the pin. Answers the classifier, with `serving_version` and `pinned_version`.",
+    operation_id="promoteClassifier",
+    response_model=None,
+    responses={200: {"model": Classifier}, **error_responses(400, 401, 404, 415)},
+    openapi_extra=form_body(SERVING_BODY),
+)
+async def promote_classifier(classifier_id: str, request: Request, version: Version, workbench: Caller) -> JSONResponse:
+    async with parsed_form(request) as form:
+        wanted = form.text("serving_version")
+    if wanted is None:
+        raise InvalidRequest("serving_version is required: a version number (1, 2, ...) or latest")
+    return JSONResponse(await run_in_threadpool(workbench.promote, classifier_id, wanted))
 
 
 @router.get(

@@ -51,6 +51,7 @@ from .export import Exporter, ExportSource, check_format, coreml_available, defa
 from .general import ColorSample, color_sample, general_classes
 from .events import ClassifierEvent, Listener
 from .jobs import JobRunner, JobSettings
+from . import promotion
 from .names import check_class_name, check_classifier_name, shown_name
 from .limits import (
     DOCTOR_GRACE_S,
@@ -91,6 +92,7 @@ def watson_record(record: ClassifierRecord, classes: list[str]) -> dict:
         "created": record.created,
         "updated": record.updated,
         "classes": [{"class": name} for name in classes],
+        **promotion.serving_fields(record),  # extensions: serving_version, pinned_version (Watson clients ignore them)
     }
     if record.retrained:
         answer["retrained"] = record.retrained
@@ -179,7 +181,7 @@ class Workbench:
 
     def _prebuild(self, event: ClassifierEvent) -> None:
         """After a training: starts building the `prebuild_exports` formats of the new serving version."""
-        if event.stage != "ready" or event.version is None:
+        if event.stage not in ("ready", "promoted") or event.version is None:
             return
         source = self._export_source(self.store.classifier(event.classifier_id), event.version)
         for format in self.prebuild_exports:
@@ -500,6 +502,17 @@ class Workbench:
             self.store.update_classifier(db, classifier_id, status=record.busy_status, updated=now_iso(), explanation=None)
             self._claim(db, classifier_id)
         self._start_training(classifier_id)
+        return self.get_classifier(classifier_id)
+
+    def promote(self, classifier_id: str, version: int | str | None = None) -> dict:
+        """Makes `version` serve (classify, exports, MLflow's `serving` alias) and pins it; the Watson record.
+
+        While pinned, trainings store and log new versions without serving them. `version=None` (or
+        "latest") lifts the pin: the newest version serves, and each training moves it again. One
+        commit (`promotion.promote`); VersionNotFound (404) for a version never trained.
+        """
+        record = promotion.promote(self.store, classifier_id, version, self.owner)
+        self.jobs.emit(ClassifierEvent(classifier_id, "promoted", record.serving_version))
         return self.get_classifier(classifier_id)
 
     def _claim(self, db, classifier_id: str) -> None:

@@ -70,7 +70,8 @@ CREATE TABLE IF NOT EXISTS classifiers (
     explanation TEXT,
     serving_version INTEGER,
     job_owner TEXT,               -- the runner training it (leases.py): host:pid:random
-    lease_expires REAL            -- epoch seconds; past it, a watching process may adopt the training
+    lease_expires REAL,           -- epoch seconds; past it, a watching process may adopt the training
+    pinned_version INTEGER        -- promote's pin (promotion.py): NULL, or equal to serving_version
 );
 CREATE TABLE IF NOT EXISTS examples (
     example_id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -117,6 +118,7 @@ ADDED_COLUMNS = {  # columns newer than some existing homes: (table, column) -> 
     ("examples", "removed_by"): "INTEGER",
     ("examples", "replaces"): "INTEGER",
     ("versions", "last_curation_id"): "INTEGER NOT NULL DEFAULT 0",
+    ("classifiers", "pinned_version"): "INTEGER",
 }
 EXAMPLE_COLUMNS = "example_id, class_name, sha256, source, removed_by, replaces"
 VERSION_COLUMNS = "classifier_id, version, created, classes, last_example_id, metrics, head_file, last_curation_id"
@@ -137,6 +139,7 @@ class ClassifierRecord:
     serving_version: int | None
     job_owner: str | None
     lease_expires: float | None = None
+    pinned_version: int | None = None  # set by promote: trainings leave serving_version alone
 
     @property
     def busy_status(self) -> Status:
@@ -290,11 +293,11 @@ class Store:
     # classifiers -----------------------------------------------------------
     def insert_classifier(self, db: sqlite3.Connection, record: ClassifierRecord) -> None:
         db.execute(
-            "INSERT INTO classifiers VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO classifiers VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 record.classifier_id, record.name, record.owner, record.status, record.created,
                 record.updated, record.retrained, record.explanation, record.serving_version,
-                record.job_owner, record.lease_expires,
+                record.job_owner, record.lease_expires, record.pinned_version,
             ),
         )
 

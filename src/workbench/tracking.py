@@ -83,7 +83,7 @@ SYNC_SECONDS = 60.0  # how often every classifier is mirrored again (missed logg
 SYNC_SECONDS_ENV = "WORKBENCH_TRACKING_SYNC_SECONDS"  # overrides SYNC_SECONDS
 EXIT_FLUSH_SECONDS = 60.0  # how long a process waits at exit for its last runs to be logged
 HEARTBEAT_TIMEOUT_SECONDS = 300.0  # a RUNNING run whose logger was silent this long is abandoned (any host)
-TRACKED_STAGES = ("started", "ready", "failed", "deleted")
+TRACKED_STAGES = ("started", "ready", "failed", "deleted", "promoted")  # "promoted": the alias follows at once
 COUNT_METRICS = ("images", "negatives", "images_embedded", "images_cached", "classes")  # whole numbers in compare_versions
 # MLflow's known-benign INFO lines while workbench logs ("Creating initial MLflow database tables",
 # "Updating database tables", "Validating input example against model signature", alembic's

@@ -32,7 +32,9 @@ TILE_PX = 176  # a gallery / results tile: the thumbnail plus room for a caption
 GALLERY_COLUMNS = 6
 MAX_GALLERY_IMAGES = 24
 IMAGE_WIDTH_PX = 320
-SETTLED_STAGES = ("ready", "failed", "deleted")
+SETTLED_STAGES = ("ready", "failed", "deleted", "promoted")
+LATEST = "latest"  # the serving picker's "no pin" entry (`Workbench.promote(cid, "latest")`)
+LATEST_LABEL = "newest (each training serves)"
 REDRAW_INTERVAL_S = 0.2  # threshold plots redraw at most this often while the slider moves
 RESULTS_BATCH = 16  # images per classify call of a ResultsGrid
 TOP_CLASSES = 3  # classes per classifier under a ResultsGrid thumbnail
@@ -127,10 +129,11 @@ class StatusWidget(widgets.VBox):
         self.classifier_id = classifier_id
         self.label = widgets.HTML()
         self.progress = widgets.IntProgress(min=0, max=1, value=0, description="embedding")
+        self.serving = ServingPicker(wb, classifier_id)
         self.statuses: list[str] = []
         self.stages: list[str] = []
         self._lock = threading.Lock()
-        super().__init__([self.label, self.progress])
+        super().__init__([self.label, self.progress, self.serving])
         self._show(wb.get_classifier(classifier_id), None)
         wb.subscribe(self.on_event)
 
@@ -152,7 +155,10 @@ class StatusWidget(widgets.VBox):
             self.stages.append(event.stage)
             if event.stage == "deleted":
                 self._show({"status": "deleted", "classifier_id": self.classifier_id}, event)
+                self.serving.gone()
                 return
+            if event.stage in ("ready", "promoted"):  # a new version, or another version serves
+                self.serving.refresh()
             if event.stage == "embedding":
                 self.progress.max, self.progress.value = max(event.total, 1), event.done
             elif event.stage in ("fitting", "ready"):
@@ -182,6 +188,58 @@ class StatusWidget(widgets.VBox):
     def close(self) -> None:
         self.wb.unsubscribe(self.on_event)
         super().close()
+
+
+class ServingPicker(widgets.HBox):
+    """Which version of a classifier serves: picking a version promotes and pins it, "newest" lifts the pin.
+
+    Changing the dropdown (in the browser or from code) calls `wb.promote`; `refresh()` re-reads the
+    versions and the pin without promoting anything (StatusWidget calls it on training and promote events).
+    """
+
+    def __init__(self, wb: Workbench, classifier_id: str) -> None:
+        self.wb = wb
+        self.classifier_id = classifier_id
+        self.dropdown = widgets.Dropdown(options=[(LATEST_LABEL, LATEST)], value=LATEST, description="serving")
+        self.note = widgets.HTML()
+        self._refresher: int | None = None  # the thread writing the dropdown in refresh(): its changes promote nothing
+        self._lock = threading.Lock()  # one refresh at a time (never held while promoting: events call refresh)
+        self.dropdown.observe(self._picked, names="value")
+        super().__init__([self.dropdown, self.note])
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Shows the stored versions and the pin (or "newest"), and which version serves."""
+        with self._lock:
+            record = self.wb.get_classifier(self.classifier_id)
+            numbers = [v["version"] for v in self.wb.versions(self.classifier_id)]
+            self._refresher = threading.get_ident()
+            try:
+                self.dropdown.options = [(LATEST_LABEL, LATEST), *((f"v{n}", n) for n in numbers)]
+                self.dropdown.value = record.get("pinned_version") or LATEST
+            finally:
+                self._refresher = None
+            self.dropdown.disabled = not numbers
+            serving = record.get("serving_version")
+            pinned = " (pinned: trainings add versions without serving them)" if record.get("pinned_version") else ""
+            self.note.value = f"serving v{serving}{pinned}" if serving else "<i>no trained version yet</i>"
+
+    def gone(self) -> None:
+        """The classifier was deleted: nothing left to pick."""
+        self.dropdown.disabled = True
+        self.note.value = "<i>deleted</i>"
+
+    def _picked(self, change: dict) -> None:
+        """A person picked an entry: promote it (a version) or lift the pin (newest)."""
+        if self._refresher == threading.get_ident():
+            return
+        try:
+            self.wb.promote(self.classifier_id, change["new"])
+        except WorkbenchError as exc:
+            self.refresh()  # back to what serves
+            self.note.value = _error_html(exc)
+            return
+        self.refresh()
 
 
 # create or update ------------------------------------------------------------------
@@ -666,4 +724,4 @@ class OverlayGallery(widgets.VBox):
 
 
 __all__ = ["ClassifyWidget", "Debounced", "ExamplesWidget", "ExplainView", "Gallery", "OverlayGallery", "ResultsGrid",
-           "StatusWidget", "ThresholdPlots", "score_rows"]
+           "ServingPicker", "StatusWidget", "ThresholdPlots", "score_rows"]

@@ -40,6 +40,12 @@ def test_tutorial_steps_with_curl(snippet_env, tutorial_folder) -> None:
     assert {c["class"] for c in updated["classes"]} == {"beagle", "husky", "goldenretriever", "dalmatian"}
     assert poll_until_settled(env, tutorial_folder)["status"] == "ready"
 
+    promoted = run_snippet("curl-promote", env, tutorial_folder)  # roll back to v1 (a workbench extension)
+    assert promoted["serving_version"] == 1 and promoted["pinned_version"] == 1 and promoted["status"] == "ready"
+    assert run_snippet("curl-get", env, tutorial_folder)["serving_version"] == 1
+    unpinned = run_snippet("curl-unpin", env, tutorial_folder)
+    assert unpinned["serving_version"] == 2 and "pinned_version" not in unpinned
+
     classified = run_snippet("curl-classify", env, tutorial_folder)
     (image,) = classified["images"]
     assert image["image"] == "dogs.jpg" and classified["images_processed"] == 1
