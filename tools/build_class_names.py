@@ -155,10 +155,12 @@ def candidates(synset: str, tables: list[tuple[Source, dict[str, list[str]]]]) -
 
 
 def choose(nodes: list[str], english: dict[str, str], options: dict[str, list[str]], parent: dict[str, str],
-           reserved: set[str]) -> dict[str, str]:
+           reserved: set[str], weight: dict[str, int]) -> dict[str, str]:
     """One unique name per node that has one: its best lemma, or the next one free, or `lemma (parent's name)`.
 
-    Nodes without a lemma keep their English name, so translated names must not take those, nor `reserved`.
+    A lemma several nodes want goes to the node with the most ImageNet leaves beneath it (French "nourriture"
+    names `food`, 22 leaves, not `fare`, 1), then to the first in order. Nodes without a lemma keep their
+    English name, so translated names must not take those, nor `reserved`.
     """
     taken = {english[n] for n in nodes if not options.get(n)} | reserved
     chosen: dict[str, str] = {}
@@ -169,7 +171,7 @@ def choose(nodes: list[str], english: dict[str, str], options: dict[str, list[st
         if lemmas and wanted[lemmas[0]] == 1 and lemmas[0] not in taken:
             chosen[node] = lemmas[0]
             taken.add(lemmas[0])
-    for node in nodes:
+    for node in sorted(nodes, key=lambda n: -weight.get(n, 0)):  # stable: ties keep their order
         lemmas = options.get(node)
         if not lemmas or node in chosen:
             continue
@@ -193,6 +195,7 @@ def build(omw_dir: Path, reference_dir: Path) -> tuple[dict, list[tuple]]:
     leaves = [c["wnid"] for c in classes]
     ancestors = sorted({w for path in paths.values() for w in path[:-1]} - set(leaves), key=lambda w: names[w])
     parent = {w: path[i - 1] for path in paths.values() for i, w in enumerate(path) if i > 0}
+    weight = collections.Counter(w for path in paths.values() for w in path)  # leaves beneath (a leaf: 1)
     colour_ids = {f"color:{name}": wnid for name, wnid in COLOR_SYNSETS.items()}
     english = {**names, **{key: key[len("color:"):] for key in colour_ids}}
     nodes = leaves + ancestors + list(colour_ids)
@@ -212,7 +215,7 @@ def build(omw_dir: Path, reference_dir: Path) -> tuple[dict, list[tuple]]:
         colour_word = candidates(COLOR_WORD_SYNSET, tables)
         reserved: set[str] = set()
         while True:  # a node left English keeps its English name: no translated name may be it
-            plain = choose(nodes, english, options, parent, reserved)
+            plain = choose(nodes, english, options, parent, reserved, weight)
             for key in colour_ids:  # a colour whose lemma names an object too ("orange") is qualified by "colour"
                 if key not in plain and options[key] and colour_word:
                     qualified = f"{options[key][0]} ({colour_word[0]})"
@@ -252,7 +255,8 @@ def write_compact(document: dict, output_path: Path) -> None:
 
 def coverage_table(coverage: list[tuple]) -> str:
     """The README's table: share of the leaves, of the ancestors and of the colours named in each language."""
-    lines = ["| language | ImageNet leaves | hierarchy above them | colours | sources |", "|---|---|---|---|---|"]
+    lines = ["| language | ImageNet leaves named | hierarchy names above them | colour words | sources |",
+             "|---|---|---|---|---|"]
     for language, leaves, n_leaves, ancestors, n_ancestors, colours, n_colours, used in coverage:
         sources = "; ".join(dict.fromkeys(re.sub(r", in Traditional.*", "", s.name) + (" (s2twp)" if s.convert == "s2twp" else "")
                                           for s in used))
