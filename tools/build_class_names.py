@@ -151,7 +151,8 @@ def candidates(synset: str, tables: list[tuple[Source, dict[str, list[str]]]]) -
             first_seen.setdefault(lemma, (rank, position))
             if source.ordered:
                 main_rank[lemma] = min(main_rank.get(lemma, position), position)
-    return sorted(votes, key=lambda lemma: (-votes[lemma], main_rank.get(lemma, MAX_LEMMA_CHARS), first_seen[lemma]))
+    unlisted = sys.maxsize  # no Wiktionary position: after every listed lemma
+    return sorted(votes, key=lambda lemma: (-votes[lemma], main_rank.get(lemma, unlisted), first_seen[lemma]))
 
 
 def choose(nodes: list[str], english: dict[str, str], options: dict[str, list[str]], parent: dict[str, str],
@@ -165,7 +166,7 @@ def choose(nodes: list[str], english: dict[str, str], options: dict[str, list[st
     taken = {english[n] for n in nodes if not options.get(n)} | reserved
     chosen: dict[str, str] = {}
     wanted = collections.Counter(options[n][0] for n in nodes if options.get(n))
-    # uncontested first choices, then the contested ones in node order (deterministic)
+    # uncontested first choices, then the others by leaves beneath, ties in node order (deterministic)
     for node in nodes:
         lemmas = options.get(node)
         if lemmas and wanted[lemmas[0]] == 1 and lemmas[0] not in taken:
