@@ -77,11 +77,12 @@ def negotiate(accept_language: str | None) -> str:
 
 @dataclass(frozen=True)
 class Names:
-    """One language's names: English name -> name, and English type_hierarchy -> type_hierarchy."""
+    """One language's names: English name -> name, and each leaf's English type_hierarchy -> (type_hierarchy,
+    its steps that stay English)."""
 
     language: str
     names: dict[str, str]  # only names that have a translation
-    hierarchies: dict[str, str]  # every leaf's type_hierarchy, untranslated steps left in English
+    hierarchies: dict[str, tuple[str, tuple[str, ...]]]
 
 
 @lru_cache(maxsize=1)
@@ -98,27 +99,34 @@ def names_in(language: str) -> Names:
     columns, rows = _table()
     column = columns.index(language) + 1
     names = {str(row[0]): str(row[column]) for row in rows if row[column] is not None}
-    hierarchies = {path: "/" + "/".join(names.get(step, step) for step in path.split("/")[1:])
-                   for path in load_hierarchy().type_hierarchies}
-    return Names(language, names, hierarchies)
+    return Names(language, names, {path: _hierarchy_in(path, names) for path in load_hierarchy().type_hierarchies})
+
+
+def _hierarchy_in(path: str, names: dict[str, str]) -> tuple[str, tuple[str, ...]]:
+    """A type_hierarchy with each step in `names`' language, and the steps left in English."""
+    steps = path.split("/")[1:]
+    return "/" + "/".join(names.get(step, step) for step in steps), tuple(s for s in steps if s not in names)
 
 
 def translate(classes: list[dict], names: Names, untranslated: dict[str, None]) -> list[dict]:
     """Built-in class dicts with their `class` and `type_hierarchy` in `names`' language, in the same order.
 
     English names that have no translation are added to `untranslated` (an ordered set), in order met.
+    At threshold 0 (`default`: 1,754 classes) it costs less than building the entries did (`_hierarchy_entries`).
     """
     table, hierarchies = names.names, names.hierarchies
     translated = []
     for entry in classes:
-        english = entry["class"]
-        name = table.get(english)
+        out = dict(entry)
+        name = table.get(out["class"])
         if name is None:
-            untranslated[english] = None
-        out = {**entry, "class": name if name is not None else english}
-        if "type_hierarchy" in entry:
-            path = entry["type_hierarchy"]
-            out["type_hierarchy"] = hierarchies.get(path) or "/" + "/".join(table.get(s, s) for s in path.split("/")[1:])
-            untranslated.update((s, None) for s in path.split("/")[1:] if s not in table)
+            untranslated[out["class"]] = None
+        else:
+            out["class"] = name
+        path = out.get("type_hierarchy")
+        if path is not None:
+            out["type_hierarchy"], english_steps = hierarchies.get(path) or _hierarchy_in(path, table)
+            for step in english_steps:
+                untranslated[step] = None
         translated.append(out)
     return translated
