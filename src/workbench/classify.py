@@ -6,7 +6,7 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -16,7 +16,7 @@ from .examples import NON_IMAGE_REASONS, ZIP_MAGICS, BinaryFile, ImageInput, Ski
 from .limits import MAX_ZIP_MEMBERS
 from .sources import ImageURL
 from .training import Heads
-from .vocabulary import GENERAL_CLASSIFIER_ID, OWNER_IBM, OWNER_ME, SCORE_DECIMALS, THRESHOLD
+from .vocabulary import BUILT_IN_CLASSIFIER_IDS, GENERAL_CLASSIFIER_ID, OWNER_IBM, OWNER_ME, SCORE_DECIMALS, THRESHOLD
 
 
 
@@ -53,7 +53,11 @@ def split_list(value: str | Iterable[str] | None) -> list[str]:
 
 
 def requested_ids(classifier_ids: Sequence[str], owners: Sequence[str], my_ids: Sequence[str]) -> list[str]:
-    """Which classifiers to run: classifier_ids win over owners; neither means `default`."""
+    """Which classifiers to run: classifier_ids win over owners; neither means `default`.
+
+    `owners=IBM` is `default` alone, as in Watson ("the same result as no classifier_ids nor owners");
+    `food` runs only when named in classifier_ids.
+    """
     if classifier_ids:
         return list(dict.fromkeys(classifier_ids))
     if not owners:
@@ -75,10 +79,10 @@ def custom_classes(heads: Heads, scores: np.ndarray, threshold: float) -> list[d
     ]
 
 
-def general_result(classes: list[dict]) -> dict:
-    """The `default` classifier's answer for one image, from its classes (`general.general_classes`)."""
-    return {"classifier_id": GENERAL_CLASSIFIER_ID, "name": GENERAL_CLASSIFIER_ID,
-            "classes": classes}  # in order already (`general.general_classes`): no second sort of 1,768 entries
+def built_in_result(classifier_id: str, classes: list[dict]) -> dict:
+    """A built-in classifier's answer for one image (`default`, `food`), from its classes, in order already
+    (`general.general_classes`, `general.food_classes`): no second sort of 1,768 entries."""
+    return {"classifier_id": classifier_id, "name": classifier_id, "classes": classes}
 
 
 def view_maxima(scores: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -89,7 +93,7 @@ def view_maxima(scores: np.ndarray, starts: np.ndarray) -> np.ndarray:
 
 
 def image_results(
-    general: Sequence[list[dict]],
+    built_in: Mapping[str, Sequence[list[dict]]],
     embeddings: np.ndarray,
     ids: Sequence[str],
     serving: dict[str, ServingHeads],
@@ -98,7 +102,7 @@ def image_results(
 ) -> list[list[dict]]:
     """Per image, the ClassifierResult list for the requested ids, in the order requested.
 
-    `general` holds each image's `default` classes (empty lists when `default` is not asked for).
+    `built_in` holds, for each built-in classifier asked for (`default`, `food`), each image's classes.
     `embeddings` holds `view_counts[i]` rows for image i (its views, `spec.view_boxes`; one each without
     counts): a custom class scores its best view, so a subject anywhere in the image counts.
     """
@@ -109,8 +113,8 @@ def image_results(
     for row in range(len(counts)):
         per_image = []
         for cid in ids:
-            if cid == GENERAL_CLASSIFIER_ID:
-                per_image.append(general_result(general[row]))
+            if cid in BUILT_IN_CLASSIFIER_IDS:
+                per_image.append(built_in_result(cid, built_in[cid][row]))
             else:
                 served = serving[cid]
                 classes = custom_classes(served.heads, custom_scores[cid][row], threshold)
@@ -174,7 +178,7 @@ def classified_images(images: list[dict], warnings: list[dict]) -> dict:
         len(result["classes"])
         for image in images
         for result in image.get("classifiers", [])
-        if result["classifier_id"] != GENERAL_CLASSIFIER_ID
+        if result["classifier_id"] not in BUILT_IN_CLASSIFIER_IDS
     )
     answer = {
         "images": images,

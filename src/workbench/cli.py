@@ -268,10 +268,14 @@ def build_parser() -> argparse.ArgumentParser:
     classify = verbs.add_parser("classify", help="classify images, zips or folders")
     classify.add_argument("images", nargs="+", help="image files, zips of images or folders of images")
     classify.add_argument("--classifier-ids", "-c", action="append", default=None,
-                          help="classifiers to apply, comma-separated or repeated (default: yours); 'default' is the general model")
+                          help="classifiers to apply, comma-separated or repeated (default: yours); 'default' is the general model, "
+                               "'food' the food model")
     classify.add_argument("--owners", action="append", default=None, help="whose classifiers to apply: IBM and/or me")
     classify.add_argument("--threshold", "-t", type=float, default=None,
                           help="leave out classes scoring under this (0 to 1; default 0.5)")
+    classify.add_argument("--language", "-l", default=None, metavar="LANG",
+                          help="names of the built-in classes in en (default), ar, de, es, fr, it, ja, ko, pt-br, zh-cn "
+                               "or zh-tw (or an Accept-Language list: ja-JP, 'fr-CH, fr;q=0.9'); custom names stay as trained")
 
     delete = verbs.add_parser("delete", help="delete a classifier")
     delete.add_argument("classifier_id", help="the classifier to delete, with its versions and example images")
@@ -546,7 +550,8 @@ def dispatch(args: argparse.Namespace) -> object:
         wb.wait(args.classifier_id, timeout=args.timeout)
         return _flush_tracking(wb, args.classifier_id)
     if args.verb == "classify":
-        return wb.classify(args.images, classifier_ids=args.classifier_ids, owners=args.owners, threshold=args.threshold)
+        return wb.classify(args.images, classifier_ids=args.classifier_ids, owners=args.owners, threshold=args.threshold,
+                           accept_language=args.language)
     if args.verb == "delete":
         return _delete(wb, args.classifier_id)
     if args.verb == "versions":

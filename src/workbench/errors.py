@@ -51,6 +51,12 @@ class InvalidThreshold(InvalidRequest):
     error_id = "invalid_threshold"
 
 
+class UnsupportedLanguage(InvalidRequest):
+    """An Accept-Language that names none of Watson's languages, or is not a language list at all."""
+
+    error_id = "invalid_language"
+
+
 class NoImages(InvalidRequest):
     """A classify call that names no image."""
 

@@ -150,7 +150,8 @@ CLASSIFY_BODY = {
         "url": {"type": "string", "description": "file:// or http(s) URL of an image, if the server allows it"},
         "threshold": {"type": "number", "minimum": 0, "maximum": 1, "description": "Minimum score (default 0.5)"},
         "owners": {"type": "string", "enum": [OWNER_IBM, OWNER_ME, f"{OWNER_IBM},{OWNER_ME}", f"{OWNER_ME},{OWNER_IBM}"], "description": f"{OWNER_IBM} and/or {OWNER_ME}"},
-        "classifier_ids": {"type": "string", "description": "Classifier ids, comma-separated or repeated"},
+        "classifier_ids": {"type": "string", "description": "Classifier ids, comma-separated or repeated; "
+                                                            "`default` and `food` are built in"},
         "parameters": {"type": "string", "description": "Legacy JSON: classifier_ids, owners, threshold"},
     },
 }

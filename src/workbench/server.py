@@ -382,6 +382,7 @@ class ClassifyRequest:
     classifier_ids: list[str]
     owners: list[str]
     threshold: float | None
+    accept_language: str | None = None  # the Accept-Language header: names of built-in classes (Workbench.classify)
 
 
 def run_classify(workbench: Workbench, request: ClassifyRequest, front: Front) -> dict:
@@ -391,7 +392,7 @@ def run_classify(workbench: Workbench, request: ClassifyRequest, front: Front) -
     sources: tuple[NamedUpload | ImageURL, ...] = (*request.uploads, *(ImageURL(url) for url in request.urls))
     return workbench.classify(
         sources, classifier_ids=request.classifier_ids, owners=request.owners, threshold=request.threshold,
-        max_images=front.settings.max_classify_images,
+        max_images=front.settings.max_classify_images, accept_language=request.accept_language,
         fetch_url=functools.partial(front.fetcher.fetch, max_bytes=workbench.limits.max_image_bytes),
     )
 
@@ -415,7 +416,7 @@ async def classified(workbench: Workbench, request: ClassifyRequest, front: Fron
     return await answer
 
 
-def classify_request(form: FormParts) -> ClassifyRequest:
+def classify_request(form: FormParts, accept_language: str | None = None) -> ClassifyRequest:
     """A POST /v3/classify form as a ClassifyRequest; explicit fields win over legacy `parameters`."""
     legacy = legacy_parameters(form)
     uploads = [
@@ -430,6 +431,7 @@ def classify_request(form: FormParts) -> ClassifyRequest:
         classifier_ids=form.values("classifier_ids") or legacy.get("classifier_ids") or [],
         owners=form.values("owners") or legacy.get("owners") or [],
         threshold=threshold_value(form.text("threshold") if form.text("threshold") is not None else legacy.get("threshold")),
+        accept_language=accept_language,
     )
 
 
@@ -451,6 +453,12 @@ Version = Annotated[
 ]
 Caller = Annotated[Workbench, Depends(caller)]
 Metadata = Annotated[str | None, Header(alias="X-Watson-Metadata", description="customer_id={id}")]
+AcceptLanguage = Annotated[str | None, Header(
+    alias="Accept-Language",
+    description="Language of the built-in classes' names: en (default), ar, de, es, fr, it, ja, ko, pt-br, zh-cn, "
+                "zh-tw, or an HTTP language list (ja-JP, zh-Hant, fr-CH, fr;q=0.9), mapped to the nearest; another "
+                "language is a 400. Custom class names are never translated.",
+)]
 
 
 @router.post(
@@ -461,9 +469,11 @@ Metadata = Annotated[str | None, Header(alias="X-Watson-Metadata", description="
     responses={200: {"model": ClassifiedImages}, **error_responses(400, 401, 404, 413, 415)},
     openapi_extra=form_body(CLASSIFY_BODY, required=False),
 )
-async def classify(request: Request, version: Version, workbench: Caller) -> JSONResponse:
+async def classify(
+    request: Request, version: Version, workbench: Caller, accept_language: AcceptLanguage = None
+) -> JSONResponse:
     async with parsed_form(request) as form:
-        parsed = classify_request(form)
+        parsed = classify_request(form, accept_language)
         answer = await classified(workbench, parsed, request.app.state.front)
     return JSONResponse(answer)
 
@@ -483,8 +493,9 @@ async def classify_url(
     classifier_ids: Annotated[list[str] | None, Query()] = None,
     owners: Annotated[list[str] | None, Query()] = None,
     threshold: Annotated[float | None, Query()] = None,
+    accept_language: AcceptLanguage = None,
 ) -> JSONResponse:
-    parsed = ClassifyRequest([], [url], classifier_ids or [], owners or [], threshold)
+    parsed = ClassifyRequest([], [url], classifier_ids or [], owners or [], threshold, accept_language)
     answer = await classified(workbench, parsed, request.app.state.front)
     return JSONResponse(answer)
 

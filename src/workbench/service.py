@@ -48,7 +48,8 @@ from .examples import (
     request_budget,
 )
 from .export import Exporter, ExportSource, check_format, coreml_available, default_file_name, write_copy
-from .general import ColorSample, color_sample, general_classes
+from .general import ColorSample, color_sample, food_classes, general_classes
+from .languages import names_in, negotiate, translate
 from .events import ClassifierEvent, Listener
 from .jobs import JobRunner, JobSettings
 from . import promotion
@@ -65,7 +66,16 @@ from .run_record import version_metrics
 from .tracking import Tracker, log_export, new_tracker
 from .training import Heads, OutOfFold
 from .wait_progress import WaitBar
-from .vocabulary import GENERAL_CLASSIFIER_ID, NEGATIVE_FIELD, OWNER_ME, POSITIVE_SUFFIX, SETTLED_STATUSES
+from .vocabulary import (
+    BUILT_IN_CLASSIFIER_IDS,
+    DEFAULT_LANGUAGE,
+    FOOD_CLASSIFIER_ID,
+    GENERAL_CLASSIFIER_ID,
+    NEGATIVE_FIELD,
+    OWNER_ME,
+    POSITIVE_SUFFIX,
+    SETTLED_STATUSES,
+)
 
 if TYPE_CHECKING:
     import pandas
@@ -74,11 +84,19 @@ HOME_ENV = "WORKBENCH_HOME"
 DEFAULT_HOME = Path("data") / "workbench"
 DEFAULT_OWNER = OWNER_ME
 WAIT_POLL_SECONDS = 0.05
+UNTRANSLATED_SHOWN = 10  # an untranslated_classes warning names at most this many
 
 
 def default_home() -> Path:
     """`WORKBENCH_HOME`, else `data/workbench/` under the current directory."""
     return Path(os.environ.get(HOME_ENV) or DEFAULT_HOME)
+
+
+def untranslated_warning(language: str, names: list[str]) -> dict:
+    """The Watson WarningInfo that says which built-in class names are answered in English, having no translation."""
+    shown = ", ".join(names[:UNTRANSLATED_SHOWN]) + (", ..." if len(names) > UNTRANSLATED_SHOWN else "")
+    return {"warning_id": "untranslated_classes",
+            "description": f"No {language} name for {len(names)} built-in class names; they are in English: {shown}"}
 
 
 def watson_record(record: ClassifierRecord, classes: list[str]) -> dict:
@@ -619,20 +637,29 @@ class Workbench:
         threshold: float | None = None,
         max_images: int | None = None,
         fetch_url: Fetcher | None = None,
+        accept_language: str | None = None,
     ) -> dict:
         """Scores images (paths, bytes, zips, folders, URLs) with one backbone pass each, Watson ClassifiedImages.
 
         `max_images` caps the images of one call (zip members counted from their directories before
         anything is read: the HTTP front's Watson cap). `ImageURL` sources are fetched with `fetch_url`
         once everything else is checked; one that cannot be fetched is an error on that image.
+        `accept_language` (Watson's Accept-Language: `ja`, `ja-JP`, `fr-CH, fr;q=0.9`; default English)
+        names the built-in classes (`default`, `food`) in one of Watson's 11 languages (`languages.negotiate`);
+        custom class names are never translated. Names with no translation stay English and are listed
+        in an `untranslated_classes` warning.
         """
+        language = negotiate(accept_language)
         limit = cls.check_threshold(threshold)
         ids, serving = self._classifiers_for(classifier_ids, owners)
         entries, warnings, urls = self._classify_inputs(images, max_images, fetch_url)
-        answers = self._answers(entries, ids, serving, limit)
+        untranslated: dict[str, None] = {}
+        answers = self._answers(entries, ids, serving, limit, language, untranslated)
         for index, (source_url, resolved_url) in urls.items():  # Watson names a URL's image by its URLs
             del answers[index]["image"]
             answers[index].update(source_url=source_url, resolved_url=resolved_url)
+        if untranslated:
+            warnings = [*warnings, untranslated_warning(language, list(untranslated))]
         return cls.classified_images(answers, warnings)
 
     def classify_iter(
@@ -668,32 +695,49 @@ class Workbench:
         mine = {r.classifier_id: r for r in self.store.classifiers(owner=self.owner)}
         my_ids = [cid for cid, r in mine.items() if r.serving_version is not None]
         ids = cls.requested_ids(cls.split_list(classifier_ids), cls.split_list(owners), my_ids)
-        unknown = [cid for cid in ids if cid != GENERAL_CLASSIFIER_ID and cid not in mine]
+        unknown = [cid for cid in ids if cid not in BUILT_IN_CLASSIFIER_IDS and cid not in mine]
         if unknown:
             raise ClassifierNotFound(f"Did not find any classifier with the ids {echo_list(unknown)}")
-        return ids, {cid: self._serving(mine[cid]) for cid in ids if cid != GENERAL_CLASSIFIER_ID}
+        return ids, {cid: self._serving(mine[cid]) for cid in ids if cid not in BUILT_IN_CLASSIFIER_IDS}
 
     def _answers(
-        self, entries: list[ImageInput | Skipped], ids: list[str], serving: dict[str, cls.ServingHeads], limit: float
+        self, entries: list[ImageInput | Skipped], ids: list[str], serving: dict[str, cls.ServingHeads], limit: float,
+        language: str = DEFAULT_LANGUAGE, untranslated: dict[str, None] | None = None,
     ) -> list[dict]:
-        """One ClassifiedImage per entry, in order: one backbone pass per image (an error object when unreadable)."""
+        """One ClassifiedImage per entry, in order: one backbone pass per image (an error object when unreadable).
+
+        That pass serves `default`, `food` and every custom classifier of the call together. Built-in names are
+        in `language`; those with no translation are added to `untranslated`.
+        """
         answers: list[dict | None] = [None] * len(entries)
-        general = GENERAL_CLASSIFIER_ID in ids
+        built_in = [cid for cid in BUILT_IN_CLASSIFIER_IDS if cid in ids]
+        names = names_in(language) if language != DEFAULT_LANGUAGE else None
+        missing: dict[str, None] = {} if untranslated is None else untranslated
         with single_threaded_blas():
-            for batch in self._decode_all(entries, answers, general):
+            for batch in self._decode_all(entries, answers, bool(built_in)):
                 rows, views, samples = zip(*batch)
                 counts = [len(v) for v in views]
                 tensors = [tensor for v in views for tensor in v]  # every view of every image, one batched run
-                if general:
+                classes: dict[str, list[list[dict]]] = {cid: [] for cid in built_in}
+                if built_in:
                     dense = self.backbone.run_dense(tensors)
                     embeddings, fc = dense.embeddings, self.backbone.classifier_weights()
                     bounds = np.cumsum([0, *counts]).tolist()
-                    classes = [general_classes(dense.probabilities[a:b], dense.window_probabilities[a:b],
-                                               dense.features[a:b], samples[i], fc, limit)
-                               for i, (a, b) in enumerate(itertools.pairwise(bounds))]
+                    for i, (a, b) in enumerate(itertools.pairwise(bounds)):
+                        sample = samples[i]
+                        assert sample is not None, "built-in classifiers sample colours while decoding"
+                        if GENERAL_CLASSIFIER_ID in classes:
+                            classes[GENERAL_CLASSIFIER_ID].append(general_classes(
+                                dense.probabilities[a:b], dense.window_probabilities[a:b], dense.features[a:b], sample,
+                                fc, limit))
+                        if FOOD_CLASSIFIER_ID in classes:
+                            classes[FOOD_CLASSIFIER_ID].append(food_classes(
+                                dense.probabilities[a:b], dense.window_probabilities[a:b], sample.spread, limit))
+                    if names is not None:
+                        classes = {cid: [translate(c, names, missing) for c in per_image]
+                                   for cid, per_image in classes.items()}
                 else:
                     embeddings, _ = self.backbone.run(tensors)
-                    classes = [[] for _ in rows]
                 results = cls.image_results(classes, embeddings, ids, serving, limit, counts)
                 for i, per_image in zip(rows, results):
                     answers[i] = {"classifiers": per_image, "image": entries[i].name}

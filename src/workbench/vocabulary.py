@@ -8,8 +8,14 @@ from __future__ import annotations
 from typing import Literal, get_args
 
 GENERAL_CLASSIFIER_ID = "default"  # the built-in general model
+FOOD_CLASSIFIER_ID = "food"  # the built-in food model: ImageNet's food leaves, or `non-food`
+BUILT_IN_CLASSIFIER_IDS = (GENERAL_CLASSIFIER_ID, FOOD_CLASSIFIER_ID)  # need no training; owned by no one
+NON_FOOD_CLASS = "non-food"  # the food model's class for an image without food
 OWNER_ME = "me"  # owners=me: every custom classifier of the caller; also the default owner
-OWNER_IBM = "IBM"  # owners=IBM: the built-in `default` classifier
+OWNER_IBM = "IBM"  # owners=IBM: the built-in `default` classifier (Watson: the same as no owners nor ids)
+# Accept-Language: the languages Watson answered built-in class names in (custom names are never translated)
+LANGUAGES = ("en", "ar", "de", "es", "fr", "it", "ja", "ko", "pt-br", "zh-cn", "zh-tw")
+DEFAULT_LANGUAGE = "en"  # no Accept-Language header
 POSITIVE_SUFFIX = "_positive_examples"  # {class}_positive_examples form fields and zip names
 NEGATIVE_FIELD = "negative_examples"
 THRESHOLD = 0.5  # classify's default: classes scoring below it are left out

@@ -22,7 +22,7 @@ from . import ClassifierEvent, OutOfFold, folder_sets, image_paths, plots, set_n
 from .errors import InvalidRequest, WorkbenchError
 from .review import BORDERLINE_MARGIN, calibration_summary, review_items, threshold_metrics
 from .service import Workbench
-from .vocabulary import GENERAL_CLASSIFIER_ID, THRESHOLD
+from .vocabulary import FOOD_CLASSIFIER_ID, GENERAL_CLASSIFIER_ID, THRESHOLD
 
 NO_NEGATIVES = "(none)"
 NEW_CLASSIFIER = "(new classifier)"  # the target dropdown's "create" entry (None would show as a blank)
@@ -360,8 +360,8 @@ class ClassifyWidget(widgets.VBox):
     def __init__(self, wb: Workbench, classifier_ids: Sequence[str] | None = None, threshold: float = THRESHOLD) -> None:
         self.wb = wb
         ready = [c["classifier_id"] for c in wb.list_classifiers()["classifiers"] if c["status"] in ("ready", "retraining")]
-        options = [GENERAL_CLASSIFIER_ID, *ready]
-        chosen = [c for c in (classifier_ids or options) if c in options]
+        options = [GENERAL_CLASSIFIER_ID, FOOD_CLASSIFIER_ID, *ready]  # food is offered, not chosen by default
+        chosen = [c for c in (classifier_ids or [GENERAL_CLASSIFIER_ID, *ready]) if c in options]
         self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="image")
         self.classifiers = widgets.SelectMultiple(options=options, value=chosen, description="classifiers", rows=min(4, len(options)))
         self.threshold = widgets.FloatSlider(value=threshold, min=0.0, max=1.0, step=0.01, description="threshold",

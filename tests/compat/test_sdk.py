@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 
+from .conftest import DOGS_JPG
 from .readme import readme_snippets
 
 
@@ -88,3 +89,40 @@ def test_get_core_ml_model_with_the_ibm_watson_sdk(watson_sdk_python, compat_ser
         "type": "application/octet-stream", "disposition": f'attachment; filename="{cid}.mlmodel"',
         "other_owner": 404, "after_delete": 404,
     }
+
+
+SDK_LANGUAGE = """
+import json, os, sys
+from ibm_cloud_sdk_core import ApiException
+from ibm_cloud_sdk_core.authenticators import BasicAuthenticator
+from ibm_watson import VisualRecognitionV3
+
+vr = VisualRecognitionV3(version="2018-03-19", authenticator=BasicAuthenticator("apikey", os.environ["WB_APIKEY"]))
+vr.set_service_url(os.environ["WB_URL"])
+answers = {}
+for language in ("ja", "zh-tw"):
+    with open(sys.argv[1], "rb") as images_file:
+        answers[language] = vr.classify(images_file=images_file, classifier_ids=["default", "food"],
+                                        accept_language=language).get_result()
+try:
+    with open(sys.argv[1], "rb") as images_file:
+        vr.classify(images_file=images_file, accept_language="xx")
+except ApiException as exc:
+    answers["xx"] = {"code": exc.code, "message": exc.message}
+print(json.dumps(answers))
+"""
+
+
+def test_classify_accept_language_with_the_ibm_watson_sdk(watson_sdk_python, compat_server, snippet_env, tmp_path) -> None:
+    script = tmp_path / "language.py"
+    script.write_text(SDK_LANGUAGE)
+    done = subprocess.run([str(watson_sdk_python), str(script), str(DOGS_JPG)], env=snippet_env("sdk"),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    answers = json_documents(done.stdout)[0]
+    wb = compat_server.workbench.as_owner("sdk")
+    for language in ("ja", "zh-tw"):
+        expected = wb.classify(DOGS_JPG, classifier_ids=["default", "food"], accept_language=language)
+        assert answers[language]["images"][0]["classifiers"] == expected["images"][0]["classifiers"]
+    assert "犬" in {c["class"] for c in answers["ja"]["images"][0]["classifiers"][0]["classes"]}
+    assert answers["xx"]["code"] == 400 and "Accept-Language" in answers["xx"]["message"]
