@@ -35,7 +35,6 @@ TUTORIAL_CREATE = {"beagle": "beagle", "husky": "husky", "goldenretriever": "gol
 TUTORIAL_UPDATE = {"dalmatian": "dalmatian"}
 DEMO_HIERARCHY_THRESHOLD = 0.1  # ImageNet probabilities spread over similar breeds; 0.1 shows the breeds
 TRACKING_FLUSH_SECONDS = 60.0  # how long `wait` waits for MLflow to log the new version
-ELSEWHERE_POLL_S = 0.5  # how often `wait` looks again at versions another process is logging
 TRACKING_ENV = "WORKBENCH_TRACKING_URI"  # hands the resolved tracking URI to a detached `workbench wait`
 EXPORT_LOGGING_SECONDS = 120.0  # how long `export` waits for MLflow to take the file as an artifact
 DIR_FLUSH_IMAGES = 1024  # classify-dir writes its output (one Parquet part) every this many images
@@ -121,9 +120,8 @@ def _flush_tracking(wb: Workbench, classifier_id: str) -> dict:
         print(f"workbench: logging to MLflow at {tracker.uri} ...", file=sys.stderr, flush=True)
         started = time.monotonic()
         logged = tracker.flush(timeout=TRACKING_FLUSH_SECONDS)
-        while not logged and tracker.logged_elsewhere(classifier_id) and time.monotonic() < started + TRACKING_FLUSH_SECONDS:
-            time.sleep(ELSEWHERE_POLL_S)  # a create's background logger is at it: wait for its runs to finish
-            logged = tracker.sync(classifier_id)
+        if not logged:  # a create's background logger may be at it: wait for its runs to finish
+            logged = tracker.sync(classifier_id, wait_for_others_s=started + TRACKING_FLUSH_SECONDS - time.monotonic())
         outcome = "logged to MLflow" if logged else "MLflow logging incomplete (see warnings)"
         print(f"workbench: {outcome} in {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
     return wb.get_classifier(classifier_id)

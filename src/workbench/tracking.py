@@ -74,6 +74,8 @@ TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 WORKBENCH_TRACKING_ENV = "WORKBENCH_TRACKING_URI"  # overrides MLFLOW_TRACKING_URI for workbench only; "none" = off
 MLRUNS_DIR = "mlruns"  # default tracking home, under the project (current) directory
 MLRUNS_DB = "mlflow.db"
+ELSEWHERE_POLL_S = 0.5  # how often a sync looks again at versions another live process is logging
+OTHERS_WAIT_S = 120.0  # versions_frame waits this long for another process (a CLI create) to log
 SCHEMA_LOCK = ".schema.lock"  # beside mlflow.db: held while a process creates or migrates its tables
 MLRUNS_ARTIFACTS = "artifacts"
 OFF_VALUES = frozenset({"", "none", "off", "false"})  # tracking_uri values that turn tracking off
@@ -423,11 +425,20 @@ class Tracker:
             log.exception("could not keep %s for MLflow before its delete; its unlogged versions are lost", classifier_id)
 
     # syncing ----------------------------------------------------------------------
-    def sync(self, classifier_id: str) -> bool:
-        """Makes MLflow match the store for one classifier now; on failure records a warning (never raises)."""
+    def sync(self, classifier_id: str, wait_for_others_s: float = 0.0) -> bool:
+        """Makes MLflow match the store for one classifier now; on failure records a warning (never raises).
+
+        With `wait_for_others_s`, versions another live process is logging (a CLI create's background
+        logger) are waited for up to that long, then checked again.
+        """
         with self._state_lock:
             self._seen.add(classifier_id)
-        return self._sync_one(classifier_id)
+        deadline = time.monotonic() + wait_for_others_s
+        synced = self._sync_one(classifier_id)
+        while not synced and self.logged_elsewhere(classifier_id) and time.monotonic() < deadline:
+            time.sleep(ELSEWHERE_POLL_S)
+            synced = self._sync_one(classifier_id)
+        return synced
 
     def _sync_one(self, classifier_id: str) -> bool:
         with self._lock, quiet_mlflow():
@@ -696,7 +707,7 @@ class Tracker:
         """Every logged version of a classifier with its MLflow metrics, one row per version (oldest first)."""
         import pandas as pd
 
-        if not self.sync(classifier_id):
+        if not self.sync(classifier_id, wait_for_others_s=OTHERS_WAIT_S):
             raise TrackingError(self.warnings.get(classifier_id, "MLflow tracking failed"))
         client = self.client()
         experiment = client.get_experiment_by_name(classifier_id)
