@@ -114,6 +114,7 @@ def test_classify_notebook_finds_the_golden_retriever(scraps):
     labels = dict(line.split("\t") for line in (TUTORIAL / "test" / "LABELS.txt").read_text().splitlines()[1:])
     expected = {name: None if "negative" in text else text.split()[0] for name, text in labels.items()}
     assert classified["grid_top_classes"] == expected  # the grid gets test/ right; the cat-family images reach no class
+    assert classified["grid_correct"] == [True] * len(expected)  # marked right against test/LABELS.txt
     ap = classified["average_precision"]
     assert set(ap) == {"beagle", "husky", "goldenretriever", "dalmatian"} and min(ap.values()) > 0.9
 
