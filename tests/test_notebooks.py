@@ -124,6 +124,15 @@ def test_compare_notebook_reads_both_versions_from_mlflow(scraps):
     assert compared["version_count"] == 2
     assert compared["registered_versions"] == [1, 2]  # read back from the MLflow model registry
     assert compared["unknown_false_positive_rates"] == [0.0, 0.0]  # no class called an unrelated image
+    confused = compared["most_confused"]  # each version's (actual, predicted, count) at 0.5, most first
+    assert set(confused) == {"v1", "v2"}
+    assert all(actual != predicted and count >= 1 for pairs in confused.values() for actual, predicted, count in pairs)
+    matrix = compared["confusion_matrix"]  # the serving version's, every training image once
+    counts = matrix["counts"]
+    assert matrix["classes"] == ["beagle", "goldenretriever", "husky", "dalmatian", "(none)"]
+    assert sum(map(sum, counts)) == 250 and sum(counts[i][i] for i in range(5)) >= 240
+    losses = [row["loss"] for row in compared["top_losses"]]
+    assert len(losses) == 5 and losses == sorted(losses, reverse=True)
 
 
 def test_delete_notebook_confirms_the_classifier_is_gone(scraps):

@@ -135,3 +135,12 @@ def test_live_figure_moves_each_class_point(oof):
     live.image(0.9, {classes[0]: (0.25, 0.75)})
     assert [list(d) for d in live.marks[classes[0]].get_data()] == [[0.25], [0.75]]
 
+
+def test_version_comparison_leaves_every_class_line_visible_when_classes_share_values():
+    metrics = [{"accuracy": 1.0, "macro_f1": 1.0, "f1/beagle": 1.0, "f1/husky": 1.0, "f1/pug": 0.99},
+               {"accuracy": 1.0, "macro_f1": 1.0, "f1/beagle": 1.0, "f1/husky": 1.0, "f1/pug": 1.0}]
+    _, per_class = plots.version_comparison([1, 2], metrics).axes
+    beagle, husky, _ = per_class.lines
+    assert list(beagle.get_ydata()) == list(husky.get_ydata())  # one on top of the other...
+    assert husky.get_zorder() > beagle.get_zorder() and husky.get_linewidth() < beagle.get_linewidth()
+    assert husky.get_markersize() < beagle.get_markersize() and husky.get_marker() != beagle.get_marker()  # ...both seen

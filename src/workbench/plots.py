@@ -34,6 +34,7 @@ POINT_GID = "threshold-point/"  # gid prefix of a panel's point at the threshold
 THRESHOLD_LABELS = ("threshold ", "at threshold ")  # legend entries that name the threshold's value
 LIVE_DPI = 80
 LIVE_JPEG_QUALITY = 90
+F1_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
 def _figure_legend(figure: Figure, axes: list) -> None:
@@ -290,10 +291,14 @@ def version_comparison(versions: Sequence[int], metrics: Sequence[dict[str, floa
     overall.set(title="Cross-validated errors (lower is better)", ylim=(0, max(highest * 1.25, 0.01)), xlabel="version")
     overall.legend(fontsize="small", **OUTSIDE_RIGHT)
     values = []
-    for name in classes:
+    for k, name in enumerate(classes):
         line = [m.get(f"f1/{name}", np.nan) for m in metrics]
         values += [v for v in line if np.isfinite(v)]
-        per_class.plot(x, line, marker="o", label=name)
+        # classes often share a value (F1 1.0 in every version): each later line is thinner, with a smaller
+        # marker of another shape, so one drawn over another leaves the first showing round it
+        width = 1.2 + 3.0 * (len(classes) - 1 - k) / max(len(classes) - 1, 1)
+        per_class.plot(x, line, marker=F1_MARKERS[k % len(F1_MARKERS)], linewidth=width, markersize=4 + 1.6 * width,
+                       label=name, zorder=2 + k / max(len(classes), 1))
     low, high = (min(values), max(values)) if values else (0.0, 1.0)
     pad = max(0.01, (high - low) * 0.1)
     per_class.set_xticks(x, labels)
