@@ -22,7 +22,7 @@ LAYERS: dict[str, set[str]] = {
     # import nothing of ours but other leaves
     "leaf": {"errors", "limits", "vocabulary", "spec", "timestamps", "events", "atomic", "sources", "names"},
     # pure computation on arrays and records: no files, no threads, no engines
-    "analysis": {"training", "familiarity", "calibration", "general", "languages", "maps", "plots", "review"},
+    "analysis": {"training", "familiarity", "calibration", "general", "languages", "maps", "plots", "review", "interpretation"},
     # the engine's working parts: reading examples, the backbone, storage, background jobs, MLflow
     "pipeline": {"examples", "decode", "classify", "backbone", "network", "onnx_engine", "onnx_graph", "quantize", "batching", "store", "jobs",
                  "curation", "promotion", "leases", "owners", "tracking", "tracked_files", "run_record", "pyfunc", "export", "explain", "doctor",

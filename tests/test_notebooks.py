@@ -41,6 +41,7 @@ sb.glue("explained_classes", {cid: [e.class_name for e in found] for cid, found 
 sb.glue("rows_by_threshold", {str(k): v for k, v in rows.items()})
 sb.glue("grid_top_classes", {Path(image).name: name if reached else None
                              for image, name, reached in zip(best["image"], best["class"], best["reached"])})
+sb.glue("grid_correct", [bool(right) for right in best["correct"]])  # against test/LABELS.txt
 sb.glue("average_precision", average_precision(oof))
 sb.glue("misclassified", int((gallery.items["kind"] == "misclassified").sum()))
 sb.glue("overlay_tiles", len(overlay_gallery.items))
@@ -49,6 +50,9 @@ sb.glue("overlay_tiles", len(overlay_gallery.items))
 sb.glue("version_count", len(frame))
 sb.glue("registered_versions", [int(v) for v in frame["registered_version"]] if wb.tracker is not None else [])
 sb.glue("unknown_false_positive_rates", frame["unknown_false_positive_rate"].tolist())
+sb.glue("most_confused", {v: [list(pair) for pair in pairs] for v, pairs in confused.items()})
+sb.glue("confusion_matrix", {"classes": list(matrix.index), "counts": matrix.to_numpy().tolist()})
+sb.glue("top_losses", losses[["name", "actual", "predicted", "loss"]].to_dict(orient="records"))
 """,
     "05_delete": """
 sb.glue("deleted", gone and classifier_id not in remaining)
@@ -188,6 +192,7 @@ def test_classify_notebook_finds_the_golden_retriever(scraps):
     labels = dict(line.split("\t") for line in (TUTORIAL / "test" / "LABELS.txt").read_text().splitlines()[1:])
     expected = {name: None if "negative" in text else text.split()[0] for name, text in labels.items()}
     assert classified["grid_top_classes"] == expected  # the grid gets test/ right; the cat-family images reach no class
+    assert classified["grid_correct"] == [True] * len(expected)  # marked right against test/LABELS.txt
     ap = classified["average_precision"]
     assert set(ap) == {"beagle", "husky", "goldenretriever", "dalmatian"} and min(ap.values()) > 0.9
 
@@ -197,6 +202,15 @@ def test_compare_notebook_reads_both_versions_from_mlflow(scraps):
     assert compared["version_count"] == 2
     assert compared["registered_versions"] == [1, 2]  # read back from the MLflow model registry
     assert compared["unknown_false_positive_rates"] == [0.0, 0.0]  # no class called an unrelated image
+    confused = compared["most_confused"]  # each version's (actual, predicted, count) at 0.5, most first
+    assert set(confused) == {"v1", "v2"}
+    assert all(actual != predicted and count >= 1 for pairs in confused.values() for actual, predicted, count in pairs)
+    matrix = compared["confusion_matrix"]  # the serving version's, every training image once
+    counts = matrix["counts"]
+    assert matrix["classes"] == ["beagle", "goldenretriever", "husky", "dalmatian", "(none)"]
+    assert sum(map(sum, counts)) == 250 and sum(counts[i][i] for i in range(5)) >= 240
+    losses = [row["loss"] for row in compared["top_losses"]]
+    assert len(losses) == 5 and losses == sorted(losses, reverse=True)
 
 
 def test_delete_notebook_confirms_the_classifier_is_gone(scraps):

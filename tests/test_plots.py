@@ -109,3 +109,38 @@ def test_version_comparison_shows_small_differences_as_labelled_error_bars():
     low, high = per_class.get_ylim()
     assert 0.9 < low < 0.98 and 1.0 < high < 1.05  # F1 zoomed to the data
     assert legend_overlaps(figure) == []
+
+
+def test_live_figure_redraws_only_the_threshold_lines_and_points(oof):
+    scores, labels, classes, _ = oof
+    live = plots.LiveFigure(plots.threshold_curves(scores, labels, classes, threshold=0.5))
+    first = np.asarray(Image.open(io.BytesIO(live.image())).convert("L"), dtype=int)
+    moved = np.asarray(Image.open(io.BytesIO(live.image(0.8))).convert("L"), dtype=int)
+    assert {float(x) for line in live.lines for x in line.get_xdata()} == {0.8}
+    columns = set(np.flatnonzero((np.abs(first - moved) > 40).any(axis=0)))  # JPEG: more than its own noise
+    height = first.shape[0]
+    line_columns = {round(ax.transData.transform((t, 0))[0]) + d for ax in live.figure.axes if ax.get_visible()
+                    for t in (0.5, 0.8) for d in range(-8, 9)}  # a JPEG block
+    assert columns and columns <= line_columns  # nothing moved but the threshold lines
+    assert (np.asarray(Image.open(io.BytesIO(live.image(0.5))).convert("L"), dtype=int) == first).all()  # and back
+    assert all("threshold" == t.get_text() for legend in live.figure.legends for t in legend.get_texts()
+               if t.get_text().startswith("threshold"))  # the value is beside the slider, not in a static legend
+    assert height == round(live.figure.get_figheight() * plots.LIVE_DPI)
+
+
+def test_live_figure_moves_each_class_point(oof):
+    scores, labels, classes, _ = oof
+    live = plots.LiveFigure(plots.pr_curves(scores, labels, classes, threshold=0.5))
+    assert set(live.marks) == set(classes)
+    live.image(0.9, {classes[0]: (0.25, 0.75)})
+    assert [list(d) for d in live.marks[classes[0]].get_data()] == [[0.25], [0.75]]
+
+
+def test_version_comparison_leaves_every_class_line_visible_when_classes_share_values():
+    metrics = [{"accuracy": 1.0, "macro_f1": 1.0, "f1/beagle": 1.0, "f1/husky": 1.0, "f1/pug": 0.99},
+               {"accuracy": 1.0, "macro_f1": 1.0, "f1/beagle": 1.0, "f1/husky": 1.0, "f1/pug": 1.0}]
+    _, per_class = plots.version_comparison([1, 2], metrics).axes
+    beagle, husky, _ = per_class.lines
+    assert list(beagle.get_ydata()) == list(husky.get_ydata())  # one on top of the other...
+    assert husky.get_zorder() > beagle.get_zorder() and husky.get_linewidth() < beagle.get_linewidth()
+    assert husky.get_markersize() < beagle.get_markersize() and husky.get_marker() != beagle.get_marker()  # ...both seen

@@ -201,6 +201,10 @@ def test_gallery_says_when_a_view_is_empty(dogs):
     assert gallery.grid.children == () and "no borderline images" in gallery.note.value
 
 
+def threshold_lines(live: plots.LiveFigure) -> set[float]:
+    return {float(x) for line in live.lines for x in line.get_xdata()}
+
+
 def test_threshold_plots_redraw_when_the_slider_moves(dogs):
     wb, cid = dogs
     plots_widget = widgets.ThresholdPlots(wb.out_of_fold(cid))
@@ -208,7 +212,9 @@ def test_threshold_plots_redraw_when_the_slider_moves(dogs):
     plots_widget.threshold.value = 0.8
     assert plots_widget.wait(timeout=60)
     after = plots_widget.histograms.value, plots_widget.curves.value, plots_widget.pr_curves.value
-    assert all(a != b and a[:4] == b"\x89PNG" for a, b in zip(after, before))
+    assert all(a[:3] == b"\xff\xd8\xff" for a in after) and plots_widget.histograms.format == "jpeg"  # JPEG
+    assert after[0] != before[0] and after[1] != before[1]  # the threshold lines moved (the points may stay put)
+    assert all(threshold_lines(plots_widget.figures[name]) == {0.8} for name in ("histograms", "curves"))
     assert plots_widget.drawn_threshold == 0.8 and "At threshold 0.80" in plots_widget.numbers.value
     ece = wb.versions(cid)[-1]["metrics"]["calibration"]["ece"]
     assert f"ECE {ece:.3f}" in plots_widget.calibration.value  # the version's own held-out calibration
@@ -226,14 +232,50 @@ def test_threshold_plots_follow_a_dragged_slider_with_few_redraws_ending_on_its_
     dragged_s = time.monotonic() - started
     assert plots_widget.wait(timeout=60)
     redraws = plots_widget.redraws - drawn
-    assert 1 <= redraws <= 1 + dragged_s / 0.2 and redraws < 40
+    assert 1 <= redraws <= 2 + dragged_s / 0.2 and redraws < 40  # the first value at once, then one per interval
     assert plots_widget.drawn_threshold == 0.69
     expected = threshold_metrics(oof, 0.69)
     assert plots_widget.metrics.equals(expected) and "At threshold 0.69" in plots_widget.numbers.value
     table = plots_widget.numbers.value
     for name, row in expected.iterrows():  # precision, recall and false-positive rate per class, as shown
         assert name in table and f"{row['recall']:.3f}" in table and f"{row['false_positive_rate']:.3f}" in table
-    assert plots_widget.histograms.value == widgets.figure_png(plots.score_histograms(oof.scores, oof.labels, oof.classes, 0.69))
+    assert threshold_lines(plots_widget.figures["histograms"]) == {0.69}
+    marks = plots_widget.figures["pr_curves"].marks
+    for name, row in expected.iterrows():  # each class's precision-recall point sits at the threshold's numbers
+        x, y = marks[str(name)].get_data()
+        assert (x[0], y[0]) == pytest.approx((row["recall"], row["precision"]), nan_ok=True)
+
+
+def test_threshold_plots_confusion_matrix_and_most_confused_follow_the_slider(dogs):
+    wb, cid = dogs
+    oof = wb.out_of_fold(cid)
+    found = wb.interpretation(cid)
+    plots_widget = widgets.ThresholdPlots(oof)
+    for value in (0.5, 0.99, 0.02):
+        plots_widget.threshold.value = value
+        assert plots_widget.wait(timeout=60) and plots_widget.drawn_threshold == value
+        matrix = plots_widget.confusion_matrix
+        assert matrix.equals(found.confusion_matrix(value)) and matrix.to_numpy().sum() == len(oof.labels)
+        assert plots_widget.most_confused == found.most_confused(1, value)
+        assert f"Confusion matrix at threshold {value:.2f}" in plots_widget.confusion.value
+        for actual, predicted, count in plots_widget.most_confused[:8]:
+            assert f"{actual} taken for {predicted}: {count}" in plots_widget.confused.value
+        worst = found.top_losses(1, value).iloc[0]
+        assert Path(worst["name"]).name in plots_widget.losses.value
+    strict, loose = found.confusion_matrix(0.99), found.confusion_matrix(0.02)
+    assert strict.iloc[:-1, -1].sum() > loose.iloc[:-1, -1].sum()  # a strict threshold leaves more images with no class
+    assert plots_widget.confusion.value.count("<tr>") == len(oof.classes) + 2  # header, every class, (none)
+
+
+def test_debounced_runs_the_first_trigger_at_once_and_folds_the_rest_into_one_more_run():
+    runs: list[float] = []
+    debounced = widgets.Debounced(lambda: runs.append(time.monotonic()), interval_s=0.3)
+    started = time.monotonic()
+    debounced.trigger()
+    assert debounced.wait(5) and len(runs) == 1 and runs[0] - started < 0.25  # no wait for the interval
+    for _ in range(20):
+        debounced.trigger()
+    assert debounced.wait(5) and len(runs) == 2 and runs[1] - runs[0] >= 0.29  # one more, an interval after the first
 
 
 def test_results_grid_classifies_a_folder_in_batches_like_the_engine(dogs):
@@ -263,6 +305,46 @@ def test_results_grid_classifies_a_folder_in_batches_like_the_engine(dogs):
     assert counting.calls == [4, 3]
 
 
+def test_results_grid_marks_each_labelled_image_right_or_wrong(dogs):
+    wb, cid = dogs
+    grid = widgets.ResultsGrid(wb, TUTORIAL / "test", [cid], threshold=0.5)  # test/LABELS.txt
+    assert grid.labelled
+    predicted = grid.predictions()
+    labels = {"0.jpg": "husky", "1.jpg": "(none)", "2.jpg": "dalmatian", "3.jpg": "(none)", "4.jpg": "beagle",
+              "5.jpg": "goldenretriever", "6.jpg": "husky"}  # cheetah and tiger are none of the classes
+    assert [labels[Path(p).name] for p in predicted["image"]] == list(predicted["truth"])
+    assert predicted["correct"].all() and "7 of 7 right" in grid.summary.value
+    assert all("right" in c.value for c in grid.captions)
+    matrix = grid.interpretation().confusion_matrix(0.5)
+    assert np.trace(matrix.to_numpy()) == 7 and matrix.loc["husky", "husky"] == 2 and matrix.loc["(none)", "(none)"] == 2
+    grid.threshold.value = 1.0  # scores round to 6 decimals: only those at 1.0 still reach it
+    moved = grid.predictions()
+    expected = [(cls == truth) if reached else truth == "(none)"
+                for cls, reached, truth in zip(moved["class"], moved["reached"], moved["truth"])]
+    assert list(moved["correct"]) == expected and f"{sum(expected)} of 7 right" in grid.summary.value
+    assert sum("true: " in c.value for c in grid.captions) == 7 - sum(expected)
+    wrong = widgets.ResultsGrid(wb, TUTORIAL / "test", [cid], labels={"0.jpg": "beagle", "1.jpg": "husky"})
+    # 0 and 1 mislabelled; the images the mapping leaves out are none of the classes: only 3.jpg (a tiger) is right
+    assert list(wrong.predictions()["correct"]) == [False, False, False, True, False, False, False]
+    assert "true: beagle" in wrong.captions[0].value and "true: husky" in wrong.captions[1].value
+
+
+def test_results_grid_takes_labels_from_class_sub_folders_and_says_what_is_wrong(dogs, tmp_path):
+    wb, cid = dogs
+    for folder, source in (("husky", "husky"), ("beagle", "husky"), ("negatives", "cats")):
+        (tmp_path / "set" / folder).mkdir(parents=True)
+        for image in sorted((TUTORIAL / source).iterdir())[:2]:
+            (tmp_path / "set" / folder / image.name).write_bytes(image.read_bytes())
+    grid = widgets.ResultsGrid(wb, tmp_path / "set", [cid])
+    predicted = grid.predictions()
+    assert len(predicted) == 6 and list(predicted["truth"]) == ["beagle"] * 2 + ["husky"] * 2 + ["(none)"] * 2
+    assert list(predicted["correct"]) == [False, False, True, True, True, True]  # husky photos filed under beagle
+    assert sum("true: beagle" in c.value for c in grid.captions) == 2
+    assert grid.interpretation().most_confused() == [("beagle", "husky", 2)]
+    unlabelled = widgets.ResultsGrid(wb, tmp_path / "set", [cid], labels=False)
+    assert not unlabelled.labelled and "truth" not in unlabelled.predictions()
+
+
 def test_results_grid_takes_a_list_of_paths_and_several_classifiers(dogs):
     wb, cid = dogs
     grid = widgets.ResultsGrid(wb, [DOGS_JPG, TUTORIAL / "test" / "2.jpg"], [cid, "default"])
@@ -276,6 +358,9 @@ class CountingWorkbench:
 
     def __init__(self, wb) -> None:
         self.wb, self.calls = wb, []
+
+    def __getattr__(self, name):
+        return getattr(self.wb, name)
 
     def classify(self, images, **kwargs):
         self.calls.append(len(images))

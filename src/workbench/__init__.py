@@ -34,6 +34,7 @@ from .sources import ImageURL
 if TYPE_CHECKING:
     from .curation import Curation, TrainingExample, examples_frame
     from .examples import folder_sets, image_paths, set_name
+    from .interpretation import Interpretation, label_from_name, parse_labels
     from .streaming import folder_images
     from .service import Workbench
     from .tracking import tracking_uri
@@ -48,6 +49,9 @@ _LAZY = {  # public name -> the module that defines it, imported on first access
     "image_paths": "examples",
     "set_name": "examples",
     "Workbench": "service",
+    "Interpretation": "interpretation",
+    "label_from_name": "interpretation",
+    "parse_labels": "interpretation",
     "OutOfFold": "training",
     "tracking_uri": "tracking",
 }
@@ -73,6 +77,7 @@ __all__ = [
     "ImageTooSmall",
     "ImageURL",
     "ImageUnreadable",
+    "Interpretation",
     "InvalidClassName",
     "InvalidExamples",
     "InvalidRequest",
@@ -94,6 +99,8 @@ __all__ = [
     "folder_images",
     "folder_sets",
     "image_paths",
+    "label_from_name",
+    "parse_labels",
     "set_name",
     "tracking_uri",
 ]

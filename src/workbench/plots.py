@@ -8,11 +8,14 @@ The overlays draw `Workbench.explain` results: where each class's score looked.
 
 from __future__ import annotations
 
+import io
 import math
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.legend import Legend
+from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 from PIL import Image
 
@@ -26,6 +29,12 @@ CURVE_POINTS = 101  # thresholds 0.00, 0.01, ..., 1.00
 NEGATIVE_NAME = "(negative)"  # how negative examples are named on the axes
 NO_CLASS_NAME = "(no class)"  # the prediction when no score reaches the threshold
 OUTSIDE_RIGHT = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "borderaxespad": 0.0}  # an axes legend beside it
+THRESHOLD_GID = "threshold"  # gid of a vertical line drawn at the threshold (`move_threshold` moves it)
+POINT_GID = "threshold-point/"  # gid prefix of a panel's point at the threshold, followed by the class name
+THRESHOLD_LABELS = ("threshold ", "at threshold ")  # legend entries that name the threshold's value
+LIVE_DPI = 80
+LIVE_JPEG_QUALITY = 90
+F1_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
 def _figure_legend(figure: Figure, axes: list) -> None:
@@ -60,7 +69,7 @@ def score_histograms(
         for mask, color, label in ((~positive, "tab:gray", "every other image"), (positive, "tab:blue", "the class's images")):
             counts, _ = np.histogram(scores[mask, i], bins=bins)
             ax.stairs(counts, bins, fill=True, alpha=0.6, color=color, label=label)
-        ax.axvline(threshold, color="tab:red", linestyle="--", label=f"threshold {threshold:g}")
+        ax.axvline(threshold, color="tab:red", linestyle="--", label=f"threshold {threshold:g}", gid=THRESHOLD_GID)
         ax.set_yscale("symlog", linthresh=1)
         ax.set(title=name, xlabel="score", ylabel="images", xlim=(0, 1))
         ax.set_title(f"{positive.sum()} vs {(~positive).sum()}", loc="right", fontsize="small")
@@ -93,7 +102,7 @@ def threshold_curves(
         ax.plot(thresholds, table["precision"], label="precision", color="tab:blue")
         ax.plot(thresholds, table["recall"], label="recall", color="tab:green")
         ax.plot(thresholds, table["false_positive_rate"], label="false-positive rate", color="tab:orange")
-        ax.axvline(threshold, color="tab:red", linestyle="--", label=f"threshold {threshold:g}")
+        ax.axvline(threshold, color="tab:red", linestyle="--", label=f"threshold {threshold:g}", gid=THRESHOLD_GID)
         ax.set(title=name, xlabel="threshold", ylim=(-0.02, 1.02), xlim=(0, 1))
     _figure_legend(figure, axes)
     return figure
@@ -145,10 +154,85 @@ def pr_curves(
         precision, recall, _ = precision_recall_curve(truth, scores[:, i])
         ax.step(recall, precision, where="post", color="tab:blue", label="precision-recall")
         at = threshold_table(scores[:, i], truth, np.array([threshold]))
-        ax.plot(at["recall"], at["precision"], "o", color="tab:red", label=f"at threshold {threshold:g}")
+        ax.plot(at["recall"], at["precision"], "o", color="tab:red", label=f"at threshold {threshold:g}",
+                gid=POINT_GID + name)
         ax.set_title(f"{name}: AP {average_precision_score(truth, scores[:, i]):.3f}")
     _figure_legend(figure, axes)
     return figure
+
+
+def move_threshold(figure: Figure, threshold: float, points: Mapping[str, tuple[float, float]] | None = None) -> None:
+    """Moves a figure's threshold artists to a new threshold: its vertical lines (gid `THRESHOLD_GID`) and each
+    class's point (`points`: class -> (x, y), e.g. (recall, precision); gid `POINT_GID` + class)."""
+    lines, marks = _threshold_artists(figure)
+    _move(lines, marks, threshold, points)
+
+
+def _threshold_artists(figure: Figure) -> tuple[list[Line2D], dict[str, Line2D]]:
+    lines = [line for line in figure.findobj(Line2D) if line.get_gid() == THRESHOLD_GID]
+    marks = {gid[len(POINT_GID):]: line for line in figure.findobj(Line2D)
+             if (gid := line.get_gid() or "").startswith(POINT_GID)}
+    return lines, marks
+
+
+def _move(lines: list[Line2D], marks: dict[str, Line2D], threshold: float,
+          points: Mapping[str, tuple[float, float]] | None) -> None:
+    for line in lines:
+        line.set_xdata([threshold, threshold])
+    for name, (x, y) in (points or {}).items():
+        if name in marks:
+            marks[name].set_data([x], [y])
+
+
+class LiveFigure:
+    """A figure drawn once, whose threshold artists alone are redrawn for each new threshold (blitting).
+
+    The first draw lays the figure out and keeps it as a background without the artists that move
+    (threshold lines, threshold points); `image(threshold)` pastes the background back, draws only
+    those, and encodes the canvas. A move costs a few lines and an encoding instead of laying out and
+    drawing every panel again (about 300 ms a figure on an idle core). The encoding is JPEG at quality
+    90 without chroma subsampling: lines and text stay sharp, and it takes a third of the time of a PNG
+    (12 against 37 ms for 1152 x 336 pixels on a busy core). Legend entries that named the threshold's
+    value say "threshold" / "at the threshold": the value is beside the slider.
+    """
+
+    format = "jpeg"  # of `image()`'s bytes, as ipywidgets.Image names it
+
+    def __init__(self, figure: Figure, dpi: float = LIVE_DPI) -> None:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        self.figure = figure
+        figure.set_dpi(dpi)
+        self.canvas = FigureCanvasAgg(figure)
+        self.lines, self.marks = _threshold_artists(figure)
+        for legend in _legends(figure):  # static from now on: drawn once, into the background
+            for text in legend.get_texts():
+                if text.get_text().startswith("threshold "):
+                    text.set_text("threshold")
+                elif text.get_text().startswith("at threshold "):
+                    text.set_text("at the threshold")
+        for artist in [*self.lines, *self.marks.values()]:
+            artist.set_animated(True)
+        self.canvas.draw()
+        figure.set_layout_engine("none")  # keep the first layout: the background must stay where it was drawn
+        self.background = self.canvas.copy_from_bbox(figure.bbox)
+
+    def image(self, threshold: float | None = None, points: Mapping[str, tuple[float, float]] | None = None) -> bytes:
+        """The figure as JPEG bytes, its threshold artists first moved to `threshold` (when given) and `points`."""
+        if threshold is not None:
+            _move(self.lines, self.marks, threshold, points)
+        self.canvas.restore_region(self.background)
+        for artist in [*self.lines, *self.marks.values()]:
+            self.figure.draw_artist(artist)
+        size = self.canvas.get_width_height()
+        picture = Image.frombuffer("RGB", size, self.canvas.buffer_rgba(), "raw", "RGBX", 0, 1)  # alpha dropped
+        buffer = io.BytesIO()
+        picture.save(buffer, format="JPEG", quality=LIVE_JPEG_QUALITY, subsampling=0)
+        return buffer.getvalue()
+
+
+def _legends(figure: Figure) -> list[Legend]:
+    return [*figure.legends, *[legend for ax in figure.axes if (legend := ax.get_legend()) is not None]]
 
 
 def confusion_counts(
@@ -207,10 +291,14 @@ def version_comparison(versions: Sequence[int], metrics: Sequence[dict[str, floa
     overall.set(title="Cross-validated errors (lower is better)", ylim=(0, max(highest * 1.25, 0.01)), xlabel="version")
     overall.legend(fontsize="small", **OUTSIDE_RIGHT)
     values = []
-    for name in classes:
+    for k, name in enumerate(classes):
         line = [m.get(f"f1/{name}", np.nan) for m in metrics]
         values += [v for v in line if np.isfinite(v)]
-        per_class.plot(x, line, marker="o", label=name)
+        # classes often share a value (F1 1.0 in every version): each later line is thinner, with a smaller
+        # marker of another shape, so one drawn over another leaves the first showing round it
+        width = 1.2 + 3.0 * (len(classes) - 1 - k) / max(len(classes) - 1, 1)
+        per_class.plot(x, line, marker=F1_MARKERS[k % len(F1_MARKERS)], linewidth=width, markersize=4 + 1.6 * width,
+                       label=name, zorder=2 + k / max(len(classes), 1))
     low, high = (min(values), max(values)) if values else (0.0, 1.0)
     pad = max(0.01, (high - low) * 0.1)
     per_class.set_xticks(x, labels)

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score, confusion_matrix, precision_score, recall_score
+from sklearn.metrics import average_precision_score
 
 from .plots import NEGATIVE_NAME, NO_CLASS_NAME
 from .calibration import brier_score, expected_calibration_error, one_vs_rest
+from .interpretation import Interpretation
 from .training import NEGATIVE_LABEL, OutOfFold, predicted_labels
 from .vocabulary import THRESHOLD
 
 BORDERLINE_MARGIN = 0.15  # a score this close to the threshold is borderline
 COLUMNS = ["kind", "label", "predicted", "top_class", "top_score", "true_class_score", "sha256", "source"]
-METRIC_COLUMNS = ["precision", "recall", "false_positive_rate", "average_precision", "positives"]
 
 
 def review_items(oof: OutOfFold, threshold: float = THRESHOLD, margin: float = BORDERLINE_MARGIN) -> pd.DataFrame:
@@ -65,21 +65,9 @@ def threshold_metrics(oof: OutOfFold, threshold: float = THRESHOLD) -> pd.DataFr
     (one-vs-rest, as Watson returns every class at or above the threshold), plus average precision.
 
     Precision is NaN when no image reaches the threshold (nothing was called), like Azure Custom Vision's blank.
+    A slider that asks again and again keeps one `Interpretation` (`interpretation`) and calls its `metrics`.
     """
-    labels = np.asarray(oof.labels)
-    ap = average_precision(oof)
-    rows = {}
-    for i, name in enumerate(oof.classes):
-        truth, guess = labels == name, oof.scores[:, i] >= threshold
-        true_neg, false_pos, _, _ = confusion_matrix(truth, guess, labels=[False, True]).ravel()
-        rows[name] = {
-            "precision": float(precision_score(truth, guess, zero_division=np.nan)),
-            "recall": float(recall_score(truth, guess, zero_division=np.nan)),
-            "false_positive_rate": float(false_pos / (false_pos + true_neg)) if false_pos + true_neg else float("nan"),
-            "average_precision": ap[name],
-            "positives": int(truth.sum()),
-        }
-    return pd.DataFrame.from_dict(rows, orient="index", columns=METRIC_COLUMNS).rename_axis("class")
+    return Interpretation.from_out_of_fold(oof).metrics(threshold)
 
 
 def calibration_summary(oof: OutOfFold) -> tuple[float, float]:

@@ -80,6 +80,8 @@ from .vocabulary import (
 if TYPE_CHECKING:
     import pandas
 
+    from .interpretation import Interpretation
+
 HOME_ENV = "WORKBENCH_HOME"
 DEFAULT_HOME = Path("data") / "workbench"
 DEFAULT_OWNER = OWNER_ME
@@ -338,6 +340,13 @@ class Workbench:
             raise ClassifierNotFound(f"Classifier {classifier_id!r} has no trained version {number!r}")
         path = self.store.out_of_fold_path(classifier_id, number)
         return OutOfFold.from_bytes(path.read_bytes(), version=number)
+
+    def interpretation(self, classifier_id: str, *, version: int | None = None) -> Interpretation:
+        """fastai's ClassificationInterpretation for a version (the serving one by default), over its out-of-fold
+        scores: `confusion_matrix(threshold)`, `most_confused(min_count)`, `top_losses(k)`, `metrics(threshold)`."""
+        from .interpretation import Interpretation  # pandas and scikit-learn load only when asked
+
+        return Interpretation.from_out_of_fold(self.out_of_fold(classifier_id, version=version))
 
     def example_image(self, classifier_id: str, sha256: str) -> bytes:
         """The bytes of one of the classifier's training images, by sha256 (for galleries)."""

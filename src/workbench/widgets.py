@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import html
 import io
+import math
 import threading
+import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import ipywidgets as widgets
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from PIL import Image
 
-from . import ClassifierEvent, OutOfFold, folder_sets, image_paths, plots, set_name
+from . import (ClassifierEvent, Interpretation, OutOfFold, folder_images, folder_sets, image_paths, label_from_name,
+               parse_labels, plots, set_name)
 from .errors import InvalidRequest, WorkbenchError
-from .review import BORDERLINE_MARGIN, calibration_summary, review_items, threshold_metrics
+from .review import BORDERLINE_MARGIN, calibration_summary, review_items
 from .service import Workbench
 from .vocabulary import FOOD_CLASSIFIER_ID, GENERAL_CLASSIFIER_ID, THRESHOLD
 
@@ -38,6 +42,7 @@ LATEST_LABEL = "newest (each training serves)"
 REDRAW_INTERVAL_S = 0.2  # threshold plots redraw at most this often while the slider moves
 RESULTS_BATCH = 16  # images per classify call of a ResultsGrid
 TOP_CLASSES = 3  # classes per classifier under a ResultsGrid thumbnail
+LABELS_FILE = "LABELS.txt"  # a folder's ground truth for ResultsGrid: one `file<TAB>label` a line
 
 
 def figure_png(figure: Figure, dpi: int = 80) -> bytes:
@@ -76,17 +81,20 @@ def top_score_text(name: str, score: float, threshold: float) -> str:
 class Debounced:
     """Runs `action` on a timer thread at most once per `interval_s`, always once more after the last `trigger()`.
 
-    A slider sends many values per second; drawing each one queues seconds of stale plots. The action
+    A slider sends many values per second; drawing each one queues seconds of stale plots. The first
+    trigger after a quiet spell runs at once (no added latency); triggers while a run is due or in
+    progress are folded into one more run, `interval_s` after the previous one started. The action
     reads the slider itself when it runs, so the value it draws is always the latest one.
     """
 
     def __init__(self, action: Callable[[], None], interval_s: float = REDRAW_INTERVAL_S) -> None:
         self.action = action
         self.interval_s = interval_s
-        self._lock = threading.Lock()  # guards _timer and _pending
+        self._lock = threading.Lock()  # guards _timer, _pending and _started
         self._running = threading.Lock()  # one action at a time
         self._timer: threading.Timer | None = None
         self._pending = 0  # scheduled or running actions
+        self._started = -math.inf  # time.monotonic() when the last run started
         self._idle = threading.Condition(self._lock)
 
     def trigger(self) -> None:
@@ -95,15 +103,17 @@ class Debounced:
             if self._timer is not None:
                 return
             self._pending += 1
-            self._timer = threading.Timer(self.interval_s, self._fire)
+            delay = max(0.0, self._started + self.interval_s - time.monotonic())
+            self._timer = threading.Timer(delay, self._fire)
             self._timer.daemon = True
             self._timer.start()
 
     def _fire(self) -> None:
-        with self._lock:
-            self._timer = None  # from here on, a new trigger schedules another run after this one
         try:
             with self._running:
+                with self._lock:
+                    self._timer = None  # from here on, a new trigger schedules another run after this one
+                    self._started = time.monotonic()
                 self.action()
         finally:
             with self._lock:
@@ -423,12 +433,64 @@ class ClassifyWidget(widgets.VBox):
         self.table.value = note + text
 
 
-def metrics_html(table: pd.DataFrame, threshold: float) -> str:
-    """The per-class numbers at a threshold as a small HTML table (blank where nothing was called)."""
-    shown = table[["precision", "recall", "false_positive_rate", "average_precision"]].rename(
-        columns={"false_positive_rate": "false-positive rate", "average_precision": "AP"})
-    text = shown.to_html(classes="workbench-threshold-metrics", na_rep="–", float_format=lambda x: f"{x:.3f}")
+def _number(value: float) -> str:
+    return "–" if value != value else f"{value:.3f}"  # NaN (nothing called, no positives) is a blank
+
+
+def html_table(header: Sequence[str], rows: Sequence[Sequence[object]], css_class: str) -> str:
+    """A plain HTML table, floats to 3 decimals (`DataFrame.to_html` takes ~10 ms a call: too slow for a slider)."""
+    def cell(value: object, tag: str = "td") -> str:
+        text = _number(value) if isinstance(value, float) else html.escape(str(value))
+        return f"<{tag}>{text}</{tag}>"
+
+    head = "".join(cell(h, "th") for h in header)
+    body = "".join(f"<tr>{cell(row[0], 'th')}{''.join(cell(v) for v in row[1:])}</tr>" for row in rows)
+    return f"<table class='{css_class}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def metrics_html(classes: Sequence[str], values: np.ndarray, threshold: float) -> str:
+    """Per-class numbers at a threshold (`Interpretation.metric_values`) as a small HTML table (blank where
+    nothing was called)."""
+    rows = [[name, *row[:4]] for name, row in zip(classes, values.tolist())]
+    text = html_table(["class", "precision", "recall", "false-positive rate", "AP"], rows, "workbench-threshold-metrics")
     return f"<p>At threshold {threshold:.2f} (out-of-fold; AP is over every threshold):</p>" + text
+
+
+def confusion_html(counts: np.ndarray, names: Sequence[str], threshold: float) -> str:
+    """A confusion matrix (`Interpretation.confusion_counts`, `names` its rows and columns) as an HTML table: true
+    class by row, predicted class by column, each cell shaded by its share of the row, the right answers in bold."""
+    head = "".join(f"<th>{html.escape(name)}</th>" for name in names)
+    rows = []
+    for r, (actual, row) in enumerate(zip(names, counts.tolist())):
+        total = max(sum(row), 1)
+        cells = []
+        for c, count in enumerate(row):
+            shade = f"background:rgba(31,119,180,{0.8 * count / total:.2f})" if count else ""
+            colour = ";color:white" if count / total > 0.5 else ""
+            text = f"<b>{count}</b>" if r == c else str(count)
+            cells.append(f"<td style='text-align:right;{shade}{colour}'>{text}</td>")
+        rows.append(f"<tr><th>{html.escape(actual)}</th>{''.join(cells)}</tr>")
+    return (f"<p>Confusion matrix at threshold {threshold:.2f} (out-of-fold; rows: true class, columns: top class "
+            f"at the threshold):</p><table class='workbench-confusion'><tr><th>actual \\ predicted</th>{head}</tr>"
+            + "".join(rows) + "</table>")
+
+
+def most_confused_html(pairs: Sequence[tuple[str, str, int]], threshold: float, shown: int = 8) -> str:
+    """`Interpretation.most_confused` in words: the pairs most often mixed up at the threshold."""
+    if not pairs:
+        return f"<p>Most confused at {threshold:.2f}: nothing, every image gets its own class.</p>"
+    items = "".join(f"<li>{html.escape(a)} taken for {html.escape(p)}: {n}</li>" for a, p, n in pairs[:shown])
+    more = f"<li>{len(pairs) - shown} more pairs</li>" if len(pairs) > shown else ""
+    return f"<p>Most confused at {threshold:.2f} (true class taken for another):</p><ul>{items}{more}</ul>"
+
+
+def top_losses_html(frame: pd.DataFrame, predicted: Sequence[str]) -> str:
+    """`Interpretation.top_losses` as a small table: file name, true class, the class predicted at the threshold
+    (`predicted`, one per image of the interpretation, looked up by the frame's index), loss, true class's score."""
+    rows = [[Path(name).name, actual, predicted[i], float(loss), float(score)] for i, name, actual, loss, score
+            in zip(frame.index, frame["name"], frame["actual"], frame["loss"], frame["actual_score"])]
+    text = html_table(["image", "actual", "predicted", "loss", "actual score"], rows, "workbench-top-losses")
+    return "<p>Highest losses (out-of-fold log loss, averaged over the classes):</p>" + text
 
 
 def calibration_html(oof: OutOfFold) -> str:
@@ -439,48 +501,83 @@ def calibration_html(oof: OutOfFold) -> str:
 
 
 class ThresholdPlots(widgets.VBox):
-    """Precision, recall and false-positive rate per class at the slider's threshold, with score histograms,
-    threshold curves and precision-recall curves of a version, all redrawn together as the threshold moves.
+    """Precision, recall and false-positive rate per class at the slider's threshold, the confusion matrix and the
+    pairs most confused there, the highest losses, with score histograms, threshold curves and precision-recall
+    curves of a version, all redrawn together as the threshold moves.
 
-    Redraws are debounced (at most one per `interval_s`, the last value always drawn), so the plots
-    keep up with a dragged slider instead of trailing it by seconds.
+    What does not move with the threshold is computed and drawn once: the `Interpretation` (sorted scores, losses,
+    AP) and each figure's background. A move costs a binary search per class and per confusion cell, and
+    redraws only the threshold lines and points of each figure (`plots.LiveFigure`); redraws are throttled
+    to one per `interval_s` (the first at once, the last value always drawn).
     """
 
     def __init__(self, oof: OutOfFold, threshold: widgets.FloatSlider | None = None,
-                 interval_s: float = REDRAW_INTERVAL_S) -> None:
+                 interval_s: float = REDRAW_INTERVAL_S, top_losses: int = 5) -> None:
         self.oof = oof
+        self.interpretation = Interpretation.from_out_of_fold(oof)
         self.threshold = threshold or widgets.FloatSlider(value=THRESHOLD, min=0.0, max=1.0, step=0.01, description="threshold")
         self.numbers = widgets.HTML()
-        self.histograms = widgets.Image(format="png")
-        self.curves = widgets.Image(format="png")
-        self.pr_curves = widgets.Image(format="png")
+        self.confusion = widgets.HTML()
+        self.confused = widgets.HTML()
+        self.losses = widgets.HTML()
+        self.histograms = widgets.Image(format=plots.LiveFigure.format)
+        self.curves = widgets.Image(format=plots.LiveFigure.format)
+        self.pr_curves = widgets.Image(format=plots.LiveFigure.format)
+        t = self.threshold.value
+        self.figures = {name: plots.LiveFigure(draw(oof.scores, oof.labels, oof.classes, threshold=t)) for name, draw in
+                        (("histograms", plots.score_histograms), ("curves", plots.threshold_curves), ("pr_curves", plots.pr_curves))}
         # calibration does not move with the threshold: drawn once
         self.reliability = widgets.Image(value=figure_png(plots.reliability_diagram(oof.scores, oof.labels, oof.classes)),
                                          format="png")
         self.calibration = widgets.HTML(calibration_html(oof))
-        self.metrics = threshold_metrics(oof, self.threshold.value)
+        self.worst = self.interpretation.top_losses(top_losses)  # losses do not move with the threshold
         self.drawn_threshold: float | None = None
         self.redraws = 0
         self._drawing = threading.Lock()
         self._debounced = Debounced(self.redraw, interval_s)
         self.threshold.observe(lambda _: self._debounced.trigger(), names="value")
-        super().__init__([widgets.HBox([self.threshold, self.numbers], layout=widgets.Layout(align_items="flex-start")),
-                          self.histograms, self.curves, self.pr_curves, self.calibration, self.reliability])
+        numbers = widgets.HBox([self.threshold, self.numbers], layout=widgets.Layout(align_items="flex-start"))
+        mistakes = widgets.HBox([self.confusion, self.confused, self.losses],
+                                layout=widgets.Layout(align_items="flex-start", grid_gap="24px"))
+        super().__init__([numbers, mistakes, self.histograms, self.curves, self.pr_curves, self.calibration, self.reliability])
         self.add_class("workbench-threshold-plots")
         self.redraw()
 
     def redraw(self) -> None:
         """Draws the numbers and every plot for the slider's current value, in one go, so they always agree."""
         with self._drawing:
-            o, t = self.oof, self.threshold.value
-            metrics = threshold_metrics(o, t)
-            histograms = figure_png(plots.score_histograms(o.scores, o.labels, o.classes, threshold=t))
-            curves = figure_png(plots.threshold_curves(o.scores, o.labels, o.classes, threshold=t))
-            pr = figure_png(plots.pr_curves(o.scores, o.labels, o.classes, threshold=t))
-            self.metrics, self.numbers.value = metrics, metrics_html(metrics, t)
-            self.histograms.value, self.curves.value, self.pr_curves.value = histograms, curves, pr
+            t = self.threshold.value
+            found = self.interpretation
+            values = found.metric_values(t)  # bare arrays here: a DataFrame costs more than every number in it
+            counts = found.confusion_counts(t)
+            points = {name: (recall, precision) for name, (precision, recall) in zip(found.classes, values[:, :2].tolist())}
+            pictures = {name: live.image(t, points) for name, live in self.figures.items()}
+            self.numbers.value = metrics_html(found.classes, values, t)
+            self.confusion.value = confusion_html(counts, [*found.classes, found.none], t)
+            self.confused.value = most_confused_html(found.most_confused(1, t), t)
+            self.losses.value = top_losses_html(self.worst, found.predicted(t))
+            self.histograms.value, self.curves.value, self.pr_curves.value = (
+                pictures["histograms"], pictures["curves"], pictures["pr_curves"])
             self.drawn_threshold = t
             self.redraws += 1
+
+    @property
+    def metrics(self) -> pd.DataFrame:
+        """The per-class numbers shown (`Interpretation.metrics` at the drawn threshold)."""
+        return self.interpretation.metrics(self._shown())
+
+    @property
+    def confusion_matrix(self) -> pd.DataFrame:
+        """The confusion matrix shown (`Interpretation.confusion_matrix` at the drawn threshold)."""
+        return self.interpretation.confusion_matrix(self._shown())
+
+    @property
+    def most_confused(self) -> list[tuple[str, str, int]]:
+        """The pairs shown as most confused (`Interpretation.most_confused` at the drawn threshold)."""
+        return self.interpretation.most_confused(1, self._shown())
+
+    def _shown(self) -> float:
+        return self.drawn_threshold if self.drawn_threshold is not None else self.threshold.value
 
     def wait(self, timeout: float | None = 30.0) -> bool:
         """Blocks until the last slider move is drawn (headless runs and tests); False on timeout."""
@@ -600,19 +697,34 @@ class ResultsGrid(widgets.VBox):
 
     Scores come from one `wb.classify` call per `batch_size` images at threshold 0 and are filtered
     here, so moving the threshold only rewrites captions. `scores` holds every (image, classifier, class) score.
+    A folder is walked like `classify_iter` walks it (sub-folders too).
+
+    Labelled images are marked right or wrong: a folder with a `LABELS.txt` (`file<TAB>label` lines), a folder of
+    per-class sub-folders (or `{class}_positive_examples` folders; `negatives/` for none of the classes), or
+    `labels` given as {file name: label}. `labels=False` turns it off. An image is right when its top class at
+    the threshold is its label, or when no class reaches the threshold and its label is none of the classes.
     """
 
     def __init__(self, wb: Workbench, images: str | Path | Sequence[str | Path],
                  classifier_ids: str | Sequence[str] | None = None, threshold: float = THRESHOLD,
-                 top: int = TOP_CLASSES, batch_size: int = RESULTS_BATCH, columns: int = GALLERY_COLUMNS) -> None:
+                 top: int = TOP_CLASSES, batch_size: int = RESULTS_BATCH, columns: int = GALLERY_COLUMNS,
+                 labels: Mapping[str, str] | bool | None = None) -> None:
         self.wb = wb
-        self.paths = image_paths(images)
+        folder = Path(images) if isinstance(images, (str, Path)) and Path(images).is_dir() else None
+        if folder is not None:
+            found = list(folder_images(folder))
+            self.paths, self.names = [p for _, p in found], {p: name for name, p in found}
+        else:
+            self.paths = image_paths(images)
+            self.names = {p: p.as_posix() for p in self.paths}
         self.classifier_ids = [classifier_ids] if isinstance(classifier_ids, str) else classifier_ids
         self.top = top
         self.threshold = widgets.FloatSlider(value=threshold, min=0.0, max=1.0, step=0.01, description="threshold")
         self.summary = widgets.HTML()
         self.errors: dict[Path, str] = {}
         self.scores = self._classify(batch_size)
+        self.labels = self._labels(labels, folder)
+        self.truth = self._truth()  # classifier id -> image path -> its true class, or `(none)`
         self.captions = [widgets.HTML() for _ in self.paths]
         tiles = [widgets.VBox([widgets.Image(value=thumbnail(p.read_bytes()), format="jpeg", width=THUMBNAIL_PX), caption],
                               layout=widgets.Layout(width=f"{TILE_PX}px"))
@@ -640,22 +752,65 @@ class ResultsGrid(widgets.VBox):
         columns = ["image", "classifier_id", "class", "score", "type_hierarchy"]
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
+    def _labels(self, labels: Mapping[str, str] | bool | None, folder: Path | None) -> dict[str, str] | None:
+        """{name: label} from the caller, the folder's LABELS.txt, or {} to read labels from folder names; None: unlabelled."""
+        if labels is False:
+            return None
+        if isinstance(labels, Mapping):
+            return dict(labels)
+        if folder is not None and (folder / LABELS_FILE).is_file():
+            return parse_labels((folder / LABELS_FILE).read_text(encoding="utf-8", errors="replace"))
+        in_sub_folders = folder is not None and any("/" in name for name in self.names.values())
+        return {} if labels is True or in_sub_folders else None
+
+    def _truth(self) -> dict[str, dict[Path, str]]:
+        if self.labels is None:
+            return {}
+        custom = [cid for cid in dict.fromkeys(self.scores["classifier_id"]) if cid != GENERAL_CLASSIFIER_ID]
+        truth = {}
+        for cid in custom:
+            classes = [c["class"] for c in self.wb.get_classifier(cid)["classes"]]
+            truth[cid] = {p: label_from_name(self.names[p], classes, self.labels) for p in self.paths}
+        return truth
+
+    @property
+    def labelled(self) -> bool:
+        """Whether the images have ground truth (so each result is marked right or wrong)."""
+        return bool(self.truth)
+
     def top_classes(self, path: str | Path) -> pd.DataFrame:
         """An image's best `top` classes per classifier (whatever the threshold), highest first."""
         mine = self.scores[self.scores["image"] == str(path)]
         return mine.sort_values("score", ascending=False, kind="stable").groupby("classifier_id", sort=False).head(self.top)
 
     def predictions(self) -> pd.DataFrame:
-        """One row per image and classifier, in image order: its best class and score, and whether it reaches the threshold."""
+        """One row per image and classifier, in image order: its best class and score, and whether it reaches the threshold;
+        for labelled images also `truth` (the true class, or `(none)`) and `correct` (None for `default`)."""
         order = {str(p): i for i, p in enumerate(self.paths)}
         best = (self.scores.sort_values("score", ascending=False, kind="stable")
                 .groupby(["image", "classifier_id"], sort=False).head(1)
                 .sort_values("image", key=lambda images: images.map(order), kind="stable"))
         best = best.assign(reached=best["score"] >= self.threshold.value)
-        return best[["image", "classifier_id", "class", "score", "reached"]].reset_index(drop=True)
+        columns = ["image", "classifier_id", "class", "score", "reached"]
+        if self.labelled:
+            truth = [self.truth[cid][Path(image)] if cid in self.truth else None
+                     for image, cid in zip(best["image"], best["classifier_id"])]
+            correct = [None if expected is None else self._right(cid, name, score, expected)
+                       for cid, name, score, expected in zip(best["classifier_id"], best["class"], best["score"], truth)]
+            best = best.assign(truth=truth, correct=correct)
+            columns += ["truth", "correct"]
+        return best[columns].reset_index(drop=True)
+
+    def _right(self, classifier_id: str, top_class: str, top_score: float, truth: str) -> bool:
+        """The top class at the threshold is the truth, or nothing reached the threshold and the truth is none."""
+        return top_class == truth if top_score >= self.threshold.value else truth not in self._classes(classifier_id)
+
+    def _classes(self, classifier_id: str) -> set[str]:
+        return set(self.scores.loc[self.scores["classifier_id"] == classifier_id, "class"])
 
     def caption(self, path: Path) -> str:
-        """File name, then per classifier the classes at the threshold with scores, or the best one marked below it."""
+        """File name, then per classifier the classes at the threshold with scores, or the best one marked below it;
+        a labelled image says whether the top class is right, or what it is."""
         lines = [_file_name_html(path.name)]
         if path in self.errors:
             return "<small>" + lines[0] + f"<span style='color:#b00'>{html.escape(self.errors[path])}</span></small>"
@@ -665,7 +820,13 @@ class ResultsGrid(widgets.VBox):
             shown = reached if len(reached) else classes.head(1)
             text = html.escape(", ".join(top_score_text(c, s, t) for c, s in zip(shown["class"], shown["score"])))
             prefix = html.escape(f"{cid}: ") if len(self.classifier_ids or []) != 1 else ""
-            lines.append(prefix + (f"<b>{text}</b>" if len(reached) else text))
+            line = prefix + (f"<b>{text}</b>" if len(reached) else text)
+            if cid in self.truth:
+                truth = self.truth[cid][path]
+                right = self._right(str(cid), classes["class"].iloc[0], float(classes["score"].iloc[0]), truth)
+                line += (" <span style='color:#070'>&#10003; right</span>" if right
+                         else f" <span style='color:#b00'>&#10007; true: {html.escape(truth)}</span>")
+            lines.append(line)
         return "<small>" + lines[0] + "<br>".join(lines[1:]) + "</small>"
 
     def refresh(self) -> None:
@@ -673,7 +834,26 @@ class ResultsGrid(widgets.VBox):
         for path, caption in zip(self.paths, self.captions):
             caption.value = self.caption(path)
         called = self.scores[self.scores["score"] >= self.threshold.value]["image"].nunique()
-        self.summary.value = f"{len(self.paths)} images, {called} with a class at threshold {self.threshold.value:.2f}"
+        text = f"{len(self.paths)} images, {called} with a class at threshold {self.threshold.value:.2f}"
+        if self.labelled:
+            marks = self.predictions()["correct"].dropna()
+            text += f"; {int(marks.sum())} of {len(marks)} right"
+        self.summary.value = text
+
+    def interpretation(self, classifier_id: str | None = None) -> Interpretation:
+        """The labelled images' `Interpretation` for one custom classifier (the only one by default): the confusion
+        matrix, most confused pairs and highest losses of these images, as for a version's training images."""
+        if not self.labelled:
+            raise ValueError("these images have no labels: give labels= or a folder with LABELS.txt or class sub-folders")
+        cid = classifier_id if classifier_id is not None else next(iter(self.truth))
+        if cid not in self.truth:
+            raise ValueError(f"{cid!r} is not a custom classifier of this grid: {sorted(self.truth)}")
+        classes = [c["class"] for c in self.wb.get_classifier(cid)["classes"]]
+        mine = self.scores[self.scores["classifier_id"] == cid]
+        table = mine.pivot_table(index="image", columns="class", values="score", aggfunc="max").reindex(columns=classes)
+        scored = [p for p in self.paths if str(p) in table.index]
+        scores = table.loc[[str(p) for p in scored]].fillna(0.0).to_numpy(dtype=float)
+        return Interpretation(classes, scores, [self.truth[cid][p] for p in scored], [self.names[p] for p in scored])
 
 
 # where it looked ----------------------------------------------------------------------------------
