@@ -89,10 +89,11 @@ def _settle(wb: Workbench, record: dict, wait: bool, home: Path, log_to: str | N
     cid = record["classifier_id"]
     if wait:
         settled = wb.wait(cid, timeout=None)
-        if log_to is not None:
-            pid = _detached_wait(wb, cid, home, {TRACKING_ENV: log_to})
-            print(f"workbench: {cid} is stored; logging to MLflow at {log_to} goes on in the background "
-                  f"(pid {pid}); `workbench wait {cid}` waits for it", file=sys.stderr, flush=True)
+        if log_to is None:  # untracked, or a tracking server: logged here
+            return _flush_tracking(wb, cid)
+        pid = _detached_wait(wb, cid, home, {TRACKING_ENV: log_to})
+        print(f"workbench: {cid} is stored; logging to MLflow at {log_to} goes on in the background "
+              f"(pid {pid}); `workbench wait {cid}` waits for it", file=sys.stderr, flush=True)
         return settled
     _detached_wait(wb, cid, home, {})
     return record
@@ -531,6 +532,8 @@ def dispatch(args: argparse.Namespace) -> object:
 
     # a create, update or curation that waits answers once the version is stored; a detached process logs it
     log_to = tracking_uri() if (args.verb in ("create", "update") or changes_examples) and not no_wait else None
+    if log_to is not None and not log_to.startswith("sqlite:"):
+        log_to = None  # a tracking server: logged in this process, as before (the hand-off is proven on local stores)
     wb = Workbench(args.home, owner=args.owner, progress=args.verb != "serve", train=not no_wait, resume=lives,
                    prebuild_exports=prebuild, precision=args.precision,
                    tracking_uri=False if log_to is not None else None)
