@@ -45,8 +45,8 @@ INTEGER_COLUMNS = ("version", "registered_version", "parent_version", "images", 
 TABLE_WIDTH = 100  # `versions` prints a table this many characters wide at most (a terminal, a pasted log)
 MIN_CELL = 12  # the narrowest version column; fewer versions are shown rather than narrower ones
 MAX_LABEL = 30  # metric names (per-class ones carry the class name) are cut to this
-TABLE_LEFT_OUT = ("run_id",)
-SORTS = ("id", "oof")  # `examples --sort` (curation.SORTS; not imported: `--help` loads no engine)  # 32 hex characters; in `--json` and the MLflow UI
+TABLE_LEFT_OUT = ("run_id",)  # 32 hex characters; in `--json` and the MLflow UI
+SORTS = ("id", "oof")  # `examples --sort` (curation.SORTS; not imported: `--help` loads no engine)
 
 
 def _print(answer: object) -> None:
