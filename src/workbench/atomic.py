@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import sqlite3
 import tempfile
 from pathlib import Path
 
@@ -10,6 +12,8 @@ TEMP_PREFIX = ".tmp-"  # atomic_write_bytes' temporary files; one left behind me
 PRIVATE_DIR_MODE = 0o700  # the home's folders: only its owner lists or enters them
 PRIVATE_FILE_MODE = 0o600  # the home's files (databases, blobs, heads): only its owner reads them
 SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")  # made by SQLite with the database file's mode
+FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})  # EFBIG: a file size limit (RLIMIT_FSIZE) reached
+GROWTH_PROBE_BYTES = 64 * 1024  # what `disk_refuses_growth` tries to write
 
 
 def fsync_dir(folder: Path) -> None:
@@ -91,3 +95,38 @@ def private_database(path: Path) -> None:
                 private_file(side)
             except OSError:  # gone meanwhile (the last connection closed), or not ours
                 pass
+
+
+def disk_refuses_growth(folder: Path) -> OSError | None:
+    """The error a new file in `folder` meets when it grows (ENOSPC, EDQUOT, or EFBIG under a file size limit), else None.
+
+    Tells a full disk apart from other I/O errors where SQLite reports only "disk I/O error": it writes
+    GROWTH_PROBE_BYTES to a temporary file (TEMP_PREFIX, so a sweep removes one a kill leaves) and removes it.
+    """
+    try:
+        fd, name = tempfile.mkstemp(dir=folder, prefix=TEMP_PREFIX)
+    except OSError as exc:
+        return exc if exc.errno in FULL_ERRNOS else None
+    try:
+        written = os.write(fd, bytes(GROWTH_PROBE_BYTES))
+        if written < GROWTH_PROBE_BYTES:  # a short write: the space ran out part-way
+            return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    except OSError as exc:
+        return exc if exc.errno in FULL_ERRNOS else None
+    finally:
+        os.close(fd)
+        Path(name).unlink(missing_ok=True)
+    return None
+
+
+def open_for_reading(path: Path, timeout: float) -> sqlite3.Connection:
+    """A read-only connection to an SQLite WAL database that needs no free disk space.
+
+    A normal connection creates and grows the `-shm` file (the WAL index), which a full disk refuses
+    ("disk I/O error") once the last connection has closed and removed it. This one opens `-shm`
+    read-only (SQLite's `readonly_shm`) and, when no writer keeps that index, builds it in its own
+    memory from the `-wal` file: it sees every committed write. The empty `-shm` it needs takes no space.
+    """
+    private_file(path.with_name(path.name + "-shm"))
+    uri = f"{path.absolute().as_uri()}?mode=ro&readonly_shm=1"
+    return sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)

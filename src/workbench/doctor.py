@@ -37,7 +37,8 @@ import numpy as np
 
 from .limits import DOCTOR_GRACE_S
 from .vocabulary import BUSY_STATUSES, STATUSES
-from .store import REMOVE_BLOB, TEMP_PREFIX, ClassifierRecord, PendingRemoval, Store, VersionRecord, unavailable
+from .atomic import disk_refuses_growth, open_for_reading
+from .store import READ_PROBE, REMOVE_BLOB, TEMP_PREFIX, ClassifierRecord, PendingRemoval, Store, VersionRecord, unavailable
 from .training import Heads, OutOfFold
 
 log = logging.getLogger(__name__)
@@ -172,6 +173,12 @@ def run_doctor(
     checked for whole, finite float32s).
     """
     run = _Run(store, repair, grace_s)
+    refused = disk_refuses_growth(store.home) if full else None
+    if refused is not None:  # everything is still read and checked; nothing can be repaired
+        run.findings.append(Finding(STORE_UNAVAILABLE, ".", (
+            f"The store's disk is full ({refused.strerror or refused}): reads and classify answer, writes are refused"
+            + ("; nothing was repaired" if repair else ""))))
+        run.repair = False
     pending = _pending_removals(run)  # first: with repair, what is left of them is not an orphan
     blobs, temps, strays = _blob_files(store)
     with store.transaction(write=False) as db:
@@ -205,7 +212,7 @@ def unavailable_report(home: Path, exc: BaseException, *, repair: bool, full: bo
 
     Repairs committed before the stop stand; running the check again after freeing space finishes it.
     """
-    mapped = unavailable(exc)
+    mapped = unavailable(exc, home)
     if mapped is None:
         return None
     log.warning("doctor stopped: %s (%s)", mapped.message, exc)
@@ -410,6 +417,11 @@ def _check_stray_heads(
 def _check_embeddings(run: _Run, path: Path, sizes: dict[str, int]) -> None:
     """Cache rows whose vector is not whole float32s, has the wrong size, or holds NaN or infinity."""
     db = sqlite3.connect(path, timeout=30)
+    try:
+        db.execute(READ_PROBE).fetchall()
+    except sqlite3.OperationalError:  # a disk too full for its WAL index: read without one (no repair then)
+        db.close()
+        db = open_for_reading(path, 30)
     try:
         bad, rows = [], 0
         for sha, backbone_id, vector in db.execute("SELECT sha256, backbone_id, vector FROM embeddings"):

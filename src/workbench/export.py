@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 
-from .errors import ClassifierNotFound, InvalidRequest
+from .errors import ClassifierNotFound, InvalidRequest, StoreUnavailable
 from .spec import BackboneSpec
-from .store import Store, atomic_write_bytes
+from .store import Store, atomic_write_bytes, full_disk, unavailable
 from .training import Heads
 
 if TYPE_CHECKING:
@@ -344,6 +344,9 @@ class Exporter:
         error = self._errors.get(key)
         if isinstance(error, ClassifierNotFound):
             raise error
+        refused = _unavailable(error, self.store.home)
+        if refused is not None:  # a full disk (or a held lock) stopped it: 503, try again later
+            raise refused from error
         raise InvalidRequest(f"Exporting {source.classifier_id!r} v{source.version} as {format} failed: {error}")
 
     def start(self, source: ExportSource, format: str) -> threading.Thread:
@@ -393,6 +396,24 @@ class Exporter:
         for thread in [*list(self._builds.values()), *list(self._hooks)]:
             thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         self._hooks = [t for t in self._hooks if t.is_alive()]
+
+
+def _unavailable(error: BaseException | None, home: Path) -> StoreUnavailable | None:
+    """The StoreUnavailable a build's error (or one it was raised from) stands for: a full disk, a held lock.
+
+    A builder's own OSError may hide the cause (no usable temporary folder, say): the home's disk is asked then.
+    """
+    chain: list[BaseException] = []
+    while error is not None and len(chain) < 10:  # a builder may wrap the OSError (coremltools, torch.onnx)
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    for link in chain:
+        mapped = unavailable(link, home)
+        if mapped is not None:
+            return mapped
+    if any(isinstance(link, OSError) for link in chain):
+        return full_disk(home)
+    return None
 
 
 def write_copy(source: Path, target: Path) -> Path:

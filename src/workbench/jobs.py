@@ -10,7 +10,6 @@ import logging
 import os
 import threading
 import time
-import traceback
 import weakref
 from collections import deque
 from dataclasses import dataclass
@@ -106,7 +105,9 @@ def _keep(runner_ref: "weakref.ref[JobRunner]", period_s: float) -> None:
             return
         try:
             runner.tick()
-        except Exception:  # a busy or vanished store must not end the keeper
+        except StoreUnavailable as exc:  # locked or full: renewed at the next tick (this host judges by process)
+            log.warning("lease keeper of %s: %s", runner.token, exc.message)
+        except Exception:  # a vanished store must not end the keeper
             log.exception("lease keeper of %s", runner.token)
         del runner
 
@@ -178,7 +179,11 @@ class JobRunner:
         """Adopts orphaned trainings now and every `scan_s` while this runner lives; returns those adopted now."""
         self._watching = True
         self._next_scan = time.monotonic() + self.settings.scan_s
-        adopted = self.recover()
+        try:
+            adopted = self.recover()
+        except StoreUnavailable as exc:  # a full disk or a held lock at start: reads serve, the keeper scans again
+            log.warning("orphaned trainings not adopted yet: %s", exc.message)
+            adopted = []
         self._start_keeper()
         return adopted
 
@@ -316,8 +321,8 @@ class JobRunner:
             except LeaseLost:
                 self._release(classifier_id)
                 return
-            except Exception:  # deleted meanwhile, or the store itself is broken
-                traceback.print_exc()
+            except Exception:  # deleted meanwhile, or the store itself is broken (logging never raises; a full disk's stderr may)
+                log.exception("could not mark %s failed", classifier_id)
             self.emit(ClassifierEvent(classifier_id, "failed", explanation=explanation))
             self._release(classifier_id)
 

@@ -561,7 +561,12 @@ class Workbench:
         self._record(classifier_id)
         if self.tracker is not None:
             self.tracker.stage_delete(classifier_id)  # a local copy, no MLflow call; never raises
-        orphans = self.store.delete_classifier(classifier_id)
+        try:
+            orphans = self.store.delete_classifier(classifier_id)
+        except BaseException:  # not deleted (a locked store, a full disk): its copy would stand for a delete
+            if self.tracker is not None:
+                self.tracker.unstage_delete(classifier_id)
+            raise
         self._parts()[2].delete_many(orphans)
         self.jobs.emit(ClassifierEvent(classifier_id, "deleted"))
         for key in [k for k in self._heads_cache if k[0] == classifier_id]:

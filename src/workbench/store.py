@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import os
@@ -12,7 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from .atomic import TEMP_PREFIX, atomic_write_bytes, make_durable_dirs, private_database  # noqa: F401 (re-exported)
+from .atomic import (  # noqa: F401 (TEMP_PREFIX, atomic_write_bytes re-exported)
+    FULL_ERRNOS,
+    TEMP_PREFIX,
+    atomic_write_bytes,
+    disk_refuses_growth,
+    make_durable_dirs,
+    open_for_reading,
+    private_database,
+)
 from .errors import ClassifierNotFound, StoreUnavailable
 from .vocabulary import Status
 
@@ -21,7 +28,9 @@ BUSY_TIMEOUT_S = 30.0  # how long a write waits for another process's lock befor
 BUSY_TIMEOUT_ENV = "WORKBENCH_STORE_BUSY_TIMEOUT_S"
 _BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 _FULL_CODES = {sqlite3.SQLITE_FULL}
-_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}  # EFBIG: a file size limit (RLIMIT_FSIZE) reached
+_DISK_CODES = {sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN}  # a side file that cannot be made or grown: often a full disk
+READ_PROBE = "SELECT 1 FROM sqlite_master LIMIT 1"  # a read transaction's first read: where a full disk stops a normal one
+TABLES = frozenset({"classifiers", "examples", "versions", "customer_data", "pending_removals"})
 
 
 def busy_timeout_s() -> float:
@@ -38,8 +47,22 @@ def busy_timeout_s() -> float:
     return value
 
 
-def unavailable(exc: BaseException) -> StoreUnavailable | None:
-    """The StoreUnavailable an SQLite or OS error stands for (locked past the timeout, disk full), else None."""
+def _full(reason: str) -> StoreUnavailable:
+    return StoreUnavailable(f"The store's disk is full ({reason}); nothing was changed, free space and try again")
+
+
+def full_disk(home: Path) -> StoreUnavailable | None:
+    """StoreUnavailable naming the cause when no file in `home` can grow (a full disk), else None."""
+    refused = disk_refuses_growth(home)
+    return None if refused is None else _full(refused.strerror or str(refused))
+
+
+def unavailable(exc: BaseException, home: Path | None = None) -> StoreUnavailable | None:
+    """The StoreUnavailable an SQLite or OS error stands for (locked past the timeout, disk full), else None.
+
+    SQLite says only "disk I/O error" when a side file (`-shm`, `-wal`) cannot grow; with `home`, a
+    small write there tells whether the disk is full (ENOSPC, EDQUOT, EFBIG) or failing otherwise.
+    """
     if isinstance(exc, StoreUnavailable):
         return exc
     if isinstance(exc, sqlite3.OperationalError):
@@ -50,11 +73,15 @@ def unavailable(exc: BaseException) -> StoreUnavailable | None:
             return StoreUnavailable(
                 "The store is locked by another process; nothing was changed, try again later")
         if code in _FULL_CODES or "disk is full" in str(exc):
-            return StoreUnavailable("The store's disk is full; nothing was changed, free space and try again")
-        if code == sqlite3.SQLITE_IOERR:  # e.g. its shared-memory file could not grow: a full disk, mostly
-            return StoreUnavailable(f"The store's disk refused a write ({exc}): full or failing; nothing was changed")
-    if isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS:
-        return StoreUnavailable(f"The store's disk is full ({os.strerror(exc.errno)}); nothing was changed")
+            return _full("SQLite: database or disk is full")
+        if code in _DISK_CODES or "disk I/O error" in str(exc):
+            refused = disk_refuses_growth(home) if home is not None else None
+            if refused is not None:
+                return _full(f"{refused.strerror or refused}; SQLite: {exc}")
+            if code == sqlite3.SQLITE_IOERR:
+                return StoreUnavailable(f"The store's disk refused a write ({exc}): full or failing; nothing was changed")
+    if isinstance(exc, OSError) and exc.errno in FULL_ERRNOS:
+        return _full(os.strerror(exc.errno))
     return None
 
 
@@ -215,8 +242,24 @@ class Store:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)
             self._migrate(db)
+        except sqlite3.OperationalError as exc:  # a full disk (or a lock) at open: a current store still reads
+            mapped = unavailable(exc, home)
+            if mapped is None:
+                raise
+            if not self._current():
+                raise mapped from exc
+            log.warning("opened %s for reading; writes wait: %s", home, mapped.message)
         finally:
             db.close()
+
+    def _current(self) -> bool:
+        """Whether the store has every table and column (read without a lock, and without disk space)."""
+        try:
+            with self.transaction(write=False) as db:
+                tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+                return TABLES <= tables and not self._missing_columns(db)
+        except (StoreUnavailable, sqlite3.Error):
+            return False
 
     @staticmethod
     def _migrate(db: sqlite3.Connection) -> None:
@@ -248,31 +291,63 @@ class Store:
     def transaction(self, write: bool = True) -> Iterator[sqlite3.Connection]:
         """One atomic unit of work: commits on success, rolls back on any error.
 
-        Reads (`write=False`) see one consistent snapshot and never wait for a writer (WAL).
-        A write that cannot take the lock within `busy_timeout` seconds, or that the disk refuses,
-        raises StoreUnavailable (503) with nothing changed.
+        Reads (`write=False`) see one consistent snapshot and never wait for a writer (WAL); on a full
+        disk they go on through a connection that needs no space (`open_for_reading`). A write that
+        cannot take the lock within `busy_timeout` seconds, or that the disk refuses, raises
+        StoreUnavailable (503) with nothing changed.
         """
         try:
-            db = self._connect()
-        except sqlite3.OperationalError as exc:
-            raise unavailable(exc) or exc
+            db = self._begin() if write else self._begin_read()
+        except sqlite3.OperationalError as exc:  # the write lock not taken in time, or a disk SQLite cannot use
+            mapped = unavailable(exc, self.home)
+            if mapped is None:
+                raise
+            raise mapped from exc
         try:
-            db.execute("PRAGMA foreign_keys=ON")
-            db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             yield db
             db.execute("COMMIT")
         except BaseException as exc:
-            if db.in_transaction:  # a BEGIN that timed out left none to roll back
+            if db.in_transaction:
                 try:
                     db.execute("ROLLBACK")
                 except sqlite3.Error:
                     log.exception("rollback failed; SQLite rolls back when the connection closes")
-            mapped = unavailable(exc)
+            mapped = unavailable(exc, self.home)
             if mapped is not None and mapped is not exc:
                 raise mapped from exc
             raise
         finally:
             db.close()
+
+    def _begin(self, write: bool = True) -> sqlite3.Connection:
+        """A connection inside `BEGIN IMMEDIATE` (the write lock, within the busy timeout) or `BEGIN` (a snapshot)."""
+        db = self._connect()
+        try:
+            db.execute("PRAGMA foreign_keys=ON")
+            db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            if not write:
+                db.execute(READ_PROBE).fetchall()  # takes the snapshot now: a failure shows here, not in the caller
+            return db
+        except BaseException:
+            db.close()  # a BEGIN that timed out left no transaction; a failed read holds nothing
+            raise
+
+    def _begin_read(self) -> sqlite3.Connection:
+        """A read transaction; on a disk too full for SQLite's side files, one that needs no space (`open_for_reading`)."""
+        try:
+            return self._begin(write=False)
+        except sqlite3.OperationalError as exc:
+            try:
+                db = open_for_reading(self.home / "workbench.db", self.busy_timeout)
+            except (OSError, sqlite3.Error):
+                raise exc from None
+            try:
+                db.execute("BEGIN")
+                db.execute(READ_PROBE).fetchall()
+            except sqlite3.Error:
+                db.close()
+                raise exc from None
+            return db
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self.home / "workbench.db", timeout=self.busy_timeout, isolation_level=None)

@@ -65,14 +65,18 @@ def stage(store: Store, classifier_id: str) -> Path:
     root = deleted_root(store)
     root.mkdir(parents=True, exist_ok=True)
     building = Path(tempfile.mkdtemp(dir=root, prefix=f".{classifier_id}-"))
-    if files.head_dir.exists():
-        shutil.copytree(files.head_dir, building / HEADS_DIR)
-    snapshot = {
-        "record": asdict(files.record),
-        "versions": [asdict(v) for v in files.versions],
-        "rows": [asdict(r) for r in files.rows],
-    }
-    (building / SNAPSHOT_FILE).write_text(json.dumps(snapshot))
+    try:
+        if files.head_dir.exists():
+            shutil.copytree(files.head_dir, building / HEADS_DIR)
+        snapshot = {
+            "record": asdict(files.record),
+            "versions": [asdict(v) for v in files.versions],
+            "rows": [asdict(r) for r in files.rows],
+        }
+        (building / SNAPSHOT_FILE).write_text(json.dumps(snapshot))
+    except BaseException:  # a full disk, say: no half copy is left behind
+        shutil.rmtree(building, ignore_errors=True)
+        raise
     final = root / classifier_id
     if final.exists():
         shutil.rmtree(final)  # an earlier copy (a delete that crashed before the store delete) is stale

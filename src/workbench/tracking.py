@@ -176,18 +176,32 @@ def _schema_lock(folder: Path) -> Iterator[None]:
 
 
 def running_runs(client) -> list:
-    """Every RUNNING run of the tracking store, in any experiment."""
-    experiments = [e.experiment_id for e in client.search_experiments()]
-    return client.search_runs(experiments, filter_string="attributes.status = 'RUNNING'") if experiments else []
+    """Every RUNNING run of the tracking store, in any experiment: deleted runs and deleted experiments included.
+
+    A deleted (soft) run keeps its status, so one deleted while RUNNING stays RUNNING where the MLflow UI
+    and a default search do not show it.
+    """
+    from mlflow.entities import ViewType
+
+    experiments = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL)]
+    if not experiments:
+        return []
+    return client.search_runs(experiments, filter_string="attributes.status = 'RUNNING'", run_view_type=ViewType.ALL,
+                              max_results=5000)
 
 
 def out_of_sync(client, store: Store) -> list[str]:
     """What MLflow still lacks against the store, in words; empty once the tracker has converged.
 
-    Converged means: no run left RUNNING, every stored version of every classifier a FINISHED run and
+    Converged means: no run left RUNNING (deleted ones included), no deleted classifier whose history
+    still waits in `<home>/mlflow-pending/`, every stored version of every classifier a FINISHED run and
     a registered version, and the alias `serving` on the version classify uses.
     """
-    missing = [f"run {r.info.run_id} still RUNNING" for r in running_runs(client)]
+    missing = [f"run {r.info.run_id} still RUNNING" + (" (deleted)" if r.info.lifecycle_stage == "deleted" else "")
+               for r in running_runs(client)]
+    live = store.classifier_ids()
+    missing += [f"{cid}: deleted, its history not logged yet ({tracked_files.PENDING_DIR}/)"
+                for cid in tracked_files.staged_ids(store) if cid not in live]
     for record in store.classifiers():
         cid = record.classifier_id
         experiment = client.get_experiment_by_name(cid)
@@ -376,7 +390,48 @@ class Tracker:
             if self._sweeps_off.is_set():
                 return False
             ok = self._sync_one(classifier_id) and ok
-        return ok
+        return self._end_hidden_runs() and ok
+
+    def _end_hidden_runs(self) -> bool:
+        """Ends workbench runs left RUNNING where no classifier's sync looks: deleted runs, runs in deleted experiments.
+
+        An older tracker, or a process that died, may have left them (a delete while MLflow was down).
+        False while one cannot be ended yet (MLflow unreachable, its logger still alive).
+        """
+        with self._lock, quiet_mlflow():
+            try:
+                client = self.client()
+                hidden = [run for run in running_runs(client)
+                          if run.info.lifecycle_stage == "deleted" and TAG_KIND in run.data.tags]
+                return all([self._end_hidden(client, run) for run in hidden])
+            except Exception:  # tracking must never break anything; the next sweep tries again
+                log.warning("MLflow tracking could not end runs left RUNNING in deleted experiments", exc_info=True)
+                return False
+
+    def _end_hidden(self, client, run) -> bool:
+        """Ends one deleted run left RUNNING (restored for the moment it takes); False if its logger still lives."""
+        why = self._why_abandoned(run)
+        if why is None:
+            return False
+        experiment = client.get_experiment(run.info.experiment_id)
+        deleted = experiment.lifecycle_stage == "deleted" or experiment.tags.get(TAG_DELETED) == "true"
+        run_id = run.info.run_id
+        client.restore_run(run_id)  # MLflow changes only active runs; its experiment stays deleted
+        try:
+            self._end(client, run, why, deleted)
+        finally:
+            client.delete_run(run_id)
+        self._abandoned.discard(run_id)
+        return True
+
+    def _end(self, client, run, why: str, deleted: bool) -> None:
+        """Ends a RUNNING run whose logging will never finish: FAILED, or KILLED when its classifier was deleted; tagged why."""
+        run_id = run.info.run_id
+        client.set_tag(run_id, TAG_ABANDONED, f"Logging never finished: {why}."
+                       + (" Its classifier was deleted." if deleted else ""))
+        if deleted:
+            client.set_tag(run_id, TAG_DELETED, "true")
+        client.set_terminated(run_id, "KILLED" if deleted else "FAILED")
 
     def flush(self, timeout: float | None = None) -> bool:
         """Logs everything this tracker has seen so far; False if something is still not logged."""
@@ -423,6 +478,13 @@ class Tracker:
             tracked_files.stage(self.store, classifier_id)
         except Exception:
             log.exception("could not keep %s for MLflow before its delete; its unlogged versions are lost", classifier_id)
+
+    def unstage_delete(self, classifier_id: str) -> None:
+        """After a delete that did not happen: drops the copy `stage_delete` made (never raises)."""
+        try:
+            tracked_files.unstage(self.store, classifier_id)
+        except Exception:
+            log.exception("could not remove the MLflow copy of %s", classifier_id)
 
     # syncing ----------------------------------------------------------------------
     def sync(self, classifier_id: str, wait_for_others_s: float = 0.0) -> bool:
@@ -487,6 +549,7 @@ class Tracker:
             staged = tracked_files.staged(self.store, classifier_id)
             experiment = client.get_experiment_by_name(classifier_id)
             if experiment is not None and experiment.lifecycle_stage == "deleted":  # forgotten already: never resurrected
+                self._end_runs_of_deleted(client, experiment.experiment_id)
                 tracked_files.unstage(self.store, classifier_id)
                 return
             if staged is not None:  # deleted before all its versions were logged: log them as history
@@ -496,11 +559,25 @@ class Tracker:
             return
         self._mirror(client, files, alias=True)
 
+    def _end_runs_of_deleted(self, client, experiment_id: str) -> None:
+        """Ends the runs left RUNNING in a deleted classifier's (deleted) experiment; TrackingError while a logger lives."""
+        from mlflow.entities import ViewType
+
+        running = client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'",
+                                     run_view_type=ViewType.ALL, max_results=5000)
+        waiting = [run.info.run_id for run in running if not self._end_hidden(client, run)]
+        if waiting:
+            raise TrackingError(f"run(s) {', '.join(waiting)} of a deleted classifier are still being logged by a live "
+                                f"process; ended once it stops, checked again in {self.interval_s:g} s")
+
     def _mirror(self, client, files: ClassifierFiles, alias: bool) -> None:
-        """Logs what MLflow lacks of this classifier; with `alias`, points `serving` at the store's serving version."""
+        """Logs what MLflow lacks of this classifier; with `alias`, points `serving` at the store's serving version.
+
+        Without `alias` the classifier is deleted (its history, from the staged copy): runs are tagged so.
+        """
         record = files.record
         experiment_id = self._experiment(client, record)
-        runs, busy = self._version_runs(client, experiment_id, files)
+        runs, busy = self._version_runs(client, experiment_id, files, deleted=not alias)
         for i, version in enumerate(files.versions):
             if version.version not in runs and version.version not in busy:
                 parent = files.versions[i - 1] if i else None
@@ -546,7 +623,8 @@ class Tracker:
         return client.create_experiment(record.classifier_id, artifact_location=location, tags=tags)
 
     # runs left behind ----------------------------------------------------------------
-    def _version_runs(self, client, experiment_id: str, files: ClassifierFiles) -> tuple[dict[int, Any], dict[int, str]]:
+    def _version_runs(self, client, experiment_id: str, files: ClassifierFiles,
+                      deleted: bool = False) -> tuple[dict[int, Any], dict[int, str]]:
         """Completely logged version runs by version, and the versions a live process is logging now (with its owner).
 
         Runs left RUNNING by a process that is gone are settled first: a completely logged one is
@@ -565,7 +643,7 @@ class Tracker:
                         busy[int(tags[TAG_VERSION])] = tags.get(TAG_OWNER, "an unknown process")
                     continue
                 if not (version_run and logged):
-                    self._abandon(client, run, files.classifier_id, why)
+                    self._abandon(client, run, files.classifier_id, why, deleted)
                     continue
                 self._adopt(client, run, files, why)
             if version_run and logged:
@@ -580,11 +658,13 @@ class Tracker:
         heartbeat = tags.get(TAG_HEARTBEAT) or tags.get(TAG_LOGGING_SINCE) or run.info.start_time
         return owners.why_abandoned(tags.get(TAG_OWNER), int(heartbeat) if heartbeat else None, self.heartbeat_timeout_s)
 
-    def _abandon(self, client, run, classifier_id: str, why: str) -> None:
-        """Ends a half-logged run FAILED, tagged with why, and drops the registered versions it made.
+    def _abandon(self, client, run, classifier_id: str, why: str, deleted: bool = False) -> None:
+        """Ends a half-logged run (FAILED; KILLED if its classifier is `deleted`), tagged with why, and drops the
+        registered versions it made.
 
         A run of a dead process stays as evidence of the crash; one this tracker failed to finish
-        (an outage, a delete under way) is its own debris and is deleted, as it is logged afresh.
+        (an outage, a delete under way) is its own debris and is deleted too, as it is logged afresh.
+        Ended first either way: a deleted run keeps its status, and one left RUNNING would stay so for good.
         """
         run_id, tags = run.info.run_id, run.data.tags
         for stale in client.search_model_versions(f"name='{classifier_id}' and run_id='{run_id}'"):
@@ -592,12 +672,10 @@ class Tracker:
         if tags.get(TAG_KIND) == "version":
             client.set_tag(run_id, TAG_KIND, KIND_ABANDONED)  # not a version run any more: it is logged afresh
             client.set_tag(run_id, "mlflow.runName", f"v{tags.get(TAG_VERSION)} (abandoned)")
-        client.set_tag(run_id, TAG_ABANDONED, f"Logging never finished: {why}.")
+        self._end(client, run, why, deleted)
         if run_id in self._abandoned:  # tagged first: restoring a deleted experiment restores its deleted runs too
             client.delete_run(run_id)
             self._abandoned.discard(run_id)
-            return
-        client.set_terminated(run_id, "FAILED")
 
     def _adopt(self, client, run, files: ClassifierFiles, why: str) -> None:
         """Finishes a completely logged run whose owner died before marking it FINISHED."""
@@ -696,8 +774,17 @@ class Tracker:
                 raise
         if experiment.lifecycle_stage == "deleted":  # forgotten already (MLflow refuses writes into it)
             return
-        for run in client.search_runs([experiment.experiment_id], max_results=5000):
-            if run.data.tags.get(TAG_DELETED) != "true":
+        runs = client.search_runs([experiment.experiment_id], max_results=5000)
+        live = [run.info.run_id for run in runs if run.info.status == "RUNNING" and self._why_abandoned(run) is None]
+        if live:  # its logger finishes it first (a deleted experiment's runs cannot be changed)
+            raise TrackingError(f"run(s) {', '.join(live)} of deleted {classifier_id} are still being logged by a "
+                                f"live process; its experiment is deleted once they end")
+        for run in runs:
+            if run.info.status == "RUNNING":  # its logger is gone: ended, not left RUNNING in a deleted experiment
+                why = self._why_abandoned(run)
+                assert why is not None
+                self._end(client, run, why, deleted=True)
+            elif run.data.tags.get(TAG_DELETED) != "true":
                 client.set_tag(run.info.run_id, TAG_DELETED, "true")
         client.set_experiment_tag(experiment.experiment_id, TAG_DELETED, "true")
         client.delete_experiment(experiment.experiment_id)  # soft: restorable, its runs kept
