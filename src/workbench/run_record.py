@@ -34,9 +34,9 @@ HEAD_TYPE = "logistic_ovr"  # a short param that compares well; HEAD_DESCRIPTION
 HEAD_DESCRIPTION = ("logistic regression, one-vs-rest per class, class_weight=balanced, L2-normalised embeddings, "
                     "Platt-calibrated on out-of-fold logits, times a familiarity gate (similarity to the class centre)")
 OVERLAYS_FILE = "overlays.png"
-# MLflow 3.0-3.6's UI opens an experiment of this kind on its runs table. From 3.7 on (3.17 installed) the UI
-# ignores it: a per-browser switch, "GenAI | Model training" (GenAI until a person flips it), decides, and a
-# link's `?workflowType=machine_learning` (UI_MODE) overrides it for that page (see README, "Every version in MLflow").
+# Earlier MLflow 3 UIs open an experiment of this kind on its runs table. The installed 3.17's ignores it: a
+# per-browser switch, "GenAI | Model training" (GenAI until a person flips it), decides, and a link's
+# `?workflowType=machine_learning` (UI_MODE) overrides it for that page (README, "Every version in MLflow").
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 UI_MODE = "workflowType=machine_learning"  # in a UI link: the "Model training" side of the switch, whatever the browser had
@@ -232,7 +232,7 @@ def key_metrics_view(created_ms: int) -> tuple[str, str]:
     `created_ms` (the experiment's creation time) keeps the value the same on every sync, so an
     experiment is written to only when the view changed.
     """
-    columns = ["attributes.`Models`", "attributes.`Dataset`", *(f"metrics.`{key}`" for key in KEY_METRICS),
+    columns = ["attributes.`Models`", *(f"metrics.`{key}`" for key in KEY_METRICS),  # no wide Dataset column
                f"tags.`{TAG_ADDED}`"]
     state = json.dumps({"selectedColumns": columns})
     value = {"name": KEY_METRICS_VIEW_NAME, "createdAt": created_ms, "updatedAt": created_ms, "state": state}
