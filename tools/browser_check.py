@@ -2,9 +2,15 @@
 
 In a temporary home tracked in a temporary MLflow store, runs every cell of notebooks 01-04 in
 JupyterLab (01 creates `dogs`, 02 retrains it), drags 03's threshold slider and checks that the
-results re-filter; then opens the MLflow UI: the experiment's runs table (not the GenAI view), the
-compare view of v1 and v2 with a plot side by side, and the registered model; last, runs notebook 05
-(delete). No cell may end in an error. Screenshots go to docs/ (classify_widget.png,
+results re-filter, then uploads another tutorial image through the classify widget's image button
+and checks that the picture and the answer change. Then the MLflow UI, in a fresh browser profile
+first, as a person meets it: the home page, a click on the experiment (MLflow 3.17 shows the GenAI
+overview there: reported, not failed), the sidebar switch to "Model training", the click again,
+which must show the runs table, and its "Key metrics" view with metric columns; then the links the
+tracker prints: the runs table with the key metrics, a registered version linking its LoggedModel
+(named `<id>-v2`, with parameters), the compare view of v1 and v2 with a plot side by side, and the
+registered model; last, runs notebook 05 (delete). No cell may end in an error. Screenshots go to
+docs/ (classify_widget.png, classify_widget_upload.png, mlflow-home-click-runs.png,
 mlflow-runs-dogs.png, mlflow-compare-dogs.png, mlflow-registered-dogs.png). Exit status 0 means it passed.
 
     .venv/bin/python tools/browser_check.py [--docs docs] [--chromium /usr/bin/chromium]
@@ -35,13 +41,18 @@ from playwright.sync_api import Page, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src"  # this checkout's workbench, for the kernels and this script (not whatever the venv installed)
+sys.path.insert(0, str(SRC))
 TUTORIAL = ROOT / "data" / "tutorial"
+UPLOAD = TUTORIAL / "test" / "2.jpg"  # a dalmatian (test/LABELS.txt): uploaded after dogs.jpg
+UPLOAD_CLASS = "dalmatian"
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("0[1-5]_*.ipynb"))
 SHOWN = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook in front (JupyterLab may restore others behind it)
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 SERVER_START_SECONDS = 90
 RUN_SECONDS = int(os.environ.get("BROWSER_CHECK_RUN_SECONDS", 300))  # running every cell of the notebook (backbone load, classify, plots)
+TRACEBACK = re.compile(r"Traceback \(most recent call last\)|^-{20,}\s*\n\s*\w+(Error|Exception|Interrupt)\b", re.M)
 NO_NEWS = '{"fetchNews": "false", "checkForUpdates": false}'  # no news toast over the widget, no network
 VIEWPORT = {"width": 1500, "height": 1100}
 MLFLOW_VIEWPORT = {"width": 1900, "height": 1200}
@@ -71,7 +82,8 @@ def start_lab(root: Path, port: int, token: str) -> subprocess.Popen:
     settings = root / ".lab-settings"
     (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
     (settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings").write_text(NO_NEWS)
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(root / ".jupyter-config"), JUPYTERLAB_SETTINGS_DIR=str(settings))
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(root / ".jupyter-config"), JUPYTERLAB_SETTINGS_DIR=str(settings),
+               PYTHONPATH=os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")])))
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=open(root / "lab.log", "wb"), env=env)
     deadline = time.monotonic() + SERVER_START_SECONDS
     while time.monotonic() < deadline:
@@ -119,9 +131,10 @@ def run_all(page: Page, url: str) -> None:
         " return p.length > 0 && p.every(e => /\\[\\d+\\]/.test(e.textContent)); }",
         timeout=RUN_SECONDS * 1000,
     )
-    errors = page.locator(f'{SHOWN} .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.error"]')
-    assert errors.count() == 0, f"{url}: {errors.first.inner_text()[:2000]}"
+    # JupyterLab draws an error output (a traceback) with the stderr mime type: told apart by its text
     stderr = page.locator(f'{SHOWN} .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
+    errors = [text for text in stderr.all_inner_texts() if TRACEBACK.search(text)]
+    assert not errors, f"{url}: {errors[0][:2000]}"
     print(f"ran {url.split('?')[0].rsplit('/', 1)[-1]}: stderr blocks {stderr.count()}"
           + (f" (first: {stderr.first.inner_text()[:300]!r})" if stderr.count() else ""))
 
@@ -156,6 +169,38 @@ def check_classify(page: Page, screenshot: Path) -> None:
     print("screenshot:", screenshot)
 
 
+TOP_CUSTOM_CLASS = """() => {  // the first row of the results table whose classifier is not `default`, as [class, score]
+  const rows = [...document.querySelectorAll('.workbench-classify table.workbench-results tbody tr')];
+  const row = rows.map(r => [...r.querySelectorAll('td')].map(d => d.innerText.trim())).find(c => c[0] !== 'default');
+  return row ? row.slice(1).join(' ') : null; }"""
+
+
+def check_upload(page: Page, screenshot: Path) -> None:
+    """03's classify widget: an image picked through its image button (a person's upload) changes the picture and the answer."""
+    widget = page.locator(".workbench-classify").first
+    widget.scroll_into_view_if_needed()
+    picture = widget.locator("img").first
+    before_src, before_top = picture.get_attribute("src"), page.evaluate(TOP_CUSTOM_CLASS)
+    print("before upload:", before_top)
+    assert before_top and not before_top.startswith(UPLOAD_CLASS), before_top
+    with page.expect_file_chooser(timeout=30_000) as chooser:  # the button opens the browser's file dialog
+        widget.locator(".widget-upload").first.click()
+    chooser.value.set_files(str(UPLOAD))  # what a person picks in it
+    page.wait_for_function(  # the kernel classified the upload: the custom classifier's top class is now its class
+        f"() => {{ const top = ({TOP_CUSTOM_CLASS})(); return top && top.startsWith('{UPLOAD_CLASS} '); }}",
+        timeout=60_000)
+    page.wait_for_function("([src]) => { const i = document.querySelector('.workbench-classify img');"
+                           " return i && i.src && i.src !== src && i.complete && i.naturalWidth > 0; }",
+                           arg=[before_src], timeout=30_000)
+    after_top = page.evaluate(TOP_CUSTOM_CLASS)
+    print(f"after uploading {UPLOAD.relative_to(TUTORIAL)}:", after_top)
+    assert after_top != before_top
+    widget.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    widget.screenshot(path=str(screenshot))
+    print("screenshot:", screenshot)
+
+
 def start_mlflow(mlruns: Path, port: int) -> subprocess.Popen:
     """`mlflow server` on the notebooks' store (SQLite, artifacts as logged), one worker, no job runner."""
     command = [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri",
@@ -175,35 +220,97 @@ def start_mlflow(mlruns: Path, port: int) -> subprocess.Popen:
 
 
 def close_assistant(page: Page) -> None:
-    """Closes MLflow's "Assistant" side panel when it is open (it takes the width the pages need)."""
-    panel = page.get_by_text("MLflow Assistant").first
-    if panel.count() and panel.is_visible():
-        header = page.locator("div", has=page.get_by_text("MLflow Assistant", exact=True)).last
-        buttons = header.locator("button")
-        if buttons.count():
-            buttons.last.click()
-            page.wait_for_timeout(500)
+    """Closes MLflow's "Assistant" side panel (it takes the width the pages need); it opens itself on a first visit."""
+    close = page.locator('[data-component-id="mlflow.assistant.chat_panel.close"]')
+    try:
+        close.first.wait_for(timeout=5000)  # it may open a moment after the page
+    except PlaywrightTimeout:
+        return
+    close.first.click()
+    page.wait_for_timeout(500)
+
+
+KEY_COLUMNS = ("accuracy", "macro_f1", "ece")  # metric columns the "Key metrics" view must show
+
+
+def runs_table_shown(page: Page) -> None:
+    """Waits for the runs table (its v2 row) and fails if the GenAI overview is what shows."""
+    page.get_by_text("v2", exact=True).first.wait_for(timeout=60_000)
+    assert page.get_by_text("Token usage").count() == 0 and "/overview" not in page.url, page.url
+
+
+def metric_columns_shown(page: Page) -> None:
+    """Waits until the runs table's header names the key metrics."""
+    page.wait_for_function(
+        "(names) => { const heads = [...document.querySelectorAll('[role=columnheader]')].map(h => h.innerText.trim());"
+        " return names.every(n => heads.includes(n)); }", arg=list(KEY_COLUMNS), timeout=60_000)
+
+
+def check_home_click(browser, ui: str, classifier_id: str, docs: Path) -> None:
+    """A fresh browser profile: the home page, a click on the experiment, as a person would (and the README says).
+
+    MLflow 3.17 opens an experiment in the mode of the sidebar's "GenAI | Model training" switch, GenAI
+    in a browser that never flipped it, whatever the experiment's type: the first click is reported.
+    Then the switch to "Model training" (remembered per browser), the click again: the runs table;
+    its "Views" menu, "Key metrics": the metric columns.
+    """
+    context = browser.new_context(viewport=MLFLOW_VIEWPORT)  # no cookies, no localStorage: a first visit
+    listed = f'[data-testid="experiment-list-item-link"][title="{classifier_id}"]'  # on the home page's Recent Experiments
+    try:
+        page = context.new_page()
+        page.goto(f"{ui}/#/")
+        page.locator(listed).first.click(timeout=60_000)
+        page.wait_for_timeout(5000)  # the experiment page redirects to its default tab
+        genai = "/overview" in page.url or page.get_by_text("Token usage").count() > 0
+        print(f"fresh profile, home -> {classifier_id}:", page.url,
+              "(the GenAI overview, as the README says)" if genai else
+              "(NOT the GenAI overview: this MLflow honours the experiment's type; update the README)")
+        page.goto(f"{ui}/#/")
+        page.get_by_text("Model training", exact=True).first.click(timeout=60_000)  # the sidebar switch
+        page.locator(listed).first.click(timeout=60_000)
+        runs_table_shown(page)
+        print("after the switch, home -> experiment:", page.url)
+        close_assistant(page)
+        page.get_by_test_id("saved-views-trigger").click()
+        page.get_by_text("Key metrics", exact=True).first.click()
+        metric_columns_shown(page)
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(docs / "mlflow-home-click-runs.png"))
+        print("key metrics view:", page.url)
+    finally:
+        context.close()
 
 
 def check_mlflow(page: Page, ui: str, uri: str, docs: Path) -> None:
-    """The runs table of `dogs`'s experiment, v1 and v2 compared with a plot side by side, the registered model."""
+    """The runs table of `dogs`'s experiment, a registered version and its LoggedModel, v1 and v2 compared, the registered model."""
     from mlflow import MlflowClient
     from workbench import tracking_uri
+    from workbench.run_record import KEY_METRICS_VIEW, UI_MODE
 
     uri = tracking_uri(uri)  # the notebooks' folder as workbench resolves it (its SQLite store)
     client = MlflowClient(uri, registry_uri=uri)
     [experiment] = [e for e in client.search_experiments() if e.tags.get("workbench.classifier_name") == "dogs"]
+    cid = experiment.name
     runs = {r.info.run_name: r.info.run_id for r in client.search_runs([experiment.experiment_id])}
+    check_home_click(page.context.browser, ui, cid, docs)
     page.set_viewport_size(MLFLOW_VIEWPORT)  # the compare view's artifact list needs the width
-    page.goto(f"{ui}/#/experiments/{experiment.experiment_id}/runs")
-    page.get_by_text("v2", exact=True).first.wait_for(timeout=60_000)  # the runs table, not the GenAI overview
+    # the link `wb.tracker.experiment_url` prints
+    page.goto(f"{ui}/#/experiments/{experiment.experiment_id}/runs?{UI_MODE}&viewStateShareKey={KEY_METRICS_VIEW}")
+    runs_table_shown(page)
     close_assistant(page)
-    assert page.get_by_text("Token usage").count() == 0
+    metric_columns_shown(page)
     page.wait_for_timeout(1500)
     page.screenshot(path=str(docs / "mlflow-runs-dogs.png"))
     print("runs view:", page.url)
+    page.goto(f"{ui}/#/models/{cid}/versions/2?{UI_MODE}")  # the registered version links its LoggedModel
+    page.get_by_text("Source Model").first.wait_for(timeout=60_000)
+    page.get_by_role("link", name=f"{cid}-v2", exact=True).first.click()
+    page.get_by_text(re.compile(r"Parameters \(\d+\)")).first.wait_for(timeout=60_000)
+    parameters = page.get_by_text(re.compile(r"Parameters \(\d+\)")).first.inner_text()
+    assert parameters != "Parameters (0)" and f"{cid}-v2" in page.locator("body").inner_text(), parameters
+    print(f"registered version 2 -> LoggedModel {cid}-v2:", page.url, parameters)
     pair = json.dumps([runs["v1"], runs["v2"]]).replace(" ", "")
-    page.goto(f"{ui}/#/compare-runs?runs={pair}&experiments={json.dumps([experiment.experiment_id])}")
+    page.goto(f"{ui}/#/compare-runs?runs={pair}&experiments={json.dumps([experiment.experiment_id])}&{UI_MODE}")
     listed = page.get_by_text("threshold_curves.png", exact=True).last  # the compare view lists the plots
     listed.wait_for(timeout=60_000)
     listed.scroll_into_view_if_needed()
@@ -215,7 +322,7 @@ def check_mlflow(page: Page, ui: str, uri: str, docs: Path) -> None:
     page.wait_for_timeout(1000)
     page.screenshot(path=str(docs / "mlflow-compare-dogs.png"))
     print("compare view:", page.url, "images:", images.count())
-    page.goto(f"{ui}/#/models/{experiment.name}")
+    page.goto(f"{ui}/#/models/{cid}?{UI_MODE}")
     page.get_by_text("Version 2").first.wait_for(timeout=60_000)
     page.wait_for_timeout(1500)
     page.screenshot(path=str(docs / "mlflow-registered-dogs.png"))
@@ -248,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
                         run_all(page, f"http://127.0.0.1:{port}/lab/tree/{path.name}?reset&token={token}")
                         if path.name.startswith("03"):
                             check_classify(page, args.docs / "classify_widget.png")
+                            check_upload(page, args.docs / "classify_widget_upload.png")
                 except Exception:
                     page.screenshot(path=str(args.docs / "browser_check.failed.png"), full_page=True)
                     print("failed; page saved as", args.docs / "browser_check.failed.png", file=sys.stderr)

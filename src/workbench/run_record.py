@@ -29,7 +29,6 @@ if TYPE_CHECKING:  # imported where used: the tracker is built by `workbench lis
     import pandas as pd
 
 SERVING_ALIAS = "serving"
-MODEL_NAME = "classifier"  # the LoggedModel's name in each run (MLflow 3 model page)
 MANIFEST_ARTIFACT = "examples/manifest.csv"
 CHANGES_ARTIFACT = "examples/changes.csv"  # what curations removed or relabelled since the parent version
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
@@ -37,9 +36,20 @@ HEAD_TYPE = "logistic_ovr"  # a short param that compares well; HEAD_DESCRIPTION
 HEAD_DESCRIPTION = ("logistic regression, one-vs-rest per class, class_weight=balanced, L2-normalised embeddings, "
                     "Platt-calibrated on out-of-fold logits, times a familiarity gate (similarity to the class centre)")
 OVERLAYS_FILE = "overlays.png"
-EXPERIMENT_KIND_TAG = "mlflow.experimentKind"  # MLflow 3 opens an experiment of this kind on its runs table
+# Earlier MLflow 3 UIs open an experiment of this kind on its runs table. The installed 3.17's ignores it: a
+# per-browser switch, "GenAI | Model training" (GenAI until a person flips it), decides, and a link's
+# `?workflowType=machine_learning` (UI_MODE) overrides it for that page (README, "Every version in MLflow").
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
+UI_MODE = "workflowType=machine_learning"  # in a UI link: the "Model training" side of the switch, whatever the browser had
 MODEL_VERSIONS_TAG = "mlflow.modelVersions"  # on a LoggedModel: its registered versions (the UI links them)
+# A saved view of the runs table (the UI's "Views" menu; `?viewStateShareKey=<id>` opens it): the key metrics as
+# columns. The UI's own default shows none, and a browser keeps its column choice per experiment, so a view
+# the experiment carries is the one setting every browser sees.
+VIEW_TAG_PREFIX = "mlflow.sharedViewState."
+KEY_METRICS_VIEW = "workbench-key-metrics"
+KEY_METRICS_VIEW_NAME = "Key metrics"
+KEY_METRICS = ("accuracy", "macro_f1", "ece", "brier_score", "unknown_false_positive_rate", "images", "classes")
 
 # tags on runs, registered versions and experiments
 TAG_KIND = "workbench.kind"  # "version" (a successful training) or "failed_training"
@@ -232,13 +242,37 @@ def write_artifacts(folder: Path, files: ClassifierFiles, store: Store, backbone
     (folder / "metrics.json").write_text(json.dumps(version.metrics, indent=2))
 
 
-def create_model(client, experiment_id: str, run, version: VersionRecord) -> str:
-    """The run's MLflow 3 LoggedModel (PENDING until `log_model` fills it), linked as the run's output; its id."""
+def key_metrics_view(created_ms: int) -> tuple[str, str]:
+    """The experiment tag of the runs table's "Key metrics" view: its key and value (the UI's saved-view envelope).
+
+    `created_ms` (the experiment's creation time) keeps the value the same on every sync, so an
+    experiment is written to only when the view changed.
+    """
+    columns = ["attributes.`Models`", *(f"metrics.`{key}`" for key in KEY_METRICS),  # no wide Dataset column
+               f"tags.`{TAG_ADDED}`"]
+    state = json.dumps({"selectedColumns": columns})
+    value = {"name": KEY_METRICS_VIEW_NAME, "createdAt": created_ms, "updatedAt": created_ms, "state": state}
+    return VIEW_TAG_PREFIX + KEY_METRICS_VIEW, json.dumps(value)
+
+
+def model_name(classifier_id: str, version: int) -> str:
+    """The LoggedModel's name, `<classifier_id>-v<version>` (MLflow forbids / : . % and quotes in it)."""
+    return re.sub(r"[/:.%\"']", "_", f"{classifier_id}-v{int(version)}")
+
+
+def create_model(client, experiment_id: str, run, classifier_id: str, version: VersionRecord, backbone: Backbone,
+                 extra_params: dict[str, object] | None = None) -> str:
+    """The run's MLflow 3 LoggedModel (PENDING until `log_model` fills it), linked as the run's output; its id.
+
+    Named after the classifier and version, with the run's params (the model page's Parameters):
+    `version_params` and `extra_params`, which the caller logs to the run as well.
+    """
     from mlflow.entities import LoggedModelOutput
 
     model = client.create_logged_model(
-        experiment_id, name=MODEL_NAME, source_run_id=run.info.run_id, model_type="workbench-classifier",
-        tags={TAG_VERSION: str(version.version)},
+        experiment_id, name=model_name(classifier_id, version.version), source_run_id=run.info.run_id,
+        model_type="workbench-classifier", tags={TAG_VERSION: str(version.version)},
+        params={**version_params(version, backbone), **{k: str(v) for k, v in (extra_params or {}).items()}},
     )
     client.log_outputs(run.info.run_id, [LoggedModelOutput(model.model_id, step=0)])
     return model.model_id
@@ -279,6 +313,7 @@ def register(client, record: ClassifierRecord, version: VersionRecord, run, mode
         tags={TAG_VERSION: str(version.version)},
         description=f"v{version.version}: classes {', '.join(version.classes)}",
     )
+    link_source(client, cid, str(created.version), model_id)
     # the LoggedModel lists its registered versions in this tag (what `mlflow.register_model` writes)
     client.set_logged_model_tags(model_id, {MODEL_VERSIONS_TAG: json.dumps([{"name": cid, "version": int(created.version)}])})
     return str(created.version)
@@ -288,11 +323,31 @@ def model_source(client, model_id: str) -> str:
     """A registered version's source: `models:/<model_id>` on a tracking server, the LoggedModel's location locally.
 
     MLflow's SQL registry resolves a `models:/` source against the process-wide tracking URI, not
-    the client's: locally that would look in (and create) a stray `./mlflow.db`. A server resolves it itself.
+    the client's: locally that would look in (and create) a stray `./mlflow.db`. A server resolves it
+    itself. `link_source` then gives a local version the `models:/` source too.
     """
     if client.tracking_uri.startswith(("http://", "https://")):
         return f"models:/{model_id}"
     return client.get_logged_model(model_id).artifact_location
+
+
+def link_source(client, name: str, version: str, model_id: str) -> bool:
+    """Sets a local registered version's source to `models:/<model_id>`, as a tracking server stores it.
+
+    The UI links a registered version to its LoggedModel ("Source Model") only from that source;
+    MLflow's SQL registry has no column for the model id. The download location stays the
+    LoggedModel's artifacts. A store other than MLflow's SQL registry is left as it is (False).
+    """
+    if client.tracking_uri.startswith(("http://", "https://")):
+        return True  # the server stored `models:/<model_id>` already
+    from mlflow.store.model_registry.sqlalchemy_store import SqlAlchemyStore
+
+    store = client._get_registry_client().store
+    if not isinstance(store, SqlAlchemyStore):
+        return False
+    with store.ManagedSessionMaker(read_only=False) as session:
+        store._get_sql_model_version(session, name, version).source = f"models:/{model_id}"
+    return True
 
 
 def params(values: dict[str, object]) -> list:

@@ -38,6 +38,8 @@ from .run_record import (
     EXPERIMENT_KIND,
     EXPERIMENT_KIND_TAG,
     HEAD_DESCRIPTION,
+    KEY_METRICS_VIEW,
+    UI_MODE,
     KIND_ABANDONED,
     NOTE_TAG,
     SERVING_ALIAS,
@@ -85,6 +87,7 @@ SYNC_SECONDS = 60.0  # how often every classifier is mirrored again (missed logg
 SYNC_SECONDS_ENV = "WORKBENCH_TRACKING_SYNC_SECONDS"  # overrides SYNC_SECONDS
 EXIT_FLUSH_SECONDS = 60.0  # how long a process waits at exit for its last runs to be logged
 HEARTBEAT_TIMEOUT_SECONDS = 300.0  # a RUNNING run whose logger was silent this long is abandoned (any host)
+UI_URL = "http://127.0.0.1:5000"  # where `mlflow ui --port 5000` serves, for the links the tracker builds
 TRACKED_STAGES = ("started", "ready", "failed", "deleted", "promoted")  # "promoted": the alias follows at once
 COUNT_METRICS = ("images", "negatives", "images_embedded", "images_cached", "classes")  # whole numbers in compare_versions
 # MLflow's known-benign INFO lines while workbench logs ("Creating initial MLflow database tables",
@@ -314,12 +317,32 @@ class Tracker:
                 self._client = MlflowClient(tracking_uri=self.target.uri, registry_uri=self.target.uri)
         return self._client
 
-    def experiment_url(self, classifier_id: str, base_url: str = "http://127.0.0.1:5000") -> str:
-        """The MLflow UI's runs table of a classifier's experiment (an `mlflow ui` at `base_url`)."""
+    def experiment_url(self, classifier_id: str, base_url: str = UI_URL) -> str:
+        """The MLflow UI's runs table of a classifier's experiment, key metrics as columns (an `mlflow ui` at `base_url`).
+
+        The link opens the UI in its "Model training" mode whatever the browser last used (MLflow
+        3.17's UI opens an experiment in GenAI mode in a browser that never switched) and shows the
+        experiment's "Key metrics" view.
+        """
+        experiment_id = self._experiment_id(classifier_id)
+        return (f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs"
+                f"?{UI_MODE}&viewStateShareKey={KEY_METRICS_VIEW}")
+
+    def compare_url(self, classifier_id: str, run_ids: list[str], base_url: str = UI_URL) -> str:
+        """The MLflow UI's compare view of these runs of a classifier (pick a plot under Artifacts)."""
+        experiment_id = self._experiment_id(classifier_id)
+        return (f"{base_url.rstrip('/')}/#/compare-runs?runs={json.dumps(list(run_ids), separators=(',', ':'))}"
+                f"&experiments={json.dumps([experiment_id])}&{UI_MODE}")
+
+    def registered_model_url(self, classifier_id: str, base_url: str = UI_URL) -> str:
+        """The MLflow UI's page of a classifier's registered model (its versions, `@ serving` on one)."""
+        return f"{base_url.rstrip('/')}/#/models/{classifier_id}?{UI_MODE}"
+
+    def _experiment_id(self, classifier_id: str) -> str:
         experiment = self.client().get_experiment_by_name(classifier_id)
         if experiment is None:
             raise TrackingError(f"No MLflow experiment for {classifier_id} at {self.uri} yet")
-        return f"{base_url.rstrip('/')}/#/experiments/{experiment.experiment_id}/runs"
+        return experiment.experiment_id
 
     # the worker -------------------------------------------------------------------
     def start(self) -> None:
@@ -612,15 +635,20 @@ class Tracker:
                     f"MLflow experiment {record.classifier_id} (id {experiment.experiment_id}) is deleted; "
                     f"restore it (`mlflow experiments restore --experiment-id {experiment.experiment_id}`) to log again"
                 )
-            if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:  # logged by an earlier workbench
-                client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+            view_key, view = run_record.key_metrics_view(experiment.creation_time or 0)
+            for key, value in ((EXPERIMENT_KIND_TAG, EXPERIMENT_KIND), (view_key, view)):
+                if experiment.tags.get(key) != value:  # logged by an earlier workbench
+                    client.set_experiment_tag(experiment.experiment_id, key, value)
             return experiment.experiment_id
         location = f"{self.target.artifact_root}/{record.classifier_id}" if self.target.artifact_root else None
         tags = {"workbench.classifier_name": record.name, "workbench.owner": record.owner,
                 EXPERIMENT_KIND_TAG: EXPERIMENT_KIND,
                 NOTE_TAG: f"Watson classifier **{record.name}** (`{record.classifier_id}`), owner {record.owner}: "
                           f"one run per training. Heads: {HEAD_DESCRIPTION}."}
-        return client.create_experiment(record.classifier_id, artifact_location=location, tags=tags)
+        experiment_id = client.create_experiment(record.classifier_id, artifact_location=location, tags=tags)
+        view_key, view = run_record.key_metrics_view(client.get_experiment(experiment_id).creation_time or 0)
+        client.set_experiment_tag(experiment_id, view_key, view)  # dated by the experiment: the same on every sync
+        return experiment_id
 
     # runs left behind ----------------------------------------------------------------
     def _version_runs(self, client, experiment_id: str, files: ClassifierFiles,
@@ -725,9 +753,11 @@ class Tracker:
                   rows: list[ExampleRow], changes: curation.VersionChanges, end_ms: int) -> Any:
         """The run's numbers, dataset and artifacts; its LoggedModel (with the metrics); the registered version."""
         record, run_id = files.record, run.info.run_id
-        model_id = run_record.create_model(client, experiment_id, run, version)
+        changed = curation_params(changes)
+        model_id = run_record.create_model(client, experiment_id, run, record.classifier_id, version, self.backbone,
+                                           extra_params=changed)
         run_record.log_numbers(client, run_id, version, self.backbone, end_ms, model_id=model_id)
-        client.log_batch(run_id, params=run_record.params(curation_params(changes)))
+        client.log_batch(run_id, params=run_record.params(changed))
         run_record.log_dataset(client, run, record.classifier_id, version, rows)
         with tempfile.TemporaryDirectory(prefix="workbench-run-") as tmp:
             folder = Path(tmp)
