@@ -24,7 +24,7 @@ LAYERS: dict[str, set[str]] = {
     # pure computation on arrays and records: no files, no threads, no engines
     "analysis": {"training", "familiarity", "calibration", "general", "languages", "maps", "plots", "review", "interpretation"},
     # the engine's working parts: reading examples, the backbone, storage, background jobs, MLflow
-    "pipeline": {"examples", "decode", "classify", "backbone", "network", "onnx_engine", "onnx_graph", "quantize", "batching", "store", "jobs",
+    "pipeline": {"examples", "decode", "classify", "backbone", "explicit", "network", "onnx_engine", "onnx_graph", "quantize", "batching", "store", "jobs",
                  "curation", "promotion", "leases", "owners", "tracking", "tracked_files", "run_record", "pyfunc", "export", "explain", "doctor",
                  "wait_progress", "streaming", "unknown_images", "zip_directory"},
     # the one door

@@ -268,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     classify.add_argument("images", nargs="+", help="image files, zips of images or folders of images")
     classify.add_argument("--classifier-ids", "-c", action="append", default=None,
                           help="classifiers to apply, comma-separated or repeated (default: yours); 'default' is the general model, "
-                               "'food' the food model")
+                               "'food' the food model, 'explicit' the explicit model (optional extra)")
     classify.add_argument("--owners", action="append", default=None, help="whose classifiers to apply: IBM and/or me")
     classify.add_argument("--threshold", "-t", type=float, default=None,
                           help="leave out classes scoring under this (0 to 1; default 0.5)")

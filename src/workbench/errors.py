@@ -89,6 +89,12 @@ class ClassifierNotFound(WorkbenchError):
     error_id = "not_found"
 
 
+class ModelNotInstalled(ClassifierNotFound):
+    """A built-in classifier whose model is an optional extra that is not installed here (`explicit`)."""
+
+    error_id = "model_not_installed"
+
+
 class ExampleNotFound(WorkbenchError):
     """No example with this id among the classifier's current training examples."""
 

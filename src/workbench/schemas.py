@@ -151,7 +151,7 @@ CLASSIFY_BODY = {
         "threshold": {"type": "number", "minimum": 0, "maximum": 1, "description": "Minimum score (default 0.5)"},
         "owners": {"type": "string", "enum": [OWNER_IBM, OWNER_ME, f"{OWNER_IBM},{OWNER_ME}", f"{OWNER_ME},{OWNER_IBM}"], "description": f"{OWNER_IBM} and/or {OWNER_ME}"},
         "classifier_ids": {"type": "string", "description": "Classifier ids, comma-separated or repeated; "
-                                                            "`default` and `food` are built in"},
+                                                            "`default`, `food` and `explicit` (an optional extra) are built in"},
         "parameters": {"type": "string", "description": "Legacy JSON: classifier_ids, owners, threshold"},
     },
 }

@@ -48,6 +48,7 @@ from .examples import (
     request_budget,
 )
 from .export import Exporter, ExportSource, check_format, coreml_available, default_file_name, write_copy
+from .explicit import ExplicitModel, explicit_classes, explicit_model
 from .general import ColorSample, color_sample, food_classes, general_classes
 from .languages import names_in, negotiate, translate
 from .events import ClassifierEvent, Listener
@@ -68,6 +69,7 @@ from .training import Heads, OutOfFold
 from .wait_progress import WaitBar
 from .vocabulary import (
     BUILT_IN_CLASSIFIER_IDS,
+    EXPLICIT_CLASSIFIER_ID,
     DEFAULT_LANGUAGE,
     FOOD_CLASSIFIER_ID,
     GENERAL_CLASSIFIER_ID,
@@ -712,6 +714,8 @@ class Workbench:
         unknown = [cid for cid in ids if cid not in BUILT_IN_CLASSIFIER_IDS and cid not in mine]
         if unknown:
             raise ClassifierNotFound(f"Did not find any classifier with the ids {echo_list(unknown)}")
+        if EXPLICIT_CLASSIFIER_ID in ids:
+            explicit_model()  # ModelNotInstalled, before any image is read, when the optional extra is missing
         return ids, {cid: self._serving(mine[cid]) for cid in ids if cid not in BUILT_IN_CLASSIFIER_IDS}
 
     def _answers(
@@ -725,15 +729,19 @@ class Workbench:
         """
         answers: list[dict | None] = [None] * len(entries)
         built_in = [cid for cid in BUILT_IN_CLASSIFIER_IDS if cid in ids]
+        dense_ids = [cid for cid in built_in if cid != EXPLICIT_CLASSIFIER_ID]  # those read the backbone's classes
+        detector = explicit_model() if EXPLICIT_CLASSIFIER_ID in ids else None
         names = names_in(language) if language != DEFAULT_LANGUAGE else None
         missing: dict[str, None] = {} if untranslated is None else untranslated
         with single_threaded_blas():
-            for batch in self._decode_all(entries, answers, bool(built_in)):
-                rows, views, samples = zip(*batch)
+            for batch in self._decode_all(entries, answers, bool(dense_ids), detector):
+                rows, views, samples, explicit_scores = zip(*batch)
                 counts = [len(v) for v in views]
                 tensors = [tensor for v in views for tensor in v]  # every view of every image, one batched run
                 classes: dict[str, list[list[dict]]] = {cid: [] for cid in built_in}
-                if built_in:
+                if detector is not None:
+                    classes[EXPLICIT_CLASSIFIER_ID] = [explicit_classes(score, limit) for score in explicit_scores]
+                if dense_ids:
                     dense = self.backbone.run_dense(tensors)
                     embeddings, fc = dense.embeddings, self.backbone.classifier_weights()
                     bounds = np.cumsum([0, *counts]).tolist()
@@ -829,14 +837,16 @@ class Workbench:
         return True
 
     def _decode_all(
-        self, entries: list[ImageInput | Skipped], answers: list[dict | None], colors: bool
-    ) -> Iterator[list[tuple[int, list[np.ndarray], ColorSample | None]]]:
-        """Decodes each image once, in a pool running ahead of the backbone: batches of (index, view tensors, colour sample).
+        self, entries: list[ImageInput | Skipped], answers: list[dict | None], colors: bool,
+        detector: ExplicitModel | None = None,
+    ) -> Iterator[list[tuple[int, list[np.ndarray], ColorSample | None, float | None]]]:
+        """Decodes each image once, in a pool running ahead of the backbone.
 
-        An unreadable image becomes its own error object in `answers`.
+        Batches of (index, view tensors, colour sample, explicit score from `detector`); an unreadable image
+        becomes its own error object in `answers`.
         """
 
-        def prepare(index: int) -> tuple[int, dict | tuple[list[np.ndarray], ColorSample | None]]:
+        def prepare(index: int) -> tuple[int, dict | tuple[list[np.ndarray], ColorSample | None, float | None]]:
             entry = entries[index]
             if isinstance(entry, Skipped):
                 return index, cls.image_error(entry.name, entry.reason)
@@ -845,7 +855,8 @@ class Workbench:
                 tensors, image = backbone_views(entry.data, spec, self.limits, entry.name)
             except (ImageUnreadable, LimitExceeded) as exc:
                 return index, cls.image_error(entry.name, exc.message, exc.code, exc.error_id)
-            return index, (tensors, color_sample(image, view_boxes(*image.size, spec)) if colors else None)
+            sample = color_sample(image, view_boxes(*image.size, spec)) if colors else None
+            return index, (tensors, sample, detector.score(image) if detector is not None else None)
 
         for batch in prepared_batches(range(len(entries)), prepare, self.backbone.batch_size):
             for index, result in batch:

@@ -9,8 +9,10 @@ from typing import Literal, get_args
 
 GENERAL_CLASSIFIER_ID = "default"  # the built-in general model
 FOOD_CLASSIFIER_ID = "food"  # the built-in food model: ImageNet's food leaves, or `non-food`
-BUILT_IN_CLASSIFIER_IDS = (GENERAL_CLASSIFIER_ID, FOOD_CLASSIFIER_ID)  # need no training; owned by no one
+EXPLICIT_CLASSIFIER_ID = "explicit"  # the built-in explicit model: an optional extra (`explicit.py`)
+BUILT_IN_CLASSIFIER_IDS = (GENERAL_CLASSIFIER_ID, FOOD_CLASSIFIER_ID, EXPLICIT_CLASSIFIER_ID)  # owned by no one
 NON_FOOD_CLASS = "non-food"  # the food model's class for an image without food
+EXPLICIT_CLASS, NOT_EXPLICIT_CLASS = "explicit", "not explicit"  # the explicit model's two classes
 OWNER_ME = "me"  # owners=me: every custom classifier of the caller; also the default owner
 OWNER_IBM = "IBM"  # owners=IBM: the built-in `default` classifier (Watson: the same as no owners nor ids)
 # Accept-Language: the languages Watson answered built-in class names in (custom names are never translated)
