@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The Watson tutorial through IBM's Node-RED nodes' SDK against a real `workbench serve` with API keys on.
+# The Watson tutorial through IBM's Node-RED nodes (their SDK alone, then the nodes in Node-RED 4) against a
+# real `workbench serve` with API keys on.
 # Not part of CI: it needs the npm packages, installed once by hand, e.g.
 #   mkdir -p /tmp/nr && cd /tmp/nr && npm init -y && npm i node-red@4 node-red-node-watson@0.7.8
 # Then: NODE_MODULES=/tmp/nr/node_modules bash tools/nodered_check.sh   (uses `python` and `node` on PATH)
@@ -29,8 +30,11 @@ for _ in $(seq 240); do
   sleep 1
 done
 status=0
-NODE_PATH="$NODE_MODULES" WORKBENCH_URL="http://127.0.0.1:$PORT" WORKBENCH_KEY="$KEY" ZIPS="$WORK/zips" \
-  TUTORIAL="$ROOT/data/tutorial" node "$ROOT/tools/nodered_check.js" || status=$?
+for check in nodered_check.js nodered_flow_check.js; do  # the SDK alone, then the nodes inside Node-RED
+  echo "== $check"
+  NODE_PATH="$NODE_MODULES" WORKBENCH_URL="http://127.0.0.1:$PORT" WORKBENCH_KEY="$KEY" ZIPS="$WORK/zips" \
+    TUTORIAL="$ROOT/data/tutorial" node "$ROOT/tools/$check" || status=$?
+done
 echo "access log: $(grep -c 'api_key=REDACTED' "$WORK/server.log") requests with api_key=REDACTED;" \
      "the key itself appears $(grep -c -- "$KEY" "$WORK/server.log" || true) times"
 exit $status
