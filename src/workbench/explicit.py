@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,17 +72,15 @@ def letterboxed(image: Image.Image) -> np.ndarray:
 
 @dataclass
 class ExplicitModel:
-    """The loaded detector; `score` is safe to call from the decode pool's threads."""
+    """The loaded detector; `score` runs in the decode pool's threads at once (onnxruntime's run is thread-safe)."""
 
     session: object
     input_name: str
     explicit_rows: np.ndarray  # rows of the output (4 box rows, then one per label) that are explicit labels
-    lock: threading.Lock
 
     def score(self, image: Image.Image) -> float:
         """How explicit one image is, 0..1: the highest explicit part's confidence anywhere in it."""
-        with self.lock:
-            (output,) = self.session.run(None, {self.input_name: letterboxed(image)})  # type: ignore[attr-defined]
+        (output,) = self.session.run(None, {self.input_name: letterboxed(image)})  # type: ignore[attr-defined]
         return float(np.clip(output[0][self.explicit_rows].max(), 0.0, 1.0))
 
 
@@ -99,7 +96,7 @@ def explicit_model() -> ExplicitModel:
     options.intra_op_num_threads = 1
     session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     rows = np.array([4 + LABELS.index(label) for label in EXPLICIT_LABELS])
-    return ExplicitModel(session, session.get_inputs()[0].name, rows, threading.Lock())
+    return ExplicitModel(session, session.get_inputs()[0].name, rows)
 
 
 def explicit_classes(score: float, threshold: float) -> list[dict]:
