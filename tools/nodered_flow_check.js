@@ -188,6 +188,7 @@ async function main() {
   const passed = results.filter(([, good]) => good).length;
   console.log(`${passed} passed, ${results.length - passed} failed`);
   await RED.stop();
+  fs.rmSync(userDir, {recursive: true, force: true});
   process.exit(passed === results.length ? 0 : 1);
 }
 
