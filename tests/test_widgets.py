@@ -21,7 +21,7 @@ import websocket
 from conftest import CREATE_CLASSES, DOGS_JPG, TUTORIAL, Gate, stop_process_group, wait_until_up
 from workbench import plots, widgets
 from workbench.limits import Limits
-from workbench.review import threshold_metrics
+from workbench.review import review_items, threshold_metrics
 
 
 CAT_JPG = TUTORIAL / "cats" / "10373218496_4fc37d8e69_z.jpg"
@@ -338,8 +338,24 @@ def test_status_widget_sees_delete(make_workbench, tutorial_zips):
     status.wait(timeout=300)
     wb.delete_classifier(cid)
     assert status.statuses[-2:] == ["ready", "deleted"]
+    assert status.progress.layout.display == "none" and "deleted" in status.label.value  # no empty "embedding" bar
     status.close()
     assert status.on_event not in wb.jobs.listeners
+
+
+def test_overlay_gallery_says_when_no_image_is_misclassified(make_workbench, tutorial_zips, dogs):
+    wb = make_workbench()  # huskies against cats: an easy task
+    cid = wb.create_classifier("tiny", {"husky": tutorial_zips["husky"]}, negative_examples=tutorial_zips["cats"])["classifier_id"]
+    assert wb.wait(cid, timeout=300)["status"] == "ready"
+    oof = wb.out_of_fold(cid)
+    clean = [t for t in np.linspace(0.05, 0.95, 19) if not (review_items(oof, t)["kind"] == "misclassified").any()]
+    assert clean, "some threshold leaves no training image misclassified"
+    gallery = widgets.OverlayGallery(wb, cid, threshold=clean[0])
+    assert len(gallery.items) == 0 and gallery.children == (gallery.note,)  # no empty grid under a caption
+    assert f"no training image is misclassified at threshold {clean[0]:.2f}" in gallery.note.value
+    wb, cid = dogs
+    shown = widgets.OverlayGallery(wb, cid, threshold=0.95, max_images=2)  # dalmatians and friends below 0.95
+    assert len(shown.items) == 2 and len(shown.children[1].children) == 2 and "2 misclassified" in shown.note.value
 
 
 def test_gallery_shows_one_tile_per_flagged_image(dogs):

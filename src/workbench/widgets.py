@@ -168,6 +168,7 @@ class StatusWidget(widgets.VBox):
             self.stages.append(event.stage)
             if event.stage == "deleted":
                 self._show({"status": "deleted", "classifier_id": self.classifier_id}, event)
+                self.progress.layout.display = "none"  # nothing will be embedded for it again: no empty bar
                 self.serving.gone()
                 return
             if event.stage in ("ready", "promoted"):  # a new version, or another version serves
@@ -967,7 +968,13 @@ class OverlayGallery(widgets.VBox):
         self.items = items[items["kind"] == "misclassified"].head(max_images)
         tiles = [self._tile(wb, classifier_id, row, oof.classes) for row in self.items.itertuples()]
         grid = widgets.GridBox(tiles, layout=widgets.Layout(grid_template_columns=f"repeat({GALLERY_COLUMNS}, {THUMBNAIL_PX + 16}px)"))
-        super().__init__([widgets.HTML(f"version {oof.version}: {len(self.items)} misclassified, with where their class looked"), grid])
+        if tiles:
+            self.note = widgets.HTML(f"version {oof.version}: {len(self.items)} misclassified, with where their class looked")
+            super().__init__([self.note, grid])
+        else:  # a caption over nothing reads like a drawing that failed
+            self.note = widgets.HTML(f"<i>version {oof.version}: no training image is misclassified at threshold "
+                                     f"{threshold:.2f}, so there is no map to show</i>")
+            super().__init__([self.note])
 
     @staticmethod
     def _tile(wb: Workbench, classifier_id: str, row, classes: Sequence[str]) -> widgets.VBox:
