@@ -5,9 +5,16 @@ tracked notebooks, and rewrites their kernel's display name and exact Python ver
 requires them clean. This pre-save hook strips the outputs and writes the kernel metadata in the
 committed form (Python version as major.minor), so running the notebooks in the lab never dirties
 the repository.
+
+Browser uploads (the create/update form's zip button) reach the kernel as one websocket message, and
+tornado closes the connection on a message over `websocket_max_message_size` (10 MiB by default):
+JupyterLab then says only "Connection lost" and the upload is gone. This raises the limit to what
+one Watson training call could carry, and tells the kernels (through their environment) what it is,
+so the form can say it beside its button.
 Loaded with `jupyter lab --config=jupyter_server_config.py` (the Makefile's `lab` target).
 """
 
+import os
 import re
 import warnings
 
@@ -40,3 +47,9 @@ def strip_outputs(model: dict, **kwargs) -> None:
 
 
 c.FileContentsManager.pre_save_hook = strip_outputs
+
+# Watson: 100 MB a zip, 256 MB a training call. One upload (every zip picked at once) travels as one message,
+# its JSON header (names, sizes) beside the bytes: 1 MiB of room for that.
+UPLOAD_LIMIT_BYTES = 256 * 1024 * 1024
+c.ServerApp.tornado_settings = {"websocket_max_message_size": UPLOAD_LIMIT_BYTES + 1024 * 1024}
+os.environ["WORKBENCH_LAB_UPLOAD_BYTES"] = str(UPLOAD_LIMIT_BYTES)  # kernels inherit the server's environment

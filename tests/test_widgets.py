@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import subprocess
+import sys
 import time
+import urllib.request
+import uuid
+import zipfile
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pytest
+import websocket
 
-from conftest import CREATE_CLASSES, DOGS_JPG, TUTORIAL, Gate
+from conftest import CREATE_CLASSES, DOGS_JPG, TUTORIAL, Gate, stop_process_group, wait_until_up
 from workbench import plots, widgets
-from workbench.review import threshold_metrics
+from workbench.limits import Limits
+from workbench.review import review_items, threshold_metrics
 
 
 CAT_JPG = TUTORIAL / "cats" / "10373218496_4fc37d8e69_z.jpg"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def uploaded(*paths: Path, kind: str = "application/zip") -> tuple[dict, ...]:
@@ -88,6 +99,165 @@ def test_examples_widget_reports_bad_input_without_creating_anything(make_workbe
     form.submit_button.click()
     assert "InvalidExamples" in form.message.value and form.status is None
     assert wb.list_classifiers()["classifiers"] == []
+
+
+def padded_zip(images: Path, target: Path, size: int, count: int = 12) -> Path:
+    """A zip of `count` real images of a folder, each followed by zero bytes (decoders stop at the image's end
+    marker), stored uncompressed so the zip is `size` bytes give or take its headers."""
+    chosen = sorted(p for p in images.iterdir() if p.suffix.lower() == ".jpg")[:count]
+    padding = (size - sum(p.stat().st_size for p in chosen)) // count
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as archive:
+        for path in chosen:
+            archive.writestr(path.name, path.read_bytes() + bytes(padding))
+    return target
+
+
+def test_examples_widget_creates_from_a_100_mb_upload(make_workbench, tutorial_zips, tmp_path):
+    big = padded_zip(TUTORIAL / "beagle", tmp_path / "beagle.zip", 100 * 1000 * 1000)
+    assert 99e6 < big.stat().st_size <= Limits().max_zip_bytes  # Watson's 100 MB a zip, nearly all of it
+    wb = make_workbench()
+    form = widgets.ExamplesWidget(wb)
+    form.name.value = "big"
+    form.upload.value = uploaded(big, tutorial_zips["cats"])  # the browser's one message, as the kernel gets it
+    form.negatives.value = "cats"
+    assert form.message.value == "example sets: beagle, cats"
+    form.submit_button.click()
+    [created] = wb.list_classifiers()["classifiers"]
+    assert wb.wait(created["classifier_id"], timeout=600)["status"] == "ready"
+    assert form.status.status == "ready" and [c["class"] for c in wb.get_classifier(created["classifier_id"])["classes"]] == ["beagle"]
+    assert len(wb.examples(created["classifier_id"])) == 12 + len(zipfile.ZipFile(tutorial_zips["cats"]).namelist())
+
+
+def test_examples_widget_takes_sets_by_path_on_the_kernels_disk(make_workbench, tutorial_zips):
+    wb = make_workbench()
+    form = widgets.ExamplesWidget(wb)
+    form.name.value = "from disk"
+    form.folder.value = str(tutorial_zips["beagle"].parent)  # the six tutorial zips
+    assert form.picked.value == ("beagle", "cats", "dalmatian", "goldenretriever", "husky", "more-cats")
+    assert form.picked.layout.display is None and "beagle · " in form.picked.options[0][0]  # shown, with sizes
+    form.picked.value = ("husky", "cats", "dalmatian")  # a person unpicks the rest
+    assert form.negatives.options == (widgets.NO_NEGATIVES, "cats", "dalmatian", "husky")
+    form.negatives.value = "cats"
+    form.submit_button.click()
+    [created] = wb.list_classifiers()["classifiers"]
+    assert wb.wait(created["classifier_id"], timeout=300)["status"] == "ready"
+    assert sorted(c["class"] for c in wb.get_classifier(created["classifier_id"])["classes"]) == ["dalmatian", "husky"]
+
+
+def test_examples_widget_path_box_takes_one_zip_and_says_what_is_wrong_with_a_path(make_workbench, tutorial_zips, tmp_path):
+    form = widgets.ExamplesWidget(make_workbench())
+    form.folder.value = str(tutorial_zips["husky"])
+    assert form.picked.options == ((f"husky · {widgets._size_text(tutorial_zips['husky'])}", "husky"),)
+    assert form.message.value == "example sets: husky"
+    form.folder.value = str(tmp_path / "nowhere")
+    assert "does not exist on the kernel&#x27;s disk" in form.message.value and form.picked.options == ()
+    assert form.picked.layout.display == "none"
+    form.folder.value = str(DOGS_JPG)
+    assert "is not a folder or a .zip file" in form.message.value
+
+
+def test_examples_widget_says_why_an_upload_cannot_be_taken(make_workbench, tutorial_zips, tmp_path):
+    wb = make_workbench()
+    form = widgets.ExamplesWidget(wb)
+    form.name.value = "refused"
+    form.upload.value = uploaded(tutorial_zips["husky"], DOGS_JPG)  # the picker filters on .zip; a drop does not
+    assert "InvalidExamples" in form.message.value and "&#x27;dogs.jpg&#x27; is not a .zip" in form.message.value
+    assert "path box" in form.message.value
+    huge = padded_zip(TUTORIAL / "beagle", tmp_path / "huge.zip", 101 * 1024 * 1024)  # over Watson's 100 MB a zip
+    form.upload.value = uploaded(huge, tutorial_zips["cats"])
+    assert "LimitExceeded" in form.message.value and "101.0 MiB" in form.message.value and "100 MiB" in form.message.value
+    form.submit_button.click()
+    assert "LimitExceeded" in form.message.value and wb.list_classifiers()["classifiers"] == []
+
+
+def test_examples_widget_says_how_much_an_upload_may_carry(make_workbench, monkeypatch):
+    wb = make_workbench()
+    monkeypatch.delenv(widgets.LAB_UPLOAD_ENV, raising=False)
+    plain = widgets.ExamplesWidget(wb).upload_note.value  # a Jupyter server started without our config
+    assert "up to 10 MiB in all" in plain and "Connection lost" in plain and "make lab" in plain and "path" in plain
+    config = lab_config()
+    monkeypatch.setenv(widgets.LAB_UPLOAD_ENV, config["env"])
+    assert "up to 256 MiB in all" in widgets.ExamplesWidget(wb).upload_note.value
+    assert config["tornado"]["websocket_max_message_size"] > 256 * 1024 * 1024 == int(config["env"])
+
+
+def lab_config() -> dict:
+    """What jupyter_server_config.py sets, read as Jupyter reads it (a Config object named `c`)."""
+    from traitlets.config import Config
+
+    config = Config()
+    before = os.environ.get(widgets.LAB_UPLOAD_ENV)
+    try:
+        exec((ROOT / "jupyter_server_config.py").read_text(), {"get_config": lambda: config, "__name__": "config"})
+        env = os.environ[widgets.LAB_UPLOAD_ENV]
+    finally:
+        if before is None:
+            os.environ.pop(widgets.LAB_UPLOAD_ENV, None)
+        else:
+            os.environ[widgets.LAB_UPLOAD_ENV] = before
+    return {"tornado": config.ServerApp.tornado_settings, "env": env}
+
+
+def test_lab_config_lets_a_20_mb_message_reach_the_kernel(tmp_path):
+    """A real Jupyter server started with the project's config (as `make lab` does) takes a 20 MB websocket
+    message (tornado's default drops anything over 10 MiB), and its kernels know the limit."""
+    port, token = free_port(), "t0ken"
+    command = [sys.executable, "-m", "jupyter", "server", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+               f"--ServerApp.root_dir={tmp_path}", f"--IdentityProvider.token={token}",
+               f"--config={ROOT / 'jupyter_server_config.py'}"]
+    if os.getuid() == 0:
+        command.append("--allow-root")
+    log = tmp_path / "server.log"
+    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(tmp_path / "config"), JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))
+    env.pop(widgets.LAB_UPLOAD_ENV, None)
+    with open(log, "wb") as out:
+        server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_until_up(f"{base}/api/status?token={token}", server, log, "jupyter server")
+        request = urllib.request.Request(f"{base}/api/kernels?token={token}", data=b"{}", method="POST",
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            kernel = json.load(answer)["id"]
+        payload = "x" * (20 * 1000 * 1000)
+        code = f"import os; print(len({payload!r}), os.environ.get({widgets.LAB_UPLOAD_ENV!r}))"
+        printed = execute(f"ws://127.0.0.1:{port}/api/kernels/{kernel}/channels?token={token}", code)
+    finally:
+        stop_process_group(server)
+    assert printed.split() == [str(len(payload)), str(256 * 1024 * 1024)]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def execute(url: str, code: str, timeout_s: float = 120) -> str:
+    """Runs `code` on a kernel through its websocket (Jupyter's JSON protocol); returns what it printed."""
+    connection = websocket.create_connection(url, timeout=timeout_s)
+    try:
+        msg_id = uuid.uuid4().hex
+        connection.send(json.dumps({
+            "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "test", "session": uuid.uuid4().hex,
+                       "date": datetime.now(timezone.utc).isoformat(), "version": "5.3"},
+            "parent_header": {}, "metadata": {}, "channel": "shell",
+            "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {}, "allow_stdin": False},
+        }))
+        printed = []
+        while True:
+            message = json.loads(connection.recv())
+            if message.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind = message["header"]["msg_type"]
+            if kind == "stream":
+                printed.append(message["content"]["text"])
+            elif kind == "error":
+                raise AssertionError(message["content"]["evalue"])
+            elif kind == "status" and message["content"]["execution_state"] == "idle":
+                return "".join(printed)
+    finally:
+        connection.close()
 
 
 @pytest.fixture(scope="module")
@@ -168,8 +338,24 @@ def test_status_widget_sees_delete(make_workbench, tutorial_zips):
     status.wait(timeout=300)
     wb.delete_classifier(cid)
     assert status.statuses[-2:] == ["ready", "deleted"]
+    assert status.progress.layout.display == "none" and "deleted" in status.label.value  # no empty "embedding" bar
     status.close()
     assert status.on_event not in wb.jobs.listeners
+
+
+def test_overlay_gallery_says_when_no_image_is_misclassified(make_workbench, tutorial_zips, dogs):
+    wb = make_workbench()  # huskies against cats: an easy task
+    cid = wb.create_classifier("tiny", {"husky": tutorial_zips["husky"]}, negative_examples=tutorial_zips["cats"])["classifier_id"]
+    assert wb.wait(cid, timeout=300)["status"] == "ready"
+    oof = wb.out_of_fold(cid)
+    clean = [t for t in np.linspace(0.05, 0.95, 19) if not (review_items(oof, t)["kind"] == "misclassified").any()]
+    assert clean, "some threshold leaves no training image misclassified"
+    gallery = widgets.OverlayGallery(wb, cid, threshold=clean[0])
+    assert len(gallery.items) == 0 and gallery.children == (gallery.note,)  # no empty grid under a caption
+    assert f"no training image is misclassified at threshold {clean[0]:.2f}" in gallery.note.value
+    wb, cid = dogs
+    shown = widgets.OverlayGallery(wb, cid, threshold=0.95, max_images=2)  # dalmatians and friends below 0.95
+    assert len(shown.items) == 2 and len(shown.children[1].children) == 2 and "2 misclassified" in shown.note.value
 
 
 def test_gallery_shows_one_tile_per_flagged_image(dogs):

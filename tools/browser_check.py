@@ -9,9 +9,16 @@ overview there: reported, not failed), the sidebar switch to "Model training", t
 which must show the runs table, and its "Key metrics" view with metric columns; then the links the
 tracker prints: the runs table with the key metrics, a registered version linking its LoggedModel
 (named `<id>-v2`, with parameters), the compare view of v1 and v2 with a plot side by side, and the
-registered model; last, runs notebook 05 (delete). No cell may end in an error. Screenshots go to
+registered model. Before that, a notebook of its own (written into the temporary folder) walks the
+rest of a data scientist's loop: 100 MB of zips (a 100 MB beagle.zip of real images padded with
+zeros, and cats.zip) picked through the create form's upload button, Create, until ready; v1 picked
+in the serving picker, and the classify widget answering from v1 (no dalmatian class); a training
+image removed from the gallery, and v3 trained and serving. JupyterLab runs with the project's
+jupyter_server_config.py, as `make lab` does. Last, runs notebook 05 (delete). No cell may end in an error. Screenshots go to
 docs/ (classify_widget.png, classify_widget_upload.png, mlflow-home-click-runs.png,
-mlflow-runs-dogs.png, mlflow-compare-dogs.png, mlflow-registered-dogs.png). Exit status 0 means it passed.
+mlflow-runs-dogs.png, mlflow-compare-dogs.png, mlflow-registered-dogs.png, upload_form_100mb.png,
+promote_v1.png, promote_v1_classify.png, gallery_removed.png, gallery_removed_status.png).
+Exit status 0 means it passed.
 
     .venv/bin/python tools/browser_check.py [--docs docs] [--chromium /usr/bin/chromium]
 
@@ -76,7 +83,8 @@ def start_lab(root: Path, port: int, token: str) -> subprocess.Popen:
     """JupyterLab from this venv (so its kernel is the venv's python3), serving `root` on 127.0.0.1."""
     command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
                f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={token}",
-               "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+               "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+               f"--config={ROOT / 'jupyter_server_config.py'}"]  # as `make lab`: uploads up to 256 MiB
     if os.geteuid() == 0:  # containers often run as root; JupyterLab refuses that unless told
         command.append("--allow-root")
     settings = root / ".lab-settings"
@@ -329,6 +337,112 @@ def check_mlflow(page: Page, ui: str, uri: str, docs: Path) -> None:
     print("registered model:", page.url)
 
 
+# the data scientist's loop, past the tutorial: a 100 MB upload, promote, curate ---------------------------
+BIG_ZIP_BYTES = 100 * 1000 * 1000  # Watson's 100 MB a zip
+LOOP_NOTEBOOK = "06_loop.ipynb"  # written into the temporary folder only: the form, the serving picker, classify, gallery
+
+
+def padded_zip(images: Path, target: Path, size: int, count: int = 12) -> Path:
+    """A zip of `count` real images, each followed by zero bytes (decoders stop at the image's end marker), stored
+    uncompressed so the zip is `size` bytes give or take its headers (as tests/test_widgets.py makes it)."""
+    import zipfile
+
+    chosen = sorted(p for p in images.iterdir() if p.suffix.lower() == ".jpg")[:count]
+    padding = (size - sum(p.stat().st_size for p in chosen)) // count
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as archive:
+        for path in chosen:
+            archive.writestr(path.name, path.read_bytes() + bytes(padding))
+    return target
+
+
+def write_loop_notebook(work: Path, parameters: dict) -> list[Path]:
+    """The loop notebook and the zips it is given: a 100 MB beagle.zip and the tutorial's cats.zip."""
+    from workbench.cli import zip_folder
+
+    zips = work / "upload"
+    zips.mkdir()
+    uploads = [padded_zip(TUTORIAL / "beagle", zips / "beagle.zip", BIG_ZIP_BYTES), zip_folder(TUTORIAL / "cats", zips / "cats.zip")]
+    cells = [
+        "from workbench import Workbench, widgets\n"
+        f"big = Workbench({str(work / 'home-big')!r}, tracking_uri='none')  # its own home: the upload's classifier\n"
+        "form = widgets.ExamplesWidget(big)\nform.add_class('workbench-form')\nform",
+        f"wb = Workbench({parameters['home']!r}, tracking_uri={parameters['tracking_uri']!r})\n"
+        "cid = wb.find_classifier('dogs')\nstatus = widgets.StatusWidget(wb, cid)\nstatus.add_class('workbench-status')\nstatus",
+        "classify = widgets.ClassifyWidget(wb, [cid], threshold=0.0)  # every class of the serving version\nclassify.add_class('workbench-loop-classify')\nclassify",
+        "gallery = widgets.Gallery(wb, cid)\ngallery.add_class('workbench-gallery')\ngallery",
+    ]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nbformat.write(notebook, work / LOOP_NOTEBOOK)
+    return uploads
+
+
+def pick_files(page: Page, button, files: list[Path]) -> None:
+    with page.expect_file_chooser(timeout=30_000) as chooser:  # the button opens the browser's file dialog
+        button.click()
+    chooser.value.set_files([str(f) for f in files])  # what a person picks in it
+
+
+def check_big_upload(page: Page, uploads: list[Path], docs: Path) -> None:
+    """The form: 100 MB of zips through its upload button (one websocket message), cats as negatives, Create, ready."""
+    form = page.locator(f"{SHOWN} .workbench-form").first
+    form.scroll_into_view_if_needed()
+    total = sum(f.stat().st_size for f in uploads)
+    started = time.monotonic()
+    pick_files(page, form.locator(".widget-upload").first, uploads)
+    form.get_by_text("example sets: beagle, cats").wait_for(timeout=300_000)  # the kernel has the bytes
+    print(f"uploaded {total / 1e6:.1f} MB of zips through the form in {time.monotonic() - started:.1f} s")
+    form.locator(".widget-dropdown", has_text="negatives").locator("select").select_option("cats")
+    form.locator(".widget-text", has_text="name").locator("input").fill("big")
+    form.get_by_role("button", name="Create").click()
+    form.get_by_text(re.compile(r"created big_")).wait_for(timeout=60_000)
+    form.locator(".widget-html", has_text=re.compile(r"big_\w+: ready")).first.wait_for(timeout=600_000)
+    print(f"created from the upload and ready, {time.monotonic() - started:.1f} s after the pick")
+    form.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    form.screenshot(path=str(docs / "upload_form_100mb.png"))
+
+
+LOOP_CLASSES = f"""() => {{  // the loop classify widget's table: the classes of the custom classifier
+  const rows = [...document.querySelectorAll('{SHOWN} .workbench-loop-classify table.workbench-results tbody tr')];
+  return rows.map(r => [...r.querySelectorAll('td')].map(d => d.innerText.trim())).filter(c => c[0] !== 'default')
+             .map(c => c[1]); }}"""
+
+
+def check_promote(page: Page, docs: Path) -> None:
+    """The serving picker: v1 serves (it never saw a dalmatian), and the classify widget answers from it."""
+    status = page.locator(f"{SHOWN} .workbench-status").first
+    status.scroll_into_view_if_needed()
+    status.locator("select").first.select_option(label="v1")
+    status.get_by_text(re.compile(r"serving v1 \(pinned")).wait_for(timeout=60_000)
+    widget = page.locator(f"{SHOWN} .workbench-loop-classify").first
+    widget.scroll_into_view_if_needed()
+    pick_files(page, widget.locator(".widget-upload").first, [UPLOAD])
+    page.wait_for_function(f"() => ({LOOP_CLASSES})().length > 0", timeout=60_000)
+    classes = page.evaluate(LOOP_CLASSES)
+    print("v1 serving, classify of", UPLOAD.name, "->", classes)
+    assert sorted(classes) == ["beagle", "goldenretriever", "husky"], classes  # v1's classes: no dalmatian yet
+    page.wait_for_timeout(500)
+    page.locator(f"{SHOWN} .workbench-status").first.screenshot(path=str(docs / "promote_v1.png"))
+    widget.screenshot(path=str(docs / "promote_v1_classify.png"))
+    status.locator("select").first.select_option(label="newest (each training serves)")
+    status.get_by_text(re.compile(r"serving v2$")).wait_for(timeout=60_000)
+
+
+def check_remove(page: Page, docs: Path) -> None:
+    """The gallery: remove the first image from training; the classifier retrains, and v3 serves."""
+    gallery = page.locator(f"{SHOWN} .workbench-gallery").first
+    gallery.scroll_into_view_if_needed()
+    gallery.get_by_role("button", name="remove").first.click()
+    status = page.locator(f"{SHOWN} .workbench-status").first
+    status.get_by_text(re.compile(r"serving v3")).wait_for(timeout=600_000)
+    print("removed one example: v3 trained and serves")
+    gallery.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    gallery.screenshot(path=str(docs / "gallery_removed.png"))
+    status.screenshot(path=str(docs / "gallery_removed_status.png"))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=Path, default=ROOT / "docs", help="where the screenshots go")
@@ -341,6 +455,7 @@ def main(argv: list[str] | None = None) -> int:
         for path in NOTEBOOKS:
             nbformat.write(parameterize_notebook(load_notebook_node(str(path)), parameters), work / path.name)
         port, token, mlflow_port = free_port(), secrets.token_hex(16), free_port()
+        uploads = write_loop_notebook(work, parameters)
         lab = start_lab(work, port, token)
         mlflow_ui = None
         try:
@@ -349,6 +464,11 @@ def main(argv: list[str] | None = None) -> int:
                 page = browser.new_page(viewport=VIEWPORT)
                 try:
                     for path in NOTEBOOKS:
+                        if path.name.startswith("05"):  # after 04 and before the delete: the loop notebook
+                            run_all(page, f"http://127.0.0.1:{port}/lab/tree/{LOOP_NOTEBOOK}?reset&token={token}")
+                            check_big_upload(page, uploads, args.docs)
+                            check_promote(page, args.docs)
+                            check_remove(page, args.docs)
                         if path.name.startswith("05"):  # delete last, after the MLflow UI has shown `dogs`
                             mlflow_ui = start_mlflow(work / "mlruns", mlflow_port)
                             check_mlflow(page, f"http://127.0.0.1:{mlflow_port}", parameters["tracking_uri"], args.docs)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import io
 import math
+import os
 import threading
 import time
 from pathlib import Path
@@ -23,7 +24,7 @@ from PIL import Image
 
 from . import (ClassifierEvent, Interpretation, OutOfFold, folder_images, folder_sets, image_paths, label_from_name,
                parse_labels, plots, set_name)
-from .errors import InvalidRequest, WorkbenchError
+from .errors import InvalidExamples, InvalidRequest, LimitExceeded, WorkbenchError
 from .review import BORDERLINE_MARGIN, calibration_summary, review_items
 from .service import Workbench
 from .vocabulary import FOOD_CLASSIFIER_ID, GENERAL_CLASSIFIER_ID, THRESHOLD
@@ -42,6 +43,8 @@ LATEST_LABEL = "newest (each training serves)"
 REDRAW_INTERVAL_S = 0.2  # threshold plots redraw at most this often while the slider moves
 RESULTS_BATCH = 16  # images per classify call of a ResultsGrid
 TOP_CLASSES = 3  # classes per classifier under a ResultsGrid thumbnail
+LAB_UPLOAD_ENV = "WORKBENCH_LAB_UPLOAD_BYTES"  # set by jupyter_server_config.py (`make lab`): its websocket limit
+TORNADO_MESSAGE_BYTES = 10 * 1024 * 1024  # tornado's default websocket_max_message_size: Jupyter's, unless raised
 LABELS_FILE = "LABELS.txt"  # a folder's ground truth for ResultsGrid: one `file<TAB>label` a line
 
 
@@ -165,6 +168,7 @@ class StatusWidget(widgets.VBox):
             self.stages.append(event.stage)
             if event.stage == "deleted":
                 self._show({"status": "deleted", "classifier_id": self.classifier_id}, event)
+                self.progress.layout.display = "none"  # nothing will be embedded for it again: no empty bar
                 self.serving.gone()
                 return
             if event.stage in ("ready", "promoted"):  # a new version, or another version serves
@@ -254,9 +258,12 @@ class ServingPicker(widgets.HBox):
 
 # create or update ------------------------------------------------------------------
 class ExamplesWidget(widgets.VBox):
-    """Create a classifier, or update one, from uploaded zips or a picked folder of zips / image folders.
+    """Create a classifier, or update one, from uploaded zips or from zips and image folders on the kernel's disk.
 
     Each set is named after its file; the one chosen under "negatives" becomes the negative examples.
+    A browser upload travels to the kernel as one websocket message, so it is capped by the Jupyter server
+    (`upload_limit_bytes()`, said beside the button); the `folder` box takes a folder of zips and image
+    folders, or one zip, on the kernel's disk, of any size, and `picked` chooses among its sets.
     After `Create`/`Update` a `StatusWidget` (`.status`) shows the training live.
     """
 
@@ -267,28 +274,73 @@ class ExamplesWidget(widgets.VBox):
         self.target = widgets.Dropdown(options=[("new classifier", NEW_CLASSIFIER), *mine],
                                        value=classifier_id or NEW_CLASSIFIER, description="classifier")
         self.upload = widgets.FileUpload(accept=".zip", multiple=True, description="zips")
-        self.folder = widgets.Text(description="folder", placeholder="folder of .zip files or image folders")
+        self.upload_note = widgets.HTML(upload_limit_html())
+        self.folder = widgets.Text(description="path", placeholder="folder of .zip files or image folders, or a .zip",
+                                   layout=widgets.Layout(width="32em"))
+        self.folder_note = widgets.HTML(f"<small>on the kernel's disk, any size (relative to "
+                                        f"<code>{html.escape(str(Path.cwd()))}</code>)</small>")
+        self.picked = widgets.SelectMultiple(description="sets there", rows=4, layout=widgets.Layout(display="none"))
         self.negatives = widgets.Dropdown(options=[NO_NEGATIVES], description="negatives")
         self.submit_button = widgets.Button(description="Create", button_style="primary")
         self.message = widgets.HTML()
         self.status: StatusWidget | None = None
         self._status_box = widgets.VBox()
-        for control in (self.upload, self.folder):
+        for control in (self.upload, self.picked):
             control.observe(self._refresh_sets, names="value")
+        self.folder.observe(self._refresh_path, names="value")
         self.target.observe(self._refresh_target, names="value")
         self.submit_button.on_click(lambda _: self.submit())
-        super().__init__([self.target, self.name, widgets.HBox([self.upload, self.folder]), self.negatives,
+        super().__init__([self.target, self.name, widgets.HBox([self.upload, self.upload_note]),
+                          widgets.HBox([self.folder, self.folder_note]), self.picked, self.negatives,
                           self.submit_button, self.message, self._status_box])
         self._refresh_target()
 
     def sets(self) -> dict[str, bytes | Path]:
-        """Every example set given so far, by name: uploaded zips (bytes) and the folder's entries (paths)."""
-        found: dict[str, bytes | Path] = {}
-        if self.folder.value.strip():
-            found.update(folder_sets(self.folder.value.strip()))
+        """Every example set given so far, by name: the sets picked at the path (paths), then uploaded zips (bytes).
+
+        Raises InvalidExamples for a path that is neither a folder nor a .zip, or an upload that is not a .zip,
+        and LimitExceeded for an uploaded zip over the engine's bytes per zip.
+        """
+        chosen = set(self.picked.value)
+        found: dict[str, bytes | Path] = {name: path for name, path in self._path_sets().items() if name in chosen}
         for upload in self.upload.value:
-            found[set_name(upload["name"])] = bytes(upload["content"])
+            found[set_name(upload["name"])] = self._upload_bytes(upload)
         return found
+
+    def _path_sets(self) -> dict[str, Path]:
+        """The sets at the path box: a folder's zips and sub-folders, or one .zip file; {} when it is empty."""
+        text = self.folder.value.strip()
+        if not text:
+            return {}
+        path = Path(text).expanduser()
+        if path.is_file() and path.suffix.lower() == ".zip":
+            return {set_name(path.name): path}
+        if not path.is_dir():
+            what = "is not a folder or a .zip file" if path.exists() else "does not exist"
+            raise InvalidExamples(f"{text!r} {what} on the kernel's disk (relative paths start at {str(Path.cwd())!r})")
+        return folder_sets(path)
+
+    def _upload_bytes(self, upload: Mapping) -> bytes:
+        """An uploaded zip's bytes, once its name and size pass (said in the widget before any image is read)."""
+        name, size = upload["name"], len(upload["content"])
+        if not name.lower().endswith(".zip"):
+            raise InvalidExamples(f"{name!r} is not a .zip: upload one zip of images per class, or give a folder of "
+                                  "image folders in the path box")
+        if size > self.wb.limits.max_zip_bytes:
+            raise LimitExceeded(f"{name!r} holds {_mib(size)}; a zip may hold at most {_mib(self.wb.limits.max_zip_bytes)} "
+                                "(Watson's limit): split it into several zips of one class")
+        return bytes(upload["content"])
+
+    def _refresh_path(self, _=None) -> None:
+        """Lists the sets at the new path, all picked, then refreshes the form (which says what is wrong with it)."""
+        try:
+            found = self._path_sets()
+        except WorkbenchError:
+            found = {}
+        self.picked.options = [(f"{name} · {_size_text(path)}", name) for name, path in found.items()]
+        self.picked.value = tuple(found)
+        self.picked.layout.display = None if found else "none"
+        self._refresh_sets()
 
     def _refresh_sets(self, _=None) -> None:
         try:
@@ -345,6 +397,32 @@ class ExamplesWidget(widgets.VBox):
 
 def _target_label(record: dict) -> str:
     return record["name"] + " · " + record["classifier_id"]
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.1f} MiB" if size % 2**20 else f"{size // 2**20} MiB"
+
+
+def _size_text(path: Path) -> str:
+    """`2.1 MiB` for a zip, `folder` for a folder (walking it to add up its files could take long)."""
+    return _mib(path.stat().st_size) if path.is_file() else "folder"
+
+
+def upload_limit_bytes() -> int | None:
+    """What one browser upload may carry to this kernel: the limit `make lab` gave the Jupyter server (its
+    `jupyter_server_config.py` puts it in WORKBENCH_LAB_UPLOAD_BYTES, which kernels inherit); None when unknown."""
+    raw = os.environ.get(LAB_UPLOAD_ENV, "").strip()
+    return int(raw) if raw.isascii() and raw.isdigit() else None
+
+
+def upload_limit_html() -> str:
+    """The note beside the form's upload button: how much an upload may carry, and the path box for more."""
+    limit = upload_limit_bytes()
+    if limit is not None:
+        return (f"<small>up to {_mib(limit)} in all per pick (this Jupyter server's limit); "
+                "bigger: give their path below</small>")
+    return (f"<small>up to {_mib(TORNADO_MESSAGE_BYTES)} in all per pick (Jupyter's default: a bigger upload is lost "
+            "as \"Connection lost\"; <code>make lab</code> raises it to 256 MiB); bigger: give their path below</small>")
 
 
 # classify ----------------------------------------------------------------------------
@@ -890,7 +968,13 @@ class OverlayGallery(widgets.VBox):
         self.items = items[items["kind"] == "misclassified"].head(max_images)
         tiles = [self._tile(wb, classifier_id, row, oof.classes) for row in self.items.itertuples()]
         grid = widgets.GridBox(tiles, layout=widgets.Layout(grid_template_columns=f"repeat({GALLERY_COLUMNS}, {THUMBNAIL_PX + 16}px)"))
-        super().__init__([widgets.HTML(f"version {oof.version}: {len(self.items)} misclassified, with where their class looked"), grid])
+        if tiles:
+            self.note = widgets.HTML(f"version {oof.version}: {len(self.items)} misclassified, with where their class looked")
+            super().__init__([self.note, grid])
+        else:  # a caption over nothing reads like a drawing that failed
+            self.note = widgets.HTML(f"<i>version {oof.version}: no training image is misclassified at threshold "
+                                     f"{threshold:.2f}, so there is no map to show</i>")
+            super().__init__([self.note])
 
     @staticmethod
     def _tile(wb: Workbench, classifier_id: str, row, classes: Sequence[str]) -> widgets.VBox:
