@@ -1,4 +1,4 @@
-"""Decoding: safe checks before any pixel is read, RGB and orientation, the pool that decodes ahead of the backbone."""
+"""Decoding: safe checks before any pixel is decoded, RGB and orientation, the pool decoding ahead of the backbone."""
 
 from __future__ import annotations
 

@@ -210,7 +210,7 @@ def top_colour(wb, data: bytes) -> tuple[str, float]:
     (("sklearn", "datasets", "images", "flower.jpg"), {"orange color"}),
 ])
 def test_the_subject_colour_is_the_subjects(dogs, image: tuple[str, ...], colours: set[str]) -> None:
-    """A blue gift box on white, a red motorcycle with black tyres, an orange dahlia (were white, charcoal, tan)."""
+    """Blue gift box on white, red motorcycle with black tyres, orange dahlia (were white, charcoal, light brown)."""
     wb, _ = dogs
     name, score = top_colour(wb, package_image(*image))
     assert name in colours and score >= 0.5

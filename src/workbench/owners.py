@@ -1,4 +1,4 @@
-"""Who does a piece of work (`host:pid:start`: training leases, MLflow runs), and whether it still lives to finish it.
+"""Who does some work (`host:pid:start`: training leases, MLflow runs), and whether that process lives on to finish it.
 
 A crashed process leaves its work marked as in progress; the next process must tell "busy" from
 "abandoned". On this host the process table answers: no such pid, a zombie (state Z: it has exited,

@@ -306,7 +306,8 @@ def register(client, record: ClassifierRecord, version: VersionRecord, run, mode
     except MlflowException:
         client.create_registered_model(
             cid, tags={"workbench.classifier_name": record.name, "workbench.owner": record.owner},
-            description=f"Watson classifier {record.name} ({cid}). Alias `{SERVING_ALIAS}`: the version classify uses.",
+            description=f"Watson classifier {record.name} ({cid}). "
+            f"Alias `{SERVING_ALIAS}` = the version classify uses.",
         )
     created = client.create_model_version(
         cid, source=model_source(client, model_id), run_id=run.info.run_id, model_id=model_id,

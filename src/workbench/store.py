@@ -132,7 +132,7 @@ CREATE TABLE IF NOT EXISTS customer_data (  -- X-Watson-Metadata: customer_id la
     classifier_id TEXT NOT NULL REFERENCES classifiers(classifier_id) ON DELETE CASCADE,
     PRIMARY KEY (customer_id, classifier_id)
 );
-CREATE TABLE IF NOT EXISTS pending_removals (  -- files a committed delete still has to remove (after a crash)
+CREATE TABLE IF NOT EXISTS pending_removals (  -- files a committed delete has still to remove (a crash may stop it)
     kind TEXT NOT NULL,           -- "blob": name is a sha256, removed only while no example uses it;
                                   -- "heads": name is a classifier id
     name TEXT NOT NULL,
