@@ -101,7 +101,7 @@ def summary(raw: dict) -> dict:
         return statistics.median(r[step][key] for r in raw["train"])
 
     def ceiling(limit_images_per_s: float) -> float:
-        """Decode on every core, then inference on every core: the CPU-seconds of both per image, shared by `cpus` cores."""
+        """Decode on every core, then inference on every core: CPU-seconds of both per image, shared by `cpus` cores."""
         return 1.0 / (decode["ms_per_image"] / 1000 / cpus + 1.0 / limit_images_per_s)
 
     int8 = raw["classify_int8"]
@@ -244,7 +244,8 @@ def main() -> None:
         raw = measure(Path(tmp))
     info["load_average_after"] = os.getloadavg()
     numbers = summary(raw)
-    print(f"{info['cpus']} CPUs ({info['cpu']}), Python {info['python']}, load average before {info['load_average_before']}")
+    print(f"{info['cpus']} CPUs ({info['cpu']}), Python {info['python']}, "
+          f"load average before {info['load_average_before']}")
     print(f"load average after {info['load_average_after']} (above about 0.3 x CPUs, other work shared the cores)")
     print(table(numbers))
     print(LEGEND)

@@ -204,7 +204,7 @@ def run_idle(server: Server) -> dict:
 
 
 def run_slow_body(server: Server) -> dict:
-    """A 50 MB classify body at 8 KiB/s: what the server answers, and when (or that it was still reading at the bound)."""
+    """A 50 MB classify body at 8 KiB/s: the server's answer and when (or that it was still reading at the bound)."""
     part = (f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="images_file"; filename="big.jpg"\r\n'
             "Content-Type: image/jpeg\r\n\r\n").encode()
     head = (f"POST /v3/classify?version={VERSION['version']} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -275,6 +275,8 @@ def run_connections(folder: Path) -> dict:
 def describe(result: dict) -> list[str]:
     """Table lines for the connections part."""
     loris, idle, body = result["slowloris"], result["idle"], result["slow_body"]
+    loris_label = f"  beside {loris['slowloris']} slowloris for {int(loris['seconds'])} s: p50 / p99"
+    idle_label = f"  beside {idle['idle_sockets']} idle sockets for {int(idle['seconds'])} s: p50 / p99"
 
     def legit(row: dict) -> str:
         return (f"{row['p50_ms']} / {row['p99_ms']} ms; list {row['list_p50_ms']} / {row['list_p99_ms']} ms; "
@@ -284,12 +286,12 @@ def describe(result: dict) -> list[str]:
         f"{'open files: server (started at soft ' + str(result['server_started_with_soft_files']) + ') / bench':<58} "
         f"{result['server_open_files']} / {result['bench_open_files']}",
         f"{'classify (and list) alone: p50 / p99':<58} {legit(result['quiet'])}",
-        f"{'  beside ' + str(loris['slowloris']) + ' slowloris for ' + str(int(loris['seconds'])) + ' s: p50 / p99':<58} {legit(loris['legit'])}",
+        f"{loris_label:<58} {legit(loris['legit'])}",
         f"{'  slowloris opened / closed by server / open at end':<58} "
         f"{loris['opened']} / {loris['closed_by_server']} / {loris['open_at_end']}",
         f"{'  closed after s (min / median / max)':<58} "
         f"{loris['close_after_s_min']} / {loris['close_after_s_median']} / {loris['close_after_s_max']}",
-        f"{'  beside ' + str(idle['idle_sockets']) + ' idle sockets for ' + str(int(idle['seconds'])) + ' s: p50 / p99':<58} {legit(idle['legit'])}",
+        f"{idle_label:<58} {legit(idle['legit'])}",
         f"{'  idle opened / closed by server (median s) / open at end':<58} "
         f"{idle['opened']} / {idle['closed_by_server']} ({idle['close_after_s_median']}) / {idle['open_at_end']}",
         f"{'  server log lines with EMFILE':<58} {result['server_log_emfile_lines']}",

@@ -88,7 +88,7 @@ def run_op(op: str, home: Path, target: str, tag: int, zips: Path) -> None:
     from workbench import Workbench
 
     wb = Workbench(home, train=False, resume=False, tracking_uri=False)
-    wb.store  # the start-up sweep runs before the kill window opens
+    _ = wb.store  # the start-up sweep runs before the kill window opens
     print(READY, flush=True)
     rng = random.Random(tag)
     shared = rng.sample(SHARED_CLASSES, 2)
@@ -105,7 +105,7 @@ def run_op(op: str, home: Path, target: str, tag: int, zips: Path) -> None:
 
 
 def run_load(home: Path, zips: Path, seed: int) -> None:
-    """The load: creates and deletes classifiers of shared and own photos until killed; prints one line per operation."""
+    """The load: creates and deletes classifiers of shared and own photos until killed; prints a line per operation."""
     from workbench import Workbench
 
     wb = Workbench(home, train=False, resume=False, tracking_uri=False)
@@ -129,7 +129,7 @@ def rows(home: Path, query: str, *args: object) -> list[tuple]:
 
 
 def lost_images(home: Path, names_like: str = "%") -> int:
-    """Example rows (of classifiers named like `names_like`) whose blob is missing or holds other bytes, read from the files.
+    """Example rows (classifiers named like `names_like`) whose blob is gone or holds other bytes, read from the files.
 
     While the load runs, only the killed operations' classifiers (`k%`) are counted: a snapshot can see a
     load classifier whose delete is under way, a state that ends with that delete (unless it is killed:
@@ -199,7 +199,7 @@ def calibrate(home: Path, zips: Path, tag: int) -> dict[str, float]:
 
 
 def top_up(home: Path, zips: Path, campaign: Campaign) -> None:
-    """Creates classifiers, unkilled, until updates and deletes have MIN_CLASSIFIERS targets (keeps the mix of kills even)."""
+    """Creates classifiers, unkilled, until updates and deletes have MIN_CLASSIFIERS targets (an even kill mix)."""
     while len(classifier_ids(home)) < MIN_CLASSIFIERS:
         tag = SEED_TAG + campaign.top_ups
         campaign.top_ups += 1
@@ -248,7 +248,8 @@ def one_kill(rng: random.Random, home: Path, zips: Path, tag: int, seconds: dict
                 pending_removals(home), len(blob_files(home) - referenced))
     campaign.kills.append(kill)
     print(f"kill {len(campaign.kills):3d}: {op:6s} after {after_s:5.2f} s, {kill.outcome:11s} "
-          f"lost {kill.newly_lost_images} (in store {kill.lost_images}), pending {kill.pending_removals}, orphans {kill.orphan_blobs}", flush=True)
+          f"lost {kill.newly_lost_images} (in store {kill.lost_images}), "
+          f"pending {kill.pending_removals}, orphans {kill.orphan_blobs}", flush=True)
 
 
 def finish(home: Path, campaign: Campaign) -> None:

@@ -168,7 +168,7 @@ async def operation(kind: str, owner: str, client: httpx.AsyncClient, state: Loa
 
 async def worker(server: Server, owner: str, seed: int, state: LoadState, blobs: dict[str, bytes]) -> None:
     rng = random.Random(seed)
-    kinds, weights = zip(*WEIGHTS.items())
+    kinds, weights = zip(*WEIGHTS.items(), strict=True)
     async with server.async_client(owner) as client:
         while not state.spent():
             await operation(rng.choices(kinds, weights)[0], owner, client, state, rng, blobs)
@@ -206,7 +206,8 @@ def lost_updates(state: LoadState, records: dict[str, dict], home: Path) -> list
         trained_up_to = next(v.last_example_id for v in store.versions(update.classifier_id) if v.version == serving)
         untrained = [s for s in update.shas if rows.get((update.class_name, s), 0) > trained_up_to]
         if missing or untrained:
-            lost.append(f"{update.classifier_id}/{update.class_name}: {len(missing)} images missing, {len(untrained)} not trained")
+            lost.append(f"{update.classifier_id}/{update.class_name}: "
+                        f"{len(missing)} images missing, {len(untrained)} not trained")
     return lost
 
 

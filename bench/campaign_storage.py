@@ -154,7 +154,7 @@ def exercise(server: Server, kept: str, cause: str, tag: int) -> dict:
         more = {"dalmatian_positive_examples": ("dalmatian.zip", images_zip("dalmatian", 10, tag), "application/zip")}
         writes: dict[str, list[httpx.Response | Exception]] = {"create": [], "update": [], "delete": []}
         for i in range(WRITES):
-            writes["create"].append(timed(lambda: create(client, "refused", tag + 10 * i))[0])
+            writes["create"].append(timed(lambda i=i: create(client, "refused", tag + 10 * i))[0])
             writes["update"].append(timed(lambda: client.post(f"/v3/classifiers/{kept}", params=VERSION, files=more))[0])
             writes["delete"].append(timed(lambda: client.delete(f"/v3/classifiers/{kept}", params=VERSION))[0])
         record = client.get(f"/v3/classifiers/{kept}", params=VERSION).json()
@@ -176,7 +176,7 @@ def exercise(server: Server, kept: str, cause: str, tag: int) -> dict:
 
 def across(server: PipedServer, retrained: str, tag: int, fault: Callable[[], contextlib.AbstractContextManager],
            kept: str, cause: str) -> dict:
-    """Starts a retraining, then the fault; exercises the server during it; after it, waits for the training to settle."""
+    """Starts a retraining, then the fault; exercises the server during it; then waits for the training to settle."""
     with server.client() as client:
         assert server.stderr is not None
         since = len(server.stderr.lines)

@@ -254,7 +254,8 @@ def describe(results: dict) -> list[str]:
         slow = urls["slow_hosts"]
         lines += [
             f"{'URL attacks: prefix/root escapes (all attacks)':<58} {urls['escapes']}",
-            *[f"{'  ' + r['attack']:<58} {r['status']}{'  ESCAPED' if r['escaped'] else ('  accepted' if r['accepted'] else '')}"
+            *[f"{'  ' + r['attack']:<58} {r['status']}"
+              f"{'  ESCAPED' if r['escaped'] else ('  accepted' if r['accepted'] else '')}"
               for r in urls["prefix_attacks"]],
             f"{'  symlink swapped in ' + str(urls['symlink_swap']['requests']) + ' requests: escapes':<58} "
             f"{urls['symlink_swap']['escapes']}  {urls['symlink_swap']['by_status']}",
@@ -262,7 +263,8 @@ def describe(results: dict) -> list[str]:
             f"{urls['fifo_swap']['hung']}  {urls['fifo_swap']['by_status']}",
             f"{'  ' + str(slow['slow_hosts']) + ' slow hosts: classify p50 / p99 ms, list p99 ms':<58} "
             f"{slow['classify_p50_ms']} / {slow['classify_p99_ms']}, {slow['list_p99_ms']}",
-            f"{'  ordinary requests failed / slow fetch answers':<58} {slow['legit_failures']} / {slow['slow_answers']}",
+            f"{'  ordinary requests failed / slow fetch answers':<58} "
+            f"{slow['legit_failures']} / {slow['slow_answers']}",
         ]
     if keys:
         lines.append(f"{'keys: rounds / printed / lost / removed key back':<58} "

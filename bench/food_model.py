@@ -33,7 +33,7 @@ def main() -> None:
     no_food.append(TUTORIAL / "dogs.jpg")
     answer = wb.classify_iter(no_food, classifier_ids=["food"], threshold=0.0)
     totals = {}
-    for path, image in zip(no_food, answer):
+    for path, image in zip(no_food, answer, strict=True):
         totals[f"{path.parent.name}/{path.name}"] = food_total(image["classifiers"][0]["classes"])
     values = sorted(totals.values())
     print(f"no food: {len(values)} images, non-food >= 0.5 on {sum(v <= 0.5 for v in values)}; food total median "

@@ -105,16 +105,16 @@ def stream_rows(wb: Workbench, classifier_id: str, before: Heads, groups: dict) 
 
         tensors = [backbone_input(data, embed.spec, wb.limits)[0] for _, data in items]
         old = before.scores(embed.run(tensors)[0])
-        for answer, old_scores in zip(answers, old):
+        for answer, old_scores in zip(answers, old, strict=True):
             truth.append(group if group in BREEDS else NEGATIVE_LABEL)
             ours.append(called(answer, classifier_id))
             theirs.append([BREEDS[i] for i in np.flatnonzero(old_scores >= THRESHOLD)])
         for label, calls in (("after", ours[-len(items):]), ("before", theirs[-len(items):])):
             rows.append((f"  {group}: images given a class ({label})", f"{sum(bool(c) for c in calls)}/{len(items)}", ""))
     for label, calls in (("before", theirs), ("after", ours)):
-        pairs = [(t, c) for t, cs in zip(truth, calls) for c in cs]
+        pairs = [(t, c) for t, cs in zip(truth, calls, strict=True) for c in cs]
         precision = np.mean([t == c for t, c in pairs]) if pairs else float("nan")
-        recall = np.mean([t in cs for t, cs in zip(truth, calls) if t])
+        recall = np.mean([t in cs for t, cs in zip(truth, calls, strict=True) if t])
         rows.append((f"stream precision at 0.5 ({label})", f"{precision:.3f}", ">=0.95"))
         rows.append((f"stream in-class recall at 0.5 ({label})", f"{recall:.3f}", ">=0.95"))
     return rows
@@ -163,7 +163,7 @@ def _split(labels: np.ndarray, per_class: int, seed: int) -> tuple[np.ndarray, n
 
 def _precision(scores: np.ndarray, labels: np.ndarray, classes: list[str]) -> float:
     rows, columns = np.nonzero(scores >= THRESHOLD)
-    return float(np.mean([labels[r] == classes[c] for r, c in zip(rows, columns)]))
+    return float(np.mean([labels[r] == classes[c] for r, c in zip(rows, columns, strict=True)]))
 
 
 def calibration_rows(tasks: dict) -> list[tuple[str, str, str]]:

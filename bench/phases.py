@@ -60,7 +60,7 @@ def model_paths() -> dict[str, Path]:
 
 
 def limit_engines() -> dict:
-    """The engines the limit phase compares: each precision with ORT spinning off (classify's setting) and on (the fastest)."""
+    """The limit phase's engines: each precision with ORT spinning off (classify's setting) and on (the fastest)."""
     from workbench.backbone import available_cpus
     from workbench.onnx_engine import OnnxEngine
 
@@ -86,7 +86,7 @@ def phase_limit(workdir: Path, repeats: int) -> dict:
 
 
 def phase_decode(workdir: Path, repeats: int) -> dict:
-    """What classify does before the backbone, per image on one thread: decode (JPEG draft), crop, normalise, colour sample."""
+    """Classify's work before the backbone, per image, one thread: JPEG draft decode, crop, normalise, colour sample."""
     from workbench.decode import backbone_views
     from workbench.general import color_sample
     from workbench.limits import Limits
@@ -157,7 +157,7 @@ def phase_create(workdir: Path, repeats: int) -> dict:
 
 def phase_cold_create(workdir: Path, repeats: int) -> dict:
     """A first run: this process started with an empty ONNX cache (`python -m bench` points WORKBENCH_CACHE_DIR at a
-    new folder) and a new home (empty embedding cache); seconds from the process's start to `ready`, imports included."""
+    new folder) and a new home (empty embedding cache); seconds from process start to `ready`, imports included."""
     import os
 
     from workbench.onnx_engine import CACHE_DIR_ENV
@@ -254,7 +254,7 @@ def wide_images(shape: tuple[int, int]) -> list[bytes]:
 
 def phase_whole_frame(workdir: Path, repeats: int) -> dict:
     """What seeing the whole frame costs: wb.classify (classifier + `default`) on 3:1 and 4:3 images with every view
-    (`spec.view_boxes`: 5 and 3) vs the centre square only (spec.MAX_VIEWS = 1, what classify saw before), interleaved."""
+    (`spec.view_boxes`: 5 and 3) vs the centre square only (spec.MAX_VIEWS = 1, as classify did before), interleaved."""
     from workbench import spec
 
     wb = workbench(workdir)

@@ -86,7 +86,8 @@ def table(results: dict) -> str:
         f"{'  neither 2xx nor Watson 4xx':<58} {len(hostile['bad'])}",
         f"{'malformed requests':<58} {malformed['inputs']}  {malformed['by_status']}",
         f"{'  neither 2xx nor Watson 4xx':<58} {len(malformed['bad'])}",
-        f"{'mixed load: requests / clients / owners / seconds':<58} {load['requests']} / {load['clients']} / {load['owners']} / {load['seconds']}",
+        f"{'mixed load: requests / clients / owners / seconds':<58} "
+        f"{load['requests']} / {load['clients']} / {load['owners']} / {load['seconds']}",
         f"{'  by status':<58} {load['by_status']}",
         f"{'  5xx':<58} {load['5xx']}",
         f"{'  acknowledged updates / lost updates':<58} {load['acknowledged_updates']} / {load['lost_updates']}",

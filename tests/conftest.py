@@ -117,7 +117,7 @@ def zip_bytes(members: dict[str, bytes]) -> bytes:
 
 
 def wait_until_up(url: str, process: subprocess.Popen, log: Path, what: str, timeout_s: float = 120) -> None:
-    """Polls `url` until it answers 200; stops the process and fails with its log's tail if it exits or time runs out."""
+    """Polls `url` until it answers 200; stops the process and fails with its log's tail if it exits or times out."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:

@@ -114,13 +114,13 @@ def test_no_import_cycles():
 
     def visit(module: str, path: list[str]) -> None:
         if module in path:
-            cycle = path[path.index(module):] + [module]
+            cycle = [*path[path.index(module):], module]
             raise AssertionError("import cycle: " + " -> ".join(cycle))
         if module in done:
             return
         for target in sorted(graph.get(module, ())):
             if target != "__init__":
-                visit(target, path + [module])
+                visit(target, [*path, module])
         done.add(module)
 
     for module in graph:

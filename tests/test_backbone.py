@@ -138,7 +138,7 @@ def test_batching_runner_answers_each_caller_with_its_own_image(onnx_backbone: B
 
 def test_batching_runner_passes_errors_to_the_caller(onnx_backbone: Backbone) -> None:
     runner = BatchingRunner(onnx_backbone._forward, max_images=8)
-    with pytest.raises(Exception):
+    with pytest.raises(Exception, match="invalid dimensions"):
         runner.run([np.zeros((3, 10, 10), np.float32)])  # wrong input size: the engine refuses it
     assert runner.run([np.zeros((3, 224, 224), np.float32)])[0].shape == (1, 1280)
 
@@ -195,7 +195,7 @@ def test_embedding_cache_round_trip_and_delete(tmp_path: Path) -> None:
 def test_dense_pass_keeps_the_embedding_and_pools_windows_of_the_feature_map(onnx_backbone: Backbone, torch_backbone: Backbone) -> None:
     images = _images("husky", 3)
     tensors = [preprocess(image, onnx_backbone.spec) for image in images]
-    embeddings, probabilities = onnx_backbone.run(tensors)
+    embeddings, _ = onnx_backbone.run(tensors)
     dense = onnx_backbone.run_dense(tensors)
     np.testing.assert_array_equal(dense.embeddings, embeddings)  # the embedding cache stays valid
     np.testing.assert_allclose(dense.features.mean(axis=(2, 3)), embeddings, atol=1e-5)

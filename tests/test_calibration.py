@@ -52,7 +52,7 @@ def _split(labels: np.ndarray, per_class: int, seed: int) -> tuple[np.ndarray, n
 
 def _precision(scores: np.ndarray, labels: np.ndarray, classes: list[str]) -> float:
     rows, columns = np.nonzero(scores >= THRESHOLD)
-    return float(np.mean([labels[r] == classes[c] for r, c in zip(rows, columns)]))
+    return float(np.mean([labels[r] == classes[c] for r, c in zip(rows, columns, strict=True)]))
 
 
 @pytest.mark.parametrize("per_class", [10, 20])

@@ -85,8 +85,8 @@ def test_examples_lists_every_example_with_its_own_and_best_other_out_of_fold_sc
     assert len(found) == sum(SIZES.values()) and all(e.in_version and e.version == 1 and not e.removed for e in found)
     oof = wb.out_of_fold(cid)
     for example in found:
-        row = next(i for i, (sha, label) in enumerate(zip(oof.sha256, oof.labels)) if sha == example.sha256)
-        scores = dict(zip(oof.classes, oof.scores[row].tolist()))
+        row = next(i for i, (sha, label) in enumerate(zip(oof.sha256, oof.labels, strict=True)) if sha == example.sha256)
+        scores = dict(zip(oof.classes, oof.scores[row].tolist(), strict=True))
         if example.negative:
             assert example.score is None and example.class_name is None
             assert example.top_other_score == max(scores.values())

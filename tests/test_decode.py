@@ -1,4 +1,4 @@
-"""Decoding: safe checks before any pixel is decoded, RGB and orientation, and the pool that decodes ahead of the backbone."""
+"""Decoding: safe checks before any pixel is decoded, RGB and orientation, the pool decoding ahead of the backbone."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def test_pool_keeps_input_order_in_batches_of_the_given_size() -> None:
     batches = list(prepared_batches(blobs, lambda b: backbone_input(b, spec, Limits())[0], 4, workers=2))
     assert [len(b) for b in batches] == [4, 4, 3]
     expected = [backbone_input(b, spec, Limits())[0] for b in blobs]
-    for got, want in zip([t for b in batches for t in b], expected):
+    for got, want in zip([t for b in batches for t in b], expected, strict=True):
         np.testing.assert_array_equal(got, want)
 
 
@@ -49,7 +49,7 @@ def test_each_item_is_prepared_exactly_once() -> None:
 
 
 def test_an_unreadable_image_raises_at_its_batch() -> None:
-    spec, blobs = lite0_spec(), _blobs(3) + [b"not an image"]
+    spec, blobs = lite0_spec(), [*_blobs(3), b"not an image"]
     batches = prepared_batches(blobs, lambda b: backbone_input(b, spec, Limits()), 3, workers=2)
     assert len(next(batches)) == 3
     with pytest.raises(ImageUnreadable):

@@ -65,7 +65,7 @@ def test_fifty_image_zip_reads_sorted_with_sha256(tmp_path: Path) -> None:
     assert result.skipped == ()
     names = [image.name for image in result.images]
     assert names == sorted(f"beagle.zip/{f.name}" for f in BEAGLES)
-    for image, path in zip(result.images, BEAGLES):
+    for image, path in zip(result.images, BEAGLES, strict=True):
         assert image.data == path.read_bytes()
         assert image.sha256 == sha256_hex(path.read_bytes())
 
@@ -151,7 +151,7 @@ def test_truncated_zip_is_invalid(tmp_path: Path) -> None:
     data = make_zip(tmp_path / "full.zip", image_members(BEAGLES[:12])).read_bytes()
     cut = tmp_path / "beagle.zip"
     cut.write_bytes(data[: len(data) // 2])
-    with pytest.raises(InvalidExamples, match="beagle.zip"):
+    with pytest.raises(InvalidExamples, match=r"beagle\.zip"):
         read_example_set(cut, label="beagle")
 
 
@@ -254,7 +254,7 @@ def test_read_images_names_every_kind_of_input(tmp_path: Path) -> None:
     assert names == [
         "dogs.jpg",
         "image_2",
-        *sorted(f"three.zip/{f.name}" for f in BEAGLES[:3] + [Path("x.txt")]),
+        *sorted(f"three.zip/{f.name}" for f in [*BEAGLES[:3], Path("x.txt")]),
         *sorted(f"pics/{f.name}" for f in HUSKIES[:2]),
     ]
     by_name = {entry.name: entry for entry in result}

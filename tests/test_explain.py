@@ -137,7 +137,7 @@ def test_version_overlay_gallery_is_a_png_with_every_class(dogs, tmp_path: Path)
 def test_notebook_widgets_show_overlays(dogs) -> None:
     wb, cid = dogs
     view = widgets.ExplainView(wb, DOGS_JPG, [cid, "default"])
-    assert [e.class_name for e in view.explanations["default"]][0] == "golden retriever"
+    assert view.explanations["default"][0].class_name == "golden retriever"
     gallery = widgets.OverlayGallery(wb, cid, max_images=3)
     assert len(gallery.children[1].children) == len(gallery.items) <= 3
 
@@ -210,7 +210,7 @@ def top_colour(wb, data: bytes) -> tuple[str, float]:
     (("sklearn", "datasets", "images", "flower.jpg"), {"orange color"}),
 ])
 def test_the_subject_colour_is_the_subjects(dogs, image: tuple[str, ...], colours: set[str]) -> None:
-    """A blue gift box on white, a red motorcycle with black tyres, an orange dahlia (were white, charcoal, light brown)."""
+    """Blue gift box on white, red motorcycle with black tyres, orange dahlia (were white, charcoal, light brown)."""
     wb, _ = dogs
     name, score = top_colour(wb, package_image(*image))
     assert name in colours and score >= 0.5

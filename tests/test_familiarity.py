@@ -96,7 +96,7 @@ def test_the_stream_precision_at_the_threshold_holds(embedded) -> None:
     unknown = [embedded[g] for g in ("dalmatian", "more-cats", "photos", "blank_and_noise")]
     scores = heads.scores(np.concatenate([held_out, *unknown]))
     truth = truth + [NEGATIVE_LABEL] * sum(len(u) for u in unknown)
-    called = [(row, BREEDS[c]) for row, c in zip(*np.nonzero(scores >= THRESHOLD))]
+    called = [(row, BREEDS[c]) for row, c in zip(*np.nonzero(scores >= THRESHOLD), strict=True)]
     precision = np.mean([truth[row] == name for row, name in called])
     assert precision >= 0.95
 

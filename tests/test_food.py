@@ -119,7 +119,7 @@ def server(dogs):
 
 
 def test_http_food_for_classifier_ids_not_for_owners_ibm(dogs, server) -> None:
-    wb, cid = dogs
+    wb, _ = dogs
     with httpx.Client(base_url=server, timeout=120) as http:
         def classify(**data):
             files = {"images_file": ("fruitbowl.jpg", FRUITBOWL.read_bytes(), "image/jpeg")}

@@ -95,7 +95,7 @@ def test_python_cli_and_http_give_the_same_classes_and_scores(dogs, tutorial_zip
     for front in ("cli", "http"):
         found = scores(answers[front])
         assert [name for name, _ in found] == ["dogs", "default"], front
-        for (name, expected), (_, got) in zip(reference, found):
+        for (name, expected), (_, got) in zip(reference, found, strict=True):
             assert set(got) == set(expected), f"{front} answers other {name} classes: {set(got) ^ set(expected)}"
             worst = max(abs(got[k] - expected[k]) for k in expected)
             assert worst <= TOLERANCE, f"{front} {name} scores differ from Python's by {worst}"

@@ -68,7 +68,7 @@ def test_chosen_paths_form_a_tree_with_readable_names() -> None:
         path = cls["path"]
         assert 1 <= len(path) <= 7
         assert len(set(path)) == len(path)
-        for parent, node in zip([None, *path], path):
+        for parent, node in zip([None, *path], path, strict=False):
             assert "/" not in node
             assert parent_of.setdefault(node, parent) == parent, f"{node} has two parents"
 

@@ -69,7 +69,7 @@ def test_metrics_by_construction(made):
 def test_top_losses_by_construction(made):
     # mean binary cross-entropy over the classes, e.g. image 2 (a): -(ln 0.3 + ln 0.4) / 2
     expected = [-(math.log(s[0] if label == "a" else 1 - s[0]) + math.log(s[1] if label == "b" else 1 - s[1])) / 2
-                for s, label in zip(SCORES, LABELS)]
+                for s, label in zip(SCORES, LABELS, strict=True)]
     losses = made.top_losses()
     assert list(losses["name"]) == ["2.jpg", "5.jpg", "4.jpg", "3.jpg", "6.jpg", "1.jpg"]
     assert losses["loss"].tolist() == pytest.approx(sorted(expected, reverse=True))

@@ -1,4 +1,4 @@
-"""Regression runs: papermill executes every notebook in order on a fresh home and MLflow store; we check what they glued."""
+"""Regression runs: papermill runs each notebook in order on a fresh home and MLflow store; checks what they glue."""
 
 from __future__ import annotations
 

@@ -75,7 +75,7 @@ def test_pr_curves_show_each_class_average_precision_and_the_threshold_point(oof
     figure = plots.pr_curves(scores, labels, classes, threshold=0.7)
     panels = [ax for ax in figure.axes if ax.get_visible()]
     assert [ax.get_title() for ax in panels] == [f"{name}: AP {ap[name]:.3f}" for name in classes]
-    for i, (name, ax) in enumerate(zip(classes, panels)):
+    for i, (name, ax) in enumerate(zip(classes, panels, strict=True)):
         curve, point = ax.lines
         assert curve.get_xdata().min() == 0.0 and curve.get_xdata().max() == 1.0  # recall from 0 to every positive
         at = plots.threshold_table(scores[:, i], np.asarray(labels) == name, np.array([0.7]))

@@ -124,7 +124,7 @@ def test_versions_that_do_not_exist_or_failed_are_refused_and_change_nothing(tem
         with pytest.raises(VersionNotFound) as caught:
             wb.promote(cid, missing)
         assert caught.value.code == 404 and "trained versions: 1, 2" in caught.value.message
-    for bad in (0, -1, True, 1.0, "one", "1.5", "", " ", "v1", "١"):  # "١": an Arabic-Indic one
+    for bad in (0, -1, True, 1.0, "one", "1.5", "", " ", "v1", "\u0661"):  # the last: an Arabic-Indic one
         with pytest.raises(InvalidRequest) as refused:
             wb.promote(cid, bad)
         assert refused.value.code == 400

@@ -17,7 +17,7 @@ def test_review_items_are_the_misclassified_and_near_threshold_images(dogs):
     assert oof.scores.shape == (len(oof.labels), len(oof.classes)) and oof.classes[-1] == "dalmatian"
     threshold, margin = 0.9, 0.3  # strict enough that some tutorial images are flagged
     items = review_items(oof, threshold, margin)
-    wrong = [p != t for p, t in zip(predicted_labels(oof.scores, oof.classes, threshold), oof.labels)]
+    wrong = [p != t for p, t in zip(predicted_labels(oof.scores, oof.classes, threshold), oof.labels, strict=True)]
     near = (np.abs(oof.scores - threshold) <= margin).any(axis=1)
     assert (items["kind"] == "misclassified").sum() == sum(wrong)
     assert (items["kind"] == "borderline").sum() == int((near & ~np.array(wrong)).sum())

@@ -484,7 +484,7 @@ def test_unnamed_images_are_named_by_their_position_in_the_call(dogs) -> None:
 
 
 def test_wait_progress_draws_the_bar_only_once_there_is_something_to_count(make_workbench, tutorial_zips, tmp_path, capsys) -> None:
-    """No "0img" frames while the training has nothing to count yet; a wait with nothing to count shows its outcome once."""
+    """No "0img" frames while the training has nothing to count yet; a wait with nothing to count shows its end once."""
     wb = make_workbench(embedding_cache=tmp_path / "fresh-cache.db")  # nothing cached: the 75 images are embedded
     cid = wb.create_classifier("pets", {"beagle": tutorial_zips["beagle"]}, negative_examples=tutorial_zips["cats"])["classifier_id"]
     capsys.readouterr()

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-pyspark = pytest.importorskip("pyspark", reason="pyspark is a test dependency: pip install -e '.[test]'")
-
 import workbench.spark
 from workbench import ClassifierNotFound, InvalidThreshold
 from workbench.pyfunc import save_pyfunc
 
 from conftest import DOGS_JPG, TUTORIAL
+
+pyspark = pytest.importorskip("pyspark", reason="pyspark is a test dependency: pip install -e '.[test]'")
 
 pytestmark = pytest.mark.slow
 CLASS_FOLDERS = ("beagle", "husky", "goldenretriever", "dalmatian", "cats", "more-cats")
@@ -79,12 +79,12 @@ def test_spark_classifies_every_file_like_wb_classify(spark_rows, image_folder, 
     images = sorted(p for p in image_folder.rglob("*") if p.is_file() and p.name != "corrupt.jpg")
     assert len(images) == 251 and set(spark_rows) == {*images, image_folder / "corrupt.jpg"}
     expected = wb.classify(images, classifier_ids=[cid, "default"], threshold=THRESHOLD)["images"]
-    for path, answer in zip(images, expected):
+    for path, answer in zip(images, expected, strict=True):
         row = spark_rows[path]
         assert row["error"] is None or row["error"] != row["error"]  # None, or NaN from pandas
         results = [dict(result) for result in row["classifiers"]]
         assert [r["classifier_id"] for r in results] == [cid, "default"]
-        for result, wanted in zip(results, answer["classifiers"]):
+        for result, wanted in zip(results, answer["classifiers"], strict=True):
             classes = [{k: v for k, v in dict(c).items() if v is not None} for c in result["classes"]]
             assert_same_classes(classes, wanted["classes"], f"{path.name} {wanted['classifier_id']}")
 

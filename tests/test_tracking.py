@@ -208,7 +208,7 @@ def test_compare_versions_has_one_row_per_version_from_mlflow(tutorial):
     assert table["images"].tolist() == [175, 225, 250] and str(table["images"].dtype) == "Int64"
     assert all(isinstance(v, int) for v in table[["images", "negatives", "classes"]].astype(object).iloc[1])
     assert list(table["serving"]) == [False, False, True]
-    for row, version in zip(table.itertuples(), wb.store.versions(cid)):
+    for row, version in zip(table.itertuples(), wb.store.versions(cid), strict=True):
         assert row.accuracy == pytest.approx(version.metrics["accuracy"])
         assert row.macro_f1 == pytest.approx(version.metrics["macro_f1"])
 

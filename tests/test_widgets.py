@@ -1,4 +1,4 @@
-"""Notebook widgets on the real engine: create from uploads with a live status, classify with a threshold slider, review."""
+"""Notebook widgets on the real engine: create from uploads, live status, classify with a threshold slider, review."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def uploaded(*paths: Path, kind: str = "application/zip") -> tuple[dict, ...]:
-    """What a FileUpload holds after a person picks these files (ipywidgets 8: name, type, size, content, last_modified)."""
+    """What a FileUpload holds once a person picks files (ipywidgets 8: name, type, size, content, last_modified)."""
     stamp = datetime.now(timezone.utc)
     return tuple(
         {"name": p.name, "type": kind, "size": p.stat().st_size, "content": memoryview(p.read_bytes()),
@@ -273,7 +273,7 @@ def test_classify_widget_scores_dogs_jpg_like_the_engine(classified):
     answer = wb.classify(DOGS_JPG, classifier_ids=[cid], threshold=0.5)
     expected = {c["class"]: c["score"] for c in answer["images"][0]["classifiers"][0]["classes"]}
     mine = widget.results()
-    mine = dict(zip(mine.loc[mine["classifier_id"] == cid, "class"], mine.loc[mine["classifier_id"] == cid, "score"]))
+    mine = dict(zip(mine.loc[mine["classifier_id"] == cid, "class"], mine.loc[mine["classifier_id"] == cid, "score"], strict=True))
     assert mine == expected and mine["goldenretriever"] >= 0.5
     assert widget.image.value[:2] == b"\xff\xd8"  # the image is shown (as JPEG)
 
@@ -291,7 +291,7 @@ def test_classify_widget_upload_shows_and_scores_the_uploaded_image(dogs):
     assert set(widget.scores["image"]) == {CAT_JPG.name} and widget.table.value != dogs_table
     engine = wb.classify(CAT_JPG, classifier_ids=[cid, "default"], threshold=0.0)
     expected = {(r["classifier_id"], c["class"]): c["score"] for r in engine["images"][0]["classifiers"] for c in r["classes"]}
-    assert dict(zip(zip(widget.scores["classifier_id"], widget.scores["class"]), widget.scores["score"])) == expected
+    assert dict(zip(zip(widget.scores["classifier_id"], widget.scores["class"], strict=True), widget.scores["score"], strict=True)) == expected
     mine = widget.results()
     assert "goldenretriever" not in set(mine.loc[mine["classifier_id"] == cid, "class"])  # a cat is no retriever
 
@@ -471,7 +471,7 @@ def test_results_grid_classifies_a_folder_in_batches_like_the_engine(dogs):
     assert [p.name for p in grid.paths] == [f"{i}.jpg" for i in range(7)]  # LABELS.txt left out
     assert counting.calls == [4, 3] and len(grid.grid.children) == 7
     engine = wb.classify(grid.paths, classifier_ids=[cid], threshold=0.0)
-    for path, image in zip(grid.paths, engine["images"]):
+    for path, image in zip(grid.paths, engine["images"], strict=True):
         scores = {c["class"]: c["score"] for c in image["classifiers"][0]["classes"]}
         mine = grid.top_classes(path)
         # the three best scores, each the engine's score of its class (classes tied at a score may come in any order)
@@ -479,14 +479,14 @@ def test_results_grid_classifies_a_folder_in_batches_like_the_engine(dogs):
         assert [scores[name] for name in mine["class"]] == pytest.approx(list(mine["score"]), abs=1e-6)
     captions = [c.value for c in grid.captions]
     best = [grid.top_classes(p).iloc[0] for p in grid.paths]
-    for caption, top in zip(captions, best):
+    for caption, top in zip(captions, best, strict=True):
         assert f"{top['class']} {top['score']:.2f}" in caption
         assert ("(below 0.5)" in caption) == (top["score"] < 0.5)
     predicted = grid.predictions()
     assert list(predicted["image"]) == [str(p) for p in grid.paths]
     assert list(predicted["class"]) == [t["class"] for t in best] and list(predicted["reached"]) == [t["score"] >= 0.5 for t in best]
     grid.threshold.value = 0.999  # re-captions without classifying again
-    for caption, top in zip(grid.captions, best):
+    for caption, top in zip(grid.captions, best, strict=True):
         assert ("(below 0.999)" in caption.value) == (top["score"] < 0.999)
     assert counting.calls == [4, 3]
 
@@ -506,7 +506,7 @@ def test_results_grid_marks_each_labelled_image_right_or_wrong(dogs):
     grid.threshold.value = 1.0  # scores round to 6 decimals: only those at 1.0 still reach it
     moved = grid.predictions()
     expected = [(cls == truth) if reached else truth == "(none)"
-                for cls, reached, truth in zip(moved["class"], moved["reached"], moved["truth"])]
+                for cls, reached, truth in zip(moved["class"], moved["reached"], moved["truth"], strict=True)]
     assert list(moved["correct"]) == expected and f"{sum(expected)} of 7 right" in grid.summary.value
     assert sum("true: " in c.value for c in grid.captions) == 7 - sum(expected)
     wrong = widgets.ResultsGrid(wb, TUTORIAL / "test", [cid], labels={"0.jpg": "beagle", "1.jpg": "husky"})

@@ -1,4 +1,4 @@
-"""Checks the notebooks and the MLflow UI in a real browser: JupyterLab and `mlflow server` on 127.0.0.1, headless Chromium.
+"""Checks the notebooks and MLflow UI in a real browser: JupyterLab, `mlflow server` on 127.0.0.1, headless Chromium.
 
 In a temporary home tracked in a temporary MLflow store, runs every cell of notebooks 01-04 in
 JupyterLab (01 creates `dogs`, 02 retrains it), drags 03's threshold slider and checks that the
@@ -177,14 +177,14 @@ def check_classify(page: Page, screenshot: Path) -> None:
     print("screenshot:", screenshot)
 
 
-TOP_CUSTOM_CLASS = """() => {  // the first row of the results table whose classifier is not `default`, as [class, score]
+TOP_CUSTOM_CLASS = """() => {  // the results table's first row whose classifier is not `default`, as [class, score]
   const rows = [...document.querySelectorAll('.workbench-classify table.workbench-results tbody tr')];
   const row = rows.map(r => [...r.querySelectorAll('td')].map(d => d.innerText.trim())).find(c => c[0] !== 'default');
   return row ? row.slice(1).join(' ') : null; }"""
 
 
 def check_upload(page: Page, screenshot: Path) -> None:
-    """03's classify widget: an image picked through its image button (a person's upload) changes the picture and the answer."""
+    """03's classify widget: an image picked with its image button (a person's upload) changes picture and answer."""
     widget = page.locator(".workbench-classify").first
     widget.scroll_into_view_if_needed()
     picture = widget.locator("img").first
@@ -290,7 +290,7 @@ def check_home_click(browser, ui: str, classifier_id: str, docs: Path) -> None:
 
 
 def check_mlflow(page: Page, ui: str, uri: str, docs: Path) -> None:
-    """The runs table of `dogs`'s experiment, a registered version and its LoggedModel, v1 and v2 compared, the registered model."""
+    """The runs table of `dogs`'s experiment, a registered version and its LoggedModel, v1 vs v2, registered model."""
     from mlflow import MlflowClient
     from workbench import tracking_uri
     from workbench.run_record import KEY_METRICS_VIEW, UI_MODE

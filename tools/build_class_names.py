@@ -146,7 +146,7 @@ def candidates(synset: str, tables: list[tuple[Source, dict[str, list[str]]]]) -
     first_seen: dict[str, tuple[int, int]] = {}
     main_rank: dict[str, int] = {}
     for rank, (source, table) in enumerate(tables):
-        for position, lemma in enumerate(dict.fromkeys(l for l in table.get(synset, []) if usable(l))):
+        for position, lemma in enumerate(dict.fromkeys(name for name in table.get(synset, []) if usable(name))):
             votes[lemma] += 1  # once per source: a converted source can repeat a lemma
             first_seen.setdefault(lemma, (rank, position))
             if source.ordered:
@@ -210,7 +210,7 @@ def build(omw_dir: Path, reference_dir: Path) -> tuple[dict, list[tuple]]:
                 print(f"note: {language}: {source.path} is missing or empty; {source.name} not used", file=sys.stderr)
                 continue
             convert = converter(source.convert)
-            tables.append((source, {synset: [convert(l) for l in lemmas] for synset, lemmas in table.items()}))
+            tables.append((source, {synset: [convert(name) for name in lemmas] for synset, lemmas in table.items()}))
             used.append(source)
         options = {node: candidates(colour_ids.get(node, node), tables) for node in nodes}
         colour_word = candidates(COLOR_WORD_SYNSET, tables)

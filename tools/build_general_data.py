@@ -11,6 +11,7 @@ Run:  python tools/build_general_data.py [REFERENCE_DIR]
 from __future__ import annotations
 
 import collections
+import itertools
 import json
 import sys
 from functools import lru_cache
@@ -100,7 +101,7 @@ def parent_map(classes: list[dict]) -> dict[str, set[str]]:
     parents: dict[str, set[str]] = collections.defaultdict(set)
     for cls in classes:
         for path in cls["paths"]:
-            for parent, child in zip(path, path[1:]):
+            for parent, child in itertools.pairwise(path):
                 parents[child].add(parent)
     return parents
 
@@ -122,8 +123,8 @@ def choose_paths(classes: list[dict], parents: dict[str, set[str]], synonyms: di
         if not parents.get(wnid):
             return (wnid,)
         if PREFERRED_PARENTS.get(wnid) in parents[wnid]:
-            return best(PREFERRED_PARENTS[wnid]) + (wnid,)
-        return min((best(p) + (wnid,) for p in parents[wnid]), key=rank)
+            return (*best(PREFERRED_PARENTS[wnid]), wnid)
+        return min(((*best(p), wnid) for p in parents[wnid]), key=rank)
 
     return {cls["wnid"]: best(cls["wnid"]) for cls in classes}
 
@@ -138,7 +139,7 @@ def informative_paths(full_paths: dict[str, tuple[str, ...]]) -> dict[str, list[
     while max(len(p) for p in paths.values()) > MAX_PATH_LEVELS:
         children: dict[str, set[str]] = collections.defaultdict(set)
         for path in paths.values():
-            for parent, child in zip(path, path[1:]):
+            for parent, child in itertools.pairwise(path):
                 children[parent].add(child)
         too_long = [p for p in paths.values() if len(p) > MAX_PATH_LEVELS]
         # the most general single-child ancestor below the root of an over-long path: general

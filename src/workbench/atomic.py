@@ -98,7 +98,7 @@ def private_database(path: Path) -> None:
 
 
 def disk_refuses_growth(folder: Path) -> OSError | None:
-    """The error a new file in `folder` meets when it grows (ENOSPC, EDQUOT, or EFBIG under a file size limit), else None.
+    """The error a new file in `folder` meets when it grows (ENOSPC, EDQUOT, or EFBIG at a file size limit), else None.
 
     Tells a full disk apart from other I/O errors where SQLite reports only "disk I/O error": it writes
     GROWTH_PROBE_BYTES to a temporary file (TEMP_PREFIX, so a sweep removes one a kill leaves) and removes it.

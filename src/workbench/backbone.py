@@ -17,7 +17,8 @@ from contextlib import closing
 from functools import lru_cache
 from pathlib import Path
 from dataclasses import dataclass
-from typing import Any, ContextManager, Iterable, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -55,7 +56,7 @@ def _blas_controller() -> ThreadpoolController:
     return ThreadpoolController()
 
 
-def single_threaded_blas() -> ContextManager:
+def single_threaded_blas() -> AbstractContextManager:
     """BLAS on one thread for the small products around the backbone.
 
     Idle BLAS threads spin after each product and take the cores the backbone needs: on 2 cores

@@ -61,7 +61,7 @@ class BatchingRunner:
         return request.result
 
     def _gather(self) -> list[_Request]:
-        """The next request, plus those queued up to `max_images`; with two or more, also those arriving within the wait."""
+        """The next request, plus those queued up to `max_images`; with two or more, also those arriving in the wait."""
         first, self._carry = self._carry or self._queue.get(), None
         batch = [first]
         count = len(batch[0].tensors)

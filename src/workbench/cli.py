@@ -186,9 +186,9 @@ def versions_table(frame: pandas.DataFrame, width: int = TABLE_WIDTH) -> tuple[s
     cell_width = (width - label_width) // shown - 2
     columns = [[_clip(_cell(v), cell_width) for v in rows[c].astype(object)] for c in frame.columns if c != "version"]
     widths = [max([len(h), *(len(column[i]) for column in columns)]) for i, h in enumerate(numbers[-shown:])]
-    lines = [" " * label_width + "".join(f"  {h:>{w}}" for h, w in zip(numbers[-shown:], widths))]
-    lines += [f"{label:<{label_width}}" + "".join(f"  {c:>{w}}" for c, w in zip(column, widths))
-              for label, column in zip(labels, columns)]
+    lines = [" " * label_width + "".join(f"  {h:>{w}}" for h, w in zip(numbers[-shown:], widths, strict=True))]
+    lines += [f"{label:<{label_width}}" + "".join(f"  {c:>{w}}" for c, w in zip(column, widths, strict=True))
+              for label, column in zip(labels, columns, strict=True)]
     return "\n".join(line.rstrip() for line in lines), shown
 
 

@@ -88,7 +88,7 @@ class HeaderTimeoutProtocol(H11Protocol):
 
 
 class BodyDeadline:
-    """Cuts off a request body that stalls or crawls: Watson's 408 `{"code": 408, "error": ...}`, then the connection closes.
+    """Cuts off a request body that stalls or crawls: Watson's 408 `{"code": 408, "error": ...}`; the connection closes.
 
     A body may send nothing for at most `idle_s` at a time, and once `grace_s` have passed it must
     have averaged at least `min_bytes_per_s`. Time counts only while the app waits for the client

@@ -195,7 +195,7 @@ def _oof_rows(oof: OutOfFold) -> dict[tuple[str, str | None], int]:
     """Where each image is in the out-of-fold scores: by (sha256, label), and by (sha256, None) under any label
     (a relabelled image shows the held-out scores it got under its old label)."""
     where: dict[tuple[str, str | None], int] = {}
-    for i, (sha, label) in enumerate(zip(oof.sha256, oof.labels)):
+    for i, (sha, label) in enumerate(zip(oof.sha256, oof.labels, strict=True)):
         where.setdefault((sha, label), i)
         where.setdefault((sha, None), i)
     return where
@@ -257,7 +257,8 @@ def apply(db: sqlite3.Connection, classifier_id: str, remove: Sequence[int], rel
     if both:
         raise InvalidRequest(f"Examples {echo_list(both)} are both removed and relabelled in one change")
     rows = [ExampleRow(*row) for row in db.execute(
-        f"SELECT {EXAMPLE_COLUMNS} FROM examples WHERE classifier_id = ? AND removed_by IS NULL ORDER BY example_id",
+        f"SELECT {EXAMPLE_COLUMNS} FROM examples "
+        "WHERE classifier_id = ? AND removed_by IS NULL ORDER BY example_id",
         (classifier_id,))]
     by_id = {r.example_id: r for r in rows}
     missing = [i for i in [*remove, *relabel] if i not in by_id]
@@ -315,7 +316,7 @@ def _check_sets(classifier_id: str, after: list[ExampleRow], touched: set[str | 
 # what a version changed, for MLflow ------------------------------------------------------------
 @dataclass(frozen=True)
 class VersionChanges:
-    """The curations between a version's parent and the version: examples it no longer trains on, or under a new label."""
+    """Curations between a version's parent and the version: examples it no longer trains on, or under a new label."""
 
     removed: tuple[ExampleRow, ...] = ()
     relabelled: tuple[tuple[ExampleRow, ExampleRow], ...] = ()  # (as the parent had it, as this version has it)

@@ -218,4 +218,4 @@ def prepared_batches(
 
 
 def _take(source: Iterator[Item], count: int) -> list[Item]:
-    return [item for _, item in zip(range(count), source)]
+    return [item for _, item in zip(range(count), source, strict=False)]

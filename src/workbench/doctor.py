@@ -77,7 +77,7 @@ REPAIRED = frozenset({REMOVED, QUARANTINED, MARKED_FAILED, FINISHED_KEPT})
 
 @dataclass(frozen=True)
 class Finding:
-    """One problem: its kind, what it is about (path under home, classifier id, cache row), details, and what repair did."""
+    """One problem: its kind, its subject (path under home, classifier id, cache row), details, and what repair did."""
 
     kind: str
     subject: str
@@ -176,7 +176,8 @@ def run_doctor(
     refused = disk_refuses_growth(store.home) if full else None
     if refused is not None:  # everything is still read and checked; nothing can be repaired
         run.findings.append(Finding(STORE_UNAVAILABLE, ".", (
-            f"The store's disk is full ({refused.strerror or refused}): reads and classify answer, writes are refused"
+            f"The store's disk is full ({refused.strerror or refused}): "
+            "reads and classify answer, writes are refused"
             + ("; nothing was repaired" if repair else ""))))
         run.repair = False
     pending = _pending_removals(run)  # first: with repair, what is left of them is not an orphan
@@ -562,7 +563,7 @@ def _mark_broken(run: _Run, records: dict[str, ClassifierRecord], versions: list
 
 
 def startup_sweep(store: Store) -> DoctorReport | None:
-    """The cheap check at start-up: finishes interrupted deletes, removes orphan blobs and temporary files older than STARTUP_GRACE_S.
+    """The cheap start-up check: finishes interrupted deletes, removes orphan blobs and temp files past STARTUP_GRACE_S.
 
     Never raises: a store it cannot check is left as it is (and logged).
     """

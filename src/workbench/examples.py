@@ -39,7 +39,7 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Protocol, TypeGuard, Union
+from typing import Protocol, TypeGuard
 
 from workbench.decode import validate_image
 from workbench.errors import (
@@ -79,7 +79,7 @@ class BinaryFile(Protocol):
     def tell(self) -> int: ...
 
 
-Source = Union[str, os.PathLike, bytes, bytearray, memoryview, BinaryFile]
+Source = str | os.PathLike | bytes | bytearray | memoryview | BinaryFile
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ class ExampleSet:
     skipped: tuple[Skipped, ...]
 
 
-Entry = Union[ImageInput, Skipped]
+Entry = ImageInput | Skipped
 
 
 def sha256_hex(data: bytes) -> str:
@@ -303,7 +303,7 @@ def _folder_files(root: Path) -> list[tuple[str, Path]]:
 
 
 def _folder_scan(root: Path) -> tuple[list[Entry], list[tuple[str, Path, int]]]:
-    """A folder's files, unread: the ones skipped, and the images as (name, path, size); names are "folder/relative/path"."""
+    """A folder's files, unread: those skipped, and the images as (name, path, size) named "folder/relative/path"."""
     prefix = root.resolve().name or "folder"
     real_root = root.resolve()
     entries: list[Entry] = []

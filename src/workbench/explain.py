@@ -92,7 +92,7 @@ def general_explanations(
 
 def _color_explanation(name: str, leaves: np.ndarray, dense: DensePass, fc: tuple[np.ndarray, np.ndarray],
                        sample: general.ColorSample, image: Image.Image, boxes: list[Box]) -> Explanation:
-    """Where a colour's pixels are: in the subject's view, weighted by its map, when there is a subject; else every view."""
+    """Where a colour's pixels are: in the subject's view, weighted by its map, if there is one; else every view."""
     edge = general.COLOR_THUMBNAIL_EDGE_PX
     index = list(general.COLOR_ANCHORS_RGB).index(name)
     masks = [(crop == index).reshape(edge, edge).astype(np.float32) for crop in sample.crops]
@@ -120,7 +120,7 @@ def _chosen(classes: list[str], scores: np.ndarray, class_name: str | None, clas
 def _explanation(classifier_id: str, name: str, score: float, cells: np.ndarray, unit_grids: list[np.ndarray],
                  image: Image.Image, boxes: list[Box]) -> Explanation:
     """An Explanation whose heatmap is, per pixel, the highest of the 0..1 grids placed on their views' boxes."""
-    heatmap = np.max([place_in_image(np.clip(grid, 0.0, 1.0), box, *image.size) for grid, box in zip(unit_grids, boxes)],
+    heatmap = np.max([place_in_image(np.clip(grid, 0.0, 1.0), box, *image.size) for grid, box in zip(unit_grids, boxes, strict=True)],
                      axis=0)
     covered: Box = (float(min(b[0] for b in boxes)), float(min(b[1] for b in boxes)),
                     float(max(b[2] for b in boxes)), float(max(b[3] for b in boxes)))

@@ -2,10 +2,10 @@
 
 A custom classifier is the backbone plus small linear heads, so it exports whole: one graph from
 pixels to the per-class scores `Heads.scores` gives (L2-normalise the embedding, linear, sigmoid,
-times the familiarity gate) and the 1280-d embedding. The `Exporter` builds each (classifier, version, format) file once, in a
-thread of its own, and caches it in the store beside the version's heads (an atomic write under
-the store's write lock, so a deleted classifier never gets a file back). torch and coremltools are
-imported only when a file is built.
+times the familiarity gate) and the 1280-d embedding. The `Exporter` builds each (classifier,
+version, format) file once, in a thread of its own, and caches it in the store beside the version's
+heads (an atomic write under the store's write lock, so a deleted classifier never gets a file
+back). torch and coremltools are imported only when a file is built.
 """
 
 from __future__ import annotations
@@ -196,7 +196,7 @@ def check_onnx(data: bytes, graph: "torch.nn.Module", size: int) -> float:
         expected = [t.numpy() for t in graph(torch.from_numpy(pixels))]
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     got = session.run(list(ONNX_OUTPUTS), {ONNX_INPUT: pixels})
-    worst = max(float(np.abs(e - g).max()) for e, g in zip(expected, got))
+    worst = max(float(np.abs(e - g).max()) for e, g in zip(expected, got, strict=True))
     if not worst <= CHECK_TOLERANCE:
         raise ExportMismatch(f"ONNX export differs from torch by {worst:.2e} (> {CHECK_TOLERANCE:.0e})")
     return worst

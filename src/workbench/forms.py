@@ -130,7 +130,8 @@ def training_sets(form: FormParts) -> tuple[dict[str, NamedUpload], NamedUpload 
             positives[class_name] = named
         elif part != "parameters":
             raise InvalidExamples(
-                f"Unexpected file field {echo(part)}: training files are {{class}}_positive_examples or negative_examples"
+                f"Unexpected file field {echo(part)}: "
+                "training files are {class}_positive_examples or negative_examples"
             )
     stray = [name for name in form.texts if name.endswith(POSITIVE_SUFFIX) or name == NEGATIVE_FIELD]
     if stray:

@@ -354,7 +354,7 @@ def nearest_color_table() -> np.ndarray:
 
 
 def _thumbnail(image: Image.Image, box: tuple[float, float, float, float] | None = None) -> np.ndarray:
-    """COLOR_THUMBNAIL_EDGE_PX x COLOR_THUMBNAIL_EDGE_PX evenly spaced RGB pixels (uint8) of the image or of `box` in it.
+    """COLOR_THUMBNAIL_EDGE_PX x COLOR_THUMBNAIL_EDGE_PX evenly spaced RGB pixels (uint8) of the image or its `box`.
 
     Nearest-neighbour sampling: fast, and it never blends two colours into a third.
     """
@@ -438,7 +438,7 @@ def subject_weights(features: np.ndarray, weights: np.ndarray, bias: np.ndarray,
 
 
 def color_shares(sample: ColorSample, cell_weights: np.ndarray | None = None, view: int = 0) -> np.ndarray:
-    """Each palette colour's share (0..1, summing to 1): of the subject where `cell_weights` mark one, else of the frame.
+    """Each palette colour's share (0..1, sum 1): of the subject where `cell_weights` mark one, else of the frame.
 
     For a subject, pixels of that view's square count by the upsampled weights; a colour's share is what the
     subject holds beyond the rest of the square (the pavement around six dogs is in both), unless the

@@ -55,7 +55,7 @@ def _ratio(numerator: int, denominator: int) -> float:
 
 @dataclass(frozen=True)
 class _Cells:
-    """Per (true class, top class) cell: the images' top scores, ascending (the cell's count at t is how many reach t)."""
+    """Per (true class, top class) cell: the images' top scores, ascending (its count at t is how many reach t)."""
 
     rows: np.ndarray  # true-class index of each cell (len(classes) is none)
     columns: np.ndarray  # top-class index of each cell
@@ -135,13 +135,13 @@ class Interpretation:
     def predicted(self, threshold: float = THRESHOLD) -> list[str]:
         """Each image's top class when it reaches the threshold, else `(none)`."""
         reached = self.top_score >= threshold
-        return [self.classes[i] if hit else self.none for i, hit in zip(self.top_index, reached)]
+        return [self.classes[i] if hit else self.none for i, hit in zip(self.top_index, reached, strict=True)]
 
     def confusion_counts(self, threshold: float = THRESHOLD) -> np.ndarray:
         """(classes + 1) x (classes + 1) counts: true class by row, predicted class by column, `(none)` last."""
         count = len(self.classes)
         matrix = np.zeros((count + 1, count + 1), dtype=np.int64)
-        for row, column, top in zip(self._cells.rows, self._cells.columns, self._cells.top_scores):
+        for row, column, top in zip(self._cells.rows, self._cells.columns, self._cells.top_scores, strict=True):
             reached = _at_or_above(top, threshold)
             matrix[row, column] += reached
             matrix[row, count] += len(top) - reached

@@ -64,7 +64,8 @@ class JobSettings:
             raise InvalidRequest(f"max_trainings ({SETTINGS_ENV['max_trainings']}) must be at least 1")
         if not 0 < self.renew_s < self.lease_s or self.scan_s <= 0:
             raise InvalidRequest(
-                f"lease timings need 0 < renew_s < lease_s and scan_s > 0 ({', '.join(list(SETTINGS_ENV.values())[1:4])})"
+                f"lease timings need 0 < renew_s < lease_s and scan_s > 0 "
+                f"({', '.join(list(SETTINGS_ENV.values())[1:4])})"
             )
         if self.store_retry_s < 0:
             raise InvalidRequest(f"store_retry_s ({SETTINGS_ENV['store_retry_s']}) must be at least 0")
@@ -283,7 +284,8 @@ class JobRunner:
         return record
 
     def _trained_already(self, classifier_id: str) -> bool:
-        """Whether the newest version covers every stored example and curation: its holder died after saving it, before marking ready."""
+        """Whether the newest version covers every stored example and curation: its holder died after
+        saving it, before marking ready."""
         with self.store.transaction(write=False) as db:
             self.store.classifier(classifier_id, db)
             newest = newest_version(db, classifier_id)
@@ -292,7 +294,7 @@ class JobRunner:
             return curation.covers(db, self.store.version(classifier_id, newest, db))
 
     def _finish_if_settled(self, classifier_id: str) -> bool:
-        """Marks the classifier ready unless examples arrived or were curated during the training (then trains again)."""
+        """Marks the classifier ready unless examples arrived or were curated during training (then trains again)."""
         with self._lock:
             with self.store.transaction() as db:
                 record = self._holder(db, classifier_id)
@@ -327,7 +329,7 @@ class JobRunner:
             self._release(classifier_id)
 
     def _start(self, classifier_id: str) -> tuple[int, int]:
-        """Marks the classifier training (or retraining); returns the last example and curation ids the training covers."""
+        """Marks the classifier training (or retraining); returns the last example and curation ids it covers."""
         with self.store.transaction() as db:
             record = self._holder(db, classifier_id)
             self.store.update_classifier(db, classifier_id, status=record.busy_status)
@@ -343,7 +345,7 @@ class JobRunner:
             classifier_id, result, last_example_id, last_curation_id, rows))
 
     def fit(self, classifier_id: str, rows: list[ExampleRow]) -> tuple[training.TrainingResult, list[ExampleRow]]:
-        """Fits heads on an example set (embedding only images not cached); the result and the rows it trained, in order.
+        """Fits heads on an example set (embedding only uncached images); the result and the rows it trained, in order.
 
         The same set gives the same heads: an earlier version retrains from its stored set (`curation.version_rows`).
         """
@@ -380,7 +382,7 @@ class JobRunner:
             chunk = missing[done : done + len(tensors)]
             vectors = np.concatenate([self.backbone.run(tensors[i : i + TRAINING_PASS_IMAGES])[0]
                                       for i in range(0, len(tensors), TRAINING_PASS_IMAGES)])
-            fresh = dict(zip(chunk, vectors))
+            fresh = dict(zip(chunk, vectors, strict=True))
             self.cache.put_many(fresh, backbone_id)
             known.update(fresh)
             done += len(chunk)
@@ -391,7 +393,8 @@ class JobRunner:
 
     def _save_version(self, classifier_id: str, result: training.TrainingResult, last_example_id: int,
                       last_curation_id: int, rows: list[ExampleRow]) -> None:
-        """Writes the heads file, then commits the version and moves serving to it (unless pinned) in one transaction."""
+        """Writes the heads file, then commits the version and moves serving to it (unless pinned) in
+        one transaction."""
         with self.store.transaction() as db:
             record = self._holder(db, classifier_id)
             version = self.store.next_version(classifier_id, db)

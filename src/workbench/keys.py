@@ -143,7 +143,7 @@ class KeyFile:
             os.close(folder)
 
     def add(self, owner: str, key: str | None = None) -> str:
-        """Stores a key for `owner` (a new random one unless given) and returns it once it is durable: shown only now."""
+        """Stores a key for `owner` (a new random one unless given) and returns it once durable: shown only now."""
         key = key or secrets.token_urlsafe(KEY_BYTES)
         record = KeyRecord(check_owner(owner), key_hash(key), now_iso())
         with self._locked():

@@ -49,7 +49,7 @@ def place_in_image(grid: np.ndarray, box: tuple[float, float, float, float], wid
 
     Pixels outside the box, which the backbone never saw, are 0.
     """
-    left, top, right, bottom = (int(round(v)) for v in box)
+    left, top, right, bottom = (round(v) for v in box)
     left, top = max(left, 0), max(top, 0)
     right, bottom = min(right, width), min(bottom, height)
     out = np.zeros((height, width), np.float32)

@@ -69,5 +69,5 @@ def check_class_name(name: object) -> str:
 
 
 def check_classifier_name(name: object) -> str:
-    """A classifier name as stored: a string of 1 to MAX_CLASSIFIER_NAME_CHARS characters, no control characters, NFC."""
+    """A classifier name as stored: 1 to MAX_CLASSIFIER_NAME_CHARS characters, no control characters, NFC."""
     return _checked_text(name, "classifier name", MAX_CLASSIFIER_NAME_CHARS, InvalidClassifierName)

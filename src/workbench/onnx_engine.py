@@ -1,10 +1,10 @@
 """The ONNX Runtime engine: the backbone exported once from the torch module, checked, cached on disk.
 
-The export (about 1 s: `onnx_graph` writes the graph from the weights) happens once per machine and user: the `.onnx` file lives in a cache
-directory shared by every workbench home, named by the weights' hash and the torch and
-onnxruntime versions. It is written to a temporary file, checked against torch, and renamed
-into place, under a file lock, so a crash or two processes exporting at once never leave a
-half-written or unchecked model behind.
+The export (about 1 s: `onnx_graph` writes the graph from the weights) happens once per machine
+and user: the `.onnx` file lives in a cache directory shared by every workbench home, named by the
+weights' hash and the torch and onnxruntime versions. It is written to a temporary file, checked
+against torch, and renamed into place, under a file lock, so a crash or two processes exporting at
+once never leave a half-written or unchecked model behind.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def default_cache_dir() -> Path:
 
 
 def onnx_path(spec: BackboneSpec, cache_dir: Path) -> Path:
-    """Where the exported model lives: keyed by the weights' hash, the outputs' format, the exporter and runtime versions."""
+    """Where the exported model lives: keyed by weights' hash, outputs' format, exporter and runtime versions."""
     from importlib.metadata import version  # here: 20 ms that `workbench list` does not need
 
     stamp = f"{EXPORT_FORMAT}-torch{version('torch')}-ort{version('onnxruntime')}".replace("+", "_")
@@ -107,7 +107,7 @@ def check_against_torch(spec: BackboneSpec, path: Path, threads: int) -> float:
     with torch.inference_mode():
         expected = [t.numpy() for t in load_network(spec)(torch.from_numpy(images))]
     got = OnnxEngine(path, threads).run(images)
-    worst = max(float(np.abs(e - g).max()) for e, g in zip(expected, got))
+    worst = max(float(np.abs(e - g).max()) for e, g in zip(expected, got, strict=True))
     if not worst <= CHECK_TOLERANCE:
         raise ExportMismatch(f"ONNX export differs from torch by {worst:.2e} (> {CHECK_TOLERANCE:.0e})")
     return worst

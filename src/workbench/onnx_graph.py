@@ -51,7 +51,7 @@ class _Graph:
         return output
 
     def conv_bn(self, x: str, conv: str, bn: str, size: int, stride: int = 1, groups: int = 1, same: bool = False) -> tuple[str, int]:
-        """Conv (weights `conv`.weight) with batch norm `bn` folded into weights and bias; returns (output, size out)."""
+        """Conv (weights `conv`.weight), batch norm `bn` folded into weights and bias; returns (output, out size)."""
         weight = self.state[f"{conv}.weight"]
         scale = self.state[f"{bn}.weight"] / np.sqrt(self.state[f"{bn}.running_var"] + BN_EPS)
         bias = self.state[f"{bn}.bias"] - self.state[f"{bn}.running_mean"] * scale

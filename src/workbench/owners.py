@@ -1,4 +1,4 @@
-"""Who is doing a piece of work (`host:pid:start`, for training leases and MLflow runs alike), and whether that process is still alive to finish it.
+"""Who does some work (`host:pid:start`: training leases, MLflow runs), and whether that process lives on to finish it.
 
 A crashed process leaves its work marked as in progress; the next process must tell "busy" from
 "abandoned". On this host the process table answers: no such pid, a zombie (state Z: it has exited,
@@ -61,7 +61,7 @@ def why_dead(owner: str) -> str | None:
 
     `owner` is `host:pid:start`, optionally followed by `:anything` (a runner's own suffix).
     """
-    host, pid_text, start = (owner.split(":") + ["", ""])[:3]
+    host, pid_text, start = [*owner.split(":"), "", ""][:3]
     if host != HOST or not pid_text.isdigit():
         return None
     pid = int(pid_text)
@@ -78,7 +78,7 @@ def why_dead(owner: str) -> str | None:
 
 
 def why_abandoned(owner: str | None, heartbeat_ms: int | None, timeout_s: float) -> str | None:
-    """In words, why work marked by `owner` with its last heartbeat at `heartbeat_ms` is abandoned; None if it is not."""
+    """In words, why work marked by `owner` with its last heartbeat at `heartbeat_ms` is abandoned, else None."""
     if owner:
         dead = why_dead(owner)
         if dead:

@@ -64,7 +64,7 @@ def score_histograms(
     names: np.ndarray = np.asarray(labels)
     figure, axes = _panels(len(classes), "Out-of-fold scores: positives vs the rest")
     bins = np.linspace(0.0, 1.0, HISTOGRAM_BINS + 1)
-    for i, (name, ax) in enumerate(zip(classes, axes)):
+    for i, (name, ax) in enumerate(zip(classes, axes, strict=True)):
         positive = names == name
         for mask, color, label in ((~positive, "tab:gray", "every other image"), (positive, "tab:blue", "the class's images")):
             counts, _ = np.histogram(scores[mask, i], bins=bins)
@@ -97,7 +97,7 @@ def threshold_curves(
     names: np.ndarray = np.asarray(labels)
     thresholds = np.linspace(0.0, 1.0, CURVE_POINTS)
     figure, axes = _panels(len(classes), "Precision / recall / false-positive rate vs threshold")
-    for i, (name, ax) in enumerate(zip(classes, axes)):
+    for i, (name, ax) in enumerate(zip(classes, axes, strict=True)):
         table = threshold_table(scores[:, i], names == name, thresholds)
         ax.plot(thresholds, table["precision"], label="precision", color="tab:blue")
         ax.plot(thresholds, table["recall"], label="recall", color="tab:green")
@@ -145,7 +145,7 @@ def pr_curves(
 
     names: np.ndarray = np.asarray(labels)
     figure, axes = _panels(len(classes), "Precision-recall curves (out-of-fold)")
-    for i, (name, ax) in enumerate(zip(classes, axes)):
+    for i, (name, ax) in enumerate(zip(classes, axes, strict=True)):
         truth = names == name
         ax.set(xlabel="recall", ylabel="precision", xlim=(-0.02, 1.02), ylim=(-0.02, 1.02))
         if not truth.any():
@@ -240,9 +240,9 @@ def confusion_counts(
 ) -> tuple[np.ndarray, list[str], list[str]]:
     """Counts of (true class, top class at the threshold); negatives and "no class" get a row/column."""
     rows = list(classes) + ([NEGATIVE_LABEL] if NEGATIVE_LABEL in set(labels) else [])
-    columns = list(classes) + [NEGATIVE_LABEL]
+    columns = [*classes, NEGATIVE_LABEL]
     counts = np.zeros((len(rows), len(columns)), dtype=int)
-    for truth, guess in zip(labels, predicted_labels(scores, list(classes), threshold)):
+    for truth, guess in zip(labels, predicted_labels(scores, list(classes), threshold), strict=True):
         counts[rows.index(truth), columns.index(guess)] += 1
     row_names = [NEGATIVE_NAME if r == NEGATIVE_LABEL else r for r in rows]
     column_names = [NO_CLASS_NAME if c == NEGATIVE_LABEL else c for c in columns]
@@ -331,7 +331,7 @@ def overlay_image(image: Image.Image, heatmap: np.ndarray, alpha: float = OVERLA
 def overlays(explanations: Sequence, columns: int = MAX_PANEL_COLUMNS, title: str = "Where it looked") -> Figure:
     """`Workbench.explain` results side by side: each class's heatmap over its image, with its score."""
     figure, axes = _panels(len(explanations), title, columns)
-    for explanation, ax in zip(explanations, axes):
+    for explanation, ax in zip(explanations, axes, strict=True):
         ax.imshow(overlay_image(explanation.image, explanation.heatmap))
         left, top, right, bottom = explanation.box
         ax.add_patch(Rectangle((left, top), right - left, bottom - top, fill=False, linestyle=":", color="white"))
@@ -353,7 +353,7 @@ def overlay_gallery(tiles: Sequence[tuple[Image.Image, np.ndarray, str]], title:
     axes = list(figure.subplots(rows, columns, squeeze=False).flat)
     for ax in axes:
         ax.set_axis_off()
-    for (image, heatmap, caption), ax in zip(tiles, axes):
+    for (image, heatmap, caption), ax in zip(tiles, axes, strict=False):
         ax.imshow(overlay_image(image, heatmap))
         ax.set_title(caption, fontsize="x-small")
     figure.suptitle(title)

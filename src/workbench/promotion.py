@@ -21,7 +21,7 @@ LATEST = "latest"  # the word for "no pin: the newest version serves" (CLI, HTTP
 
 
 def wanted_version(value: object) -> int | None:
-    """A requested version: a whole number from 1, its ASCII digits, or None / "latest" (no pin); else InvalidRequest."""
+    """A requested version: a whole number >= 1, its ASCII digits, or None / "latest" (no pin); else InvalidRequest."""
     if value is None:
         return None
     if isinstance(value, str):

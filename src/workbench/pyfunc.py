@@ -66,7 +66,7 @@ class ClassifierModel:
             )
 
     def predict(self, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        """One row per image: a score column per class, and `watson`: the Watson JSON with params watson=True (else null)."""
+        """One row per image: a score column per class, and `watson`: Watson JSON if params watson=True, else null."""
         params = params or {}
         images = model_input["image"] if isinstance(model_input, pd.DataFrame) else pd.Series(list(model_input))
         spec = self.backbone.spec

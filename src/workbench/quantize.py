@@ -16,8 +16,9 @@ The recipe (RECIPE, in the file name and in the backbone id, so embeddings never
 Result on the 250 tutorial images and test/: embedding cosine median 0.9967, minimum 0.9897,
 top-1 agreement 98.8%, custom-class scores within 0.003 (tests/test_int8.py).
 
-Calibration took 40 s on 2 shared cores (load average 6; less on an idle machine) and runs once per machine, under a file lock, written
-to a temporary file and renamed into place, like the FP32 export. Nothing is downloaded.
+Calibration took 40 s on 2 shared cores (load average 6; less on an idle machine) and runs once
+per machine, under a file lock, written to a temporary file and renamed into place, like the FP32
+export. Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def calibration_images(folder: Path = TUTORIAL_DIR) -> list[Path]:
 
 
 def _tensor(path: Path, spec: BackboneSpec) -> np.ndarray:
-    """A trusted image file -> backbone tensor, decoded as classify does (a JPEG at reduced size, short side >= input)."""
+    """A trusted image file -> backbone tensor, decoded like classify (a JPEG at reduced size, short side >= input)."""
     with Image.open(path) as image:
         short = min(image.size)
         image.draft("RGB", (image.size[0] * spec.input_size_px // short, image.size[1] * spec.input_size_px // short))
@@ -83,7 +84,7 @@ def _tensor(path: Path, spec: BackboneSpec) -> np.ndarray:
 
 
 class _Reader:
-    """ONNX Runtime's CalibrationDataReader: the images (and their mirror images) in batches, decoded as classify decodes them."""
+    """ONNX Runtime's CalibrationDataReader: the images (and their mirror images) in batches, decoded like classify."""
 
     def __init__(self, paths: list[Path], spec: BackboneSpec) -> None:
         self._batches = self._iterate(paths, spec)

@@ -32,7 +32,7 @@ def review_items(oof: OutOfFold, threshold: float = THRESHOLD, margin: float = B
     if len(oof.classes):
         near = np.asarray((np.abs(oof.scores - threshold) <= margin).any(axis=1))
     rows = []
-    for i, (label, guess) in enumerate(zip(oof.labels, predicted)):
+    for i, (label, guess) in enumerate(zip(oof.labels, predicted, strict=True)):
         kind = "misclassified" if guess != label else "borderline" if near[i] else None
         if kind is None:
             continue

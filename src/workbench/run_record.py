@@ -143,7 +143,7 @@ def version_metrics(version: VersionRecord) -> dict[str, float]:
 
 
 def added_since(rows: list[ExampleRow], previous_last_id: int) -> str:
-    """In words, the examples after `previous_last_id`: per class how many images, and negatives (relabellings are not added)."""
+    """In words, the examples after `previous_last_id`: images per class, and negatives (relabellings are not added)."""
     earlier = {r.class_name for r in rows if r.example_id <= previous_last_id and r.class_name is not None}
     counts: dict[str | None, int] = {}
     for row in rows:
@@ -306,7 +306,8 @@ def register(client, record: ClassifierRecord, version: VersionRecord, run, mode
     except MlflowException:
         client.create_registered_model(
             cid, tags={"workbench.classifier_name": record.name, "workbench.owner": record.owner},
-            description=f"Watson classifier {record.name} ({cid}). Alias `{SERVING_ALIAS}` = the version classify uses.",
+            description=f"Watson classifier {record.name} ({cid}). "
+            f"Alias `{SERVING_ALIAS}` = the version classify uses.",
         )
     created = client.create_model_version(
         cid, source=model_source(client, model_id), run_id=run.info.run_id, model_id=model_id,

@@ -169,7 +169,7 @@ def _validation_message(exc: RequestValidationError) -> str:
     """A readable sentence from FastAPI's validation errors (missing `version`, a bad boolean, ...)."""
     parts = []
     for error in exc.errors():
-        where, name = (list(error.get("loc", ())) + ["", ""])[:2]
+        where, name = [*error.get("loc", ()), "", ""][:2]
         if name == "version":
             parts.append("query parameter 'version' (YYYY-MM-DD, e.g. 2018-03-19) is missing or malformed")
         else:

@@ -373,7 +373,7 @@ class Workbench:
         return self._curate(classifier_id, curation.example_ids(example_ids), {})
 
     def relabel_examples(self, classifier_id: str, labels: Mapping[int, str | None]) -> curation.Curation:
-        """Moves examples to another class (existing or new; None: negative) and queues a retraining, as an update does."""
+        """Moves examples to another class (existing or new; None: negative) and queues a retraining like an update."""
         return self._curate(classifier_id, [], curation.new_labels(labels))
 
     def _curate(self, classifier_id: str, remove: list[int], relabel: dict[int, str | None]) -> curation.Curation:
@@ -700,7 +700,7 @@ class Workbench:
         limit = cls.check_threshold(threshold)
         ids, serving = self._classifiers_for(classifier_ids, owners)
         for chunk in streaming.chunks(streaming.image_entries(images, self.limits, skip, on_skip), chunk_images):
-            for entry, answer in zip(chunk, self._answers(chunk, ids, serving, limit)):
+            for entry, answer in zip(chunk, self._answers(chunk, ids, serving, limit), strict=True):
                 answer["sha256"] = entry.sha256 if isinstance(entry, ImageInput) else None
                 yield answer
 
@@ -735,7 +735,7 @@ class Workbench:
         missing: dict[str, None] = {} if untranslated is None else untranslated
         with single_threaded_blas():
             for batch in self._decode_all(entries, answers, bool(dense_ids), detector):
-                rows, views, samples, explicit_scores = zip(*batch)
+                rows, views, samples, explicit_scores = zip(*batch, strict=True)
                 counts = [len(v) for v in views]
                 tensors = [tensor for v in views for tensor in v]  # every view of every image, one batched run
                 classes: dict[str, list[list[dict]]] = {cid: [] for cid in built_in}
@@ -761,7 +761,7 @@ class Workbench:
                 else:
                     embeddings, _ = self.backbone.run(tensors)
                 results = cls.image_results(classes, embeddings, ids, serving, limit, counts)
-                for i, per_image in zip(rows, results):
+                for i, per_image in zip(rows, results, strict=True):
                     answers[i] = {"classifiers": per_image, "image": entries[i].name}
         assert None not in answers, "every entry has its scores or its error"
         return [answer for answer in answers if answer is not None]

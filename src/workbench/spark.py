@@ -48,7 +48,7 @@ def _scorer(home: str, owner: str, ids: list[str] | None, threshold: float | Non
         for batch in batches:
             paths = batch.column(path_col).to_pylist()
             contents = batch.column(content_col).to_pylist()
-            pairs = [(str(path), content or b"") for path, content in zip(paths, contents)]
+            pairs = [(str(path), content or b"") for path, content in zip(paths, contents, strict=True)]
             rows = [result_row(answer) for answer in wb.classify_iter(pairs, classifier_ids=ids, threshold=threshold)]
             yield pa.RecordBatch.from_pylist(rows, schema=schema)
 

@@ -1,8 +1,8 @@
 """The backbone's spec: what travels with the weights (input size, normalisation, output sizes, id).
 
-It also owns `preprocess`, the input transform the weights expect. A leaf module: everything else that needs to know the backbone's shape reads it here, so the
-engines (`network`, `onnx_engine`) and the switch between them (`backbone`) never import each
-other for it.
+It also owns `preprocess`, the input transform the weights expect. A leaf module: everything else
+that needs to know the backbone's shape reads it here, so the engines (`network`, `onnx_engine`)
+and the switch between them (`backbone`) never import each other for it.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def _view_offsets(long_px: int, size: int, centre: int, max_views: int) -> list[
     span = long_px - size
     count = min(int(np.ceil(span / (size * VIEW_STEP_FRACTION))) + 1, max_views)
     others = [round(span * k / (count - 1)) for k in range(count)]
-    return [centre] + [o for o in others if abs(o - centre) > 1][: max_views - 1]
+    return [centre, *[o for o in others if abs(o - centre) > 1][: max_views - 1]]
 
 
 def _view_corners(width: int, height: int, size: int, max_views: int | None) -> tuple[int, int, list[tuple[int, int]]]:

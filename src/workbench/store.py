@@ -132,8 +132,9 @@ CREATE TABLE IF NOT EXISTS customer_data (  -- X-Watson-Metadata: customer_id la
     classifier_id TEXT NOT NULL REFERENCES classifiers(classifier_id) ON DELETE CASCADE,
     PRIMARY KEY (customer_id, classifier_id)
 );
-CREATE TABLE IF NOT EXISTS pending_removals (  -- files a committed delete has still to remove (a crash may interrupt it)
-    kind TEXT NOT NULL,           -- "blob": name is a sha256, removed only while no example uses it; "heads": a classifier id
+CREATE TABLE IF NOT EXISTS pending_removals (  -- files a committed delete has still to remove (a crash may stop it)
+    kind TEXT NOT NULL,           -- "blob": name is a sha256, removed only while no example uses it;
+                                  -- "heads": name is a classifier id
     name TEXT NOT NULL,
     PRIMARY KEY (kind, name)
 );
@@ -333,7 +334,7 @@ class Store:
             raise
 
     def _begin_read(self) -> sqlite3.Connection:
-        """A read transaction; on a disk too full for SQLite's side files, one that needs no space (`open_for_reading`)."""
+        """A read transaction; on a disk too full for SQLite's side files, one needing no space (`open_for_reading`)."""
         try:
             return self._begin(write=False)
         except sqlite3.OperationalError as exc:
@@ -526,7 +527,7 @@ class Store:
 
     # deletion --------------------------------------------------------------
     def delete_classifier(self, classifier_id: str) -> list[str]:
-        """Deletes a classifier's rows and marks its files in one commit, then removes the files; returns the shas removed.
+        """Deletes a classifier's rows and marks its files in one commit, then removes the files; returns removed shas.
 
         The commit decides: a crash before it leaves the classifier whole, a crash after it leaves marks
         that `finish_removals` (the start-up sweep, `doctor --repair`) completes.
@@ -572,7 +573,7 @@ class Store:
         return outcomes
 
     def _finish_removal(self, db: sqlite3.Connection, removal: PendingRemoval) -> bool | None:
-        """Removes one marked blob or heads folder unless in use again (False); None when the disk refused (kept marked)."""
+        """Removes one marked blob or heads folder unless used again (False); None if the disk refused (kept marked)."""
         try:
             if removal.kind == REMOVE_BLOB:
                 if self.blob_referenced(db, removal.name):

@@ -9,15 +9,15 @@ from __future__ import annotations
 import os
 from itertools import islice
 from pathlib import Path
-from typing import Callable, Container, Iterable, Iterator, TypeGuard, TypeVar, Union
+from typing import Callable, Container, Iterable, Iterator, TypeGuard, TypeVar
 
 from .examples import FILE_TOO_LARGE, ImageInput, Skipped, skip_reason, sha256_hex
 from .limits import Limits
 
 CHUNK_IMAGES = 64  # images held in memory at once (read, decoded and scored together)
 
-NamedBytes = tuple[str, Union[bytes, bytearray, memoryview]]
-StreamSource = Union[str, os.PathLike, bytes, bytearray, memoryview, NamedBytes]
+NamedBytes = tuple[str, bytes | bytearray | memoryview]
+StreamSource = str | os.PathLike | bytes | bytearray | memoryview | NamedBytes
 Item = TypeVar("Item")
 
 

@@ -232,7 +232,7 @@ def out_of_sync(client, store: Store) -> list[str]:
 
 
 def tracking_uri(where: str | os.PathLike | bool | None = None) -> str | None:
-    """The MLflow tracking URI workbench logs to (None when tracking is off), resolved as `Workbench(tracking_uri=where)`.
+    """The MLflow tracking URI workbench logs to (None if tracking is off), resolved as `Workbench(tracking_uri=where)`.
 
     `mlflow.set_tracking_uri(workbench.tracking_uri())` before `mlflow.pyfunc.load_model("models:/<id>@serving")`
     reads the same store (MLflow's own default is a `mlflow.db` in the current folder).
@@ -318,7 +318,7 @@ class Tracker:
         return self._client
 
     def experiment_url(self, classifier_id: str, base_url: str = UI_URL) -> str:
-        """The MLflow UI's runs table of a classifier's experiment, key metrics as columns (an `mlflow ui` at `base_url`).
+        """The MLflow UI's runs table of a classifier's experiment, key metrics as columns (`mlflow ui` at `base_url`).
 
         The link opens the UI in its "Model training" mode whatever the browser last used (MLflow
         3.17's UI opens an experiment in GenAI mode in a browser that never switched) and shows the
@@ -448,7 +448,7 @@ class Tracker:
         return True
 
     def _end(self, client, run, why: str, deleted: bool) -> None:
-        """Ends a RUNNING run whose logging will never finish: FAILED, or KILLED when its classifier was deleted; tagged why."""
+        """Ends a RUNNING run whose logging never finishes: FAILED, or KILLED if its classifier is gone; tagged why."""
         run_id = run.info.run_id
         client.set_tag(run_id, TAG_ABANDONED, f"Logging never finished: {why}."
                        + (" Its classifier was deleted." if deleted else ""))
@@ -583,7 +583,7 @@ class Tracker:
         self._mirror(client, files, alias=True)
 
     def _end_runs_of_deleted(self, client, experiment_id: str) -> None:
-        """Ends the runs left RUNNING in a deleted classifier's (deleted) experiment; TrackingError while a logger lives."""
+        """Ends the runs left RUNNING in a deleted classifier's experiment; TrackingError if a logger is alive."""
         from mlflow.entities import ViewType
 
         running = client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'",

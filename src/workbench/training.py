@@ -157,7 +157,7 @@ class HeldOut:
     def scores(self, calibration: tuple[float, float]) -> np.ndarray:
         """Calibrated, gated held-out scores, averaged over the repeats."""
         slope, intercept = calibration
-        each = [sigmoid(slope * z + intercept) * g for z, g in zip(self.logits, self.gates)]
+        each = [sigmoid(slope * z + intercept) * g for z, g in zip(self.logits, self.gates, strict=True)]
         return np.mean(each, axis=0).astype(np.float32)
 
 
@@ -202,7 +202,7 @@ def metrics_from_scores(scores: np.ndarray, labels: list[str], classes: list[str
             "positives": int(truth.sum()),
         }
     return {
-        "accuracy": float(np.mean([p == t for p, t in zip(predicted, labels)])),
+        "accuracy": float(np.mean([p == t for p, t in zip(predicted, labels, strict=True)])),
         "macro_f1": float(np.mean([m["f1"] for m in per_class.values()])),
         "per_class": per_class,
         "images": len(labels),

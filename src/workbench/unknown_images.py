@@ -90,7 +90,7 @@ def _embedded(backbone_id: str, backbone, cache) -> np.ndarray:
     missing = [i for i, key in enumerate(keys) if key not in known]
     if missing:
         vectors, _ = backbone.embed_images([pictures[i] for i in missing])
-        fresh = {keys[i]: vector for i, vector in zip(missing, vectors)}
+        fresh = {keys[i]: vector for i, vector in zip(missing, vectors, strict=True)}
         if cache is not None:
             cache.put_many(fresh, backbone_id)
         known.update(fresh)

@@ -375,7 +375,7 @@ class ExamplesWidget(widgets.VBox):
         self._status_box.children = [self.status]
 
     def submit(self) -> dict | None:
-        """Creates or updates with the given sets (what the button does); returns the Watson record, or None on error."""
+        """Creates or updates with the given sets (what the button does); returns the Watson record, None on error."""
         try:
             sets = self.sets()
             negative = sets.pop(self.negatives.value, None) if self.negatives.value != NO_NEGATIVES else None
@@ -529,7 +529,7 @@ def html_table(header: Sequence[str], rows: Sequence[Sequence[object]], css_clas
 def metrics_html(classes: Sequence[str], values: np.ndarray, threshold: float) -> str:
     """Per-class numbers at a threshold (`Interpretation.metric_values`) as a small HTML table (blank where
     nothing was called)."""
-    rows = [[name, *row[:4]] for name, row in zip(classes, values.tolist())]
+    rows = [[name, *row[:4]] for name, row in zip(classes, values.tolist(), strict=True)]
     text = html_table(["class", "precision", "recall", "false-positive rate", "AP"], rows, "workbench-threshold-metrics")
     return f"<p>At threshold {threshold:.2f} (out-of-fold; AP is over every threshold):</p>" + text
 
@@ -539,7 +539,7 @@ def confusion_html(counts: np.ndarray, names: Sequence[str], threshold: float) -
     class by row, predicted class by column, each cell shaded by its share of the row, the right answers in bold."""
     head = "".join(f"<th>{html.escape(name)}</th>" for name in names)
     rows = []
-    for r, (actual, row) in enumerate(zip(names, counts.tolist())):
+    for r, (actual, row) in enumerate(zip(names, counts.tolist(), strict=True)):
         total = max(sum(row), 1)
         cells = []
         for c, count in enumerate(row):
@@ -566,7 +566,7 @@ def top_losses_html(frame: pd.DataFrame, predicted: Sequence[str]) -> str:
     """`Interpretation.top_losses` as a small table: file name, true class, the class predicted at the threshold
     (`predicted`, one per image of the interpretation, looked up by the frame's index), loss, true class's score."""
     rows = [[Path(name).name, actual, predicted[i], float(loss), float(score)] for i, name, actual, loss, score
-            in zip(frame.index, frame["name"], frame["actual"], frame["loss"], frame["actual_score"])]
+            in zip(frame.index, frame["name"], frame["actual"], frame["loss"], frame["actual_score"], strict=True)]
     text = html_table(["image", "actual", "predicted", "loss", "actual score"], rows, "workbench-top-losses")
     return "<p>Highest losses (out-of-fold log loss, averaged over the classes):</p>" + text
 
@@ -628,7 +628,7 @@ class ThresholdPlots(widgets.VBox):
             found = self.interpretation
             values = found.metric_values(t)  # bare arrays here: a DataFrame costs more than every number in it
             counts = found.confusion_counts(t)
-            points = {name: (recall, precision) for name, (precision, recall) in zip(found.classes, values[:, :2].tolist())}
+            points = {name: (recall, precision) for name, (precision, recall) in zip(found.classes, values[:, :2].tolist(), strict=True)}
             pictures = {name: live.image(t, points) for name, live in self.figures.items()}
             self.numbers.value = metrics_html(found.classes, values, t)
             self.confusion.value = confusion_html(counts, [*found.classes, found.none], t)
@@ -806,7 +806,7 @@ class ResultsGrid(widgets.VBox):
         self.captions = [widgets.HTML() for _ in self.paths]
         tiles = [widgets.VBox([widgets.Image(value=thumbnail(p.read_bytes()), format="jpeg", width=THUMBNAIL_PX), caption],
                               layout=widgets.Layout(width=f"{TILE_PX}px"))
-                 for p, caption in zip(self.paths, self.captions)]
+                 for p, caption in zip(self.paths, self.captions, strict=True)]
         self.grid = widgets.GridBox(tiles, layout=widgets.Layout(grid_template_columns=f"repeat({columns}, {TILE_PX}px)"))
         self.threshold.observe(lambda _: self.refresh(), names="value")
         super().__init__([widgets.HBox([self.threshold, self.summary]), self.grid])
@@ -831,7 +831,7 @@ class ResultsGrid(widgets.VBox):
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
     def _labels(self, labels: Mapping[str, str] | bool | None, folder: Path | None) -> dict[str, str] | None:
-        """{name: label} from the caller, the folder's LABELS.txt, or {} to read labels from folder names; None: unlabelled."""
+        """{name: label} from caller, the folder's LABELS.txt, or {}: labels from folder names; None: unlabelled."""
         if labels is False:
             return None
         if isinstance(labels, Mapping):
@@ -862,8 +862,9 @@ class ResultsGrid(widgets.VBox):
         return mine.sort_values("score", ascending=False, kind="stable").groupby("classifier_id", sort=False).head(self.top)
 
     def predictions(self) -> pd.DataFrame:
-        """One row per image and classifier, in image order: its best class and score, and whether it reaches the threshold;
-        for labelled images also `truth` (the true class, or `(none)`) and `correct` (None for `default`)."""
+        """One row per image and classifier, in image order: its best class and score, and whether it
+        reaches the threshold; for labelled images also `truth` (the true class, or `(none)`) and
+        `correct` (None for `default`)."""
         order = {str(p): i for i, p in enumerate(self.paths)}
         best = (self.scores.sort_values("score", ascending=False, kind="stable")
                 .groupby(["image", "classifier_id"], sort=False).head(1)
@@ -872,9 +873,9 @@ class ResultsGrid(widgets.VBox):
         columns = ["image", "classifier_id", "class", "score", "reached"]
         if self.labelled:
             truth = [self.truth[cid][Path(image)] if cid in self.truth else None
-                     for image, cid in zip(best["image"], best["classifier_id"])]
+                     for image, cid in zip(best["image"], best["classifier_id"], strict=True)]
             correct = [None if expected is None else self._right(cid, name, score, expected)
-                       for cid, name, score, expected in zip(best["classifier_id"], best["class"], best["score"], truth)]
+                       for cid, name, score, expected in zip(best["classifier_id"], best["class"], best["score"], truth, strict=True)]
             best = best.assign(truth=truth, correct=correct)
             columns += ["truth", "correct"]
         return best[columns].reset_index(drop=True)
@@ -896,7 +897,7 @@ class ResultsGrid(widgets.VBox):
         for cid, classes in self.top_classes(path).groupby("classifier_id", sort=False):
             reached = classes[classes["score"] >= t]
             shown = reached if len(reached) else classes.head(1)
-            text = html.escape(", ".join(top_score_text(c, s, t) for c, s in zip(shown["class"], shown["score"])))
+            text = html.escape(", ".join(top_score_text(c, s, t) for c, s in zip(shown["class"], shown["score"], strict=True)))
             prefix = html.escape(f"{cid}: ") if len(self.classifier_ids or []) != 1 else ""
             line = prefix + (f"<b>{text}</b>" if len(reached) else text)
             if cid in self.truth:
@@ -909,7 +910,7 @@ class ResultsGrid(widgets.VBox):
 
     def refresh(self) -> None:
         """Rewrites the captions for the slider's threshold (no classify call)."""
-        for path, caption in zip(self.paths, self.captions):
+        for path, caption in zip(self.paths, self.captions, strict=True):
             caption.value = self.caption(path)
         called = self.scores[self.scores["score"] >= self.threshold.value]["image"].nunique()
         text = f"{len(self.paths)} images, {called} with a class at threshold {self.threshold.value:.2f}"

@@ -1,1 +1,1 @@
-"""Regression tests for the defects of the reliability campaign (issue 13): crashes, malformed input, memory and disk."""
+"""Regression tests for the reliability campaign's defects (issue 13): crashes, malformed input, memory and disk."""

@@ -69,7 +69,7 @@ class Lines:
             self._changed.notify_all()
 
     def wait_for(self, *texts: str, timeout_s: float, start: int = 0) -> int | None:
-        """The index of the first line from `start` holding one of `texts`; None if the stream ends or time runs out first."""
+        """The index of the first line from `start` holding one of `texts`; None on the stream's end or a timeout."""
         with self._changed:
             found = self._changed.wait_for(
                 lambda: self._find(texts, start) is not None or self._closed, timeout=timeout_s)

@@ -61,7 +61,7 @@ def member_flood(count: int, stated: int | None = None, *, whole: bool = False) 
     offsets = [0]
     for header in headers[:-1]:
         offsets.append(offsets[-1] + len(header))
-    entries = b"".join(central_entry(name, offset=offset) for name, offset in zip(names, offsets))
+    entries = b"".join(central_entry(name, offset=offset) for name, offset in zip(names, offsets, strict=True))
     return hand_zip(entries, count, stated, members=b"".join(headers))
 
 

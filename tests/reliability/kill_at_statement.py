@@ -1,4 +1,4 @@
-"""Runs the `workbench` CLI and SIGKILLs itself as its Nth SQL statement of a promote starts: a deterministic crash point.
+"""Runs the `workbench` CLI; SIGKILLs itself as its Nth SQL statement of a promote starts: a deterministic crash point.
 
 `WORKBENCH_TEST_KILL_AT_STATEMENT=N python kill_at_statement.py --home HOME promote ID VERSION` dies as
 the Nth SQL statement run after `Workbench.promote` is entered starts (SQLite's trace hook fires
@@ -43,7 +43,7 @@ def trace_promote(kill_at: int | None) -> list[str]:
 
     def promoted(self: Workbench, *args, **kwargs):
         nonlocal promoting
-        self.store  # opened (schema, start-up sweep) before the count starts
+        _ = self.store  # opened (schema, start-up sweep) before the count starts
         promoting = True
         try:
             return promote(self, *args, **kwargs)

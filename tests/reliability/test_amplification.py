@@ -50,8 +50,9 @@ def post_create(client, name: str, sets: dict[str, bytes]):
 
 
 def test_a_create_over_the_request_limit_is_refused_before_any_image_is_read(tmp_path: Path, embedding_cache: Path) -> None:
-    """Three zips of 100 MB of images each (the JPEGs' own size each uploaded): each within Watson's per-zip limits, together
-    past 256 MB. Refused with 413 from their directories: no image read, no blob written, nothing stored changed."""
+    """Three zips of 100 MB of images each (the JPEGs' own size each uploaded): each within Watson's
+    per-zip limits, together past 256 MB. Refused with 413 from their directories: no image read, no
+    blob written, nothing stored changed."""
     sets = {f"dog{i}": padded_zip(BEAGLES[10 * i:10 * i + 10], PADDED_BYTES) for i in range(3)}
     assert sum(map(len, sets.values())) < 3 * 10 * PADDED_BYTES // 100  # under 1% of what the images hold
     assert 2 * 10 * PADDED_BYTES < MAX_REQUEST_BYTES < 3 * 10 * PADDED_BYTES and 10 * PADDED_BYTES < MAX_ZIP_BYTES

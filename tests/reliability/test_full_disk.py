@@ -118,7 +118,7 @@ def serving(home: Path, folder: Path, preexec: Callable[[], None]) -> Iterator[t
 def test_a_full_disk_answers_reads_and_refuses_writes_with_a_watson_503(
     trained_home: tuple[Path, str], tmp_path: Path, when: str
 ) -> None:
-    """`workbench serve` on a full disk: list, get, classify and the Core ML download 200; create, update, delete 503."""
+    """`workbench serve` on a full disk: list, get, classify, the Core ML download 200; create, update, delete 503."""
     home, cid = copy_home(trained_home, tmp_path)
     with serving(home, tmp_path, start_full if when == "full before it starts" else ignore_sigxfsz) as (client, server, stderr):
         if when == "fills while it serves":

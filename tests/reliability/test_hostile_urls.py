@@ -153,7 +153,7 @@ def test_a_host_below_the_minimum_rate_is_cut_after_the_grace(workbench, site) -
 
 
 def test_slow_hosts_starve_no_other_request(workbench, site) -> None:
-    """45 classify calls on a host that sends 1 byte every 10 s; uploads and the classifier list still answer at once."""
+    """45 classify calls on a host that sends 1 byte every 10 s; uploads and the classifier list answer at once."""
     trickle = f"{site.url}/images/trickle.jpg?bytes=1&every=10"
     done: list[httpx.Response] = []
     asked_before = trickles_asked(site)

@@ -56,7 +56,7 @@ field_values = (
     | json_values.map(json.dumps)
     | watson_parameters.map(json.dumps)
     | deep_json
-    | st.sampled_from(["true", "٠.٥", "0.5", "1e-05", "nan", "-0", "default", "IBM,me", "file:///etc/passwd",
+    | st.sampled_from(["true", "\u0660.\u0665", "0.5", "1e-05", "nan", "-0", "default", "IBM,me", "file:///etc/passwd",
                        f"{TUTORIAL.resolve().as_uri()}/%00.jpg", f"{TUTORIAL.resolve().as_uri()}/{'a' * 5000}.jpg"])
 )
 

@@ -47,8 +47,8 @@ def test_a_real_calendar_date_is_a_version(client) -> None:
         {"parameters": json.dumps({"threshold": "true"})},
         {"parameters": json.dumps({"threshold": [0.5]})},
         {"threshold": "true"},
-        {"threshold": "٠.٥"},  # Arabic-Indic digits: Python's float() reads them as 0.5
-        {"threshold": "０.５"},  # fullwidth digits
+        {"threshold": "\u0660.\u0665"},  # Arabic-Indic digits: Python's float() reads them as 0.5
+        {"threshold": "\uff10.\uff15"},  # fullwidth digits
         {"threshold": "nan"},
         {"threshold": "1.5"},
     ],
@@ -61,7 +61,7 @@ def test_a_threshold_that_is_not_an_ascii_decimal_from_0_to_1_is_a_400(client, f
 
 
 def test_a_non_ascii_threshold_in_the_query_is_a_400(client) -> None:
-    answer = client.get("/v3/classify", params={**VERSION, "url": "http://example.com/x.jpg", "threshold": "٠.٥"})
+    answer = client.get("/v3/classify", params={**VERSION, "url": "http://example.com/x.jpg", "threshold": "\u0660.\u0665"})
     assert answer.status_code == 400 and "threshold" in answer.json()["error"]
 
 

@@ -47,7 +47,7 @@ def husky_zip(target: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory, tutorial_zips, embedding_cache) -> tuple[Path, str, str]:
-    """A home with `doomed` (beagle, husky) and `survivor` (beagle, goldenretriever), both with cats negatives, ready."""
+    """A home with `doomed` (beagle, husky) and `survivor` (beagle, goldenretriever), cats negatives, ready."""
     home = tmp_path_factory.mktemp("template") / "home"
     husky = husky_zip(home.parent / "husky.zip")
     wb = Workbench(home, embedding_cache=embedding_cache, tracking_uri=False, resume=False)
@@ -164,7 +164,7 @@ def test_a_create_that_sends_the_images_again_keeps_them_when_the_delete_is_fini
     """The marks stay while a create stores the same husky photos and commits; finishing them re-checks each blob."""
     _, doomed, survivor = template
     wb = Workbench(home, embedding_cache=embedding_cache, tracking_uri=False, resume=False, train=False)
-    wb.store  # its start-up sweep runs now, before the crash
+    _ = wb.store  # its start-up sweep runs now, before the crash
     kill_delete(home, doomed, 1)  # one husky blob removed, the others marked
     again = wb.create_classifier("again", {"husky": husky_zip(home.parent / "husky.zip"),
                                            "beagle": tutorial_zips["beagle"]})["classifier_id"]

@@ -33,7 +33,7 @@ UNPINNED, PINNED = (2, None), (1, 1)  # (serving_version, pinned_version)
 
 
 def promote_killed_at(home: Path, classifier_id: str, version: str, statement: int | None) -> subprocess.CompletedProcess:
-    """`workbench promote` in its own process, SIGKILLed as its `statement`th SQL statement starts (None: not killed)."""
+    """`workbench promote` in its own process, SIGKILLed as its `statement`th SQL statement starts (None: no kill)."""
     env = {**os.environ, KILL_AT_STATEMENT_ENV: str(statement or ""), "WORKBENCH_TRACKING_URI": "none"}
     return subprocess.run([sys.executable, str(HELPER), "--home", str(home), "promote", classifier_id, version],
                           env=env, capture_output=True, text=True, timeout=120)

@@ -188,7 +188,7 @@ def test_a_lease_from_another_host_is_adopted_only_once_it_expires(short_leases,
     with storing.store.transaction() as db:
         storing.store.update_classifier(db, cid, job_owner="elsewhere:1:feedcafe", lease_expires=expires)
     survivor = Workbench(home, embedding_cache=embedding_cache)
-    survivor.store  # starts the watcher
+    _ = survivor.store  # starts the watcher
     assert not survivor.jobs.is_running(cid)  # the other host's lease is still good
     assert survivor.wait(cid, timeout=ADOPT_WITHIN_S)["status"] == "ready"
     assert time.time() >= expires

@@ -171,7 +171,7 @@ def _low_open_file_limit() -> None:
 
 
 def test_classify_answers_while_300_idle_sockets_are_open_at_a_256_file_limit(tmp_path: Path) -> None:
-    """`workbench serve` started at a soft limit of 256 files raises it; the idle sockets stay open (long header timeout)."""
+    """`workbench serve` started at a soft limit of 256 files lifts it; idle sockets stay open (long header timeout)."""
     port = _free_port()
     log = tmp_path / "serve.log"
     with log.open("wb") as out:

@@ -102,7 +102,8 @@ def test_a_fresh_home_is_private_whatever_the_umask(tmp_path: Path, make_workben
 def test_a_locked_store_answers_503_to_writes_and_200_to_reads(
     short_busy_timeout: None, make_workbench, zips: dict[str, Path]
 ) -> None:
-    """Another process holds the write lock: list, get and classify answer 200; a create a Watson 503, in about the busy timeout."""
+    """Another process holds the write lock: list, get and classify answer 200; a create a Watson 503, in about
+    the busy timeout."""
     wb: Workbench = make_workbench()
     cid = wb.create_classifier("dogs", {"beagle": zips["beagle"], "husky": zips["husky"]})["classifier_id"]
     assert wb.wait(cid, timeout=300)["status"] == "ready"

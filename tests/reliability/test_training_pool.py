@@ -105,4 +105,4 @@ def test_a_bad_max_trainings_is_a_clear_error(make_workbench, monkeypatch, bad) 
 
     monkeypatch.setenv("WORKBENCH_MAX_TRAININGS", bad)
     with pytest.raises(InvalidRequest, match="WORKBENCH_MAX_TRAININGS"):
-        make_workbench().store
+        _ = make_workbench().store
