@@ -9,7 +9,8 @@ open-file limit of 1,024 like the connections part:
 - 500 slowloris connections (a request line, then a header line every 5 s, reopened when closed);
 - meanwhile, for 30 s, a classify of dogs.jpg and a classifier list, each on a new connection, every 0.5 s.
 
-Figures: the legitimate classify's (and list's) p50/p99 and failures, the slow fetches' answers, and how many
+Figures: the legitimate classify's (and list's) p50/p99 and failures (and the same for 10 s before any attack,
+what the machine's load alone costs), the slow fetches' answers, and how many
 slowloris sockets the server closed.
 
     PYTHONPATH=src python -m bench.campaign_together
@@ -30,6 +31,8 @@ from bench.campaign_connections import (
     soft_open_files,
 )
 from bench.campaign_urls_keys import OK_IMAGE, SECRET_IMAGE, SLOW_HOSTS, HostileSite, get
+
+QUIET_S = 10
 
 
 def slow_fetches(server: Server, urls: list[str], stop: threading.Event) -> tuple[list[threading.Thread], dict[str, int]]:
@@ -64,6 +67,7 @@ def run_together(folder: Path) -> dict:
         stack.callback(server.stop)
         with server.client("alice") as client:  # loads the backbone before anything is timed
             client.post("/v3/classify", params=VERSION, files={"images_file": ("dogs.jpg", DOGS_JPG.read_bytes(), "image/jpeg")})
+        quiet = legit_classifies(server.url, QUIET_S, LEGIT_EVERY_S)  # the same requests with no attack: what the load costs
         first = f"POST /v3/classify?version={VERSION['version']} HTTP/1.1\r\nHost: 127.0.0.1\r\n".encode()
         holders = Holders(("127.0.0.1", server.port), SLOWLORIS, first, trickle=b"X-Slow: 1\r\n",
                           every_s=SLOWLORIS_EVERY_S, reopen=True)
@@ -81,7 +85,7 @@ def run_together(folder: Path) -> dict:
         for thread in threads:
             thread.join(130.0)
         alive = server.process is not None and server.process.poll() is None
-    return {"slow_hosts": SLOW_HOSTS, "slowloris": SLOWLORIS, "seconds": SLOWLORIS_S, "legit": legit,
+    return {"slow_hosts": SLOW_HOSTS, "slowloris": SLOWLORIS, "window_s": SLOWLORIS_S, "quiet": quiet, "legit": legit,
             "slow_answers": answers, "slow_fetches_unanswered": sum(t.is_alive() for t in threads),
             "slowloris_open_at_end": open_at_end, **{"slowloris_" + k: v for k, v in closes(holders).items()},
             "server_alive": alive}
@@ -89,9 +93,11 @@ def run_together(folder: Path) -> dict:
 
 def describe(result: dict) -> list[str]:
     """Table lines for the combined part."""
-    legit = result["legit"]
+    legit, quiet = result["legit"], result["quiet"]
     return [
-        f"{'beside ' + str(result['slow_hosts']) + ' slow URL hosts + ' + str(result['slowloris']) + ' slowloris, ' + str(int(result['seconds'])) + ' s':<58} "
+        f"{'no attack, ' + str(QUIET_S) + ' s':<58} classify p50 / p99 {quiet['p50_ms']} / {quiet['p99_ms']} ms; "
+        f"list {quiet['list_p50_ms']} / {quiet['list_p99_ms']} ms; {quiet['failures']} of {quiet['requests']} failed",
+        f"{'beside ' + str(result['slow_hosts']) + ' slow URL hosts + ' + str(result['slowloris']) + ' slowloris, ' + str(int(result['window_s'])) + ' s':<58} "
         f"classify p50 / p99 {legit['p50_ms']} / {legit['p99_ms']} ms; list {legit['list_p50_ms']} / {legit['list_p99_ms']} ms; "
         f"{legit['failures']} of {legit['requests']} failed",
         f"{'  slow fetch answers / unanswered at the end':<58} {result['slow_answers']} / {result['slow_fetches_unanswered']}",
