@@ -336,8 +336,10 @@ def main() -> None:
         return run_op(args.op, args.home, args.target, args.tag, args.zips)
     if args.load:
         return run_load(args.home, args.zips, args.tag)
+    load_at_start = os.getloadavg()
     campaign = run_campaign(args.kills, args.seed)
-    result = {"label": args.label, "seed": args.seed, **summary(campaign), "kill_log": [asdict(k) for k in campaign.kills]}
+    result = {"label": args.label, "seed": args.seed, **summary(campaign), "load_average_at_start": load_at_start,
+              "load_average_at_end": os.getloadavg(), "kill_log": [asdict(k) for k in campaign.kills]}
     print(json.dumps({k: v for k, v in result.items() if k != "kill_log"}, indent=2))
     runs = json.loads(args.out.read_text()) if args.out.exists() else {}
     runs[args.label or "latest"] = result
