@@ -53,6 +53,14 @@ def _print(answer: object) -> None:
     print(json.dumps(answer, indent=2))
 
 
+def _positive_int(text: str) -> int:
+    """argparse's type for a count of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text}")
+    return value
+
+
 def _positives(pairs: Sequence[str]) -> dict[str, str]:
     """`class=path` (or `class_positive_examples=path`) pairs to a mapping."""
     positives = {}
@@ -474,6 +482,9 @@ def _add_server_verbs(verbs: argparse._SubParsersAction) -> None:
     serve.add_argument("--body-idle-s", type=float, default=HTTP_BODY_IDLE_S,
                        help=f"answer 408 and close when a body sends nothing for S seconds (default {HTTP_BODY_IDLE_S:g})")
     serve.add_argument("--log-level", default="info", help="uvicorn's log level: debug, info, warning, error")
+    serve.add_argument("--workers", type=_positive_int, default=1,
+                       help="worker processes on one socket and one home (default 1; one host only, see README)")
+    serve.add_argument("--listen-fd", type=int, default=None, help=argparse.SUPPRESS)  # a worker of --workers N
     serve.add_argument("--prebuild-core-ml", action="store_true",
                        help="build each new version's Core ML model right after its training (default: on first download)")
 
@@ -490,7 +501,10 @@ def _add_server_verbs(verbs: argparse._SubParsersAction) -> None:
 def _dispatch_server_verbs(args: argparse.Namespace, wb: Workbench) -> object:
     """Runs `serve` (blocks until interrupted) or a `keys` verb."""
     from .keys import KeyFile
-    from .server import MAX_BODY_BYTES, ServerSettings, serve
+    from .keys import KeyRing
+    from .limits import HTTP_BACKLOG
+    from .serve_workers import serve_workers
+    from .server import MAX_BODY_BYTES, ServerSettings, check_exposure, serve
 
     if args.verb == "serve":
         settings = ServerSettings(
@@ -506,8 +520,12 @@ def _dispatch_server_verbs(args: argparse.Namespace, wb: Workbench) -> object:
             body_rate_grace_s=args.body_grace_s,
             body_idle_s=args.body_idle_s,
         )
+        if args.workers > 1:
+            check_exposure(args.host, settings, KeyRing(wb.home) if settings.auth else None, args.allow_remote_no_auth)
+            serve_workers(args.argv, args.host, args.port, args.workers, HTTP_BACKLOG)
+            return None
         serve(wb, args.host, args.port, settings=settings, allow_remote_no_auth=args.allow_remote_no_auth,
-              log_level=args.log_level)
+              log_level=args.log_level, listen_fd=args.listen_fd)
         return None
     keys = KeyFile(wb.home)
     if args.keys_verb == "add":
@@ -612,6 +630,7 @@ def _stdout_for_json_only() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # `serve --workers N` starts its workers with these
     _stdout_for_json_only()
     try:
         code = run(args)

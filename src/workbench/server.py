@@ -764,8 +764,12 @@ def serve(
     settings: ServerSettings | None = None,
     allow_remote_no_auth: bool = False,
     log_level: str = "info",
+    listen_fd: int | None = None,
 ) -> None:
-    """Runs the Watson v3 server until interrupted (`workbench serve`)."""
+    """Runs the Watson v3 server until interrupted (`workbench serve`); on an inherited socket with `listen_fd`.
+
+    A worker of `workbench serve --workers N` gets its parent's listening socket (`serve_workers`).
+    """
     settings = dataclasses.replace(settings or ServerSettings(), bind_host=host)
     keys = KeyRing(workbench.home) if settings.auth else None
     check_exposure(host, settings, keys, allow_remote_no_auth)
@@ -773,7 +777,11 @@ def serve(
     if after != before:
         logger.info("Open-file limit raised from %d to %d (one per connection)", before, after)
     app = create_app(workbench, keys=keys, settings=settings)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, **connection_options(app))
+    if listen_fd is None:
+        uvicorn.run(app, host=host, port=port, log_level=log_level, **connection_options(app))
+        return
+    config = uvicorn.Config(app, log_level=log_level, **connection_options(app))
+    uvicorn.Server(config).run(sockets=[socket.socket(fileno=listen_fd)])
 
 
 class ConnectionOptions(TypedDict):

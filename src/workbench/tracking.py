@@ -6,7 +6,9 @@ after a crash, an outage or a process that ran with tracking off. Training event
 classifier's turn forward. All logging happens on the tracker's own thread, so a slow or unreachable
 tracking server never delays a training or a delete; what could not be logged is reported as a
 warning and retried. Every sync reads the store, so it is idempotent: a version is logged once,
-however many times it is asked for. Each run records which process logs it (`host:pid:start`) and a
+however many times it is asked for, and by however many processes: a sync holds the classifier's
+logging claim (an flock in `<home>/tracking-claims/`) from reading MLflow to its last write, so two
+servers on one home never both find a version missing and both log it. Each run records which process logs it (`host:pid:start`) and a
 heartbeat, so a run a dead process left RUNNING is told apart from one being logged right now.
 """
 
@@ -14,10 +16,12 @@ from __future__ import annotations
 
 import atexit
 import fcntl
+import hashlib
 import json
 import logging
 import os
 import queue
+import re
 import tempfile
 import threading
 import time
@@ -79,6 +83,9 @@ MLRUNS_DB = "mlflow.db"
 ELSEWHERE_POLL_S = 0.5  # how often a sync looks again at versions another live process is logging
 OTHERS_WAIT_S = 120.0  # versions_frame waits this long for another process (a CLI create) to log
 SCHEMA_LOCK = ".schema.lock"  # beside mlflow.db: held while a process creates or migrates its tables
+CLAIMS_DIR = "tracking-claims"  # in the home: one lock file per classifier, held while a process mirrors it
+CLAIM_WAIT_S = 60.0  # how long a sync waits for another process's claim before leaving the classifier to it
+CLAIM_POLL_S = 0.1  # how often a waiting sync tries the claim again
 MLRUNS_ARTIFACTS = "artifacts"
 OFF_VALUES = frozenset({"", "none", "off", "false"})  # tracking_uri values that turn tracking off
 HTTP_TIMEOUT_SECONDS = "10"  # per MLflow HTTP request, unless MLFLOW_HTTP_REQUEST_TIMEOUT says otherwise
@@ -176,6 +183,48 @@ def _schema_lock(folder: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _claim_name(classifier_id: str) -> str:
+    """The claim file's name: the id itself when it is a plain file name, else its hash (never a path)."""
+    if re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,199}", classifier_id):
+        return f"{classifier_id}.lock"
+    return f"{hashlib.sha256(classifier_id.encode()).hexdigest()}.lock"
+
+
+@contextmanager
+def logging_claim(home: Path, classifier_id: str, wait_s: float = CLAIM_WAIT_S) -> Iterator[None]:
+    """Held while this process mirrors one classifier into MLflow: no other process (or Tracker) does it meanwhile.
+
+    Without it two servers on one home both read MLflow, both found a new version missing and both
+    logged it (a race left 25 runs and 25 registered versions for 15 versions). The flock is the
+    lease: the kernel drops it when its holder dies, so a crash never leaves the classifier stuck.
+    Raises LoggedElsewhere when another holder keeps it past `wait_s`; the next sync looks again.
+    """
+    folder = home / CLAIMS_DIR
+    path = folder / _claim_name(classifier_id)
+    try:
+        folder.mkdir(exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:  # a read-only home: a claim file the writers made can still be locked
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError as exc:
+            raise TrackingError(f"cannot take the MLflow logging claim of {classifier_id} in {folder}: {exc}") from exc
+    try:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise LoggedElsewhere(f"{classifier_id} is being logged to MLflow by another process "
+                                          f"(its claim in {folder} was held over {wait_s:g} s)") from None
+                time.sleep(CLAIM_POLL_S)
+        yield
+    finally:
+        os.close(fd)  # closing the only descriptor releases the flock
 
 
 def running_runs(client) -> list:
@@ -528,7 +577,8 @@ class Tracker:
     def _sync_one(self, classifier_id: str) -> bool:
         with self._lock, quiet_mlflow():
             try:
-                self._sync(classifier_id)
+                with logging_claim(self.store.home, classifier_id):
+                    self._sync(classifier_id)
             except Exception as exc:  # tracking must never break training or serving
                 self.warnings[classifier_id] = self._warning(classifier_id, exc)
                 self._elsewhere[classifier_id] = isinstance(exc, LoggedElsewhere)
