@@ -34,6 +34,7 @@ ADDED = 10  # images the retrain adds
 SHORT_SIDE_PX = 256  # the copies' short side: small files, still above the backbone's 224
 JPEG_QUALITY = 85
 SEED = 23
+WAIT_S = 4 * 3600  # wait's default (600 s) is too short for 10,000 images on busy cores
 
 
 def sources(folders: tuple[str, ...]) -> list:
@@ -108,7 +109,7 @@ def phase(name: str, folder: Path) -> dict:
     else:
         cid = wb.list_classifiers()["classifiers"][0]["classifier_id"]
         wb.update_classifier(cid, positive_examples={"beagle": zips["added"]})
-    wb.wait(cid)
+    wb.wait(cid, timeout=WAIT_S)
     seconds = time.perf_counter() - started
     metrics = wb.versions(cid)[-1]["metrics"]
     return {"seconds": seconds, "images": metrics["images"], "images_embedded": metrics["images_embedded"],
