@@ -13,9 +13,12 @@ import pytest
 
 from conftest import DOGS_JPG, TUTORIAL
 from workbench import Workbench
-from workbench.backbone import Backbone
+from workbench.backbone import Backbone, EmbeddingCache
 from workbench.decode import backbone_input
 from workbench.limits import Limits
+from workbench.pyfunc import ClassifierModel
+from workbench.run_record import version_params
+from workbench.training import Heads
 
 EVAL_FOLDERS = ("beagle", "husky", "goldenretriever", "dalmatian", "cats", "more-cats", "test")  # 250 + test/
 MIN_TOP1_AGREEMENT = 0.97
@@ -73,3 +76,32 @@ def test_int8_has_its_own_id_and_refuses_torch() -> None:
         Backbone(precision="int8", engine="torch")
     with pytest.raises(ValueError, match="precision"):
         Backbone(precision="int4")
+
+
+def test_each_version_records_the_backbone_and_precision_that_embedded_it(
+    dogs: tuple[Workbench, str], tutorial_zips: dict[str, Path], embedding_cache: Path, tmp_path: Path
+) -> None:
+    wb, fp32_cid = dogs
+    int8 = Workbench(tmp_path / "int8-home", embedding_cache=embedding_cache, tracking_uri=False, precision="int8")
+    cid = int8.create_classifier("int8 dogs", {"beagle": tutorial_zips["beagle"], "husky": tutorial_zips["husky"]},
+                                 negative_examples=tutorial_zips["cats"])["classifier_id"]
+    assert int8.wait(cid, timeout=300)["status"] == "ready"
+    fp32_metrics, int8_metrics = wb.versions(fp32_cid)[-1]["metrics"], int8.versions(cid)[-1]["metrics"]
+    assert (fp32_metrics["backbone_id"], fp32_metrics["precision"]) == (wb.backbone.backbone_id, "fp32")
+    assert (int8_metrics["backbone_id"], int8_metrics["precision"]) == (int8.backbone.backbone_id, "int8")
+    assert int8_metrics["backbone_id"] == fp32_metrics["backbone_id"] + "-int8q1"
+
+    # the cache keeps one embedding per image and backbone: the same beagle, embedded by each precision
+    sha = next(r.sha256 for r in int8.store.examples(cid) if r.class_name == "beagle")
+    cache = EmbeddingCache(embedding_cache)
+    [fp32_vector] = cache.get_many([sha], wb.backbone.backbone_id).values()
+    [int8_vector] = cache.get_many([sha], int8.backbone.backbone_id).values()
+    assert fp32_vector.shape == int8_vector.shape and not np.array_equal(fp32_vector, int8_vector)
+
+    # MLflow's params and the logged pyfunc name the version's backbone, whatever the logging process runs
+    version = int8.store.version(cid, 1)
+    params = version_params(version, wb.backbone)
+    assert (params["backbone_id"], params["precision"]) == (int8_metrics["backbone_id"], "int8")
+    heads = Heads.from_bytes(int8.store.head_path(cid, 1).read_bytes())
+    model = ClassifierModel(heads, {"backbone_id": params["backbone_id"], "precision": "int8"})
+    assert model.backbone.backbone_id == int8.backbone.backbone_id

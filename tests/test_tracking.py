@@ -153,7 +153,7 @@ def test_run_records_params_metrics_examples_and_plots(tutorial):
     assert run.data.tags["mlflow.user"] and run.data.tags["mlflow.source.name"].startswith("workbench")
     experiment = client.get_experiment(run.info.experiment_id)
     assert experiment.tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
-    assert params["backbone_id"] == wb.backbone.backbone_id
+    assert params["backbone_id"] == wb.backbone.backbone_id and params["precision"] == "fp32"
     assert metrics["accuracy"] == pytest.approx(stored.metrics["accuracy"])
     assert metrics["recall/dalmatian"] == pytest.approx(stored.metrics["per_class"]["dalmatian"]["recall"])
     assert metrics["images_embedded"] + metrics["images_cached"] == stored.metrics["images"]

@@ -362,6 +362,8 @@ class JobRunner:
             fit_seconds=time.perf_counter() - started,
             images_embedded=embedded,
             images_cached=len(set(r.sha256 for r in rows)) - embedded,
+            backbone_id=self.backbone.backbone_id,  # what embedded it: its heads score only that backbone's embeddings
+            precision=self.backbone.precision,
         )
         return result, rows
 

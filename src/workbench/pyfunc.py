@@ -58,7 +58,7 @@ class ClassifierModel:
     def __init__(self, heads: Heads, info: dict, backbone: Backbone | None = None) -> None:
         self.heads = heads
         self.info = info
-        self.backbone = backbone or Backbone()
+        self.backbone = backbone or Backbone(precision=info.get("precision", "fp32"))  # the one that embedded it
         if self.backbone.backbone_id != info["backbone_id"]:
             raise InvalidRequest(
                 f"This classifier was trained on {info['backbone_id']} embeddings, "
@@ -130,7 +130,7 @@ def model_signature(classes: list[str]):
 
 
 def save_pyfunc(path: Path, record: ClassifierRecord, version: VersionRecord, heads_file: Path, backbone_id: str,
-                mlflow_model=None) -> None:
+                precision: str = "fp32", mlflow_model=None) -> None:
     """Writes the pyfunc model folder: heads, classifier info, the workbench code, requirements, signature.
 
     `mlflow_model` (an `mlflow.models.Model`) carries the LoggedModel's id into the MLmodel file.
@@ -141,7 +141,7 @@ def save_pyfunc(path: Path, record: ClassifierRecord, version: VersionRecord, he
     data.mkdir()
     (data / HEADS_FILE).write_bytes(heads_file.read_bytes())
     info = {"classifier_id": record.classifier_id, "name": record.name, "version": version.version,
-            "classes": version.classes, "backbone_id": backbone_id}
+            "classes": version.classes, "backbone_id": backbone_id, "precision": precision}
     (data / INFO_FILE).write_text(json.dumps(info, indent=2))
     with warnings.catch_warnings():  # pandas 3 deprecations inside MLflow's input-example code
         warnings.simplefilter("ignore", DeprecationWarning)

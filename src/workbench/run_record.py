@@ -81,13 +81,23 @@ def iso_to_ms(stamp: str) -> int:
     return int(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() * 1000)
 
 
+def embedded_with(version: VersionRecord, backbone: Backbone) -> tuple[str, str]:
+    """The backbone id and precision that embedded the version's images (versions from before they were recorded: FP32)."""
+    metrics = version.metrics
+    if "backbone_id" in metrics:
+        return metrics["backbone_id"], metrics.get("precision", "fp32")
+    return backbone.spec.backbone_id, "fp32"
+
+
 def version_params(version: VersionRecord, backbone: Backbone) -> dict[str, str]:
-    """What the training was: backbone, head type and hyper-parameters, classes, images per class."""
+    """What the training was: backbone (id and precision), head type and hyper-parameters, classes, images per class."""
     spec = backbone.spec
     metrics = version.metrics
+    backbone_id, precision = embedded_with(version, backbone)
     params = {
         "backbone": spec.name,
-        "backbone_id": backbone.backbone_id,
+        "backbone_id": backbone_id,
+        "precision": precision,
         "image_size_px": spec.input_size_px,
         "normalisation": f"(x - {spec.mean:g}) / {spec.std:g} on RGB",
         "head_type": HEAD_TYPE,
@@ -291,7 +301,8 @@ def log_model(client, model_id: str, run, folder: Path, files: ClassifierFiles, 
                       model_uuid=model_id)
     target = folder / "pyfunc" / "model"  # save_pyfunc stages its data beside the model folder
     target.parent.mkdir()
-    save_pyfunc(target, files.record, version, files.head_path(version), backbone.backbone_id, mlflow_model=described)
+    backbone_id, precision = embedded_with(version, backbone)
+    save_pyfunc(target, files.record, version, files.head_path(version), backbone_id, precision, mlflow_model=described)
     client.log_model_artifacts(model_id, str(target))
     client.finalize_logged_model(model_id, LoggedModelStatus.READY)
 

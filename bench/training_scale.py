@@ -1,0 +1,164 @@
+"""`python -m bench.training_scale [SIZES...]`: how create and retrain cost grow with the training set.
+
+For each size (default 250, 2,000 and 10,000 images) it writes augmented copies of the tutorial
+images (random crop, mirror, colour jitter; every copy a distinct file) into one zip per set (three
+breeds and the negatives, a quarter each), then, each in a fresh process so its peak RSS is its own:
+- create: a new home (nothing cached) from the zips until `ready`;
+- retrain: the same home, 10 new beagle images added (the rest cached), until `ready` again.
+Prints one row a size and phase (seconds, embed / fit seconds, peak RSS) and merges the numbers
+into bench/results.json's summary (`create_10000_images_s`, `retrain_add_10_to_10000_s`, ...).
+10,000 images take several minutes on 2 shared cores, most of it embedding.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TUTORIAL = ROOT / "data" / "tutorial"
+RESULTS = Path(__file__).with_name("results.json")
+SETS = {"beagle": ("beagle",), "husky": ("husky",), "goldenretriever": ("goldenretriever",),
+        "negatives": ("cats", "more-cats")}
+SIZES = (250, 2000, 10000)
+ADDED = 10  # images the retrain adds
+SHORT_SIDE_PX = 256  # the copies' short side: small files, still above the backbone's 224
+JPEG_QUALITY = 85
+SEED = 23
+WAIT_S = 4 * 3600  # wait's default (600 s) is too short for 10,000 images on busy cores
+
+
+def sources(folders: tuple[str, ...]) -> list:
+    """The tutorial images of `folders`, decoded once and reduced (short side 320) so copies are cheap to make."""
+    from PIL import Image
+
+    images = []
+    for folder in folders:
+        for path in sorted((TUTORIAL / folder).iterdir()):
+            with Image.open(path) as image:
+                image = image.convert("RGB")
+                scale = 320 / min(image.size)
+                images.append(image.resize((round(image.width * scale), round(image.height * scale))))
+    return images
+
+
+def augmented(image, rng: random.Random) -> bytes:
+    """One random copy: a crop of 60-100% of the area, maybe mirrored, brightness / contrast / colour jitter, as JPEG."""
+    from PIL import ImageEnhance, ImageOps
+
+    area = rng.uniform(0.6, 1.0)
+    w, h = round(image.width * area ** 0.5), round(image.height * area ** 0.5)
+    left, top = rng.randint(0, image.width - w), rng.randint(0, image.height - h)
+    copy = image.crop((left, top, left + w, top + h))
+    if rng.random() < 0.5:
+        copy = ImageOps.mirror(copy)
+    for enhancer in (ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color):
+        copy = enhancer(copy).enhance(rng.uniform(0.8, 1.2))
+    scale = SHORT_SIDE_PX / min(copy.size)
+    copy = copy.resize((max(SHORT_SIDE_PX, round(copy.width * scale)), max(SHORT_SIDE_PX, round(copy.height * scale))))
+    buffer = io.BytesIO()
+    copy.save(buffer, format="JPEG", quality=JPEG_QUALITY)
+    return buffer.getvalue()
+
+
+def write_zip(path: Path, images: list, count: int, rng: random.Random, prefix: str) -> None:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        for i in range(count):
+            archive.writestr(f"{prefix}-{i:05d}.jpg", augmented(images[i % len(images)], rng))
+
+
+def make_zips(size: int, folder: Path) -> dict[str, Path]:
+    """One zip of a quarter of `size` augmented copies per set, plus `added.zip` (ADDED new beagle copies)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(SEED + size)
+    zips = {}
+    for i, (name, folders) in enumerate(SETS.items()):
+        images = sources(folders)
+        zips[name] = folder / f"{name}.zip"
+        write_zip(zips[name], images, size // len(SETS) + (i < size % len(SETS)), rng, name)
+        if name == "beagle":
+            zips["added"] = folder / "added.zip"
+            write_zip(zips["added"], images, ADDED, random.Random(SEED - size), "added")
+    return zips
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def phase(name: str, folder: Path) -> dict:
+    """create or retrain in this process; its seconds to `ready`, the version's cost metrics and this process's peak RSS."""
+    from workbench import Workbench
+
+    wb = Workbench(folder / "home", tracking_uri=False)
+    wb.backbone.prepare(wait=True)
+    zips = {p.stem: p for p in folder.glob("*.zip")}
+    started = time.perf_counter()
+    if name == "create":
+        cid = wb.create_classifier("scale", {c: zips[c] for c in ("beagle", "husky", "goldenretriever")},
+                                   negative_examples=zips["negatives"])["classifier_id"]
+    else:
+        cid = wb.list_classifiers()["classifiers"][0]["classifier_id"]
+        wb.update_classifier(cid, positive_examples={"beagle": zips["added"]})
+    wb.wait(cid, timeout=WAIT_S)
+    seconds = time.perf_counter() - started
+    metrics = wb.versions(cid)[-1]["metrics"]
+    return {"seconds": seconds, "images": metrics["images"], "images_embedded": metrics["images_embedded"],
+            "embed_seconds": metrics["embed_seconds"], "fit_seconds": metrics["fit_seconds"],
+            "peak_rss_mb": peak_rss_mb()}
+
+
+def run_phase(name: str, folder: Path) -> dict:
+    done = subprocess.run([sys.executable, "-W", "ignore", "-m", "bench.training_scale", "--phase", name, str(folder)],
+                          cwd=ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"training_scale {name} failed:\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def summary_keys(size: int, create: dict, retrain: dict) -> dict:
+    return {f"create_{size}_images_s": create["seconds"], f"create_{size}_images_peak_rss_mb": create["peak_rss_mb"],
+            f"retrain_add_{ADDED}_to_{size}_s": retrain["seconds"],
+            f"retrain_add_{ADDED}_to_{size}_peak_rss_mb": retrain["peak_rss_mb"]}
+
+
+def merge_into_results(numbers: dict) -> None:
+    """Adds `numbers` to bench/results.json's summary, keeping what the other benches wrote there."""
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"summary": {}}
+    results.setdefault("summary", {}).update(numbers)
+    results.setdefault("raw", {}).setdefault("training_scale_load_average", []).append(os.getloadavg())
+    tmp = RESULTS.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=2) + "\n")
+    os.replace(tmp, RESULTS)
+
+
+def main(sizes: list[int]) -> None:
+    print(f"load average before {os.getloadavg()}")
+    print(f"{'images':>7} {'phase':<8} {'seconds':>8} {'embedded':>8} {'embed s':>8} {'fit s':>7} {'peak RSS MB':>11}")
+    for size in sizes:
+        with tempfile.TemporaryDirectory(prefix=f"training-scale-{size}-") as tmp:
+            started = time.perf_counter()
+            make_zips(size, Path(tmp))
+            print(f"  ({size} augmented images written in {time.perf_counter() - started:.0f} s)", flush=True)
+            rows = {name: run_phase(name, Path(tmp)) for name in ("create", "retrain")}
+        for name, row in rows.items():
+            print(f"{row['images']:>7} {name:<8} {row['seconds']:>8.2f} {row['images_embedded']:>8} "
+                  f"{row['embed_seconds']:>8.2f} {row['fit_seconds']:>7.2f} {row['peak_rss_mb']:>11.0f}", flush=True)
+        merge_into_results(summary_keys(size, rows["create"], rows["retrain"]))
+    print(f"load average after {os.getloadavg()}; targets: retrain adding {ADDED} to 10,000 <= 5 s, RSS bounded")
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--phase"]:
+        print(json.dumps(phase(sys.argv[2], Path(sys.argv[3]))))
+    else:
+        main([int(a) for a in sys.argv[1:]] or list(SIZES))
