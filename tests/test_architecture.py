@@ -32,7 +32,8 @@ LAYERS: dict[str, set[str]] = {
     # the public API: `Workbench` and the types and helpers it hands out, re-exported from their homes
     "api": {"__init__"},
     # the fronts: CLI, HTTP, notebooks
-    "front": {"__main__", "cli", "server", "serve_workers", "connection_limits", "forms", "schemas", "image_urls", "keys", "widgets",
+    "front": {"__main__", "cli", "server", "serve_workers", "connection_limits", "process_memory", "forms", "schemas",
+              "image_urls", "keys", "widgets",
               "results_files", "spark"},
 }
 MAY_IMPORT: dict[str, set[str]] = {

@@ -1,25 +1,29 @@
 """Watson v3 form bodies: multipart/urlencoded parsing, training sets and the legacy `parameters` field.
 
-Uploads are parsed by python-multipart into spooled temporary files (on disk above 1 MB), never held whole in memory.
+Uploads are parsed by python-multipart into spooled temporary files, on disk above SPOOL_MAX_BYTES (64 kB):
+a large or slow upload holds no more than that of the server's memory.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import AsyncIterator
 
 from fastapi import Request
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from .errors import InvalidExamples, InvalidRequest, InvalidThreshold, UnsupportedMediaType, echo
 from .vocabulary import NEGATIVE_FIELD, POSITIVE_SUFFIX
 
 MAX_TEXT_PART_BYTES = 1024 * 1024  # a text field (name, classifier_ids, parameters)
 MAX_FORM_PARTS = 1000  # files or fields in one form
+SPOOL_MAX_BYTES = 64 * 1024  # an uploaded file above this goes to a temporary file (Starlette's default: 1 MB)
 FORM_MEDIA_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 THRESHOLD_TEXT = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")  # ASCII digits only
 PARAMETERS_SHAPE = 'parameters must be a JSON object, e.g. {"classifier_ids": ["default"]}'
@@ -82,6 +86,26 @@ def _decoded(name: str, value: str) -> list[str]:
     return [item if isinstance(item, str) else json.dumps(item) for item in data]
 
 
+class SpoolingParser(MultiPartParser):
+    """Starlette's multipart parser, spooling file parts to disk above SPOOL_MAX_BYTES."""
+
+    spool_max_size = SPOOL_MAX_BYTES
+
+
+async def _form(request: Request, media: str) -> FormData:
+    """The parsed body: multipart through SpoolingParser (a malformed body is a 400, as Starlette answers), else Starlette's."""
+    limits = {"max_files": MAX_FORM_PARTS, "max_fields": MAX_FORM_PARTS, "max_part_size": MAX_TEXT_PART_BYTES}
+    if media != "multipart/form-data":
+        return await request.form(**limits)
+    try:
+        async with aclosing(request.stream()) as stream:
+            return await SpoolingParser(request.headers, stream, **limits).parse()
+    except MultiPartException as exc:
+        if "app" not in request.scope:
+            raise
+        raise HTTPException(status_code=400, detail=exc.message) from None
+
+
 def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
@@ -96,9 +120,8 @@ async def parsed_form(request: Request) -> AsyncIterator[FormParts]:
             yield FormParts([], {})
             return
         raise UnsupportedMediaType(f"Content-Type {media or '(none)'} is not supported: send multipart/form-data")
-    async with request.form(
-        max_files=MAX_FORM_PARTS, max_fields=MAX_FORM_PARTS, max_part_size=MAX_TEXT_PART_BYTES
-    ) as form:
+    form = await _form(request, media)
+    try:
         files: list[tuple[str, UploadFile]] = []
         texts: dict[str, list[str]] = {}
         for name, value in form.multi_items():
@@ -107,6 +130,8 @@ async def parsed_form(request: Request) -> AsyncIterator[FormParts]:
             else:
                 files.append((name, value))
         yield FormParts(files, texts)
+    finally:
+        await form.close()
 
 
 def upload_file_name(part: str, upload: UploadFile, default_suffix: str) -> str:

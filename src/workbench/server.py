@@ -57,6 +57,7 @@ from .forms import (
 )
 from .image_urls import UrlFetcher
 from .keys import KeyRing
+from .process_memory import MemoryTrimmer, tune_malloc
 from .limits import (
     HTTP_BACKLOG,
     HTTP_BODY_IDLE_S,
@@ -715,7 +716,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(lambda: workbench.store)  # opens the store and resumes unfinished trainings
+        trimmer = MemoryTrimmer().start()  # freed memory goes back to the system: RSS follows the load down
         yield
+        trimmer.stop()
         front.url_threads.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(
@@ -771,6 +774,7 @@ def serve(
     A worker of `workbench serve --workers N` gets its parent's listening socket (`serve_workers`).
     """
     settings = dataclasses.replace(settings or ServerSettings(), bind_host=host)
+    tune_malloc()  # before the request, decode and training threads open arenas of their own
     keys = KeyRing(workbench.home) if settings.auth else None
     check_exposure(host, settings, keys, allow_remote_no_auth)
     before, after = raise_open_file_limit()
