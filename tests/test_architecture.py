@@ -158,3 +158,24 @@ def test_every_imported_library_is_a_declared_dependency():
                 f"workbench.{module} imports {name} ({', '.join(sorted(provided_by))}), "
                 "which pyproject.toml does not declare in dependencies"
             )
+
+
+# The public surface, pinned: a name added to or dropped from `workbench.__all__` is an API change, made here on purpose.
+PUBLIC_API = {
+    "ClassifierEvent", "ClassifierNotFound", "Curation", "ExampleNotFound", "ImageTooSmall", "ImageURL",
+    "ImageUnreadable", "Interpretation", "InvalidClassName", "InvalidExamples", "InvalidRequest", "InvalidThreshold",
+    "LimitExceeded", "Limits", "ModelNotInstalled", "NoImages", "OutOfFold", "StoreUnavailable", "TooFewExamples",
+    "TrackingError", "TrainingExample", "Unauthorized", "UnsupportedLanguage", "UnsupportedMediaType",
+    "VersionNotFound", "WaitTimeout", "Workbench", "WorkbenchError", "examples_frame", "folder_images", "folder_sets",
+    "image_paths", "label_from_name", "parse_labels", "set_name", "tracking_uri",
+}
+
+
+def test_the_public_api_is_pinned_and_every_name_is_documented():
+    import workbench
+
+    assert set(workbench.__all__) == PUBLIC_API and len(workbench.__all__) == len(PUBLIC_API)
+    for name in workbench.__all__:
+        value = getattr(workbench, name)
+        if callable(value):
+            assert (value.__doc__ or "").strip(), f"workbench.{name} has no docstring"
