@@ -678,7 +678,7 @@ class Workbench:
 
     def classify_iter(
         self,
-        images: str | os.PathLike | Iterable[str | os.PathLike | bytes | tuple[str, bytes]],
+        images: str | os.PathLike | Iterable[str | os.PathLike | bytes | tuple[str, bytes] | tuple[str, os.PathLike]],
         *,
         classifier_ids: str | Iterable[str] | None = None,
         owners: str | Iterable[str] | None = None,
@@ -690,7 +690,7 @@ class Workbench:
         """Classifies any number of images in bounded memory: a generator of per-image answers, in input order.
 
         `images` is a folder (walked lazily, recursively, sorted), one image path, or an iterable of image
-        paths, bytes or (name, bytes) pairs. Each answer is a Watson ClassifiedImage plus the image's
+        paths, bytes, (name, bytes) or (name, file path) pairs. Each answer is a Watson ClassifiedImage plus the image's
         `sha256`; an unreadable image is an answer with an `error`, and the stream goes on. Images
         whose sha256 is in `skip` are not scored nor yielded (resuming a run); `on_skip(name)` hears of
         each. At most `chunk_images` images are held in memory at once.
