@@ -228,7 +228,7 @@ import workbench
 encoded = open(sys.argv[3]).read()  # base64 text of the same image
 frame = pandas.DataFrame({"image": [sys.argv[2], encoded]})
 answer = model.predict(frame, params={"watson": True})
-print(json.dumps({"code": workbench.__file__, "scores": answer.drop(columns="watson").to_dict("records"),
+print(json.dumps({"code": workbench.__file__, "scores": answer.drop(columns=["watson", "error"]).to_dict("records"),
                   "watson": json.loads(answer["watson"][0])}))
 """
 
