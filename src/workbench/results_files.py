@@ -27,14 +27,14 @@ CLASSIFIERS_DDL = f"array<struct<classifier_id:string,name:string,classes:array<
 ROW_DDL = f"path string, sha256 string, classifiers {CLASSIFIERS_DDL}, error string"
 
 
-def arrow_schema():
-    """The rows as an Arrow schema (Parquet files, Spark's Arrow batches)."""
+def arrow_schema(engine: bool = False):
+    """The rows as an Arrow schema (Parquet files, Spark's Arrow batches); `engine`: with Spark's `engine` column."""
     import pyarrow as pa
 
     one_class = pa.struct([("class", pa.string()), ("score", pa.float64()), ("type_hierarchy", pa.string())])
     classifier = pa.struct([("classifier_id", pa.string()), ("name", pa.string()), ("classes", pa.list_(one_class))])
     return pa.schema([("path", pa.string()), ("sha256", pa.string()), ("classifiers", pa.list_(classifier)),
-                      ("error", pa.string())])
+                      ("error", pa.string()), *([("engine", pa.string())] if engine else [])])
 
 
 def result_row(answer: dict) -> dict:
