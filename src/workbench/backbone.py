@@ -25,6 +25,7 @@ from PIL import Image
 from threadpoolctl import ThreadpoolController
 
 from . import onnx_engine, quantize
+from .limits import THREADS_ENV
 from .atomic import open_for_reading, private_database
 from .batching import BatchingRunner
 from .spec import IMAGENET_CLASSES, BackboneSpec, lite0_spec, preprocess
@@ -33,7 +34,6 @@ BATCH_SIZE = 8  # images per forward pass
 ENGINES = ("auto", "onnxruntime", "torch")  # auto: ONNX Runtime once exported, torch only if the export fails
 PRECISION_ENV = "WORKBENCH_PRECISION"  # "fp32" or "int8": the default precision of every Backbone in the process
 DEFAULT_PRECISION = "fp32"  # INT8 is opt-in: see `quantize` and the bench for why
-THREADS_ENV = "WORKBENCH_THREADS"  # caps the threads each engine uses (ONNX Runtime intra-op, torch)
 CACHE_TIMEOUT_S = 30.0  # how long an embedding-cache write waits for another process's lock
 log = logging.getLogger(__name__)
 

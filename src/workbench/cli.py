@@ -422,8 +422,8 @@ def classify_dir(wb: Workbench, args: argparse.Namespace) -> dict:
     """Streams the folder's images through `classify_iter` into the output, skipping those already in it (by path)."""
     from tqdm import tqdm
 
+    from . import named_images
     from .results_files import done_paths, open_writer, result_row
-    from .streaming import named_images
 
     if not args.folder.is_dir():
         raise SystemExit(f"workbench: {str(args.folder)!r} is not a folder")

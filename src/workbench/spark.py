@@ -15,11 +15,10 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator
 
-from . import Workbench
-from .backbone import THREADS_ENV
+from . import Workbench, named_images
+from .limits import THREADS_ENV
 from .results_files import ROW_DDL, arrow_schema, result_row
 from .service import default_home
-from .streaming import named_images
 from .vocabulary import OWNER_ME
 
 if TYPE_CHECKING:
