@@ -245,3 +245,12 @@ def test_a_host_name_the_server_does_not_allow_is_a_visible_not_logged_with_the_
     assert "NOT logged to MLflow" in waited.stderr and "--allowed-hosts" in waited.stderr, waited.stderr[-3000:]
     [warning] = json.loads(waited.stdout)["warnings"]
     assert "Invalid Host header" in warning["description"] and "'127.0.0.2:*'" in warning["description"]
+
+
+def test_mlflow_models_serve_answers_a_corrupt_image_with_an_error_row(model_server):
+    """Issue 24 item 3: one bad image in a request is its own row with `error`, not a failed request."""
+    good = base64.b64encode(DOGS_JPG.read_bytes()).decode()
+    corrupt = base64.b64encode(DOGS_JPG.read_bytes()[:2048]).decode()
+    rows = invoke(model_server, {"dataframe_split": {"columns": ["image"], "data": [[good], [corrupt], [good]]}})
+    assert [bool(row["error"]) for row in rows] == [False, True, False]
+    assert "row 1" in rows[1]["error"] and "not a readable" in rows[1]["error"]
