@@ -120,10 +120,9 @@ def _flush_tracking(wb: Workbench, classifier_id: str) -> dict:
     if tracker is not None:
         print(f"workbench: logging to MLflow at {tracker.uri} ...", file=sys.stderr, flush=True)
         started = time.monotonic()
-        tracker.flush(timeout=TRACKING_FLUSH_SECONDS)  # what this process trained or deleted
-        # then this classifier against MLflow, even when this process trained nothing (a `wait` after the fact
-        # said "logged" with every request refused); a create's background logger may be at it: wait for it
-        logged = tracker.sync(classifier_id, wait_for_others_s=started + TRACKING_FLUSH_SECONDS - time.monotonic())
+        logged = tracker.flush(timeout=TRACKING_FLUSH_SECONDS)
+        if not logged:  # a create's background logger may be at it: wait for its runs to finish
+            logged = tracker.sync(classifier_id, wait_for_others_s=started + TRACKING_FLUSH_SECONDS - time.monotonic())
         outcome = "logged to MLflow" if logged else "NOT logged to MLflow"
         print(f"workbench: {outcome} in {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
         if not logged:  # the reason, not only a pointer to it: the record's `warnings` carries it too
