@@ -5,7 +5,7 @@ two-process PostgreSQL tracking test.
     PYTHONPATH=src .venv/bin/python bench/scale_out.py [--images 2000] [--skip-postgres]
 
 The 2,000 images are the 250 tutorial images copied under many names, each copy made distinct by
-bytes appended after the image's end (decoders ignore them), so resume-by-sha256 skips none.
+bytes appended after the image's end (decoders ignore them): each copy has its own path and its own sha256.
 """
 
 from __future__ import annotations

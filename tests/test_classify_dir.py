@@ -117,3 +117,38 @@ def test_classify_dir_text_output_reads_back_and_drops_a_line_cut_by_a_crash(dog
     classifiers = frame["classifiers"].map(json.loads) if suffix == ".csv" else frame["classifiers"]
     good = classifiers[frame["error"].isna()]
     assert all(result[0]["classifier_id"] == cid and result[0]["classes"] for result in good)
+
+
+def test_classify_dir_writes_each_path_once_follows_linked_folders_and_rows_a_copy(dogs, tmp_path):
+    """Issue 24: an empty or oversized file is an error row once (not again on every rerun); a byte-identical
+    copy at a new path gets its own row; symlinked sub-folders are walked (a link back up is not)."""
+    wb, cid = dogs
+    elsewhere, folder, out = tmp_path / "elsewhere", tmp_path / "archive", tmp_path / "results.jsonl"
+    fill(elsewhere, jpegs(3))
+    folder.mkdir()
+    (folder / "linked").symlink_to(elsewhere / "beagle", target_is_directory=True)
+    (folder / "loop").symlink_to(folder, target_is_directory=True)
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "big.jpg").write_bytes(DOGS_JPG.read_bytes() + bytes(10 * 2**20))  # over the 10 MB image limit
+    first = classify_dir(wb.home, folder, out, cid)
+    assert first == {"out": str(out), "classified": 3, "errors": 2, "already_done": 0}
+    shutil.copyfile(jpegs(1)[0], folder / "copy.jpg")  # the same bytes as archive/linked/<first image>
+    second = classify_dir(wb.home, folder, out, cid)
+    assert second == {"out": str(out), "classified": 1, "errors": 0, "already_done": 5}
+    frame = pd.read_json(out, lines=True)
+    assert sorted(frame["path"]) == sorted(["archive/big.jpg", "archive/copy.jpg", "archive/empty.jpg",
+                                            *(f"archive/linked/{p.name}" for p in jpegs(3))])
+    errors = dict(zip(frame["path"], frame["error"]))
+    assert "size limit" in errors["archive/big.jpg"] and isinstance(errors["archive/empty.jpg"], str)
+    copy = frame[frame["path"] == "archive/copy.jpg"].iloc[0]
+    original = frame[frame["path"] == f"archive/linked/{jpegs(1)[0].name}"].iloc[0]
+    assert copy["sha256"] == original["sha256"] and copy["classifiers"] == original["classifiers"]
+
+
+def test_classify_dir_of_a_folder_without_images_is_an_error(tmp_path, capsys):
+    (tmp_path / "archive").mkdir()
+    (tmp_path / "archive" / "notes.txt").write_text("not an image")
+    with pytest.raises(SystemExit, match="no images under"):
+        main(["--home", str(tmp_path / "home"), "classify-dir", str(tmp_path / "archive"), "-c", "default",
+              "--out", str(tmp_path / "results.jsonl")])
+    assert not (tmp_path / "results.jsonl").exists()

@@ -10,16 +10,17 @@ Other blocks, each accounted for:
 - named snippets (`<!-- snippet:NAME -->`) run verbatim in tests/compat against a real server;
   here only their names are checked against the compat tests;
 - untagged and `text` fences are output or diagrams, not code;
-- blocks after `<!-- not-run: REASON -->` never run in a test. There are 11 (the test below
+- blocks after `<!-- not-run: REASON -->` never run in a test. There are 12 (the test below
   checks this list against the README, reasons included there):
   - `make demo` / `make test`: pip-installs .venv in the checkout; `make test` is this suite
   - `source .venv/bin/activate`: the venv's bin is first on PATH here instead
   - `PYTHONPATH=src .venv/bin/python -m bench.reliability_campaign [--quick]`: the campaign itself, minutes
   - `.venv/bin/mlflow ui --backend-store-uri "$(.venv/bin/python -c 'import workbench; print(workbench.tracking_uri())')" --port 5000`: serves until stopped; tools/browser_check.py opens it
   - `workbench keys add me` / `workbench serve`: serves in the foreground until stopped
-  - `import workbench.spark`: needs a SparkSession; tests/test_spark.py runs the call
+  - `import os, sys`: needs a SparkSession (a JVM); tests/test_spark.py runs the calls
   - `MLFLOW_TRACKING_URI=http://team:5000 mlflow models serve -m "models:/$CLASSIFIER_ID@serving" --env-manager local -h 0.0.0.0 -p 5001`: serves until stopped; tests/test_team_server.py
-  - `mlflow server --backend-store-uri postgresql+psycopg2://mlflow@dbhost/mlflow --artifacts-destination /srv/mlflow-artifacts --host 0.0.0.0 --port 5000`: needs PostgreSQL; tests/test_team_server.py
+  - `sudo -u postgres psql -c "CREATE ROLE mlflow LOGIN PASSWORD 'change-me'"`: needs root and a system PostgreSQL
+  - `mlflow server --backend-store-uri postgresql+psycopg2://mlflow:change-me@127.0.0.1/mlflow --artifacts-destination /srv/mlflow-artifacts --host 0.0.0.0 --port 5000 --allowed-hosts "team:*,team.example.com:*,192.0.2.10:*,localhost:*,127.0.0.1:*"`: needs PostgreSQL; tests/test_team_server.py
   - `make lab`: JupyterLab serves until stopped
   - `.venv/bin/python tools/browser_check.py`: headless Chromium, about 5 minutes
   - `.venv/bin/python -m bench`: the measurement itself, minutes

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -39,6 +40,20 @@ CLASSIFIERS = {
     "spots": ["-p", f"dalmatian={TUTORIAL / 'dalmatian'}", "-p", f"goldenretriever={TUTORIAL / 'goldenretriever'}",
               "-n", str(TUTORIAL / "more-cats")],
 }
+
+
+def colleague_address() -> str:
+    """This machine's first non-loopback IP address (`hostname -I`): how a colleague's machine reaches the server."""
+    done = subprocess.run(["hostname", "-I"], capture_output=True, text=True)
+    addresses = [a for a in done.stdout.split() if ":" not in a and not a.startswith("127.")]
+    if not addresses:
+        pytest.skip("this machine has no non-loopback IPv4 address to reach the team server from")
+    return addresses[0]
+
+
+def allowed_hosts(*names: str) -> str:
+    """The README's `--allowed-hosts` value: each name the team uses for the server, with any port."""
+    return ",".join(f"{name}:*" for name in (*names, "localhost", "127.0.0.1"))
 
 
 def free_port() -> int:
@@ -100,35 +115,41 @@ def postgres_uri():
 
 @pytest.fixture(scope="module")
 def team_server(postgres_uri, tmp_path_factory):
-    """`mlflow server` with the PostgreSQL backend store and proxied artifacts in a folder; its URL."""
+    """`mlflow server` as the README prints it: on PostgreSQL, proxied artifacts, every interface, and
+    `--allowed-hosts` naming the machine's host name and its non-loopback address (MLflow answers any
+    other Host header with 403 "Invalid Host header"). Its URLs: loopback and the two colleagues'."""
     folder = tmp_path_factory.mktemp("team-server")
     port = free_port()
+    address, name = colleague_address(), socket.gethostname()
     command = [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri", postgres_uri,
-               "--artifacts-destination", str(folder / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-               "--workers", "2"]
+               "--artifacts-destination", str(folder / "artifacts"), "--host", "0.0.0.0", "--port", str(port),
+               "--allowed-hosts", allowed_hosts(name, address), "--workers", "2"]
     log = folder / "server.log"
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     with open(log, "wb") as output:
         server = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     wait_until_up(f"{url}/health", server, log, "mlflow server")
-    yield {"url": url, "artifacts": folder / "artifacts"}
+    yield {"url": url, "artifacts": folder / "artifacts", "port": port,
+           "colleagues": {"dogs": f"http://{address}:{port}", "spots": f"http://{name}:{port}"}}
     stop_process_group(server)
 
 
 @pytest.fixture(scope="module")
 def trained(team_server, tmp_path_factory) -> dict[str, dict]:
-    """Two `workbench create` processes, started together, each training its classifier into the team server."""
-    env = {**os.environ, "WORKBENCH_TRACKING_URI": team_server["url"]}
+    """Two `workbench create` processes, started together, each training its classifier into the team server
+    as a colleague addresses it: `dogs` by the machine's non-loopback IP, `spots` by its host name."""
     started = time.monotonic()
     processes = {}
     for name, sets in CLASSIFIERS.items():
+        env = {**os.environ, "WORKBENCH_TRACKING_URI": team_server["colleagues"][name]}
         home = tmp_path_factory.mktemp(f"home-{name}")
         command = [sys.executable, "-m", "workbench", "--home", str(home), "create", name, *sets]
         processes[name] = (home, subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                                   text=True))
     answers = {}
     for name, (home, process) in processes.items():
+        env = {**os.environ, "WORKBENCH_TRACKING_URI": team_server["colleagues"][name]}
         out, err = process.communicate(timeout=TRAIN_SECONDS)
         assert process.returncode == 0, err[-3000:]
         cid = json.loads(out)["classifier_id"]  # create answers once stored; `wait` waits for the MLflow logging
@@ -148,7 +169,7 @@ def test_two_processes_train_into_one_postgresql_server_and_both_land_intact(tra
     for answer in trained.values():
         record = answer["record"]
         cid = record["classifier_id"]
-        assert record["status"] == "ready" and "logged to MLflow" in answer["stderr"], answer["stderr"][-2000:]
+        assert record["status"] == "ready" and "workbench: logged to MLflow" in answer["stderr"], answer["stderr"][-2000:]
         experiment = client.get_experiment_by_name(cid)
         [run] = client.search_runs([experiment.experiment_id], filter_string=f"tags.`{TAG_KIND}` = 'version'")
         assert run.info.status == "FINISHED" and run.data.tags[TAG_LOGGED] == "true"
@@ -199,10 +220,35 @@ def test_mlflow_models_serve_scores_like_classify(model_server, trained):
     wb = Workbench(home, tracking_uri=False, train=False, resume=False)
     expected = wb.classify(DOGS_JPG, classifier_ids=[cid], threshold=0.0)["images"][0]["classifiers"][0]["classes"]
     for [row] in (split, records):
-        assert {name for name in row if name != "watson"} == {c["class"] for c in expected}
+        assert {name for name in row if name not in ("watson", "error")} == {c["class"] for c in expected}
+        assert row["error"] == ""
         for entry in expected:
             assert row[entry["class"]] == pytest.approx(entry["score"], abs=1e-5)
     watson = json.loads(split[0]["watson"])
     assert watson["classifier_id"] == cid
     assert [c["class"] for c in watson["classes"]] == [c["class"] for c in expected if c["score"] >= 0.5]
     assert records[0].get("watson") is None
+
+
+def test_a_host_name_the_server_does_not_allow_is_a_visible_not_logged_with_the_reason(trained, team_server):
+    """127.0.0.2 reaches the server (it listens on every interface) but is not in its --allowed-hosts: MLflow
+    answers 403, and the classifier record says it is not logged, why, and which flag fixes it."""
+    home, cid = trained["dogs"]["home"], trained["dogs"]["record"]["classifier_id"]
+    refused = f"http://127.0.0.2:{team_server['port']}"
+    with pytest.raises(urllib.error.HTTPError) as answer:
+        urllib.request.urlopen(f"{refused}/api/2.0/mlflow/experiments/search?max_results=1", timeout=30)
+    assert answer.value.code == 403 and b"Invalid Host header" in answer.value.read()
+    wb = Workbench(home, tracking_uri=refused, train=False, resume=False)
+    assert wb.tracker.sync(cid) is False  # the classifier is trained and serves; only the logging failed
+    [warning] = wb.get_classifier(cid)["warnings"]
+    assert "Invalid Host header" in warning["description"] and "--allowed-hosts" in warning["description"]
+    assert "'127.0.0.2:*'" in warning["description"] and "Not logged yet" in warning["description"]
+
+
+def test_mlflow_models_serve_answers_a_corrupt_image_with_an_error_row(model_server):
+    """Issue 24 item 3: one bad image in a request is its own row with `error`, not a failed request."""
+    good = base64.b64encode(DOGS_JPG.read_bytes()).decode()
+    corrupt = base64.b64encode(DOGS_JPG.read_bytes()[:2048]).decode()
+    rows = invoke(model_server, {"dataframe_split": {"columns": ["image"], "data": [[good], [corrupt], [good]]}})
+    assert [bool(row["error"]) for row in rows] == [False, True, False]
+    assert "row 1" in rows[1]["error"] and "not a readable" in rows[1]["error"]

@@ -228,7 +228,7 @@ import workbench
 encoded = open(sys.argv[3]).read()  # base64 text of the same image
 frame = pandas.DataFrame({"image": [sys.argv[2], encoded]})
 answer = model.predict(frame, params={"watson": True})
-print(json.dumps({"code": workbench.__file__, "scores": answer.drop(columns="watson").to_dict("records"),
+print(json.dumps({"code": workbench.__file__, "scores": answer.drop(columns=["watson", "error"]).to_dict("records"),
                   "watson": json.loads(answer["watson"][0])}))
 """
 
@@ -293,7 +293,7 @@ def test_a_tracked_create_prints_no_mlflow_info_lines_and_leaves_no_stray_mlflow
     waited = subprocess.run([sys.executable, "-m", "workbench", "--home", str(tmp_path / "home"), "wait", cid],
                             env=env, cwd=tmp_path, capture_output=True, text=True, timeout=TRAIN_SECONDS)
     assert waited.returncode == 0, waited.stderr[-3000:]
-    assert "logged to MLflow in" in waited.stderr  # it did log (a fresh store: tables created, a model validated)
+    assert "workbench: logged to MLflow in" in waited.stderr  # it did log (a fresh store: tables created, a model validated)
     stderr = done.stderr + waited.stderr
     assert [line for line in BENIGN_LINES if line in stderr] == [], stderr[-3000:]
     assert not (tmp_path / "mlflow.db").exists()

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from .curation import Curation, TrainingExample, examples_frame
     from .examples import folder_sets, image_paths, set_name
     from .interpretation import Interpretation, label_from_name, parse_labels
-    from .streaming import folder_images
+    from .streaming import folder_images, named_images
     from .service import Workbench
     from .tracking import tracking_uri
     from .training import OutOfFold
@@ -46,6 +46,7 @@ _LAZY = {  # public name -> the module that defines it, imported on first access
     "TrainingExample": "curation",
     "examples_frame": "curation",
     "folder_images": "streaming",
+    "named_images": "streaming",  # a folder's images as (row path "folder/relative", file): the batch paths' names
     "folder_sets": "examples",
     "image_paths": "examples",
     "set_name": "examples",
@@ -99,6 +100,7 @@ __all__ = [
     "WorkbenchError",
     "OutOfFold",
     "folder_images",
+    "named_images",
     "folder_sets",
     "image_paths",
     "label_from_name",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import tempfile
 import threading
 import warnings
 from contextlib import closing
@@ -25,6 +26,7 @@ from PIL import Image
 from threadpoolctl import ThreadpoolController
 
 from . import onnx_engine, quantize
+from .limits import THREADS_ENV
 from .atomic import open_for_reading, private_database
 from .batching import BatchingRunner
 from .spec import IMAGENET_CLASSES, BackboneSpec, lite0_spec, preprocess
@@ -66,11 +68,30 @@ def single_threaded_blas() -> AbstractContextManager:
 
 
 def available_cpus() -> int:
-    """CPUs this process may use (respects affinity and cgroup-limited cpusets)."""
+    """CPUs this process may use (respects affinity and cgroup-limited cpusets), at most $WORKBENCH_THREADS
+    (a Spark worker sets it to `spark.task.cpus`, so workers on one executor do not oversubscribe it)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cpus = max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+        cpus = os.cpu_count() or 1
+    limit = os.environ.get(THREADS_ENV, "")
+    return min(cpus, int(limit)) if limit.isdigit() and int(limit) > 0 else cpus
+
+
+def writable(folder: Path) -> bool:
+    """Whether files can be created in `folder` (made if missing); False on a read-only file system, even as root."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(folder, os.W_OK)
+
+
+def scratch_dir() -> Path:
+    """A per-user folder under the system temp dir for caches whose usual place is read-only."""
+    folder = Path(tempfile.gettempdir()) / f"workbench-cache-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return folder
 
 
 class Backbone:
@@ -156,7 +177,17 @@ class Backbone:
             raise self.export_error
         return self.engine
 
+    def _scratch_if_read_only(self) -> None:
+        """Moves the ONNX cache to a per-user scratch folder when the usual one cannot be written (a read-only
+        home, as Spark executors may have): exporting there beats falling back to torch, 5.9x slower."""
+        if self.onnx_path.exists() or writable(self.cache_dir):
+            return
+        scratch = scratch_dir()
+        warnings.warn(f"ONNX cache {self.cache_dir} is read-only; exporting the backbone to {scratch}", stacklevel=3)
+        self.cache_dir = scratch
+
     def _load_cached(self) -> bool:
+        self._scratch_if_read_only()
         path = self.onnx_path
         if not path.exists():
             return False

@@ -12,7 +12,7 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 from .errors import WorkbenchError
 from .limits import (
@@ -131,8 +131,11 @@ def _flush_tracking(wb: Workbench, classifier_id: str) -> dict:
         logged = tracker.flush(timeout=TRACKING_FLUSH_SECONDS)
         if not logged:  # a create's background logger may be at it: wait for its runs to finish
             logged = tracker.sync(classifier_id, wait_for_others_s=started + TRACKING_FLUSH_SECONDS - time.monotonic())
-        outcome = "logged to MLflow" if logged else "MLflow logging incomplete (see warnings)"
+        outcome = "logged to MLflow" if logged else "NOT logged to MLflow"
         print(f"workbench: {outcome} in {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
+        if not logged:  # the reason, not only a pointer to it: the record's `warnings` carries it too
+            print(f"workbench: {tracker.warnings.get(classifier_id, 'another process is still logging it')}",
+                  file=sys.stderr, flush=True)
     return wb.get_classifier(classifier_id)
 
 
@@ -423,27 +426,32 @@ def _add_classify_dir_verb(verbs: argparse._SubParsersAction) -> None:
 
 
 def classify_dir(wb: Workbench, args: argparse.Namespace) -> dict:
-    """Streams the folder's images through `classify_iter` into the output, skipping those already in it (by sha256)."""
+    """Streams the folder's images through `classify_iter` into the output, skipping those already in it (by path)."""
     from tqdm import tqdm
 
-    from . import folder_images
-    from .results_files import done_hashes, open_writer, result_row
+    from . import named_images
+    from .results_files import done_paths, open_writer, result_row
 
     if not args.folder.is_dir():
         raise SystemExit(f"workbench: {str(args.folder)!r} is not a folder")
-    done = done_hashes(args.out)
-    total = sum(1 for _ in folder_images(args.folder))
+    done = done_paths(args.out)
+    total = sum(1 for _ in named_images(args.folder))
+    if total == 0:  # an empty folder, or a typo: not a silent success with an empty output
+        raise SystemExit(f"workbench: no images under {str(args.folder)!r} (JPEG, PNG, GIF, TIFF, WEBP or BMP files)")
     counts = {"classified": 0, "errors": 0, "already_done": 0}
     writer = open_writer(args.out)
     rows: list[dict] = []
     with tqdm(total=total, unit="img", desc="classify-dir", file=sys.stderr, dynamic_ncols=True) as bar:
-        def skipped(_name: str) -> None:
-            counts["already_done"] += 1
-            bar.update(1)
+        def pending() -> Iterator[tuple[str, Path]]:
+            for name, path in named_images(args.folder):
+                if name in done:  # a row for it already, error rows included: not read again
+                    counts["already_done"] += 1
+                    bar.update(1)
+                else:
+                    yield name, path
 
         try:
-            for answer in wb.classify_iter(args.folder, classifier_ids=args.classifier_ids, threshold=args.threshold,
-                                           skip=done, on_skip=skipped):
+            for answer in wb.classify_iter(pending(), classifier_ids=args.classifier_ids, threshold=args.threshold):
                 rows.append(result_row(answer))
                 counts["errors" if "error" in answer else "classified"] += 1
                 bar.update(1)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 
 from .errors import InvalidRequest
 
+THREADS_ENV = "WORKBENCH_THREADS"  # caps the threads each backbone engine uses (a Spark worker: spark.task.cpus)
 MIN_IMAGES_PER_SET = 10  # Watson: at least 10 images in each example zip
 MIN_EXAMPLE_SETS = 2  # create: two positive sets, or one positive and the negatives
 MAX_ZIP_IMAGES = 10_000  # Watson: images per training zip

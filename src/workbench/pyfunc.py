@@ -20,7 +20,7 @@ import pandas as pd
 
 from .backbone import Backbone
 from .classify import custom_classes, view_maxima
-from .errors import ImageUnreadable, InvalidRequest
+from .errors import ImageUnreadable, InvalidRequest, WorkbenchError
 from .decode import backbone_views
 from .limits import Limits
 from .store import ClassifierRecord, VersionRecord
@@ -35,6 +35,9 @@ SCORING_REQUIREMENTS = (
 )
 HEADS_FILE = "heads.npz"
 INFO_FILE = "classifier.json"
+PREDICT_CHUNK_IMAGES = 64  # images decoded and scored at once: a 2,500-row partition took 2.4-2.7 GB whole
+# `error` of a row that scored: "", not null (spark_udf casts a string column holding values and nulls to str: "None")
+NO_ERROR = ""
 MIN_EXAMPLE_SIDE_PX = 64  # side of the synthetic image in the model's input example
 
 
@@ -66,26 +69,54 @@ class ClassifierModel:
             )
 
     def predict(self, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-        """One row per image: a score column per class, and `watson`: Watson JSON if params watson=True, else null."""
+        """One row per image: a score column per class, `watson` (the Watson JSON with params watson=True, else
+        null) and `error` ("", or why the image could not be scored: its scores are then NaN).
+
+        A bad image is an error row, as in classify, and the batch goes on; images are decoded and scored
+        PREDICT_CHUNK_IMAGES at a time, so memory does not grow with the batch (a Spark partition).
+        """
         params = params or {}
-        images = model_input["image"] if isinstance(model_input, pd.DataFrame) else pd.Series(list(model_input))
+        images = list(model_input["image"] if isinstance(model_input, pd.DataFrame) else model_input)
+        chunks = [self._predict_chunk(images[start:start + PREDICT_CHUNK_IMAGES], start, params)
+                  for start in range(0, len(images), PREDICT_CHUNK_IMAGES)]
+        return pd.concat(chunks, ignore_index=True) if chunks else self._frame(np.zeros((0, len(self.heads.classes))), [], params)
+
+    def _predict_chunk(self, images: list[Any], first_row: int, params: dict) -> pd.DataFrame:
+        """Scores of up to PREDICT_CHUNK_IMAGES images; an unreadable one is NaN scores and its error."""
         spec = self.backbone.spec
-        views = [backbone_views(image_bytes(v), spec, Limits(), name=f"row {i}")[0] for i, v in enumerate(images)]
-        embeddings, _ = self.backbone.run([tensor for image in views for tensor in image])
-        starts = np.cumsum([0, *[len(image) for image in views][:-1]]).astype(np.intp)
-        scores = view_maxima(self.heads.scores(embeddings), starts).astype(np.float64)  # each class's best view, as classify
-        answer = pd.DataFrame(scores, columns=list(self.heads.classes))
-        answer["watson"] = self.watson_column(scores, params)
+        views: list[list[np.ndarray]] = []
+        errors: list[str] = []
+        for row, value in enumerate(images, start=first_row):
+            try:
+                views.append(backbone_views(image_bytes(value), spec, Limits(), name=f"row {row}")[0])
+                errors.append(NO_ERROR)
+            except WorkbenchError as exc:  # ImageUnreadable, too large, too many pixels: this row only
+                views.append([])
+                errors.append(exc.message)
+        scores = np.full((len(images), len(self.heads.classes)), np.nan)
+        good = [i for i, error in enumerate(errors) if error == NO_ERROR]
+        if good:
+            embeddings, _ = self.backbone.run([tensor for i in good for tensor in views[i]])
+            starts = np.cumsum([0, *[len(views[i]) for i in good][:-1]]).astype(np.intp)
+            scores[good] = view_maxima(self.heads.scores(embeddings), starts)  # each class's best view, as classify
+        return self._frame(scores, errors, params)
+
+    def _frame(self, scores: np.ndarray, errors: list[str], params: dict) -> pd.DataFrame:
+        answer = pd.DataFrame(scores.astype(np.float64), columns=list(self.heads.classes))
+        answer["watson"] = self.watson_column(scores, params, errors)
+        answer["error"] = pd.Series(errors, dtype=object)
         return answer
 
-    def watson_column(self, scores: np.ndarray, params: dict) -> list[str | None]:
+    def watson_column(self, scores: np.ndarray, params: dict, errors: list[str]) -> list[str | None]:
         """The signature's optional `watson` column, always present (Spark's `spark_udf` reads every
-        declared column): the Watson JSON per image with params watson=True, else nulls."""
+        declared column): the Watson JSON per image with params watson=True ("" for an error row), else nulls."""
         if not params.get("watson"):
             return [None] * len(scores)
         threshold = float(params.get("threshold", THRESHOLD))
-        return [json.dumps({"classifier_id": self.info["classifier_id"], "name": self.info["name"],
-                            "classes": custom_classes(self.heads, row, threshold)}) for row in scores]
+        return [NO_ERROR if error != NO_ERROR else
+                json.dumps({"classifier_id": self.info["classifier_id"], "name": self.info["name"],
+                            "classes": custom_classes(self.heads, row, threshold)})
+                for row, error in zip(scores, errors)]
 
 
 def _load_pyfunc(data_path: str) -> ClassifierModel:
@@ -116,12 +147,13 @@ def example_image_base64() -> str:
 
 
 def model_signature(classes: list[str]):
-    """Input: an `image` column (path, bytes or base64); output: one score column per class."""
+    """Input: an `image` column (path, bytes or base64); output: one score column per class, `watson`, `error`."""
     from mlflow.models import ModelSignature
     from mlflow.types.schema import AnyType, ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
 
     outputs: list[ColSpec | TensorSpec] = [*(ColSpec("double", name) for name in classes),
-                                           ColSpec("string", "watson", required=False)]
+                                           ColSpec("string", "watson", required=False),
+                                           ColSpec("string", "error", required=False)]
     return ModelSignature(
         inputs=Schema([ColSpec(AnyType(), "image")]),
         outputs=Schema(outputs),

@@ -27,14 +27,14 @@ CLASSIFIERS_DDL = f"array<struct<classifier_id:string,name:string,classes:array<
 ROW_DDL = f"path string, sha256 string, classifiers {CLASSIFIERS_DDL}, error string"
 
 
-def arrow_schema():
-    """The rows as an Arrow schema (Parquet files, Spark's Arrow batches)."""
+def arrow_schema(engine: bool = False):
+    """The rows as an Arrow schema (Parquet files, Spark's Arrow batches); `engine`: with Spark's `engine` column."""
     import pyarrow as pa
 
     one_class = pa.struct([("class", pa.string()), ("score", pa.float64()), ("type_hierarchy", pa.string())])
     classifier = pa.struct([("classifier_id", pa.string()), ("name", pa.string()), ("classes", pa.list_(one_class))])
     return pa.schema([("path", pa.string()), ("sha256", pa.string()), ("classifiers", pa.list_(classifier)),
-                      ("error", pa.string())])
+                      ("error", pa.string()), *([("engine", pa.string())] if engine else [])])
 
 
 def result_row(answer: dict) -> dict:
@@ -88,17 +88,21 @@ def _complete_lines(path: Path) -> Iterator[str]:
         yield from file
 
 
-def done_hashes(path: Path) -> set[str]:
-    """The sha256 of every image already in the output (empty when there is none yet)."""
+def done_paths(path: Path) -> set[str]:
+    """The `path` of every row already in the output, error rows included (empty when there is none yet).
+
+    Resuming is by path: an error row (an empty or oversized file) is written once, and a copy of a
+    finished image at a new path still gets its own row.
+    """
     suffix = check_output(path)
     if suffix == ".parquet":
         import pyarrow.parquet as pq
 
         parts = sorted(path.glob(PART_GLOB)) if path.is_dir() else []
-        return {sha for part in parts for sha in pq.read_table(part, columns=["sha256"]).column(0).to_pylist() if sha}
+        return {name for part in parts for name in pq.read_table(part, columns=["path"]).column(0).to_pylist() if name}
     if suffix == ".csv":
-        return {row["sha256"] for row in csv.DictReader(_complete_lines(path)) if row.get("sha256")}
-    return {json.loads(line).get("sha256") for line in _complete_lines(path) if line.strip()} - {None}
+        return {row["path"] for row in csv.DictReader(_complete_lines(path)) if row.get("path")}
+    return {json.loads(line).get("path") for line in _complete_lines(path) if line.strip()} - {None}
 
 
 # ---------------------------------------------------------------- writing

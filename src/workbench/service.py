@@ -19,7 +19,7 @@ import numpy as np
 
 from . import classify as cls
 from . import curation, explain, streaming
-from .backbone import Backbone, EmbeddingCache, single_threaded_blas
+from .backbone import Backbone, EmbeddingCache, scratch_dir, single_threaded_blas
 from .decode import backbone_views, prepared_batches
 from .doctor import DoctorReport, run_doctor, startup_sweep, unavailable_report
 from .spec import view_boxes
@@ -137,6 +137,8 @@ class Workbench:
     `prebuild_exports` (e.g. `("coreml",)`) builds those export formats in the background after
     every training; otherwise each is built on first request (`export`, `core_ml_model`).
     `precision="int8"` serves with the quantized backbone (`workbench.quantize`), its embeddings cached apart.
+    `read_only=True` classifies without writing anything in the home (a read-only home: Spark executors);
+    the embedding cache and, when its folder is read-only, the ONNX export go to a per-user temp folder.
     """
 
     def __init__(
@@ -153,8 +155,10 @@ class Workbench:
         job_settings: JobSettings | None = None,
         prebuild_exports: Iterable[str] = (),
         precision: str | None = None,
+        read_only: bool = False,
     ) -> None:
         self.home = Path(home) if home is not None else default_home()
+        self.read_only = read_only  # classify only, writing nothing in the home; the embedding cache goes to scratch
         self.owner = owner
         self.limits = limits or Limits.from_env()  # WORKBENCH_MAX_REQUEST_BYTES, WORKBENCH_MAX_ZIP_MEMBERS
         self.progress = progress
@@ -175,10 +179,11 @@ class Workbench:
     def _parts(self) -> tuple[Store, Backbone, EmbeddingCache, JobRunner]:
         with self._engine_lock:
             if self._engine is None:
-                store = Store(self.home)
-                startup_sweep(store)  # orphan blobs and temporary files a killed process left (cheap)
+                store = Store(self.home, read_only=self.read_only)
+                if not self.read_only:
+                    startup_sweep(store)  # orphan blobs and temporary files a killed process left (cheap)
                 backbone = Backbone(precision=self.precision)
-                cache = EmbeddingCache(self.embedding_cache)
+                cache = EmbeddingCache(scratch_dir() / "embeddings.db" if self.read_only else self.embedding_cache)
                 settings = self.job_settings or JobSettings.from_env()
                 jobs = JobRunner(store, backbone, cache, self.limits, self.progress, settings)
                 self._tracker = new_tracker(store, backbone, self.tracking_uri)
@@ -680,7 +685,7 @@ class Workbench:
 
     def classify_iter(
         self,
-        images: str | os.PathLike | Iterable[str | os.PathLike | bytes | tuple[str, bytes]],
+        images: str | os.PathLike | Iterable[str | os.PathLike | bytes | tuple[str, bytes] | tuple[str, os.PathLike]],
         *,
         classifier_ids: str | Iterable[str] | None = None,
         owners: str | Iterable[str] | None = None,
@@ -692,7 +697,7 @@ class Workbench:
         """Classifies any number of images in bounded memory: a generator of per-image answers, in input order.
 
         `images` is a folder (walked lazily, recursively, sorted), one image path, or an iterable of image
-        paths, bytes or (name, bytes) pairs. Each answer is a Watson ClassifiedImage plus the image's
+        paths, bytes, (name, bytes) or (name, file path) pairs. Each answer is a Watson ClassifiedImage plus the image's
         `sha256`; an unreadable image is an answer with an `error`, and the stream goes on. Images
         whose sha256 is in `skip` are not scored nor yielded (resuming a run); `on_skip(name)` hears of
         each. At most `chunk_images` images are held in memory at once.

@@ -230,11 +230,14 @@ class Store:
     (`pending_removals`), so a crash at any point loses no image a classifier still uses.
     """
 
-    def __init__(self, home: Path, busy_timeout: float | None = None) -> None:
+    def __init__(self, home: Path, busy_timeout: float | None = None, read_only: bool = False) -> None:
         self.home = home
         self.blob_dir = home / "blobs"
         self.head_dir = home / "heads"
         self.busy_timeout = busy_timeout_s() if busy_timeout is None else busy_timeout
+        self.read_only = read_only  # reads only, writing nothing in the home (Spark executors on a read-only home)
+        if read_only:
+            return
         private_database(home / "workbench.db")  # the home too: 0700, whatever the umask
         for folder in (self.blob_dir, self.head_dir):
             make_durable_dirs(folder, private=True)
@@ -351,7 +354,14 @@ class Store:
             return db
 
     def _connect(self) -> sqlite3.Connection:
-        return sqlite3.connect(self.home / "workbench.db", timeout=self.busy_timeout, isolation_level=None)
+        path = self.home / "workbench.db"
+        if not self.read_only:
+            return sqlite3.connect(path, timeout=self.busy_timeout, isolation_level=None)
+        # read-only: a live writer's WAL is read through its index without writing it; with no WAL (every
+        # writer closed) the file is read as it stands, creating no side file in the home
+        wal = path.with_name(path.name + "-wal").exists()
+        uri = f"{path.absolute().as_uri()}?{'mode=ro&readonly_shm=1' if wal else 'mode=ro&immutable=1'}"
+        return sqlite3.connect(uri, uri=True, timeout=self.busy_timeout, isolation_level=None)
 
     # blobs -----------------------------------------------------------------
     def blob_path(self, sha256: str) -> Path:

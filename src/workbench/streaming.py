@@ -17,22 +17,32 @@ from .limits import Limits
 CHUNK_IMAGES = 64  # images held in memory at once (read, decoded and scored together)
 
 NamedBytes = tuple[str, bytes | bytearray | memoryview]
-StreamSource = str | os.PathLike | bytes | bytearray | memoryview | NamedBytes
+NamedFile = tuple[str, os.PathLike]  # a file read under another name (its row's `path`)
+StreamSource = str | os.PathLike | bytes | bytearray | memoryview | NamedBytes | NamedFile
 Item = TypeVar("Item")
 
 
-def folder_files(root: Path, relative: str = "") -> Iterator[tuple[str, Path]]:
+def folder_files(root: Path, relative: str = "", _above: frozenset[tuple[int, int]] = frozenset()) -> Iterator[tuple[str, Path]]:
     """Every file under `root`, lazily, as (relative posix name, path), in name order (a sub-folder where its
-    name sorts; one directory listed at a time); links to directories are not followed."""
+    name sorts; one directory listed at a time). Links to directories are followed, under the link's name;
+    a link back to a folder above it (a loop) is not."""
     try:
+        folder = os.stat(root)
         with os.scandir(root) as listing:
             entries = sorted(listing, key=lambda entry: entry.name)
     except OSError:
         return
+    above = _above | {(folder.st_dev, folder.st_ino)}
     for entry in entries:
         name = f"{relative}{entry.name}"
-        if entry.is_dir(follow_symlinks=False):
-            yield from folder_files(Path(entry.path), f"{name}/")
+        try:
+            is_dir = entry.is_dir()  # follows a link: a folder of symlinked sub-folders is walked
+        except OSError:
+            is_dir = False
+        if is_dir:
+            target = entry.stat()
+            if (target.st_dev, target.st_ino) not in above:
+                yield from folder_files(Path(entry.path), f"{name}/", above)
         else:
             yield name, Path(entry.path)
 
@@ -49,17 +59,24 @@ def read_file(name: str, path: Path, limits: Limits) -> ImageInput | Skipped:
     return ImageInput(name=name, data=data, sha256=sha256_hex(data))
 
 
-def _folder_entries(root: Path, limits: Limits) -> Iterator[ImageInput | Skipped]:
-    """A folder's image files, named "folder/relative/path" as `Workbench.classify` names them; non-images left out."""
-    prefix = root.resolve().name or "folder"
+def named_images(root: str | os.PathLike) -> Iterator[tuple[str, Path]]:
+    """A folder's image files as (name, path), named "folder/relative/path" as `Workbench.classify` names them:
+    the `path` of every batch output row (`classify-dir`, `workbench.spark`). Non-images are left out."""
+    prefix = Path(root).resolve().name or "folder"
     for relative, path in folder_images(root):  # other files (.txt, hidden, pipes) are left out
-        yield read_file(f"{prefix}/{relative}", path, limits)
+        yield f"{prefix}/{relative}", path
 
 
-def _is_pair(item: object) -> TypeGuard[NamedBytes]:
-    """A (name, bytes) pair, as opposed to a tuple of sources."""
+def _folder_entries(root: Path, limits: Limits) -> Iterator[ImageInput | Skipped]:
+    """A folder's image files, read one at a time."""
+    for name, path in named_images(root):
+        yield read_file(name, path, limits)
+
+
+def _is_pair(item: object) -> TypeGuard[NamedBytes | NamedFile]:
+    """A (name, bytes) or (name, file path) pair, as opposed to a tuple of sources."""
     return (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)
-            and isinstance(item[1], (bytes, bytearray, memoryview)))
+            and isinstance(item[1], (bytes, bytearray, memoryview, os.PathLike)))
 
 
 def _one(item: StreamSource, position: int, limits: Limits) -> Iterator[ImageInput | Skipped]:
@@ -75,6 +92,9 @@ def _one(item: StreamSource, position: int, limits: Limits) -> Iterator[ImageInp
         return
     given: object
     name, given = item if _is_pair(item) else (f"image_{position}", item)
+    if isinstance(given, os.PathLike):  # a named file: read here, so a file over the limit is never loaded whole
+        yield read_file(name, Path(given), limits)
+        return
     if not isinstance(given, (bytes, bytearray, memoryview)):
         yield Skipped(name, f"not an image path, bytes or (name, bytes) pair: {type(given).__name__}")
         return

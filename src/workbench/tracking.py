@@ -25,6 +25,7 @@ import re
 import tempfile
 import threading
 import time
+import urllib.parse
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +95,7 @@ SYNC_SECONDS = 60.0  # how often every classifier is mirrored again (missed logg
 SYNC_SECONDS_ENV = "WORKBENCH_TRACKING_SYNC_SECONDS"  # overrides SYNC_SECONDS
 EXIT_FLUSH_SECONDS = 60.0  # how long a process waits at exit for its last runs to be logged
 HEARTBEAT_TIMEOUT_SECONDS = 300.0  # a RUNNING run whose logger was silent this long is abandoned (any host)
+INVALID_HOST = "Invalid Host header"  # MLflow's 403 for a Host not in its --allowed-hosts (a colleague's URL)
 UI_URL = "http://127.0.0.1:5000"  # where `mlflow ui --port 5000` serves, for the links the tracker builds
 TRACKED_STAGES = ("started", "ready", "failed", "deleted", "promoted")  # "promoted": the alias follows at once
 COUNT_METRICS = ("images", "negatives", "images_embedded", "images_cached", "classes")  # whole numbers in compare_versions
@@ -304,6 +306,15 @@ class _Sweep:
 
 class _Stop:
     """A marker in the worker's queue: the worker ends."""
+
+
+def _hint(uri: str, reason: str) -> str:
+    """What to do about a failure whose cause is known: the server's host check refusing the name used for it."""
+    if INVALID_HOST not in reason:
+        return ""
+    host = urllib.parse.urlsplit(uri).netloc
+    return (f"The server refuses the host name {host!r}: start `mlflow server` with "
+            f"--allowed-hosts listing it (e.g. '{host.rsplit(':', 1)[0]}:*'). ")
 
 
 def sync_interval() -> float:
@@ -600,6 +611,7 @@ class Tracker:
         reason = " ".join(str(exc).split())[:300]
         return (
             f"MLflow tracking at {self.uri} failed ({type(exc).__name__}: {reason}). Not logged yet: {what}. "
+            f"{_hint(self.uri, reason)}"
             f"Training and classify are unaffected; retried every {self.interval_s:g} s, at the next training, "
             f"and by Workbench.tracker.sync()."
         )
