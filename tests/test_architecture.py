@@ -167,7 +167,7 @@ PUBLIC_API = {
     "LimitExceeded", "Limits", "ModelNotInstalled", "NoImages", "OutOfFold", "StoreUnavailable", "TooFewExamples",
     "TrackingError", "TrainingExample", "Unauthorized", "UnsupportedLanguage", "UnsupportedMediaType",
     "VersionNotFound", "WaitTimeout", "Workbench", "WorkbenchError", "examples_frame", "folder_images", "folder_sets",
-    "image_paths", "label_from_name", "parse_labels", "set_name", "tracking_uri",
+    "image_paths", "label_from_name", "named_images", "parse_labels", "set_name", "tracking_uri",
 }
 
 
