@@ -32,7 +32,10 @@ def run_phase(name: str, workdir: Path, repeats: int, env: dict | None = None) -
     env = {**os.environ, **(env or {}), "BENCH_SPAWNED_AT": repr(time.time())}
     done = subprocess.run(
         [sys.executable, "-W", "ignore", "-m", "bench.phases", name, str(workdir), str(repeats)],
-        cwd=ROOT, capture_output=True, text=True, env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
     )
     if done.returncode != 0:
         raise SystemExit(f"bench phase {name} failed:\n{done.stderr[-4000:]}")
@@ -40,22 +43,47 @@ def run_phase(name: str, workdir: Path, repeats: int, env: dict | None = None) -
 
 
 def machine() -> dict:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
-    return {"cpu": model, "cpus": len(os.sched_getaffinity(0)), "python": platform.python_version(),
-            "platform": platform.platform(), "load_average_before": os.getloadavg()}
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    return {
+        "cpu": model,
+        "cpus": len(os.sched_getaffinity(0)),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_average_before": os.getloadavg(),
+    }
 
 
 def server_load(precision: str) -> dict:
     """`bench/server_load.py --clients 8 --seconds 30` against a real `workbench serve` process (its JSON)."""
     done = subprocess.run(
-        [sys.executable, "-W", "ignore", str(ROOT / "bench" / "server_load.py"), "--clients", str(SERVER_CLIENTS),
-         "--seconds", str(SERVER_SECONDS), "--upload-mb", "0", "--precision", precision],
-        cwd=ROOT, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-W",
+            "ignore",
+            str(ROOT / "bench" / "server_load.py"),
+            "--clients",
+            str(SERVER_CLIENTS),
+            "--seconds",
+            str(SERVER_SECONDS),
+            "--upload-mb",
+            "0",
+            "--precision",
+            precision,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     if done.returncode != 0:
         raise SystemExit(f"bench server_load failed:\n{done.stderr[-4000:]}")
-    return json.loads(done.stdout[done.stdout.index("{"):])
+    return json.loads(done.stdout[done.stdout.index("{") :])
 
 
 def cold_create(tmp: Path, repeat: int) -> dict:
@@ -173,8 +201,13 @@ ROWS = [
     ("  INT8 with spinning off", "limit_int8_spin_off", "img/s", None, None),
     ("  INT8 limit / FP32 limit (INT8 default if >=1.4)", "int8_speedup", "x", (">=", 1.4), None),
     ("  end-to-end ceiling INT8: decode + inference", "ceiling_int8", "img/s", None, None),
-    ("wb.classify INT8, 250 images, dogs + default", "classify_int8_images_per_s", "img/s", (">=", 130.0),
-     "classify_int8_peak_rss_mb"),
+    (
+        "wb.classify INT8, 250 images, dogs + default",
+        "classify_int8_images_per_s",
+        "img/s",
+        (">=", 130.0),
+        "classify_int8_peak_rss_mb",
+    ),
     ("  ratio to the INT8 end-to-end ceiling", "classify_int8_ratio_to_ceiling", "x", None, None),
     ("single-image classify p50, INT8", "single_int8_p50_ms", "ms", ("<=", 12.0), None),
     ("wb.classify FP32, 250 images, dogs + default", "classify_images_per_s", "img/s", None, "classify_peak_rss_mb"),
@@ -187,15 +220,26 @@ ROWS = [
     ("single-image classify p50, FP32", "single_p50_ms", "ms", ("<=", 12.0), "single_peak_rss_mb"),
     ("single-image classify p99, FP32", "single_p99_ms", "ms", None, None),
     ("create from zips to ready (warm caches)", "create_to_ready_s", "s", ("<=", 5.0), "create_peak_rss_mb"),
-    ("cold create: process start to ready, empty caches", "cold_create_s", "s", ("<=", 10.0), "cold_create_peak_rss_mb"),
+    (
+        "cold create: process start to ready, empty caches",
+        "cold_create_s",
+        "s",
+        ("<=", 10.0),
+        "cold_create_peak_rss_mb",
+    ),
     ("retrain after the update", "retrain_after_update_s", "s", ("<=", 3.0), "update_peak_rss_mb"),
     ("retrain, no new embeddings", "retrain_no_new_embeddings_s", "s", ("<=", 1.0), "retrain_peak_rss_mb"),
     ("classify peak RSS (250 images)", "classify_peak_rss_mb", "MB", ("<=", 1024.0), None),
     ("server INT8: 8 clients x dogs.jpg, req/s", "server_int8_requests_per_s", "req/s", (">=", 100.0), None),
     ("  server INT8 p99", "server_int8_p99_ms", "ms", ("<=", 150.0), None),
     ("  server INT8 errors", "server_int8_errors", "", ("<=", 0.0), None),
-    ("server FP32: 8 clients x dogs.jpg (dogs + default), req/s", "server_requests_per_s", "req/s", (">=", 100.0),
-     "server_peak_rss_mb"),
+    (
+        "server FP32: 8 clients x dogs.jpg (dogs + default), req/s",
+        "server_requests_per_s",
+        "req/s",
+        (">=", 100.0),
+        "server_peak_rss_mb",
+    ),
     ("  server FP32 p50", "server_p50_ms", "ms", None, None),
     ("  server FP32 p99", "server_p99_ms", "ms", ("<=", 150.0), None),
     ("  server FP32 errors", "server_errors", "", ("<=", 0.0), None),
@@ -244,13 +288,25 @@ def main() -> None:
         raw = measure(Path(tmp))
     info["load_average_after"] = os.getloadavg()
     numbers = summary(raw)
-    print(f"{info['cpus']} CPUs ({info['cpu']}), Python {info['python']}, "
-          f"load average before {info['load_average_before']}")
+    print(
+        f"{info['cpus']} CPUs ({info['cpu']}), Python {info['python']}, "
+        f"load average before {info['load_average_before']}"
+    )
     print(f"load average after {info['load_average_after']} (above about 0.3 x CPUs, other work shared the cores)")
     print(table(numbers))
     print(LEGEND)
-    RESULTS.write_text(json.dumps({"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-                                   "machine": info, "summary": numbers, "raw": raw}, indent=2) + "\n")
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+                "machine": info,
+                "summary": numbers,
+                "raw": raw,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"wrote {RESULTS.relative_to(ROOT)}")
 
 

@@ -33,7 +33,7 @@ import httpx
 from bench.campaign_common import ROOT, TUTORIAL, VERSION, Server, memory_mb, variant_jpeg
 
 sys.path.insert(0, str(ROOT / "tests"))  # the zips the tests attack with: one copy for both
-from reliability.hand_zips import member_flood, restated  # noqa: E402
+from reliability.hand_zips import member_flood, restated
 
 CLASSES = 20
 IMAGES_PER_CLASS = 10
@@ -46,8 +46,11 @@ MB = 1024 * 1024
 def class_zip(tag: int, padded_to: int = 0) -> bytes:
     """A deflated zip of IMAGES_PER_CLASS distinct JPEGs (tutorial photos, marked with their tag), zero-padded to
     `padded_to` bytes each after their end marker (decoders stop there; deflate makes 10 MB of zeros 10 KB)."""
-    sources = sorted(p for folder in ("beagle", "husky", "goldenretriever", "dalmatian", "cats")
-                     for p in (TUTORIAL / folder).glob("*.jpg"))
+    sources = sorted(
+        p
+        for folder in ("beagle", "husky", "goldenretriever", "dalmatian", "cats")
+        for p in (TUTORIAL / folder).glob("*.jpg")
+    )
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for i in range(IMAGES_PER_CLASS):
@@ -75,15 +78,21 @@ def measured(server: Server, home: Path, send) -> dict:
         status, text = 0, repr(exc)
     seconds = time.monotonic() - started
     memory = memory_mb(server.pid)
-    return {"status": status, "answer": text[:160], "seconds": round(seconds, 2), "rss_before_mb": rss_before,
-            "peak_rss_mb": memory["hwm_mb"], "disk_growth_mb": round((disk_bytes(home) - disk_before) / MB, 1)}
+    return {
+        "status": status,
+        "answer": text[:160],
+        "seconds": round(seconds, 2),
+        "rss_before_mb": rss_before,
+        "peak_rss_mb": memory["hwm_mb"],
+        "disk_growth_mb": round((disk_bytes(home) - disk_before) / MB, 1),
+    }
 
 
 def restated_flood(flood: bytes) -> bytes:
     """The million-member zip with end records that state 3 members (zip64 records dropped: 3 needs none)."""
     eocd_at = flood.rindex(b"PK\x05\x06")
     size, offset = struct.unpack_from("<2L", flood, eocd_at + 12)  # the directory's size and offset
-    plain = flood[:offset + size] + flood[eocd_at:]  # the zip64 end records cut out; the 32-bit fields still fit
+    plain = flood[: offset + size] + flood[eocd_at:]  # the zip64 end records cut out; the 32-bit fields still fit
     return restated(plain, 3)
 
 
@@ -124,52 +133,102 @@ def run_amplification(folder: Path) -> dict:
     built_s = time.monotonic() - started
     rows: dict[str, dict] = {}
     # the server runs this checkout's workbench: its cwd is elsewhere, so a relative PYTHONPATH=src would not reach it
-    paths = [str(ROOT / "src"), *(str(Path(p).resolve()) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p)]
-    with Server(home, env={"PYTHONPATH": os.pathsep.join(paths)}) as server, server.client("alice", timeout=600) as client:
+    paths = [
+        str(ROOT / "src"),
+        *(str(Path(p).resolve()) for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p),
+    ]
+    with (
+        Server(home, env={"PYTHONPATH": os.pathsep.join(paths)}) as server,
+        server.client("alice", timeout=600) as client,
+    ):
         client.get("/v3/classifiers", params=VERSION).raise_for_status()
-        rows["million_members_create"] = measured(server, home, lambda: client.post(
-            "/v3/classifiers", params=VERSION, data={"name": "flood"},
-            files=[("flood_positive_examples", ("flood.zip", flood, "application/zip")),
-                   ("other_positive_examples", ("other.zip", ordinary, "application/zip"))]))
-        rows["million_members_classify"] = measured(server, home, lambda: client.post(
-            "/v3/classify", params=VERSION, files={"images_file": ("flood.zip", flood, "application/zip")}))
-        rows["lying_count_create"] = measured(server, home, lambda: client.post(
-            "/v3/classifiers", params=VERSION, data={"name": "liar"},
-            files=[("liar_positive_examples", ("liar.zip", liar, "application/zip")),
-                   ("other_positive_examples", ("other.zip", ordinary, "application/zip"))]))
+        rows["million_members_create"] = measured(
+            server,
+            home,
+            lambda: client.post(
+                "/v3/classifiers",
+                params=VERSION,
+                data={"name": "flood"},
+                files=[
+                    ("flood_positive_examples", ("flood.zip", flood, "application/zip")),
+                    ("other_positive_examples", ("other.zip", ordinary, "application/zip")),
+                ],
+            ),
+        )
+        rows["million_members_classify"] = measured(
+            server,
+            home,
+            lambda: client.post(
+                "/v3/classify", params=VERSION, files={"images_file": ("flood.zip", flood, "application/zip")}
+            ),
+        )
+        rows["lying_count_create"] = measured(
+            server,
+            home,
+            lambda: client.post(
+                "/v3/classifiers",
+                params=VERSION,
+                data={"name": "liar"},
+                files=[
+                    ("liar_positive_examples", ("liar.zip", liar, "application/zip")),
+                    ("other_positive_examples", ("other.zip", ordinary, "application/zip")),
+                ],
+            ),
+        )
         rows["padded_classes_create"] = measured(server, home, lambda: post_sets(client, "amplified", padded))
         rows["under_limit_create"] = measured(server, home, lambda: post_sets(client, "under", under))
         baseline = server.memory()
     return {
-        "million_members": {"members": MEMBERS, "upload_mb": round(len(flood) / MB, 1),
-                            "walk_ms": walk_ms(flood), "lying_walk_ms": walk_ms(liar)},
-        "padded_classes": {"classes": CLASSES, "images": CLASSES * IMAGES_PER_CLASS,
-                           "upload_mb": round(sum(map(len, padded.values())) / MB, 1),
-                           "images_mb": round(CLASSES * IMAGES_PER_CLASS * PADDED_BYTES / MB, 1)},
-        "under_limit": {"classes": UNDER_CLASSES, "upload_mb": round(sum(map(len, under.values())) / MB, 1),
-                        "images_mb": round(UNDER_CLASSES * IMAGES_PER_CLASS * UNDER_PADDED_BYTES / MB, 1)},
-        "rows": rows, "server_rss_after_mb": baseline["rss_mb"], "build_seconds": round(built_s, 1),
+        "million_members": {
+            "members": MEMBERS,
+            "upload_mb": round(len(flood) / MB, 1),
+            "walk_ms": walk_ms(flood),
+            "lying_walk_ms": walk_ms(liar),
+        },
+        "padded_classes": {
+            "classes": CLASSES,
+            "images": CLASSES * IMAGES_PER_CLASS,
+            "upload_mb": round(sum(map(len, padded.values())) / MB, 1),
+            "images_mb": round(CLASSES * IMAGES_PER_CLASS * PADDED_BYTES / MB, 1),
+        },
+        "under_limit": {
+            "classes": UNDER_CLASSES,
+            "upload_mb": round(sum(map(len, under.values())) / MB, 1),
+            "images_mb": round(UNDER_CLASSES * IMAGES_PER_CLASS * UNDER_PADDED_BYTES / MB, 1),
+        },
+        "rows": rows,
+        "server_rss_after_mb": baseline["rss_mb"],
+        "build_seconds": round(built_s, 1),
     }
 
 
 def describe(result: dict) -> list[str]:
     """Table lines: one per request (status, seconds, server peak RSS, disk growth of the home)."""
-    flood, padded, under, rows = result["million_members"], result["padded_classes"], result["under_limit"], result["rows"]
+    flood, padded, under, rows = (
+        result["million_members"],
+        result["padded_classes"],
+        result["under_limit"],
+        result["rows"],
+    )
     labels = {
         "million_members_create": f"create: zip of {flood['members']:,} members ({flood['upload_mb']} MB up)",
         "million_members_classify": "classify: the same zip",
         "lying_count_create": "create: the same zip, its end record stating 3 members",
         "padded_classes_create": f"create: {padded['classes']} classes, zero-padded JPEGs "
-                                 f"({padded['upload_mb']} MB up, {padded['images_mb']:,.0f} MB images)",
+        f"({padded['upload_mb']} MB up, {padded['images_mb']:,.0f} MB images)",
         "under_limit_create": f"create: {under['classes']} classes, zero-padded, just under the limit "
-                              f"({under['images_mb']:,.0f} MB images)",
+        f"({under['images_mb']:,.0f} MB images)",
     }
     lines = [f"{'amplification request':<72} {'status':>6} {'s':>7} {'peak RSS MB':>12} {'disk MB':>8}"]
     for key, label in labels.items():
         row = rows[key]
-        lines.append(f"{label:<72} {row['status']:>6} {row['seconds']:>7} {row['peak_rss_mb']:>12} {row['disk_growth_mb']:>8}")
-    lines.append(f"  the directory walk alone, in process: {flood['walk_ms']} ms (count stated), "
-                 f"{flood['lying_walk_ms']} ms (count lying: 30,001 entries walked); the rest is the upload")
+        lines.append(
+            f"{label:<72} {row['status']:>6} {row['seconds']:>7} {row['peak_rss_mb']:>12} {row['disk_growth_mb']:>8}"
+        )
+    lines.append(
+        f"  the directory walk alone, in process: {flood['walk_ms']} ms (count stated), "
+        f"{flood['lying_walk_ms']} ms (count lying: 30,001 entries walked); the rest is the upload"
+    )
     lines += [f"  {key}: {rows[key]['answer']}" for key in labels]
     return lines
 

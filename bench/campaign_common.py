@@ -27,7 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 TUTORIAL = ROOT / "data" / "tutorial"
 # servers and CLI processes run from other folders: a relative PYTHONPATH=src would silently reach the
 # installed package instead of this checkout's, so every child gets this checkout's src first
-os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))])
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(ROOT / "src"), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+)
 DOGS_JPG = TUTORIAL / "dogs.jpg"
 VERSION = {"version": "2018-03-19"}
 KEYS = {"alice": "campaign-key-alice-0001", "bob": "campaign-key-bob-0002"}
@@ -75,7 +77,7 @@ class Server:
         assert self.process is not None
         return self.process.pid
 
-    def start(self) -> "Server":
+    def start(self) -> Server:
         keys = ",".join(f"{owner}:{key}" for owner, key in self.keys.items())
         env = {**os.environ, "WORKBENCH_API_KEYS": keys, **self.env}
         command = cli(self.home, "serve", "--port", str(self.port), "--log-level", "warning", *self.extra_args)
@@ -111,7 +113,7 @@ class Server:
                 self.process.kill()
                 self.process.wait()
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         return self.start()
 
     def __exit__(self, *exc) -> None:

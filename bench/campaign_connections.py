@@ -25,8 +25,8 @@ import socket
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 
@@ -72,10 +72,24 @@ class Holders(threading.Thread):
     Notes when the server closes each one (recv gives b"" or a reset), and opens another in its place if `reopen`.
     """
 
-    def __init__(self, address: tuple[str, int], count: int, first: bytes, trickle: bytes = b"",
-                 every_s: float = 0.0, reopen: bool = False) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        count: int,
+        first: bytes,
+        trickle: bytes = b"",
+        every_s: float = 0.0,
+        reopen: bool = False,
+    ) -> None:
         super().__init__(daemon=True)
-        self.address, self.count, self.first, self.trickle, self.every_s, self.reopen = address, count, first, trickle, every_s, reopen
+        self.address, self.count, self.first, self.trickle, self.every_s, self.reopen = (
+            address,
+            count,
+            first,
+            trickle,
+            every_s,
+            reopen,
+        )
         self.selector = selectors.DefaultSelector()
         self.stop = threading.Event()
         self.opened, self.connect_failures = 0, 0
@@ -153,7 +167,9 @@ def legit_classifies(url: str, seconds: float, every_s: float) -> dict:
                 started = time.monotonic()
                 try:
                     if kind == "classify":
-                        answer = client.post("/v3/classify", params=VERSION, files={"images_file": ("dogs.jpg", dogs, "image/jpeg")})
+                        answer = client.post(
+                            "/v3/classify", params=VERSION, files={"images_file": ("dogs.jpg", dogs, "image/jpeg")}
+                        )
                     else:
                         answer = client.get("/v3/classifiers", params=VERSION)
                     ok, why = answer.status_code == 200, f"{kind} {answer.status_code}"
@@ -164,23 +180,34 @@ def legit_classifies(url: str, seconds: float, every_s: float) -> dict:
                     failures.append(why)
             time.sleep(max(0.0, every_s - (time.monotonic() - began)))
     classify, listing = latencies["classify"], latencies["list"]
-    return {"requests": len(classify) + len(listing), "failures": len(failures), "failure_kinds": sorted(set(failures)),
-            "p50_ms": round(1000 * percentile(classify, 0.5)), "p99_ms": round(1000 * percentile(classify, 0.99)),
-            "list_p50_ms": round(1000 * percentile(listing, 0.5)), "list_p99_ms": round(1000 * percentile(listing, 0.99))}
+    return {
+        "requests": len(classify) + len(listing),
+        "failures": len(failures),
+        "failure_kinds": sorted(set(failures)),
+        "p50_ms": round(1000 * percentile(classify, 0.5)),
+        "p99_ms": round(1000 * percentile(classify, 0.99)),
+        "list_p50_ms": round(1000 * percentile(listing, 0.5)),
+        "list_p99_ms": round(1000 * percentile(listing, 0.99)),
+    }
 
 
 def closes(holders: Holders) -> dict:
     after = sorted(holders.closed_after_s)
-    return {"opened": holders.opened, "connect_failures": holders.connect_failures, "closed_by_server": len(after),
-            "close_after_s_min": round(after[0], 1) if after else None,
-            "close_after_s_median": round(percentile(after, 0.5), 1) if after else None,
-            "close_after_s_max": round(after[-1], 1) if after else None}
+    return {
+        "opened": holders.opened,
+        "connect_failures": holders.connect_failures,
+        "closed_by_server": len(after),
+        "close_after_s_min": round(after[0], 1) if after else None,
+        "close_after_s_median": round(percentile(after, 0.5), 1) if after else None,
+        "close_after_s_max": round(after[-1], 1) if after else None,
+    }
 
 
 def run_slowloris(server: Server) -> dict:
     first = f"POST /v3/classify?version={VERSION['version']} HTTP/1.1\r\nHost: 127.0.0.1\r\n".encode()
-    holders = Holders(("127.0.0.1", server.port), SLOWLORIS, first, trickle=b"X-Slow: 1\r\n",
-                      every_s=SLOWLORIS_EVERY_S, reopen=True)
+    holders = Holders(
+        ("127.0.0.1", server.port), SLOWLORIS, first, trickle=b"X-Slow: 1\r\n", every_s=SLOWLORIS_EVERY_S, reopen=True
+    )
     holders.start()
     holders.ready.wait()
     try:
@@ -188,7 +215,13 @@ def run_slowloris(server: Server) -> dict:
         open_at_end = holders.open_now()
     finally:
         holders.finish()
-    return {"slowloris": SLOWLORIS, "seconds": SLOWLORIS_S, "legit": legit, "open_at_end": open_at_end, **closes(holders)}
+    return {
+        "slowloris": SLOWLORIS,
+        "seconds": SLOWLORIS_S,
+        "legit": legit,
+        "open_at_end": open_at_end,
+        **closes(holders),
+    }
 
 
 def run_idle(server: Server) -> dict:
@@ -200,16 +233,26 @@ def run_idle(server: Server) -> dict:
         open_at_end = holders.open_now()
     finally:
         holders.finish()
-    return {"idle_sockets": IDLE_SOCKETS, "seconds": IDLE_S, "legit": legit, "open_at_end": open_at_end, **closes(holders)}
+    return {
+        "idle_sockets": IDLE_SOCKETS,
+        "seconds": IDLE_S,
+        "legit": legit,
+        "open_at_end": open_at_end,
+        **closes(holders),
+    }
 
 
 def run_slow_body(server: Server) -> dict:
     """A 50 MB classify body at 8 KiB/s: the server's answer and when (or that it was still reading at the bound)."""
-    part = (f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="images_file"; filename="big.jpg"\r\n'
-            "Content-Type: image/jpeg\r\n\r\n").encode()
-    head = (f"POST /v3/classify?version={VERSION['version']} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            f"Authorization: Bearer {KEYS['alice']}\r\n"
-            f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {SLOW_BODY_BYTES}\r\n\r\n").encode()
+    part = (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="images_file"; filename="big.jpg"\r\n'
+        "Content-Type: image/jpeg\r\n\r\n"
+    ).encode()
+    head = (
+        f"POST /v3/classify?version={VERSION['version']} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Authorization: Bearer {KEYS['alice']}\r\n"
+        f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {SLOW_BODY_BYTES}\r\n\r\n"
+    ).encode()
     chunk = b"\xff" * (SLOW_BODY_BYTES_PER_S // 10)
     sent, answer, closed = len(part), b"", False
     memory_before = server.memory()["rss_mb"]
@@ -220,7 +263,7 @@ def run_slow_body(server: Server) -> dict:
         while time.monotonic() - started < SLOW_BODY_BOUND_S:
             try:
                 data = sock.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 if not answer:
                     try:
                         sock.sendall(chunk)
@@ -239,10 +282,16 @@ def run_slow_body(server: Server) -> dict:
         seconds = time.monotonic() - started
     status_line, _, rest = answer.partition(b"\r\n")
     body = rest.partition(b"\r\n\r\n")[2]
-    return {"body_bytes": SLOW_BODY_BYTES, "bytes_per_s": SLOW_BODY_BYTES_PER_S, "sent_bytes": sent,
-            "status": status_line.decode("latin-1") or None, "error": body.decode("utf-8", "replace")[:300] or None,
-            "closed_by_server": closed, "seconds": round(seconds, 1),
-            "server_rss_mb_before_after": [memory_before, server.memory()["rss_mb"]]}
+    return {
+        "body_bytes": SLOW_BODY_BYTES,
+        "bytes_per_s": SLOW_BODY_BYTES_PER_S,
+        "sent_bytes": sent,
+        "status": status_line.decode("latin-1") or None,
+        "error": body.decode("utf-8", "replace")[:300] or None,
+        "closed_by_server": closed,
+        "seconds": round(seconds, 1),
+        "server_rss_mb_before_after": [memory_before, server.memory()["rss_mb"]],
+    }
 
 
 def run_connections(folder: Path) -> dict:
@@ -253,7 +302,9 @@ def run_connections(folder: Path) -> dict:
         server.start()
     try:
         with server.client("alice") as client:  # loads the backbone before anything is timed
-            client.post("/v3/classify", params=VERSION, files={"images_file": ("dogs.jpg", DOGS_JPG.read_bytes(), "image/jpeg")})
+            client.post(
+                "/v3/classify", params=VERSION, files={"images_file": ("dogs.jpg", DOGS_JPG.read_bytes(), "image/jpeg")}
+            )
         results: dict = {
             "bench_open_files": "/".join(map(str, resource.getrlimit(resource.RLIMIT_NOFILE))),
             "server_started_with_soft_files": SERVER_SOFT_FILES,
@@ -279,8 +330,10 @@ def describe(result: dict) -> list[str]:
     idle_label = f"  beside {idle['idle_sockets']} idle sockets for {int(idle['seconds'])} s: p50 / p99"
 
     def legit(row: dict) -> str:
-        return (f"{row['p50_ms']} / {row['p99_ms']} ms; list {row['list_p50_ms']} / {row['list_p99_ms']} ms; "
-                f"{row['failures']} of {row['requests']} failed {' '.join(row['failure_kinds'])}").rstrip()
+        return (
+            f"{row['p50_ms']} / {row['p99_ms']} ms; list {row['list_p50_ms']} / {row['list_p99_ms']} ms; "
+            f"{row['failures']} of {row['requests']} failed {' '.join(row['failure_kinds'])}"
+        ).rstrip()
 
     return [
         f"{'open files: server (started at soft ' + str(result['server_started_with_soft_files']) + ') / bench':<58} "

@@ -33,7 +33,11 @@ TRAIN_S = 600.0
 CONVERGE_S = 180.0
 POLL_S = 0.02
 SHORT_LEASES = {"WORKBENCH_LEASE_S": "3", "WORKBENCH_LEASE_RENEW_S": "0.5", "WORKBENCH_LEASE_SCAN_S": "0.5"}
-DEFAULT_LEASES = {"WORKBENCH_LEASE_S": "", "WORKBENCH_LEASE_RENEW_S": "", "WORKBENCH_LEASE_SCAN_S": ""}  # "" = the defaults
+DEFAULT_LEASES = {
+    "WORKBENCH_LEASE_S": "",
+    "WORKBENCH_LEASE_RENEW_S": "",
+    "WORKBENCH_LEASE_SCAN_S": "",
+}  # "" = the defaults
 NEW_IMAGES = 50
 ME = {"me": "campaign-key-me-0003"}  # the CLI's classifiers belong to `me`
 
@@ -84,8 +88,13 @@ def base_home(folder: Path) -> tuple[Path, str]:
         for path in tutorial_images(name, 12):
             shutil.copyfile(path, sets / name / path.name)
     env = {**os.environ, "WORKBENCH_TRACKING_URI": "none"}
-    done = subprocess.run(cli(home, "create", "pair", "-p", f"beagle={sets / 'beagle'}", "-p", f"husky={sets / 'husky'}"),
-                          env=env, capture_output=True, text=True, timeout=TRAIN_S)
+    done = subprocess.run(
+        cli(home, "create", "pair", "-p", f"beagle={sets / 'beagle'}", "-p", f"husky={sets / 'husky'}"),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TRAIN_S,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return home, json.loads(done.stdout)["classifier_id"]
 
@@ -170,7 +179,7 @@ def converged(home: Path, mlruns: Path, within_s: float) -> tuple[bool, float, l
     while True:
         try:
             missing = mlflow_out_of_sync(home, mlruns)
-        except Exception as exc:  # noqa: BLE001 - MLflow's first-use migration of a new SQLite store races across processes
+        except Exception as exc:
             missing = [f"MLflow not readable yet: {exc!r}"[:200]]
         if not missing or time.monotonic() - started > within_s:
             return not missing, round(time.monotonic() - started, 1), missing
@@ -183,7 +192,9 @@ def doctor(home: Path, env: dict) -> dict:
     result = {"doctor_clean_at_once": first.returncode == 0}
     if first.returncode != 0:
         result["doctor_findings"] = [f.get("kind") for f in json.loads(first.stdout or "{}").get("findings", [])][:20]
-        subprocess.run(cli(home, "doctor", "--repair", "--grace-seconds", "0"), env=env, capture_output=True, timeout=TRAIN_S)
+        subprocess.run(
+            cli(home, "doctor", "--repair", "--grace-seconds", "0"), env=env, capture_output=True, timeout=TRAIN_S
+        )
         again = subprocess.run(cli(home, "doctor"), env=env, capture_output=True, text=True, timeout=TRAIN_S)
         result["doctor_clean_after_repair"] = again.returncode == 0
         if again.returncode != 0:
@@ -212,8 +223,13 @@ class Point:
         """Single process: `workbench wait` (a new process) picks the orphan up and finishes it."""
         serving_before = self.serving(cid)
         started = time.monotonic()
-        done = subprocess.run(cli(self.home, "wait", cid, "--timeout", str(TRAIN_S)), env=self.env,
-                              capture_output=True, text=True, timeout=TRAIN_S + 60)
+        done = subprocess.run(
+            cli(self.home, "wait", cid, "--timeout", str(TRAIN_S)),
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=TRAIN_S + 60,
+        )
         self.result["resumed_by"] = "workbench wait"
         self.result["resume_s"] = round(time.monotonic() - started, 1)
         self.result["serving_kept_until_resumed"] = serving_before
@@ -227,7 +243,9 @@ class Point:
         self.result["reached_ready"] = self.result["status"] == "ready"
         self.result["serving_version_after"] = row and row["serving_version"]
         if "serving_stayed_last_good" not in self.result:
-            self.result["serving_stayed_last_good"] = self.result.get("serving_kept_until_resumed") == expect_serving_before
+            self.result["serving_stayed_last_good"] = (
+                self.result.get("serving_kept_until_resumed") == expect_serving_before
+            )
         self.result.update(doctor(self.home, self.env))
         ok, seconds, missing = converged(self.home, self.mlruns, CONVERGE_S)
         self.result.update({"mlflow_converged": ok, "mlflow_converge_s": seconds, "mlflow_missing": missing[:5]})
@@ -240,8 +258,12 @@ def point_create_acknowledged(folder: Path, base: Path, cid: str) -> dict:
     sets = point.folder / "sets"
     a, b = fresh_images(sets / "spots", 1), fresh_images(sets / "dots", 2)
     before = {r["classifier_id"] for r in db_rows(point.home)}
-    process = subprocess.Popen(cli(point.home, "create", "fresh", "-p", f"spots={a}", "-p", f"dots={b}"), env=point.env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        cli(point.home, "create", "fresh", "-p", f"spots={a}", "-p", f"dots={b}"),
+        env=point.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     new = lambda: [r for r in db_rows(point.home) if r["classifier_id"] not in before]  # noqa: E731
     seen = poll(lambda: new(), TRAIN_S, process)
     kill(process)
@@ -258,8 +280,12 @@ def point_update_embedding(folder: Path, base: Path, cid: str) -> dict:
     point = Point(folder, base, cid, "update: killed while embedding (CLI)", {})
     images = fresh_images(point.folder / "dalmatian", 3)
     before = embedded(point.home)
-    process = subprocess.Popen(cli(point.home, "update", cid, "-p", f"dalmatian={images}"), env=point.env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        cli(point.home, "update", cid, "-p", f"dalmatian={images}"),
+        env=point.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     seen = poll(lambda: embedded(point.home) > before, TRAIN_S, process)
     kill(process)
     point.result["embedded_at_kill"] = f"{embedded(point.home) - before} of {NEW_IMAGES}"
@@ -273,8 +299,13 @@ def point_held_stage(folder: Path, base: Path, cid: str, stage: str, label: str)
     """A Python process updating `pair`, killed while its training thread is at `stage` (held there)."""
     point = Point(folder, base, cid, label, {})
     images = fresh_images(point.folder / "dalmatian", 4, 12)
-    process = subprocess.Popen([sys.executable, "-c", HOLD_AT_STAGE, str(point.home), cid, str(images), "dalmatian", stage],
-                               env=point.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", HOLD_AT_STAGE, str(point.home), cid, str(images), "dalmatian", stage],
+        env=point.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     line = process.stdout.readline().strip()
     kill(process)
     if line != stage:
@@ -288,8 +319,13 @@ def point_mlflow_logging(folder: Path, base: Path, cid: str) -> dict:
     """A Python process killed while its tracker logs v2 to MLflow (a run RUNNING), after v2 was saved."""
     point = Point(folder, base, cid, "update: killed while logging to MLflow", {})
     images = fresh_images(point.folder / "dalmatian", 5, 12)
-    process = subprocess.Popen([sys.executable, "-c", HOLD_AT_STAGE, str(point.home), cid, str(images), "dalmatian", "logging"],
-                               env=point.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", HOLD_AT_STAGE, str(point.home), cid, str(images), "dalmatian", "logging"],
+        env=point.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     if process.stdout.readline().strip() != "logged":
         kill(process)
         return {**point.result, "error": f"v1 never logged: {process.stderr.read()[-1500:]}"}
@@ -303,7 +339,9 @@ def point_mlflow_logging(folder: Path, base: Path, cid: str) -> dict:
 
 def _versions(home: Path, cid: str) -> list[int]:
     with sqlite3.connect(f"file:{home / 'workbench.db'}?mode=ro", uri=True, timeout=30) as db:
-        return [v for (v,) in db.execute("SELECT version FROM versions WHERE classifier_id = ? ORDER BY version", (cid,))]
+        return [
+            v for (v,) in db.execute("SELECT version FROM versions WHERE classifier_id = ? ORDER BY version", (cid,))
+        ]
 
 
 def point_two_process(folder: Path, base: Path, cid: str, leases: dict[str, str], label: str, reap: bool) -> dict:
@@ -317,9 +355,15 @@ def point_two_process(folder: Path, base: Path, cid: str, leases: dict[str, str]
     server = Server(point.home, env={k: v for k, v in point.env.items() if k.startswith("WORKBENCH_")}, keys=ME)
     with server, server.client("me") as client:
         before = embedded(point.home)
-        process = subprocess.Popen(cli(point.home, "update", cid, "-p", f"dalmatian={images}"),
-                                   env=point.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        seen = poll(lambda: embedded(point.home) > before and (db_row(point.home, cid) or {}).get("job_owner"), TRAIN_S, process)
+        process = subprocess.Popen(
+            cli(point.home, "update", cid, "-p", f"dalmatian={images}"),
+            env=point.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        seen = poll(
+            lambda: embedded(point.home) > before and (db_row(point.home, cid) or {}).get("job_owner"), TRAIN_S, process
+        )
         killed_at = kill(process, reap)
         point.result["killed_process"] = "reaped at once" if reap else "left a zombie until adopted"
         if not seen:
@@ -355,9 +399,15 @@ def run_crash_points(folder: Path, quick: bool) -> list[dict]:
         lambda: point_held_stage(folder, base, cid, "fitting", "update: killed while fitting"),
         lambda: point_held_stage(folder, base, cid, "ready", "update: killed just after v2 was saved"),
         lambda: point_mlflow_logging(folder, base, cid),
-        lambda: point_two_process(folder, base, cid, SHORT_LEASES, "two processes: CLI update killed, reaped (short leases)", True),
-        lambda: point_two_process(folder, base, cid, DEFAULT_LEASES, "two processes: CLI update killed, zombie (default leases)", False),
-        lambda: point_two_process(folder, base, cid, DEFAULT_LEASES, "two processes: CLI update killed, reaped (default leases)", True),
+        lambda: point_two_process(
+            folder, base, cid, SHORT_LEASES, "two processes: CLI update killed, reaped (short leases)", True
+        ),
+        lambda: point_two_process(
+            folder, base, cid, DEFAULT_LEASES, "two processes: CLI update killed, zombie (default leases)", False
+        ),
+        lambda: point_two_process(
+            folder, base, cid, DEFAULT_LEASES, "two processes: CLI update killed, reaped (default leases)", True
+        ),
     ]
     if quick:
         points = points[:2] + points[4:6]
@@ -369,7 +419,11 @@ def run_crash_points(folder: Path, quick: bool) -> list[dict]:
         try:
             result = run()
         except Exception as exc:  # a campaign reports what broke and goes on
-            result = {"point": f"point {points.index(run) + 1}", "error": repr(exc)[:300], "traceback": traceback.format_exc()[-3000:]}
+            result = {
+                "point": f"point {points.index(run) + 1}",
+                "error": repr(exc)[:300],
+                "traceback": traceback.format_exc()[-3000:],
+            }
         result["seconds"] = round(time.monotonic() - started, 1)
         print(f"crash point done: {result.get('point')}: {describe(result)}", file=sys.stderr, flush=True)
         results.append(result)

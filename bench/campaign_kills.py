@@ -32,7 +32,12 @@ from pathlib import Path
 from bench.campaign_common import ROOT, tutorial_images, variant_jpeg, zip_bytes
 
 RESULTS = Path(__file__).with_name("kill_results.json")
-SHARED_CLASSES = ("beagle", "husky", "goldenretriever", "dalmatian")  # original photos: the same blobs in many classifiers
+SHARED_CLASSES = (
+    "beagle",
+    "husky",
+    "goldenretriever",
+    "dalmatian",
+)  # original photos: the same blobs in many classifiers
 UNIQUE_IMAGES = 40  # distinct variants per operation: blobs only that classifier uses
 OP_WEIGHTS = {"create": 1, "update": 1, "delete": 2}  # deletes twice: the issue's crash
 MIN_CLASSIFIERS = 3  # below it, unkilled creates top the campaign's classifiers up before the next kill
@@ -93,12 +98,16 @@ def run_op(op: str, home: Path, target: str, tag: int, zips: Path) -> None:
     rng = random.Random(tag)
     shared = rng.sample(SHARED_CLASSES, 2)
     if op == "create":
-        record = wb.create_classifier(f"k{tag}", {shared[0]: zips / f"{shared[0]}.zip", f"mine{tag}": zips / f"unique-{tag}.zip"},
-                                      negative_examples=zips / "cats.zip")
+        record = wb.create_classifier(
+            f"k{tag}",
+            {shared[0]: zips / f"{shared[0]}.zip", f"mine{tag}": zips / f"unique-{tag}.zip"},
+            negative_examples=zips / "cats.zip",
+        )
         print(record["classifier_id"], flush=True)  # before DONE: the calibration reads it
     elif op == "update":
-        wb.update_classifier(target, positive_examples={shared[1]: zips / f"{shared[1]}.zip",
-                                                        f"more{tag}": zips / f"unique-{tag}.zip"})
+        wb.update_classifier(
+            target, positive_examples={shared[1]: zips / f"{shared[1]}.zip", f"more{tag}": zips / f"unique-{tag}.zip"}
+        )
     else:
         wb.delete_classifier(target)
     print(DONE, flush=True)
@@ -114,7 +123,9 @@ def run_load(home: Path, zips: Path, seed: int) -> None:
     while True:
         tag += 1
         shared = rng.sample(SHARED_CLASSES, 2)
-        created = wb.create_classifier(f"load{tag}", {c: zips / f"{c}.zip" for c in shared}, negative_examples=zips / "cats.zip")
+        created = wb.create_classifier(
+            f"load{tag}", {c: zips / f"{c}.zip" for c in shared}, negative_examples=zips / "cats.zip"
+        )
         print("created", flush=True)
         wb.delete_classifier(created["classifier_id"])
         print("deleted", flush=True)
@@ -135,7 +146,9 @@ def lost_images(home: Path, names_like: str = "%") -> int:
     load classifier whose delete is under way, a state that ends with that delete (unless it is killed:
     the load is killed once at the end, and then every classifier is counted).
     """
-    found = rows(home, "SELECT e.sha256 FROM examples e JOIN classifiers c USING (classifier_id) WHERE c.name LIKE ?", names_like)
+    found = rows(
+        home, "SELECT e.sha256 FROM examples e JOIN classifiers c USING (classifier_id) WHERE c.name LIKE ?", names_like
+    )
     lost = 0
     for sha in {sha for (sha,) in found}:
         path = home / "blobs" / sha[:2] / sha
@@ -163,8 +176,21 @@ def classifier_ids(home: Path) -> list[str]:
 
 
 def op_command(op: str, home: Path, target: str, tag: int, zips: Path) -> list[str]:
-    return [sys.executable, "-m", "bench.campaign_kills", "--op", op, "--home", str(home), "--target", target,
-            "--tag", str(tag), "--zips", str(zips)]
+    return [
+        sys.executable,
+        "-m",
+        "bench.campaign_kills",
+        "--op",
+        op,
+        "--home",
+        str(home),
+        "--target",
+        target,
+        "--tag",
+        str(tag),
+        "--zips",
+        str(zips),
+    ]
 
 
 def start(command: list[str]) -> subprocess.Popen:
@@ -222,11 +248,15 @@ def outcome(op: str, home: Path, target: str, before: set[str], tag: int) -> str
         return "committed" if now - before else "rolled back"
     if op == "delete":
         return "rolled back" if target in now else "committed"
-    added = rows(home, "SELECT 1 FROM examples WHERE classifier_id = ? AND class_name = ? LIMIT 1", target, f"more{tag}")
+    added = rows(
+        home, "SELECT 1 FROM examples WHERE classifier_id = ? AND class_name = ? LIMIT 1", target, f"more{tag}"
+    )
     return "committed" if added else "rolled back"
 
 
-def one_kill(rng: random.Random, home: Path, zips: Path, tag: int, seconds: dict[str, float], campaign: Campaign) -> None:
+def one_kill(
+    rng: random.Random, home: Path, zips: Path, tag: int, seconds: dict[str, float], campaign: Campaign
+) -> None:
     top_up(home, zips, campaign)
     op, target = choose(rng, home)
     before = set(classifier_ids(home))
@@ -244,20 +274,41 @@ def one_kill(rng: random.Random, home: Path, zips: Path, tag: int, seconds: dict
     process.communicate()
     referenced = {sha for (sha,) in rows(home, "SELECT DISTINCT sha256 FROM examples")}
     lost = lost_images(home, "k%")
-    kill = Kill(op, target, round(after_s, 3), outcome(op, home, target, before, tag), max(0, lost - lost_before), lost,
-                pending_removals(home), len(blob_files(home) - referenced))
+    kill = Kill(
+        op,
+        target,
+        round(after_s, 3),
+        outcome(op, home, target, before, tag),
+        max(0, lost - lost_before),
+        lost,
+        pending_removals(home),
+        len(blob_files(home) - referenced),
+    )
     campaign.kills.append(kill)
-    print(f"kill {len(campaign.kills):3d}: {op:6s} after {after_s:5.2f} s, {kill.outcome:11s} "
-          f"lost {kill.newly_lost_images} (in store {kill.lost_images}), "
-          f"pending {kill.pending_removals}, orphans {kill.orphan_blobs}", flush=True)
+    print(
+        f"kill {len(campaign.kills):3d}: {op:6s} after {after_s:5.2f} s, {kill.outcome:11s} "
+        f"lost {kill.newly_lost_images} (in store {kill.lost_images}), "
+        f"pending {kill.pending_removals}, orphans {kill.orphan_blobs}",
+        flush=True,
+    )
 
 
 def finish(home: Path, campaign: Campaign) -> None:
     """Repairs what the kills left and checks the store is whole and holds no file nothing uses."""
-    done = subprocess.run([sys.executable, "-m", "workbench", "--home", str(home), "doctor", "--repair", "--grace-seconds", "0"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
-    check = subprocess.run([sys.executable, "-m", "workbench", "--home", str(home), "doctor"],
-                           cwd=ROOT, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "workbench", "--home", str(home), "doctor", "--repair", "--grace-seconds", "0"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    check = subprocess.run(
+        [sys.executable, "-m", "workbench", "--home", str(home), "doctor"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     campaign.doctor_ok_after_repair = done.returncode == 0 and check.returncode == 0
     if not campaign.doctor_ok_after_repair:
         print(check.stdout[-3000:], file=sys.stderr)
@@ -277,8 +328,20 @@ def run_campaign(kills: int, seed: int) -> Campaign:
             (zips / f"{name}.zip").write_bytes(zip_bytes({p.name: p.read_bytes() for p in tutorial_images(name)}))
         seconds = calibrate(home, zips, 1)
         print("calibrated (s from ready to done):", {k: round(v, 2) for k, v in seconds.items()}, flush=True)
-        load = start([sys.executable, "-m", "bench.campaign_kills", "--load", "--home", str(home), "--zips", str(zips),
-                      "--tag", str(seed)])
+        load = start(
+            [
+                sys.executable,
+                "-m",
+                "bench.campaign_kills",
+                "--load",
+                "--home",
+                str(home),
+                "--zips",
+                str(zips),
+                "--tag",
+                str(seed),
+            ]
+        )
         try:
             tag = 2
             while len(campaign.kills) < kills and tag < 3 * kills + 2:
@@ -338,8 +401,14 @@ def main() -> None:
         return run_load(args.home, args.zips, args.tag)
     load_at_start = os.getloadavg()
     campaign = run_campaign(args.kills, args.seed)
-    result = {"label": args.label, "seed": args.seed, **summary(campaign), "load_average_at_start": load_at_start,
-              "load_average_at_end": os.getloadavg(), "kill_log": [asdict(k) for k in campaign.kills]}
+    result = {
+        "label": args.label,
+        "seed": args.seed,
+        **summary(campaign),
+        "load_average_at_start": load_at_start,
+        "load_average_at_end": os.getloadavg(),
+        "kill_log": [asdict(k) for k in campaign.kills],
+    }
     print(json.dumps({k: v for k, v in result.items() if k != "kill_log"}, indent=2))
     runs = json.loads(args.out.read_text()) if args.out.exists() else {}
     runs[args.label or "latest"] = result

@@ -21,7 +21,17 @@ from pathlib import Path
 import httpx
 
 from bench.campaign_common import (
-    DOGS_JPG, KEYS, TUTORIAL, VERSION, Server, percentile, sha256, tutorial_images, variant_jpeg, wait_settled, zip_bytes,
+    DOGS_JPG,
+    KEYS,
+    TUTORIAL,
+    VERSION,
+    Server,
+    percentile,
+    sha256,
+    tutorial_images,
+    variant_jpeg,
+    wait_settled,
+    zip_bytes,
 )
 
 OWNERS = tuple(KEYS)
@@ -30,8 +40,16 @@ TRACKED_PER_OWNER = 2
 UPDATE_IMAGES = 10
 SETTLE_S = 900.0
 WEIGHTS = {  # operation: weight
-    "classify_dogs": 40, "classify_zip": 8, "get": 15, "list": 10, "cross_get": 4, "cross_classify": 3,
-    "cross_update": 1, "create": 2, "update": 4, "delete": 2,
+    "classify_dogs": 40,
+    "classify_zip": 8,
+    "get": 15,
+    "list": 10,
+    "cross_get": 4,
+    "cross_classify": 3,
+    "cross_update": 1,
+    "create": 2,
+    "update": 4,
+    "delete": 2,
 }
 SOURCE_CLASSES = ("beagle", "husky", "goldenretriever", "dalmatian", "cats")
 
@@ -86,9 +104,13 @@ def setup(server: Server) -> dict[str, list[str]]:
         with server.client(owner) as client:
             ids = []
             for t in range(TRACKED_PER_OWNER):
-                files = {"beagle_positive_examples": ("b.zip", small_set("beagle", 20_000 + 100 * (2 * o + t))),
-                         "husky_positive_examples": ("h.zip", small_set("husky", 30_000 + 100 * (2 * o + t)))}
-                answer = client.post("/v3/classifiers", params=VERSION, data={"name": f"tracked-{owner}-{t}"}, files=files)
+                files = {
+                    "beagle_positive_examples": ("b.zip", small_set("beagle", 20_000 + 100 * (2 * o + t))),
+                    "husky_positive_examples": ("h.zip", small_set("husky", 30_000 + 100 * (2 * o + t))),
+                }
+                answer = client.post(
+                    "/v3/classifiers", params=VERSION, data={"name": f"tracked-{owner}-{t}"}, files=files
+                )
                 answer.raise_for_status()
                 ids.append(answer.json()["classifier_id"])
             for cid in ids:
@@ -97,8 +119,9 @@ def setup(server: Server) -> dict[str, list[str]]:
     return tracked
 
 
-async def operation(kind: str, owner: str, client: httpx.AsyncClient, state: LoadState, rng: random.Random,
-                    blobs: dict[str, bytes]) -> None:
+async def operation(
+    kind: str, owner: str, client: httpx.AsyncClient, state: LoadState, rng: random.Random, blobs: dict[str, bytes]
+) -> None:
     """Sends one request of `kind` and records what came back."""
     other = next(o for o in OWNERS if o != owner)
     started = time.perf_counter()
@@ -107,7 +130,9 @@ async def operation(kind: str, owner: str, client: httpx.AsyncClient, state: Loa
     if kind in ("classify_dogs", "classify_zip"):
         image = ("dogs.jpg", blobs["dogs"]) if kind == "classify_dogs" else ("test.zip", blobs["test_zip"])
         ids = ",".join([rng.choice(state.tracked[owner]), "default"])
-        request = client.post("/v3/classify", params=VERSION, data={"classifier_ids": ids}, files={"images_file": image})
+        request = client.post(
+            "/v3/classify", params=VERSION, data={"classifier_ids": ids}, files={"images_file": image}
+        )
     elif kind == "get":
         cid = rng.choice(state.tracked[owner])
         request = client.get(f"/v3/classifiers/{cid}", params=VERSION)
@@ -118,22 +143,35 @@ async def operation(kind: str, owner: str, client: httpx.AsyncClient, state: Loa
         request = client.get(f"/v3/classifiers/{rng.choice(state.tracked[other])}", params=VERSION)
     elif kind == "cross_classify":
         expect = (404,)
-        request = client.post("/v3/classify", params=VERSION, data={"classifier_ids": rng.choice(state.tracked[other])},
-                              files={"images_file": ("dogs.jpg", blobs["dogs"])})
+        request = client.post(
+            "/v3/classify",
+            params=VERSION,
+            data={"classifier_ids": rng.choice(state.tracked[other])},
+            files={"images_file": ("dogs.jpg", blobs["dogs"])},
+        )
     elif kind == "cross_update":
         expect = (404,)
-        request = client.post(f"/v3/classifiers/{rng.choice(state.tracked[other])}", params=VERSION,
-                              files={"negative_examples": ("n.zip", blobs["beagle_zip"])})
+        request = client.post(
+            f"/v3/classifiers/{rng.choice(state.tracked[other])}",
+            params=VERSION,
+            files={"negative_examples": ("n.zip", blobs["beagle_zip"])},
+        )
     elif kind == "create":
-        files = {"beagle_positive_examples": ("b.zip", blobs["beagle_zip"]), "husky_positive_examples": ("h.zip", blobs["husky_zip"])}
+        files = {
+            "beagle_positive_examples": ("b.zip", blobs["beagle_zip"]),
+            "husky_positive_examples": ("h.zip", blobs["husky_zip"]),
+        }
         request = client.post("/v3/classifiers", params=VERSION, data={"name": f"load-{owner}"}, files=files)
     elif kind == "update":
         cid = rng.choice(state.tracked[owner])
         images = new_images(state, rng)
         class_name = "beagle" if rng.random() < 0.5 else f"u{state.tag}"
         update = Update(owner, cid, class_name, [sha256(d) for d in images.values()])
-        request = client.post(f"/v3/classifiers/{cid}", params=VERSION,
-                              files={f"{class_name}_positive_examples": ("u.zip", zip_bytes(images))})
+        request = client.post(
+            f"/v3/classifiers/{cid}",
+            params=VERSION,
+            files={f"{class_name}_positive_examples": ("u.zip", zip_bytes(images))},
+        )
     elif kind == "delete":
         if not state.ephemeral[owner]:
             return
@@ -157,7 +195,9 @@ async def operation(kind: str, owner: str, client: httpx.AsyncClient, state: Loa
     if kind.startswith("classify"):
         state.classify_ms.append(1000 * (time.perf_counter() - started))
     elif kind == "list":
-        foreign = {c["classifier_id"] for c in answer.json()["classifiers"]} & set(state.tracked[other] + state.ephemeral[other])
+        foreign = {c["classifier_id"] for c in answer.json()["classifiers"]} & set(
+            state.tracked[other] + state.ephemeral[other]
+        )
         if foreign:
             state.leaks.append(f"list of {owner} shows {sorted(foreign)}")
     elif kind == "create":
@@ -175,8 +215,13 @@ async def worker(server: Server, owner: str, seed: int, state: LoadState, blobs:
 
 
 async def drive(server: Server, state: LoadState, blobs: dict[str, bytes]) -> None:
-    await asyncio.gather(*(worker(server, owner, 1000 * o + c, state, blobs)
-                           for o, owner in enumerate(OWNERS) for c in range(CLIENTS_PER_OWNER)))
+    await asyncio.gather(
+        *(
+            worker(server, owner, 1000 * o + c, state, blobs)
+            for o, owner in enumerate(OWNERS)
+            for c in range(CLIENTS_PER_OWNER)
+        )
+    )
 
 
 def settle_all(server: Server, state: LoadState) -> dict[str, dict]:
@@ -206,8 +251,10 @@ def lost_updates(state: LoadState, records: dict[str, dict], home: Path) -> list
         trained_up_to = next(v.last_example_id for v in store.versions(update.classifier_id) if v.version == serving)
         untrained = [s for s in update.shas if rows.get((update.class_name, s), 0) > trained_up_to]
         if missing or untrained:
-            lost.append(f"{update.classifier_id}/{update.class_name}: "
-                        f"{len(missing)} images missing, {len(untrained)} not trained")
+            lost.append(
+                f"{update.classifier_id}/{update.class_name}: "
+                f"{len(missing)} images missing, {len(untrained)} not trained"
+            )
     return lost
 
 

@@ -29,19 +29,29 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
 
 import httpx
 
 from bench.campaign_common import (
-    DOGS_JPG, ROOT, SERVER_START_S, VERSION, Server, cli, percentile, tutorial_images, variant_jpeg, verdict, wait_settled,
+    DOGS_JPG,
+    ROOT,
+    SERVER_START_S,
+    VERSION,
+    Server,
+    cli,
+    percentile,
+    tutorial_images,
+    variant_jpeg,
+    verdict,
+    wait_settled,
     zip_bytes,
 )
 
 sys.path.insert(0, str(ROOT / "tests"))  # the fault helpers the tests use: one copy for both
-from reliability.full_disk import Lines, clear, fill, ignore_sigxfsz  # noqa: E402
+from reliability.full_disk import Lines, clear, fill, ignore_sigxfsz
 
 READS = 20  # of each: classify, get, list
 EXPORTS = 5
@@ -71,14 +81,23 @@ class PipedServer(Server):
     preexec: Callable[[], None] = ignore_sigxfsz
     stderr: Lines | None = field(default=None, init=False)
 
-    def start(self) -> "PipedServer":
+    def start(self) -> PipedServer:
         keys = ",".join(f"{owner}:{key}" for owner, key in self.keys.items())
         env = {**os.environ, "WORKBENCH_API_KEYS": keys, "PYTHONDONTWRITEBYTECODE": "1", **self.env}
         if env.get("PYTHONPATH"):  # `PYTHONPATH=src`: the server runs in another folder, so made absolute
-            env["PYTHONPATH"] = os.pathsep.join(str(Path(entry).resolve()) for entry in env["PYTHONPATH"].split(os.pathsep))
+            env["PYTHONPATH"] = os.pathsep.join(
+                str(Path(entry).resolve()) for entry in env["PYTHONPATH"].split(os.pathsep)
+            )
         command = cli(self.home, "serve", "--port", str(self.port), "--log-level", "warning", *self.extra_args)
-        self.process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                        cwd=self.home.parent, preexec_fn=self.preexec)
+        self.process = subprocess.Popen(
+            command,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=self.home.parent,
+            preexec_fn=self.preexec,
+        )
         assert self.process.stderr is not None
         self.stderr = Lines(self.process.stderr)
         deadline = time.monotonic() + SERVER_START_S
@@ -104,8 +123,10 @@ def images_zip(name: str, count: int, tag: int) -> bytes:
 
 
 def create(client: httpx.Client, name: str, tag: int) -> httpx.Response:
-    files = {f"{cls}_positive_examples": (f"{cls}.zip", images_zip(cls, 10, tag + 1000 * k), "application/zip")
-             for k, cls in enumerate(("beagle", "husky"))}
+    files = {
+        f"{cls}_positive_examples": (f"{cls}.zip", images_zip(cls, 10, tag + 1000 * k), "application/zip")
+        for k, cls in enumerate(("beagle", "husky"))
+    }
     return client.post("/v3/classifiers", params=VERSION, data={"name": name}, files=files)
 
 
@@ -120,13 +141,19 @@ def populate(server: Server) -> tuple[str, str]:
         for cid in ids:
             assert wait_settled(client, cid, SETTLE_S)["status"] == "ready", cid
         client.get(f"/v3/classifiers/{ids[0]}/core_ml_model", params=VERSION).raise_for_status()  # built once
-        client.post("/v3/classify", params=VERSION, files={"images_file": ("dogs.jpg", DOGS_JPG.read_bytes(), "image/jpeg")})
+        client.post(
+            "/v3/classify", params=VERSION, files={"images_file": ("dogs.jpg", DOGS_JPG.read_bytes(), "image/jpeg")}
+        )
     return ids[0], ids[1]
 
 
 def watson_503(answer: httpx.Response | Exception, cause: str) -> bool:
-    return verdict(answer) == "5xx" and isinstance(answer, httpx.Response) and answer.status_code == 503 \
+    return (
+        verdict(answer) == "5xx"
+        and isinstance(answer, httpx.Response)
+        and answer.status_code == 503
         and cause in answer.json().get("error", "")
+    )
 
 
 def timed(call: Callable[[], httpx.Response]) -> tuple[httpx.Response | Exception, float]:
@@ -140,13 +167,25 @@ def timed(call: Callable[[], httpx.Response]) -> tuple[httpx.Response | Exceptio
 
 def exercise(server: Server, kept: str, cause: str, tag: int) -> dict:
     """READS of each read, EXPORTS downloads and WRITES of each write, while the fault lasts."""
-    reads: dict[str, list[tuple[httpx.Response | Exception, float]]] = {"classify": [], "get": [], "list": [], "export": []}
+    reads: dict[str, list[tuple[httpx.Response | Exception, float]]] = {
+        "classify": [],
+        "get": [],
+        "list": [],
+        "export": [],
+    }
     image = DOGS_JPG.read_bytes()
     with server.client() as client:
         for _ in range(READS):
-            reads["classify"].append(timed(lambda: client.post(
-                "/v3/classify", params=VERSION, data={"classifier_ids": kept},
-                files={"images_file": ("dogs.jpg", image, "image/jpeg")})))
+            reads["classify"].append(
+                timed(
+                    lambda: client.post(
+                        "/v3/classify",
+                        params=VERSION,
+                        data={"classifier_ids": kept},
+                        files={"images_file": ("dogs.jpg", image, "image/jpeg")},
+                    )
+                )
+            )
             reads["get"].append(timed(lambda: client.get(f"/v3/classifiers/{kept}", params=VERSION)))
             reads["list"].append(timed(lambda: client.get("/v3/classifiers", params=VERSION)))
         for _ in range(EXPORTS):
@@ -155,14 +194,25 @@ def exercise(server: Server, kept: str, cause: str, tag: int) -> dict:
         writes: dict[str, list[httpx.Response | Exception]] = {"create": [], "update": [], "delete": []}
         for i in range(WRITES):
             writes["create"].append(timed(lambda i=i: create(client, "refused", tag + 10 * i))[0])
-            writes["update"].append(timed(lambda: client.post(f"/v3/classifiers/{kept}", params=VERSION, files=more))[0])
+            writes["update"].append(
+                timed(lambda: client.post(f"/v3/classifiers/{kept}", params=VERSION, files=more))[0]
+            )
             writes["delete"].append(timed(lambda: client.delete(f"/v3/classifiers/{kept}", params=VERSION))[0])
         record = client.get(f"/v3/classifiers/{kept}", params=VERSION).json()
-    first_error = next((a.json()["error"] for got in writes.values() for a in got
-                        if isinstance(a, httpx.Response) and a.status_code == 503), None)
+    first_error = next(
+        (
+            a.json()["error"]
+            for got in writes.values()
+            for a in got
+            if isinstance(a, httpx.Response) and a.status_code == 503
+        ),
+        None,
+    )
     return {
-        "reads_ok": {kind: sum(isinstance(a, httpx.Response) and a.status_code == 200 for a, _ in got)
-                     for kind, got in reads.items()},
+        "reads_ok": {
+            kind: sum(isinstance(a, httpx.Response) and a.status_code == 200 for a, _ in got)
+            for kind, got in reads.items()
+        },
         "reads": {kind: len(got) for kind, got in reads.items()},
         "read_statuses": sorted({verdict(a) for got in reads.values() for a, _ in got}),
         "read_p50_ms": {kind: round(percentile([ms for _, ms in got], 0.5), 1) for kind, got in reads.items()},
@@ -174,14 +224,25 @@ def exercise(server: Server, kept: str, cause: str, tag: int) -> dict:
     }
 
 
-def across(server: PipedServer, retrained: str, tag: int, fault: Callable[[], contextlib.AbstractContextManager],
-           kept: str, cause: str) -> dict:
+def across(
+    server: PipedServer,
+    retrained: str,
+    tag: int,
+    fault: Callable[[], contextlib.AbstractContextManager],
+    kept: str,
+    cause: str,
+) -> dict:
     """Starts a retraining, then the fault; exercises the server during it; then waits for the training to settle."""
     with server.client() as client:
         assert server.stderr is not None
         since = len(server.stderr.lines)
-        files = {"dalmatian_positive_examples": ("dalmatian.zip", images_zip("dalmatian", TRAINING_IMAGES, tag),
-                                                "application/zip")}
+        files = {
+            "dalmatian_positive_examples": (
+                "dalmatian.zip",
+                images_zip("dalmatian", TRAINING_IMAGES, tag),
+                "application/zip",
+            )
+        }
         updated = client.post(f"/v3/classifiers/{retrained}", params=VERSION, files=files)
         updated.raise_for_status()
         with fault():
@@ -195,7 +256,9 @@ def across(server: PipedServer, retrained: str, tag: int, fault: Callable[[], co
         cleared = time.monotonic()
         record = wait_settled(client, retrained, SETTLE_S)
     result["training"] = {
-        "status_during": during, "met_fault": met is not None, "retries": server.retries(retrained, since),
+        "status_during": during,
+        "met_fault": met is not None,
+        "retries": server.retries(retrained, since),
         "final": record.get("status"),
         "classes": sorted(c["class"] for c in record.get("classes", [])),
         "settled_s_after_clear": round(time.monotonic() - cleared, 1),
@@ -216,8 +279,9 @@ def prlimit_full(pid: int) -> Iterator[None]:
 @contextlib.contextmanager
 def foreign_lock(home: Path, seconds: float) -> Iterator[None]:
     """Another process holds workbench.db's write lock for `seconds`; the block waits until it lets go."""
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(home / "workbench.db"), str(seconds)],
-                              stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(home / "workbench.db"), str(seconds)], stdout=subprocess.PIPE, text=True
+    )
     assert holder.stdout is not None
     try:
         assert holder.stdout.readline().strip() == "locked"
@@ -254,8 +318,11 @@ def filled(mount: Path) -> Iterator[int]:
 def mount_tmpfs(mount: Path) -> str | None:
     """Mounts a TMPFS_MIB tmpfs at `mount`; None if done, else why not (not root, no mount permission)."""
     mount.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS_MIB}m,mode=0700", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={TMPFS_MIB}m,mode=0700", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+    )
     return None if done.returncode == 0 else (done.stderr.strip() or f"mount exited {done.returncode}")
 
 
@@ -266,10 +333,13 @@ def run_storage(folder: Path) -> dict:
     home.mkdir()
     results: dict = {"reads_each": READS, "exports": EXPORTS, "writes_each": WRITES, "lock_s": LOCK_S}
     started = time.monotonic()
-    with PipedServer(home, env={"WORKBENCH_TRACKING_URI": "none", "WORKBENCH_STORE_BUSY_TIMEOUT_S": BUSY_TIMEOUT_S}) as server:
+    with PipedServer(
+        home, env={"WORKBENCH_TRACKING_URI": "none", "WORKBENCH_STORE_BUSY_TIMEOUT_S": BUSY_TIMEOUT_S}
+    ) as server:
         kept, retrained = populate(server)
-        results["full_disk_rlimit"] = across(server, retrained, 200_000, lambda: prlimit_full(server.pid), kept,
-                                             "disk is full")
+        results["full_disk_rlimit"] = across(
+            server, retrained, 200_000, lambda: prlimit_full(server.pid), kept, "disk is full"
+        )
         results["foreign_lock"] = across(server, retrained, 300_000, lambda: foreign_lock(home, LOCK_S), kept, "locked")
     results["full_disk_tmpfs"] = run_tmpfs(folder, home, kept, retrained)
     faults = [results[k] for k in ("full_disk_rlimit", "foreign_lock", "full_disk_tmpfs") if "training" in results[k]]
@@ -286,8 +356,9 @@ def run_tmpfs(folder: Path, home: Path, kept: str, retrained: str) -> dict:
         return {"skipped": f"no tmpfs: {why_not}"}
     try:
         subprocess.run(["cp", "-a", str(home), str(mount / "home")], check=True)
-        with PipedServer(mount / "home", env={"WORKBENCH_TRACKING_URI": "none",
-                                              "WORKBENCH_STORE_BUSY_TIMEOUT_S": BUSY_TIMEOUT_S}) as server:
+        with PipedServer(
+            mount / "home", env={"WORKBENCH_TRACKING_URI": "none", "WORKBENCH_STORE_BUSY_TIMEOUT_S": BUSY_TIMEOUT_S}
+        ) as server:
             sizes: dict = {}
 
             @contextlib.contextmanager
@@ -306,8 +377,11 @@ def run_tmpfs(folder: Path, home: Path, kept: str, retrained: str) -> dict:
 def describe(results: dict) -> list[str]:
     """Table lines for the storage part."""
     lines = []
-    names = {"full_disk_rlimit": "full disk (RLIMIT_FSIZE 0)", "full_disk_tmpfs": f"full disk ({TMPFS_MIB} MiB tmpfs, filled)",
-             "foreign_lock": f"foreign lock held {results.get('lock_s', LOCK_S):g} s"}
+    names = {
+        "full_disk_rlimit": "full disk (RLIMIT_FSIZE 0)",
+        "full_disk_tmpfs": f"full disk ({TMPFS_MIB} MiB tmpfs, filled)",
+        "foreign_lock": f"foreign lock held {results.get('lock_s', LOCK_S):g} s",
+    }
     for key, name in names.items():
         fault = results.get(key)
         if fault is None:
@@ -330,7 +404,9 @@ def describe(results: dict) -> list[str]:
             + ("" if training.get("met_fault") else "  (never met the fault)"),
         ]
     if "trainings_left_failed" in results:
-        lines.append(f"{'trainings a transient fault left not ready (failed, stuck)':<58} {results['trainings_left_failed']}")
+        lines.append(
+            f"{'trainings a transient fault left not ready (failed, stuck)':<58} {results['trainings_left_failed']}"
+        )
     return lines
 
 

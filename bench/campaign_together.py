@@ -27,7 +27,14 @@ from pathlib import Path
 
 from bench.campaign_common import DOGS_JPG, VERSION, Server
 from bench.campaign_connections import (
-    LEGIT_EVERY_S, SERVER_SOFT_FILES, SLOWLORIS, SLOWLORIS_EVERY_S, SLOWLORIS_S, Holders, closes, legit_classifies,
+    LEGIT_EVERY_S,
+    SERVER_SOFT_FILES,
+    SLOWLORIS,
+    SLOWLORIS_EVERY_S,
+    SLOWLORIS_S,
+    Holders,
+    closes,
+    legit_classifies,
     soft_open_files,
 )
 from bench.campaign_urls_keys import OK_IMAGE, SECRET_IMAGE, SLOW_HOSTS, HostileSite, get
@@ -35,7 +42,9 @@ from bench.campaign_urls_keys import OK_IMAGE, SECRET_IMAGE, SLOW_HOSTS, Hostile
 QUIET_S = 10
 
 
-def slow_fetches(server: Server, urls: list[str], stop: threading.Event) -> tuple[list[threading.Thread], dict[str, int]]:
+def slow_fetches(
+    server: Server, urls: list[str], stop: threading.Event
+) -> tuple[list[threading.Thread], dict[str, int]]:
     """One thread per URL, classifying it by URL again and again until `stop`; the answers counted by status."""
     answers: dict[str, int] = {}
     lock = threading.Lock()
@@ -60,21 +69,35 @@ def run_together(folder: Path) -> dict:
     home = folder / "home"
     home.mkdir(parents=True)
     with contextlib.ExitStack() as stack:
-        sites = [stack.enter_context(HostileSite(folder / f"slow{i}", OK_IMAGE, SECRET_IMAGE)) for i in range(SLOW_HOSTS)]
+        sites = [
+            stack.enter_context(HostileSite(folder / f"slow{i}", OK_IMAGE, SECRET_IMAGE)) for i in range(SLOW_HOSTS)
+        ]
         server = Server(home, extra_args=tuple(arg for site in sites for arg in ("--allow-url", site.prefix)))
         with soft_open_files(SERVER_SOFT_FILES):
             server.start()
         stack.callback(server.stop)
         with server.client("alice") as client:  # loads the backbone before anything is timed
-            client.post("/v3/classify", params=VERSION, files={"images_file": ("dogs.jpg", DOGS_JPG.read_bytes(), "image/jpeg")})
-        quiet = legit_classifies(server.url, QUIET_S, LEGIT_EVERY_S)  # the same requests with no attack: what the load costs
+            client.post(
+                "/v3/classify", params=VERSION, files={"images_file": ("dogs.jpg", DOGS_JPG.read_bytes(), "image/jpeg")}
+            )
+        quiet = legit_classifies(
+            server.url, QUIET_S, LEGIT_EVERY_S
+        )  # the same requests with no attack: what the load costs
         first = f"POST /v3/classify?version={VERSION['version']} HTTP/1.1\r\nHost: 127.0.0.1\r\n".encode()
-        holders = Holders(("127.0.0.1", server.port), SLOWLORIS, first, trickle=b"X-Slow: 1\r\n",
-                          every_s=SLOWLORIS_EVERY_S, reopen=True)
+        holders = Holders(
+            ("127.0.0.1", server.port),
+            SLOWLORIS,
+            first,
+            trickle=b"X-Slow: 1\r\n",
+            every_s=SLOWLORIS_EVERY_S,
+            reopen=True,
+        )
         holders.start()
         holders.ready.wait()
         stop = threading.Event()
-        threads, answers = slow_fetches(server, [f"{site.url}/images/trickle.jpg?bytes=1&every=10" for site in sites], stop)
+        threads, answers = slow_fetches(
+            server, [f"{site.url}/images/trickle.jpg?bytes=1&every=10" for site in sites], stop
+        )
         try:
             time.sleep(2.0)  # the slow fetches are at their hosts before the legitimate requests start
             legit = legit_classifies(server.url, SLOWLORIS_S, LEGIT_EVERY_S)
@@ -85,10 +108,18 @@ def run_together(folder: Path) -> dict:
         for thread in threads:
             thread.join(130.0)
         alive = server.process is not None and server.process.poll() is None
-    return {"slow_hosts": SLOW_HOSTS, "slowloris": SLOWLORIS, "window_s": SLOWLORIS_S, "quiet": quiet, "legit": legit,
-            "slow_answers": answers, "slow_fetches_unanswered": sum(t.is_alive() for t in threads),
-            "slowloris_open_at_end": open_at_end, **{"slowloris_" + k: v for k, v in closes(holders).items()},
-            "server_alive": alive}
+    return {
+        "slow_hosts": SLOW_HOSTS,
+        "slowloris": SLOWLORIS,
+        "window_s": SLOWLORIS_S,
+        "quiet": quiet,
+        "legit": legit,
+        "slow_answers": answers,
+        "slow_fetches_unanswered": sum(t.is_alive() for t in threads),
+        "slowloris_open_at_end": open_at_end,
+        **{"slowloris_" + k: v for k, v in closes(holders).items()},
+        "server_alive": alive,
+    }
 
 
 def describe(result: dict) -> list[str]:

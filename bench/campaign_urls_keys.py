@@ -31,7 +31,7 @@ import httpx
 from bench.campaign_common import DOGS_JPG, ROOT, TUTORIAL, VERSION, Server, percentile, verdict
 
 sys.path.insert(0, str(ROOT / "tests"))  # the hostile host the tests use: one copy for both
-from reliability.hostile_site import HostileSite  # noqa: E402
+from reliability.hostile_site import HostileSite
 
 OK_IMAGE = sorted((TUTORIAL / "beagle").iterdir())[0]
 SECRET_IMAGE = sorted((TUTORIAL / "husky").iterdir())[0]
@@ -87,10 +87,16 @@ def run_prefix_attacks(server: Server, site: HostileSite, root: Path) -> list[di
             answer = get(client, url)
             host_escapes = [p for p in site.paths[asked:] if p in site.escapes()]
             aims_at_secret = "secret" in url or "redirect-out" in url or "outside" in url
-            rows.append({"attack": name, "verdict": verdict(answer),
-                         "status": answer.status_code if isinstance(answer, httpx.Response) else repr(answer)[:120],
-                         "escaped": aims_at_secret and classified_an_image(answer) or bool(host_escapes),
-                         "accepted": classified_an_image(answer), "host_asked_outside": host_escapes})
+            rows.append(
+                {
+                    "attack": name,
+                    "verdict": verdict(answer),
+                    "status": answer.status_code if isinstance(answer, httpx.Response) else repr(answer)[:120],
+                    "escaped": (aims_at_secret and classified_an_image(answer)) or bool(host_escapes),
+                    "accepted": classified_an_image(answer),
+                    "host_asked_outside": host_escapes,
+                }
+            )
     return rows
 
 
@@ -120,9 +126,13 @@ def run_swap(server: Server, root: Path, name: str, make_other, requests: int) -
     for answer in answers:
         key = str(answer.status_code) if isinstance(answer, httpx.Response) else type(answer).__name__
         statuses[key] = statuses.get(key, 0) + 1
-    return {"requests": requests, "escapes": sum(map(classified_an_image, answers)),
-            "hung": sum(isinstance(a, httpx.TimeoutException) for a in answers),
-            "5xx": sum(verdict(a) == "5xx" for a in answers), "by_status": statuses}
+    return {
+        "requests": requests,
+        "escapes": sum(map(classified_an_image, answers)),
+        "hung": sum(isinstance(a, httpx.TimeoutException) for a in answers),
+        "5xx": sum(verdict(a) == "5xx" for a in answers),
+        "by_status": statuses,
+    }
 
 
 def release_fifo_readers(path: Path) -> None:
@@ -140,8 +150,11 @@ def run_slow_hosts(server: Server, sites: list[HostileSite]) -> dict:
     """SLOW_HOSTS fetches that trickle 1 byte every 10 s, and LEGIT_REQUESTS ordinary requests meanwhile."""
     trickles = [f"{site.url}/images/trickle.jpg?bytes=1&every=10" for site in sites]
     dogs = DOGS_JPG.read_bytes()
-    with server.client("alice") as slow_client, server.client("alice", timeout=LEGIT_TIMEOUT_S) as client, \
-            concurrent.futures.ThreadPoolExecutor(len(trickles)) as slow_pool:
+    with (
+        server.client("alice") as slow_client,
+        server.client("alice", timeout=LEGIT_TIMEOUT_S) as client,
+        concurrent.futures.ThreadPoolExecutor(len(trickles)) as slow_pool,
+    ):
         started = time.monotonic()
         slow = [slow_pool.submit(get, slow_client, url, 120.0) for url in trickles]
         time.sleep(2.0)  # the slow fetches are at their hosts (or refused) before the ordinary requests start
@@ -152,7 +165,9 @@ def run_slow_hosts(server: Server, sites: list[HostileSite]) -> dict:
             began = time.monotonic()
             try:
                 if kind == "classify":
-                    answer = client.post("/v3/classify", params=VERSION, files={"images_file": ("dogs.jpg", dogs, "image/jpeg")})
+                    answer = client.post(
+                        "/v3/classify", params=VERSION, files={"images_file": ("dogs.jpg", dogs, "image/jpeg")}
+                    )
                 else:
                     answer = client.get("/v3/classifiers", params=VERSION)
                 ok = answer.status_code == 200
@@ -167,11 +182,15 @@ def run_slow_hosts(server: Server, sites: list[HostileSite]) -> dict:
         key = str(answer.status_code) if isinstance(answer, httpx.Response) else type(answer).__name__
         slow_status[key] = slow_status.get(key, 0) + 1
     return {
-        "slow_hosts": len(sites), "legit_requests": LEGIT_REQUESTS, "legit_failures": len(failures), "failures": failures[:5],
+        "slow_hosts": len(sites),
+        "legit_requests": LEGIT_REQUESTS,
+        "legit_failures": len(failures),
+        "failures": failures[:5],
         "classify_p50_ms": round(1000 * percentile(latencies["classify"], 0.5)),
         "classify_p99_ms": round(1000 * percentile(latencies["classify"], 0.99)),
         "list_p99_ms": round(1000 * percentile(latencies["list"], 0.99)),
-        "slow_answers": slow_status, "slow_seconds": round(time.monotonic() - started, 1),
+        "slow_answers": slow_status,
+        "slow_seconds": round(time.monotonic() - started, 1),
     }
 
 
@@ -184,20 +203,29 @@ def run_urls(folder: Path) -> dict:
     (root / "outside.jpg").symlink_to(folder / "secret.jpg")
     with contextlib.ExitStack() as stack:
         site = stack.enter_context(HostileSite(folder / "site", OK_IMAGE, SECRET_IMAGE))
-        slow_sites = [stack.enter_context(HostileSite(folder / f"slow{i}", OK_IMAGE, SECRET_IMAGE)) for i in range(SLOW_HOSTS)]
+        slow_sites = [
+            stack.enter_context(HostileSite(folder / f"slow{i}", OK_IMAGE, SECRET_IMAGE)) for i in range(SLOW_HOSTS)
+        ]
         prefixes = [arg for s in (site, *slow_sites) for arg in ("--allow-url", s.prefix)]
         server = stack.enter_context(Server(home, extra_args=("--allow-file-root", str(root), *prefixes)))
         with server.client("alice") as client:  # loads the backbone before anything is timed
-            client.post("/v3/classify", params=VERSION, files={"images_file": ("dogs.jpg", DOGS_JPG.read_bytes(), "image/jpeg")})
+            client.post(
+                "/v3/classify", params=VERSION, files={"images_file": ("dogs.jpg", DOGS_JPG.read_bytes(), "image/jpeg")}
+            )
         results: dict = {"prefix_attacks": run_prefix_attacks(server, site, root)}
-        results["symlink_swap"] = run_swap(server, root, "swap.jpg", lambda p: p.symlink_to(folder / "secret.jpg"), SWAP_REQUESTS)
+        results["symlink_swap"] = run_swap(
+            server, root, "swap.jpg", lambda p: p.symlink_to(folder / "secret.jpg"), SWAP_REQUESTS
+        )
         results["slow_hosts"] = run_slow_hosts(server, slow_sites)
         try:  # last: a thread the FIFO hangs stays hung
             results["fifo_swap"] = run_swap(server, root, "fifo.jpg", os.mkfifo, FIFO_REQUESTS)
         finally:
             release_fifo_readers(root / "fifo.jpg")
-    results["escapes"] = (sum(r["escaped"] for r in results["prefix_attacks"])
-                          + results["symlink_swap"]["escapes"] + results["fifo_swap"]["escapes"])
+    results["escapes"] = (
+        sum(r["escaped"] for r in results["prefix_attacks"])
+        + results["symlink_swap"]["escapes"]
+        + results["fifo_swap"]["escapes"]
+    )
     results["hung"] = results["symlink_swap"]["hung"] + results["fifo_swap"]["hung"]
     return results
 
@@ -242,8 +270,15 @@ def run_keys(folder: Path, rounds: int = KEY_ROUNDS) -> dict:
                 added = json.loads(text)
                 lost += ring.owner_for(added["key"]) != added["owner"]
         resurrected += ring.owner_for(victim) is not None
-    return {"rounds": rounds, "adds_per_round": ADDS_PER_ROUND, "printed_keys": printed, "lost_keys": lost,
-            "removed_keys_back": resurrected, "failed_commands": failed, "seconds": round(time.monotonic() - started, 1)}
+    return {
+        "rounds": rounds,
+        "adds_per_round": ADDS_PER_ROUND,
+        "printed_keys": printed,
+        "lost_keys": lost,
+        "removed_keys_back": resurrected,
+        "failed_commands": failed,
+        "seconds": round(time.monotonic() - started, 1),
+    }
 
 
 def describe(results: dict) -> list[str]:
@@ -254,9 +289,11 @@ def describe(results: dict) -> list[str]:
         slow = urls["slow_hosts"]
         lines += [
             f"{'URL attacks: prefix/root escapes (all attacks)':<58} {urls['escapes']}",
-            *[f"{'  ' + r['attack']:<58} {r['status']}"
-              f"{'  ESCAPED' if r['escaped'] else ('  accepted' if r['accepted'] else '')}"
-              for r in urls["prefix_attacks"]],
+            *[
+                f"{'  ' + r['attack']:<58} {r['status']}"
+                f"{'  ESCAPED' if r['escaped'] else ('  accepted' if r['accepted'] else '')}"
+                for r in urls["prefix_attacks"]
+            ],
             f"{'  symlink swapped in ' + str(urls['symlink_swap']['requests']) + ' requests: escapes':<58} "
             f"{urls['symlink_swap']['escapes']}  {urls['symlink_swap']['by_status']}",
             f"{'  FIFO swapped in ' + str(urls['fifo_swap']['requests']) + ' requests: hung threads':<58} "
@@ -267,6 +304,8 @@ def describe(results: dict) -> list[str]:
             f"{slow['legit_failures']} / {slow['slow_answers']}",
         ]
     if keys:
-        lines.append(f"{'keys: rounds / printed / lost / removed key back':<58} "
-                     f"{keys['rounds']} / {keys['printed_keys']} / {keys['lost_keys']} / {keys['removed_keys_back']}")
+        lines.append(
+            f"{'keys: rounds / printed / lost / removed key back':<58} "
+            f"{keys['rounds']} / {keys['printed_keys']} / {keys['lost_keys']} / {keys['removed_keys_back']}"
+        )
     return lines

@@ -38,7 +38,9 @@ print(answer["images_processed"] / (time.perf_counter() - started))
 
 
 def images() -> list[Path]:
-    return [p for f in TRAIN_FOLDERS for p in sorted((TUTORIAL / f).iterdir())] + sorted((TUTORIAL / "test").glob("*.jpg"))
+    return [p for f in TRAIN_FOLDERS for p in sorted((TUTORIAL / f).iterdir())] + sorted(
+        (TUTORIAL / "test").glob("*.jpg")
+    )
 
 
 def answers(wb) -> dict[str, dict]:
@@ -56,8 +58,13 @@ def answers(wb) -> dict[str, dict]:
 
 
 def throughput(src: Path) -> float:
-    done = subprocess.run([sys.executable, "-W", "ignore", "-c", THROUGHPUT, str(TUTORIAL), *TRAIN_FOLDERS],
-                          env={"PYTHONPATH": str(src), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", THROUGHPUT, str(TUTORIAL), *TRAIN_FOLDERS],
+        env={"PYTHONPATH": str(src), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return float(done.stdout.strip().splitlines()[-1])
 
 

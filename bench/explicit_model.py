@@ -25,15 +25,19 @@ def main() -> None:
     from workbench.explicit import explicit_model
 
     wb = Workbench(tempfile.mkdtemp() + "/home", tracking_uri=False)
-    images = [p for f in FOLDERS for p in sorted((TUTORIAL / f).iterdir()) if p.suffix.lower() in (".jpg", ".jpeg", ".png")]
+    images = [
+        p for f in FOLDERS for p in sorted((TUTORIAL / f).iterdir()) if p.suffix.lower() in (".jpg", ".jpeg", ".png")
+    ]
     images.append(TUTORIAL / "dogs.jpg")
     scores = {}
     for path, answer in zip(images, wb.classify_iter(images, classifier_ids=["explicit"], threshold=0.0)):
         classes = answer["classifiers"][0]["classes"]
         scores[f"{path.parent.name}/{path.name}"] = next(c["score"] for c in classes if c["class"] == "explicit")
     values = sorted(scores.values())
-    print(f"tutorial: {len(values)} images, `not explicit` at 0.5 on {sum(v <= 0.5 for v in values)}; explicit score "
-          f"median {statistics.median(values):.4f}, 95th percentile {values[int(0.95 * len(values))]:.4f}, max {values[-1]:.4f}")
+    print(
+        f"tutorial: {len(values)} images, `not explicit` at 0.5 on {sum(v <= 0.5 for v in values)}; explicit score "
+        f"median {statistics.median(values):.4f}, 95th percentile {values[int(0.95 * len(values))]:.4f}, max {values[-1]:.4f}"
+    )
     for name, value in sorted(scores.items(), key=lambda item: -item[1])[:5]:
         print(f"  highest: {name} {value:.4f}")
     model, decoded = explicit_model(), [Image.open(p).copy() for p in images[:40]]
@@ -42,7 +46,9 @@ def main() -> None:
     for image in decoded:
         model.score(image)
     per_image = (time.perf_counter() - start) / len(decoded) * 1000
-    print(f"detector alone: {per_image:.1f} ms per image over {len(decoded)} images (load average {os.getloadavg()[0]:.1f})")
+    print(
+        f"detector alone: {per_image:.1f} ms per image over {len(decoded)} images (load average {os.getloadavg()[0]:.1f})"
+    )
 
 
 if __name__ == "__main__":

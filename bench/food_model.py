@@ -29,15 +29,22 @@ def main() -> None:
     from workbench import Workbench
 
     wb = Workbench(tempfile.mkdtemp() + "/home", tracking_uri=False)
-    no_food = [p for f in NO_FOOD_FOLDERS for p in sorted((TUTORIAL / f).iterdir()) if p.suffix.lower() in (".jpg", ".jpeg", ".png")]
+    no_food = [
+        p
+        for f in NO_FOOD_FOLDERS
+        for p in sorted((TUTORIAL / f).iterdir())
+        if p.suffix.lower() in (".jpg", ".jpeg", ".png")
+    ]
     no_food.append(TUTORIAL / "dogs.jpg")
     answer = wb.classify_iter(no_food, classifier_ids=["food"], threshold=0.0)
     totals = {}
     for path, image in zip(no_food, answer, strict=True):
         totals[f"{path.parent.name}/{path.name}"] = food_total(image["classifiers"][0]["classes"])
     values = sorted(totals.values())
-    print(f"no food: {len(values)} images, non-food >= 0.5 on {sum(v <= 0.5 for v in values)}; food total median "
-          f"{statistics.median(values):.4f}, 95th percentile {values[int(0.95 * len(values))]:.4f}, max {values[-1]:.4f}")
+    print(
+        f"no food: {len(values)} images, non-food >= 0.5 on {sum(v <= 0.5 for v in values)}; food total median "
+        f"{statistics.median(values):.4f}, 95th percentile {values[int(0.95 * len(values))]:.4f}, max {values[-1]:.4f}"
+    )
     for name, value in sorted(totals.items(), key=lambda item: -item[1])[:5]:
         print(f"  highest food total: {name} {value:.4f}")
     food = {"fruitbowl.jpg": FRUITBOWL.read_bytes()}
@@ -54,7 +61,9 @@ def main() -> None:
         print("(scikit-image missing: no coffee photo)", file=sys.stderr)
     for name, image in food.items():
         classes = wb.classify(image, classifier_ids=["food"])["images"][0]["classifiers"][0]["classes"]
-        everything = wb.classify(image, classifier_ids=["food"], threshold=0.0)["images"][0]["classifiers"][0]["classes"]
+        everything = wb.classify(image, classifier_ids=["food"], threshold=0.0)["images"][0]["classifiers"][0][
+            "classes"
+        ]
         print(f"{name}: food total {food_total(everything):.4f}; at 0.5: {json.dumps(classes)}")
 
 

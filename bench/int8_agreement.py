@@ -29,9 +29,25 @@ RESULTS = Path(__file__).with_name("results.json")
 FOLDERS = ("beagle", "husky", "goldenretriever", "dalmatian", "cats", "more-cats", "test")
 CLASSES = ("beagle", "husky", "goldenretriever")
 NEGATIVES = ("cats",)
-SKIMAGE_PHOTOS = ("astronaut.png", "brick.png", "camera.png", "chelsea.png", "coffee.png", "coins.png", "grass.png",
-                  "gravel.png", "horse.png", "hubble_deep_field.jpg", "moon.png", "motorcycle_left.png",
-                  "motorcycle_right.png", "page.png", "retina.jpg", "rocket.jpg", "text.png")
+SKIMAGE_PHOTOS = (
+    "astronaut.png",
+    "brick.png",
+    "camera.png",
+    "chelsea.png",
+    "coffee.png",
+    "coins.png",
+    "grass.png",
+    "gravel.png",
+    "horse.png",
+    "hubble_deep_field.jpg",
+    "moon.png",
+    "motorcycle_left.png",
+    "motorcycle_right.png",
+    "page.png",
+    "retina.jpg",
+    "rocket.jpg",
+    "text.png",
+)
 MIN_TOP1, MAX_SCORE_MOVE = 0.97, 0.03
 BATCH = 8
 
@@ -54,7 +70,10 @@ def outside_photos() -> list[Path]:
 
     data = Path(skimage.__file__).parent / "data"
     paths = [data / name for name in SKIMAGE_PHOTOS]
-    paths += [Path(matplotlib.get_data_path()) / "sample_data" / n for n in ("grace_hopper.jpg", "Minduka_Present_Blue_Pack.png")]
+    paths += [
+        Path(matplotlib.get_data_path()) / "sample_data" / n
+        for n in ("grace_hopper.jpg", "Minduka_Present_Blue_Pack.png")
+    ]
     paths += [Path(sklearn.__file__).parent / "datasets" / "images" / n for n in ("china.jpg", "flower.jpg")]
     return [*paths, ROOT / "data" / "reference" / "fruitbowl.jpg"]
 
@@ -82,8 +101,13 @@ def measure(name: str, fp32: tuple, int8: tuple, heads32, heads8) -> dict:
     (e32, top32), (e8, top8) = fp32, int8
     old_heads = float(np.abs(heads32.scores(e32) - heads32.scores(e8)).max())
     refit = float(np.abs(heads32.scores(e32) - heads8.scores(e8)).max())
-    return {"set": name, "images": len(top32), "top1_agreement": float(np.mean(top32 == top8)),
-            "max_score_move_old_heads": old_heads, "max_score_move_refit": refit}
+    return {
+        "set": name,
+        "images": len(top32),
+        "top1_agreement": float(np.mean(top32 == top8)),
+        "max_score_move_old_heads": old_heads,
+        "max_score_move_refit": refit,
+    }
 
 
 def main() -> None:
@@ -123,12 +147,27 @@ def main() -> None:
         embeddings = stacked(label, calibrate)[0][rows]
         heads[label] = train(embeddings, labels, list(CLASSES)).heads
     measures = [
-        measure("recipe calibrated on half the tutorial: the other half", stacked("fp32", held), stacked("half", held),
-                heads["fp32"], heads["half"]),
-        measure("recipe calibrated on half the tutorial: outside photos", stacked("fp32", outside),
-                stacked("half", outside), heads["fp32"], heads["half"]),
-        measure("shipped INT8 (all the tutorial): outside photos", stacked("fp32", outside), stacked("shipped", outside),
-                heads["fp32"], heads["shipped"]),
+        measure(
+            "recipe calibrated on half the tutorial: the other half",
+            stacked("fp32", held),
+            stacked("half", held),
+            heads["fp32"],
+            heads["half"],
+        ),
+        measure(
+            "recipe calibrated on half the tutorial: outside photos",
+            stacked("fp32", outside),
+            stacked("half", outside),
+            heads["fp32"],
+            heads["half"],
+        ),
+        measure(
+            "shipped INT8 (all the tutorial): outside photos",
+            stacked("fp32", outside),
+            stacked("shipped", outside),
+            heads["fp32"],
+            heads["shipped"],
+        ),
     ]
     held_out = len(held) + len(outside)
     agreement = (measures[0]["top1_agreement"] * len(held) + measures[1]["top1_agreement"] * len(outside)) / held_out
@@ -137,15 +176,25 @@ def main() -> None:
     default = "int8" if worst_top1 >= MIN_TOP1 and moved <= MAX_SCORE_MOVE else "fp32"
     print(f"{'held-out set':<58} {'images':>6} {'top-1':>6} {'move, FP32 heads':>16} {'move, refit':>11}")
     for m in measures:
-        print(f"{m['set']:<58} {m['images']:>6} {m['top1_agreement']:>6.3f} {m['max_score_move_old_heads']:>16.3f} "
-              f"{m['max_score_move_refit']:>11.3f}")
-    print(f"held-out top-1 agreement {agreement:.3f} on {held_out} images (target >= {MIN_TOP1}); "
-          f"largest custom-score move {moved:.3f} (target <= {MAX_SCORE_MOVE}) -> default precision: {default}")
+        print(
+            f"{m['set']:<58} {m['images']:>6} {m['top1_agreement']:>6.3f} {m['max_score_move_old_heads']:>16.3f} "
+            f"{m['max_score_move_refit']:>11.3f}"
+        )
+    print(
+        f"held-out top-1 agreement {agreement:.3f} on {held_out} images (target >= {MIN_TOP1}); "
+        f"largest custom-score move {moved:.3f} (target <= {MAX_SCORE_MOVE}) -> default precision: {default}"
+    )
     print(f"load average after {os.getloadavg()}")
-    merge_into_results({"int8_heldout_agreement": agreement, "int8_heldout_images": held_out,
-                        "int8_shipped_outside_agreement": measures[2]["top1_agreement"],
-                        "int8_heldout_max_score_move": moved, "int8_default": default == "int8"},
-                       {"int8_agreement": measures})
+    merge_into_results(
+        {
+            "int8_heldout_agreement": agreement,
+            "int8_heldout_images": held_out,
+            "int8_shipped_outside_agreement": measures[2]["top1_agreement"],
+            "int8_heldout_max_score_move": moved,
+            "int8_default": default == "int8",
+        },
+        {"int8_agreement": measures},
+    )
 
 
 def merge_into_results(summary: dict, raw: dict) -> None:

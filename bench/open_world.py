@@ -40,9 +40,23 @@ TUTORIAL = ROOT / "data" / "tutorial"
 BREEDS = ("beagle", "husky", "goldenretriever")
 TRAIN_PER_BREED = 30
 THRESHOLD = 0.5
-SKIMAGE_PHOTOS = ("astronaut.png", "rocket.jpg", "coffee.png", "horse.png", "moon.png", "coins.png", "text.png",
-                  "page.png", "camera.png", "brick.png", "grass.png", "gravel.png", "hubble_deep_field.jpg",
-                  "motorcycle_left.png", "retina.jpg")
+SKIMAGE_PHOTOS = (
+    "astronaut.png",
+    "rocket.jpg",
+    "coffee.png",
+    "horse.png",
+    "moon.png",
+    "coins.png",
+    "text.png",
+    "page.png",
+    "camera.png",
+    "brick.png",
+    "grass.png",
+    "gravel.png",
+    "hubble_deep_field.jpg",
+    "motorcycle_left.png",
+    "retina.jpg",
+)
 SEED = 4242  # the blank and noise images' seed (the unknown-images set uses another)
 
 
@@ -73,8 +87,14 @@ def stream_groups() -> dict[str, list[tuple[str, bytes]]]:
     blank = [Image.new("RGB", (320, 240), tuple(int(v) for v in rng.integers(0, 256, 3))) for _ in range(20)]
     noise = [Image.fromarray(rng.integers(0, 256, (240, 320, 3), dtype=np.uint8)) for _ in range(6)]
     ramp = np.linspace(0, 1, 320)[None, :, None]
-    gradients = [Image.fromarray(np.repeat(rng.integers(0, 256, 3) * (1 - ramp) + rng.integers(0, 256, 3) * ramp,
-                                           240, axis=0).astype(np.uint8)) for _ in range(6)]
+    gradients = [
+        Image.fromarray(
+            np.repeat(rng.integers(0, 256, 3) * (1 - ramp) + rng.integers(0, 256, 3) * ramp, 240, axis=0).astype(
+                np.uint8
+            )
+        )
+        for _ in range(6)
+    ]
     groups["blank_noise_gradients"] = [(f"made-{i}.png", _png(im)) for i, im in enumerate(blank + noise + gradients)]
     return groups
 
@@ -109,8 +129,10 @@ def stream_rows(wb: Workbench, classifier_id: str, before: Heads, groups: dict) 
             truth.append(group if group in BREEDS else NEGATIVE_LABEL)
             ours.append(called(answer, classifier_id))
             theirs.append([BREEDS[i] for i in np.flatnonzero(old_scores >= THRESHOLD)])
-        for label, calls in (("after", ours[-len(items):]), ("before", theirs[-len(items):])):
-            rows.append((f"  {group}: images given a class ({label})", f"{sum(bool(c) for c in calls)}/{len(items)}", ""))
+        for label, calls in (("after", ours[-len(items) :]), ("before", theirs[-len(items) :])):
+            rows.append(
+                (f"  {group}: images given a class ({label})", f"{sum(bool(c) for c in calls)}/{len(items)}", "")
+            )
     for label, calls in (("before", theirs), ("after", ours)):
         pairs = [(t, c) for t, cs in zip(truth, calls, strict=True) for c in cs]
         precision = np.mean([t == c for t, c in pairs]) if pairs else float("nan")
@@ -145,8 +167,9 @@ def task_embeddings(wb: Workbench) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     digits = load_digits()
     rng = np.random.default_rng(0)
     rows = np.concatenate([rng.permutation(np.flatnonzero(digits.target == k))[:60] for k in range(10)])
-    digit_images = [Image.fromarray((digits.images[i] * 255 / 16).astype(np.uint8)).resize((64, 64)).convert("RGB")
-                    for i in rows]
+    digit_images = [
+        Image.fromarray((digits.images[i] * 255 / 16).astype(np.uint8)).resize((64, 64)).convert("RGB") for i in rows
+    ]
     crops = np.load(Path(skimage.__file__).parent / "data" / "lfw_subset.npy")
     face_images = [Image.fromarray((c * 255).astype(np.uint8)).resize((100, 100)).convert("RGB") for c in crops]
     return {
@@ -181,8 +204,13 @@ def calibration_rows(tasks: dict) -> list[tuple[str, str, str]]:
             scores = result.heads.scores(x[rest])
             held.append(_precision(scores, labels[rest], classes))
             ece.append(expected_calibration_error(scores, one_vs_rest(list(labels[rest]), classes)))
-        rows.append((f"digits {per_class}/class: precision at 0.5 claimed | held-out",
-                     f"{np.mean(claimed):.3f} | {np.mean(held):.3f}", "within 0.05"))
+        rows.append(
+            (
+                f"digits {per_class}/class: precision at 0.5 claimed | held-out",
+                f"{np.mean(claimed):.3f} | {np.mean(held):.3f}",
+                "within 0.05",
+            )
+        )
         rows.append((f"digits {per_class}/class: held-out ECE", f"{np.mean(ece):.3f}", ""))
     return rows
 
@@ -223,10 +251,16 @@ def tutorial_rows(home: Path, cache: Path) -> list[tuple[str, str, str]]:
     golden = {c["class"]: c["score"] for c in answer["classifiers"][0]["classes"]}["goldenretriever"]
     return [
         ("tutorial cross-validated accuracy", f"{metrics['accuracy']:.3f}", ">=0.99"),
-        ("tutorial ECE | Brier (out-of-fold)",
-         f"{metrics['calibration']['ece']:.4f} | {metrics['calibration']['brier']:.4f}", ""),
-        ("tutorial unknown-images false-positive rate",
-         f"{metrics['unknown_images']['false_positive_rate']:.3f} of {metrics['unknown_images']['images']}", "0"),
+        (
+            "tutorial ECE | Brier (out-of-fold)",
+            f"{metrics['calibration']['ece']:.4f} | {metrics['calibration']['brier']:.4f}",
+            "",
+        ),
+        (
+            "tutorial unknown-images false-positive rate",
+            f"{metrics['unknown_images']['false_positive_rate']:.3f} of {metrics['unknown_images']['images']}",
+            "0",
+        ),
         ("dogs.jpg goldenretriever", f"{golden:.3f}", ">=0.8"),
         ("tutorial fit seconds (CV + calibration + final heads)", f"{metrics['fit_seconds']:.2f}", ""),
     ]
@@ -242,8 +276,13 @@ def cost_rows(wb: Workbench, classifier_id: str) -> list[tuple[str, str, str]]:
         for _ in range(20):
             h.scores(x)
         times[name] = (time.perf_counter() - started) / (20 * len(x)) * 1e6
-    return [("heads.scores per image, gated | ungated", f"{times['gated']:.2f} | {times['ungated']:.2f} us",
-             "small next to a ~3,000 us backbone pass")]
+    return [
+        (
+            "heads.scores per image, gated | ungated",
+            f"{times['gated']:.2f} | {times['ungated']:.2f} us",
+            "small next to a ~3,000 us backbone pass",
+        )
+    ]
 
 
 def int8_rows(wb: Workbench, classifier_id: str, groups: dict) -> list[tuple[str, str, str]]:
@@ -259,8 +298,10 @@ def int8_rows(wb: Workbench, classifier_id: str, groups: dict) -> list[tuple[str
     heads = Heads.from_bytes(wb.store.head_path(classifier_id, 1).read_bytes())
     moved = float(np.abs(heads.scores(e32) - heads.scores(e8)).max())
     agree = float(np.mean(p32.argmax(1) == p8.argmax(1)))
-    return [(f"INT8 vs FP32 ImageNet top-1 on {len(photos)} held-out real photos", f"{agree:.3f}", ">=0.97 to default"),
-            ("INT8 vs FP32 largest custom-score move there", f"{moved:.3f}", "<=0.03 to default")]
+    return [
+        (f"INT8 vs FP32 ImageNet top-1 on {len(photos)} held-out real photos", f"{agree:.3f}", ">=0.97 to default"),
+        ("INT8 vs FP32 largest custom-score move there", f"{moved:.3f}", "<=0.03 to default"),
+    ]
 
 
 def main() -> None:
@@ -274,7 +315,9 @@ def main() -> None:
     examples = store.examples(cid)
     from workbench.decode import backbone_input
 
-    x = wb.backbone.run([backbone_input(store.read_blob(r.sha256), wb.backbone.spec, wb.limits)[0] for r in examples])[0]
+    x = wb.backbone.run([backbone_input(store.read_blob(r.sha256), wb.backbone.spec, wb.limits)[0] for r in examples])[
+        0
+    ]
     before = before_heads(x, [r.class_name or NEGATIVE_LABEL for r in examples], list(BREEDS))
     groups = stream_groups()
     rows += stream_rows(wb, cid, before, groups)

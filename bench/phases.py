@@ -64,8 +64,11 @@ def limit_engines() -> dict:
     from workbench.backbone import available_cpus
     from workbench.onnx_engine import OnnxEngine
 
-    return {f"{precision}_spin_{'on' if spinning else 'off'}": OnnxEngine(path, available_cpus(), spinning=spinning)
-            for precision, path in model_paths().items() for spinning in (False, True)}
+    return {
+        f"{precision}_spin_{'on' if spinning else 'off'}": OnnxEngine(path, available_cpus(), spinning=spinning)
+        for precision, path in model_paths().items()
+        for spinning in (False, True)
+    }
 
 
 def phase_limit(workdir: Path, repeats: int) -> dict:
@@ -109,8 +112,8 @@ def phase_naive(workdir: Path, repeats: int) -> dict:
     import torch
     from PIL import Image
 
-    from workbench.spec import lite0_spec
     from workbench.network import load_network
+    from workbench.spec import lite0_spec
 
     spec = lite0_spec()
     net = load_network(spec)
@@ -185,7 +188,10 @@ def phase_update(workdir: Path, repeats: int) -> dict:
     wb, z = workbench(workdir), zips(workdir)
     cid = _classifier_id(wb)
     seconds, metrics = _ready_seconds(
-        wb, lambda: wb.update_classifier(cid, positive_examples={"dalmatian": z["dalmatian"]}, negative_examples=z["more-cats"])
+        wb,
+        lambda: wb.update_classifier(
+            cid, positive_examples={"dalmatian": z["dalmatian"]}, negative_examples=z["more-cats"]
+        ),
     )
     return {"seconds": seconds, "images_embedded": metrics["images_embedded"], "fit_seconds": metrics["fit_seconds"]}
 

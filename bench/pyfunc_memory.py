@@ -54,10 +54,18 @@ def main() -> None:
         images = [str(p) for p in tutorial_images()]
         for rows in map(int, args.rows.split(",")):
             for chunk in ("chunks", "whole"):
-                done = subprocess.run([sys.executable, "-c", MEASURE, str(model / "data" / "classifier"), str(rows), chunk,
-                                       *images], capture_output=True, text=True, timeout=1800)
-                print(done.stdout.strip().splitlines()[-1] if done.returncode == 0 else json.dumps(
-                    {"rows": rows, "scoring": chunk, "failed": done.stderr[-500:]}), flush=True)
+                done = subprocess.run(
+                    [sys.executable, "-c", MEASURE, str(model / "data" / "classifier"), str(rows), chunk, *images],
+                    capture_output=True,
+                    text=True,
+                    timeout=1800,
+                )
+                print(
+                    done.stdout.strip().splitlines()[-1]
+                    if done.returncode == 0
+                    else json.dumps({"rows": rows, "scoring": chunk, "failed": done.stderr[-500:]}),
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

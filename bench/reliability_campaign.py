@@ -28,8 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.campaign_common import TUTORIAL, VERSION, Server, tutorial_images, variant_jpeg, wait_settled, zip_bytes
 from bench import campaign_crash, campaign_hostile, campaign_load, campaign_urls_keys
+from bench.campaign_common import TUTORIAL, VERSION, Server, tutorial_images, variant_jpeg, wait_settled, zip_bytes
 
 # issue 22's further sections, each a module with run_<name>(folder) -> dict and describe(result) -> lines
 SECTIONS = ("amplification", "connections", "storage", "together")
@@ -42,9 +42,18 @@ QUICK = {"requests": 300, "seconds": 120.0}
 def bob_private(server: Server) -> str:
     """A classifier of the second owner, for the cross-owner malformed requests."""
     with server.client("bob") as client:
-        files = {name + "_positive_examples": (f"{name}.zip", zip_bytes({f"{name}{i}.jpg": variant_jpeg(p, 70_000 + 100 * k + i)
-                                                                          for i, p in enumerate(tutorial_images(name, 10))}))
-                 for k, name in enumerate(("beagle", "husky"))}
+        files = {
+            name + "_positive_examples": (
+                f"{name}.zip",
+                zip_bytes(
+                    {
+                        f"{name}{i}.jpg": variant_jpeg(p, 70_000 + 100 * k + i)
+                        for i, p in enumerate(tutorial_images(name, 10))
+                    }
+                ),
+            )
+            for k, name in enumerate(("beagle", "husky"))
+        }
         answer = client.post("/v3/classifiers", params=VERSION, data={"name": "bob-private"}, files=files)
         answer.raise_for_status()
         cid = answer.json()["classifier_id"]
@@ -56,7 +65,9 @@ def served_parts(folder: Path, quick: bool, results: dict) -> None:
     """Parts 1, 2 and 4: hostile inputs and mixed load on one server, its memory around each."""
     home = folder / "home"
     home.mkdir(parents=True)
-    server = Server(home, env={"WORKBENCH_TRACKING_URI": str(folder / "mlruns")}, extra_args=("--allow-file-root", str(TUTORIAL)))
+    server = Server(
+        home, env={"WORKBENCH_TRACKING_URI": str(folder / "mlruns")}, extra_args=("--allow-file-root", str(TUTORIAL))
+    )
     memory = results["server_memory"] = {}
     with server:
         memory["start"] = server.memory()
@@ -112,13 +123,18 @@ KILLS_COMMAND = "python -m bench.campaign_kills"
 def amplification_cell(result: dict) -> str:
     rows = result["rows"].values()
     padded = result["rows"]["padded_classes_create"]
-    return (f"peak {max(r['peak_rss_mb'] for r in rows):,.0f} MB; 1,907 MB of images: {padded['status']}, "
-            f"+{padded['disk_growth_mb']:,.0f} MB on disk; most written {max(r['disk_growth_mb'] for r in rows):,.0f} MB")
+    return (
+        f"peak {max(r['peak_rss_mb'] for r in rows):,.0f} MB; 1,907 MB of images: {padded['status']}, "
+        f"+{padded['disk_growth_mb']:,.0f} MB on disk; most written {max(r['disk_growth_mb'] for r in rows):,.0f} MB"
+    )
 
 
 def storage_cell(faults: list[dict]) -> str:
     reads_ok, reads = sum(sum(f["reads_ok"].values()) for f in faults), sum(sum(f["reads"].values()) for f in faults)
-    writes_503, writes = sum(sum(f["writes_503"].values()) for f in faults), sum(sum(f["writes"].values()) for f in faults)
+    writes_503, writes = (
+        sum(sum(f["writes_503"].values()) for f in faults),
+        sum(sum(f["writes"].values()) for f in faults),
+    )
     return f"reads 200: {reads_ok}/{reads}; writes 503: {writes_503}/{writes}"
 
 
@@ -134,31 +150,78 @@ def faults(result: dict, *keys: str) -> list[dict]:
 
 # "Done when" of issue 22: (figure, target, section, cell); a section's before run is recorded as `<section>_before`
 DONE_WHEN = (
-    ("images lost in 50 SIGKILLs of deletes/updates/creates under load (on disk)", "0", "kills",
-     lambda k: f"{k['lost_images']} ({k['kills_that_lost_images']} of {k['kills']} kills)"),
+    (
+        "images lost in 50 SIGKILLs of deletes/updates/creates under load (on disk)",
+        "0",
+        "kills",
+        lambda k: f"{k['lost_images']} ({k['kills_that_lost_images']} of {k['kills']} kills)",
+    ),
     ("escapes of the URL root or prefixes", "0", "urls_keys", lambda u: str(u["urls"]["escapes"])),
     ("hung request threads (no answer in 30 s)", "0", "urls_keys", lambda u: str(u["urls"]["hung"])),
-    ("classify p99 beside 50 slow URL hosts", "< 1 s", "urls_keys",
-     lambda u: f"{u['urls']['slow_hosts']['classify_p99_ms']:,} ms, {u['urls']['slow_hosts']['legit_failures']} of "
-               f"{u['urls']['slow_hosts']['legit_requests']} failed"),
-    ("classify p99 beside 500 slowloris connections", "< 1 s", "connections",
-     lambda c: f"{c['slowloris']['legit']['p99_ms']:,} ms, {c['slowloris']['legit']['failures']} of "
-               f"{c['slowloris']['legit']['requests']} failed; " + closed_after(c["slowloris"])),
-    ("classify beside 1,100 idle sockets (soft limit 1,024 files): p99, failures", "0 failed", "connections",
-     lambda c: f"{c['idle']['legit']['p99_ms']:,} ms, {c['idle']['legit']['failures']} of {c['idle']['legit']['requests']} "
-               f"failed; {c['server_log_emfile_lines']:,} EMFILE log lines"),
-    ("classify p99 beside 50 slow URL hosts and 500 slowloris at once", "< 1 s", "together",
-     lambda t: f"{t['legit']['p99_ms']:,} ms, {t['legit']['failures']} of {t['legit']['requests']} failed"
-               + (f" (no attack: {t['quiet']['p99_ms']:,} ms)" if "quiet" in t else "")),
+    (
+        "classify p99 beside 50 slow URL hosts",
+        "< 1 s",
+        "urls_keys",
+        lambda u: (
+            f"{u['urls']['slow_hosts']['classify_p99_ms']:,} ms, {u['urls']['slow_hosts']['legit_failures']} of "
+            f"{u['urls']['slow_hosts']['legit_requests']} failed"
+        ),
+    ),
+    (
+        "classify p99 beside 500 slowloris connections",
+        "< 1 s",
+        "connections",
+        lambda c: (
+            f"{c['slowloris']['legit']['p99_ms']:,} ms, {c['slowloris']['legit']['failures']} of "
+            f"{c['slowloris']['legit']['requests']} failed; " + closed_after(c["slowloris"])
+        ),
+    ),
+    (
+        "classify beside 1,100 idle sockets (soft limit 1,024 files): p99, failures",
+        "0 failed",
+        "connections",
+        lambda c: (
+            f"{c['idle']['legit']['p99_ms']:,} ms, {c['idle']['legit']['failures']} of {c['idle']['legit']['requests']} "
+            f"failed; {c['server_log_emfile_lines']:,} EMFILE log lines"
+        ),
+    ),
+    (
+        "classify p99 beside 50 slow URL hosts and 500 slowloris at once",
+        "< 1 s",
+        "together",
+        lambda t: (
+            f"{t['legit']['p99_ms']:,} ms, {t['legit']['failures']} of {t['legit']['requests']} failed"
+            + (f" (no attack: {t['quiet']['p99_ms']:,} ms)" if "quiet" in t else "")
+        ),
+    ),
     ("amplification inputs: server peak RSS, disk growth", "< 1.5 GB; <= 256 MB", "amplification", amplification_cell),
-    ("a zip of 1,000,000 members (create; classify): answer after", "refused", "amplification",
-     lambda a: "; ".join(f"{a['rows'][k]['status']} after {a['rows'][k]['seconds']:g} s"
-                         for k in ("million_members_create", "million_members_classify"))),
-    ("keys lost in 100 rounds of racing add/remove (printed key dead, removed key back)", "0", "urls_keys",
-     lambda u: f"{u['keys']['lost_keys']} + {u['keys']['removed_keys_back']} of {u['keys']['printed_keys']}"),
-    ("full disk (RLIMIT_FSIZE 0; a filled tmpfs): reads 200, writes 503", "all", "storage",
-     lambda s: storage_cell(faults(s, "full_disk_rlimit", "full_disk_tmpfs"))),
-    ("foreign lock held 60 s: reads 200, writes 503", "all", "storage", lambda s: storage_cell(faults(s, "foreign_lock"))),
+    (
+        "a zip of 1,000,000 members (create; classify): answer after",
+        "refused",
+        "amplification",
+        lambda a: "; ".join(
+            f"{a['rows'][k]['status']} after {a['rows'][k]['seconds']:g} s"
+            for k in ("million_members_create", "million_members_classify")
+        ),
+    ),
+    (
+        "keys lost in 100 rounds of racing add/remove (printed key dead, removed key back)",
+        "0",
+        "urls_keys",
+        lambda u: f"{u['keys']['lost_keys']} + {u['keys']['removed_keys_back']} of {u['keys']['printed_keys']}",
+    ),
+    (
+        "full disk (RLIMIT_FSIZE 0; a filled tmpfs): reads 200, writes 503",
+        "all",
+        "storage",
+        lambda s: storage_cell(faults(s, "full_disk_rlimit", "full_disk_tmpfs")),
+    ),
+    (
+        "foreign lock held 60 s: reads 200, writes 503",
+        "all",
+        "storage",
+        lambda s: storage_cell(faults(s, "foreign_lock")),
+    ),
     ("trainings a transient fault left failed", "0", "storage", lambda s: str(s["trainings_left_failed"])),
 )
 
@@ -166,7 +229,9 @@ DONE_WHEN = (
 def recorded(results: dict, kills: dict, section: str, before: bool) -> dict | None:
     """A section's recorded figures: the run before the fixes, or the latest after them (None if never run)."""
     if section == "kills":
-        return next((run for label, run in reversed(kills.items()) if label.startswith("before" if before else "after")), None)
+        return next(
+            (run for label, run in reversed(kills.items()) if label.startswith("before" if before else "after")), None
+        )
     return results.get(section + ("_before" if before else ""))
 
 
@@ -179,27 +244,36 @@ def load_of(run: dict | None) -> str:
 
 def done_when_table(results: dict, kills: dict) -> str:
     """Issue 22's "Done when" figures before and after the fixes, a Markdown table (with each run's 1-min load)."""
-    lines = ["| figure | target | before | after | command (1-min load, start-end: before; after) |", "|---|---|---|---|---|"]
+    lines = [
+        "| figure | target | before | after | command (1-min load, start-end: before; after) |",
+        "|---|---|---|---|---|",
+    ]
     for figure, target, section, cell in DONE_WHEN:
         runs = [recorded(results, kills, section, before) for before in (True, False)]
         cells = ["not recorded" if run is None else cell(run) for run in runs]
         command = KILLS_COMMAND if section == "kills" else f"--parts {section}"
         tree = runs[0] and (runs[0].get("tree") or runs[0].get("label"))
-        lines.append(f"| {figure} | {target} | {cells[0]} | {cells[1]} | `{command}`"
-                     f"{', before on ' + tree if tree else ''} (load {load_of(runs[0])}; {load_of(runs[1])}) |")
+        lines.append(
+            f"| {figure} | {target} | {cells[0]} | {cells[1]} | `{command}`"
+            f"{', before on ' + tree if tree else ''} (load {load_of(runs[0])}; {load_of(runs[1])}) |"
+        )
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a tenth of the load, fewer crash points")
-    parser.add_argument("--parts", default=",".join(["served", "crash", "urls_keys", *SECTIONS]),
-                        help="comma-separated: served (hostile, load, RSS), crash, urls_keys, "
-                             + ", ".join(SECTIONS) + " (issue 22)")
+    parser.add_argument(
+        "--parts",
+        default=",".join(["served", "crash", "urls_keys", *SECTIONS]),
+        help="comma-separated: served (hostile, load, RSS), crash, urls_keys, " + ", ".join(SECTIONS) + " (issue 22)",
+    )
     parser.add_argument("--record-as", default="urls_keys", help="the results key of part urls_keys")
     parser.add_argument("--suffix", default="", help="appended to the results key of each issue-22 section (_before)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
-    parser.add_argument("--table", action="store_true", help="print issue 22's before/after table from the results files")
+    parser.add_argument(
+        "--table", action="store_true", help="print issue 22's before/after table from the results files"
+    )
     args = parser.parse_args()
     if args.table:
         print(done_when_table(json.loads(RESULTS.read_text()), json.loads(KILLS.read_text()) if KILLS.exists() else {}))
@@ -208,10 +282,17 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="campaign-"))
     command = " ".join([Path(sys.executable).name, "-m", "bench.reliability_campaign", *sys.argv[1:]])
     alone = not parts & {"served", "crash"}  # sections alone: the other parts' figures stay in the file
-    results: dict = json.loads(RESULTS.read_text()) if alone and RESULTS.exists() else {
-        "command": command, "quick": args.quick, "machine": platform.platform(), "cpus": os.cpu_count(),
-        "load_average_at_start": os.getloadavg(),
-    }
+    results: dict = (
+        json.loads(RESULTS.read_text())
+        if alone and RESULTS.exists()
+        else {
+            "command": command,
+            "quick": args.quick,
+            "machine": platform.platform(),
+            "cpus": os.cpu_count(),
+            "load_average_at_start": os.getloadavg(),
+        }
+    )
     started = time.monotonic()
     try:
         if "served" in parts:
@@ -222,7 +303,9 @@ def main() -> None:
             part_started = time.monotonic()
             part = results[args.record_as] = {"command": command, "load_average_at_start": os.getloadavg()}
             part["urls"] = campaign_urls_keys.run_urls(folder / "urls")
-            part["keys"] = campaign_urls_keys.run_keys(folder / "keys", 10 if args.quick else campaign_urls_keys.KEY_ROUNDS)
+            part["keys"] = campaign_urls_keys.run_keys(
+                folder / "keys", 10 if args.quick else campaign_urls_keys.KEY_ROUNDS
+            )
             part["seconds"] = round(time.monotonic() - part_started, 1)
             part["load_average_at_end"] = os.getloadavg()
         for name in SECTIONS:

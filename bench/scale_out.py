@@ -65,16 +65,31 @@ def single_process(home: Path, ids: str, images: list[Path]) -> float:
 
 def classify_dir(home: Path, ids: str, folder: Path, out: Path) -> dict:
     """`workbench classify-dir` in its own process: images/s (wall, start-up included) and its peak RSS."""
-    command = [sys.executable, "-m", "workbench", "--home", str(home), "classify-dir", str(folder), "-c", ids,
-               "--out", str(out)]
+    command = [
+        sys.executable,
+        "-m",
+        "workbench",
+        "--home",
+        str(home),
+        "classify-dir",
+        str(folder),
+        "-c",
+        ids,
+        "--out",
+        str(out),
+    ]
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
     summary = json.loads(process.stdout.read())
     assert os.waitstatus_to_exitcode(status) == 0, summary
-    return {"images": summary["classified"], "images_per_s": summary["classified"] / seconds,
-            "peak_rss_mb": usage.ru_maxrss / 1024, "seconds": seconds}
+    return {
+        "images": summary["classified"],
+        "images_per_s": summary["classified"] / seconds,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "seconds": seconds,
+    }
 
 
 def spark_local2(home: Path, ids: str, folder: Path) -> dict:
@@ -97,16 +112,33 @@ def spark_local2(home: Path, ids: str, folder: Path) -> dict:
         jobs.append(time.perf_counter() - started)
         assert rows == count
     spark.stop()
-    return {"session_start_s": session_s, "first_job_images_per_s": count / jobs[0],
-            "warm_job_images_per_s": count / jobs[1]}
+    return {
+        "session_start_s": session_s,
+        "first_job_images_per_s": count / jobs[0],
+        "warm_job_images_per_s": count / jobs[1],
+    }
 
 
 def postgres_test_seconds() -> dict:
     """Wall time of the two-process PostgreSQL tracking test (pytest, fixtures included)."""
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider",
-                           "tests/test_team_server.py", "-k", "two_processes"],
-                          cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-s",
+            "-p",
+            "no:cacheprovider",
+            "tests/test_team_server.py",
+            "-k",
+            "two_processes",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     seconds = time.perf_counter() - started
     assert done.returncode == 0, done.stdout[-3000:]
     training = re.search(r"two-process training into PostgreSQL-backed MLflow: ([\d.]+) s", done.stdout)

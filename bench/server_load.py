@@ -50,7 +50,19 @@ def rss_kib(pid: int, field: str = "VmRSS") -> int:
 def start_server(home: Path, port: int, precision: str | None = None) -> subprocess.Popen:
     env = {**os.environ, "WORKBENCH_API_KEYS": f"me:{KEY}"}
     chosen = ["--precision", precision] if precision else []
-    command = [sys.executable, "-m", "workbench.cli", "--home", str(home), *chosen, "serve", "--port", str(port), "--log-level", "warning"]
+    command = [
+        sys.executable,
+        "-m",
+        "workbench.cli",
+        "--home",
+        str(home),
+        *chosen,
+        "serve",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    ]
     server = subprocess.Popen(command, env=env)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -78,17 +90,25 @@ def train_dogs(client: httpx.Client, zips: Path) -> str:
     files = {f"{c}_positive_examples": (zips / f"{c}.zip").open("rb") for c in ("beagle", "husky", "goldenretriever")}
     started = time.perf_counter()
     created = client.post(
-        "/v3/classifiers", params=VERSION, data={"name": "dogs"},
+        "/v3/classifiers",
+        params=VERSION,
+        data={"name": "dogs"},
         files={**files, "negative_examples": (zips / "cats.zip").open("rb")},
     )
-    print(f"create answered {created.status_code} in {time.perf_counter() - started:.3f} s "
-          f"with status {created.json()['status']}", file=sys.stderr)
+    print(
+        f"create answered {created.status_code} in {time.perf_counter() - started:.3f} s "
+        f"with status {created.json()['status']}",
+        file=sys.stderr,
+    )
     cid = created.json()["classifier_id"]
     wait_ready(client, cid)
     client.post(
-        f"/v3/classifiers/{cid}", params=VERSION,
-        files={"dalmatian_positive_examples": (zips / "dalmatian.zip").open("rb"),
-               "negative_examples": (zips / "more-cats.zip").open("rb")},
+        f"/v3/classifiers/{cid}",
+        params=VERSION,
+        files={
+            "dalmatian_positive_examples": (zips / "dalmatian.zip").open("rb"),
+            "negative_examples": (zips / "more-cats.zip").open("rb"),
+        },
     )
     assert wait_ready(client, cid)["status"] == "ready"
     return cid
@@ -150,7 +170,10 @@ def big_upload(url: str, pid: int, folder: Path, megabytes: int) -> dict:
     before = rss_kib(pid)
     with blob.open("rb") as body:
         answer = httpx.post(
-            f"{url}/v3/classifiers/missing_1", params=VERSION, auth=("apikey", KEY), timeout=600,
+            f"{url}/v3/classifiers/missing_1",
+            params=VERSION,
+            auth=("apikey", KEY),
+            timeout=600,
             files={"beagle_positive_examples": ("beagle.zip", body, "application/zip")},
         )
     return {

@@ -26,8 +26,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.server_load import KEY, TUTORIAL, VERSION, free_port, rss_kib, start_server, train_dogs, wait_ready  # noqa: E402
-from workbench.cli import zip_folder  # noqa: E402
+from bench.server_load import KEY, TUTORIAL, VERSION, free_port, rss_kib, start_server, train_dogs, wait_ready
+from workbench.cli import zip_folder
 
 RESULTS = Path(__file__).with_name("results.json")
 ZIP_IMAGES = 4  # images in the classify zip
@@ -40,7 +40,10 @@ def classify_zip(folder: Path) -> Path:
     """A zip of ZIP_IMAGES tutorial images (beagles and cats)."""
     source = folder / "zip-source"
     source.mkdir()
-    pictures = sorted((TUTORIAL / "beagle").iterdir())[: ZIP_IMAGES // 2] + sorted((TUTORIAL / "cats").iterdir())[: ZIP_IMAGES // 2]
+    pictures = (
+        sorted((TUTORIAL / "beagle").iterdir())[: ZIP_IMAGES // 2]
+        + sorted((TUTORIAL / "cats").iterdir())[: ZIP_IMAGES // 2]
+    )
     for picture in pictures:
         (source / picture.name).write_bytes(picture.read_bytes())
     return zip_folder(source, folder / "classify.zip")
@@ -49,11 +52,13 @@ def classify_zip(folder: Path) -> Path:
 async def one_request(client: httpx.AsyncClient, kind: str, cid: str, image: bytes, archive: bytes) -> bool:
     form = {"classifier_ids": f"{cid},default"}
     if kind == "classify_image":
-        answer = await client.post("/v3/classify", params=VERSION, data=form,
-                                   files={"images_file": ("dogs.jpg", image, "image/jpeg")})
+        answer = await client.post(
+            "/v3/classify", params=VERSION, data=form, files={"images_file": ("dogs.jpg", image, "image/jpeg")}
+        )
     elif kind == "classify_zip":
-        answer = await client.post("/v3/classify", params=VERSION, data=form,
-                                   files={"images_file": ("some.zip", archive, "application/zip")})
+        answer = await client.post(
+            "/v3/classify", params=VERSION, data=form, files={"images_file": ("some.zip", archive, "application/zip")}
+        )
     elif kind == "list":
         answer = await client.get("/v3/classifiers", params={**VERSION, "verbose": "true"})
     else:
@@ -76,7 +81,11 @@ async def mixed_load(url: str, cid: str, requests: int, clients: int, image: byt
 
     started = time.perf_counter()
     await asyncio.gather(*(client_loop() for _ in range(clients)))
-    return {"requests": counts["sent"], "errors": counts["errors"], "load_seconds": round(time.perf_counter() - started, 1)}
+    return {
+        "requests": counts["sent"],
+        "errors": counts["errors"],
+        "load_seconds": round(time.perf_counter() - started, 1),
+    }
 
 
 def keep_training(url: str, zips: Path, stop: threading.Event, done: list) -> None:
@@ -84,8 +93,12 @@ def keep_training(url: str, zips: Path, stop: threading.Event, done: list) -> No
     with httpx.Client(base_url=url, auth=("apikey", KEY), timeout=600) as client:
         while not stop.is_set():
             with (zips / "husky.zip").open("rb") as husky, (zips / "cats.zip").open("rb") as cats:
-                created = client.post("/v3/classifiers", params=VERSION, data={"name": "churn"},
-                                      files={"husky_positive_examples": husky, "negative_examples": cats})
+                created = client.post(
+                    "/v3/classifiers",
+                    params=VERSION,
+                    data={"name": "churn"},
+                    files={"husky_positive_examples": husky, "negative_examples": cats},
+                )
             cid = created.json()["classifier_id"]
             done.append(wait_ready(client, cid)["status"])
             client.delete(f"/v3/classifiers/{cid}", params=VERSION)
@@ -138,20 +151,24 @@ def main() -> None:
             trainer.join()
             time.sleep(QUIET_SECONDS)
             after = rss_kib(server.pid)
-            result.update({
-                "trainings_during_load": len(trainings),
-                "server_rss_warm_mb": round(warm / 1024, 1),
-                "server_rss_after_load_mb": round(after / 1024, 1),
-                "server_rss_growth_x": round(after / warm, 2),
-                "server_lifetime_peak_rss_mb": round(rss_kib(server.pid, "VmHWM") / 1024, 1),
-                "load_average": os.getloadavg(),
-            })
+            result.update(
+                {
+                    "trainings_during_load": len(trainings),
+                    "server_rss_warm_mb": round(warm / 1024, 1),
+                    "server_rss_after_load_mb": round(after / 1024, 1),
+                    "server_rss_growth_x": round(after / warm, 2),
+                    "server_lifetime_peak_rss_mb": round(rss_kib(server.pid, "VmHWM") / 1024, 1),
+                    "load_average": os.getloadavg(),
+                }
+            )
         finally:
             server.terminate()
             server.wait(30)
     print(json.dumps(result, indent=2))
     if args.results:
-        write_summary({key: result[key] for key in ("server_rss_warm_mb", "server_rss_after_load_mb", "server_rss_growth_x")})
+        write_summary(
+            {key: result[key] for key in ("server_rss_warm_mb", "server_rss_after_load_mb", "server_rss_growth_x")}
+        )
 
 
 if __name__ == "__main__":

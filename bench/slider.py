@@ -39,7 +39,9 @@ def trained(home: Path) -> tuple[Workbench, str]:
         return wb, found[0]["classifier_id"]
     cid = wb.create_classifier("dogs", CREATE, negative_examples=TUTORIAL / "cats")["classifier_id"]
     wb.wait(cid, timeout=900)
-    wb.update_classifier(cid, positive_examples={"dalmatian": TUTORIAL / "dalmatian"}, negative_examples=TUTORIAL / "more-cats")
+    wb.update_classifier(
+        cid, positive_examples={"dalmatian": TUTORIAL / "dalmatian"}, negative_examples=TUTORIAL / "more-cats"
+    )
     assert wb.wait(cid, timeout=900)["status"] == "ready"
     return wb, cid
 
@@ -67,8 +69,10 @@ def measure(wb: Workbench, cid: str, changes: int) -> None:
         for v in values:
             time.sleep(pause)
             seconds.append(follow(view, slider, v))
-        print(f"slider change -> numbers and plots drawn, {changes} changes {what}: "
-              f"median {statistics.median(seconds):.3f} s, max {max(seconds):.3f} s, min {min(seconds):.3f} s")
+        print(
+            f"slider change -> numbers and plots drawn, {changes} changes {what}: "
+            f"median {statistics.median(seconds):.3f} s, max {max(seconds):.3f} s, min {min(seconds):.3f} s"
+        )
     redraws = []
     for v in values[:5]:
         slider.value = v

@@ -34,15 +34,19 @@ def main() -> None:
         on = Workbench(root / "on", embedding_cache=cache, tracking_uri=root / "mlruns")
         started = time.perf_counter()
         on.tracker.client().search_experiments()
-        print(f"first connection to a new local store (MLflow creates its schema): {time.perf_counter() - started:.2f} s")
+        print(
+            f"first connection to a new local store (MLflow creates its schema): {time.perf_counter() - started:.2f} s"
+        )
         for round_ in range(ROUNDS):
             seconds_off = create_to_ready(off)
             seconds_on = create_to_ready(on)
             started = time.perf_counter()
             on.tracker.flush(600)
             logging = time.perf_counter() - started
-            print(f"round {round_}: create-to-ready tracking off {seconds_off:.2f} s, on {seconds_on:.2f} s; "
-                  f"then the background thread logged the run in {logging:.2f} s more")
+            print(
+                f"round {round_}: create-to-ready tracking off {seconds_off:.2f} s, on {seconds_on:.2f} s; "
+                f"then the background thread logged the run in {logging:.2f} s more"
+            )
 
 
 if __name__ == "__main__":

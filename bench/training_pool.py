@@ -78,11 +78,15 @@ def main() -> None:
         trained_s = time.perf_counter() - started
     idle_p50, busy_p50 = statistics.median(idle), statistics.median(busy)
     ratio = busy_p50 / idle_p50
-    print(f"max trainings at once: {wb.jobs.settings.max_trainings}; "
-          f"{args.creates} creates of {len(CLASSES)}x{args.images} new images")
+    print(
+        f"max trainings at once: {wb.jobs.settings.max_trainings}; "
+        f"{args.creates} creates of {len(CLASSES)}x{args.images} new images"
+    )
     print(f"classify p50 idle:  {idle_p50:8.1f} ms ({len(idle)} calls)")
     print(f"classify p50 busy:  {busy_p50:8.1f} ms ({len(busy)} calls while the creates trained, {trained_s:.1f} s)")
-    print(f"ratio busy/idle:    {ratio:8.2f} (target <= {TARGET_RATIO}: {'met' if ratio <= TARGET_RATIO else 'missed'})")
+    print(
+        f"ratio busy/idle:    {ratio:8.2f} (target <= {TARGET_RATIO}: {'met' if ratio <= TARGET_RATIO else 'missed'})"
+    )
     print(f"peak RSS:           {peak_rss_mb():8.0f} MB")
 
 

@@ -27,8 +27,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIAL = ROOT / "data" / "tutorial"
 RESULTS = Path(__file__).with_name("results.json")
-SETS = {"beagle": ("beagle",), "husky": ("husky",), "goldenretriever": ("goldenretriever",),
-        "negatives": ("cats", "more-cats")}
+SETS = {
+    "beagle": ("beagle",),
+    "husky": ("husky",),
+    "goldenretriever": ("goldenretriever",),
+    "negatives": ("cats", "more-cats"),
+}
 SIZES = (250, 2000, 10000)
 ADDED = 10  # images the retrain adds
 SHORT_SIDE_PX = 256  # the copies' short side: small files, still above the backbone's 224
@@ -56,7 +60,7 @@ def augmented(image, rng: random.Random) -> bytes:
     from PIL import ImageEnhance, ImageOps
 
     area = rng.uniform(0.6, 1.0)
-    w, h = round(image.width * area ** 0.5), round(image.height * area ** 0.5)
+    w, h = round(image.width * area**0.5), round(image.height * area**0.5)
     left, top = rng.randint(0, image.width - w), rng.randint(0, image.height - h)
     copy = image.crop((left, top, left + w, top + h))
     if rng.random() < 0.5:
@@ -104,31 +108,44 @@ def phase(name: str, folder: Path) -> dict:
     zips = {p.stem: p for p in folder.glob("*.zip")}
     started = time.perf_counter()
     if name == "create":
-        cid = wb.create_classifier("scale", {c: zips[c] for c in ("beagle", "husky", "goldenretriever")},
-                                   negative_examples=zips["negatives"])["classifier_id"]
+        cid = wb.create_classifier(
+            "scale", {c: zips[c] for c in ("beagle", "husky", "goldenretriever")}, negative_examples=zips["negatives"]
+        )["classifier_id"]
     else:
         cid = wb.list_classifiers()["classifiers"][0]["classifier_id"]
         wb.update_classifier(cid, positive_examples={"beagle": zips["added"]})
     wb.wait(cid, timeout=WAIT_S)
     seconds = time.perf_counter() - started
     metrics = wb.versions(cid)[-1]["metrics"]
-    return {"seconds": seconds, "images": metrics["images"], "images_embedded": metrics["images_embedded"],
-            "embed_seconds": metrics["embed_seconds"], "fit_seconds": metrics["fit_seconds"],
-            "peak_rss_mb": peak_rss_mb()}
+    return {
+        "seconds": seconds,
+        "images": metrics["images"],
+        "images_embedded": metrics["images_embedded"],
+        "embed_seconds": metrics["embed_seconds"],
+        "fit_seconds": metrics["fit_seconds"],
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def run_phase(name: str, folder: Path) -> dict:
-    done = subprocess.run([sys.executable, "-W", "ignore", "-m", "bench.training_scale", "--phase", name, str(folder)],
-                          cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", "-m", "bench.training_scale", "--phase", name, str(folder)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         raise SystemExit(f"training_scale {name} failed:\n{done.stderr[-4000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def summary_keys(size: int, create: dict, retrain: dict) -> dict:
-    return {f"create_{size}_images_s": create["seconds"], f"create_{size}_images_peak_rss_mb": create["peak_rss_mb"],
-            f"retrain_add_{ADDED}_to_{size}_s": retrain["seconds"],
-            f"retrain_add_{ADDED}_to_{size}_peak_rss_mb": retrain["peak_rss_mb"]}
+    return {
+        f"create_{size}_images_s": create["seconds"],
+        f"create_{size}_images_peak_rss_mb": create["peak_rss_mb"],
+        f"retrain_add_{ADDED}_to_{size}_s": retrain["seconds"],
+        f"retrain_add_{ADDED}_to_{size}_peak_rss_mb": retrain["peak_rss_mb"],
+    }
 
 
 def merge_into_results(numbers: dict) -> None:
@@ -151,8 +168,11 @@ def main(sizes: list[int]) -> None:
             print(f"  ({size} augmented images written in {time.perf_counter() - started:.0f} s)", flush=True)
             rows = {name: run_phase(name, Path(tmp)) for name in ("create", "retrain")}
         for name, row in rows.items():
-            print(f"{row['images']:>7} {name:<8} {row['seconds']:>8.2f} {row['images_embedded']:>8} "
-                  f"{row['embed_seconds']:>8.2f} {row['fit_seconds']:>7.2f} {row['peak_rss_mb']:>11.0f}", flush=True)
+            print(
+                f"{row['images']:>7} {name:<8} {row['seconds']:>8.2f} {row['images_embedded']:>8} "
+                f"{row['embed_seconds']:>8.2f} {row['fit_seconds']:>7.2f} {row['peak_rss_mb']:>11.0f}",
+                flush=True,
+            )
         merge_into_results(summary_keys(size, rows["create"], rows["retrain"]))
     print(f"load average after {os.getloadavg()}; targets: retrain adding {ADDED} to 10,000 <= 5 s, RSS bounded")
 

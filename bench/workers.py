@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.server_load import KEY, TUTORIAL, free_port, one_client, rss_kib, train_dogs  # noqa: E402
+from bench.server_load import KEY, TUTORIAL, free_port, one_client, rss_kib, train_dogs
 
 RESULTS = Path(__file__).with_name("results.json")
 RSS_SAMPLE_SECONDS = 0.1
@@ -52,8 +52,20 @@ def tree_rss_kib(pid: int) -> int:
 
 def start_server(home: Path, port: int, workers: int) -> subprocess.Popen:
     env = {**os.environ, "WORKBENCH_API_KEYS": f"me:{KEY}", "WORKBENCH_TRACKING_URI": "none"}
-    command = [sys.executable, "-m", "workbench.cli", "--home", str(home), "serve", "--port", str(port),
-               "--log-level", "warning", "--workers", str(workers)]
+    command = [
+        sys.executable,
+        "-m",
+        "workbench.cli",
+        "--home",
+        str(home),
+        "serve",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--workers",
+        str(workers),
+    ]
     server = subprocess.Popen(command, env=env, start_new_session=True)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -81,8 +93,9 @@ async def load(url: str, pid: int, cid: str, clients: int, seconds: float) -> di
     load_before = os.getloadavg()
     started = time.perf_counter()
     stop_at = started + seconds
-    await asyncio.gather(sample(pid, stop_at, peaks),
-                         *(one_client(url, form, image, stop_at, latencies, errors) for _ in range(clients)))
+    await asyncio.gather(
+        sample(pid, stop_at, peaks), *(one_client(url, form, image, stop_at, latencies, errors) for _ in range(clients))
+    )
     elapsed = time.perf_counter() - started
     ordered = sorted(latencies) or [float("nan")]
     return {
@@ -143,7 +156,11 @@ def main() -> None:
     parser.add_argument("--warmup-seconds", type=float, default=10.0)
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/results.json as it is")
     args = parser.parse_args()
-    rows = [row for workers in args.workers for row in bench_workers(workers, args.clients, args.seconds, args.warmup_seconds)]
+    rows = [
+        row
+        for workers in args.workers
+        for row in bench_workers(workers, args.clients, args.seconds, args.warmup_seconds)
+    ]
     if not args.no_write:
         write_results(rows)
 

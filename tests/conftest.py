@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import io
 import os
-import struct
 import signal
+import struct
 import subprocess
+import threading
 import time
 import urllib.request
-import threading
 import zipfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 from PIL import Image
@@ -56,7 +56,9 @@ def make_workbench(tmp_path: Path, embedding_cache: Path) -> Callable[..., Workb
 
 
 @pytest.fixture(scope="session")
-def dogs(tmp_path_factory: pytest.TempPathFactory, tutorial_zips: dict[str, Path], embedding_cache: Path) -> tuple[Workbench, str]:
+def dogs(
+    tmp_path_factory: pytest.TempPathFactory, tutorial_zips: dict[str, Path], embedding_cache: Path
+) -> tuple[Workbench, str]:
     """The tutorial's classifier after Step 3 (create, then add dalmatian and more-cats), ready. Read-only."""
     wb = Workbench(tmp_path_factory.mktemp("dogs-home"), embedding_cache=embedding_cache, tracking_uri=False)
     created = wb.create_classifier(
@@ -64,7 +66,9 @@ def dogs(tmp_path_factory: pytest.TempPathFactory, tutorial_zips: dict[str, Path
     )
     cid = created["classifier_id"]
     assert wb.wait(cid, timeout=300)["status"] == "ready"
-    wb.update_classifier(cid, positive_examples={"dalmatian": tutorial_zips["dalmatian"]}, negative_examples=tutorial_zips["more-cats"])
+    wb.update_classifier(
+        cid, positive_examples={"dalmatian": tutorial_zips["dalmatian"]}, negative_examples=tutorial_zips["more-cats"]
+    )
     assert wb.wait(cid, timeout=300)["status"] == "ready"
     return wb, cid
 

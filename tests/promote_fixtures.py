@@ -64,7 +64,8 @@ def held_out_scores(wb: Workbench, classifier_id: str) -> list[dict[str, float]]
 def same_scores(got: list[dict[str, float]], expected: list[dict[str, float]]) -> bool:
     """Whether two answers are one version's: the same classes per image, scores within SCORE_TOLERANCE."""
     return len(got) == len(expected) and all(
-        g.keys() == e.keys() and all(abs(g[c] - e[c]) <= SCORE_TOLERANCE for c in g) for g, e in zip(got, expected, strict=True)
+        g.keys() == e.keys() and all(abs(g[c] - e[c]) <= SCORE_TOLERANCE for c in g)
+        for g, e in zip(got, expected, strict=True)
     )
 
 

@@ -22,19 +22,67 @@ LAYERS: dict[str, set[str]] = {
     # import nothing of ours but other leaves
     "leaf": {"errors", "limits", "vocabulary", "spec", "timestamps", "events", "atomic", "sources", "names"},
     # pure computation on arrays and records: no files, no threads, no engines
-    "analysis": {"training", "familiarity", "calibration", "general", "languages", "maps", "plots", "review", "interpretation"},
+    "analysis": {
+        "training",
+        "familiarity",
+        "calibration",
+        "general",
+        "languages",
+        "maps",
+        "plots",
+        "review",
+        "interpretation",
+    },
     # the engine's working parts: reading examples, the backbone, storage, background jobs, MLflow
-    "pipeline": {"examples", "decode", "classify", "backbone", "explicit", "network", "onnx_engine", "onnx_graph", "quantize", "batching", "store", "jobs",
-                 "curation", "promotion", "leases", "owners", "tracking", "tracked_files", "run_record", "pyfunc", "export", "explain", "doctor",
-                 "wait_progress", "streaming", "unknown_images", "zip_directory"},
+    "pipeline": {
+        "examples",
+        "decode",
+        "classify",
+        "backbone",
+        "explicit",
+        "network",
+        "onnx_engine",
+        "onnx_graph",
+        "quantize",
+        "batching",
+        "store",
+        "jobs",
+        "curation",
+        "promotion",
+        "leases",
+        "owners",
+        "tracking",
+        "tracked_files",
+        "run_record",
+        "pyfunc",
+        "export",
+        "explain",
+        "doctor",
+        "wait_progress",
+        "streaming",
+        "unknown_images",
+        "zip_directory",
+    },
     # the one door
     "service": {"service"},
     # the public API: `Workbench` and the types and helpers it hands out, re-exported from their homes
     "api": {"__init__"},
     # the fronts: CLI, HTTP, notebooks
-    "front": {"__main__", "cli", "server", "serve_workers", "connection_limits", "process_memory", "forms", "schemas",
-              "image_urls", "keys", "widgets",
-              "results_files", "spark"},
+    "front": {
+        "__main__",
+        "cli",
+        "server",
+        "serve_workers",
+        "connection_limits",
+        "process_memory",
+        "forms",
+        "schemas",
+        "image_urls",
+        "keys",
+        "widgets",
+        "results_files",
+        "spark",
+    },
 }
 MAY_IMPORT: dict[str, set[str]] = {
     "leaf": {"leaf"},
@@ -115,7 +163,7 @@ def test_no_import_cycles():
 
     def visit(module: str, path: list[str]) -> None:
         if module in path:
-            cycle = [*path[path.index(module):], module]
+            cycle = [*path[path.index(module) :], module]
             raise AssertionError("import cycle: " + " -> ".join(cycle))
         if module in done:
             return
@@ -162,12 +210,43 @@ def test_every_imported_library_is_a_declared_dependency():
 
 # The public surface, pinned: a name added to or dropped from `workbench.__all__` is an API change, made here on purpose.
 PUBLIC_API = {
-    "ClassifierEvent", "ClassifierNotFound", "Curation", "ExampleNotFound", "ImageTooSmall", "ImageURL",
-    "ImageUnreadable", "Interpretation", "InvalidClassName", "InvalidExamples", "InvalidRequest", "InvalidThreshold",
-    "LimitExceeded", "Limits", "ModelNotInstalled", "NoImages", "OutOfFold", "StoreUnavailable", "TooFewExamples",
-    "TrackingError", "TrainingExample", "Unauthorized", "UnsupportedLanguage", "UnsupportedMediaType",
-    "VersionNotFound", "WaitTimeout", "Workbench", "WorkbenchError", "examples_frame", "folder_images", "folder_sets",
-    "image_paths", "label_from_name", "named_images", "parse_labels", "set_name", "tracking_uri",
+    "ClassifierEvent",
+    "ClassifierNotFound",
+    "Curation",
+    "ExampleNotFound",
+    "ImageTooSmall",
+    "ImageURL",
+    "ImageUnreadable",
+    "Interpretation",
+    "InvalidClassName",
+    "InvalidExamples",
+    "InvalidRequest",
+    "InvalidThreshold",
+    "LimitExceeded",
+    "Limits",
+    "ModelNotInstalled",
+    "NoImages",
+    "OutOfFold",
+    "StoreUnavailable",
+    "TooFewExamples",
+    "TrackingError",
+    "TrainingExample",
+    "Unauthorized",
+    "UnsupportedLanguage",
+    "UnsupportedMediaType",
+    "VersionNotFound",
+    "WaitTimeout",
+    "Workbench",
+    "WorkbenchError",
+    "examples_frame",
+    "folder_images",
+    "folder_sets",
+    "image_paths",
+    "label_from_name",
+    "named_images",
+    "parse_labels",
+    "set_name",
+    "tracking_uri",
 }
 
 

@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from workbench.backbone import Backbone, EmbeddingCache
-from workbench.spec import preprocess
 from workbench.batching import BatchingRunner
 from workbench.decode import decode_image
+from workbench.spec import preprocess
 
 TUTORIAL = Path(__file__).resolve().parents[1] / "data" / "tutorial"
 CAT_CLASSES = range(281, 286)  # ImageNet: tabby, tiger cat, Persian, Siamese, Egyptian cat
@@ -192,7 +192,9 @@ def test_embedding_cache_round_trip_and_delete(tmp_path: Path) -> None:
     assert set(cache.get_many(["a" * 64, "b" * 64], "backbone-1")) == {"b" * 64}
 
 
-def test_dense_pass_keeps_the_embedding_and_pools_windows_of_the_feature_map(onnx_backbone: Backbone, torch_backbone: Backbone) -> None:
+def test_dense_pass_keeps_the_embedding_and_pools_windows_of_the_feature_map(
+    onnx_backbone: Backbone, torch_backbone: Backbone
+) -> None:
     images = _images("husky", 3)
     tensors = [preprocess(image, onnx_backbone.spec) for image in images]
     embeddings, _ = onnx_backbone.run(tensors)
@@ -203,7 +205,9 @@ def test_dense_pass_keeps_the_embedding_and_pools_windows_of_the_feature_map(onn
     window = dense.features[:, :, 1:5, 2:6].mean(axis=(2, 3))  # row 1, column 2 of the 4 x 4 windows
     logits = window @ weights.T + bias
     expected = np.exp(logits - logits.max(axis=1, keepdims=True))
-    np.testing.assert_allclose(dense.window_probabilities[:, 1 * 4 + 2], expected / expected.sum(axis=1, keepdims=True), atol=1e-5)
+    np.testing.assert_allclose(
+        dense.window_probabilities[:, 1 * 4 + 2], expected / expected.sum(axis=1, keepdims=True), atol=1e-5
+    )
     torch_dense = torch_backbone.run_dense(tensors)
     np.testing.assert_allclose(torch_dense.window_probabilities, dense.window_probabilities, atol=1e-4)
     np.testing.assert_allclose(torch_dense.features, dense.features, atol=1e-4)

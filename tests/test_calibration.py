@@ -26,9 +26,12 @@ def digits(dogs) -> tuple[np.ndarray, np.ndarray]:
     data = load_digits()
     rng = np.random.default_rng(0)
     rows = np.concatenate([rng.permutation(np.flatnonzero(data.target == k))[:DIGITS_PER_CLASS] for k in range(10)])
-    images = [Image.fromarray((data.images[i] * 255 / 16).astype(np.uint8)).resize((DIGIT_SIDE_PX, DIGIT_SIDE_PX),
-                                                                                  Image.BILINEAR).convert("RGB")
-              for i in rows]
+    images = [
+        Image.fromarray((data.images[i] * 255 / 16).astype(np.uint8))
+        .resize((DIGIT_SIDE_PX, DIGIT_SIDE_PX), Image.BILINEAR)
+        .convert("RGB")
+        for i in rows
+    ]
     return wb.backbone.embed_images(images)[0], np.array([f"d{data.target[i]}" for i in rows])
 
 
@@ -39,8 +42,12 @@ def faces(dogs) -> tuple[np.ndarray, np.ndarray]:
 
     wb, _ = dogs
     crops = np.load(Path(skimage.__file__).parent / "data" / "lfw_subset.npy")
-    images = [Image.fromarray((crop * 255).astype(np.uint8)).resize((FACE_SIDE_PX, FACE_SIDE_PX), Image.BILINEAR)
-              .convert("RGB") for crop in crops]
+    images = [
+        Image.fromarray((crop * 255).astype(np.uint8))
+        .resize((FACE_SIDE_PX, FACE_SIDE_PX), Image.BILINEAR)
+        .convert("RGB")
+        for crop in crops
+    ]
     return wb.backbone.embed_images(images)[0], np.array(["face"] * 100 + ["other"] * 100)
 
 

@@ -12,9 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from workbench.cli import main
-
 from conftest import DOGS_JPG, TUTORIAL
+from workbench.cli import main
 
 RUN_SECONDS = 300
 
@@ -22,7 +21,7 @@ RUN_SECONDS = 300
 def jpegs(count: int, start: int = 0) -> list[Path]:
     """`count` distinct tutorial JPEGs."""
     files = sorted(p for p in TUTORIAL.glob("*/*.jpg") if p.parent.name != "test")
-    return files[start:start + count]
+    return files[start : start + count]
 
 
 def fill(folder: Path, images: list[Path]) -> None:
@@ -37,9 +36,25 @@ def fill(folder: Path, images: list[Path]) -> None:
 def classify_dir(home: Path, folder: Path, out: Path, cid: str, *extra: str) -> dict:
     """`workbench classify-dir` in a real subprocess; its JSON summary."""
     done = subprocess.run(
-        [sys.executable, "-m", "workbench", "--home", str(home), "classify-dir", str(folder), "-c", cid,
-         "--out", str(out), "-t", "0", *extra],
-        capture_output=True, text=True, timeout=RUN_SECONDS,
+        [
+            sys.executable,
+            "-m",
+            "workbench",
+            "--home",
+            str(home),
+            "classify-dir",
+            str(folder),
+            "-c",
+            cid,
+            "--out",
+            str(out),
+            "-t",
+            "0",
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=RUN_SECONDS,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "img/s" in done.stderr  # the tqdm bar
@@ -70,7 +85,9 @@ def test_classify_iter_answers_like_classify_with_an_error_per_bad_image(dogs, t
     assert [a["classifiers"] for a in answers] == [e["classifiers"] for e in expected]
     assert answers[0]["image"] == "pics/beagle/" + jpegs(1)[0].name and len(answers[0]["sha256"]) == 64
     skipped: list[str] = []
-    rest = list(wb.classify_iter(tmp_path / "pics", classifier_ids=cid, skip={answers[0]["sha256"]}, on_skip=skipped.append))
+    rest = list(
+        wb.classify_iter(tmp_path / "pics", classifier_ids=cid, skip={answers[0]["sha256"]}, on_skip=skipped.append)
+    )
     assert skipped == [answers[0]["image"]] and len(rest) == len(answers) - 1
 
 
@@ -107,7 +124,7 @@ def test_classify_dir_text_output_reads_back_and_drops_a_line_cut_by_a_crash(dog
     assert main(["--home", str(wb.home), "classify-dir", str(folder), "-c", cid, "--out", str(out)]) == 0
     capsys.readouterr()
     with open(out, "a") as file:
-        file.write('archive/beagle/half-written.jpg,0123' if suffix == ".csv" else '{"path": "archive/be')
+        file.write("archive/beagle/half-written.jpg,0123" if suffix == ".csv" else '{"path": "archive/be')
     fill(folder, jpegs(2, start=6))
     assert main(["--home", str(wb.home), "classify-dir", str(folder), "-c", cid, "--out", str(out)]) == 0
     summary = json.loads(capsys.readouterr().out)
@@ -136,8 +153,9 @@ def test_classify_dir_writes_each_path_once_follows_linked_folders_and_rows_a_co
     second = classify_dir(wb.home, folder, out, cid)
     assert second == {"out": str(out), "classified": 1, "errors": 0, "already_done": 5}
     frame = pd.read_json(out, lines=True)
-    assert sorted(frame["path"]) == sorted(["archive/big.jpg", "archive/copy.jpg", "archive/empty.jpg",
-                                            *(f"archive/linked/{p.name}" for p in jpegs(3))])
+    assert sorted(frame["path"]) == sorted(
+        ["archive/big.jpg", "archive/copy.jpg", "archive/empty.jpg", *(f"archive/linked/{p.name}" for p in jpegs(3))]
+    )
     errors = dict(zip(frame["path"], frame["error"]))
     assert "size limit" in errors["archive/big.jpg"] and isinstance(errors["archive/empty.jpg"], str)
     copy = frame[frame["path"] == "archive/copy.jpg"].iloc[0]
@@ -149,6 +167,16 @@ def test_classify_dir_of_a_folder_without_images_is_an_error(tmp_path, capsys):
     (tmp_path / "archive").mkdir()
     (tmp_path / "archive" / "notes.txt").write_text("not an image")
     with pytest.raises(SystemExit, match="no images under"):
-        main(["--home", str(tmp_path / "home"), "classify-dir", str(tmp_path / "archive"), "-c", "default",
-              "--out", str(tmp_path / "results.jsonl")])
+        main(
+            [
+                "--home",
+                str(tmp_path / "home"),
+                "classify-dir",
+                str(tmp_path / "archive"),
+                "-c",
+                "default",
+                "--out",
+                str(tmp_path / "results.jsonl"),
+            ]
+        )
     assert not (tmp_path / "results.jsonl").exists()

@@ -20,7 +20,10 @@ from workbench.tracked_files import staged_ids
 def workbench(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "workbench.cli", "--home", str(home), *args],
-        capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -55,8 +58,13 @@ def test_demo_prints_the_tutorial_answers(tmp_path: Path) -> None:
 def test_cli_create_get_classify_delete(tmp_path: Path) -> None:
     home = tmp_path / "home"
     created = workbench(
-        home, "create", "pets",
-        "-p", f"beagle={TUTORIAL / 'beagle'}", "-n", str(TUTORIAL / "cats"),
+        home,
+        "create",
+        "pets",
+        "-p",
+        f"beagle={TUTORIAL / 'beagle'}",
+        "-n",
+        str(TUTORIAL / "cats"),
     )
     assert created.returncode == 0, created.stderr
     cid = json.loads(created.stdout)["classifier_id"]
@@ -91,8 +99,11 @@ def parser_actions(parser: argparse.ArgumentParser, path: str = "workbench") -> 
 def test_every_option_and_positional_has_help() -> None:
     actions = parser_actions(build_parser())
     assert any(path == "workbench keys add" for path, _ in actions)  # the walk reaches nested verbs
-    missing = [f"{path}: {action.option_strings or action.dest}" for path, action in actions
-               if not isinstance(action, argparse._HelpAction) and not (action.help or "").strip()]
+    missing = [
+        f"{path}: {action.option_strings or action.dest}"
+        for path, action in actions
+        if not isinstance(action, argparse._HelpAction) and not (action.help or "").strip()
+    ]
     assert missing == []
 
 
@@ -103,7 +114,10 @@ def test_a_reader_that_went_away_ends_quietly(tmp_path: Path) -> None:
     try:
         done = subprocess.run(
             [sys.executable, "-m", "workbench.cli", "--home", str(tmp_path / "home"), "list", "--verbose"],
-            stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
         )
     finally:
         os.close(write_end)
@@ -165,12 +179,14 @@ HEAVY_MODULES = ("sklearn", "mlflow", "torch", "fastapi", "matplotlib", "onnxrun
 
 def test_help_imports_none_of_the_engine() -> None:
     """`workbench --help` stays fast because it imports no heavy library (each costs 0.2 to 1.2 s)."""
-    probe = ("import sys, contextlib, io\n"
-             "from workbench.cli import main\n"
-             "with contextlib.redirect_stdout(io.StringIO()):\n"
-             "    try: main(['--help'])\n"
-             "    except SystemExit: pass\n"
-             f"print(sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules))")
+    probe = (
+        "import sys, contextlib, io\n"
+        "from workbench.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    try: main(['--help'])\n"
+        "    except SystemExit: pass\n"
+        f"print(sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules))"
+    )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
@@ -179,27 +195,38 @@ def test_help_imports_none_of_the_engine() -> None:
 SHORT_COMMAND_FORBIDDEN = ("pandas", "matplotlib", "sklearn", "onnxruntime", "torch", "mlflow")
 
 
-def test_list_get_delete_import_none_of_the_engine(make_workbench, tutorial_zips: dict[str, Path], tmp_path: Path) -> None:
+def test_list_get_delete_import_none_of_the_engine(
+    make_workbench, tutorial_zips: dict[str, Path], tmp_path: Path
+) -> None:
     """`workbench list`, `get` and `delete` on a real classifier, MLflow tracking on, stay short: no heavy library.
 
     `delete` only stages the classifier's history for the next tracking process (resume=False), so
     not even MLflow loads. The wall time of each is printed (`pytest -s`), not asserted: it depends on the machine.
     """
     wb = make_workbench()
-    cid = wb.create_classifier("pets", {"beagle": tutorial_zips["beagle"]}, negative_examples=tutorial_zips["cats"])["classifier_id"]
+    cid = wb.create_classifier("pets", {"beagle": tutorial_zips["beagle"]}, negative_examples=tutorial_zips["cats"])[
+        "classifier_id"
+    ]
     assert wb.wait(cid, timeout=300)["status"] == "ready"
-    probe = ("import sys, contextlib, io\n"
-             "from workbench.cli import main\n"
-             "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
-             "    code = main(sys.argv[1:])\n"
-             "import json\n"
-             "print(json.dumps({'code': code, 'out': out.getvalue(),\n"
-             f"                  'heavy': sorted(m for m in {SHORT_COMMAND_FORBIDDEN!r} if m in sys.modules)}}))")
+    probe = (
+        "import sys, contextlib, io\n"
+        "from workbench.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "    code = main(sys.argv[1:])\n"
+        "import json\n"
+        "print(json.dumps({'code': code, 'out': out.getvalue(),\n"
+        f"                  'heavy': sorted(m for m in {SHORT_COMMAND_FORBIDDEN!r} if m in sys.modules)}}))"
+    )
     tracking = {**os.environ, "WORKBENCH_TRACKING_URI": str(tmp_path / "mlruns")}
     for verb in (["list"], ["get", cid], ["delete", cid]):
         started = time.perf_counter()
-        done = subprocess.run([sys.executable, "-c", probe, "--home", str(wb.home), *verb],
-                              capture_output=True, text=True, timeout=120, env=tracking)
+        done = subprocess.run(
+            [sys.executable, "-c", probe, "--home", str(wb.home), *verb],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=tracking,
+        )
         print(f"\nworkbench {verb[0]}: {time.perf_counter() - started:.2f} s wall (interpreter start to exit)")
         assert done.returncode == 0, done.stderr
         report = json.loads(done.stdout)

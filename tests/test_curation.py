@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from conftest import TUTORIAL, Gate
+from reliability.served_http import VERSION, open_app, served
 from workbench import (
     ClassifierNotFound,
     ExampleNotFound,
@@ -26,15 +27,13 @@ from workbench import (
     TooFewExamples,
     TrainingExample,
     Workbench,
+    curation,
     examples_frame,
 )
-from workbench import curation
 from workbench import doctor as dr
 from workbench.keys import KeyRing
 from workbench.server import ServerSettings, create_app
 from workbench.training import Heads
-
-from reliability.served_http import VERSION, open_app, served
 
 TRAIN_S = 300.0
 SIZES = {"beagle": 12, "husky": 12, "cats": 10}  # 10 is the least a set may keep
@@ -52,8 +51,9 @@ def small_zip(folder: Path, name: str, count: int) -> Path:
 
 def create_small(wb: Workbench, folder: Path) -> str:
     zips = {name: small_zip(folder, name, n) for name, n in SIZES.items()}
-    cid = wb.create_classifier("pets", {"beagle": zips["beagle"], "husky": zips["husky"]},
-                               negative_examples=zips["cats"])["classifier_id"]
+    cid = wb.create_classifier(
+        "pets", {"beagle": zips["beagle"], "husky": zips["husky"]}, negative_examples=zips["cats"]
+    )["classifier_id"]
     assert wb.wait(cid, timeout=TRAIN_S)["status"] == "ready"
     return cid
 
@@ -85,7 +85,9 @@ def test_examples_lists_every_example_with_its_own_and_best_other_out_of_fold_sc
     assert len(found) == sum(SIZES.values()) and all(e.in_version and e.version == 1 and not e.removed for e in found)
     oof = wb.out_of_fold(cid)
     for example in found:
-        row = next(i for i, (sha, label) in enumerate(zip(oof.sha256, oof.labels, strict=True)) if sha == example.sha256)
+        row = next(
+            i for i, (sha, label) in enumerate(zip(oof.sha256, oof.labels, strict=True)) if sha == example.sha256
+        )
         scores = dict(zip(oof.classes, oof.scores[row].tolist(), strict=True))
         if example.negative:
             assert example.score is None and example.class_name is None
@@ -173,7 +175,9 @@ def test_a_change_that_leaves_too_few_images_or_names_no_example_is_refused_and_
     beagles, huskies, cats = ids_of(wb, cid, "beagle"), ids_of(wb, cid, "husky"), ids_of(wb, cid, None)
     with pytest.raises(TooFewExamples) as refused:
         wb.remove_examples(cid, beagles[:3])  # 9 beagles left
-    assert refused.value.code == 400 and "class 'beagle'" in refused.value.message and "9 images" in refused.value.message
+    assert (
+        refused.value.code == 400 and "class 'beagle'" in refused.value.message and "9 images" in refused.value.message
+    )
     with pytest.raises(TooFewExamples):
         wb.relabel_examples(cid, {beagles[0]: "puppy"})  # a new class of one image
     with pytest.raises(TooFewExamples):
@@ -249,14 +253,18 @@ def test_a_home_from_before_curation_gains_its_columns_and_old_versions_keep_the
     assert [(r.removed_by, r.replaces) for r in store.examples("c_1")] == [(None, None), (None, None)]
 
 
-def test_the_version_after_a_curation_logs_what_changed_in_mlflow(template, tmp_path: Path, embedding_cache: Path) -> None:
+def test_the_version_after_a_curation_logs_what_changed_in_mlflow(
+    template, tmp_path: Path, embedding_cache: Path
+) -> None:
     from mlflow import MlflowClient
 
     from workbench.run_record import CHANGES_ARTIFACT, MANIFEST_ARTIFACT, TAG_ADDED, TAG_CURATED, TAG_KIND, TAG_VERSION
 
     home = Path(shutil.copytree(template[0], tmp_path / "home"))
     cid = template[1]
-    storing = Workbench(home, embedding_cache=embedding_cache, tracking_uri=False, train=False)  # both changes, one training
+    storing = Workbench(
+        home, embedding_cache=embedding_cache, tracking_uri=False, train=False
+    )  # both changes, one training
     removed = ids_of(storing, cid, "beagle")[:2]
     relabelled = ids_of(storing, cid, "husky")[0]
     storing.remove_examples(cid, removed)
@@ -267,8 +275,10 @@ def test_the_version_after_a_curation_logs_what_changed_in_mlflow(template, tmp_
     assert wb.tracker.flush(timeout=TRAIN_S)
     client = MlflowClient(tracking_uri=wb.tracker.uri)
     experiment = client.get_experiment_by_name(cid)
-    runs = {int(r.data.tags[TAG_VERSION]): r for r in client.search_runs(
-        [experiment.experiment_id], filter_string=f"tags.`{TAG_KIND}` = 'version'")}
+    runs = {
+        int(r.data.tags[TAG_VERSION]): r
+        for r in client.search_runs([experiment.experiment_id], filter_string=f"tags.`{TAG_KIND}` = 'version'")
+    }
     first, curated = runs[1], runs[2]
     assert (first.data.params["examples_removed"], first.data.params["examples_relabelled"]) == ("0", "0")
     assert first.data.tags[TAG_CURATED] == "nothing"
@@ -282,16 +292,23 @@ def test_the_version_after_a_curation_logs_what_changed_in_mlflow(template, tmp_
     assert {int(line.split(",")[1]) for line in lines[1:] if line.startswith("removed,")} == set(removed)
     [moved] = [line.split(",") for line in lines[1:] if line.startswith("relabelled,")]
     assert (int(moved[1]), int(moved[2]), moved[5], moved[6]) == (
-        relabelled, change.relabelled[0].new_example_id, "husky", "beagle")
-    manifest = Path(client.download_artifacts(curated.info.run_id, MANIFEST_ARTIFACT, str(tmp_path / "got2"))).read_text()
+        relabelled,
+        change.relabelled[0].new_example_id,
+        "husky",
+        "beagle",
+    )
+    manifest = Path(
+        client.download_artifacts(curated.info.run_id, MANIFEST_ARTIFACT, str(tmp_path / "got2"))
+    ).read_text()
     assert len(manifest.splitlines()) == 1 + sum(SIZES.values()) - 2
     assert not client.list_artifacts(first.info.run_id, "examples/changes.csv")
 
 
 # the CLI ---------------------------------------------------------------------------------
 def cli(home: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "workbench.cli", "--home", str(home), *args],
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "workbench.cli", "--home", str(home), *args], capture_output=True, text=True, timeout=600
+    )
 
 
 def test_the_cli_lists_removes_and_relabels_examples(template, tmp_path: Path) -> None:
@@ -300,10 +317,14 @@ def test_the_cli_lists_removes_and_relabels_examples(template, tmp_path: Path) -
     assert listed.returncode == 0, listed.stderr
     examples = json.loads(listed.stdout)
     assert len(examples) == sum(SIZES.values()) and examples[0]["version"] == 1
-    assert {"example_id", "class", "negative", "sha256", "source", "score", "top_other_class", "in_version"} <= set(examples[0])
+    assert {"example_id", "class", "negative", "sha256", "source", "score", "top_other_class", "in_version"} <= set(
+        examples[0]
+    )
     worst = json.loads(cli(home, "examples", cid, "--sort", "oof").stdout)
-    margins = [TrainingExample(**{k: v for k, v in e.items() if k not in ("class", "negative")}, class_name=e["class"]).margin
-               for e in worst]
+    margins = [
+        TrainingExample(**{k: v for k, v in e.items() if k not in ("class", "negative")}, class_name=e["class"]).margin
+        for e in worst
+    ]
     assert margins == sorted(margins)
     beagles = [str(e["example_id"]) for e in examples if e["class"] == "beagle"]
     huskies = [str(e["example_id"]) for e in examples if e["class"] == "husky"]
@@ -315,7 +336,9 @@ def test_the_cli_lists_removes_and_relabels_examples(template, tmp_path: Path) -
     assert relabelled.returncode == 0, relabelled.stderr
     moved = json.loads(relabelled.stdout)["relabelled"]
     assert [(m["example_id"], m["previous_class"], m["class"]) for m in moved] == [
-        (int(huskies[0]), "husky", "beagle"), (int(huskies[1]), "husky", "beagle")]
+        (int(huskies[0]), "husky", "beagle"),
+        (int(huskies[1]), "husky", "beagle"),
+    ]
     negative = cli(home, "examples", "relabel", cid, beagles[2], "--negative")
     assert negative.returncode == 0 and json.loads(negative.stdout)["relabelled"][0]["class"] is None
     versions = json.loads(cli(home, "versions", cid, "--json").stdout)
@@ -326,7 +349,9 @@ def test_the_cli_lists_removes_and_relabels_examples(template, tmp_path: Path) -
     everything = json.loads(cli(home, "examples", cid, "--removed", "--version", "1").stdout)
     assert [e["example_id"] for e in everything if e["in_version"]] == [e["example_id"] for e in examples]
     too_few = cli(home, "examples", "remove", cid, *[str(e["example_id"]) for e in now if e["class"] == "husky"][:1])
-    assert too_few.returncode == 1 and "error 400" in too_few.stderr and "husky" in too_few.stderr and too_few.stdout == ""
+    assert (
+        too_few.returncode == 1 and "error 400" in too_few.stderr and "husky" in too_few.stderr and too_few.stdout == ""
+    )
     unknown = cli(home, "examples", "remove", cid, "999999")
     assert unknown.returncode == 1 and "error 404" in unknown.stderr
     no_class = cli(home, "examples", "relabel", cid, beagles[3])
@@ -351,34 +376,53 @@ def test_the_http_front_lists_removes_and_relabels_examples_with_watson_errors(p
         assert removed.status_code == 200, removed.text
         assert removed.json()["removed"] == beagles[:2] and removed.json()["status"] == "retraining"
         assert wb.wait(cid, timeout=TRAIN_S)["status"] == "ready"
-        relabel = {"examples": [{"example_id": huskies[0], "class": "beagle"}, {"example_id": huskies[1], "class": None}]}
+        relabel = {
+            "examples": [{"example_id": huskies[0], "class": "beagle"}, {"example_id": huskies[1], "class": None}]
+        }
         relabelled = client.post(f"{path}/relabel", params=VERSION, json=relabel)
         assert relabelled.status_code == 200, relabelled.text
         assert [(m["example_id"], m["class"]) for m in relabelled.json()["relabelled"]] == [
-            (huskies[0], "beagle"), (huskies[1], None)]
+            (huskies[0], "beagle"),
+            (huskies[1], None),
+        ]
         assert wb.wait(cid, timeout=TRAIN_S)["status"] == "ready"
         assert len(client.get(path, params=VERSION).json()["examples"]) == sum(SIZES.values()) - 2
         errors = {
             "too few": client.post(f"{path}/remove", params=VERSION, json={"example_ids": beagles[2:6]}),
             "unknown example": client.post(f"{path}/remove", params=VERSION, json={"example_ids": [10**9]}),
-            "unknown classifier": client.post("/v3/classifiers/nope_1/examples/remove", params=VERSION,
-                                              json={"example_ids": [beagles[2]]}),
+            "unknown classifier": client.post(
+                "/v3/classifiers/nope_1/examples/remove", params=VERSION, json={"example_ids": [beagles[2]]}
+            ),
             "string id": client.post(f"{path}/remove", params=VERSION, json={"example_ids": [str(beagles[2])]}),
             "boolean id": client.post(f"{path}/remove", params=VERSION, json={"example_ids": [True]}),
             "huge id": client.post(f"{path}/remove", params=VERSION, json={"example_ids": [2**70]}),
             "empty": client.post(f"{path}/remove", params=VERSION, json={"example_ids": []}),
             "extra field": client.post(f"{path}/remove", params=VERSION, json={"example_ids": [beagles[2]], "x": 1}),
-            "not json": client.post(f"{path}/remove", params=VERSION, content=b"{", headers={"content-type": "application/json"}),
-            "bad class": client.post(f"{path}/relabel", params=VERSION,
-                                     json={"examples": [{"example_id": beagles[2], "class": "a/b"}]}),
-            "twice": client.post(f"{path}/relabel", params=VERSION, json={"examples": [
-                {"example_id": beagles[2], "class": "husky"}, {"example_id": beagles[2], "class": None}]}),
+            "not json": client.post(
+                f"{path}/remove", params=VERSION, content=b"{", headers={"content-type": "application/json"}
+            ),
+            "bad class": client.post(
+                f"{path}/relabel", params=VERSION, json={"examples": [{"example_id": beagles[2], "class": "a/b"}]}
+            ),
+            "twice": client.post(
+                f"{path}/relabel",
+                params=VERSION,
+                json={
+                    "examples": [
+                        {"example_id": beagles[2], "class": "husky"},
+                        {"example_id": beagles[2], "class": None},
+                    ]
+                },
+            ),
             "no version": client.post(f"{path}/remove", json={"example_ids": [beagles[2]]}),
             "bad sort": client.get(path, params={**VERSION, "sort": "worst"}),
         }
         codes = {name: (answer.status_code, answer.json()["code"]) for name, answer in errors.items()}
-        assert codes == {**{name: (400, 400) for name in errors},
-                         "unknown example": (404, 404), "unknown classifier": (404, 404)}, codes
+        assert codes == {
+            **{name: (400, 400) for name in errors},
+            "unknown example": (404, 404),
+            "unknown classifier": (404, 404),
+        }, codes
         assert all(set(answer.json()) == {"code", "error"} for answer in errors.values())
         assert "beagle" in errors["too few"].json()["error"]
     assert len(wb.versions(cid)) == 3 and wb.get_classifier(cid)["status"] == "ready"  # the refusals changed nothing
@@ -392,9 +436,19 @@ def test_http_curation_is_owner_checked(pets) -> None:
         theirs = {"Authorization": "Bearer key-other"}
         first = wb.examples(cid)[0].example_id
         assert client.get(path, params=VERSION, headers=theirs).status_code == 404
-        assert client.post(f"{path}/remove", params=VERSION, headers=theirs, json={"example_ids": [first]}).status_code == 404
-        assert client.post(f"{path}/relabel", params=VERSION, headers=theirs,
-                           json={"examples": [{"example_id": first, "class": None}]}).status_code == 404
+        assert (
+            client.post(f"{path}/remove", params=VERSION, headers=theirs, json={"example_ids": [first]}).status_code
+            == 404
+        )
+        assert (
+            client.post(
+                f"{path}/relabel",
+                params=VERSION,
+                headers=theirs,
+                json={"examples": [{"example_id": first, "class": None}]},
+            ).status_code
+            == 404
+        )
         assert client.get(path, params=VERSION).status_code == 401
         assert client.get(path, params=VERSION, headers={"Authorization": "Bearer key-me"}).status_code == 200
     assert len(wb.examples(cid)) == sum(SIZES.values())
@@ -405,15 +459,18 @@ def test_the_gallery_buttons_remove_and_relabel_the_shown_example(pets) -> None:
     from workbench import widgets
 
     wb, cid = pets
-    gallery = widgets.Gallery(wb, cid, threshold=1.0, max_images=40)  # no score reaches 1: every positive is "misclassified"
+    gallery = widgets.Gallery(
+        wb, cid, threshold=1.0, max_images=40
+    )  # no score reaches 1: every positive is "misclassified"
     tiles = list(gallery.grid.children)
     positives = [t for t in tiles if t.label is not None]
     beagles = [t for t in positives if t.label == "beagle"]
     huskies = [t for t in positives if t.label == "husky"]
     assert len(beagles) >= 3 and huskies, "at threshold 1 no image reaches its class"
     first = beagles[0]
-    assert first.example_id == next(e.example_id for e in wb.examples(cid)
-                                     if e.sha256 == first.sha256 and e.class_name == "beagle")
+    assert first.example_id == next(
+        e.example_id for e in wb.examples(cid) if e.sha256 == first.sha256 and e.class_name == "beagle"
+    )
     first.remove_button.click()  # the button a person clicks
     assert first.remove_button.disabled and first.relabel_button.disabled and "removed" in first.caption.value
     assert f"example {first.example_id} removed" in gallery.message.value and "retraining" in gallery.message.value
@@ -440,4 +497,8 @@ def test_the_gallery_buttons_remove_and_relabel_the_shown_example(pets) -> None:
     gallery.kind.value = "borderline"
     gallery.kind.value = "misclassified"  # redrawn: the removed example's tile says it is no longer trained on
     redrawn = next(t for t in gallery.grid.children if t.sha256 == first.sha256 and t.label == "beagle")
-    assert redrawn.example_id is None and redrawn.remove_button.disabled and "no longer trained on" in redrawn.caption.value
+    assert (
+        redrawn.example_id is None
+        and redrawn.remove_button.disabled
+        and "no longer trained on" in redrawn.caption.value
+    )

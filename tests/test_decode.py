@@ -12,8 +12,8 @@ from PIL import Image, ImageFile
 from conftest import encode, png_bomb
 from workbench.decode import backbone_input, decode_image, prepared_batches, validate_image
 from workbench.errors import ImageTooSmall, ImageUnreadable, LimitExceeded
-from workbench.spec import lite0_spec, preprocess
 from workbench.limits import Limits
+from workbench.spec import lite0_spec, preprocess
 
 TUTORIAL = Path(__file__).resolve().parents[1] / "data" / "tutorial"
 IMAGES = Path("/work/shared/reference/images")
@@ -64,6 +64,7 @@ def test_validate_image_returns_size() -> None:
         expected = img.size
     assert validate_image(DOGS.read_bytes()) == expected
 
+
 @pytest.mark.parametrize("kept", [0.5, 0.9, 0.98])
 def test_truncated_jpeg_is_unreadable(kept: float) -> None:
     data = DOGS.read_bytes()
@@ -73,17 +74,20 @@ def test_truncated_jpeg_is_unreadable(kept: float) -> None:
     with pytest.raises(ImageUnreadable):
         validate_image(cut)  # validation decodes at 1/8 scale, which still reads every byte
 
+
 def test_garbage_and_unsupported_formats_are_unreadable() -> None:
     with pytest.raises(ImageUnreadable):
         validate_image(b"hello world")
     with pytest.raises(ImageUnreadable):
         validate_image(encode(Image.new("RGB", (64, 64)), "PPM"))
 
+
 def test_small_image_is_too_small() -> None:
     with pytest.raises(ImageTooSmall):
         validate_image(encode(Image.new("RGB", (20, 20), "red"), "PNG"))
     with pytest.raises(ImageTooSmall):
         decode_image(encode(Image.new("RGB", (200, 20), "red"), "JPEG"))
+
 
 def test_decompression_bomb_is_refused_without_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
     bomb = png_bomb(20_000)
@@ -103,6 +107,7 @@ def test_decompression_bomb_is_refused_without_decoding(monkeypatch: pytest.Monk
     with pytest.raises(LimitExceeded, match="5000x5000"):
         decode_image(under_pil_limit, limits=Limits(max_image_pixels=10_000_000))
 
+
 def test_rgba_png_is_composited_on_white() -> None:
     img = Image.new("RGBA", (64, 64), (255, 0, 0, 0))
     img.paste((0, 0, 255, 255), (0, 0, 32, 64))
@@ -110,6 +115,7 @@ def test_rgba_png_is_composited_on_white() -> None:
     assert out.mode == "RGB"
     assert out.getpixel((50, 10)) == (255, 255, 255)
     assert out.getpixel((10, 10)) == (0, 0, 255)
+
 
 def test_two_frame_gif_gives_first_frame() -> None:
     red = Image.new("RGB", (64, 48), (255, 0, 0)).convert("P")
@@ -120,6 +126,7 @@ def test_two_frame_gif_gives_first_frame() -> None:
     out = decode_image(data)
     assert out.mode == "RGB" and out.size == (64, 48)
     assert out.getpixel((5, 5)) == (255, 0, 0)
+
 
 def test_cmyk_jpeg_and_grayscale_decode_to_rgb() -> None:
     cmyk = decode_image(encode(Image.new("CMYK", (64, 40), (0, 255, 255, 0)), "JPEG"))
@@ -133,10 +140,12 @@ def test_cmyk_jpeg_and_grayscale_decode_to_rgb() -> None:
     mono = decode_image(encode(Image.new("1", (64, 40), 1), "BMP"))
     assert mono.mode == "RGB" and mono.getpixel((1, 1)) == (255, 255, 255)
 
+
 def test_palette_png_with_transparency() -> None:
     img = Image.new("RGBA", (64, 64), (0, 0, 0, 0)).convert("P")
     out = decode_image(encode(img, "PNG", transparency=0))
     assert out.mode == "RGB" and out.getpixel((3, 3)) == (255, 255, 255)
+
 
 def test_exif_orientation_is_applied() -> None:
     img = Image.new("RGB", (64, 40), (0, 128, 0))
@@ -147,6 +156,7 @@ def test_exif_orientation_is_applied() -> None:
     assert out.size == (40, 64)
     assert out.mode == "RGB"
 
+
 def test_draft_decodes_large_jpeg_smaller() -> None:
     data = encode(Image.new("RGB", (2000, 1000), (10, 20, 30)), "JPEG")
     full = decode_image(data)
@@ -156,6 +166,7 @@ def test_draft_decodes_large_jpeg_smaller() -> None:
     assert small.size[0] < 2000
     png = decode_image(encode(Image.new("RGB", (400, 300)), "PNG"), draft_size=100)
     assert png.size == (400, 300)
+
 
 def test_real_png_with_alpha_decodes() -> None:
     out = decode_image((IMAGES / "goldenretriever" / "pexels-photo.png").read_bytes())

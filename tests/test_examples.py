@@ -10,10 +10,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
-from conftest import encode
 from PIL import Image
 
+from conftest import encode
 from workbench.errors import (
     ImageUnreadable,
     InvalidExamples,
@@ -28,11 +27,11 @@ from workbench.examples import (
     ExampleSet,
     ImageInput,
     Skipped,
+    folder_sets,
     read_example_set,
     read_images,
     sha256_hex,
 )
-from workbench.examples import folder_sets
 from workbench.limits import Limits
 
 IMAGES = Path("/work/shared/reference/images")
@@ -215,30 +214,6 @@ def test_unreadable_image_in_set_is_skipped(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- single images
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 # ---------------------------------------------------------------- classify inputs
 
 
@@ -335,7 +310,9 @@ def _written(members: dict[str, bytes], *, comment: bytes = b"", prefix: bytes =
     ids=["plain", "comment", "prefixed", "zip64-headers", "names", "empty"],
 )
 @pytest.mark.parametrize("chunk_bytes", [1024 * 1024, 7])  # 7: entries cut across the chunks read
-def test_the_struct_walk_lists_what_zipfile_lists(data: bytes, chunk_bytes: int, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_struct_walk_lists_what_zipfile_lists(
+    data: bytes, chunk_bytes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from workbench import zip_directory
     from workbench.zip_directory import Member, members
 
@@ -352,10 +329,14 @@ def test_a_zip64_size_is_read_from_the_extra_field() -> None:
     from reliability.hand_zips import central_entry, hand_zip
     from workbench.zip_directory import members
 
-    extra = struct.pack("<2H", 0x7075, 3) + b"abc" + struct.pack("<2HQ", 0x0001, 8, 5_000_000_000)  # after another field
+    extra = (
+        struct.pack("<2H", 0x7075, 3) + b"abc" + struct.pack("<2HQ", 0x0001, 8, 5_000_000_000)
+    )  # after another field
     data = hand_zip(central_entry(b"big.jpg", 0xFFFFFFFF, extra) + central_entry(b"small.jpg", 3), 2)
     expected = [info.file_size for info in zipfile.ZipFile(io.BytesIO(data)).infolist()]
-    assert [member.file_size for member in members(io.BytesIO(data), 10, "z.zip") or []] == expected == [5_000_000_000, 3]
+    assert (
+        [member.file_size for member in members(io.BytesIO(data), 10, "z.zip") or []] == expected == [5_000_000_000, 3]
+    )
 
 
 @pytest.mark.parametrize("data", [b"", b"PK\x03\x04 cut short", b"PK\x05\x06" + b"\0" * 10])

@@ -10,11 +10,11 @@ from PIL import Image
 
 from conftest import DOGS_JPG, TUTORIAL, encode
 from workbench import plots, widgets
-from workbench.errors import InvalidRequest
 from workbench.decode import decode_image
+from workbench.errors import InvalidRequest
 from workbench.maps import cell_logits, custom_head_cells
-from workbench.spec import crop_box, preprocess
 from workbench.run_record import write_overlay_gallery
+from workbench.spec import crop_box, preprocess
 from workbench.tracked_files import ClassifierFiles
 from workbench.training import normalise
 
@@ -83,7 +83,9 @@ def test_explain_maps_a_subject_at_the_edge_of_a_wide_image_with_classifys_score
     data = encode(canvas, "PNG")
     [result] = wb.classify(data, classifier_ids=[cid], threshold=0.0)["images"][0]["classifiers"]
     [golden] = wb.explain(data, cid, class_name="goldenretriever")
-    assert golden.score == pytest.approx({c["class"]: c["score"] for c in result["classes"]}["goldenretriever"], abs=1e-6)
+    assert golden.score == pytest.approx(
+        {c["class"]: c["score"] for c in result["classes"]}["goldenretriever"], abs=1e-6
+    )
     assert golden.score >= 0.8
     assert golden.heatmap[:, :side].max() > 0.9  # the evidence lies on the dog, at the left edge
 
@@ -92,7 +94,9 @@ def test_explain_default_top_leaf_ancestor_and_colour(dogs) -> None:
     wb, _ = dogs
     answer = default_answer(wb, DOGS_JPG, threshold=0.0)
     top = wb.explain(DOGS_JPG, "default")
-    assert top[0].class_name == "golden retriever" and top[0].score == pytest.approx(answer["golden retriever"]["score"])
+    assert top[0].class_name == "golden retriever" and top[0].score == pytest.approx(
+        answer["golden retriever"]["score"]
+    )
     [dog] = wb.explain(DOGS_JPG, "default", class_name="dog")
     assert dog.score == pytest.approx(answer["dog"]["score"])
     assert dog.box == pytest.approx((0.0, 0.0, *dog.image.size))  # every view together: the whole image
@@ -200,15 +204,23 @@ def test_out_of_domain_photos_get_no_default_object_class(dogs, name: str) -> No
 
 
 def top_colour(wb, data: bytes) -> tuple[str, float]:
-    colours = [(c["class"], c["score"]) for c in default_answer_bytes(wb, data).values() if c["class"].endswith(" color")]
+    colours = [
+        (c["class"], c["score"]) for c in default_answer_bytes(wb, data).values() if c["class"].endswith(" color")
+    ]
     return max(colours, key=lambda pair: pair[1])
 
 
-@pytest.mark.parametrize("image, colours", [
-    (("matplotlib", "mpl-data", "sample_data", "Minduka_Present_Blue_Pack.png"), {"blue color", "light blue color"}),
-    (("skimage", "data", "motorcycle_left.png"), {"red color"}),
-    (("sklearn", "datasets", "images", "flower.jpg"), {"orange color"}),
-])
+@pytest.mark.parametrize(
+    "image, colours",
+    [
+        (
+            ("matplotlib", "mpl-data", "sample_data", "Minduka_Present_Blue_Pack.png"),
+            {"blue color", "light blue color"},
+        ),
+        (("skimage", "data", "motorcycle_left.png"), {"red color"}),
+        (("sklearn", "datasets", "images", "flower.jpg"), {"orange color"}),
+    ],
+)
 def test_the_subject_colour_is_the_subjects(dogs, image: tuple[str, ...], colours: set[str]) -> None:
     """Blue gift box on white, red motorcycle with black tyres, orange dahlia (were white, charcoal, light brown)."""
     wb, _ = dogs

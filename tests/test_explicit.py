@@ -21,7 +21,9 @@ from workbench.vocabulary import EXPLICIT_CLASS, NOT_EXPLICIT_CLASS
 
 VERSION = {"version": "2018-03-19"}
 FRUITBOWL = Path(__file__).resolve().parents[1] / "data" / "reference" / "fruitbowl.jpg"
-needs_extra = pytest.mark.skipif(not available(), reason="the optional `explicit` extra (nudenet, AGPL-3.0) is not installed")
+needs_extra = pytest.mark.skipif(
+    not available(), reason="the optional `explicit` extra (nudenet, AGPL-3.0) is not installed"
+)
 without_extra = pytest.mark.skipif(available(), reason="the optional `explicit` extra is installed here")
 
 
@@ -33,8 +35,10 @@ def explicit_result(image: dict) -> dict:
 def test_explicit_classes_keep_watsons_two_names_and_the_threshold() -> None:
     assert explicit_classes(0.1, 0.5) == [{"class": NOT_EXPLICIT_CLASS, "score": 0.9}]
     assert explicit_classes(0.75, 0.5) == [{"class": EXPLICIT_CLASS, "score": 0.75}]
-    assert explicit_classes(0.25, 0.0) == [{"class": NOT_EXPLICIT_CLASS, "score": 0.75},
-                                           {"class": EXPLICIT_CLASS, "score": 0.25}]
+    assert explicit_classes(0.25, 0.0) == [
+        {"class": NOT_EXPLICIT_CLASS, "score": 0.75},
+        {"class": EXPLICIT_CLASS, "score": 0.25},
+    ]
     assert explicit_classes(0.25, 0.8) == []
 
 
@@ -47,12 +51,16 @@ def test_without_the_extra_explicit_is_a_clear_error(make_workbench) -> None:
     assert "workbench[explicit]" in raised.value.message and "AGPL-3.0" in raised.value.message
     with ServerThread(create_app(wb, settings=ServerSettings(auth=False))) as url:
         files = {"images_file": ("dogs.jpg", DOGS_JPG.read_bytes(), "image/jpeg")}
-        answer = httpx.post(f"{url}/v3/classify", params=VERSION, files=files, data={"classifier_ids": "explicit"},
-                            timeout=120)
+        answer = httpx.post(
+            f"{url}/v3/classify", params=VERSION, files=files, data={"classifier_ids": "explicit"}, timeout=120
+        )
         assert answer.status_code == 404, answer.text
         assert answer.json()["code"] == 404 and "workbench[explicit]" in answer.json()["error"]
-        by_url = httpx.get(f"{url}/v3/classify", params={**VERSION, "url": "https://example.org/a.jpg",
-                                                         "classifier_ids": "explicit"}, timeout=120)
+        by_url = httpx.get(
+            f"{url}/v3/classify",
+            params={**VERSION, "url": "https://example.org/a.jpg", "classifier_ids": "explicit"},
+            timeout=120,
+        )
         assert by_url.status_code == 404 and "not installed" in by_url.json()["error"]
         assert httpx.post(f"{url}/v3/classify", params=VERSION, files=files, timeout=120).status_code == 200
 
@@ -88,8 +96,9 @@ def test_with_the_extra_explicit_answers_over_http(make_workbench) -> None:
     wb = make_workbench()
     with ServerThread(create_app(wb, settings=ServerSettings(auth=False))) as url:
         files = {"images_file": ("dogs.jpg", DOGS_JPG.read_bytes(), "image/jpeg")}
-        answer = httpx.post(f"{url}/v3/classify", params=VERSION, files=files,
-                            data={"classifier_ids": "default,explicit"}, timeout=120)
+        answer = httpx.post(
+            f"{url}/v3/classify", params=VERSION, files=files, data={"classifier_ids": "default,explicit"}, timeout=120
+        )
         assert answer.status_code == 200, answer.text
         [image] = answer.json()["images"]
         assert [r["classifier_id"] for r in image["classifiers"]] == ["default", "explicit"]

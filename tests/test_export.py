@@ -19,15 +19,21 @@ import onnx
 import onnxruntime as ort
 import pytest
 
+from conftest import DOGS_JPG, TUTORIAL, Gate
+from coreml_reference import evaluate
 from workbench import ClassifierNotFound, InvalidRequest, Workbench
-from workbench.export import COREML_EMBEDDING, COREML_INPUT, COREML_LABEL, COREML_PROBABILITIES, ONNX_INPUT, ONNX_OUTPUTS
 from workbench.decode import decode_image
+from workbench.export import (
+    COREML_EMBEDDING,
+    COREML_INPUT,
+    COREML_LABEL,
+    COREML_PROBABILITIES,
+    ONNX_INPUT,
+    ONNX_OUTPUTS,
+)
 from workbench.keys import KeyRing
 from workbench.server import ServerThread, create_app
 from workbench.spec import crop_pixels, lite0_spec, view_pixels
-
-from conftest import DOGS_JPG, TUTORIAL, Gate
-from coreml_reference import evaluate
 
 TUTORIAL_SETS = ("beagle", "husky", "goldenretriever", "dalmatian", "cats", "more-cats")
 SCORE_TOLERANCE = 1e-4
@@ -64,8 +70,11 @@ def exported(dogs, tmp_path_factory) -> dict:
 
 def small_classifier(wb: Workbench, tutorial_zips: dict[str, Path]) -> str:
     """beagle vs husky with cats as negatives, ready (its embeddings come from the session cache)."""
-    cid = wb.create_classifier("pair", {"beagle": tutorial_zips["beagle"], "husky": tutorial_zips["husky"]},
-                               negative_examples=tutorial_zips["cats"])["classifier_id"]
+    cid = wb.create_classifier(
+        "pair",
+        {"beagle": tutorial_zips["beagle"], "husky": tutorial_zips["husky"]},
+        negative_examples=tutorial_zips["cats"],
+    )["classifier_id"]
     assert wb.wait(cid, timeout=300)["status"] == "ready"
     return cid
 
@@ -78,8 +87,12 @@ def test_onnx_reproduces_classify_scores_on_the_tutorial_images(exported) -> Non
     paths = tutorial_images()
     answer = wb.classify(paths, classifier_ids=[cid], threshold=0.0)
     classes = [c["class"] for c in wb.get_classifier(cid)["classes"]]
-    expected = np.array([[{c["class"]: c["score"] for c in image["classifiers"][0]["classes"]}[name]
-                          for name in classes] for image in answer["images"]])
+    expected = np.array(
+        [
+            [{c["class"]: c["score"] for c in image["classifiers"][0]["classes"]}[name] for name in classes]
+            for image in answer["images"]
+        ]
+    )
     session = ort.InferenceSession(str(exported["files"]["onnx"]), providers=["CPUExecutionProvider"])
     scores = []
     for path in paths:  # classify scores a wide image's best view (dogs.jpg has 3): the export scores each view
@@ -130,8 +143,11 @@ def test_coreml_spec_input_outputs_labels_metadata(exported) -> None:
     assert pre.scaler.channelScale == pytest.approx(1 / 128)
     assert [pre.scaler.redBias, pre.scaler.greenBias, pre.scaler.blueBias] == pytest.approx([-127 / 128] * 3)
     outputs = {o.name: o.type.WhichOneof("Type") for o in spec.description.output}
-    assert outputs == {COREML_PROBABILITIES: "dictionaryType", COREML_LABEL: "stringType",
-                       COREML_EMBEDDING: "multiArrayType"}
+    assert outputs == {
+        COREML_PROBABILITIES: "dictionaryType",
+        COREML_LABEL: "stringType",
+        COREML_EMBEDDING: "multiArrayType",
+    }
     assert spec.description.predictedFeatureName == COREML_LABEL
     assert spec.description.predictedProbabilitiesName == COREML_PROBABILITIES
     classes = [c["class"] for c in wb.get_classifier(cid)["classes"]]
@@ -140,8 +156,11 @@ def test_coreml_spec_input_outputs_labels_metadata(exported) -> None:
     assert meta["classifier_id"] == cid and meta["version"] == "2" and json.loads(meta["classes"]) == classes
     layers = spec.neuralNetworkClassifier.layers
     assert not any(layer.WhichOneof("layer") == "softmax" for layer in layers)  # independent per-class scores
-    sigmoids = [layer.name for layer in layers[-6:] if layer.WhichOneof("layer") == "activation"
-                and layer.activation.WhichOneof("NonlinearityType") == "sigmoid"]
+    sigmoids = [
+        layer.name
+        for layer in layers[-6:]
+        if layer.WhichOneof("layer") == "activation" and layer.activation.WhichOneof("NonlinearityType") == "sigmoid"
+    ]
     assert layers[-1].WhichOneof("layer") == "multiply" and sigmoids  # head sigmoid x familiarity gate
 
 
@@ -159,12 +178,18 @@ def test_coreml_layers_reproduce_classify_scores_without_a_core_ml_runtime(expor
     paths = [DOGS_JPG, *tutorial_images()[::10]]
     answer = wb.classify(paths, classifier_ids=[cid], threshold=0.0)
     classes = list(spec.neuralNetworkClassifier.stringClassLabels.vector)
-    expected = np.array([[{c["class"]: c["score"] for c in image["classifiers"][0]["classes"]}[name]
-                          for name in classes] for image in answer["images"]])
+    expected = np.array(
+        [
+            [{c["class"]: c["score"] for c in image["classifiers"][0]["classes"]}[name] for name in classes]
+            for image in answer["images"]
+        ]
+    )
     views = [view_pixels(decode_image(p.read_bytes(), draft_size=SPEC.input_size_px), SPEC) for p in paths]
     got = evaluate(spec, np.stack([pixels for image in views for pixels in image]))
     starts = np.cumsum([0, *[len(image) for image in views][:-1]])
-    best_view = np.maximum.reduceat(got[COREML_PROBABILITIES], starts, axis=0)  # classify scores a wide image's best view
+    best_view = np.maximum.reduceat(
+        got[COREML_PROBABILITIES], starts, axis=0
+    )  # classify scores a wide image's best view
     worst = float(np.abs(best_view - expected).max())
     print(f"\nlargest |Core ML layers - wb.classify| score difference over {len(paths)} images: {worst:.2e}")
     assert worst <= SCORE_TOLERANCE
@@ -202,17 +227,39 @@ def test_cli_export_writes_the_same_bytes(exported, tmp_path) -> None:
     wb, cid = exported["wb"], exported["cid"]
     target = tmp_path / "dogs.mlmodel"
     done = subprocess.run(
-        [sys.executable, "-m", "workbench", "--home", str(wb.home), "export", cid, "--format", "coreml", "-o", str(target)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "workbench",
+            "--home",
+            str(wb.home),
+            "export",
+            cid,
+            "--format",
+            "coreml",
+            "-o",
+            str(target),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     told = json.loads(done.stdout)
-    assert told == {"classifier_id": cid, "version": 2, "format": "coreml", "path": str(target),
-                    "bytes": target.stat().st_size}
+    assert told == {
+        "classifier_id": cid,
+        "version": 2,
+        "format": "coreml",
+        "path": str(target),
+        "bytes": target.stat().st_size,
+    }
     assert target.read_bytes() == exported["files"]["coreml"].read_bytes()
     unknown = subprocess.run(
         [sys.executable, "-m", "workbench", "--home", str(wb.home), "export", "nothing_1", "--format", "onnx"],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
     )
     assert unknown.returncode == 1 and "nothing_1" in unknown.stderr and list(tmp_path.iterdir()) == [target]
 
@@ -224,7 +271,9 @@ def test_http_core_ml_model_is_the_exported_file_and_owner_isolated(exported) ->
     wb, cid = exported["wb"], exported["cid"]
     keys = KeyRing(wb.home, env_value=",".join(f"{o}:{k}" for o, k in KEYS.items()))
     with ServerThread(create_app(wb, keys=keys)) as url:
-        mine = httpx.get(f"{url}/v3/classifiers/{cid}/core_ml_model", params=VERSION, auth=("apikey", KEYS["me"]), timeout=120)
+        mine = httpx.get(
+            f"{url}/v3/classifiers/{cid}/core_ml_model", params=VERSION, auth=("apikey", KEYS["me"]), timeout=120
+        )
         theirs = httpx.get(f"{url}/v3/classifiers/{cid}/core_ml_model", params=VERSION, auth=("apikey", KEYS["other"]))
         record = httpx.get(f"{url}/v3/classifiers/{cid}", params=VERSION, auth=("apikey", KEYS["me"]))
     assert mine.status_code == 200 and mine.content == exported["files"]["coreml"].read_bytes()
@@ -268,8 +317,9 @@ def test_one_build_while_other_requests_answer_then_gone_with_the_classifier(mak
 
 def test_a_classifier_still_training_has_no_export(make_workbench, tutorial_zips) -> None:
     wb = make_workbench(train=False)  # stored, not trained: stays `training`
-    cid = wb.create_classifier("pair", {"beagle": tutorial_zips["beagle"]},
-                               negative_examples=tutorial_zips["cats"])["classifier_id"]
+    cid = wb.create_classifier("pair", {"beagle": tutorial_zips["beagle"]}, negative_examples=tutorial_zips["cats"])[
+        "classifier_id"
+    ]
     assert wb.get_classifier(cid)["core_ml_enabled"] is False
     with pytest.raises(InvalidRequest, match="no trained version to export"):
         wb.core_ml_model(cid)
@@ -302,8 +352,12 @@ def test_the_readme_example_runs_the_onnx_file_with_plain_onnxruntime_and_pil(ex
     wb, cid = exported["wb"], exported["cid"]
     paths = [DOGS_JPG, *tutorial_images()[::50]]
     example = Path(__file__).resolve().parents[1] / "examples" / "onnx_classify.py"
-    done = subprocess.run([sys.executable, str(example), str(exported["files"]["onnx"]), *map(str, paths)],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(example), str(exported["files"]["onnx"]), *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     printed = [json.loads(line) for line in done.stdout.splitlines()]
     answer = wb.classify(paths, classifier_ids=[cid], threshold=0.0)
@@ -319,8 +373,22 @@ def test_cli_onnx_export_stderr_has_no_torchvision_notices(make_workbench, tutor
     wb = make_workbench()
     cid = small_classifier(wb, tutorial_zips)
     done = subprocess.run(
-        [sys.executable, "-m", "workbench", "--home", str(wb.home), "export", cid, "--format", "onnx", "-o", str(tmp_path)],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "workbench",
+            "--home",
+            str(wb.home),
+            "export",
+            cid,
+            "--format",
+            "onnx",
+            "-o",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["format"] == "onnx"

@@ -30,12 +30,27 @@ def _photos() -> list[Image.Image]:
     import skimage  # the test extra installs it: its data folder ships these images (no download)
 
     folder = Path(skimage.__file__).parent / "data"
-    names = ("astronaut.png", "rocket.jpg", "coffee.png", "horse.png", "moon.png", "coins.png", "text.png",
-             "page.png", "camera.png", "brick.png", "grass.png", "gravel.png", "hubble_deep_field.jpg",
-             "motorcycle_left.png", "retina.jpg")
+    names = (
+        "astronaut.png",
+        "rocket.jpg",
+        "coffee.png",
+        "horse.png",
+        "moon.png",
+        "coins.png",
+        "text.png",
+        "page.png",
+        "camera.png",
+        "brick.png",
+        "grass.png",
+        "gravel.png",
+        "hubble_deep_field.jpg",
+        "motorcycle_left.png",
+        "retina.jpg",
+    )
     photos = [Image.open(folder / name).convert("RGB") for name in names]
-    return photos + [Image.open(SAMPLE_DATA / name).convert("RGB")
-                     for name in ("grace_hopper.jpg", "Minduka_Present_Blue_Pack.png")]
+    return photos + [
+        Image.open(SAMPLE_DATA / name).convert("RGB") for name in ("grace_hopper.jpg", "Minduka_Present_Blue_Pack.png")
+    ]
 
 
 def _blank_and_noise() -> list[Image.Image]:

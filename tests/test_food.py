@@ -74,8 +74,10 @@ def test_the_tutorials_dogs_and_cats_are_non_food(dogs) -> None:
 
 def test_one_backbone_pass_serves_default_food_and_custom_classifiers(dogs, monkeypatch) -> None:
     wb, cid = dogs
-    expected = {cid_: wb.classify(FRUITBOWL, classifier_ids=[cid_])["images"][0]["classifiers"][0]
-                for cid_ in (cid, "default", "food")}
+    expected = {
+        cid_: wb.classify(FRUITBOWL, classifier_ids=[cid_])["images"][0]["classifiers"][0]
+        for cid_ in (cid, "default", "food")
+    }
     calls = {"run_dense": 0, "run": 0}
     for method in calls:
         original = getattr(wb.backbone, method)
@@ -106,7 +108,9 @@ def test_food_answers_in_every_language(dogs) -> None:
     for language in ("ja", "zh-tw", "fr"):
         table = names_in(language).names
         translated = food_result(wb.classify(FRUITBOWL, classifier_ids=["food"], accept_language=language))
-        assert [c["class"] for c in translated["classes"]] == [table.get(c["class"], c["class"]) for c in english["classes"]]
+        assert [c["class"] for c in translated["classes"]] == [
+            table.get(c["class"], c["class"]) for c in english["classes"]
+        ]
         assert [c["score"] for c in translated["classes"]] == [c["score"] for c in english["classes"]]
     assert names_in("ja").names["banana"] in {c["class"] for c in translated["classes"]} | {"バナナ"}
 
@@ -121,6 +125,7 @@ def server(dogs):
 def test_http_food_for_classifier_ids_not_for_owners_ibm(dogs, server) -> None:
     wb, _ = dogs
     with httpx.Client(base_url=server, timeout=120) as http:
+
         def classify(**data):
             files = {"images_file": ("fruitbowl.jpg", FRUITBOWL.read_bytes(), "image/jpeg")}
             answer = http.post("/v3/classify", params=VERSION, files=files, data=data)

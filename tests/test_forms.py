@@ -18,8 +18,13 @@ def parse(files: dict, data: dict | None = None) -> list[tuple[str, bool, bytes]
     """Each file part of a real multipart body, parsed by `parsed_form`: (field, spooled to disk, content)."""
     built = httpx.Request("POST", "http://127.0.0.1/v3/classify", files=files, data=data)
     body = built.read()
-    scope = {"type": "http", "method": "POST", "path": "/v3/classify", "query_string": b"",
-             "headers": [(k.lower().encode(), v.encode()) for k, v in built.headers.items()]}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v3/classify",
+        "query_string": b"",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in built.headers.items()],
+    }
     sent = False
 
     async def receive() -> dict:
@@ -41,8 +46,10 @@ def test_an_upload_above_the_spool_size_lies_on_disk_and_a_small_one_in_memory()
     photo = DOGS_JPG.read_bytes()
     big = photo * (SPOOL_MAX_BYTES // len(photo) + 2)
     small = photo[: SPOOL_MAX_BYTES // 2]
-    parts = parse({"images_file": ("big.jpg", big, "image/jpeg"), "negative_examples": ("small.zip", small)},
-                  {"classifier_ids": "default"})
+    parts = parse(
+        {"images_file": ("big.jpg", big, "image/jpeg"), "negative_examples": ("small.zip", small)},
+        {"classifier_ids": "default"},
+    )
     assert parts == [("images_file", True, big), ("negative_examples", False, small)]
 
 

@@ -25,8 +25,9 @@ TOLERANCE = 1e-6
 
 
 def cli(home: Path, *args: str) -> dict:
-    done = subprocess.run([sys.executable, "-m", "workbench.cli", "--home", str(home), *args],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "workbench.cli", "--home", str(home), *args], capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -48,20 +49,32 @@ def http_answer(home: Path, zips: dict[str, Path], embedding_cache: Path) -> dic
     with ServerThread(create_app(wb, settings=ServerSettings(auth=False))) as url:
         with httpx.Client(base_url=url, timeout=120) as client:
             files = [(f"{c}_positive_examples", zips[c].read_bytes()) for c in CREATE_CLASSES]
-            created = client.post("/v3/classifiers", params=VERSION, data={"name": "dogs"},
-                                  files=[(field, (f"{field}.zip", data)) for field, data in files]
-                                  + [("negative_examples", ("cats.zip", zips["cats"].read_bytes()))])
+            created = client.post(
+                "/v3/classifiers",
+                params=VERSION,
+                data={"name": "dogs"},
+                files=[(field, (f"{field}.zip", data)) for field, data in files]
+                + [("negative_examples", ("cats.zip", zips["cats"].read_bytes()))],
+            )
             assert created.status_code == 200, created.text
             cid = created.json()["classifier_id"]
             wait_ready(client, cid)
-            updated = client.post(f"/v3/classifiers/{cid}", params=VERSION, files=[
-                ("dalmatian_positive_examples", ("dalmatian.zip", zips["dalmatian"].read_bytes())),
-                ("negative_examples", ("more-cats.zip", zips["more-cats"].read_bytes())),
-            ])
+            updated = client.post(
+                f"/v3/classifiers/{cid}",
+                params=VERSION,
+                files=[
+                    ("dalmatian_positive_examples", ("dalmatian.zip", zips["dalmatian"].read_bytes())),
+                    ("negative_examples", ("more-cats.zip", zips["more-cats"].read_bytes())),
+                ],
+            )
             assert updated.status_code == 200, updated.text
             wait_ready(client, cid)
-            answer = client.post("/v3/classify", params=VERSION, data={"classifier_ids": f"{cid},default"},
-                                 files={"images_file": ("dogs.jpg", DOGS_JPG.read_bytes())})
+            answer = client.post(
+                "/v3/classify",
+                params=VERSION,
+                data={"classifier_ids": f"{cid},default"},
+                files={"images_file": ("dogs.jpg", DOGS_JPG.read_bytes())},
+            )
             assert answer.status_code == 200, answer.text
             return answer.json()
 

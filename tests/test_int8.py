@@ -27,7 +27,12 @@ MAX_CUSTOM_SCORE_DIFF = 0.03
 
 
 def _images() -> list[Path]:
-    return [p for folder in EVAL_FOLDERS for p in sorted((TUTORIAL / folder).iterdir()) if p.suffix.lower() in (".jpg", ".jpeg", ".png")]
+    return [
+        p
+        for folder in EVAL_FOLDERS
+        for p in sorted((TUTORIAL / folder).iterdir())
+        if p.suffix.lower() in (".jpg", ".jpeg", ".png")
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -44,28 +49,40 @@ def test_int8_agrees_with_fp32_on_imagenet_top1_and_embeddings(passes: dict) -> 
     assert len(fp32_emb) >= 257
     agreement = float((fp32_prob.argmax(1) == int8_prob.argmax(1)).mean())
     cosine = (fp32_emb * int8_emb).sum(1) / np.linalg.norm(fp32_emb, axis=1) / np.linalg.norm(int8_emb, axis=1)
-    print(f"INT8 vs FP32 on {len(cosine)} images: top-1 agreement {agreement:.3f}, "
-          f"cosine median {np.median(cosine):.4f} min {cosine.min():.4f}")
+    print(
+        f"INT8 vs FP32 on {len(cosine)} images: top-1 agreement {agreement:.3f}, "
+        f"cosine median {np.median(cosine):.4f} min {cosine.min():.4f}"
+    )
     assert agreement >= MIN_TOP1_AGREEMENT
     assert np.median(cosine) >= MIN_MEDIAN_COSINE and cosine.min() >= MIN_COSINE
 
 
-def test_int8_keeps_the_tutorial_classifier_scores_and_answer(dogs: tuple[Workbench, str], embedding_cache: Path) -> None:
+def test_int8_keeps_the_tutorial_classifier_scores_and_answer(
+    dogs: tuple[Workbench, str], embedding_cache: Path
+) -> None:
     wb, cid = dogs
-    int8 = Workbench(wb.home, embedding_cache=embedding_cache, tracking_uri=False, train=False, resume=False, precision="int8")
+    int8 = Workbench(
+        wb.home, embedding_cache=embedding_cache, tracking_uri=False, train=False, resume=False, precision="int8"
+    )
     folders = [TUTORIAL / folder for folder in EVAL_FOLDERS]
 
     def scores(bench: Workbench) -> np.ndarray:
         answer = bench.classify(folders, classifier_ids=[cid], threshold=0.0)
-        return np.array([[c["score"] for c in sorted(image["classifiers"][0]["classes"], key=lambda c: c["class"])]
-                         for image in answer["images"]])
+        return np.array(
+            [
+                [c["score"] for c in sorted(image["classifiers"][0]["classes"], key=lambda c: c["class"])]
+                for image in answer["images"]
+            ]
+        )
 
     fp32_scores, int8_scores = scores(wb), scores(int8)
     worst = float(np.abs(fp32_scores - int8_scores).max())
     print(f"custom-class scores, INT8 vs FP32: largest difference {worst:.4f} over {fp32_scores.size} scores")
     assert worst <= MAX_CUSTOM_SCORE_DIFF
-    tops = [bench.classify(DOGS_JPG, classifier_ids=[cid])["images"][0]["classifiers"][0]["classes"][0]
-            for bench in (wb, int8)]
+    tops = [
+        bench.classify(DOGS_JPG, classifier_ids=[cid])["images"][0]["classifiers"][0]["classes"][0]
+        for bench in (wb, int8)
+    ]
     assert tops[0]["class"] == tops[1]["class"] and min(top["score"] for top in tops) >= 0.5, tops
     assert int8.backbone.backbone_id.endswith("-int8q1") and wb.backbone.backbone_id != int8.backbone.backbone_id
 
@@ -83,8 +100,11 @@ def test_each_version_records_the_backbone_and_precision_that_embedded_it(
 ) -> None:
     wb, fp32_cid = dogs
     int8 = Workbench(tmp_path / "int8-home", embedding_cache=embedding_cache, tracking_uri=False, precision="int8")
-    cid = int8.create_classifier("int8 dogs", {"beagle": tutorial_zips["beagle"], "husky": tutorial_zips["husky"]},
-                                 negative_examples=tutorial_zips["cats"])["classifier_id"]
+    cid = int8.create_classifier(
+        "int8 dogs",
+        {"beagle": tutorial_zips["beagle"], "husky": tutorial_zips["husky"]},
+        negative_examples=tutorial_zips["cats"],
+    )["classifier_id"]
     assert int8.wait(cid, timeout=300)["status"] == "ready"
     fp32_metrics, int8_metrics = wb.versions(fp32_cid)[-1]["metrics"], int8.versions(cid)[-1]["metrics"]
     assert (fp32_metrics["backbone_id"], fp32_metrics["precision"]) == (wb.backbone.backbone_id, "fp32")

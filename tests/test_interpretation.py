@@ -9,22 +9,23 @@ import numpy as np
 import pytest
 from sklearn.metrics import confusion_matrix, log_loss, precision_score, recall_score
 
+from conftest import TUTORIAL
 from workbench import Interpretation, label_from_name, parse_labels
 from workbench.interpretation import NONE_NAME
 from workbench.training import NEGATIVE_LABEL, predicted_labels
 
-from conftest import TUTORIAL
-
 # Two classes, six images; at 0.5 the predictions are a, b, b, (none), a, (none).
 CLASSES = ["a", "b"]
-SCORES = np.array([
-    [0.9, 0.1],   # a, called a
-    [0.3, 0.6],   # a, called b
-    [0.2, 0.8],   # b, called b
-    [0.4, 0.45],  # b, called nothing at 0.5 (b at 0.45 or below)
-    [0.8, 0.1],   # a negative example, called a
-    [0.1, 0.2],   # a negative example, called nothing
-])
+SCORES = np.array(
+    [
+        [0.9, 0.1],  # a, called a
+        [0.3, 0.6],  # a, called b
+        [0.2, 0.8],  # b, called b
+        [0.4, 0.45],  # b, called nothing at 0.5 (b at 0.45 or below)
+        [0.8, 0.1],  # a negative example, called a
+        [0.1, 0.2],  # a negative example, called nothing
+    ]
+)
 LABELS = ["a", "a", "b", "b", NEGATIVE_LABEL, NEGATIVE_LABEL]
 NAMES = [f"{i}.jpg" for i in range(1, 7)]
 
@@ -59,7 +60,9 @@ def test_metrics_by_construction(made):
     # b: positives 0.8, 0.45 -> 1 of 2; the rest 0.1, 0.6, 0.1, 0.2 -> 1 of 4
     assert table.loc["b", ["precision", "recall", "false_positive_rate", "positives"]].tolist() == [0.5, 0.5, 0.25, 2]
     above = made.metrics(0.99)
-    assert above["precision"].isna().all() and (above["recall"] == 0).all() and (above["false_positive_rate"] == 0).all()
+    assert (
+        above["precision"].isna().all() and (above["recall"] == 0).all() and (above["false_positive_rate"] == 0).all()
+    )
     everything = made.metrics(0.0)
     assert (everything["recall"] == 1).all() and (everything["false_positive_rate"] == 1).all()
     # AP of a: ranked 0.9 (a), 0.8 (neg), 0.4, 0.3 (a), ... -> (1/1 + 2/4) / 2
@@ -68,8 +71,10 @@ def test_metrics_by_construction(made):
 
 def test_top_losses_by_construction(made):
     # mean binary cross-entropy over the classes, e.g. image 2 (a): -(ln 0.3 + ln 0.4) / 2
-    expected = [-(math.log(s[0] if label == "a" else 1 - s[0]) + math.log(s[1] if label == "b" else 1 - s[1])) / 2
-                for s, label in zip(SCORES, LABELS, strict=True)]
+    expected = [
+        -(math.log(s[0] if label == "a" else 1 - s[0]) + math.log(s[1] if label == "b" else 1 - s[1])) / 2
+        for s, label in zip(SCORES, LABELS, strict=True)
+    ]
     losses = made.top_losses()
     assert list(losses["name"]) == ["2.jpg", "5.jpg", "4.jpg", "3.jpg", "6.jpg", "1.jpg"]
     assert losses["loss"].tolist() == pytest.approx(sorted(expected, reverse=True))
@@ -119,8 +124,12 @@ def test_real_confusion_matrix_is_sklearns_at_every_threshold(real):
         predicted = [p or NONE_NAME for p in predicted_labels(oof.scores, oof.classes, t)]
         expected = confusion_matrix(actual, predicted, labels=names)
         assert (found.confusion_matrix(t).to_numpy() == expected).all()
-        off_diagonal = {(names[r], names[c]): int(expected[r, c]) for r in range(len(names)) for c in range(len(names))
-                        if r != c and expected[r, c]}
+        off_diagonal = {
+            (names[r], names[c]): int(expected[r, c])
+            for r in range(len(names))
+            for c in range(len(names))
+            if r != c and expected[r, c]
+        }
         confused = found.most_confused(threshold=t)
         assert {(a, p): n for a, p, n in confused} == off_diagonal
         assert [n for _, _, n in confused] == sorted(off_diagonal.values(), reverse=True)
@@ -133,7 +142,9 @@ def test_real_metrics_are_sklearns_and_match_the_stored_training_metrics(real):
         table = found.metrics(t)
         for i, name in enumerate(oof.classes):
             truth, guess = np.asarray(oof.labels) == name, oof.scores[:, i] >= t
-            assert table.loc[name, "precision"] == pytest.approx(precision_score(truth, guess, zero_division=np.nan), nan_ok=True)
+            assert table.loc[name, "precision"] == pytest.approx(
+                precision_score(truth, guess, zero_division=np.nan), nan_ok=True
+            )
             assert table.loc[name, "recall"] == pytest.approx(recall_score(truth, guess))
             if t == 0.5:
                 assert table.loc[name, "precision"] == pytest.approx(stored["per_class"][name]["precision"])

@@ -39,13 +39,24 @@ def custom_classes(wb: Workbench, cid: str) -> set[str]:
     return {c["class"] for c in answer["images"][0]["classifiers"][0]["classes"]}
 
 
-def test_killed_training_process_leaves_previous_version_serving(tmp_path: Path, tutorial_zips, embedding_cache) -> None:
+def test_killed_training_process_leaves_previous_version_serving(
+    tmp_path: Path, tutorial_zips, embedding_cache
+) -> None:
     home = tmp_path / "home"
     first = Workbench(home, embedding_cache=embedding_cache)
-    cid = first.create_classifier("dogs", {c: tutorial_zips[c] for c in CREATE_CLASSES}, negative_examples=tutorial_zips["cats"])["classifier_id"]
+    cid = first.create_classifier(
+        "dogs", {c: tutorial_zips[c] for c in CREATE_CLASSES}, negative_examples=tutorial_zips["cats"]
+    )["classifier_id"]
     first.wait(cid, timeout=300)
     marker = tmp_path / "marker"
-    args = [str(home), str(embedding_cache), cid, str(tutorial_zips["dalmatian"]), str(tutorial_zips["more-cats"]), str(marker)]
+    args = [
+        str(home),
+        str(embedding_cache),
+        cid,
+        str(tutorial_zips["dalmatian"]),
+        str(tutorial_zips["more-cats"]),
+        str(marker),
+    ]
     trainer = subprocess.Popen([sys.executable, "-c", KILLED_TRAINER, *args])
     try:
         deadline = time.monotonic() + 300
@@ -68,10 +79,14 @@ def test_killed_training_process_leaves_previous_version_serving(tmp_path: Path,
     assert [v["version"] for v in survivor.versions(cid)] == [1, 2]
 
 
-def test_a_failed_training_says_why_and_keeps_the_last_good_version(tmp_path: Path, tutorial_zips, embedding_cache) -> None:
+def test_a_failed_training_says_why_and_keeps_the_last_good_version(
+    tmp_path: Path, tutorial_zips, embedding_cache
+) -> None:
     home = tmp_path / "home"
     wb = Workbench(home, embedding_cache=embedding_cache, resume=False)  # stays up, but must not adopt the update below
-    cid = wb.create_classifier("dogs", {c: tutorial_zips[c] for c in CREATE_CLASSES}, negative_examples=tutorial_zips["cats"])["classifier_id"]
+    cid = wb.create_classifier(
+        "dogs", {c: tutorial_zips[c] for c in CREATE_CLASSES}, negative_examples=tutorial_zips["cats"]
+    )["classifier_id"]
     wb.wait(cid, timeout=300)
     # store an update without training it, then damage one of its stored images on disk
     quiet = Workbench(home, embedding_cache=tmp_path / "fresh-cache.db", train=False)
@@ -109,6 +124,8 @@ def test_wait_returns_after_every_listener_heard_ready(make_workbench, tutorial_
             heard.append(event.stage)
 
     wb.subscribe(slow_listener)
-    cid = wb.create_classifier("pets", {"beagle": tutorial_zips["beagle"]}, negative_examples=tutorial_zips["cats"])["classifier_id"]
+    cid = wb.create_classifier("pets", {"beagle": tutorial_zips["beagle"]}, negative_examples=tutorial_zips["cats"])[
+        "classifier_id"
+    ]
     assert wb.wait(cid, timeout=300)["status"] == "ready"
     assert heard == ["ready"]

@@ -79,8 +79,12 @@ PARALLEL_ADDS = 20
 
 
 def keys_process(home: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "workbench", "--home", str(home), "keys", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "workbench", "--home", str(home), "keys", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def printed_keys(processes: list[subprocess.Popen]) -> dict[str, str]:
@@ -120,11 +124,11 @@ def test_keys_remove_racing_adds_never_brings_the_key_back(tmp_path) -> None:
 # ------------------------------------------------------------------ a corrupt key file (issue 22)
 
 CORRUPT_KEY_FILES = {
-    "not JSON": "{\"keys\": [",
+    "not JSON": '{"keys": [',
     "no keys list": "{}",
-    "keys not a list": "{\"keys\": 5}",
-    "an entry without a hash": "{\"keys\": [{\"owner\": \"alice\", \"created\": \"x\"}]}",
-    "a hash that is no SHA-256": "{\"keys\": [{\"owner\": \"alice\", \"sha256\": \"abc\", \"created\": \"x\"}]}",
+    "keys not a list": '{"keys": 5}',
+    "an entry without a hash": '{"keys": [{"owner": "alice", "created": "x"}]}',
+    "a hash that is no SHA-256": '{"keys": [{"owner": "alice", "sha256": "abc", "created": "x"}]}',
     "bytes that are no UTF-8": "\udcff",
 }
 
@@ -150,8 +154,13 @@ def test_a_corrupt_key_file_stops_the_keys_verbs_with_a_clear_message(tmp_path, 
 def test_serve_refuses_to_start_on_a_corrupt_key_file(tmp_path) -> None:
     path = write_key_file(tmp_path, CORRUPT_KEY_FILES["a hash that is no SHA-256"])
     env = {k: v for k, v in os.environ.items() if k != "WORKBENCH_API_KEYS"}
-    served = subprocess.run([sys.executable, "-m", "workbench", "--home", str(tmp_path), "serve", "--port", "1"],
-                            capture_output=True, text=True, timeout=120, env=env)
+    served = subprocess.run(
+        [sys.executable, "-m", "workbench", "--home", str(tmp_path), "serve", "--port", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert served.returncode == 1
     assert f"The API key file {path}" in served.stderr and "Traceback" not in served.stderr
 

@@ -12,8 +12,8 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
@@ -34,20 +34,49 @@ DOG, ANIMAL = "犬", "動物"  # Japanese for `dog` and `animal` in the packaged
 # ------------------------------------------------------------------ negotiation
 
 
-@pytest.mark.parametrize("header, language", [
-    (None, "en"), ("", "en"), ("  ", "en"), ("ja", "ja"), ("ja-JP", "ja"), ("JA_jp", "ja"), ("en-US,en;q=0.9", "en"),
-    ("zh-Hant", "zh-tw"), ("zh-Hant-HK", "zh-tw"), ("zh-TW", "zh-tw"), ("zh-HK", "zh-tw"), ("zh-tw", "zh-tw"),
-    ("zh", "zh-cn"), ("zh-Hans", "zh-cn"), ("zh-Hans-CN", "zh-cn"), ("zh-CN", "zh-cn"), ("zh-SG", "zh-cn"),
-    ("pt-BR", "pt-br"), ("pt", "pt-br"), ("pt-PT", "pt-br"), ("ar-EG", "ar"), ("es-419", "es"), ("de-CH", "de"),
-    ("fr-CH, fr;q=0.9, en;q=0.8, de;q=0.7, *;q=0.5", "fr"), ("xx, de;q=0.5", "de"), ("en;q=0.2, ko;q=0.9", "ko"),
-    ("it;q=0, es", "es"), ("*", "en"), ("xx;q=0.9, *;q=0.1", "en"), ("ko;q=0.500, it;q=0.5", "ko"),
-])
+@pytest.mark.parametrize(
+    "header, language",
+    [
+        (None, "en"),
+        ("", "en"),
+        ("  ", "en"),
+        ("ja", "ja"),
+        ("ja-JP", "ja"),
+        ("JA_jp", "ja"),
+        ("en-US,en;q=0.9", "en"),
+        ("zh-Hant", "zh-tw"),
+        ("zh-Hant-HK", "zh-tw"),
+        ("zh-TW", "zh-tw"),
+        ("zh-HK", "zh-tw"),
+        ("zh-tw", "zh-tw"),
+        ("zh", "zh-cn"),
+        ("zh-Hans", "zh-cn"),
+        ("zh-Hans-CN", "zh-cn"),
+        ("zh-CN", "zh-cn"),
+        ("zh-SG", "zh-cn"),
+        ("pt-BR", "pt-br"),
+        ("pt", "pt-br"),
+        ("pt-PT", "pt-br"),
+        ("ar-EG", "ar"),
+        ("es-419", "es"),
+        ("de-CH", "de"),
+        ("fr-CH, fr;q=0.9, en;q=0.8, de;q=0.7, *;q=0.5", "fr"),
+        ("xx, de;q=0.5", "de"),
+        ("en;q=0.2, ko;q=0.9", "ko"),
+        ("it;q=0, es", "es"),
+        ("*", "en"),
+        ("xx;q=0.9, *;q=0.1", "en"),
+        ("ko;q=0.500, it;q=0.5", "ko"),
+    ],
+)
 def test_accept_language_maps_to_the_nearest_supported_language(header, language) -> None:
     assert negotiate(header) == language
 
 
-@pytest.mark.parametrize("header", ["xx", "xx-YY, yy;q=0.5", "ja;q=0", "ja;q=2", "ja;q=abc", "ja;level=1",
-                                    "日本語", "ja JP", "en-", ";q=0.5"])
+@pytest.mark.parametrize(
+    "header",
+    ["xx", "xx-YY, yy;q=0.5", "ja;q=0", "ja;q=2", "ja;q=abc", "ja;level=1", "日本語", "ja JP", "en-", ";q=0.5"],
+)
 def test_other_languages_and_malformed_lists_are_a_400(header) -> None:
     with pytest.raises(UnsupportedLanguage) as raised:
         negotiate(header)
@@ -77,8 +106,10 @@ def test_the_table_names_every_built_in_class_once_per_language() -> None:
 
 def english_and(wb: Workbench, cid: str, language: str, threshold: float = 0.5) -> tuple[dict, dict]:
     ids = [cid, "default"]
-    return (wb.classify(DOGS_JPG, classifier_ids=ids, threshold=threshold),
-            wb.classify(DOGS_JPG, classifier_ids=ids, threshold=threshold, accept_language=language))
+    return (
+        wb.classify(DOGS_JPG, classifier_ids=ids, threshold=threshold),
+        wb.classify(DOGS_JPG, classifier_ids=ids, threshold=threshold, accept_language=language),
+    )
 
 
 def test_japanese_names_for_dogs_jpg_in_default(dogs) -> None:
@@ -87,7 +118,9 @@ def test_japanese_names_for_dogs_jpg_in_default(dogs) -> None:
     (custom_en, default_en), (custom_ja, default_ja) = (a["images"][0]["classifiers"] for a in (english, japanese))
     names = names_in("ja").names
     assert [c["score"] for c in default_ja["classes"]] == [c["score"] for c in default_en["classes"]]
-    assert [c["class"] for c in default_ja["classes"]] == [names.get(c["class"], c["class"]) for c in default_en["classes"]]
+    assert [c["class"] for c in default_ja["classes"]] == [
+        names.get(c["class"], c["class"]) for c in default_en["classes"]
+    ]
     assert {DOG, ANIMAL} <= {c["class"] for c in default_ja["classes"]}
     leaf = next(c for c in default_ja["classes"] if "type_hierarchy" in c)
     assert leaf["type_hierarchy"].startswith(f"/{ANIMAL}/") and f"/{DOG}/" in leaf["type_hierarchy"]
@@ -114,10 +147,18 @@ def test_every_language_keeps_the_answer_and_renames_only_built_in_classes(dogs,
     english, answer = english_and(wb, cid, language, threshold=0.3)
     assert answer["images"][0]["classifiers"][0] == english["images"][0]["classifiers"][0]
     table = names_in(language).names if language != "en" else {}
-    expected = [{**c, "class": table.get(c["class"], c["class"]),
-                 **({"type_hierarchy": "/" + "/".join(table.get(s, s) for s in c["type_hierarchy"].split("/")[1:])}
-                    if "type_hierarchy" in c else {})}
-                for c in english["images"][0]["classifiers"][1]["classes"]]
+    expected = [
+        {
+            **c,
+            "class": table.get(c["class"], c["class"]),
+            **(
+                {"type_hierarchy": "/" + "/".join(table.get(s, s) for s in c["type_hierarchy"].split("/")[1:])}
+                if "type_hierarchy" in c
+                else {}
+            ),
+        }
+        for c in english["images"][0]["classifiers"][1]["classes"]
+    ]
     assert answer["images"][0]["classifiers"][1]["classes"] == expected
     assert set(answer) <= {"images", "images_processed", "custom_classes", "warnings"}
 
@@ -129,7 +170,11 @@ def test_custom_class_names_that_are_also_built_in_names_stay_as_trained(dogs) -
     dalmatian = sorted((TUTORIAL / "dalmatian").iterdir())[0]
     answer = wb.classify(dalmatian, classifier_ids=[cid], threshold=0.0, accept_language="zh-CN")
     assert {c["class"] for c in answer["images"][0]["classifiers"][0]["classes"]} == {
-        "beagle", "husky", "goldenretriever", "dalmatian"}
+        "beagle",
+        "husky",
+        "goldenretriever",
+        "dalmatian",
+    }
     assert "warnings" not in answer, "no built-in classifier: nothing to translate"
 
 
@@ -143,8 +188,13 @@ def test_a_language_is_checked_before_any_image_is_read(dogs) -> None:
 
 
 def cli(home: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "workbench.cli", "--home", str(home), *args],
-                          capture_output=True, text=True, timeout=600, env=os.environ.copy())
+    return subprocess.run(
+        [sys.executable, "-m", "workbench.cli", "--home", str(home), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=os.environ.copy(),
+    )
 
 
 def test_cli_language(tmp_path: Path) -> None:
@@ -176,14 +226,22 @@ def post(url: str, language: str | None, classifier_ids: str, owner: str = "me",
     headers = {"Accept-Language": language} if language is not None else {}
     files = files or {"images_file": ("dogs.jpg", DOGS_JPG.read_bytes(), "image/jpeg")}
     with client(url, owner) as http:
-        return http.post("/v3/classify", params=VERSION, headers=headers, files=files,
-                         data={"classifier_ids": classifier_ids})
+        return http.post(
+            "/v3/classify", params=VERSION, headers=headers, files=files, data={"classifier_ids": classifier_ids}
+        )
 
 
-@pytest.mark.parametrize("header, language", [
-    ("ja", "ja"), ("ja-JP", "ja"), ("zh-Hant", "zh-tw"), ("pt-BR", "pt-br"), ("fr-CH, fr;q=0.9, en;q=0.8", "fr"),
-    (None, "en"),
-])
+@pytest.mark.parametrize(
+    "header, language",
+    [
+        ("ja", "ja"),
+        ("ja-JP", "ja"),
+        ("zh-Hant", "zh-tw"),
+        ("pt-BR", "pt-br"),
+        ("fr-CH, fr;q=0.9, en;q=0.8", "fr"),
+        (None, "en"),
+    ],
+)
 def test_http_classify_answers_in_the_negotiated_language(dogs, server, header, language) -> None:
     wb, cid = dogs
     answer = post(server, header, f"{cid},default,food")
@@ -196,8 +254,11 @@ def test_http_classify_answers_in_the_negotiated_language(dogs, server, header, 
 def test_http_classify_by_url_reads_the_header_too(dogs, server) -> None:
     wb, _ = dogs
     with client(server) as http:
-        answer = http.get("/v3/classify", params={**VERSION, "url": f"file://{DOGS_JPG}", "classifier_ids": "default"},
-                          headers={"Accept-Language": "ja-JP"})
+        answer = http.get(
+            "/v3/classify",
+            params={**VERSION, "url": f"file://{DOGS_JPG}", "classifier_ids": "default"},
+            headers={"Accept-Language": "ja-JP"},
+        )
     assert answer.status_code == 200, answer.text
     expected = wb.classify(DOGS_JPG, classifier_ids=["default"], accept_language="ja")
     assert answer.json()["images"][0]["classifiers"] == expected["images"][0]["classifiers"]
@@ -210,16 +271,24 @@ def test_http_other_languages_get_a_watson_400(server, method) -> None:
         answer = post(server, "xx", "default")
     else:
         with client(server) as http:
-            answer = http.get("/v3/classify", params={**VERSION, "url": f"file://{DOGS_JPG}"},
-                              headers={"Accept-Language": "xx, yy;q=0.5"})
+            answer = http.get(
+                "/v3/classify",
+                params={**VERSION, "url": f"file://{DOGS_JPG}"},
+                headers={"Accept-Language": "xx, yy;q=0.5"},
+            )
     assert answer.status_code == 400
     body = answer.json()
     assert set(body) == {"code", "error"} and body["code"] == 400 and "Accept-Language" in body["error"]
 
 
 def test_http_translated_answers_keep_the_per_image_error_shape(server) -> None:
-    files = {"images_file": ("two.zip", zip_bytes({"dogs.jpg": DOGS_JPG.read_bytes(), "broken.jpg": b"\xff\xd8 not a jpeg"}),
-                             "application/zip")}
+    files = {
+        "images_file": (
+            "two.zip",
+            zip_bytes({"dogs.jpg": DOGS_JPG.read_bytes(), "broken.jpg": b"\xff\xd8 not a jpeg"}),
+            "application/zip",
+        )
+    }
     answer = post(server, "ja", "default,food", files=files)
     assert answer.status_code == 200, answer.text
     images = {image["image"]: image for image in answer.json()["images"]}

@@ -83,7 +83,12 @@ def scraps(tmp_path_factory: pytest.TempPathFactory, embedding_cache: Path) -> d
     for notebook in NOTEBOOKS:
         executed = out / notebook.name
         papermill.execute_notebook(
-            with_scraps_cell(notebook, out / f"scraps-{notebook.name}"), executed, parameters=parameters, kernel_name=KERNEL, cwd=notebook.parent, progress_bar=False
+            with_scraps_cell(notebook, out / f"scraps-{notebook.name}"),
+            executed,
+            parameters=parameters,
+            kernel_name=KERNEL,
+            cwd=notebook.parent,
+            progress_bar=False,
         )
         glued[notebook.stem] = scrapbook.read_notebook(str(executed)).scraps.data_dict
     return glued
@@ -100,10 +105,15 @@ def test_notebook_is_committed_clean_with_kernel_and_parameters(notebook: Path):
     assert nb.metadata["kernelspec"]["name"] == KERNEL
     assert nb.metadata["language_info"]["name"] == "python"
     code = [cell for cell in nb.cells if cell.cell_type == "code"]
-    dirty = [i for i, cell in enumerate(nb.cells) if cell.cell_type == "code" and (cell.outputs or cell.execution_count)]
-    assert not dirty, f"{notebook.name}: cells {dirty} hold outputs; clean them with `{CLEAN_COMMAND}` (`make lab` saves clean)"
-    assert not [i for i, cell in enumerate(code) if "scrapbook" in cell.source or "sb.glue" in cell.source], \
+    dirty = [
+        i for i, cell in enumerate(nb.cells) if cell.cell_type == "code" and (cell.outputs or cell.execution_count)
+    ]
+    assert not dirty, (
+        f"{notebook.name}: cells {dirty} hold outputs; clean them with `{CLEAN_COMMAND}` (`make lab` saves clean)"
+    )
+    assert not [i for i, cell in enumerate(code) if "scrapbook" in cell.source or "sb.glue" in cell.source], (
         f"{notebook.name}: test plumbing belongs in SCRAPS here, not in the notebook a reader opens"
+    )
     tagged = [cell for cell in code if "parameters" in cell.metadata.get("tags", [])]
     assert len(tagged) == 1 and "home =" in tagged[0].source and "tracking_uri =" in tagged[0].source
 
@@ -123,8 +133,11 @@ def lab_contents_manager(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)}
     app = ServerApp()
     try:
-        app.initialize(argv=[f"--config={lab_config()}", f"--ServerApp.root_dir={tmp_path}"],
-                       find_extensions=False, new_httpserver=False)  # the server's configurables, no socket
+        app.initialize(
+            argv=[f"--config={lab_config()}", f"--ServerApp.root_dir={tmp_path}"],
+            find_extensions=False,
+            new_httpserver=False,
+        )  # the server's configurables, no socket
     finally:
         for number, handler in handlers.items():  # the server installs its own; give pytest its own back
             signal.signal(number, handler)

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from workbench.backbone import Backbone
-from workbench.spec import lite0_spec
 from workbench.onnx_engine import CACHE_DIR_ENV, OnnxEngine, default_cache_dir, onnx_path
+from workbench.spec import lite0_spec
 
 RACE = """
 import sys

@@ -60,7 +60,9 @@ def test_threshold_curves_draw_three_curves_per_class(oof):
         assert names[:3] == ["precision", "recall", "false-positive rate"]
 
 
-@pytest.mark.parametrize("draw", [plots.confusion_matrix, plots.score_histograms, plots.threshold_curves, plots.pr_curves])
+@pytest.mark.parametrize(
+    "draw", [plots.confusion_matrix, plots.score_histograms, plots.threshold_curves, plots.pr_curves]
+)
 def test_figures_render_as_png(oof, draw):
     scores, labels, classes, _ = oof
     buffer = io.BytesIO()
@@ -87,8 +89,12 @@ def legend_overlaps(figure) -> list[str]:
     FigureCanvasAgg(figure).draw()
     legends = [*figure.legends, *(ax.get_legend() for ax in figure.axes if ax.get_legend() is not None)]
     assert legends, "the figure has no legend"
-    return [f"{legend.get_texts()[0].get_text()} over {ax.get_title()}" for legend in legends for ax in figure.axes
-            if ax.get_visible() and legend.get_window_extent().overlaps(ax.get_window_extent())]
+    return [
+        f"{legend.get_texts()[0].get_text()} over {ax.get_title()}"
+        for legend in legends
+        for ax in figure.axes
+        if ax.get_visible() and legend.get_window_extent().overlaps(ax.get_window_extent())
+    ]
 
 
 @pytest.mark.parametrize("draw", [plots.score_histograms, plots.threshold_curves, plots.pr_curves])
@@ -98,8 +104,10 @@ def test_legends_of_class_panels_cover_no_plot(oof, draw):
 
 
 def test_version_comparison_shows_small_differences_as_labelled_error_bars():
-    metrics = [{"accuracy": 0.994, "macro_f1": 0.99, "f1/husky": 0.99, "f1/beagle": 1.0},
-               {"accuracy": 1.0, "macro_f1": 1.0, "f1/husky": 1.0, "f1/beagle": 1.0, "f1/dalmatian": 0.98}]
+    metrics = [
+        {"accuracy": 0.994, "macro_f1": 0.99, "f1/husky": 0.99, "f1/beagle": 1.0},
+        {"accuracy": 1.0, "macro_f1": 1.0, "f1/husky": 1.0, "f1/beagle": 1.0, "f1/dalmatian": 0.98},
+    ]
     figure = plots.version_comparison([1, 2], metrics)
     overall, per_class = figure.axes
     heights = [round(bar.get_height(), 6) for bar in overall.patches]
@@ -119,12 +127,21 @@ def test_live_figure_redraws_only_the_threshold_lines_and_points(oof):
     assert {float(x) for line in live.lines for x in line.get_xdata()} == {0.8}
     columns = set(np.flatnonzero((np.abs(first - moved) > 40).any(axis=0)))  # JPEG: more than its own noise
     height = first.shape[0]
-    line_columns = {round(ax.transData.transform((t, 0))[0]) + d for ax in live.figure.axes if ax.get_visible()
-                    for t in (0.5, 0.8) for d in range(-8, 9)}  # a JPEG block
+    line_columns = {
+        round(ax.transData.transform((t, 0))[0]) + d
+        for ax in live.figure.axes
+        if ax.get_visible()
+        for t in (0.5, 0.8)
+        for d in range(-8, 9)
+    }  # a JPEG block
     assert columns and columns <= line_columns  # nothing moved but the threshold lines
     assert (np.asarray(Image.open(io.BytesIO(live.image(0.5))).convert("L"), dtype=int) == first).all()  # and back
-    assert all("threshold" == t.get_text() for legend in live.figure.legends for t in legend.get_texts()
-               if t.get_text().startswith("threshold"))  # the value is beside the slider, not in a static legend
+    assert all(
+        "threshold" == t.get_text()
+        for legend in live.figure.legends
+        for t in legend.get_texts()
+        if t.get_text().startswith("threshold")
+    )  # the value is beside the slider, not in a static legend
     assert height == round(live.figure.get_figheight() * plots.LIVE_DPI)
 
 
@@ -137,10 +154,14 @@ def test_live_figure_moves_each_class_point(oof):
 
 
 def test_version_comparison_leaves_every_class_line_visible_when_classes_share_values():
-    metrics = [{"accuracy": 1.0, "macro_f1": 1.0, "f1/beagle": 1.0, "f1/husky": 1.0, "f1/pug": 0.99},
-               {"accuracy": 1.0, "macro_f1": 1.0, "f1/beagle": 1.0, "f1/husky": 1.0, "f1/pug": 1.0}]
+    metrics = [
+        {"accuracy": 1.0, "macro_f1": 1.0, "f1/beagle": 1.0, "f1/husky": 1.0, "f1/pug": 0.99},
+        {"accuracy": 1.0, "macro_f1": 1.0, "f1/beagle": 1.0, "f1/husky": 1.0, "f1/pug": 1.0},
+    ]
     _, per_class = plots.version_comparison([1, 2], metrics).axes
     beagle, husky, _ = per_class.lines
     assert list(beagle.get_ydata()) == list(husky.get_ydata())  # one on top of the other...
     assert husky.get_zorder() > beagle.get_zorder() and husky.get_linewidth() < beagle.get_linewidth()
-    assert husky.get_markersize() < beagle.get_markersize() and husky.get_marker() != beagle.get_marker()  # ...both seen
+    assert (
+        husky.get_markersize() < beagle.get_markersize() and husky.get_marker() != beagle.get_marker()
+    )  # ...both seen

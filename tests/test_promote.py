@@ -22,9 +22,8 @@ from mlflow import MlflowClient
 import promote_fixtures
 from conftest import Gate
 from promote_fixtures import HELD_OUT, TRAIN_S, held_out_scores, noise_set, same_scores, small_sets
-from workbench import ClassifierNotFound, InvalidRequest, VersionNotFound, Workbench, export, widgets
+from workbench import ClassifierNotFound, InvalidRequest, VersionNotFound, Workbench, export, promotion, widgets
 from workbench import doctor as dr
-from workbench import promotion
 from workbench.keys import KeyRing
 from workbench.run_record import SERVING_ALIAS, TAG_VERSION
 from workbench.server import ServerThread, create_app
@@ -108,8 +107,9 @@ def test_lifting_the_pin_during_a_retraining_lets_the_new_version_serve(pets, tm
     assert record["serving_version"] == 3 and "pinned_version" not in record
 
 
-def test_versions_that_do_not_exist_or_failed_are_refused_and_change_nothing(template, tmp_path, make_workbench,
-                                                                          embedding_cache) -> None:
+def test_versions_that_do_not_exist_or_failed_are_refused_and_change_nothing(
+    template, tmp_path, make_workbench, embedding_cache
+) -> None:
     home = template.copy(tmp_path / "home")
     wb, cid = make_workbench(home=home, resume=False), template.classifier_id  # adopts nothing: the test trains
     storing_only = Workbench(wb.home, train=False, resume=False, tracking_uri=False, embedding_cache=embedding_cache)
@@ -196,8 +196,9 @@ def test_doctor_reports_a_pin_that_is_not_what_serves(pets) -> None:
 def browser_picks(dropdown, label: str) -> None:
     """What JupyterLab sends when a person picks an entry: a comm `update` of the synced `index`."""
     index = list(dropdown._options_labels).index(label)
-    dropdown._handle_msg({"content": {"data": {"method": "update", "state": {"index": index}, "buffer_paths": []}},
-                          "buffers": []})
+    dropdown._handle_msg(
+        {"content": {"data": {"method": "update", "state": {"index": index}, "buffer_paths": []}}, "buffers": []}
+    )
 
 
 def test_the_status_widget_picker_promotes_what_a_person_picks(pets, template, tmp_path) -> None:
@@ -226,8 +227,13 @@ def test_the_status_widget_picker_promotes_what_a_person_picks(pets, template, t
 
 
 def workbench_cli(home: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "workbench.cli", "--home", str(home), *args],
-                          capture_output=True, text=True, timeout=300, env={**os.environ, "WORKBENCH_TRACKING_URI": "none"})
+    return subprocess.run(
+        [sys.executable, "-m", "workbench.cli", "--home", str(home), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "WORKBENCH_TRACKING_URI": "none"},
+    )
 
 
 def test_cli_promote_rolls_back_and_latest_follows_the_newest(template, tmp_path) -> None:
@@ -259,15 +265,19 @@ def test_http_promote_on_a_real_server(template, tmp_path, make_workbench) -> No
     wb, cid = make_workbench(home=home), template.classifier_id
     keys = KeyRing(tmp_path / "keys", env_value=",".join(f"{o}:{k}" for o, k in KEYS.items()))
     path = f"/v3/classifiers/{cid}/serving"
-    with ServerThread(create_app(wb, keys=keys)) as url, httpx.Client(base_url=url, timeout=120,
-                                                                       auth=("apikey", KEYS["me"])) as me:
+    with (
+        ServerThread(create_app(wb, keys=keys)) as url,
+        httpx.Client(base_url=url, timeout=120, auth=("apikey", KEYS["me"])) as me,
+    ):
         answer = me.post(path, params=VERSION, data={"serving_version": "1"})
         assert answer.status_code == 200, answer.text
         assert answer.json()["serving_version"] == 1 and answer.json()["pinned_version"] == 1
         got = me.get(f"/v3/classifiers/{cid}", params=VERSION).json()
         assert got["status"] == "ready" and got["serving_version"] == 1 and got["pinned_version"] == 1
         files = [("images_file", (p.name, p.read_bytes(), "image/jpeg")) for p in HELD_OUT[:6]]
-        classified = me.post("/v3/classify", params=VERSION, files=files, data={"classifier_ids": cid, "threshold": "0"})
+        classified = me.post(
+            "/v3/classify", params=VERSION, files=files, data={"classifier_ids": cid, "threshold": "0"}
+        )
         assert classified.status_code == 200, classified.text
         scores = promote_fixtures.scores_of(classified.json(), cid)
         assert same_scores(scores, template.answers[1][:6])
@@ -280,10 +290,14 @@ def test_http_promote_on_a_real_server(template, tmp_path, make_workbench) -> No
             "no field": (me.post(path, params=VERSION, data={"other": "1"}), 400),
             "no API version": (me.post(path, data={"serving_version": "1"}), 400),
             "not a form": (me.post(path, params=VERSION, json={"serving_version": "1"}), 415),
-            "unknown classifier": (me.post("/v3/classifiers/nobody_1/serving", params=VERSION,
-                                           data={"serving_version": "1"}), 404),
-            "another owner": (httpx.post(f"{url}{path}", params=VERSION, data={"serving_version": "1"},
-                                         auth=("apikey", KEYS["bob"])), 404),
+            "unknown classifier": (
+                me.post("/v3/classifiers/nobody_1/serving", params=VERSION, data={"serving_version": "1"}),
+                404,
+            ),
+            "another owner": (
+                httpx.post(f"{url}{path}", params=VERSION, data={"serving_version": "1"}, auth=("apikey", KEYS["bob"])),
+                404,
+            ),
             "no key": (httpx.post(f"{url}{path}", params=VERSION, data={"serving_version": "1"}), 401),
         }
         for what, (refused, code) in refusals.items():
@@ -299,7 +313,9 @@ def alias_version(client: MlflowClient, cid: str) -> str:
     return client.get_model_version_by_alias(cid, SERVING_ALIAS).tags[TAG_VERSION]
 
 
-def test_mlflow_serving_alias_follows_the_pin_and_a_pinned_training_is_logged(template, tmp_path, make_workbench) -> None:
+def test_mlflow_serving_alias_follows_the_pin_and_a_pinned_training_is_logged(
+    template, tmp_path, make_workbench
+) -> None:
     home = template.copy(tmp_path / "home")
     wb, cid = make_workbench(home=home, tracking_uri=tmp_path / "mlruns"), template.classifier_id
     assert wb.tracker.flush(timeout=TRAIN_S)  # the sweep logs v1 and v2 (trained with tracking off)

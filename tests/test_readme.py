@@ -34,8 +34,8 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 
@@ -79,9 +79,14 @@ class Reader:
             code = compile("\n" * block.line + block.body, str(README), "exec")
             exec(code, self.namespace)
         else:
-            done = subprocess.run(["bash", "-euo", "pipefail", "-c", block.body], cwd=self.folder,
-                                  env={**os.environ, **self.env}, capture_output=True, text=True,
-                                  timeout=BASH_TIMEOUT_S)
+            done = subprocess.run(
+                ["bash", "-euo", "pipefail", "-c", block.body],
+                cwd=self.folder,
+                env={**os.environ, **self.env},
+                capture_output=True,
+                text=True,
+                timeout=BASH_TIMEOUT_S,
+            )
             assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
             self.outputs[block.line] = done.stdout
 
@@ -121,7 +126,9 @@ def check_from_python(reader: Reader, block: Block) -> None:
     """The answer printed is version 2's: classify ran after the retraining, not during it."""
     wb, cid, answer = reader.namespace["wb"], reader.namespace["cid"], reader.namespace["answer"]
     assert wb.wait(cid)["status"] == "ready" and len(wb.versions(cid)) == 2
-    assert answer == wb.classify("dogs.jpg", classifier_ids=[cid, "default"], threshold=0.5), "classify answered before v2"
+    assert answer == wb.classify("dogs.jpg", classifier_ids=[cid, "default"], threshold=0.5), (
+        "classify answered before v2"
+    )
     assert _top_class(answer) == "goldenretriever"
 
 
@@ -155,7 +162,9 @@ def test_block_runs(reader: Reader, block: Block) -> None:
 # every other block is accounted for --------------------------------------------------------------
 def test_every_block_is_code_or_output() -> None:
     languages = {b.lang for b in BLOCKS}
-    assert languages <= RUNNABLE | OUTPUT, f"a fence in a language this test cannot run: {languages - RUNNABLE - OUTPUT}"
+    assert languages <= RUNNABLE | OUTPUT, (
+        f"a fence in a language this test cannot run: {languages - RUNNABLE - OUTPUT}"
+    )
     checked = [first for first in CHECKS if any(b.body.startswith(first) for b in RUN)]
     assert checked == list(CHECKS), "a block the checks above expect is gone from the README"
 
@@ -174,4 +183,6 @@ def test_not_run_blocks_give_a_reason_and_match_the_list_above() -> None:
 def test_named_snippets_run_in_the_compat_tests() -> None:
     compat_code = "\n".join(p.read_text() for p in COMPAT.glob("test_*.py"))
     named = [b.snippet for b in BLOCKS if b.snippet]
-    assert named and all(f'"{name}"' in compat_code for name in named), [n for n in named if f'"{n}"' not in compat_code]
+    assert named and all(f'"{name}"' in compat_code for name in named), [
+        n for n in named if f'"{n}"' not in compat_code
+    ]

@@ -29,8 +29,16 @@ def test_review_items_are_the_misclassified_and_near_threshold_images(dogs):
 def test_nothing_to_review_at_a_loose_threshold_gives_an_empty_frame_with_columns(dogs):
     wb, cid = dogs
     items = review_items(wb.out_of_fold(cid), threshold=0.5, margin=0.0)
-    assert list(items.columns) == ["kind", "label", "predicted", "top_class", "top_score", "true_class_score", "sha256",
-                                   "source"]
+    assert list(items.columns) == [
+        "kind",
+        "label",
+        "predicted",
+        "top_class",
+        "top_score",
+        "true_class_score",
+        "sha256",
+        "source",
+    ]
     assert set(items["kind"]) <= {"misclassified"}
 
 
@@ -53,7 +61,10 @@ def test_average_precision_is_sklearns_per_class(dogs):
     assert list(ap) == oof.classes
     for i, name in enumerate(oof.classes):
         truth = np.asarray(oof.labels) == name
-        assert ap[name] == pytest.approx(average_precision_score(truth, oof.scores[:, i])) and 0.5 < ap[name] <= 1.0 + 1e-12
+        assert (
+            ap[name] == pytest.approx(average_precision_score(truth, oof.scores[:, i]))
+            and 0.5 < ap[name] <= 1.0 + 1e-12
+        )
 
 
 def test_threshold_metrics_at_half_match_the_stored_training_metrics(dogs):

@@ -12,9 +12,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
@@ -27,10 +27,21 @@ from workbench.server import ServerSettings, ServerThread, create_app
 VERSION = {"version": "2018-03-19"}
 KEYS = {"me": "key-me-41d2", "bob": "key-bob-77a0", "carol": "key-carol-1b9e"}
 WATSON_OPERATIONS = {
-    "classify", "getClassify", "createClassifier", "listClassifiers", "getClassifier",
-    "updateClassifier", "deleteClassifier", "getCoreMlModel", "deleteUserData",
+    "classify",
+    "getClassify",
+    "createClassifier",
+    "listClassifiers",
+    "getClassifier",
+    "updateClassifier",
+    "deleteClassifier",
+    "getCoreMlModel",
+    "deleteUserData",
 }
-CURATION_OPERATIONS = {"listExamples", "removeExamples", "relabelExamples"}  # workbench's own, under /v3/classifiers/{id}/examples
+CURATION_OPERATIONS = {
+    "listExamples",
+    "removeExamples",
+    "relabelExamples",
+}  # workbench's own, under /v3/classifiers/{id}/examples
 EXTENSION_OPERATIONS = {"promoteClassifier"}  # workbench's own paths beside Watson's (README: Promote and roll back)
 
 
@@ -123,8 +134,12 @@ def test_requests_without_a_valid_key_get_a_watson_401(served, authorization) ->
 
 
 def test_basic_and_bearer_keys_both_work(served) -> None:
-    by_basic = httpx.get(f"{served.url}/v3/classifiers", params=VERSION, headers={"Authorization": basic("apikey", KEYS["me"])})
-    by_bearer = httpx.get(f"{served.url}/v3/classifiers", params=VERSION, headers={"Authorization": f"Bearer {KEYS['me']}"})
+    by_basic = httpx.get(
+        f"{served.url}/v3/classifiers", params=VERSION, headers={"Authorization": basic("apikey", KEYS["me"])}
+    )
+    by_bearer = httpx.get(
+        f"{served.url}/v3/classifiers", params=VERSION, headers={"Authorization": f"Bearer {KEYS['me']}"}
+    )
     assert by_basic.status_code == by_bearer.status_code == 200
     assert by_basic.json() == by_bearer.json()
     assert served.classifier_id in [c["classifier_id"] for c in by_basic.json()["classifiers"]]
@@ -141,9 +156,13 @@ def test_the_legacy_api_key_query_parameter_works_like_a_header(served) -> None:
     assert wrong.status_code == empty.status_code == 401 and "api_key" in wrong.json()["error"]
     assert "wrong-key" not in wrong.text
     with DOGS_JPG.open("rb") as image:
-        classified = httpx.post(f"{served.url}/v3/classify", params={**VERSION, "api_key": KEYS["me"]},
-                                files={"images_file": ("dogs.jpg", image, "image/jpeg")},
-                                data={"classifier_ids": served.classifier_id}, timeout=120)
+        classified = httpx.post(
+            f"{served.url}/v3/classify",
+            params={**VERSION, "api_key": KEYS["me"]},
+            files={"images_file": ("dogs.jpg", image, "image/jpeg")},
+            data={"classifier_ids": served.classifier_id},
+            timeout=120,
+        )
     assert classified.status_code == 200, classified.text
     assert classified.json()["images"][0]["classifiers"][0]["classifier_id"] == served.classifier_id
 
@@ -163,7 +182,9 @@ def test_a_key_sees_and_changes_only_its_owners_classifiers(served) -> None:
 # ------------------------------------------------------------------ request-level errors
 
 
-@pytest.mark.parametrize("params", [{}, {"version": ""}, {"version": "yesterday"}], ids=["missing", "empty", "malformed"])
+@pytest.mark.parametrize(
+    "params", [{}, {"version": ""}, {"version": "yesterday"}], ids=["missing", "empty", "malformed"]
+)
 def test_a_missing_or_malformed_version_is_a_watson_400(served, params) -> None:
     with served.client() as client:
         answer = client.get("/v3/classifiers", params=params)
@@ -196,7 +217,10 @@ def test_a_body_over_the_limit_is_a_json_413(strict, chunked) -> None:
             "/v3/classify", params=VERSION, content=content, headers={"content-type": "multipart/form-data; boundary=b"}
         )
     assert answer.status_code == 413
-    assert answer.json() == {"code": 413, "error": "The request body is larger than this server's limit of 1000000 bytes"}
+    assert answer.json() == {
+        "code": 413,
+        "error": "The request body is larger than this server's limit of 1000000 bytes",
+    }
 
 
 def test_more_images_than_the_cap_in_one_classify_call_is_a_413(strict) -> None:
@@ -240,9 +264,15 @@ def form_variants(cid: str) -> dict[str, tuple[dict | None, dict]]:
     legacy = {"classifier_ids": [cid, "default"], "threshold": 0.5}
     return {
         "repeated": ({"classifier_ids": [cid, "default"]}, {"images_file": image}),
-        "json-part": (None, {"images_file": image, "classifier_ids": (None, json.dumps([cid, "default"]), "application/json")}),
+        "json-part": (
+            None,
+            {"images_file": image, "classifier_ids": (None, json.dumps([cid, "default"]), "application/json")},
+        ),
         "legacy-text": ({"parameters": json.dumps(legacy)}, {"images_file": image}),
-        "legacy-file": (None, {"images_file": image, "parameters": ("p.json", json.dumps({"parameters": legacy}), "application/json")}),
+        "legacy-file": (
+            None,
+            {"images_file": image, "parameters": ("p.json", json.dumps({"parameters": legacy}), "application/json")},
+        ),
     }
 
 
@@ -326,8 +356,14 @@ def test_train_update_classify_and_forget_a_customer_over_http(served, tutorial_
     metadata = {"X-Watson-Metadata": "customer_id=customer_7"}
     with served.client("carol") as client:
         created = client.post(
-            "/v3/classifiers", params=VERSION, headers=metadata, data={"name": "beagles"},
-            files={"beagle_positive_examples": tutorial_zips["beagle"].open("rb"), "negative_examples": tutorial_zips["cats"].open("rb")},
+            "/v3/classifiers",
+            params=VERSION,
+            headers=metadata,
+            data={"name": "beagles"},
+            files={
+                "beagle_positive_examples": tutorial_zips["beagle"].open("rb"),
+                "negative_examples": tutorial_zips["cats"].open("rb"),
+            },
         )
         assert created.status_code == 200 and created.json()["status"] == "training"
         assert created.json()["owner"] == "carol"
@@ -335,7 +371,9 @@ def test_train_update_classify_and_forget_a_customer_over_http(served, tutorial_
         assert wait_settled(client, cid)["status"] == "ready"
 
         updated = client.post(
-            f"/v3/classifiers/{cid}", params=VERSION, files={"husky_positive_examples": tutorial_zips["husky"].open("rb")}
+            f"/v3/classifiers/{cid}",
+            params=VERSION,
+            files={"husky_positive_examples": tutorial_zips["husky"].open("rb")},
         )
         assert updated.status_code == 200 and updated.json()["status"] == "retraining"
         during = classify(client, data={"classifier_ids": cid, "threshold": "0"})
@@ -369,13 +407,28 @@ def test_workbench_serve_runs_as_a_process_with_a_key_from_keys_add(tmp_path) ->
     home, port = tmp_path / "home", free_port()
     added = subprocess.run(
         [sys.executable, "-m", "workbench.cli", "--home", str(home), "keys", "add", "me"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     key = json.loads(added.stdout)["key"]
     env = {k: v for k, v in os.environ.items() if k != "WORKBENCH_API_KEYS"}
     server = subprocess.Popen(
-        [sys.executable, "-m", "workbench.cli", "--home", str(home), "serve", "--port", str(port), "--log-level", "warning"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "workbench.cli",
+            "--home",
+            str(home),
+            "serve",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         url = f"http://127.0.0.1:{port}"
@@ -399,14 +452,33 @@ def test_workbench_serve_runs_as_a_process_with_a_key_from_keys_add(tmp_path) ->
 def test_a_key_in_the_url_never_reaches_the_access_log(tmp_path) -> None:
     """`?api_key=KEY` (right or wrong) appears in uvicorn's access lines as `api_key=REDACTED`."""
     home, port = tmp_path / "home", free_port()
-    key = json.loads(subprocess.run([sys.executable, "-m", "workbench.cli", "--home", str(home), "keys", "add", "me"],
-                                    capture_output=True, text=True, check=True).stdout)["key"]
+    key = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "workbench.cli", "--home", str(home), "keys", "add", "me"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )["key"]
     env = {k: v for k, v in os.environ.items() if k != "WORKBENCH_API_KEYS"}
     log = tmp_path / "server.log"
     with log.open("wb") as output:
         server = subprocess.Popen(
-            [sys.executable, "-m", "workbench.cli", "--home", str(home), "serve", "--port", str(port), "--log-level", "info"],
-            env=env, stdout=output, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "workbench.cli",
+                "--home",
+                str(home),
+                "serve",
+                "--port",
+                str(port),
+                "--log-level",
+                "info",
+            ],
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
         )
     try:
         url = f"http://127.0.0.1:{port}"
@@ -435,8 +507,21 @@ def test_a_local_server_refuses_a_host_header_naming_another_site(tmp_path) -> N
     """A page on rebind.example whose name now resolves to 127.0.0.1 sends `Host: rebind.example`: refused."""
     home, port = tmp_path / "home", free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "workbench.cli", "--home", str(home), "serve", "--no-auth", "--port", str(port),
-         "--log-level", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "workbench.cli",
+            "--home",
+            str(home),
+            "serve",
+            "--no-auth",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     try:
         url = f"http://127.0.0.1:{port}"
@@ -462,7 +547,16 @@ def test_allowed_host_names_pass_the_host_check(make_workbench) -> None:
     wb = make_workbench()
     settings = ServerSettings(auth=False, bind_host="127.0.0.1", allowed_hosts=("wb.lan",))
     with ServerThread(create_app(wb, settings=settings)) as url:
-        answers = {host: httpx.get(f"{url}/v3/classifiers", params=VERSION, headers={"Host": host}).status_code
-                   for host in ("wb.lan", "WB.LAN.:8080", "[::1]:8080", "10.1.2.3", "evil.wb.lan", "wb.lan.evil", "")}
-    assert answers == {"wb.lan": 200, "WB.LAN.:8080": 200, "[::1]:8080": 200, "10.1.2.3": 200,
-                       "evil.wb.lan": 400, "wb.lan.evil": 400, "": 400}
+        answers = {
+            host: httpx.get(f"{url}/v3/classifiers", params=VERSION, headers={"Host": host}).status_code
+            for host in ("wb.lan", "WB.LAN.:8080", "[::1]:8080", "10.1.2.3", "evil.wb.lan", "wb.lan.evil", "")
+        }
+    assert answers == {
+        "wb.lan": 200,
+        "WB.LAN.:8080": 200,
+        "[::1]:8080": 200,
+        "10.1.2.3": 200,
+        "evil.wb.lan": 400,
+        "wb.lan.evil": 400,
+        "": 400,
+    }

@@ -56,7 +56,12 @@ def test_tutorial_classifier_after_update(dogs) -> None:
     assert record["retrained"] == record["updated"] and record["updated"] > record["created"]
     assert [v["version"] for v in wb.versions(cid)] == [1, 2]
     metrics = wb.versions(cid)[-1]["metrics"]
-    assert metrics["accuracy"] > 0.9 and set(metrics["per_class"]) == {"beagle", "husky", "goldenretriever", "dalmatian"}
+    assert metrics["accuracy"] > 0.9 and set(metrics["per_class"]) == {
+        "beagle",
+        "husky",
+        "goldenretriever",
+        "dalmatian",
+    }
     assert metrics["negatives"] == 50 and metrics["images"] == 250
 
 
@@ -76,7 +81,9 @@ def golden_retriever_on_a_wide_canvas(where: str) -> bytes:
     """The held-out golden retriever (test/5.jpg) as a square at the centre, left, right or top of a 3:1 grey canvas."""
     dog = Image.open(TUTORIAL / "test" / "5.jpg").convert("RGB")
     side = min(dog.size)
-    dog = dog.crop(((dog.width - side) // 2, (dog.height - side) // 2, (dog.width + side) // 2, (dog.height + side) // 2))
+    dog = dog.crop(
+        ((dog.width - side) // 2, (dog.height - side) // 2, (dog.width + side) // 2, (dog.height + side) // 2)
+    )
     size = (side, 3 * side) if where == "top" else (3 * side, side)
     canvas = Image.new("RGB", size, (128, 128, 128))
     canvas.paste(dog, {"centre": (side, 0), "left": (0, 0), "right": (2 * side, 0), "top": (0, 0)}[where])
@@ -88,7 +95,9 @@ def golden_retriever_on_a_wide_canvas(where: str) -> bytes:
 @pytest.mark.parametrize("where", ["left", "right", "top"])
 def test_a_subject_at_the_edge_of_a_wide_image_keeps_its_score(dogs, where: str) -> None:
     wb, cid = dogs
-    centred = scores_of(wb.classify(golden_retriever_on_a_wide_canvas("centre"), classifier_ids=[cid], threshold=0.0), cid)
+    centred = scores_of(
+        wb.classify(golden_retriever_on_a_wide_canvas("centre"), classifier_ids=[cid], threshold=0.0), cid
+    )
     edge = scores_of(wb.classify(golden_retriever_on_a_wide_canvas(where), classifier_ids=[cid], threshold=0.0), cid)
     assert centred["goldenretriever"] >= 0.8
     assert edge["goldenretriever"] >= 0.8 * centred["goldenretriever"]
@@ -124,7 +133,9 @@ def test_threshold_zero_returns_every_custom_class_and_one_filters(dogs) -> None
 
 def test_images_unlike_any_class_score_low(dogs) -> None:
     wb, cid = dogs
-    answer = wb.classify([TUTORIAL / "test" / "1.jpg", TUTORIAL / "test" / "3.jpg"], classifier_ids=[cid], threshold=0.0)
+    answer = wb.classify(
+        [TUTORIAL / "test" / "1.jpg", TUTORIAL / "test" / "3.jpg"], classifier_ids=[cid], threshold=0.0
+    )
     for image in range(2):  # a cheetah and a tiger: felines are negatives, no dog class may claim them
         assert max(scores_of(answer, cid, image).values()) < 0.5
 
@@ -268,12 +279,16 @@ def test_bad_update_keeps_classifier_intact(dogs, tmp_path: Path) -> None:
 
 def test_update_keeps_old_version_serving(make_workbench, tutorial_zips) -> None:
     wb = make_workbench()
-    cid = wb.create_classifier("dogs", {c: tutorial_zips[c] for c in CREATE_CLASSES}, negative_examples=tutorial_zips["cats"])["classifier_id"]
+    cid = wb.create_classifier(
+        "dogs", {c: tutorial_zips[c] for c in CREATE_CLASSES}, negative_examples=tutorial_zips["cats"]
+    )["classifier_id"]
     wb.wait(cid, timeout=300)
     before = wb.classify(DOGS_JPG, classifier_ids=[cid], threshold=0.0)
     gate = Gate("fitting")
     wb.subscribe(gate)
-    record = wb.update_classifier(cid, positive_examples={"dalmatian": tutorial_zips["dalmatian"]}, negative_examples=tutorial_zips["more-cats"])
+    record = wb.update_classifier(
+        cid, positive_examples={"dalmatian": tutorial_zips["dalmatian"]}, negative_examples=tutorial_zips["more-cats"]
+    )
     assert record["status"] == "retraining"
     assert "dalmatian" in [c["class"] for c in record["classes"]]
     assert gate.reached.wait(120)
@@ -289,7 +304,9 @@ def test_update_keeps_old_version_serving(make_workbench, tutorial_zips) -> None
 def test_two_updates_during_one_retraining_both_land(make_workbench, tutorial_zips) -> None:
     wb = make_workbench()
     cid = wb.create_classifier(
-        "dogs", {"beagle": tutorial_zips["beagle"], "husky": tutorial_zips["husky"]}, negative_examples=tutorial_zips["cats"]
+        "dogs",
+        {"beagle": tutorial_zips["beagle"], "husky": tutorial_zips["husky"]},
+        negative_examples=tutorial_zips["cats"],
     )["classifier_id"]
     wb.wait(cid, timeout=300)
     gate = Gate("fitting")
@@ -337,7 +354,9 @@ def test_classify_before_first_training_is_a_clear_error(make_workbench, tutoria
 
 def test_delete_removes_everything_it_alone_uses(make_workbench, tutorial_zips) -> None:
     wb = make_workbench()
-    keep = wb.create_classifier("pets", {"beagle": tutorial_zips["beagle"]}, negative_examples=tutorial_zips["cats"])["classifier_id"]
+    keep = wb.create_classifier("pets", {"beagle": tutorial_zips["beagle"]}, negative_examples=tutorial_zips["cats"])[
+        "classifier_id"
+    ]
     gone = wb.create_classifier("dogs", {c: tutorial_zips[c] for c in CREATE_CLASSES})["classifier_id"]
     wb.wait(keep, timeout=300)
     wb.wait(gone, timeout=300)
@@ -358,7 +377,9 @@ def test_classify_a_folder_warns_about_files_that_are_not_images(dogs) -> None:
     answer = wb.classify(TUTORIAL / "test", classifier_ids=[cid])
     assert [image["image"] for image in answer["images"]] == [f"test/{i}.jpg" for i in range(7)]
     assert answer["images_processed"] == 7
-    assert answer["warnings"][0]["warning_id"] == "files_skipped" and "LABELS.txt" in answer["warnings"][0]["description"]
+    assert (
+        answer["warnings"][0]["warning_id"] == "files_skipped" and "LABELS.txt" in answer["warnings"][0]["description"]
+    )
 
 
 def test_max_images_caps_one_call_counting_zip_members(dogs, tmp_path: Path) -> None:
@@ -419,9 +440,14 @@ def pets_folder(root: Path, layout: dict[str, Path]) -> Path:
 
 def test_create_classifier_from_folder_with_a_progress_bar(make_workbench, tutorial_zips, tmp_path, capsys) -> None:
     """Sub-folders and zips become classes, the named negatives folder the negatives; wait draws a bar."""
-    folder = pets_folder(tmp_path / "pets", {
-        "beagle": TUTORIAL / "beagle", "husky.zip": tutorial_zips["husky"], "background": TUTORIAL / "cats",
-    })
+    folder = pets_folder(
+        tmp_path / "pets",
+        {
+            "beagle": TUTORIAL / "beagle",
+            "husky.zip": tutorial_zips["husky"],
+            "background": TUTORIAL / "cats",
+        },
+    )
     wb = make_workbench(embedding_cache=tmp_path / "fresh.db")  # a fresh cache, so wait sees the embedding
     created = wb.create_classifier_from_folder("pets", folder, negatives="background")
     cid = created["classifier_id"]
@@ -458,8 +484,11 @@ def test_classify_fetches_image_urls_with_the_callers_fetcher_after_the_checks(d
             raise ImageUnreadable(f"Could not download {url}")
         return DOGS_JPG.read_bytes(), url + "?resolved"
 
-    answer = wb.classify([DOGS_JPG.read_bytes(), ImageURL("https://x/dogs.jpg"), ImageURL("https://x/missing.jpg")],
-                         classifier_ids=[cid], fetch_url=fetch)
+    answer = wb.classify(
+        [DOGS_JPG.read_bytes(), ImageURL("https://x/dogs.jpg"), ImageURL("https://x/missing.jpg")],
+        classifier_ids=[cid],
+        fetch_url=fetch,
+    )
     plain, by_url, failed = answer["images"]
     assert plain["image"] == "image_1" and "source_url" not in plain
     assert by_url["source_url"] == "https://x/dogs.jpg" and by_url["resolved_url"] == "https://x/dogs.jpg?resolved"
@@ -483,10 +512,14 @@ def test_unnamed_images_are_named_by_their_position_in_the_call(dogs) -> None:
     assert [image["image"] for image in answer["images"]] == ["image_1", "dogs.jpg", "image_3"]
 
 
-def test_wait_progress_draws_the_bar_only_once_there_is_something_to_count(make_workbench, tutorial_zips, tmp_path, capsys) -> None:
+def test_wait_progress_draws_the_bar_only_once_there_is_something_to_count(
+    make_workbench, tutorial_zips, tmp_path, capsys
+) -> None:
     """No "0img" frames while the training has nothing to count yet; a wait with nothing to count shows its end once."""
     wb = make_workbench(embedding_cache=tmp_path / "fresh-cache.db")  # nothing cached: the 75 images are embedded
-    cid = wb.create_classifier("pets", {"beagle": tutorial_zips["beagle"]}, negative_examples=tutorial_zips["cats"])["classifier_id"]
+    cid = wb.create_classifier("pets", {"beagle": tutorial_zips["beagle"]}, negative_examples=tutorial_zips["cats"])[
+        "classifier_id"
+    ]
     capsys.readouterr()
     assert wb.wait(cid, timeout=300, progress=True)["status"] == "ready"
     frames = [f.strip() for f in re.split(r"[\r\n]", capsys.readouterr().err) if f.strip()]

@@ -16,10 +16,9 @@ from pathlib import Path
 import pytest
 
 import workbench.spark
+from conftest import DOGS_JPG, TUTORIAL
 from workbench import ClassifierNotFound, InvalidThreshold, folder_images
 from workbench.pyfunc import save_pyfunc
-
-from conftest import DOGS_JPG, TUTORIAL
 
 pyspark = pytest.importorskip("pyspark", reason="pyspark is a test dependency: pip install -e '.[test]'")
 
@@ -35,8 +34,13 @@ def spark():
     from pyspark.sql import SparkSession
 
     os.environ["PYSPARK_PYTHON"] = sys.executable
-    session = (SparkSession.builder.master("local[2]").appName("workbench-tests")
-               .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2").getOrCreate())
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("workbench-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .getOrCreate()
+    )
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
@@ -148,16 +152,25 @@ def test_spark_udf_answers_a_corrupt_image_with_an_error_row_and_the_job_complet
     model = tmp_path / "model"
     save_pyfunc(model, record, version, wb.store.head_path(cid, version.version), wb.backbone.backbone_id)
     udf = mlflow.pyfunc.spark_udf(spark, str(model))
-    images = [("dogs.jpg", DOGS_JPG.read_bytes()), ("corrupt.jpg", DOGS_JPG.read_bytes()[:2048]),
-              ("again.jpg", DOGS_JPG.read_bytes())]
+    images = [
+        ("dogs.jpg", DOGS_JPG.read_bytes()),
+        ("corrupt.jpg", DOGS_JPG.read_bytes()[:2048]),
+        ("again.jpg", DOGS_JPG.read_bytes()),
+    ]
     df = spark.createDataFrame(images, "path string, image binary").repartition(1)
-    rows = {row["path"]: row["scores"].asDict() for row in df.select("path", udf(col("image")).alias("scores")).collect()}
+    rows = {
+        row["path"]: row["scores"].asDict() for row in df.select("path", udf(col("image")).alias("scores")).collect()
+    }
     assert set(rows) == {"dogs.jpg", "corrupt.jpg", "again.jpg"}
     assert "not a readable" in rows["corrupt.jpg"]["error"]
     assert rows["dogs.jpg"]["error"] == "" and rows["again.jpg"]["error"] == ""
-    classes = {c["class"] for c in wb.classify(DOGS_JPG, classifier_ids=[cid], threshold=0.0)["images"][0]["classifiers"][0]["classes"]}
-    assert all(rows["corrupt.jpg"][name] is None or rows["corrupt.jpg"][name] != rows["corrupt.jpg"][name]
-               for name in classes)  # no scores: null (spark_udf's NaN) or NaN
+    classes = {
+        c["class"]
+        for c in wb.classify(DOGS_JPG, classifier_ids=[cid], threshold=0.0)["images"][0]["classifiers"][0]["classes"]
+    }
+    assert all(
+        rows["corrupt.jpg"][name] is None or rows["corrupt.jpg"][name] != rows["corrupt.jpg"][name] for name in classes
+    )  # no scores: null (spark_udf's NaN) or NaN
     assert all(rows["dogs.jpg"][name] == pytest.approx(rows["again.jpg"][name], abs=TOLERANCE) for name in classes)
 
 

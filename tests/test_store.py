@@ -11,8 +11,9 @@ from workbench.store import ClassifierRecord, Store, atomic_write_bytes
 
 
 def record(cid: str) -> ClassifierRecord:
-    return ClassifierRecord(cid, "dogs", "me", "training", "2026-01-01T00:00:00.000Z",
-                            "2026-01-01T00:00:00.000Z", None, None, None, None)
+    return ClassifierRecord(
+        cid, "dogs", "me", "training", "2026-01-01T00:00:00.000Z", "2026-01-01T00:00:00.000Z", None, None, None, None
+    )
 
 
 def test_atomic_write_replaces_whole_or_not_at_all(tmp_path: Path) -> None:

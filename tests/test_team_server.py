@@ -23,10 +23,9 @@ from pathlib import Path
 
 import pytest
 
+from conftest import DOGS_JPG, TUTORIAL, stop_process_group, wait_until_up
 from workbench import Workbench
 from workbench.run_record import SERVING_ALIAS, TAG_KIND, TAG_LOGGED, TAG_VERSION
-
-from conftest import DOGS_JPG, TUTORIAL, stop_process_group, wait_until_up
 
 pytestmark = pytest.mark.slow
 PG_BIN = Path(os.environ.get("WORKBENCH_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -37,8 +36,14 @@ TRAIN_SECONDS = 300
 # two different classifiers, trained at the same time by two processes (each with its own home)
 CLASSIFIERS = {
     "dogs": ["-p", f"beagle={TUTORIAL / 'beagle'}", "-p", f"husky={TUTORIAL / 'husky'}", "-n", str(TUTORIAL / "cats")],
-    "spots": ["-p", f"dalmatian={TUTORIAL / 'dalmatian'}", "-p", f"goldenretriever={TUTORIAL / 'goldenretriever'}",
-              "-n", str(TUTORIAL / "more-cats")],
+    "spots": [
+        "-p",
+        f"dalmatian={TUTORIAL / 'dalmatian'}",
+        "-p",
+        f"goldenretriever={TUTORIAL / 'goldenretriever'}",
+        "-n",
+        str(TUTORIAL / "more-cats"),
+    ],
 }
 
 
@@ -84,7 +89,9 @@ class Postgres:
         data = str(self.root / "data")
         self.run(str(PG_BIN / "initdb"), "-D", data, "-U", PG_USER, "--auth=trust", "-E", "UTF8", "--no-sync")
         options = f"-p {self.port} -k {self.root / 'socket'} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self.run(str(PG_BIN / "pg_ctl"), "-D", data, "-o", options, "-l", str(self.root / "postgres.log"), "-w", "start")
+        self.run(
+            str(PG_BIN / "pg_ctl"), "-D", data, "-o", options, "-l", str(self.root / "postgres.log"), "-w", "start"
+        )
         import psycopg2
 
         connection = psycopg2.connect(host="127.0.0.1", port=self.port, user=PG_USER, dbname="postgres")
@@ -121,17 +128,34 @@ def team_server(postgres_uri, tmp_path_factory):
     folder = tmp_path_factory.mktemp("team-server")
     port = free_port()
     address, name = colleague_address(), socket.gethostname()
-    command = [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri", postgres_uri,
-               "--artifacts-destination", str(folder / "artifacts"), "--host", "0.0.0.0", "--port", str(port),
-               "--allowed-hosts", allowed_hosts(name, address), "--workers", "2"]
+    command = [
+        str(Path(sys.executable).parent / "mlflow"),
+        "server",
+        "--backend-store-uri",
+        postgres_uri,
+        "--artifacts-destination",
+        str(folder / "artifacts"),
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(port),
+        "--allowed-hosts",
+        allowed_hosts(name, address),
+        "--workers",
+        "2",
+    ]
     log = folder / "server.log"
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     with open(log, "wb") as output:
         server = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     wait_until_up(f"{url}/health", server, log, "mlflow server")
-    yield {"url": url, "artifacts": folder / "artifacts", "port": port,
-           "colleagues": {"dogs": f"http://{address}:{port}", "spots": f"http://{name}:{port}"}}
+    yield {
+        "url": url,
+        "artifacts": folder / "artifacts",
+        "port": port,
+        "colleagues": {"dogs": f"http://{address}:{port}", "spots": f"http://{name}:{port}"},
+    }
     stop_process_group(server)
 
 
@@ -145,16 +169,23 @@ def trained(team_server, tmp_path_factory) -> dict[str, dict]:
         env = {**os.environ, "WORKBENCH_TRACKING_URI": team_server["colleagues"][name]}
         home = tmp_path_factory.mktemp(f"home-{name}")
         command = [sys.executable, "-m", "workbench", "--home", str(home), "create", name, *sets]
-        processes[name] = (home, subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                                  text=True))
+        processes[name] = (
+            home,
+            subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True),
+        )
     answers = {}
     for name, (home, process) in processes.items():
         env = {**os.environ, "WORKBENCH_TRACKING_URI": team_server["colleagues"][name]}
         out, err = process.communicate(timeout=TRAIN_SECONDS)
         assert process.returncode == 0, err[-3000:]
         cid = json.loads(out)["classifier_id"]  # create answers once stored; `wait` waits for the MLflow logging
-        waited = subprocess.run([sys.executable, "-m", "workbench", "--home", str(home), "wait", cid],
-                                env=env, capture_output=True, text=True, timeout=TRAIN_SECONDS)
+        waited = subprocess.run(
+            [sys.executable, "-m", "workbench", "--home", str(home), "wait", cid],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=TRAIN_SECONDS,
+        )
         assert waited.returncode == 0, waited.stderr[-3000:]
         answers[name] = {"home": home, "record": json.loads(waited.stdout), "stderr": err + waited.stderr}
     print(f"two-process training into PostgreSQL-backed MLflow: {time.monotonic() - started:.1f} s")
@@ -169,7 +200,9 @@ def test_two_processes_train_into_one_postgresql_server_and_both_land_intact(tra
     for answer in trained.values():
         record = answer["record"]
         cid = record["classifier_id"]
-        assert record["status"] == "ready" and "workbench: logged to MLflow" in answer["stderr"], answer["stderr"][-2000:]
+        assert record["status"] == "ready" and "workbench: logged to MLflow" in answer["stderr"], answer["stderr"][
+            -2000:
+        ]
         experiment = client.get_experiment_by_name(cid)
         [run] = client.search_runs([experiment.experiment_id], filter_string=f"tags.`{TAG_KIND}` = 'version'")
         assert run.info.status == "FINISHED" and run.data.tags[TAG_LOGGED] == "true"
@@ -190,14 +223,32 @@ def model_server(trained, team_server, tmp_path_factory):
     cid = trained["dogs"]["record"]["classifier_id"]
     folder = tmp_path_factory.mktemp("model-server")
     port = free_port()
-    command = [str(Path(sys.executable).parent / "mlflow"), "models", "serve", "-m", f"models:/{cid}@{SERVING_ALIAS}",
-               "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
-    bin_folder = str(Path(sys.executable).parent)  # `mlflow models serve` runs `uvicorn` from PATH, as an activated venv has it
-    env = {**os.environ, "MLFLOW_TRACKING_URI": team_server["url"], "PATH": f"{bin_folder}{os.pathsep}{os.environ['PATH']}"}
+    command = [
+        str(Path(sys.executable).parent / "mlflow"),
+        "models",
+        "serve",
+        "-m",
+        f"models:/{cid}@{SERVING_ALIAS}",
+        "--env-manager",
+        "local",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+    ]
+    bin_folder = str(
+        Path(sys.executable).parent
+    )  # `mlflow models serve` runs `uvicorn` from PATH, as an activated venv has it
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": team_server["url"],
+        "PATH": f"{bin_folder}{os.pathsep}{os.environ['PATH']}",
+    }
     log = folder / "serve.log"
     with open(log, "wb") as output:
-        server = subprocess.Popen(command, env=env, cwd=folder, stdout=output, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
+        server = subprocess.Popen(
+            command, env=env, cwd=folder, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
     url = f"http://127.0.0.1:{port}"
     wait_until_up(f"{url}/ping", server, log, "mlflow models serve")
     yield url
@@ -205,8 +256,9 @@ def model_server(trained, team_server, tmp_path_factory):
 
 
 def invoke(url: str, body: dict) -> list[dict]:
-    request = urllib.request.Request(f"{url}/invocations", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{url}/invocations", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=TRAIN_SECONDS) as answer:
         return json.loads(answer.read())["predictions"]
 
@@ -214,8 +266,9 @@ def invoke(url: str, body: dict) -> list[dict]:
 def test_mlflow_models_serve_scores_like_classify(model_server, trained):
     home, cid = trained["dogs"]["home"], trained["dogs"]["record"]["classifier_id"]
     encoded = base64.b64encode(DOGS_JPG.read_bytes()).decode()
-    split = invoke(model_server, {"dataframe_split": {"columns": ["image"], "data": [[encoded]]},
-                                  "params": {"watson": True}})
+    split = invoke(
+        model_server, {"dataframe_split": {"columns": ["image"], "data": [[encoded]]}, "params": {"watson": True}}
+    )
     records = invoke(model_server, {"dataframe_records": [{"image": encoded}]})
     wb = Workbench(home, tracking_uri=False, train=False, resume=False)
     expected = wb.classify(DOGS_JPG, classifier_ids=[cid], threshold=0.0)["images"][0]["classifiers"][0]["classes"]

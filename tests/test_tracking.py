@@ -12,11 +12,12 @@ import sys
 from pathlib import Path
 
 import pytest
-import workbench
 from mlflow import MlflowClient
 from mlflow.entities import LoggedModelStatus
 from mlflow.exceptions import MlflowException
 
+import workbench
+from conftest import CREATE_CLASSES, DOGS_JPG, TUTORIAL, Gate, stop_process_group, wait_until_up
 from workbench import Workbench
 from workbench.run_record import (
     EXPERIMENT_KIND,
@@ -34,8 +35,6 @@ from workbench.run_record import (
 )
 from workbench.tracking import tracking_target
 
-from conftest import CREATE_CLASSES, DOGS_JPG, TUTORIAL, Gate, stop_process_group, wait_until_up
-
 SERVER_START_SECONDS = 90
 TRAIN_SECONDS = 300
 GATE_SECONDS = 120
@@ -52,15 +51,25 @@ def start_server(folder: Path, port: int) -> subprocess.Popen:
     """`mlflow server` with a SQLite backend and proxied artifacts, one worker; returns once it answers."""
     folder.mkdir(parents=True, exist_ok=True)
     command = [
-        str(Path(sys.executable).parent / "mlflow"), "server",
-        "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
-        "--artifacts-destination", str(folder / "artifacts"),
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        str(Path(sys.executable).parent / "mlflow"),
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{folder / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(folder / "artifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
     ]
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     log = open(folder / "server.log", "wb")
     server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    wait_until_up(f"http://127.0.0.1:{port}/health", server, folder / "server.log", "mlflow server", SERVER_START_SECONDS)
+    wait_until_up(
+        f"http://127.0.0.1:{port}/health", server, folder / "server.log", "mlflow server", SERVER_START_SECONDS
+    )
     return server
 
 
@@ -163,8 +172,10 @@ def test_run_records_params_metrics_examples_and_plots(tutorial):
     assert metrics["ece"] == pytest.approx(stored.metrics["calibration"]["ece"]) and metrics["ece"] < 0.05
     assert metrics["brier_score"] == pytest.approx(stored.metrics["calibration"]["brier"])
     assert metrics["unknown_false_positive_rate"] == stored.metrics["unknown_images"]["false_positive_rate"] == 0.0
-    plots = {f"{n}.png" for n in ("confusion_matrix", "score_histograms", "threshold_curves", "reliability_diagram",
-                                  "overlays")}
+    plots = {
+        f"{n}.png"
+        for n in ("confusion_matrix", "score_histograms", "threshold_curves", "reliability_diagram", "overlays")
+    }
     assert artifacts == plots | {"metrics.json"}
     manifest = Path(client.download_artifacts(run.info.run_id, "examples/manifest.csv"))
     shas = {line.split(",")[1] for line in manifest.read_text().splitlines()[1:]}
@@ -204,7 +215,11 @@ def test_compare_versions_has_one_row_per_version_from_mlflow(tutorial):
     wb, cid = tutorial["wb"], tutorial["cid"]
     table = wb.compare_versions(cid)
     assert list(table["version"]) == [1, 2, 3]
-    assert table["parent_version"].tolist()[1:] == [1, 2] and table["parent_version"].isna().tolist() == [True, False, False]
+    assert table["parent_version"].tolist()[1:] == [1, 2] and table["parent_version"].isna().tolist() == [
+        True,
+        False,
+        False,
+    ]
     assert table["images"].tolist() == [175, 225, 250] and str(table["images"].dtype) == "Int64"
     assert all(isinstance(v, int) for v in table[["images", "negatives", "classes"]].astype(object).iloc[1])
     assert list(table["serving"]) == [False, False, True]
@@ -241,7 +256,11 @@ def test_registered_model_in_a_fresh_process_scores_like_classify(tutorial, tmp_
     encoded.write_text(base64.b64encode(DOGS_JPG.read_bytes()).decode())
     done = subprocess.run(
         [sys.executable, "-c", LOAD_AND_PREDICT, f"models:/{cid}@{SERVING_ALIAS}", str(DOGS_JPG), str(encoded)],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=TRAIN_SECONDS,
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=TRAIN_SECONDS,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     answer = json.loads(done.stdout.strip().splitlines()[-1])
@@ -274,8 +293,13 @@ def test_default_target_is_a_sqlite_store_under_mlruns_in_the_project(tmp_path, 
     assert workbench.tracking_uri() == f"sqlite:///{tmp_path.resolve() / 'runs' / 'mlflow.db'}"
 
 
-BENIGN_LINES = ("Creating initial MLflow database tables", "Updating database tables",
-                "Validating input example against model signature", "alembic", "Context impl SQLiteImpl")
+BENIGN_LINES = (
+    "Creating initial MLflow database tables",
+    "Updating database tables",
+    "Validating input example against model signature",
+    "alembic",
+    "Context impl SQLiteImpl",
+)
 
 
 def test_a_tracked_create_prints_no_mlflow_info_lines_and_leaves_no_stray_mlflow_db(tmp_path):
@@ -283,17 +307,40 @@ def test_a_tracked_create_prints_no_mlflow_info_lines_and_leaves_no_stray_mlflow
     env = {**os.environ, "WORKBENCH_TRACKING_URI": str(tmp_path / "mlruns")}
     env.pop("MLFLOW_TRACKING_URI", None)
     done = subprocess.run(
-        [sys.executable, "-m", "workbench", "--home", str(tmp_path / "home"), "create", "quiet",
-         "-p", f"beagle={sets['beagle']}", "-p", f"husky={sets['husky']}"],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=TRAIN_SECONDS,
+        [
+            sys.executable,
+            "-m",
+            "workbench",
+            "--home",
+            str(tmp_path / "home"),
+            "create",
+            "quiet",
+            "-p",
+            f"beagle={sets['beagle']}",
+            "-p",
+            f"husky={sets['husky']}",
+        ],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=TRAIN_SECONDS,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "goes on in the background" in done.stderr  # create answers once stored; a detached process logs
     cid = json.loads(done.stdout)["classifier_id"]
-    waited = subprocess.run([sys.executable, "-m", "workbench", "--home", str(tmp_path / "home"), "wait", cid],
-                            env=env, cwd=tmp_path, capture_output=True, text=True, timeout=TRAIN_SECONDS)
+    waited = subprocess.run(
+        [sys.executable, "-m", "workbench", "--home", str(tmp_path / "home"), "wait", cid],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=TRAIN_SECONDS,
+    )
     assert waited.returncode == 0, waited.stderr[-3000:]
-    assert "workbench: logged to MLflow in" in waited.stderr  # it did log (a fresh store: tables created, a model validated)
+    assert (
+        "workbench: logged to MLflow in" in waited.stderr
+    )  # it did log (a fresh store: tables created, a model validated)
     stderr = done.stderr + waited.stderr
     assert [line for line in BENIGN_LINES if line in stderr] == [], stderr[-3000:]
     assert not (tmp_path / "mlflow.db").exists()
@@ -355,18 +402,28 @@ def test_the_experiment_carries_a_key_metrics_view_and_links_open_the_model_trai
     logged = version_runs(client, cid)[1].data.metrics
     assert all(c.split("`")[1] in logged for c in columns if c.startswith("metrics."))  # every column has a value
     url = wb.tracker.experiment_url(cid, "http://ui:5000/")
-    assert url == (f"http://ui:5000/#/experiments/{experiment.experiment_id}/runs"
-                   f"?workflowType=machine_learning&viewStateShareKey={KEY_METRICS_VIEW}")
+    assert url == (
+        f"http://ui:5000/#/experiments/{experiment.experiment_id}/runs"
+        f"?workflowType=machine_learning&viewStateShareKey={KEY_METRICS_VIEW}"
+    )
     assert wb.tracker.registered_model_url(cid) == f"http://127.0.0.1:5000/#/models/{cid}?workflowType=machine_learning"
     run_ids = [version_runs(client, cid)[1].info.run_id]
     assert wb.tracker.compare_url(cid, run_ids).endswith(
-        f'runs=["{run_ids[0]}"]&experiments=["{experiment.experiment_id}"]&workflowType=machine_learning')
+        f'runs=["{run_ids[0]}"]&experiments=["{experiment.experiment_id}"]&workflowType=machine_learning'
+    )
     registered = client.get_model_version_by_alias(cid, SERVING_ALIAS)
     assert registered.source.startswith("models:/m-")  # linked to its LoggedModel, and still loads from the registry:
-    download = ("import mlflow, sys; mlflow.set_tracking_uri(sys.argv[1]); "
-                "print(mlflow.artifacts.download_artifacts(f'models:/{sys.argv[2]}@serving'))")  # as the README loads it
-    done = subprocess.run([sys.executable, "-c", download, client.tracking_uri, cid], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=TRAIN_SECONDS)
+    download = (
+        "import mlflow, sys; mlflow.set_tracking_uri(sys.argv[1]); "
+        "print(mlflow.artifacts.download_artifacts(f'models:/{sys.argv[2]}@serving'))"
+    )  # as the README loads it
+    done = subprocess.run(
+        [sys.executable, "-c", download, client.tracking_uri, cid],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=TRAIN_SECONDS,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert (Path(done.stdout.strip().splitlines()[-1]) / "MLmodel").is_file() and not (tmp_path / "mlflow.db").exists()
     # an experiment an earlier workbench logged (no view, another kind) is corrected by the next sync
@@ -409,7 +466,9 @@ def test_delete_soft_deletes_the_experiment_restorable_with_its_runs_tagged_dele
     assert client.get_experiment_by_name(cid).lifecycle_stage == "deleted"
     later = wb.create_classifier("later", small_sets(tmp_path / "later", ("beagle", "husky")))["classifier_id"]
     assert wb.wait(later, timeout=TRAIN_SECONDS)["status"] == "ready" and wb.tracker.flush(timeout=TRAIN_SECONDS)
-    assert client.get_experiment_by_name(later).lifecycle_stage == "active" and sorted(version_runs(client, later)) == [1]
+    assert client.get_experiment_by_name(later).lifecycle_stage == "active" and sorted(version_runs(client, later)) == [
+        1
+    ]
     client.restore_experiment(experiment.experiment_id)
     runs = client.search_runs([experiment.experiment_id])
     assert len(runs) == 1 and all(run.data.tags[TAG_DELETED] == "true" for run in runs)

@@ -73,9 +73,18 @@ def test_metrics_on_known_scores() -> None:
 
 def test_out_of_fold_scores_round_trip_without_pickle(tutorial_embeddings) -> None:
     x, labels, classes = tutorial_embeddings
-    held_out = OutOfFold(classes, cross_validate(x, labels, classes).scores((1.0, 0.0)), labels, [f"{i:064x}" for i in range(len(labels))],
-                         [f"set.zip/{i}.jpg" for i in range(len(labels))])
+    held_out = OutOfFold(
+        classes,
+        cross_validate(x, labels, classes).scores((1.0, 0.0)),
+        labels,
+        [f"{i:064x}" for i in range(len(labels))],
+        [f"set.zip/{i}.jpg" for i in range(len(labels))],
+    )
     again = OutOfFold.from_bytes(held_out.to_bytes())
     np.testing.assert_array_equal(again.scores, held_out.scores)
     assert (again.classes, again.labels, again.sha256, again.sources) == (
-        held_out.classes, held_out.labels, held_out.sha256, held_out.sources)
+        held_out.classes,
+        held_out.labels,
+        held_out.sha256,
+        held_out.sources,
+    )

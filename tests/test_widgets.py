@@ -11,7 +11,7 @@ import time
 import urllib.request
 import uuid
 import zipfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -23,17 +23,21 @@ from workbench import plots, widgets
 from workbench.limits import Limits
 from workbench.review import review_items, threshold_metrics
 
-
 CAT_JPG = TUTORIAL / "cats" / "10373218496_4fc37d8e69_z.jpg"
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def uploaded(*paths: Path, kind: str = "application/zip") -> tuple[dict, ...]:
     """What a FileUpload holds once a person picks files (ipywidgets 8: name, type, size, content, last_modified)."""
-    stamp = datetime.now(timezone.utc)
+    stamp = datetime.now(UTC)
     return tuple(
-        {"name": p.name, "type": kind, "size": p.stat().st_size, "content": memoryview(p.read_bytes()),
-         "last_modified": stamp}
+        {
+            "name": p.name,
+            "type": kind,
+            "size": p.stat().st_size,
+            "content": memoryview(p.read_bytes()),
+            "last_modified": stamp,
+        }
         for p in paths
     )
 
@@ -68,7 +72,9 @@ def test_examples_widget_after_create_updates_what_it_created(make_workbench, tu
     form.submit_button.click()  # the button a person clicks, not the method behind it
     [created] = wb.list_classifiers()["classifiers"]
     cid = created["classifier_id"]
-    assert created["name"] == "dogs" and form.target.value == cid and form.target.label == f"dogs · {cid}"  # the new one is in the dropdown, chosen
+    assert (
+        created["name"] == "dogs" and form.target.value == cid and form.target.label == f"dogs · {cid}"
+    )  # the new one is in the dropdown, chosen
     assert form.submit_button.description == "Update" and form.name.disabled
     assert "created" in form.message.value
     wb.wait(cid, timeout=300)
@@ -124,7 +130,9 @@ def test_examples_widget_creates_from_a_100_mb_upload(make_workbench, tutorial_z
     form.submit_button.click()
     [created] = wb.list_classifiers()["classifiers"]
     assert wb.wait(created["classifier_id"], timeout=600)["status"] == "ready"
-    assert form.status.status == "ready" and [c["class"] for c in wb.get_classifier(created["classifier_id"])["classes"]] == ["beagle"]
+    assert form.status.status == "ready" and [
+        c["class"] for c in wb.get_classifier(created["classifier_id"])["classes"]
+    ] == ["beagle"]
     assert len(wb.examples(created["classifier_id"])) == 12 + len(zipfile.ZipFile(tutorial_zips["cats"]).namelist())
 
 
@@ -144,7 +152,9 @@ def test_examples_widget_takes_sets_by_path_on_the_kernels_disk(make_workbench, 
     assert sorted(c["class"] for c in wb.get_classifier(created["classifier_id"])["classes"]) == ["dalmatian", "husky"]
 
 
-def test_examples_widget_path_box_takes_one_zip_and_says_what_is_wrong_with_a_path(make_workbench, tutorial_zips, tmp_path):
+def test_examples_widget_path_box_takes_one_zip_and_says_what_is_wrong_with_a_path(
+    make_workbench, tutorial_zips, tmp_path
+):
     form = widgets.ExamplesWidget(make_workbench())
     form.folder.value = str(tutorial_zips["husky"])
     assert form.picked.options == ((f"husky · {widgets._size_text(tutorial_zips['husky'])}", "husky"),)
@@ -165,7 +175,9 @@ def test_examples_widget_says_why_an_upload_cannot_be_taken(make_workbench, tuto
     assert "path box" in form.message.value
     huge = padded_zip(TUTORIAL / "beagle", tmp_path / "huge.zip", 101 * 1024 * 1024)  # over Watson's 100 MB a zip
     form.upload.value = uploaded(huge, tutorial_zips["cats"])
-    assert "LimitExceeded" in form.message.value and "101.0 MiB" in form.message.value and "100 MiB" in form.message.value
+    assert (
+        "LimitExceeded" in form.message.value and "101.0 MiB" in form.message.value and "100 MiB" in form.message.value
+    )
     form.submit_button.click()
     assert "LimitExceeded" in form.message.value and wb.list_classifiers()["classifiers"] == []
 
@@ -202,9 +214,18 @@ def test_lab_config_lets_a_20_mb_message_reach_the_kernel(tmp_path):
     """A real Jupyter server started with the project's config (as `make lab` does) takes a 20 MB websocket
     message (tornado's default drops anything over 10 MiB), and its kernels know the limit."""
     port, token = free_port(), "t0ken"
-    command = [sys.executable, "-m", "jupyter", "server", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-               f"--ServerApp.root_dir={tmp_path}", f"--IdentityProvider.token={token}",
-               f"--config={ROOT / 'jupyter_server_config.py'}"]
+    command = [
+        sys.executable,
+        "-m",
+        "jupyter",
+        "server",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        f"--ServerApp.root_dir={tmp_path}",
+        f"--IdentityProvider.token={token}",
+        f"--config={ROOT / 'jupyter_server_config.py'}",
+    ]
     if os.getuid() == 0:
         command.append("--allow-root")
     log = tmp_path / "server.log"
@@ -215,8 +236,9 @@ def test_lab_config_lets_a_20_mb_message_reach_the_kernel(tmp_path):
     try:
         base = f"http://127.0.0.1:{port}"
         wait_until_up(f"{base}/api/status?token={token}", server, log, "jupyter server")
-        request = urllib.request.Request(f"{base}/api/kernels?token={token}", data=b"{}", method="POST",
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"{base}/api/kernels?token={token}", data=b"{}", method="POST", headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(request, timeout=60) as answer:
             kernel = json.load(answer)["id"]
         payload = "x" * (20 * 1000 * 1000)
@@ -238,12 +260,30 @@ def execute(url: str, code: str, timeout_s: float = 120) -> str:
     connection = websocket.create_connection(url, timeout=timeout_s)
     try:
         msg_id = uuid.uuid4().hex
-        connection.send(json.dumps({
-            "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "test", "session": uuid.uuid4().hex,
-                       "date": datetime.now(timezone.utc).isoformat(), "version": "5.3"},
-            "parent_header": {}, "metadata": {}, "channel": "shell",
-            "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {}, "allow_stdin": False},
-        }))
+        connection.send(
+            json.dumps(
+                {
+                    "header": {
+                        "msg_id": msg_id,
+                        "msg_type": "execute_request",
+                        "username": "test",
+                        "session": uuid.uuid4().hex,
+                        "date": datetime.now(UTC).isoformat(),
+                        "version": "5.3",
+                    },
+                    "parent_header": {},
+                    "metadata": {},
+                    "channel": "shell",
+                    "content": {
+                        "code": code,
+                        "silent": False,
+                        "store_history": False,
+                        "user_expressions": {},
+                        "allow_stdin": False,
+                    },
+                }
+            )
+        )
         printed = []
         while True:
             message = json.loads(connection.recv())
@@ -273,7 +313,13 @@ def test_classify_widget_scores_dogs_jpg_like_the_engine(classified):
     answer = wb.classify(DOGS_JPG, classifier_ids=[cid], threshold=0.5)
     expected = {c["class"]: c["score"] for c in answer["images"][0]["classifiers"][0]["classes"]}
     mine = widget.results()
-    mine = dict(zip(mine.loc[mine["classifier_id"] == cid, "class"], mine.loc[mine["classifier_id"] == cid, "score"], strict=True))
+    mine = dict(
+        zip(
+            mine.loc[mine["classifier_id"] == cid, "class"],
+            mine.loc[mine["classifier_id"] == cid, "score"],
+            strict=True,
+        )
+    )
     assert mine == expected and mine["goldenretriever"] >= 0.5
     assert widget.image.value[:2] == b"\xff\xd8"  # the image is shown (as JPEG)
 
@@ -290,8 +336,19 @@ def test_classify_widget_upload_shows_and_scores_the_uploaded_image(dogs):
     assert widget.image.value == widgets.thumbnail(CAT_JPG.read_bytes(), widgets.IMAGE_WIDTH_PX * 2) != dogs_image
     assert set(widget.scores["image"]) == {CAT_JPG.name} and widget.table.value != dogs_table
     engine = wb.classify(CAT_JPG, classifier_ids=[cid, "default"], threshold=0.0)
-    expected = {(r["classifier_id"], c["class"]): c["score"] for r in engine["images"][0]["classifiers"] for c in r["classes"]}
-    assert dict(zip(zip(widget.scores["classifier_id"], widget.scores["class"], strict=True), widget.scores["score"], strict=True)) == expected
+    expected = {
+        (r["classifier_id"], c["class"]): c["score"] for r in engine["images"][0]["classifiers"] for c in r["classes"]
+    }
+    assert (
+        dict(
+            zip(
+                zip(widget.scores["classifier_id"], widget.scores["class"], strict=True),
+                widget.scores["score"],
+                strict=True,
+            )
+        )
+        == expected
+    )
     mine = widget.results()
     assert "goldenretriever" not in set(mine.loc[mine["classifier_id"] == cid, "class"])  # a cat is no retriever
 
@@ -333,7 +390,9 @@ def test_classify_widget_threshold_slider_refilters_the_table(classified):
 
 def test_status_widget_sees_delete(make_workbench, tutorial_zips):
     wb = make_workbench()
-    cid = wb.create_classifier("tiny", {"husky": tutorial_zips["husky"]}, negative_examples=tutorial_zips["cats"])["classifier_id"]
+    cid = wb.create_classifier("tiny", {"husky": tutorial_zips["husky"]}, negative_examples=tutorial_zips["cats"])[
+        "classifier_id"
+    ]
     status = widgets.StatusWidget(wb, cid)
     status.wait(timeout=300)
     wb.delete_classifier(cid)
@@ -345,7 +404,9 @@ def test_status_widget_sees_delete(make_workbench, tutorial_zips):
 
 def test_overlay_gallery_says_when_no_image_is_misclassified(make_workbench, tutorial_zips, dogs):
     wb = make_workbench()  # huskies against cats: an easy task
-    cid = wb.create_classifier("tiny", {"husky": tutorial_zips["husky"]}, negative_examples=tutorial_zips["cats"])["classifier_id"]
+    cid = wb.create_classifier("tiny", {"husky": tutorial_zips["husky"]}, negative_examples=tutorial_zips["cats"])[
+        "classifier_id"
+    ]
     assert wb.wait(cid, timeout=300)["status"] == "ready"
     oof = wb.out_of_fold(cid)
     clean = [t for t in np.linspace(0.05, 0.95, 19) if not (review_items(oof, t)["kind"] == "misclassified").any()]
@@ -484,7 +545,9 @@ def test_results_grid_classifies_a_folder_in_batches_like_the_engine(dogs):
         assert ("(below 0.5)" in caption) == (top["score"] < 0.5)
     predicted = grid.predictions()
     assert list(predicted["image"]) == [str(p) for p in grid.paths]
-    assert list(predicted["class"]) == [t["class"] for t in best] and list(predicted["reached"]) == [t["score"] >= 0.5 for t in best]
+    assert list(predicted["class"]) == [t["class"] for t in best] and list(predicted["reached"]) == [
+        t["score"] >= 0.5 for t in best
+    ]
     grid.threshold.value = 0.999  # re-captions without classifying again
     for caption, top in zip(grid.captions, best, strict=True):
         assert ("(below 0.999)" in caption.value) == (top["score"] < 0.999)
@@ -496,17 +559,28 @@ def test_results_grid_marks_each_labelled_image_right_or_wrong(dogs):
     grid = widgets.ResultsGrid(wb, TUTORIAL / "test", [cid], threshold=0.5)  # test/LABELS.txt
     assert grid.labelled
     predicted = grid.predictions()
-    labels = {"0.jpg": "husky", "1.jpg": "(none)", "2.jpg": "dalmatian", "3.jpg": "(none)", "4.jpg": "beagle",
-              "5.jpg": "goldenretriever", "6.jpg": "husky"}  # cheetah and tiger are none of the classes
+    labels = {
+        "0.jpg": "husky",
+        "1.jpg": "(none)",
+        "2.jpg": "dalmatian",
+        "3.jpg": "(none)",
+        "4.jpg": "beagle",
+        "5.jpg": "goldenretriever",
+        "6.jpg": "husky",
+    }  # cheetah and tiger are none of the classes
     assert [labels[Path(p).name] for p in predicted["image"]] == list(predicted["truth"])
     assert predicted["correct"].all() and "7 of 7 right" in grid.summary.value
     assert all("right" in c.value for c in grid.captions)
     matrix = grid.interpretation().confusion_matrix(0.5)
-    assert np.trace(matrix.to_numpy()) == 7 and matrix.loc["husky", "husky"] == 2 and matrix.loc["(none)", "(none)"] == 2
+    assert (
+        np.trace(matrix.to_numpy()) == 7 and matrix.loc["husky", "husky"] == 2 and matrix.loc["(none)", "(none)"] == 2
+    )
     grid.threshold.value = 1.0  # scores round to 6 decimals: only those at 1.0 still reach it
     moved = grid.predictions()
-    expected = [(cls == truth) if reached else truth == "(none)"
-                for cls, reached, truth in zip(moved["class"], moved["reached"], moved["truth"], strict=True)]
+    expected = [
+        (cls == truth) if reached else truth == "(none)"
+        for cls, reached, truth in zip(moved["class"], moved["reached"], moved["truth"], strict=True)
+    ]
     assert list(moved["correct"]) == expected and f"{sum(expected)} of 7 right" in grid.summary.value
     assert sum("true: " in c.value for c in grid.captions) == 7 - sum(expected)
     wrong = widgets.ResultsGrid(wb, TUTORIAL / "test", [cid], labels={"0.jpg": "beagle", "1.jpg": "husky"})

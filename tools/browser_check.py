@@ -55,10 +55,18 @@ UPLOAD = TUTORIAL / "test" / "2.jpg"  # a dalmatian (test/LABELS.txt): uploaded 
 UPLOAD_CLASS = "dalmatian"
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("0[1-5]_*.ipynb"))
 SHOWN = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook in front (JupyterLab may restore others behind it)
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SERVER_START_SECONDS = 90
-RUN_SECONDS = int(os.environ.get("BROWSER_CHECK_RUN_SECONDS", 300))  # running every cell of the notebook (backbone load, classify, plots)
+RUN_SECONDS = int(
+    os.environ.get("BROWSER_CHECK_RUN_SECONDS", 300)
+)  # running every cell of the notebook (backbone load, classify, plots)
 TRACEBACK = re.compile(r"Traceback \(most recent call last\)|^-{20,}\s*\n\s*\w+(Error|Exception|Interrupt)\b", re.M)
 NO_NEWS = '{"fetchNews": "false", "checkForUpdates": false}'  # no news toast over the widget, no network
 VIEWPORT = {"width": 1500, "height": 1100}
@@ -81,17 +89,30 @@ def free_port() -> int:
 
 def start_lab(root: Path, port: int, token: str) -> subprocess.Popen:
     """JupyterLab from this venv (so its kernel is the venv's python3), serving `root` on 127.0.0.1."""
-    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-               f"--ServerApp.root_dir={root}", f"--IdentityProvider.token={token}",
-               "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-               f"--config={ROOT / 'jupyter_server_config.py'}"]  # as `make lab`: uploads up to 256 MiB
+    command = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        f"--ServerApp.root_dir={root}",
+        f"--IdentityProvider.token={token}",
+        "--LabApp.news_url=None",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        f"--config={ROOT / 'jupyter_server_config.py'}",
+    ]  # as `make lab`: uploads up to 256 MiB
     if os.geteuid() == 0:  # containers often run as root; JupyterLab refuses that unless told
         command.append("--allow-root")
     settings = root / ".lab-settings"
     (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
     (settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings").write_text(NO_NEWS)
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(root / ".jupyter-config"), JUPYTERLAB_SETTINGS_DIR=str(settings),
-               PYTHONPATH=os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")])))
+    env = dict(
+        os.environ,
+        JUPYTER_CONFIG_DIR=str(root / ".jupyter-config"),
+        JUPYTERLAB_SETTINGS_DIR=str(settings),
+        PYTHONPATH=os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")])),
+    )
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=open(root / "lab.log", "wb"), env=env)
     deadline = time.monotonic() + SERVER_START_SECONDS
     while time.monotonic() < deadline:
@@ -143,8 +164,10 @@ def run_all(page: Page, url: str) -> None:
     stderr = page.locator(f'{SHOWN} .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')
     errors = [text for text in stderr.all_inner_texts() if TRACEBACK.search(text)]
     assert not errors, f"{url}: {errors[0][:2000]}"
-    print(f"ran {url.split('?')[0].rsplit('/', 1)[-1]}: stderr blocks {stderr.count()}"
-          + (f" (first: {stderr.first.inner_text()[:300]!r})" if stderr.count() else ""))
+    print(
+        f"ran {url.split('?')[0].rsplit('/', 1)[-1]}: stderr blocks {stderr.count()}"
+        + (f" (first: {stderr.first.inner_text()[:300]!r})" if stderr.count() else "")
+    )
 
 
 def check_classify(page: Page, screenshot: Path) -> None:
@@ -153,7 +176,9 @@ def check_classify(page: Page, screenshot: Path) -> None:
     page.locator(".workbench-classify").first.scroll_into_view_if_needed()  # JupyterLab renders only cells in view
     page.wait_for_function(  # the results line is drawn (the kernel may still be sending it)
         "() => [...document.querySelectorAll('.workbench-classify p')]"
-        ".some(e => /^\\d+ classes at threshold/.test(e.innerText.trim()))", timeout=30_000)
+        ".some(e => /^\\d+ classes at threshold/.test(e.innerText.trim()))",
+        timeout=30_000,
+    )
     before = results_count(page)
     print("before:", before)
     drag_slider(page, 0.08)
@@ -196,10 +221,14 @@ def check_upload(page: Page, screenshot: Path) -> None:
     chooser.value.set_files(str(UPLOAD))  # what a person picks in it
     page.wait_for_function(  # the kernel classified the upload: the custom classifier's top class is now its class
         f"() => {{ const top = ({TOP_CUSTOM_CLASS})(); return top && top.startsWith('{UPLOAD_CLASS} '); }}",
-        timeout=60_000)
-    page.wait_for_function("([src]) => { const i = document.querySelector('.workbench-classify img');"
-                           " return i && i.src && i.src !== src && i.complete && i.naturalWidth > 0; }",
-                           arg=[before_src], timeout=30_000)
+        timeout=60_000,
+    )
+    page.wait_for_function(
+        "([src]) => { const i = document.querySelector('.workbench-classify img');"
+        " return i && i.src && i.src !== src && i.complete && i.naturalWidth > 0; }",
+        arg=[before_src],
+        timeout=30_000,
+    )
     after_top = page.evaluate(TOP_CUSTOM_CLASS)
     print(f"after uploading {UPLOAD.relative_to(TUTORIAL)}:", after_top)
     assert after_top != before_top
@@ -211,11 +240,27 @@ def check_upload(page: Page, screenshot: Path) -> None:
 
 def start_mlflow(mlruns: Path, port: int) -> subprocess.Popen:
     """`mlflow server` on the notebooks' store (SQLite, artifacts as logged), one worker, no job runner."""
-    command = [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri",
-               f"sqlite:///{mlruns / 'mlflow.db'}", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    command = [
+        str(Path(sys.executable).parent / "mlflow"),
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{mlruns / 'mlflow.db'}",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     env = dict(os.environ, MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=open(mlruns.parent / "mlflow.log", "wb"),
-                               env=env, cwd=mlruns.parent, start_new_session=True)
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=open(mlruns.parent / "mlflow.log", "wb"),
+        env=env,
+        cwd=mlruns.parent,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + SERVER_START_SECONDS
     while time.monotonic() < deadline:
         try:
@@ -251,7 +296,10 @@ def metric_columns_shown(page: Page) -> None:
     """Waits until the runs table's header names the key metrics."""
     page.wait_for_function(
         "(names) => { const heads = [...document.querySelectorAll('[role=columnheader]')].map(h => h.innerText.trim());"
-        " return names.every(n => heads.includes(n)); }", arg=list(KEY_COLUMNS), timeout=60_000)
+        " return names.every(n => heads.includes(n)); }",
+        arg=list(KEY_COLUMNS),
+        timeout=60_000,
+    )
 
 
 def check_home_click(browser, ui: str, classifier_id: str, docs: Path) -> None:
@@ -263,16 +311,22 @@ def check_home_click(browser, ui: str, classifier_id: str, docs: Path) -> None:
     its "Views" menu, "Key metrics": the metric columns.
     """
     context = browser.new_context(viewport=MLFLOW_VIEWPORT)  # no cookies, no localStorage: a first visit
-    listed = f'[data-testid="experiment-list-item-link"][title="{classifier_id}"]'  # on the home page's Recent Experiments
+    listed = (
+        f'[data-testid="experiment-list-item-link"][title="{classifier_id}"]'  # on the home page's Recent Experiments
+    )
     try:
         page = context.new_page()
         page.goto(f"{ui}/#/")
         page.locator(listed).first.click(timeout=60_000)
         page.wait_for_timeout(5000)  # the experiment page redirects to its default tab
         genai = "/overview" in page.url or page.get_by_text("Token usage").count() > 0
-        print(f"fresh profile, home -> {classifier_id}:", page.url,
-              "(the GenAI overview, as the README says)" if genai else
-              "(NOT the GenAI overview: this MLflow honours the experiment's type; update the README)")
+        print(
+            f"fresh profile, home -> {classifier_id}:",
+            page.url,
+            "(the GenAI overview, as the README says)"
+            if genai
+            else "(NOT the GenAI overview: this MLflow honours the experiment's type; update the README)",
+        )
         page.goto(f"{ui}/#/")
         page.get_by_text("Model training", exact=True).first.click(timeout=60_000)  # the sidebar switch
         page.locator(listed).first.click(timeout=60_000)
@@ -292,6 +346,7 @@ def check_home_click(browser, ui: str, classifier_id: str, docs: Path) -> None:
 def check_mlflow(page: Page, ui: str, uri: str, docs: Path) -> None:
     """The runs table of `dogs`'s experiment, a registered version and its LoggedModel, v1 vs v2, registered model."""
     from mlflow import MlflowClient
+
     from workbench import tracking_uri
     from workbench.run_record import KEY_METRICS_VIEW, UI_MODE
 
@@ -324,8 +379,10 @@ def check_mlflow(page: Page, ui: str, uri: str, docs: Path) -> None:
     listed.scroll_into_view_if_needed()
     listed.click(force=True)
     images = page.locator("img")  # each run's plot, drawn from a blob: URL (the file name is not in src)
-    page.wait_for_function("() => [...document.querySelectorAll('img')]"
-                           ".filter(i => i.complete && i.naturalWidth >= 400).length >= 2", timeout=60_000)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('img')].filter(i => i.complete && i.naturalWidth >= 400).length >= 2",
+        timeout=60_000,
+    )
     images.first.scroll_into_view_if_needed()
     page.wait_for_timeout(1000)
     page.screenshot(path=str(docs / "mlflow-compare-dogs.png"))
@@ -339,7 +396,9 @@ def check_mlflow(page: Page, ui: str, uri: str, docs: Path) -> None:
 
 # the data scientist's loop, past the tutorial: a 100 MB upload, promote, curate ---------------------------
 BIG_ZIP_BYTES = 100 * 1000 * 1000  # Watson's 100 MB a zip
-LOOP_NOTEBOOK = "06_loop.ipynb"  # written into the temporary folder only: the form, the serving picker, classify, gallery
+LOOP_NOTEBOOK = (
+    "06_loop.ipynb"  # written into the temporary folder only: the form, the serving picker, classify, gallery
+)
 
 
 def padded_zip(images: Path, target: Path, size: int, count: int = 12) -> Path:
@@ -361,7 +420,10 @@ def write_loop_notebook(work: Path, parameters: dict) -> list[Path]:
 
     zips = work / "upload"
     zips.mkdir()
-    uploads = [padded_zip(TUTORIAL / "beagle", zips / "beagle.zip", BIG_ZIP_BYTES), zip_folder(TUTORIAL / "cats", zips / "cats.zip")]
+    uploads = [
+        padded_zip(TUTORIAL / "beagle", zips / "beagle.zip", BIG_ZIP_BYTES),
+        zip_folder(TUTORIAL / "cats", zips / "cats.zip"),
+    ]
     cells = [
         "from workbench import Workbench, widgets\n"
         f"big = Workbench({str(work / 'home-big')!r}, tracking_uri='none')  # its own home: the upload's classifier\n"

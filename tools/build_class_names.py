@@ -49,26 +49,49 @@ WIKT_LICENCE = "CC BY-SA 3.0 (Wiktionary)"
 COW = Source("wns/cow/wn-data-cmn.tab", "Chinese Open Wordnet", "WordNet licence (wns/cow/LICENSE)", "t2s")
 # Sources per language, best first: a lemma several sources give wins, then the order here.
 SOURCES: dict[str, tuple[Source, ...]] = {
-    "ar": (Source("wns/arb/wn-nodia-arb.tab", "Arabic WordNet (AWN v2), without diacritics", "CC BY-SA 3.0"),
-           Source("wns/wikt/wn-wikt-arb.tab", WIKTIONARY, WIKT_LICENCE, ordered=True)),
-    "de": (Source("wns/wikt/wn-wikt-deu.tab", WIKTIONARY, WIKT_LICENCE, ordered=True),),  # omw-data has no German wordnet
-    "es": (Source("wns/mcr/wn-data-spa.tab", "Multilingual Central Repository 3.0 (Spanish)", "CC BY 3.0"),
-           Source("wns/wikt/wn-wikt-spa.tab", WIKTIONARY, WIKT_LICENCE, ordered=True)),
-    "fr": (Source("wns/fra/wn-data-fra.tab", "WOLF (Wordnet Libre du Français)", "CeCILL-C"),
-           Source("wns/wikt/wn-wikt-fra.tab", WIKTIONARY, WIKT_LICENCE, ordered=True)),
-    "it": (Source("wns/ita/wn-data-ita.tab", "MultiWordNet (Italian)", "CC BY 3.0"),
-           Source("wns/iwn/wn-data-ita.tab", "ItalWordNet", "ODC-BY 1.0"),
-           Source("wns/wikt/wn-wikt-ita.tab", WIKTIONARY, WIKT_LICENCE, ordered=True)),
-    "ja": (Source("wns/jpn/wn-data-jpn.tab", "Japanese WordNet", "Japanese WordNet licence (BSD-like)"),
-           Source("wns/wikt/wn-wikt-jpn.tab", WIKTIONARY, WIKT_LICENCE, ordered=True)),
-    "ko": (Source("wns/wikt/wn-wikt-kor.tab", WIKTIONARY, WIKT_LICENCE, ordered=True),),  # omw-data has no Korean wordnet
-    "pt-br": (Source("wns/por/wn-data-por.tab", "OpenWordnet-PT (Brazilian Portuguese)", "CC BY-SA"),
-              Source("wns/wikt/wn-wikt-por.tab", WIKTIONARY, WIKT_LICENCE, ordered=True)),
+    "ar": (
+        Source("wns/arb/wn-nodia-arb.tab", "Arabic WordNet (AWN v2), without diacritics", "CC BY-SA 3.0"),
+        Source("wns/wikt/wn-wikt-arb.tab", WIKTIONARY, WIKT_LICENCE, ordered=True),
+    ),
+    "de": (
+        Source("wns/wikt/wn-wikt-deu.tab", WIKTIONARY, WIKT_LICENCE, ordered=True),
+    ),  # omw-data has no German wordnet
+    "es": (
+        Source("wns/mcr/wn-data-spa.tab", "Multilingual Central Repository 3.0 (Spanish)", "CC BY 3.0"),
+        Source("wns/wikt/wn-wikt-spa.tab", WIKTIONARY, WIKT_LICENCE, ordered=True),
+    ),
+    "fr": (
+        Source("wns/fra/wn-data-fra.tab", "WOLF (Wordnet Libre du Français)", "CeCILL-C"),
+        Source("wns/wikt/wn-wikt-fra.tab", WIKTIONARY, WIKT_LICENCE, ordered=True),
+    ),
+    "it": (
+        Source("wns/ita/wn-data-ita.tab", "MultiWordNet (Italian)", "CC BY 3.0"),
+        Source("wns/iwn/wn-data-ita.tab", "ItalWordNet", "ODC-BY 1.0"),
+        Source("wns/wikt/wn-wikt-ita.tab", WIKTIONARY, WIKT_LICENCE, ordered=True),
+    ),
+    "ja": (
+        Source("wns/jpn/wn-data-jpn.tab", "Japanese WordNet", "Japanese WordNet licence (BSD-like)"),
+        Source("wns/wikt/wn-wikt-jpn.tab", WIKTIONARY, WIKT_LICENCE, ordered=True),
+    ),
+    "ko": (
+        Source("wns/wikt/wn-wikt-kor.tab", WIKTIONARY, WIKT_LICENCE, ordered=True),
+    ),  # omw-data has no Korean wordnet
+    "pt-br": (
+        Source("wns/por/wn-data-por.tab", "OpenWordnet-PT (Brazilian Portuguese)", "CC BY-SA"),
+        Source("wns/wikt/wn-wikt-por.tab", WIKTIONARY, WIKT_LICENCE, ordered=True),
+    ),
     "zh-cn": (COW, Source("wns/wikt/wn-wikt-cmn.tab", WIKTIONARY, WIKT_LICENCE, "t2s", ordered=True)),
-    "zh-tw": (Source("wns/cwn/wn-data-qcn.tab", "Chinese Wordnet (Taiwan)", "WordNet licence (wns/cwn/LICENSE)"),
-              Source(COW.path, COW.name + ", in Traditional characters (OpenCC s2twp)", COW.licence, "s2twp"),
-              Source("wns/wikt/wn-wikt-cmn.tab", WIKTIONARY + ", in Traditional characters (OpenCC s2twp)",
-                     WIKT_LICENCE, "s2twp", ordered=True)),
+    "zh-tw": (
+        Source("wns/cwn/wn-data-qcn.tab", "Chinese Wordnet (Taiwan)", "WordNet licence (wns/cwn/LICENSE)"),
+        Source(COW.path, COW.name + ", in Traditional characters (OpenCC s2twp)", COW.licence, "s2twp"),
+        Source(
+            "wns/wikt/wn-wikt-cmn.tab",
+            WIKTIONARY + ", in Traditional characters (OpenCC s2twp)",
+            WIKT_LICENCE,
+            "s2twp",
+            ordered=True,
+        ),
+    ),
 }
 
 # The colour words of the `default` model (workbench.general.COLOR_ANCHORS_RGB), each as the WordNet 3.0 noun
@@ -126,8 +149,14 @@ def usable(lemma: str) -> bool:
     separates the steps of a type_hierarchy), not a stray
     one- or two-letter Latin word (WOLF's "et")."""
     latin = lemma.isascii() or all(ord(c) < 0x250 for c in lemma)
-    return (len(lemma) <= MAX_LEMMA_CHARS and len(lemma.split()) <= MAX_LEMMA_WORDS and not lemma.isdigit()
-            and "!" not in lemma and "/" not in lemma and not (latin and len(lemma) < 3))
+    return (
+        len(lemma) <= MAX_LEMMA_CHARS
+        and len(lemma.split()) <= MAX_LEMMA_WORDS
+        and not lemma.isdigit()
+        and "!" not in lemma
+        and "/" not in lemma
+        and not (latin and len(lemma) < 3)
+    )
 
 
 def converter(config: str | None):
@@ -155,8 +184,14 @@ def candidates(synset: str, tables: list[tuple[Source, dict[str, list[str]]]]) -
     return sorted(votes, key=lambda lemma: (-votes[lemma], main_rank.get(lemma, unlisted), first_seen[lemma]))
 
 
-def choose(nodes: list[str], english: dict[str, str], options: dict[str, list[str]], parent: dict[str, str],
-           reserved: set[str], weight: dict[str, int]) -> dict[str, str]:
+def choose(
+    nodes: list[str],
+    english: dict[str, str],
+    options: dict[str, list[str]],
+    parent: dict[str, str],
+    reserved: set[str],
+    weight: dict[str, int],
+) -> dict[str, str]:
     """One unique name per node that has one: its best lemma, or the next one free, or `lemma (parent's name)`.
 
     A lemma several nodes want goes to the node with the most ImageNet leaves beneath it (French "nourriture"
@@ -179,8 +214,11 @@ def choose(nodes: list[str], english: dict[str, str], options: dict[str, list[st
         free = [lemma for lemma in lemmas if lemma not in taken]
         if free:
             chosen[node] = free[0]
-        elif (parent.get(node) in chosen and chosen[parent[node]] != lemmas[0]
-              and f"{lemmas[0]} ({chosen[parent[node]]})" not in taken):
+        elif (
+            parent.get(node) in chosen
+            and chosen[parent[node]] != lemmas[0]
+            and f"{lemmas[0]} ({chosen[parent[node]]})" not in taken
+        ):
             chosen[node] = f"{lemmas[0]} ({chosen[parent[node]]})"
         else:
             continue  # no unique name: English
@@ -198,7 +236,7 @@ def build(omw_dir: Path, reference_dir: Path) -> tuple[dict, list[tuple]]:
     parent = {w: path[i - 1] for path in paths.values() for i, w in enumerate(path) if i > 0}
     weight = collections.Counter(w for path in paths.values() for w in path)  # leaves beneath (a leaf: 1)
     colour_ids = {f"color:{name}": wnid for name, wnid in COLOR_SYNSETS.items()}
-    english = {**names, **{key: key[len("color:"):] for key in colour_ids}}
+    english = {**names, **{key: key[len("color:") :] for key in colour_ids}}
     nodes = leaves + ancestors + list(colour_ids)
     rows: dict[str, dict[str, str]] = {}
     coverage = []
@@ -228,20 +266,26 @@ def build(omw_dir: Path, reference_dir: Path) -> tuple[dict, list[tuple]]:
                 break
             reserved |= clashes
         rows[language] = plain
-        coverage.append((
-            language,
-            sum(w in plain for w in leaves), len(leaves),
-            sum(w in plain for w in ancestors), len(ancestors),
-            sum(k in plain for k in colour_ids), len(colour_ids),
-            used,
-        ))
+        coverage.append(
+            (
+                language,
+                sum(w in plain for w in leaves),
+                len(leaves),
+                sum(w in plain for w in ancestors),
+                len(ancestors),
+                sum(k in plain for k in colour_ids),
+                len(colour_ids),
+                used,
+            )
+        )
     document = {
         "source": "Open Multilingual Wordnet data (github.com/omwn/omw-data) by WordNet 3.0 synset; "
-                  "built by tools/build_class_names.py. Columns: English, then "
-                  + ", ".join(LANGUAGES) + "; null: no name in that language (English is answered)",
+        "built by tools/build_class_names.py. Columns: English, then "
+        + ", ".join(LANGUAGES)
+        + "; null: no name in that language (English is answered)",
         "languages": list(LANGUAGES),
         "rows": [[english[n], *[rows[lang].get(n) for lang in LANGUAGES]] for n in nodes]
-                + [[NON_FOOD, *[None for _ in LANGUAGES]]],
+        + [[NON_FOOD, *[None for _ in LANGUAGES]]],
     }
     return document, coverage
 
@@ -249,20 +293,34 @@ def build(omw_dir: Path, reference_dir: Path) -> tuple[dict, list[tuple]]:
 def write_compact(document: dict, output_path: Path) -> None:
     """Minified JSON, one row per line."""
     lines = [json.dumps(row, ensure_ascii=False, separators=(",", ":")) for row in document["rows"]]
-    text = ('{"source":' + json.dumps(document["source"]) + ',"languages":' + json.dumps(document["languages"])
-            + ',"rows":[\n' + ",\n".join(lines) + "\n]}\n")
+    text = (
+        '{"source":'
+        + json.dumps(document["source"])
+        + ',"languages":'
+        + json.dumps(document["languages"])
+        + ',"rows":[\n'
+        + ",\n".join(lines)
+        + "\n]}\n"
+    )
     output_path.write_text(text, encoding="utf-8")
 
 
 def coverage_table(coverage: list[tuple]) -> str:
     """The README's table: share of the leaves, of the ancestors and of the colours named in each language."""
-    lines = ["| language | ImageNet leaves named | hierarchy names above them | colour words | sources |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "| language | ImageNet leaves named | hierarchy names above them | colour words | sources |",
+        "|---|---|---|---|---|",
+    ]
     for language, leaves, n_leaves, ancestors, n_ancestors, colours, n_colours, used in coverage:
-        sources = "; ".join(dict.fromkeys(re.sub(r", in Traditional.*", "", s.name) + (" (s2twp)" if s.convert == "s2twp" else "")
-                                          for s in used))
-        lines.append(f"| `{language}` | {leaves}/{n_leaves} ({leaves / n_leaves:.0%}) | {ancestors}/{n_ancestors} "
-                     f"({ancestors / n_ancestors:.0%}) | {colours}/{n_colours} | {sources} |")
+        sources = "; ".join(
+            dict.fromkeys(
+                re.sub(r", in Traditional.*", "", s.name) + (" (s2twp)" if s.convert == "s2twp" else "") for s in used
+            )
+        )
+        lines.append(
+            f"| `{language}` | {leaves}/{n_leaves} ({leaves / n_leaves:.0%}) | {ancestors}/{n_ancestors} "
+            f"({ancestors / n_ancestors:.0%}) | {colours}/{n_colours} | {sources} |"
+        )
     return "\n".join(lines)
 
 

@@ -14,7 +14,7 @@ import collections
 import itertools
 import json
 import sys
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 DEFAULT_REFERENCE_DIR = Path("/work/shared/reference/imagenet")
@@ -25,35 +25,37 @@ MAX_PATH_LEVELS = 7  # most names in one type_hierarchy, leaf included
 DOMESTIC_ANIMAL_WNID = "n01317541"  # preferred route for dogs and cats, as Watson answers
 
 # WordNet umbrella and taxonomy-filler synsets that say nothing to a reader; removed from every path.
-UNINFORMATIVE_WNIDS: frozenset[str] = frozenset({
-    "n00001740",  # entity
-    "n00001930",  # physical entity
-    "n00002684",  # object, physical object
-    "n00003553",  # whole, unit
-    "n00002137",  # abstraction
-    "n00004258",  # living thing
-    "n00004475",  # organism
-    "n00021939",  # artifact
-    "n03575240",  # instrumentality
-    "n01466257",  # chordate
-    "n01471682",  # vertebrate, craniate
-    "n01886756",  # placental
-    "n01661818",  # diapsid
-    "n00020827",  # matter
-    "n00019613",  # substance (matter)
-    "n00020090",  # substance (material)
-    "n15046900",  # solid
-    "n00021265",  # food, nutrient (the "solid food" synset is kept)
-    "n03076708",  # commodity
-    "n03093574",  # consumer goods
-    "n00019128",  # natural object
-    "n00027167",  # location
-    "n00033020",  # communication
-    "n00024264",  # attribute
-    "n09287968",  # geological formation
-    "n03129123",  # creation
-    "n14580897",  # material, stuff
-})
+UNINFORMATIVE_WNIDS: frozenset[str] = frozenset(
+    {
+        "n00001740",  # entity
+        "n00001930",  # physical entity
+        "n00002684",  # object, physical object
+        "n00003553",  # whole, unit
+        "n00002137",  # abstraction
+        "n00004258",  # living thing
+        "n00004475",  # organism
+        "n00021939",  # artifact
+        "n03575240",  # instrumentality
+        "n01466257",  # chordate
+        "n01471682",  # vertebrate, craniate
+        "n01886756",  # placental
+        "n01661818",  # diapsid
+        "n00020827",  # matter
+        "n00019613",  # substance (matter)
+        "n00020090",  # substance (material)
+        "n15046900",  # solid
+        "n00021265",  # food, nutrient (the "solid food" synset is kept)
+        "n03076708",  # commodity
+        "n03093574",  # consumer goods
+        "n00019128",  # natural object
+        "n00027167",  # location
+        "n00033020",  # communication
+        "n00024264",  # attribute
+        "n09287968",  # geological formation
+        "n03129123",  # creation
+        "n14580897",  # material, stuff
+    }
+)
 
 # Parent to take where WordNet lists several and the shortest route reads wrong (a car is not a "container").
 PREFERRED_PARENTS: dict[str, str] = {
@@ -106,7 +108,9 @@ def parent_map(classes: list[dict]) -> dict[str, set[str]]:
     return parents
 
 
-def choose_paths(classes: list[dict], parents: dict[str, set[str]], synonyms: dict[str, list[str]]) -> dict[str, tuple[str, ...]]:
+def choose_paths(
+    classes: list[dict], parents: dict[str, set[str]], synonyms: dict[str, list[str]]
+) -> dict[str, tuple[str, ...]]:
     """Pick ONE root path per synset so the chosen paths form a tree.
 
     Each synset takes its parent's chosen path plus itself (dynamic programming), so any two classes
@@ -118,7 +122,7 @@ def choose_paths(classes: list[dict], parents: dict[str, set[str]], synonyms: di
         informative = [w for w in path if w not in UNINFORMATIVE_WNIDS]
         return (DOMESTIC_ANIMAL_WNID not in path, len(informative), [synonyms[w][0] for w in path], path)
 
-    @lru_cache(maxsize=None)
+    @cache
     def best(wnid: str) -> tuple[str, ...]:
         if not parents.get(wnid):
             return (wnid,)
@@ -184,12 +188,11 @@ def build(reference_dir: Path) -> dict:
     paths = informative_paths(choose_paths(classes, parent_map(classes), synonyms))
     names = node_names(paths, synonyms)
     entries = [
-        {"wnid": c["wnid"], "name": names[c["wnid"]], "path": [names[w] for w in paths[c["wnid"]]]}
-        for c in classes
+        {"wnid": c["wnid"], "name": names[c["wnid"]], "path": [names[w] for w in paths[c["wnid"]]]} for c in classes
     ]
     return {
         "source": "WordNet is-a paths of the ImageNet-1k classes (see /work/shared/reference/SOURCES.md); "
-                  "built by tools/build_general_data.py",
+        "built by tools/build_general_data.py",
         "classes": entries,
     }
 

@@ -36,8 +36,8 @@ if TYPE_CHECKING:
     from .curation import Curation, TrainingExample, examples_frame
     from .examples import folder_sets, image_paths, set_name
     from .interpretation import Interpretation, label_from_name, parse_labels
-    from .streaming import folder_images, named_images
     from .service import Workbench
+    from .streaming import folder_images, named_images
     from .tracking import tracking_uri
     from .training import OutOfFold
 
@@ -69,13 +69,12 @@ def __getattr__(name: str) -> object:
     globals()[name] = value
     return value
 
+
 __all__ = [
+    "ClassifierEvent",
     "ClassifierNotFound",
     "Curation",
     "ExampleNotFound",
-    "TooFewExamples",
-    "TrainingExample",
-    "examples_frame",
     "ImageTooSmall",
     "ImageURL",
     "ImageUnreadable",
@@ -85,12 +84,14 @@ __all__ = [
     "InvalidRequest",
     "InvalidThreshold",
     "LimitExceeded",
-    "ModelNotInstalled",
     "Limits",
+    "ModelNotInstalled",
     "NoImages",
-    "ClassifierEvent",
+    "OutOfFold",
     "StoreUnavailable",
+    "TooFewExamples",
     "TrackingError",
+    "TrainingExample",
     "Unauthorized",
     "UnsupportedLanguage",
     "UnsupportedMediaType",
@@ -98,12 +99,12 @@ __all__ = [
     "WaitTimeout",
     "Workbench",
     "WorkbenchError",
-    "OutOfFold",
+    "examples_frame",
     "folder_images",
-    "named_images",
     "folder_sets",
     "image_paths",
     "label_from_name",
+    "named_images",
     "parse_labels",
     "set_name",
     "tracking_uri",

@@ -14,21 +14,21 @@ import sqlite3
 import tempfile
 import threading
 import warnings
-from contextlib import closing
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager, closing
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from dataclasses import dataclass
-from contextlib import AbstractContextManager
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image
 from threadpoolctl import ThreadpoolController
 
 from . import onnx_engine, quantize
-from .limits import THREADS_ENV
 from .atomic import open_for_reading, private_database
 from .batching import BatchingRunner
+from .limits import THREADS_ENV
 from .spec import IMAGENET_CLASSES, BackboneSpec, lite0_spec, preprocess
 
 BATCH_SIZE = 8  # images per forward pass
@@ -234,8 +234,10 @@ class Backbone:
         same cores and finish later than ONNX Runtime does after the wait.
         """
         self.prepare(wait=True)
-        return [self._batcher.run(tensors[start : start + self.batch_size])
-                for start in range(0, len(tensors), self.batch_size)]
+        return [
+            self._batcher.run(tensors[start : start + self.batch_size])
+            for start in range(0, len(tensors), self.batch_size)
+        ]
 
     def _forward(self, tensors: list[np.ndarray]) -> tuple[np.ndarray, ...]:
         """One pass over a batch (the batching runner's thread calls it, with other callers' images alongside)."""
@@ -259,9 +261,12 @@ class Backbone:
         """
         spec, grid = self.spec, self.spec.feature_grid
         if not len(tensors):
-            return DensePass(np.zeros((0, spec.embedding_size), np.float32), np.zeros((0, IMAGENET_CLASSES), np.float32),
-                             np.zeros((0, spec.window_count, IMAGENET_CLASSES), np.float32),
-                             np.zeros((0, spec.embedding_size, grid, grid), np.float32))
+            return DensePass(
+                np.zeros((0, spec.embedding_size), np.float32),
+                np.zeros((0, IMAGENET_CLASSES), np.float32),
+                np.zeros((0, spec.window_count, IMAGENET_CLASSES), np.float32),
+                np.zeros((0, spec.embedding_size, grid, grid), np.float32),
+            )
         outputs = self._passes(tensors)
         embeddings, logits, windows, features = (np.concatenate([out[i] for out in outputs]) for i in range(4))
         return DensePass(embeddings, softmax(logits), softmax(windows), features)

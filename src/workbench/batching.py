@@ -12,8 +12,8 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -36,8 +36,9 @@ class BatchingRunner:
     `forward` takes a list of CHW arrays and returns arrays whose first axis is per image.
     """
 
-    def __init__(self, forward: Callable[[list[np.ndarray]], Outputs], max_images: int,
-                 wait_seconds: float = WAIT_SECONDS) -> None:
+    def __init__(
+        self, forward: Callable[[list[np.ndarray]], Outputs], max_images: int, wait_seconds: float = WAIT_SECONDS
+    ) -> None:
         self.forward = forward
         self.max_images = max_images
         self.wait_seconds = wait_seconds

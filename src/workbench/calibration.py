@@ -45,19 +45,28 @@ def reliability(scores: np.ndarray, truth: np.ndarray, bins: int = RELIABILITY_B
     for b in range(bins):
         inside = index == b
         count = int(inside.sum())
-        rows.append({
-            "low": b / bins, "high": (b + 1) / bins, "count": count,
-            "mean_score": float(flat_scores[inside].mean()) if count else None,
-            "fraction_right": float(flat_truth[inside].mean()) if count else None,
-        })
+        rows.append(
+            {
+                "low": b / bins,
+                "high": (b + 1) / bins,
+                "count": count,
+                "mean_score": float(flat_scores[inside].mean()) if count else None,
+                "fraction_right": float(flat_truth[inside].mean()) if count else None,
+            }
+        )
     return rows
 
 
 def expected_calibration_error(scores: np.ndarray, truth: np.ndarray, bins: int = RELIABILITY_BINS) -> float:
     """ECE: the pair-weighted mean gap between a bin's mean score and how often its pairs were right."""
     total = scores.size
-    return float(sum(row["count"] / total * abs(row["mean_score"] - row["fraction_right"])
-                     for row in reliability(scores, truth, bins) if row["count"]))
+    return float(
+        sum(
+            row["count"] / total * abs(row["mean_score"] - row["fraction_right"])
+            for row in reliability(scores, truth, bins)
+            if row["count"]
+        )
+    )
 
 
 def brier_score(scores: np.ndarray, truth: np.ndarray) -> float:

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .errors import InvalidRequest, InvalidThreshold, echo, echo_list
 from . import zip_directory
+from .errors import InvalidRequest, InvalidThreshold, echo, echo_list
 from .examples import NON_IMAGE_REASONS, ZIP_MAGICS, BinaryFile, ImageInput, Skipped, Source, skip_reason
 from .limits import MAX_ZIP_MEMBERS
 from .sources import ImageURL
 from .training import Heads
 from .vocabulary import BUILT_IN_CLASSIFIER_IDS, GENERAL_CLASSIFIER_ID, OWNER_IBM, OWNER_ME, SCORE_DECIMALS, THRESHOLD
-
 
 
 @dataclass(frozen=True)
@@ -168,7 +167,10 @@ def split_non_images(entries: list[ImageInput | Skipped]) -> tuple[list[ImageInp
     if not skipped:
         return kept, []
     shown = ", ".join(skipped[:5]) + (", ..." if len(skipped) > 5 else "")
-    warning = {"warning_id": "files_skipped", "description": f"Skipped {len(skipped)} files that are not images: {shown}"}
+    warning = {
+        "warning_id": "files_skipped",
+        "description": f"Skipped {len(skipped)} files that are not images: {shown}",
+    }
     return kept, [warning]
 
 

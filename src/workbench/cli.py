@@ -11,8 +11,9 @@ import sys
 import tempfile
 import time
 import zipfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from .errors import WorkbenchError
 from .limits import (
@@ -40,8 +41,16 @@ EXPORT_LOGGING_SECONDS = 120.0  # how long `export` waits for MLflow to take the
 DIR_FLUSH_IMAGES = 1024  # classify-dir writes its output (one Parquet part) every this many images
 SIGPIPE_EXIT = 128 + signal.SIGPIPE  # the shell's code for "the reader went away" (141)
 # columns of `versions` that count things: printed as integers, although MLflow keeps every metric as a float
-INTEGER_COLUMNS = ("version", "registered_version", "parent_version", "images", "negatives",
-                   "images_embedded", "images_cached", "classes")
+INTEGER_COLUMNS = (
+    "version",
+    "registered_version",
+    "parent_version",
+    "images",
+    "negatives",
+    "images_embedded",
+    "images_cached",
+    "classes",
+)
 TABLE_WIDTH = 100  # `versions` prints a table this many characters wide at most (a terminal, a pasted log)
 MIN_CELL = 12  # the narrowest version column; fewer versions are shown rather than narrower ones
 MAX_LABEL = 30  # metric names (per-class ones carry the class name) are cut to this
@@ -100,8 +109,12 @@ def _settle(wb: Workbench, record: dict, wait: bool, home: Path, log_to: str | N
         if log_to is None:  # untracked, or a tracking server: logged here
             return _flush_tracking(wb, cid)
         pid = _detached_wait(wb, cid, home, {TRACKING_ENV: log_to})
-        print(f"workbench: {cid} is stored; logging to MLflow at {log_to} goes on in the background "
-              f"(pid {pid}); `workbench wait {cid}` waits for it", file=sys.stderr, flush=True)
+        print(
+            f"workbench: {cid} is stored; logging to MLflow at {log_to} goes on in the background "
+            f"(pid {pid}); `workbench wait {cid}` waits for it",
+            file=sys.stderr,
+            flush=True,
+        )
         return settled
     _detached_wait(wb, cid, home, {})
     return record
@@ -134,8 +147,11 @@ def _flush_tracking(wb: Workbench, classifier_id: str) -> dict:
         outcome = "logged to MLflow" if logged else "NOT logged to MLflow"
         print(f"workbench: {outcome} in {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
         if not logged:  # the reason, not only a pointer to it: the record's `warnings` carries it too
-            print(f"workbench: {tracker.warnings.get(classifier_id, 'another process is still logging it')}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"workbench: {tracker.warnings.get(classifier_id, 'another process is still logging it')}",
+                file=sys.stderr,
+                flush=True,
+            )
     return wb.get_classifier(classifier_id)
 
 
@@ -198,8 +214,10 @@ def versions_table(frame: pandas.DataFrame, width: int = TABLE_WIDTH) -> tuple[s
     columns = [[_clip(_cell(v), cell_width) for v in rows[c].astype(object)] for c in frame.columns if c != "version"]
     widths = [max([len(h), *(len(column[i]) for column in columns)]) for i, h in enumerate(numbers[-shown:])]
     lines = [" " * label_width + "".join(f"  {h:>{w}}" for h, w in zip(numbers[-shown:], widths, strict=True))]
-    lines += [f"{label:<{label_width}}" + "".join(f"  {c:>{w}}" for c, w in zip(column, widths, strict=True))
-              for label, column in zip(labels, columns, strict=True)]
+    lines += [
+        f"{label:<{label_width}}" + "".join(f"  {c:>{w}}" for c, w in zip(column, widths, strict=True))
+        for label, column in zip(labels, columns, strict=True)
+    ]
     return "\n".join(line.rstrip() for line in lines), shown
 
 
@@ -214,23 +232,31 @@ def _versions(wb: Workbench, args: argparse.Namespace) -> object:
     table, shown = versions_table(frame)
     print(table)
     if shown < len(frame):
-        print(f"workbench: the newest {shown} of {len(frame)} versions fit {TABLE_WIDTH} columns; --json has every one",
-              file=sys.stderr)
+        print(
+            f"workbench: the newest {shown} of {len(frame)} versions fit {TABLE_WIDTH} columns; --json has every one",
+            file=sys.stderr,
+        )
     return None
 
 
 def run_demo(wb: Workbench, data: Path, keep: bool) -> None:
     """The tutorial end to end: create `dogs`, update it, classify dogs.jpg, delete."""
     with tempfile.TemporaryDirectory() as tmp:
-        zips = {name: zip_folder(data / name, Path(tmp) / f"{name}.zip") for name in
-                [*TUTORIAL_CREATE, *TUTORIAL_UPDATE, "cats", "more-cats"]}
+        zips = {
+            name: zip_folder(data / name, Path(tmp) / f"{name}.zip")
+            for name in [*TUTORIAL_CREATE, *TUTORIAL_UPDATE, "cats", "more-cats"]
+        }
         print("# Step 2: create the dogs classifier", file=sys.stderr)
         created = wb.create_classifier("dogs", {c: zips[c] for c in TUTORIAL_CREATE}, negative_examples=zips["cats"])
         _print(created)
         cid = created["classifier_id"]
         _print(wb.wait(cid, timeout=None))
         print("# Step 3: add dalmatian and more-cats", file=sys.stderr)
-        _print(wb.update_classifier(cid, positive_examples={c: zips[c] for c in TUTORIAL_UPDATE}, negative_examples=zips["more-cats"]))
+        _print(
+            wb.update_classifier(
+                cid, positive_examples={c: zips[c] for c in TUTORIAL_UPDATE}, negative_examples=zips["more-cats"]
+            )
+        )
         _print(wb.wait(cid, timeout=None))
     print("# Step 4: classify dogs.jpg against dogs and default", file=sys.stderr)
     _print(wb.classify(data / "dogs.jpg", classifier_ids=[cid, "default"]))
@@ -244,24 +270,42 @@ def run_demo(wb: Workbench, data: Path, keep: bool) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workbench", description=__doc__)
-    parser.add_argument("--home", type=Path, default=None, help="store folder (default: $WORKBENCH_HOME or data/workbench)")
+    parser.add_argument(
+        "--home", type=Path, default=None, help="store folder (default: $WORKBENCH_HOME or data/workbench)"
+    )
     parser.add_argument("--owner", default=OWNER_ME, help="owner of the classifiers this command sees")
-    parser.add_argument("--precision", choices=("fp32", "int8"), default=None,
-                        help="backbone precision (default: $WORKBENCH_PRECISION, else fp32); int8 is calibrated once per machine")
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "int8"),
+        default=None,
+        help="backbone precision (default: $WORKBENCH_PRECISION, else fp32); int8 is calibrated once per machine",
+    )
     verbs = parser.add_subparsers(dest="verb", required=True, help="what to do (each verb has its own --help)")
 
     create = verbs.add_parser("create", help="create a classifier and train it")
     create.add_argument("name", help="the classifier's name (its id is the name plus a random number)")
-    create.add_argument("--positive", "-p", action="append", default=[], metavar="CLASS=PATH",
-                        help="a class's examples: zip or folder of images (repeat for each class)")
+    create.add_argument(
+        "--positive",
+        "-p",
+        action="append",
+        default=[],
+        metavar="CLASS=PATH",
+        help="a class's examples: zip or folder of images (repeat for each class)",
+    )
     create.add_argument("--negative", "-n", metavar="PATH", help="negative examples: zip or folder of images")
     _add_from_folder(create)
     create.add_argument("--no-wait", action="store_true", help="answer at once; train in a detached process")
 
     update = verbs.add_parser("update", help="add classes, images or negatives, then retrain")
     update.add_argument("classifier_id", help="the classifier to update")
-    update.add_argument("--positive", "-p", action="append", default=[], metavar="CLASS=PATH",
-                        help="images for a new or existing class: zip or folder (repeat)")
+    update.add_argument(
+        "--positive",
+        "-p",
+        action="append",
+        default=[],
+        metavar="CLASS=PATH",
+        help="images for a new or existing class: zip or folder (repeat)",
+    )
     update.add_argument("--negative", "-n", metavar="PATH", help="more negative examples: zip or folder of images")
     update.add_argument("--no-wait", action="store_true", help="answer at once; retrain in a detached process")
 
@@ -269,7 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument("classifier_id", help="the classifier to show")
 
     listing = verbs.add_parser("list", help="list classifiers")
-    listing.add_argument("--verbose", action="store_true", help="full records (classes, timestamps), not just id, name, status")
+    listing.add_argument(
+        "--verbose", action="store_true", help="full records (classes, timestamps), not just id, name, status"
+    )
 
     wait = verbs.add_parser("wait", help="block until a classifier is ready or failed (resumes its training)")
     wait.add_argument("classifier_id", help="the classifier to wait for")
@@ -277,15 +323,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     classify = verbs.add_parser("classify", help="classify images, zips or folders")
     classify.add_argument("images", nargs="+", help="image files, zips of images or folders of images")
-    classify.add_argument("--classifier-ids", "-c", action="append", default=None,
-                          help="classifiers to apply, comma-separated or repeated (default: yours); 'default' is the general model, "
-                               "'food' the food model, 'explicit' the explicit model (optional extra)")
+    classify.add_argument(
+        "--classifier-ids",
+        "-c",
+        action="append",
+        default=None,
+        help="classifiers to apply, comma-separated or repeated (default: yours); 'default' is the general model, "
+        "'food' the food model, 'explicit' the explicit model (optional extra)",
+    )
     classify.add_argument("--owners", action="append", default=None, help="whose classifiers to apply: IBM and/or me")
-    classify.add_argument("--threshold", "-t", type=float, default=None,
-                          help="leave out classes scoring under this (0 to 1; default 0.5)")
-    classify.add_argument("--language", "-l", default=None, metavar="LANG",
-                          help="names of the built-in classes in en (default), ar, de, es, fr, it, ja, ko, pt-br, zh-cn "
-                               "or zh-tw (or an Accept-Language list: ja-JP, 'fr-CH, fr;q=0.9'); custom names stay as trained")
+    classify.add_argument(
+        "--threshold", "-t", type=float, default=None, help="leave out classes scoring under this (0 to 1; default 0.5)"
+    )
+    classify.add_argument(
+        "--language",
+        "-l",
+        default=None,
+        metavar="LANG",
+        help="names of the built-in classes in en (default), ar, de, es, fr, it, ja, ko, pt-br, zh-cn "
+        "or zh-tw (or an Accept-Language list: ja-JP, 'fr-CH, fr;q=0.9'); custom names stay as trained",
+    )
 
     delete = verbs.add_parser("delete", help="delete a classifier")
     delete.add_argument("classifier_id", help="the classifier to delete, with its versions and example images")
@@ -296,11 +353,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_classify_dir_verb(verbs)
 
     doctor = verbs.add_parser("doctor", help="check the store; with --repair, fix what is safe to fix")
-    doctor.add_argument("--repair", action="store_true",
-                        help="remove orphan blobs and temporary files, quarantine corrupt blobs, mark broken classifiers failed")
+    doctor.add_argument(
+        "--repair",
+        action="store_true",
+        help="remove orphan blobs and temporary files, quarantine corrupt blobs, mark broken classifiers failed",
+    )
     doctor.add_argument("--quick", action="store_true", help="only orphan blobs and temporary files (no hashing)")
-    doctor.add_argument("--grace-seconds", type=float, default=DOCTOR_GRACE_S,
-                        help=f"leave files younger than this alone (default {DOCTOR_GRACE_S:g})")
+    doctor.add_argument(
+        "--grace-seconds",
+        type=float,
+        default=DOCTOR_GRACE_S,
+        help=f"leave files younger than this alone (default {DOCTOR_GRACE_S:g})",
+    )
 
     demo = verbs.add_parser("demo", help="run the tutorial on the bundled images")
     demo.add_argument("--data", type=Path, default=None, help="tutorial images (default: data/tutorial)")
@@ -311,10 +375,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_from_folder(create: argparse.ArgumentParser) -> None:
     """`create --from-folder DIR`: classes from sub-folder (or .zip) names, fastai's `from_folder` layout."""
-    create.add_argument("--from-folder", type=Path, default=None, metavar="DIR",
-                        help="a folder with one sub-folder (or .zip) of images per class, instead of -p/-n")
-    create.add_argument("--negatives-name", default="negatives", metavar="NAME",
-                        help="with --from-folder: the sub-folder holding negative examples (default: negatives)")
+    create.add_argument(
+        "--from-folder",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="a folder with one sub-folder (or .zip) of images per class, instead of -p/-n",
+    )
+    create.add_argument(
+        "--negatives-name",
+        default="negatives",
+        metavar="NAME",
+        help="with --from-folder: the sub-folder holding negative examples (default: negatives)",
+    )
 
 
 def _add_versions_verb(verbs: argparse._SubParsersAction) -> None:
@@ -330,17 +403,29 @@ EXAMPLE_ACTIONS = ("remove", "relabel")  # `examples remove|relabel CID ...`; el
 def _add_examples_verb(verbs: argparse._SubParsersAction) -> None:
     """`examples CID [--sort oof]`, `examples remove CID ID...`, `examples relabel CID ID... CLASS|--negative`."""
     examples = verbs.add_parser(
-        "examples", help="list a classifier's examples with their out-of-fold scores; remove or relabel them",
+        "examples",
+        help="list a classifier's examples with their out-of-fold scores; remove or relabel them",
         usage="workbench examples CID [--sort {id,oof}] [--version N] [--removed]\n"
-              "       workbench examples remove CID ID [ID ...] [--no-wait]\n"
-              "       workbench examples relabel CID ID [ID ...] (CLASS | --negative) [--no-wait]",
+        "       workbench examples remove CID ID [ID ...] [--no-wait]\n"
+        "       workbench examples relabel CID ID [ID ...] (CLASS | --negative) [--no-wait]",
         description="A change is one commit and queues a retraining, as an update does (the serving version answers "
-                    "meanwhile); earlier versions keep the examples they trained on.")
-    examples.add_argument("words", nargs="+", metavar="[remove|relabel] CID ...",
-                          help="CID to list; remove CID ID...; relabel CID ID... CLASS (or --negative)")
-    examples.add_argument("--sort", choices=SORTS, default="id",
-                          help="id: as added (default); oof: those another class outscored out of fold first")
-    examples.add_argument("--version", type=int, default=None, help="whose out-of-fold scores (default: the newest version)")
+        "meanwhile); earlier versions keep the examples they trained on.",
+    )
+    examples.add_argument(
+        "words",
+        nargs="+",
+        metavar="[remove|relabel] CID ...",
+        help="CID to list; remove CID ID...; relabel CID ID... CLASS (or --negative)",
+    )
+    examples.add_argument(
+        "--sort",
+        choices=SORTS,
+        default="id",
+        help="id: as added (default); oof: those another class outscored out of fold first",
+    )
+    examples.add_argument(
+        "--version", type=int, default=None, help="whose out-of-fold scores (default: the newest version)"
+    )
     examples.add_argument("--removed", action="store_true", help="list curated-out examples too")
     examples.add_argument("--negative", action="store_true", help="relabel: make them negative examples")
     examples.add_argument("--no-wait", action="store_true", help="answer at once; retrain in a detached process")
@@ -355,7 +440,9 @@ def _examples(wb: Workbench, args: argparse.Namespace, log_to: str | None = None
     if action == "list":
         if rest:
             raise SystemExit(f"workbench: examples CID lists; to change examples: examples remove|relabel {cid} ...")
-        return [e.to_dict() for e in wb.examples(cid, version=args.version, sort=args.sort, include_removed=args.removed)]
+        return [
+            e.to_dict() for e in wb.examples(cid, version=args.version, sort=args.sort, include_removed=args.removed)
+        ]
     target: str | None = None  # relabel's class (None with --negative)
     if action == "relabel" and not args.negative:
         if len(rest) < 2:
@@ -376,7 +463,9 @@ def _examples(wb: Workbench, args: argparse.Namespace, log_to: str | None = None
 
 def _add_promote_verb(verbs: argparse._SubParsersAction) -> None:
     """`promote ID VERSION|latest`: which version serves (roll back, or follow the newest again)."""
-    promote = verbs.add_parser("promote", help="make a version serve and pin it (roll back); 'latest' follows the newest again")
+    promote = verbs.add_parser(
+        "promote", help="make a version serve and pin it (roll back); 'latest' follows the newest again"
+    )
     promote.add_argument("classifier_id", help="the classifier")
     promote.add_argument("version", help="a version number from `workbench versions`, or 'latest' to lift the pin")
 
@@ -386,8 +475,11 @@ def _promote(wb: Workbench, args: argparse.Namespace) -> dict:
     wb.promote(args.classifier_id, args.version)
     tracker = wb.tracker
     if tracker is not None and not tracker.sync(args.classifier_id):
-        print(f"workbench: MLflow's serving alias not moved yet (the next sweep moves it): "
-              f"{tracker.warnings.get(args.classifier_id)}", file=sys.stderr)
+        print(
+            f"workbench: MLflow's serving alias not moved yet (the next sweep moves it): "
+            f"{tracker.warnings.get(args.classifier_id)}",
+            file=sys.stderr,
+        )
     return wb.get_classifier(args.classifier_id)
 
 
@@ -396,8 +488,14 @@ def _add_export_verb(verbs: argparse._SubParsersAction) -> None:
     export = verbs.add_parser("export", help="write a classifier version as a Core ML (.mlmodel) or ONNX file")
     export.add_argument("classifier_id", help="the classifier to export")
     export.add_argument("--format", "-f", choices=("coreml", "onnx"), required=True, help="coreml (.mlmodel) or onnx")
-    export.add_argument("--output", "-o", type=Path, default=None, metavar="FILE",
-                        help="file or folder to write (default: ID-vN.mlmodel / .onnx in the current folder)")
+    export.add_argument(
+        "--output",
+        "-o",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="file or folder to write (default: ID-vN.mlmodel / .onnx in the current folder)",
+    )
     export.add_argument("--version", type=int, default=None, help="the version to export (default: the serving one)")
 
 
@@ -407,22 +505,48 @@ def _export(wb: Workbench, args: argparse.Namespace) -> dict:
     number = args.version if args.version is not None else wb.get_classifier(args.classifier_id).get("serving_version")
     path = wb.export(args.classifier_id, format=args.format, version=number, path=args.output)
     wb.exports.join(timeout=EXPORT_LOGGING_SECONDS)
-    return {"classifier_id": args.classifier_id, "version": number, "format": args.format,
-            "path": str(path), "bytes": path.stat().st_size}
+    return {
+        "classifier_id": args.classifier_id,
+        "version": number,
+        "format": args.format,
+        "path": str(path),
+        "bytes": path.stat().st_size,
+    }
 
 
 def _add_classify_dir_verb(verbs: argparse._SubParsersAction) -> None:
     """`classify-dir DIR -c IDS --out FILE`: a folder of any size, streamed to Parquet, CSV or JSON Lines."""
     batch = verbs.add_parser("classify-dir", help="classify every image under a folder into a results file, resumably")
     batch.add_argument("folder", type=Path, help="the folder of images (walked recursively)")
-    batch.add_argument("--classifier-ids", "-c", action="append", default=None,
-                       help="classifiers to apply, comma-separated or repeated (default: yours); 'default' is the general model")
-    batch.add_argument("--threshold", "-t", type=float, default=None,
-                       help="leave out classes scoring under this (0 to 1; default 0.5; 0 keeps every score)")
-    batch.add_argument("--out", "-o", type=Path, required=True, metavar="FILE",
-                       help="results.parquet (a folder of parts), results.csv or results.jsonl; an existing one is resumed")
-    batch.add_argument("--flush-every", type=int, default=DIR_FLUSH_IMAGES, metavar="N",
-                       help=f"write to the output every N images (default {DIR_FLUSH_IMAGES}); a crash redoes at most N")
+    batch.add_argument(
+        "--classifier-ids",
+        "-c",
+        action="append",
+        default=None,
+        help="classifiers to apply, comma-separated or repeated (default: yours); 'default' is the general model",
+    )
+    batch.add_argument(
+        "--threshold",
+        "-t",
+        type=float,
+        default=None,
+        help="leave out classes scoring under this (0 to 1; default 0.5; 0 keeps every score)",
+    )
+    batch.add_argument(
+        "--out",
+        "-o",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="results.parquet (a folder of parts), results.csv or results.jsonl; an existing one is resumed",
+    )
+    batch.add_argument(
+        "--flush-every",
+        type=int,
+        default=DIR_FLUSH_IMAGES,
+        metavar="N",
+        help=f"write to the output every N images (default {DIR_FLUSH_IMAGES}); a crash redoes at most N",
+    )
 
 
 def classify_dir(wb: Workbench, args: argparse.Namespace) -> dict:
@@ -442,6 +566,7 @@ def classify_dir(wb: Workbench, args: argparse.Namespace) -> dict:
     writer = open_writer(args.out)
     rows: list[dict] = []
     with tqdm(total=total, unit="img", desc="classify-dir", file=sys.stderr, dynamic_ncols=True) as bar:
+
         def pending() -> Iterator[tuple[str, Path]]:
             for name, path in named_images(args.folder):
                 if name in done:  # a row for it already, error rows included: not read again
@@ -474,27 +599,65 @@ def _add_server_verbs(verbs: argparse._SubParsersAction) -> None:
     serve.add_argument("--max-body-mb", type=float, default=None, help="largest request body (default 257 MB)")
     serve.add_argument("--max-classify-images", type=int, default=None, help="images per classify call (default 20)")
     serve.add_argument("--allow-file-root", type=Path, default=None, help="serve file:// image URLs under this folder")
-    serve.add_argument("--allow-url", action="append", default=[], metavar="PREFIX", help="allow http(s) image URLs under PREFIX (repeat)")
-    serve.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
-                       help="a DNS name clients may send in Host besides IP addresses, localhost and --host (repeat; '*': any)")
-    serve.add_argument("--header-timeout-s", type=float, default=HTTP_HEADER_TIMEOUT_S,
-                       help="close a connection whose request line and headers are not in within S seconds of "
-                            f"connecting or of its previous answer (default {HTTP_HEADER_TIMEOUT_S:g})")
-    serve.add_argument("--keep-alive-s", type=int, default=HTTP_KEEP_ALIVE_S,
-                       help=f"close a connection silent for S seconds after an answer (default {HTTP_KEEP_ALIVE_S})")
-    serve.add_argument("--body-min-kib-per-s", type=float, default=HTTP_BODY_MIN_BYTES_PER_S / 1024,
-                       help="answer 408 and close when a body averages under this many KiB/s after --body-grace-s "
-                            f"(default {HTTP_BODY_MIN_BYTES_PER_S / 1024:g}; 0: no minimum)")
-    serve.add_argument("--body-grace-s", type=float, default=HTTP_BODY_RATE_GRACE_S,
-                       help=f"seconds a body may be slower than the minimum (default {HTTP_BODY_RATE_GRACE_S:g})")
-    serve.add_argument("--body-idle-s", type=float, default=HTTP_BODY_IDLE_S,
-                       help=f"answer 408 and close when a body sends nothing for S seconds (default {HTTP_BODY_IDLE_S:g})")
+    serve.add_argument(
+        "--allow-url",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help="allow http(s) image URLs under PREFIX (repeat)",
+    )
+    serve.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a DNS name clients may send in Host besides IP addresses, localhost and --host (repeat; '*': any)",
+    )
+    serve.add_argument(
+        "--header-timeout-s",
+        type=float,
+        default=HTTP_HEADER_TIMEOUT_S,
+        help="close a connection whose request line and headers are not in within S seconds of "
+        f"connecting or of its previous answer (default {HTTP_HEADER_TIMEOUT_S:g})",
+    )
+    serve.add_argument(
+        "--keep-alive-s",
+        type=int,
+        default=HTTP_KEEP_ALIVE_S,
+        help=f"close a connection silent for S seconds after an answer (default {HTTP_KEEP_ALIVE_S})",
+    )
+    serve.add_argument(
+        "--body-min-kib-per-s",
+        type=float,
+        default=HTTP_BODY_MIN_BYTES_PER_S / 1024,
+        help="answer 408 and close when a body averages under this many KiB/s after --body-grace-s "
+        f"(default {HTTP_BODY_MIN_BYTES_PER_S / 1024:g}; 0: no minimum)",
+    )
+    serve.add_argument(
+        "--body-grace-s",
+        type=float,
+        default=HTTP_BODY_RATE_GRACE_S,
+        help=f"seconds a body may be slower than the minimum (default {HTTP_BODY_RATE_GRACE_S:g})",
+    )
+    serve.add_argument(
+        "--body-idle-s",
+        type=float,
+        default=HTTP_BODY_IDLE_S,
+        help=f"answer 408 and close when a body sends nothing for S seconds (default {HTTP_BODY_IDLE_S:g})",
+    )
     serve.add_argument("--log-level", default="info", help="uvicorn's log level: debug, info, warning, error")
-    serve.add_argument("--workers", type=_positive_int, default=1,
-                       help="worker processes on one socket and one home (default 1; one host only, see README)")
+    serve.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="worker processes on one socket and one home (default 1; one host only, see README)",
+    )
     serve.add_argument("--listen-fd", type=int, default=None, help=argparse.SUPPRESS)  # a worker of --workers N
-    serve.add_argument("--prebuild-core-ml", action="store_true",
-                       help="build each new version's Core ML model right after its training (default: on first download)")
+    serve.add_argument(
+        "--prebuild-core-ml",
+        action="store_true",
+        help="build each new version's Core ML model right after its training (default: on first download)",
+    )
 
     keys = verbs.add_parser("keys", help="API keys of the HTTP server (only their hashes are stored)")
     key_verbs = keys.add_subparsers(dest="keys_verb", required=True, help="what to do with the keys")
@@ -508,8 +671,7 @@ def _add_server_verbs(verbs: argparse._SubParsersAction) -> None:
 
 def _dispatch_server_verbs(args: argparse.Namespace, wb: Workbench) -> object:
     """Runs `serve` (blocks until interrupted) or a `keys` verb."""
-    from .keys import KeyFile
-    from .keys import KeyRing
+    from .keys import KeyFile, KeyRing
     from .limits import HTTP_BACKLOG
     from .serve_workers import serve_workers
     from .server import MAX_BODY_BYTES, ServerSettings, check_exposure, serve
@@ -532,8 +694,15 @@ def _dispatch_server_verbs(args: argparse.Namespace, wb: Workbench) -> object:
             check_exposure(args.host, settings, KeyRing(wb.home) if settings.auth else None, args.allow_remote_no_auth)
             serve_workers(args.argv, args.host, args.port, args.workers, HTTP_BACKLOG)
             return None
-        serve(wb, args.host, args.port, settings=settings, allow_remote_no_auth=args.allow_remote_no_auth,
-              log_level=args.log_level, listen_fd=args.listen_fd)
+        serve(
+            wb,
+            args.host,
+            args.port,
+            settings=settings,
+            allow_remote_no_auth=args.allow_remote_no_auth,
+            log_level=args.log_level,
+            listen_fd=args.listen_fd,
+        )
         return None
     keys = KeyFile(wb.home)
     if args.keys_verb == "add":
@@ -553,21 +722,30 @@ def dispatch(args: argparse.Namespace) -> object:
     changes_examples = args.verb == "examples" and args.words[0] in EXAMPLE_ACTIONS
     lives = (args.verb in ("create", "update", "wait", "demo", "serve") or changes_examples) and not no_wait
     prebuild = ("coreml",) if getattr(args, "prebuild_core_ml", False) else ()
-    from .service import Workbench
     from . import tracking_uri
+    from .service import Workbench
 
     # a create, update or curation that waits answers once the version is stored; a detached process logs it
     log_to = tracking_uri() if (args.verb in ("create", "update") or changes_examples) and not no_wait else None
     if log_to is not None and not log_to.startswith("sqlite:"):
         log_to = None  # a tracking server: logged in this process, as before (the hand-off is proven on local stores)
-    wb = Workbench(args.home, owner=args.owner, progress=args.verb != "serve", train=not no_wait, resume=lives,
-                   prebuild_exports=prebuild, precision=args.precision,
-                   tracking_uri=False if log_to is not None else None)
+    wb = Workbench(
+        args.home,
+        owner=args.owner,
+        progress=args.verb != "serve",
+        train=not no_wait,
+        resume=lives,
+        prebuild_exports=prebuild,
+        precision=args.precision,
+        tracking_uri=False if log_to is not None else None,
+    )
     home = wb.home
     if args.verb == "create":
         return _settle(wb, _create(wb, args), not no_wait, home, log_to)
     if args.verb == "update":
-        record = wb.update_classifier(args.classifier_id, positive_examples=_positives(args.positive), negative_examples=args.negative)
+        record = wb.update_classifier(
+            args.classifier_id, positive_examples=_positives(args.positive), negative_examples=args.negative
+        )
         return _settle(wb, record, not no_wait, home, log_to)
     if args.verb == "get":
         return wb.get_classifier(args.classifier_id)
@@ -577,8 +755,13 @@ def dispatch(args: argparse.Namespace) -> object:
         wb.wait(args.classifier_id, timeout=args.timeout)
         return _flush_tracking(wb, args.classifier_id)
     if args.verb == "classify":
-        return wb.classify(args.images, classifier_ids=args.classifier_ids, owners=args.owners, threshold=args.threshold,
-                           accept_language=args.language)
+        return wb.classify(
+            args.images,
+            classifier_ids=args.classifier_ids,
+            owners=args.owners,
+            threshold=args.threshold,
+            accept_language=args.language,
+        )
     if args.verb == "delete":
         return _delete(wb, args.classifier_id)
     if args.verb == "versions":

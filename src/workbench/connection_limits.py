@@ -21,7 +21,8 @@ import asyncio
 import logging
 import resource
 import time
-from typing import Any, Awaitable, Callable, ClassVar, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, ClassVar
 
 from starlette.responses import JSONResponse
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -150,8 +151,10 @@ class BodyDeadline:
         if stalled:
             why = f"sent nothing for {self.idle_s:g} s"
         else:
-            why = (f"arrived at {received / max(waited_s, 1e-9):.0f} bytes/s, under this server's minimum of "
-                   f"{self.min_bytes_per_s:g} bytes/s after {self.grace_s:g} s")
+            why = (
+                f"arrived at {received / max(waited_s, 1e-9):.0f} bytes/s, under this server's minimum of "
+                f"{self.min_bytes_per_s:g} bytes/s after {self.grace_s:g} s"
+            )
         return BodyTooSlow(f"The request body {why} ({received} bytes received); the connection is closed")
 
 

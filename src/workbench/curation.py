@@ -16,8 +16,9 @@ from __future__ import annotations
 import sqlite3
 import unicodedata
 from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -73,7 +74,12 @@ class TrainingExample:
         """JSON-ready, with Watson's word `class` (null for a negative example) and `negative`."""
         answer = asdict(self)
         answer["class"] = answer.pop("class_name")
-        return {"example_id": answer.pop("example_id"), "class": answer.pop("class"), "negative": self.negative, **answer}
+        return {
+            "example_id": answer.pop("example_id"),
+            "class": answer.pop("class"),
+            "negative": self.negative,
+            **answer,
+        }
 
 
 @dataclass(frozen=True)
@@ -101,10 +107,21 @@ class Curation:
         return self.curation_id is not None
 
     def to_dict(self) -> dict:
-        return {"classifier_id": self.classifier_id, "status": self.status, "curation_id": self.curation_id,
-                "removed": list(self.removed),
-                "relabelled": [{"example_id": r.example_id, "new_example_id": r.new_example_id,
-                                "previous_class": r.previous_class, "class": r.class_name} for r in self.relabelled]}
+        return {
+            "classifier_id": self.classifier_id,
+            "status": self.status,
+            "curation_id": self.curation_id,
+            "removed": list(self.removed),
+            "relabelled": [
+                {
+                    "example_id": r.example_id,
+                    "new_example_id": r.new_example_id,
+                    "previous_class": r.previous_class,
+                    "class": r.class_name,
+                }
+                for r in self.relabelled
+            ],
+        }
 
 
 # which examples a version trains on ----------------------------------------------------------
@@ -120,10 +137,12 @@ def version_rows(rows: Iterable[ExampleRow], version: VersionRecord) -> list[Exa
 
 def watermarks(db: sqlite3.Connection, classifier_id: str) -> tuple[int, int]:
     """(last example id, last curation id) of a classifier now: what a training started now covers."""
-    last_example = db.execute("SELECT COALESCE(MAX(example_id), 0) FROM examples WHERE classifier_id = ?",
-                              (classifier_id,)).fetchone()[0]
-    last_curation = db.execute("SELECT COALESCE(MAX(curation_id), 0) FROM curations WHERE classifier_id = ?",
-                               (classifier_id,)).fetchone()[0]
+    last_example = db.execute(
+        "SELECT COALESCE(MAX(example_id), 0) FROM examples WHERE classifier_id = ?", (classifier_id,)
+    ).fetchone()[0]
+    last_curation = db.execute(
+        "SELECT COALESCE(MAX(curation_id), 0) FROM curations WHERE classifier_id = ?", (classifier_id,)
+    ).fetchone()[0]
     return last_example, last_curation
 
 
@@ -147,8 +166,9 @@ def training_rows(rows: Sequence[ExampleRow]) -> tuple[list[ExampleRow], list[st
 
 
 # listing -------------------------------------------------------------------------------
-def list_examples(store: Store, classifier_id: str, *, version: int | None = None, sort: str = "id",
-                  include_removed: bool = False) -> list[TrainingExample]:
+def list_examples(
+    store: Store, classifier_id: str, *, version: int | None = None, sort: str = "id", include_removed: bool = False
+) -> list[TrainingExample]:
     """A classifier's examples with the out-of-fold scores of `version` (default: its newest trained version)."""
     if sort not in SORTS:
         raise InvalidRequest(f"sort must be one of {', '.join(SORTS)}; got {echo(sort)}")
@@ -167,13 +187,21 @@ def list_examples(store: Store, classifier_id: str, *, version: int | None = Non
     if chosen is not None:
         oof = OutOfFold.from_bytes(store.out_of_fold_path(classifier_id, chosen.version).read_bytes(), chosen.version)
     where = _oof_rows(oof) if oof is not None else {}
-    records = [_record(row, chosen, row.example_id in trained, oof, where) for row in rows
-               if include_removed or row.removed_by is None]
+    records = [
+        _record(row, chosen, row.example_id in trained, oof, where)
+        for row in rows
+        if include_removed or row.removed_by is None
+    ]
     return sort_examples(records, sort)
 
 
-def _record(row: ExampleRow, version: VersionRecord | None, in_version: bool, oof: OutOfFold | None,
-            where: dict[tuple[str, str | None], int]) -> TrainingExample:
+def _record(
+    row: ExampleRow,
+    version: VersionRecord | None,
+    in_version: bool,
+    oof: OutOfFold | None,
+    where: dict[tuple[str, str | None], int],
+) -> TrainingExample:
     score = top_class = top_score = None
     label = row.class_name if row.class_name is not None else NEGATIVE_LABEL
     index = where.get((row.sha256, label), where.get((row.sha256, None)))
@@ -186,9 +214,18 @@ def _record(row: ExampleRow, version: VersionRecord | None, in_version: bool, oo
         if others:
             best = max(others, key=lambda i: scores[i])
             top_class, top_score = oof.classes[best], float(scores[best])
-    return TrainingExample(row.example_id, row.sha256, row.class_name, row.source,
-                           version.version if version else None, in_version, score, top_class, top_score,
-                           row.removed_by is not None)
+    return TrainingExample(
+        row.example_id,
+        row.sha256,
+        row.class_name,
+        row.source,
+        version.version if version else None,
+        in_version,
+        score,
+        top_class,
+        top_score,
+        row.removed_by is not None,
+    )
 
 
 def _oof_rows(oof: OutOfFold) -> dict[tuple[str, str | None], int]:
@@ -204,7 +241,9 @@ def _oof_rows(oof: OutOfFold) -> dict[tuple[str, str | None], int]:
 def sort_examples(records: list[TrainingExample], sort: str = "id") -> list[TrainingExample]:
     """`id`: as added; `oof`: the lowest margin first (some other class outscored it), unscored ones last."""
     if sort == "oof":
-        return sorted(records, key=lambda r: (r.margin is None, r.margin if r.margin is not None else 0.0, r.example_id))
+        return sorted(
+            records, key=lambda r: (r.margin is None, r.margin if r.margin is not None else 0.0, r.example_id)
+        )
     return sorted(records, key=lambda r: r.example_id)
 
 
@@ -245,8 +284,13 @@ def new_labels(labels: Mapping) -> dict[int, str | None]:
     return checked
 
 
-def apply(db: sqlite3.Connection, classifier_id: str, remove: Sequence[int], relabel: Mapping[int, str | None],
-          min_images: int) -> Curation:
+def apply(
+    db: sqlite3.Connection,
+    classifier_id: str,
+    remove: Sequence[int],
+    relabel: Mapping[int, str | None],
+    min_images: int,
+) -> Curation:
     """Removes and relabels examples inside the caller's write transaction; refuses what would leave too few images.
 
     Raises ExampleNotFound for an id that is not a current example of the classifier, TooFewExamples
@@ -256,10 +300,14 @@ def apply(db: sqlite3.Connection, classifier_id: str, remove: Sequence[int], rel
     both = sorted(set(remove) & set(relabel))
     if both:
         raise InvalidRequest(f"Examples {echo_list(both)} are both removed and relabelled in one change")
-    rows = [ExampleRow(*row) for row in db.execute(
-        f"SELECT {EXAMPLE_COLUMNS} FROM examples "
-        "WHERE classifier_id = ? AND removed_by IS NULL ORDER BY example_id",
-        (classifier_id,))]
+    rows = [
+        ExampleRow(*row)
+        for row in db.execute(
+            f"SELECT {EXAMPLE_COLUMNS} FROM examples "
+            "WHERE classifier_id = ? AND removed_by IS NULL ORDER BY example_id",
+            (classifier_id,),
+        )
+    ]
     by_id = {r.example_id: r for r in rows}
     missing = [i for i in [*remove, *relabel] if i not in by_id]
     if missing:
@@ -274,8 +322,9 @@ def apply(db: sqlite3.Connection, classifier_id: str, remove: Sequence[int], rel
     after += [replace(by_id[i], example_id=0, class_name=c) for i, c in relabel.items()]
     touched = {by_id[i].class_name for i in gone} | set(relabel.values())
     _check_sets(classifier_id, after, touched, min_images)
-    curation_id = db.execute("INSERT INTO curations (classifier_id, created) VALUES (?, ?)",
-                             (classifier_id, now_iso())).lastrowid
+    curation_id = db.execute(
+        "INSERT INTO curations (classifier_id, created) VALUES (?, ?)", (classifier_id, now_iso())
+    ).lastrowid
     assert curation_id is not None
     db.executemany("UPDATE examples SET removed_by = ? WHERE example_id = ?", [(curation_id, i) for i in sorted(gone)])
     relabelled = []
@@ -283,7 +332,8 @@ def apply(db: sqlite3.Connection, classifier_id: str, remove: Sequence[int], rel
         old = by_id[example_id]
         new_id = db.execute(
             "INSERT INTO examples (classifier_id, class_name, sha256, source, replaces) VALUES (?,?,?,?,?)",
-            (classifier_id, name, old.sha256, old.source, example_id)).lastrowid
+            (classifier_id, name, old.sha256, old.source, example_id),
+        ).lastrowid
         assert new_id is not None
         relabelled.append(Relabelled(example_id, new_id, old.class_name, name))
     return Curation(classifier_id, curation_id, tuple(i for i in remove), tuple(relabelled))
@@ -295,6 +345,7 @@ def _set_name(label: str | None) -> str:
 
 def _check_sets(classifier_id: str, after: list[ExampleRow], touched: set[str | None], min_images: int) -> None:
     """Every set the change touches keeps none or at least `min_images` images; two sets (one a class) remain."""
+
     def counts(rows: list[ExampleRow]) -> Counter:
         kept, _, _ = training_rows(rows)
         return Counter(r.class_name for r in kept)
@@ -304,13 +355,15 @@ def _check_sets(classifier_id: str, after: list[ExampleRow], touched: set[str | 
         if 0 < now[label] < min_images:
             raise TooFewExamples(
                 f"This change would leave {_set_name(label)} of classifier {classifier_id!r} with {now[label]} "
-                f"images; a set needs at least {min_images} (remove all of them to drop the set)")
+                f"images; a set needs at least {min_images} (remove all of them to drop the set)"
+            )
     classes = [label for label, n in now.items() if label is not None and n]
     if not classes or len(classes) + (now[None] > 0) < MIN_EXAMPLE_SETS:
         raise TooFewExamples(
             f"This change would leave classifier {classifier_id!r} with {len(classes)} classes"
             f"{' and negative examples' if now[None] else ''}; it needs two sets: two classes, or one class and "
-            "negative examples")
+            "negative examples"
+        )
 
 
 # what a version changed, for MLflow ------------------------------------------------------------
@@ -323,6 +376,7 @@ class VersionChanges:
 
     def summary(self) -> str:
         """In words, e.g. `removed 2 (beagle: 2); relabelled 1 (beagle -> husky: 1)`."""
+
         def name(label: str | None) -> str:
             return NEGATIVE_WORD if label is None else label
 
@@ -339,12 +393,33 @@ class VersionChanges:
         """One row per change: `removed` or `relabelled`, the example (and its new id), image, source, classes."""
         import pandas as pd
 
-        rows = [{"change": "removed", "example_id": r.example_id, "new_example_id": None, "sha256": r.sha256,
-                 "source": r.source, "class": r.class_name or "", "new_class": None} for r in self.removed]
-        rows += [{"change": "relabelled", "example_id": a.example_id, "new_example_id": b.example_id, "sha256": a.sha256,
-                  "source": a.source, "class": a.class_name or "", "new_class": b.class_name or ""}
-                 for a, b in self.relabelled]
-        frame = pd.DataFrame(rows, columns=["change", "example_id", "new_example_id", "sha256", "source", "class", "new_class"])
+        rows = [
+            {
+                "change": "removed",
+                "example_id": r.example_id,
+                "new_example_id": None,
+                "sha256": r.sha256,
+                "source": r.source,
+                "class": r.class_name or "",
+                "new_class": None,
+            }
+            for r in self.removed
+        ]
+        rows += [
+            {
+                "change": "relabelled",
+                "example_id": a.example_id,
+                "new_example_id": b.example_id,
+                "sha256": a.sha256,
+                "source": a.source,
+                "class": a.class_name or "",
+                "new_class": b.class_name or "",
+            }
+            for a, b in self.relabelled
+        ]
+        frame = pd.DataFrame(
+            rows, columns=["change", "example_id", "new_example_id", "sha256", "source", "class", "new_class"]
+        )
         return frame.astype({"new_example_id": "Int64"})
 
 

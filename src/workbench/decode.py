@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import io
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, Iterable, Iterator, TypeVar
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -46,8 +47,9 @@ def _pixels_at(size: tuple[int, int], scale: int) -> int:
 
 def _too_many_pixels(name: str, size: tuple[int, int], limits: Limits, jpeg: bool) -> LimitExceeded:
     width, height = size
-    message = (f"{_who(name)}: image is {width}x{height} = {width * height} pixels; "
-               f"the limit is {limits.max_image_pixels}")
+    message = (
+        f"{_who(name)}: image is {width}x{height} = {width * height} pixels; the limit is {limits.max_image_pixels}"
+    )
     if jpeg:
         message += f" (a JPEG counts at 1/8 scale: {_pixels_at(size, DRAFT_SCALES[-1])} pixels)"
     return LimitExceeded(message)
@@ -66,9 +68,7 @@ def _open_checked(data: bytes, limits: Limits, name: str) -> Image.Image:
     except Image.DecompressionBombError as exc:
         raise LimitExceeded(f"{_who(name)}: image has too many pixels ({exc})") from exc
     except Exception as exc:  # PIL raises many types on hostile input
-        raise ImageUnreadable(
-            f"{_who(name)}: not a readable JPEG, PNG, GIF, TIFF, WEBP or BMP image"
-        ) from exc
+        raise ImageUnreadable(f"{_who(name)}: not a readable JPEG, PNG, GIF, TIFF, WEBP or BMP image") from exc
     width, height = img.size
     jpeg = img.format in JPEG_FORMATS
     if _pixels_at(img.size, DRAFT_SCALES[-1] if jpeg else 1) > limits.max_image_pixels:
@@ -77,9 +77,7 @@ def _open_checked(data: bytes, limits: Limits, name: str) -> Image.Image:
     if min(width, height) < limits.min_image_side_px:
         img.close()
         side = limits.min_image_side_px
-        raise ImageTooSmall(
-            f"{_who(name)}: image is {width}x{height} pixels; the minimum is {side}x{side}"
-        )
+        raise ImageTooSmall(f"{_who(name)}: image is {width}x{height} pixels; the minimum is {side}x{side}")
     return img
 
 
@@ -140,9 +138,7 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         # 16-bit grayscale: scale to 8 bits instead of clipping everything to white.
         img = img.convert("I").point(lambda v: v * (1 / 256)).convert("L")
-    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
-        img.mode == "P" and "transparency" in img.info
-    ):
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")
@@ -180,7 +176,9 @@ def backbone_input(data: bytes, spec: BackboneSpec, limits: Limits, name: str = 
     return preprocess(image, spec), image
 
 
-def backbone_views(data: bytes, spec: BackboneSpec, limits: Limits, name: str = "") -> tuple[list[np.ndarray], Image.Image]:
+def backbone_views(
+    data: bytes, spec: BackboneSpec, limits: Limits, name: str = ""
+) -> tuple[list[np.ndarray], Image.Image]:
     """Image bytes -> (a backbone tensor per view (`spec.view_boxes`), the centre square first; decoded image)."""
     image = decode_image(data, limits=limits, name=name, draft_size=spec.input_size_px)
     return preprocess_views(image, spec), image

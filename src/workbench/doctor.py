@@ -35,11 +35,20 @@ from pathlib import Path
 
 import numpy as np
 
-from .limits import DOCTOR_GRACE_S
-from .vocabulary import BUSY_STATUSES, STATUSES
 from .atomic import disk_refuses_growth, open_for_reading
-from .store import READ_PROBE, REMOVE_BLOB, TEMP_PREFIX, ClassifierRecord, PendingRemoval, Store, VersionRecord, unavailable
+from .limits import DOCTOR_GRACE_S
+from .store import (
+    READ_PROBE,
+    REMOVE_BLOB,
+    TEMP_PREFIX,
+    ClassifierRecord,
+    PendingRemoval,
+    Store,
+    VersionRecord,
+    unavailable,
+)
 from .training import Heads, OutOfFold
+from .vocabulary import BUSY_STATUSES, STATUSES
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +71,9 @@ BROKEN_OUT_OF_FOLD = "broken_out_of_fold"  # a version's out-of-fold scores miss
 BAD_EMBEDDING = "bad_embedding"
 BROKEN_CLASSIFIER = "broken_classifier"  # the summary per classifier whose data is broken
 PENDING_REMOVAL = "pending_removal"  # a file a committed delete has still to remove (the delete was interrupted)
-STORE_UNAVAILABLE = "store_unavailable"  # the check could not finish: the disk refused a write (full) or the store stayed locked
+STORE_UNAVAILABLE = (
+    "store_unavailable"  # the check could not finish: the disk refused a write (full) or the store stayed locked
+)
 
 # what repair did
 REMOVED = "removed"
@@ -108,8 +119,14 @@ class DoctorReport:
         return [finding for finding in self.findings if finding.kind == kind]
 
     def to_dict(self) -> dict:
-        return {"home": self.home, "full": self.full, "repair": self.repair, "ok": self.ok,
-                "checked": self.checked, "findings": [asdict(finding) for finding in self.findings]}
+        return {
+            "home": self.home,
+            "full": self.full,
+            "repair": self.repair,
+            "ok": self.ok,
+            "checked": self.checked,
+            "findings": [asdict(finding) for finding in self.findings],
+        }
 
     def advice(self) -> str:
         """One line saying what to do about what this run left (empty when nothing is left)."""
@@ -121,8 +138,10 @@ class DoctorReport:
         elif not self.repair:
             advice = "run `workbench doctor --repair`"
         elif all(f.action == KEPT_RECENT for f in left):
-            advice = ("some files are too recent to remove safely: run it again later "
-                      "(or with --grace-seconds 0 when no other workbench process runs)")
+            advice = (
+                "some files are too recent to remove safely: run it again later "
+                "(or with --grace-seconds 0 when no other workbench process runs)"
+            )
         else:
             advice = "what is left needs you: re-send missing images with an update, or delete the classifier"
         return f"doctor found {len(left)} problem(s) left; {advice}"
@@ -175,23 +194,34 @@ def run_doctor(
     run = _Run(store, repair, grace_s)
     refused = disk_refuses_growth(store.home) if full else None
     if refused is not None:  # everything is still read and checked; nothing can be repaired
-        run.findings.append(Finding(STORE_UNAVAILABLE, ".", (
-            f"The store's disk is full ({refused.strerror or refused}): "
-            "reads and classify answer, writes are refused"
-            + ("; nothing was repaired" if repair else ""))))
+        run.findings.append(
+            Finding(
+                STORE_UNAVAILABLE,
+                ".",
+                (
+                    f"The store's disk is full ({refused.strerror or refused}): "
+                    "reads and classify answer, writes are refused" + ("; nothing was repaired" if repair else "")
+                ),
+            )
+        )
         run.repair = False
     pending = _pending_removals(run)  # first: with repair, what is left of them is not an orphan
     blobs, temps, strays = _blob_files(store)
     with store.transaction(write=False) as db:
         examples = store.all_examples(db) if full else []
-        referenced = {row.sha256 for _, row in examples} if full else {
-            sha for (sha,) in db.execute("SELECT DISTINCT sha256 FROM examples")}
+        referenced = (
+            {row.sha256 for _, row in examples}
+            if full
+            else {sha for (sha,) in db.execute("SELECT DISTINCT sha256 FROM examples")}
+        )
         records = store.classifiers()
         versions = store.all_versions(db) if full else []
     run.checked.update(blobs=len(blobs), referenced_blobs=len(referenced))
     temps += _heads_temp_files(store)
     for path in temps:
-        run.removals.append((TEMP_FILE, path, f"temporary file of a write that never finished ({run.size(path)} bytes)", ""))
+        run.removals.append(
+            (TEMP_FILE, path, f"temporary file of a write that never finished ({run.size(path)} bytes)", "")
+        )
     marked = {p.name for p in pending if p.kind == REMOVE_BLOB}
     for sha in sorted(set(blobs) - referenced - marked):
         run.removals.append((ORPHAN_BLOB, blobs[sha], f"image no example uses ({run.size(blobs[sha])} bytes)", sha))
@@ -335,7 +365,11 @@ def _heads_problem(path: Path, version: VersionRecord) -> str | None:
         heads = Heads.from_bytes(path.read_bytes())
     except Exception as exc:
         return f"does not load ({type(exc).__name__}: {exc})"
-    if list(heads.classes) != version.classes or heads.weights.shape[0] != len(heads.classes) or heads.bias.shape != (len(heads.classes),):
+    if (
+        list(heads.classes) != version.classes
+        or heads.weights.shape[0] != len(heads.classes)
+        or heads.bias.shape != (len(heads.classes),)
+    ):
         return "does not match the version's classes"
     return None
 
@@ -365,12 +399,19 @@ def _check_heads(run: _Run, records: list[ClassifierRecord], versions: list[Vers
             problem = _heads_problem(head, version)
             if problem:
                 unusable.add(number)
-                run.findings.append(Finding(BROKEN_HEAD, run.relative(head), f"heads file of {cid} v{number} {problem}"))
+                run.findings.append(
+                    Finding(BROKEN_HEAD, run.relative(head), f"heads file of {cid} v{number} {problem}")
+                )
             oof = store.out_of_fold_path(cid, number)
             problem = _out_of_fold_problem(oof)
             if problem:
-                run.findings.append(Finding(BROKEN_OUT_OF_FOLD, run.relative(oof),
-                                            f"out-of-fold scores of {cid} v{number} {problem} (plots and MLflow lack them)"))
+                run.findings.append(
+                    Finding(
+                        BROKEN_OUT_OF_FOLD,
+                        run.relative(oof),
+                        f"out-of-fold scores of {cid} v{number} {problem} (plots and MLflow lack them)",
+                    )
+                )
         if record.status not in STATUSES:
             run.findings.append(Finding(BAD_STATUS, cid, f"unknown status {record.status!r}"))
             run.broken.setdefault(cid, []).append(f"its status {record.status!r} is unknown")
@@ -382,9 +423,13 @@ def _check_heads(run: _Run, records: list[ClassifierRecord], versions: list[Vers
             run.findings.append(Finding(BAD_SERVING_VERSION, cid, f"serving version v{serving} does not exist"))
             run.broken.setdefault(cid, []).append(f"its serving version v{serving} does not exist")
         elif serving is not None and serving in unusable:
-            run.broken.setdefault(cid, []).append(f"the heads file of its serving version v{serving} is missing or broken")
+            run.broken.setdefault(cid, []).append(
+                f"the heads file of its serving version v{serving} is missing or broken"
+            )
         if record.pinned_version is not None and record.pinned_version != serving:  # promote writes both at once
-            run.findings.append(Finding(BAD_SERVING_VERSION, cid, f"pinned v{record.pinned_version} but serving v{serving}"))
+            run.findings.append(
+                Finding(BAD_SERVING_VERSION, cid, f"pinned v{record.pinned_version} but serving v{serving}")
+            )
             run.broken.setdefault(cid, []).append(f"its pin (v{record.pinned_version}) is not the version serving")
     run.checked["heads_files"] = _check_stray_heads(run, {r.classifier_id for r in records}, by_classifier, marked)
 
@@ -437,8 +482,14 @@ def _check_embeddings(run: _Run, path: Path, sizes: dict[str, int]) -> None:
                 with db:
                     db.execute("DELETE FROM embeddings WHERE sha256 = ? AND backbone_id = ?", (sha, backbone_id))
                 action = REMOVED
-            run.findings.append(Finding(BAD_EMBEDDING, f"{path.name}: {sha} {backbone_id}",
-                                        f"cached embedding {problem} (recomputed when needed once removed)", action))
+            run.findings.append(
+                Finding(
+                    BAD_EMBEDDING,
+                    f"{path.name}: {sha} {backbone_id}",
+                    f"cached embedding {problem} (recomputed when needed once removed)",
+                    action,
+                )
+            )
     finally:
         db.close()
 
@@ -526,8 +577,10 @@ def _remove_empty_folders(store: Store) -> None:
 def _explanation(problems: list[str], serving: int | None) -> str:
     shown = problems[:5] + ([f"and {len(problems) - 5} more"] if len(problems) > 5 else [])
     still = f"Classify still uses v{serving}. " if serving is not None else ""
-    return (f"The store check (workbench doctor) found broken data: {'; '.join(shown)}. {still}"
-            "Re-send missing or corrupt images with an update to retrain, or delete the classifier.")
+    return (
+        f"The store check (workbench doctor) found broken data: {'; '.join(shown)}. {still}"
+        "Re-send missing or corrupt images with an update to retrain, or delete the classifier."
+    )
 
 
 def _newest_usable(run: _Run, record: ClassifierRecord, versions: list[VersionRecord]) -> int | None:
@@ -552,12 +605,16 @@ def _mark_broken(run: _Run, records: dict[str, ClassifierRecord], versions: list
             action = KEPT_BUSY
         elif run.repair:
             with run.store.transaction() as db:
-                now = db.execute("SELECT status, serving_version, pinned_version FROM classifiers WHERE classifier_id = ?",
-                                 (cid,)).fetchone()
+                now = db.execute(
+                    "SELECT status, serving_version, pinned_version FROM classifiers WHERE classifier_id = ?", (cid,)
+                ).fetchone()
                 if now == (record.status, record.serving_version, record.pinned_version):  # unchanged, not deleted
-                    pin = record.pinned_version if record.pinned_version == serving else None  # a pin only on what serves
-                    run.store.update_classifier(db, cid, status="failed", explanation=explanation, serving_version=serving,
-                                                pinned_version=pin)
+                    pin = (
+                        record.pinned_version if record.pinned_version == serving else None
+                    )  # a pin only on what serves
+                    run.store.update_classifier(
+                        db, cid, status="failed", explanation=explanation, serving_version=serving, pinned_version=pin
+                    )
                     action = MARKED_FAILED
         run.findings.append(Finding(BROKEN_CLASSIFIER, cid, explanation, action))
 
@@ -574,6 +631,9 @@ def startup_sweep(store: Store) -> DoctorReport | None:
         return None
     removed = [finding for finding in report.findings if finding.repaired]
     if removed:
-        log.warning("start-up store check removed %d orphan or temporary files (or finished interrupted deletes) from %s",
-                    len(removed), store.home)
+        log.warning(
+            "start-up store check removed %d orphan or temporary files (or finished interrupted deletes) from %s",
+            len(removed),
+            store.home,
+        )
     return report

@@ -5,8 +5,8 @@ A leaf module, so every front can subscribe (`Workbench.subscribe`) without impo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from .vocabulary import Stage
 

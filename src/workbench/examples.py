@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Protocol, TypeGuard
 
+from workbench import zip_directory
 from workbench.decode import validate_image
 from workbench.errors import (
     ImageUnreadable,
@@ -51,7 +52,6 @@ from workbench.errors import (
 )
 from workbench.limits import Limits
 from workbench.vocabulary import POSITIVE_SUFFIX
-from workbench import zip_directory
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".gif", ".tif", ".tiff", ".webp", ".bmp"})
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
@@ -152,16 +152,12 @@ def skip_reason(member: str) -> str | None:
 
 def _check_image_count(count: int, where: str, limits: Limits) -> None:
     if count > limits.max_zip_images:
-        raise LimitExceeded(
-            f"{where} holds {count} images; the limit is {limits.max_zip_images}"
-        )
+        raise LimitExceeded(f"{where} holds {count} images; the limit is {limits.max_zip_images}")
 
 
 def _check_total_bytes(total: int, where: str, limits: Limits) -> None:
     if total > limits.max_zip_bytes:
-        raise LimitExceeded(
-            f"{where} holds {total} bytes of images; the limit is {limits.max_zip_bytes}"
-        )
+        raise LimitExceeded(f"{where} holds {total} bytes of images; the limit is {limits.max_zip_bytes}")
 
 
 class RequestBudget:
@@ -322,7 +318,9 @@ def _folder_scan(root: Path) -> tuple[list[Entry], list[tuple[str, Path, int]]]:
     return entries, images
 
 
-def _folder_entries(root: Path, limits: Limits, per_image_cap: bool, budget: RequestBudget | None = None) -> list[Entry]:
+def _folder_entries(
+    root: Path, limits: Limits, per_image_cap: bool, budget: RequestBudget | None = None
+) -> list[Entry]:
     """Read a folder's images like a zip's members; names are "folder/relative/path"."""
     prefix = root.resolve().name or "folder"
     entries, images = _folder_scan(root)
@@ -377,9 +375,7 @@ def _example_entries(source: Source, label: str, limits: Limits, budget: Request
     else:
         raise InvalidExamples(f"examples for class '{label}' must be a zip file or a folder")
     if not _looks_like_zip(data, name):
-        raise InvalidExamples(
-            f"{name} for class '{label}' is not a zip file or a folder of images"
-        )
+        raise InvalidExamples(f"{name} for class '{label}' is not a zip file or a folder of images")
     return name, _zip_entries(data, name, limits, InvalidExamples, per_image_cap=False, budget=budget)
 
 
@@ -515,7 +511,9 @@ def _one_source(item: Source, position: int, limits: Limits) -> list[Entry]:
     return _one_blob(data, unnamed, limits)
 
 
-def read_images(sources: Source | list[Source] | tuple[Source, ...], *, limits: Limits = Limits(), first_position: int = 1) -> list[Entry]:
+def read_images(
+    sources: Source | list[Source] | tuple[Source, ...], *, limits: Limits = Limits(), first_position: int = 1
+) -> list[Entry]:
     """Read the images of a classify call, in input order (zip/folder members sorted).
 
     Each source is an image path, a .zip path ("x.zip/member.jpg"), a folder
@@ -530,10 +528,7 @@ def read_images(sources: Source | list[Source] | tuple[Source, ...], *, limits: 
     entries: list[Entry] = []
     for position, item in enumerate(items, start=first_position):
         entries.extend(_one_source(item, position, limits))
-    has_image = any(
-        isinstance(entry, ImageInput) or entry.reason not in NON_IMAGE_REASONS
-        for entry in entries
-    )
+    has_image = any(isinstance(entry, ImageInput) or entry.reason not in NON_IMAGE_REASONS for entry in entries)
     if not has_image:
         raise NoImages("No images were found in the request")
     return entries
@@ -556,5 +551,7 @@ def folder_sets(folder: str | Path) -> dict[str, Path]:
 def image_paths(images: str | Path | Iterable[str | Path]) -> list[Path]:
     """The images of a folder (sorted, by extension; LABELS.txt and the like are left out) or the given paths."""
     if isinstance(images, (str, Path)) and Path(images).is_dir():
-        return sorted(p for p in Path(images).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
+        return sorted(
+            p for p in Path(images).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith(".")
+        )
     return [Path(images)] if isinstance(images, (str, Path)) else [Path(p) for p in images]

@@ -34,7 +34,9 @@ class Explanation:
     classifier_id: str
     class_name: str
     score: float  # the score classify gives this class for this image
-    cells: np.ndarray  # the best view's map over its feature cells (custom: cell logits averaging to its logit; default: 0..1)
+    cells: (
+        np.ndarray
+    )  # the best view's map over its feature cells (custom: cell logits averaging to its logit; default: 0..1)
     heatmap: np.ndarray  # (height, width) of `image`, 0..1: each pixel's best view; 0 where no view looked
     box: Box  # the part of `image` the backbone saw, every view together (left, top, right, bottom)
     image: Image.Image  # the image as decoded for the backbone (large JPEGs at reduced size)
@@ -45,7 +47,12 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def custom_explanations(
-    classifier_id: str, heads: Heads, dense: DensePass, image: Image.Image, boxes: list[Box], class_name: str | None,
+    classifier_id: str,
+    heads: Heads,
+    dense: DensePass,
+    image: Image.Image,
+    boxes: list[Box],
+    class_name: str | None,
     top: int,
 ) -> list[Explanation]:
     """Maps of a custom classifier's classes on one image (`dense` holds its views, `boxes` where they lie)."""
@@ -56,19 +63,29 @@ def custom_explanations(
     for i in chosen:
         grids = [custom_head_cells(features, heads.weights[[i]], heads.bias[[i]])[0] for features in dense.features]
         best = int(view_scores[:, i].argmax())
-        out.append(_explanation(classifier_id, heads.classes[i], scores[i], grids[best],
-                                [_sigmoid(g) for g in grids], image, boxes))
+        out.append(
+            _explanation(
+                classifier_id, heads.classes[i], scores[i], grids[best], [_sigmoid(g) for g in grids], image, boxes
+            )
+        )
     return out
 
 
 def general_explanations(
-    dense: DensePass, fc: tuple[np.ndarray, np.ndarray], sample: general.ColorSample,
-    image: Image.Image, boxes: list[Box], class_name: str | None, top: int,
+    dense: DensePass,
+    fc: tuple[np.ndarray, np.ndarray],
+    sample: general.ColorSample,
+    image: Image.Image,
+    boxes: list[Box],
+    class_name: str | None,
+    top: int,
 ) -> list[Explanation]:
     """Maps of `default` classes on one image: its top leaves, or the named leaf, ancestor or colour."""
     hierarchy = general.load_hierarchy()
     leaves, ancestors = general.image_scores(dense.probabilities, dense.window_probabilities, sample.spread)
-    cell_probabilities = [softmax(cell_logits(features, *fc).reshape(len(leaves), -1).T).T for features in dense.features]
+    cell_probabilities = [
+        softmax(cell_logits(features, *fc).reshape(len(leaves), -1).T).T for features in dense.features
+    ]
     grid_shape = dense.features.shape[2:]
     if class_name is None:
         chosen = [int(i) for i in np.argsort(-leaves, kind="stable")[:top]]
@@ -81,7 +98,9 @@ def general_explanations(
             beneath = sorted(hierarchy.leaves_under[name])
             grids = [cells[beneath].sum(axis=0).reshape(grid_shape) for cells in cell_probabilities]
             best = int(dense.probabilities[:, beneath].sum(axis=1).argmax())
-            score = leaves[beneath[0]] if name in hierarchy.leaf_names else ancestors[hierarchy.ancestor_names.index(name)]
+            score = (
+                leaves[beneath[0]] if name in hierarchy.leaf_names else ancestors[hierarchy.ancestor_names.index(name)]
+            )
             out.append(_explanation(GENERAL_CLASSIFIER_ID, name, score, grids[best], grids, image, boxes))
         elif name in general.COLOR_ANCHORS_RGB:
             out.append(_color_explanation(name, leaves, dense, fc, sample, image, boxes))
@@ -90,8 +109,15 @@ def general_explanations(
     return out
 
 
-def _color_explanation(name: str, leaves: np.ndarray, dense: DensePass, fc: tuple[np.ndarray, np.ndarray],
-                       sample: general.ColorSample, image: Image.Image, boxes: list[Box]) -> Explanation:
+def _color_explanation(
+    name: str,
+    leaves: np.ndarray,
+    dense: DensePass,
+    fc: tuple[np.ndarray, np.ndarray],
+    sample: general.ColorSample,
+    image: Image.Image,
+    boxes: list[Box],
+) -> Explanation:
     """Where a colour's pixels are: in the subject's view, weighted by its map, if there is one; else every view."""
     edge = general.COLOR_THUMBNAIL_EDGE_PX
     index = list(general.COLOR_ANCHORS_RGB).index(name)
@@ -117,22 +143,46 @@ def _chosen(classes: list[str], scores: np.ndarray, class_name: str | None, clas
     return [classes.index(class_name)]
 
 
-def _explanation(classifier_id: str, name: str, score: float, cells: np.ndarray, unit_grids: list[np.ndarray],
-                 image: Image.Image, boxes: list[Box]) -> Explanation:
+def _explanation(
+    classifier_id: str,
+    name: str,
+    score: float,
+    cells: np.ndarray,
+    unit_grids: list[np.ndarray],
+    image: Image.Image,
+    boxes: list[Box],
+) -> Explanation:
     """An Explanation whose heatmap is, per pixel, the highest of the 0..1 grids placed on their views' boxes."""
-    heatmap = np.max([place_in_image(np.clip(grid, 0.0, 1.0), box, *image.size) for grid, box in zip(unit_grids, boxes, strict=True)],
-                     axis=0)
-    covered: Box = (float(min(b[0] for b in boxes)), float(min(b[1] for b in boxes)),
-                    float(max(b[2] for b in boxes)), float(max(b[3] for b in boxes)))
-    return Explanation(classifier_id, name, round(float(score), general.SCORE_DECIMALS),
-                       np.asarray(cells, np.float32), heatmap, covered, image)
+    heatmap = np.max(
+        [
+            place_in_image(np.clip(grid, 0.0, 1.0), box, *image.size)
+            for grid, box in zip(unit_grids, boxes, strict=True)
+        ],
+        axis=0,
+    )
+    covered: Box = (
+        float(min(b[0] for b in boxes)),
+        float(min(b[1] for b in boxes)),
+        float(max(b[2] for b in boxes)),
+        float(max(b[3] for b in boxes)),
+    )
+    return Explanation(
+        classifier_id,
+        name,
+        round(float(score), general.SCORE_DECIMALS),
+        np.asarray(cells, np.float32),
+        heatmap,
+        covered,
+        image,
+    )
 
 
 GALLERY_IMAGES_PER_CLASS = 3  # training images per class in a version's overlay gallery
 
 
-def class_gallery_tiles(heads: Heads, images: dict[str, list[tuple[str, Image.Image]]], backbone,
-                        spec) -> list[tuple[Image.Image, np.ndarray, str]]:
+def class_gallery_tiles(
+    heads: Heads, images: dict[str, list[tuple[str, Image.Image]]], backbone, spec
+) -> list[tuple[Image.Image, np.ndarray, str]]:
     """(image, heatmap of its own class, caption) for a few training images per class, one backbone pass for all."""
     from .spec import crop_box, preprocess
 

@@ -29,13 +29,32 @@ MODEL_FILE = "320n.onnx"
 INPUT_SIZE = 320  # the detector's square input, in pixels
 # The detector's 18 classes, in its output order (nudenet 3.4.2's `__labels`); the explicit ones are flagged
 LABELS = (
-    "FEMALE_GENITALIA_COVERED", "FACE_FEMALE", "BUTTOCKS_EXPOSED", "FEMALE_BREAST_EXPOSED",
-    "FEMALE_GENITALIA_EXPOSED", "MALE_BREAST_EXPOSED", "ANUS_EXPOSED", "FEET_EXPOSED", "BELLY_COVERED",
-    "FEET_COVERED", "ARMPITS_COVERED", "ARMPITS_EXPOSED", "FACE_MALE", "BELLY_EXPOSED", "MALE_GENITALIA_EXPOSED",
-    "ANUS_COVERED", "FEMALE_BREAST_COVERED", "BUTTOCKS_COVERED",
+    "FEMALE_GENITALIA_COVERED",
+    "FACE_FEMALE",
+    "BUTTOCKS_EXPOSED",
+    "FEMALE_BREAST_EXPOSED",
+    "FEMALE_GENITALIA_EXPOSED",
+    "MALE_BREAST_EXPOSED",
+    "ANUS_EXPOSED",
+    "FEET_EXPOSED",
+    "BELLY_COVERED",
+    "FEET_COVERED",
+    "ARMPITS_COVERED",
+    "ARMPITS_EXPOSED",
+    "FACE_MALE",
+    "BELLY_EXPOSED",
+    "MALE_GENITALIA_EXPOSED",
+    "ANUS_COVERED",
+    "FEMALE_BREAST_COVERED",
+    "BUTTOCKS_COVERED",
 )
-EXPLICIT_LABELS = ("BUTTOCKS_EXPOSED", "FEMALE_BREAST_EXPOSED", "FEMALE_GENITALIA_EXPOSED", "ANUS_EXPOSED",
-                   "MALE_GENITALIA_EXPOSED")
+EXPLICIT_LABELS = (
+    "BUTTOCKS_EXPOSED",
+    "FEMALE_BREAST_EXPOSED",
+    "FEMALE_GENITALIA_EXPOSED",
+    "ANUS_EXPOSED",
+    "MALE_GENITALIA_EXPOSED",
+)
 NOT_INSTALLED = (
     f"The built-in classifier {EXPLICIT_CLASSIFIER_ID!r} is not installed: its model, NudeNet's detector, ships "
     f"in the {MODEL_PACKAGE!r} package under the AGPL-3.0, so it is an optional extra: "
@@ -101,6 +120,8 @@ def explicit_model() -> ExplicitModel:
 
 def explicit_classes(score: float, threshold: float) -> list[dict]:
     """The `explicit` classifier's classes for one image: `explicit` and `not explicit` at or above the threshold."""
-    pairs = sorted([(round(score, SCORE_DECIMALS), EXPLICIT_CLASS), (round(1.0 - score, SCORE_DECIMALS), NOT_EXPLICIT_CLASS)],
-                   key=lambda pair: -pair[0])
+    pairs = sorted(
+        [(round(score, SCORE_DECIMALS), EXPLICIT_CLASS), (round(1.0 - score, SCORE_DECIMALS), NOT_EXPLICIT_CLASS)],
+        key=lambda pair: -pair[0],
+    )
     return [{"class": name, "score": value} for value, name in pairs if value >= threshold]

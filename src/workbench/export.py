@@ -15,11 +15,12 @@ import logging
 import threading
 import time
 import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -86,7 +87,8 @@ def coreml_available() -> bool:
 
 
 def workbench_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version as package_version  # here: 20 ms `list` does not need
+    from importlib.metadata import PackageNotFoundError  # here: 20 ms `list` does not need
+    from importlib.metadata import version as package_version
 
     try:
         return package_version("workbench")
@@ -97,8 +99,10 @@ def workbench_version() -> str:
 def preprocessing_text(spec: BackboneSpec) -> str:
     """The input transform in words, as the metadata states it (the same as `spec.crop_pixels`)."""
     size = spec.input_size_px
-    return (f"RGB; resize the short side to {size} px (bicubic), centre crop {size}x{size}; "
-            f"then (x - {spec.mean:g}) / {spec.std:g}, inside the model")
+    return (
+        f"RGB; resize the short side to {size} px (bicubic), centre crop {size}x{size}; "
+        f"then (x - {spec.mean:g}) / {spec.std:g}, inside the model"
+    )
 
 
 def metadata(source: ExportSource, spec: BackboneSpec) -> dict[str, str]:
@@ -118,7 +122,7 @@ def metadata(source: ExportSource, spec: BackboneSpec) -> dict[str, str]:
 
 
 # the graph ---------------------------------------------------------------------
-def classifier_graph(spec: BackboneSpec, heads: Heads, uint8_input: bool) -> "torch.nn.Module":
+def classifier_graph(spec: BackboneSpec, heads: Heads, uint8_input: bool) -> torch.nn.Module:
     """The backbone and heads as one torch module: input -> (scores, embedding).
 
     `uint8_input`: the input is uint8 N x H x W x 3 and the normalisation is inside (ONNX);
@@ -140,7 +144,7 @@ def classifier_graph(spec: BackboneSpec, heads: Heads, uint8_input: bool) -> "to
             if gate is not None:
                 self.register_buffer("centres", torch.from_numpy(np.asarray(gate.centres, np.float32).T.copy()))
                 self.register_buffer("midpoint", torch.from_numpy(np.asarray(gate.midpoint, np.float32).copy()))
-                self.register_buffer("inverse_width", torch.from_numpy((1.0 / np.asarray(gate.width, np.float32))))
+                self.register_buffer("inverse_width", torch.from_numpy(1.0 / np.asarray(gate.width, np.float32)))
 
         def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             if uint8_input:
@@ -173,8 +177,14 @@ def build_onnx(source: ExportSource, spec: BackboneSpec) -> bytes:
     with warnings.catch_warnings(), _without_torchvision_notices():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
-            graph, (example,), dynamo=True, input_names=[ONNX_INPUT], output_names=list(ONNX_OUTPUTS),
-            dynamic_shapes=({0: batch},), opset_version=ONNX_OPSET, verbose=False,
+            graph,
+            (example,),
+            dynamo=True,
+            input_names=[ONNX_INPUT],
+            output_names=list(ONNX_OUTPUTS),
+            dynamic_shapes=({0: batch},),
+            opset_version=ONNX_OPSET,
+            verbose=False,
         )
     if program is None:  # only the legacy exporter (dynamo=False) returns nothing
         raise RuntimeError("torch.onnx.export returned no ONNX program")
@@ -186,7 +196,7 @@ def build_onnx(source: ExportSource, spec: BackboneSpec) -> bytes:
     return data
 
 
-def check_onnx(data: bytes, graph: "torch.nn.Module", size: int) -> float:
+def check_onnx(data: bytes, graph: torch.nn.Module, size: int) -> float:
     """Runs a seeded uint8 batch through torch and onnxruntime; raises ExportMismatch beyond CHECK_TOLERANCE."""
     import onnxruntime as ort
     import torch
@@ -250,8 +260,11 @@ def build_coreml(source: ExportSource, spec: BackboneSpec) -> bytes:
 
         program = torch.export.export(graph, (torch.zeros(1, 3, size, size),)).run_decompositions({})
         image = ct.ImageType(
-            name=COREML_INPUT, shape=(1, 3, size, size), scale=1.0 / spec.std,
-            bias=[-spec.mean / spec.std] * 3, color_layout=ct.colorlayout.RGB,
+            name=COREML_INPUT,
+            shape=(1, 3, size, size),
+            scale=1.0 / spec.std,
+            bias=[-spec.mean / spec.std] * 3,
+            color_layout=ct.colorlayout.RGB,
         )
         config = ct.ClassifierConfig(list(source.heads.classes), predicted_feature_name=COREML_LABEL)
         model = ct.convert(program, convert_to="neuralnetwork", inputs=[image], classifier_config=config)
@@ -426,4 +439,4 @@ def default_file_name(classifier_id: str, version: int, format: str) -> str:
     return f"{classifier_id}-v{version}{FORMATS[format]}"
 
 
-__all__ = ["Exporter", "ExportEvent", "ExportSource", "FORMATS", "build_onnx", "build_coreml"]
+__all__ = ["FORMATS", "ExportEvent", "ExportSource", "Exporter", "build_coreml", "build_onnx"]

@@ -60,8 +60,13 @@ def fit_familiarity(units: np.ndarray, labels: list[str], classes: list[str]) ->
     """The gate of each class, from its positives (unit embeddings): negatives never define a class."""
     label_array = np.asarray(labels)
     groups = [units[label_array == name] for name in classes]
-    knees = np.array([np.quantile(leave_one_out_similarity(group), TYPICAL_QUANTILE, method="lower") for group in groups])
+    knees = np.array(
+        [np.quantile(leave_one_out_similarity(group), TYPICAL_QUANTILE, method="lower") for group in groups]
+    )
     knees = np.maximum(knees, 1e-3)
     centres = np.stack([_unit(group.sum(axis=0)) for group in groups])
-    return Familiarity(centres.astype(np.float32), ((1 - MARGIN) * knees).astype(np.float32),
-                       (MARGIN * knees / RAMP_STEPS).astype(np.float32))
+    return Familiarity(
+        centres.astype(np.float32),
+        ((1 - MARGIN) * knees).astype(np.float32),
+        (MARGIN * knees / RAMP_STEPS).astype(np.float32),
+    )

@@ -28,7 +28,6 @@ one, the whole frame's pixel shares, less a plain background. A share becomes a 
 from __future__ import annotations
 
 import bisect
-
 import json
 from dataclasses import dataclass
 from functools import lru_cache
@@ -39,7 +38,6 @@ import numpy as np
 from PIL import Image
 
 from .maps import cell_logits, minmax, upsample
-
 from .vocabulary import NON_FOOD_CLASS, SCORE_DECIMALS
 
 if TYPE_CHECKING:
@@ -52,7 +50,10 @@ IMAGENET_CLASS_COUNT = 1000
 # nor feed (`hay`: fodder). Plus `corn` and `ear` (of corn), which WordNet files under plant parts.
 FOOD_ROOTS = ("food", "nutriment", "foodstuff", "beverage")
 FOOD_EXTRA_LEAVES = ("corn", "ear")
-HIERARCHY_RESOURCE = ("data", "imagenet_hierarchy.json")  # under package workbench; built by tools/build_general_data.py
+HIERARCHY_RESOURCE = (
+    "data",
+    "imagenet_hierarchy.json",
+)  # under package workbench; built by tools/build_general_data.py
 
 RELATIVE_DEPTH = 3  # leaves sharing their first 3 hierarchy nodes (/animal/domestic animal/dog) are close relatives
 SUBJECT_MIN_SCORE = 0.5  # a leaf this confident is a subject: its colours are named, not the frame's
@@ -102,15 +103,15 @@ COLOR_ANCHORS_RGB: dict[str, tuple[int, int, int]] = {
 }
 # More anchors for a word whose pixels span more than one anchor covers: an orange flower's petals are mostly
 # (217, 130, 69), nearer light brown's anchor than the saturated orange one, and were named light brown.
-COLOR_EXTRA_ANCHORS_RGB: tuple[tuple[str, tuple[int, int, int]], ...] = (
-    ("orange color", (225, 125, 60)),
-)
+COLOR_EXTRA_ANCHORS_RGB: tuple[tuple[str, tuple[int, int, int]], ...] = (("orange color", (225, 125, 60)),)
 
-_SRGB_TO_XYZ = np.array([  # IEC 61966-2-1 sRGB (D65) linear RGB -> CIE XYZ
-    [0.4124564, 0.3575761, 0.1804375],
-    [0.2126729, 0.7151522, 0.0721750],
-    [0.0193339, 0.1191920, 0.9503041],
-])
+_SRGB_TO_XYZ = np.array(
+    [  # IEC 61966-2-1 sRGB (D65) linear RGB -> CIE XYZ
+        [0.4124564, 0.3575761, 0.1804375],
+        [0.2126729, 0.7151522, 0.0721750],
+        [0.0193339, 0.1191920, 0.9503041],
+    ]
+)
 _D65_WHITE_XYZ = np.array([0.95047, 1.0, 1.08883])
 _LAB_EPSILON = (6.0 / 29.0) ** 3  # CIELAB: below this the cube root is replaced by a line
 
@@ -186,7 +187,9 @@ def _check_probabilities(probabilities: np.ndarray) -> np.ndarray:
     return scores.reshape(-1, IMAGENET_CLASS_COUNT)
 
 
-def general_scores(probabilities: np.ndarray, window_probabilities: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def general_scores(
+    probabilities: np.ndarray, window_probabilities: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """One image's (leaf scores (1000,), ancestor scores) from its views' and windows' ImageNet softmaxes.
 
     `probabilities` is (1000,) for one view or (views, 1000) for the squares of a wide image (`spec.view_boxes`):
@@ -211,7 +214,9 @@ def general_scores(probabilities: np.ndarray, window_probabilities: np.ndarray |
     return leaves, ancestors
 
 
-def default_classes(probabilities: np.ndarray, threshold: float, window_probabilities: np.ndarray | None = None) -> list[dict]:
+def default_classes(
+    probabilities: np.ndarray, threshold: float, window_probabilities: np.ndarray | None = None
+) -> list[dict]:
     """Watson class dicts for one image from its (1000,) ImageNet softmax vector and its windows' softmaxes.
 
     Leaves scoring >= threshold come with their `type_hierarchy`; every ancestor of those leaves, and any
@@ -255,7 +260,8 @@ def _hierarchy_entries(scores: np.ndarray, ancestor_scores: np.ndarray, threshol
     n_leaves, names, types = len(leaf_kept), hierarchy.leaf_names, hierarchy.type_hierarchies
     kept = np.r_[leaf_kept, ancestor_kept].tolist()
     return [
-        {"class": names[kept[k]], "score": rounded[k], "type_hierarchy": types[kept[k]]} if k < n_leaves
+        {"class": names[kept[k]], "score": rounded[k], "type_hierarchy": types[kept[k]]}
+        if k < n_leaves
         else {"class": hierarchy.ancestor_names[kept[k]], "score": rounded[k]}
         for k in order.tolist()
     ]
@@ -284,11 +290,15 @@ def food_model() -> FoodModel:
         beneath = [i for i in leaves if node is None or node in paths[i][:-1]]
         rows += [row] * len(beneath)
         columns += beneath
-    sums = sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, columns)), shape=(len(ancestors) + 1, IMAGENET_CLASS_COUNT))
+    sums = sparse.csr_matrix(
+        (np.ones(len(rows), np.float32), (rows, columns)), shape=(len(ancestors) + 1, IMAGENET_CLASS_COUNT)
+    )
     return FoodModel(np.array(leaves), tuple(ancestors), sums)
 
 
-def food_classes(probabilities: np.ndarray, window_probabilities: np.ndarray, spread: float, threshold: float) -> list[dict]:
+def food_classes(
+    probabilities: np.ndarray, window_probabilities: np.ndarray, spread: float, threshold: float
+) -> list[dict]:
     """The `food` classifier's classes for one image (>= threshold), highest first.
 
     Its food leaves score as in `default` (`image_scores`: best view, lifted by windows, scaled down on blank and
@@ -300,16 +310,25 @@ def food_classes(probabilities: np.ndarray, window_probabilities: np.ndarray, sp
     hierarchy, model = load_hierarchy(), food_model()
     leaves, _ = image_scores(probabilities, window_probabilities, spread)
     confidence = object_confidence(probabilities, spread)
-    views = np.vstack([_check_probabilities(probabilities),
-                       np.asarray(window_probabilities, dtype=np.float64).reshape(-1, IMAGENET_CLASS_COUNT)])
+    views = np.vstack(
+        [
+            _check_probabilities(probabilities),
+            np.asarray(window_probabilities, dtype=np.float64).reshape(-1, IMAGENET_CLASS_COUNT),
+        ]
+    )
     sums = np.minimum((model.sums @ views.T).max(axis=1), 1.0) * confidence
     food_total = float(sums[-1])  # never below a food leaf's score: it sums each leaf's best view or window
     kept = [int(i) for i in model.leaves[leaves[model.leaves] >= threshold]]
     above = {node for i in kept for node in hierarchy.type_hierarchies[i].split("/")[1:-1]}
-    entries = [{"class": hierarchy.leaf_names[i], "score": _score(leaves[i]), "type_hierarchy": hierarchy.type_hierarchies[i]}
-               for i in kept]
-    entries += [{"class": node, "score": _score(sums[j])}
-                for j, node in enumerate(model.ancestor_names) if sums[j] >= threshold or node in above]
+    entries = [
+        {"class": hierarchy.leaf_names[i], "score": _score(leaves[i]), "type_hierarchy": hierarchy.type_hierarchies[i]}
+        for i in kept
+    ]
+    entries += [
+        {"class": node, "score": _score(sums[j])}
+        for j, node in enumerate(model.ancestor_names)
+        if sums[j] >= threshold or node in above
+    ]
     if 1.0 - food_total >= threshold:
         entries.append({"class": NON_FOOD_CLASS, "score": _score(1.0 - food_total)})
     return sorted(entries, key=_by_score)
@@ -472,8 +491,11 @@ def _frame_shares(frame: np.ndarray) -> np.ndarray:
     border_share = float((border == background).mean())
     centre = grid[edge // 4 : -(edge // 4), edge // 4 : -(edge // 4)]
     figure = frame[frame != background]
-    if (border_share >= PLAIN_BACKGROUND_SHARE and (centre == background).mean() <= border_share - PLAIN_BACKGROUND_CONTRAST
-            and len(figure) >= MIN_FIGURE_SHARE * len(frame)):
+    if (
+        border_share >= PLAIN_BACKGROUND_SHARE
+        and (centre == background).mean() <= border_share - PLAIN_BACKGROUND_CONTRAST
+        and len(figure) >= MIN_FIGURE_SHARE * len(frame)
+    ):
         frame = figure
     counts = np.bincount(frame, minlength=count)
     return counts / counts.sum()
@@ -498,10 +520,14 @@ def _family_sums() -> sparse.csr_matrix:
 
     families = load_hierarchy().families
     leaves = np.arange(IMAGENET_CLASS_COUNT)
-    return sparse.csr_matrix((np.ones(IMAGENET_CLASS_COUNT), (families, leaves)), shape=(families.max() + 1, IMAGENET_CLASS_COUNT))
+    return sparse.csr_matrix(
+        (np.ones(IMAGENET_CLASS_COUNT), (families, leaves)), shape=(families.max() + 1, IMAGENET_CLASS_COUNT)
+    )
 
 
-def image_scores(probabilities: np.ndarray, window_probabilities: np.ndarray, spread: float) -> tuple[np.ndarray, np.ndarray]:
+def image_scores(
+    probabilities: np.ndarray, window_probabilities: np.ndarray, spread: float
+) -> tuple[np.ndarray, np.ndarray]:
     """One image's (leaf, ancestor) scores as `default` answers them: `general_scores` times `object_confidence`."""
     leaves, ancestors = general_scores(probabilities, window_probabilities)
     confidence = object_confidence(probabilities, spread)
@@ -514,8 +540,12 @@ def subject_view(view_probabilities: np.ndarray, leaves: list[int]) -> int:
 
 
 def subject_color_classes(
-    sample: ColorSample, leaf_scores: np.ndarray, view_probabilities: np.ndarray, features: np.ndarray,
-    fc: tuple[np.ndarray, np.ndarray], threshold: float,
+    sample: ColorSample,
+    leaf_scores: np.ndarray,
+    view_probabilities: np.ndarray,
+    features: np.ndarray,
+    fc: tuple[np.ndarray, np.ndarray],
+    threshold: float,
 ) -> list[dict]:
     """Colour classes of one image: the subject's colours when a leaf is confident, else the whole frame's.
 

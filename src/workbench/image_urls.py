@@ -20,10 +20,11 @@ import stat
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from .errors import ImageUnreadable, InvalidRequest, UrlFetchBusy, echo
@@ -102,11 +103,18 @@ def http_target(url: str) -> HttpTarget:
     if scheme not in DEFAULT_PORTS or not parts.hostname:
         raise InvalidRequest(f"The image URL {echo(url)} is not an http(s) URL with a host")
     if parts.username is not None or parts.password is not None:
-        raise InvalidRequest(f"The image URL {echo(url)} holds a user name or password, which this server does not send")
+        raise InvalidRequest(
+            f"The image URL {echo(url)} holds a user name or password, which this server does not send"
+        )
     path = unquote(parts.path or "/")
     _refuse_control_characters(url, path)
-    return HttpTarget(scheme, parts.hostname.lower().rstrip("."), port or DEFAULT_PORTS[scheme],
-                      remove_dot_segments(path), parts.query)
+    return HttpTarget(
+        scheme,
+        parts.hostname.lower().rstrip("."),
+        port or DEFAULT_PORTS[scheme],
+        remove_dot_segments(path),
+        parts.query,
+    )
 
 
 def allowed_target(url: str, prefixes: tuple[str, ...]) -> HttpTarget:
@@ -186,7 +194,8 @@ class UrlFetcher:
             raise self._too_slow(url, "deadline")
         if target.scheme == "https":
             connection: http.client.HTTPConnection = http.client.HTTPSConnection(
-                target.host, target.port, timeout=remaining, context=ssl.create_default_context())
+                target.host, target.port, timeout=remaining, context=ssl.create_default_context()
+            )
         else:
             connection = http.client.HTTPConnection(target.host, target.port, timeout=remaining)
         cut = threading.Event()
@@ -204,8 +213,11 @@ class UrlFetcher:
         timer.daemon = True
         timer.start()
         try:
-            connection.request("GET", target.request_target, headers={
-                "User-Agent": USER_AGENT, "Accept": "image/*", "Connection": "close"})
+            connection.request(
+                "GET",
+                target.request_target,
+                headers={"User-Agent": USER_AGENT, "Accept": "image/*", "Connection": "close"},
+            )
             sock = connection.sock  # kept: the response owns the socket once the connection lets go of it
             answer = connection.getresponse()
             if answer.status != 200:
@@ -222,8 +234,15 @@ class UrlFetcher:
             raise self._too_slow(url, "deadline")
         return 200, None, body
 
-    def _read_body(self, url: str, answer: http.client.HTTPResponse, sock: socket.socket | None, started: float,
-                   deadline: float, max_bytes: int) -> bytes:
+    def _read_body(
+        self,
+        url: str,
+        answer: http.client.HTTPResponse,
+        sock: socket.socket | None,
+        started: float,
+        deadline: float,
+        max_bytes: int,
+    ) -> bytes:
         """The body, up to max_bytes + 1 (the engine reports the limit); a 400 below the minimum rate."""
         grace, rate = self.settings.url_rate_grace_s, self.settings.url_min_bytes_per_s
         chunks, received = [], 0
@@ -248,10 +267,14 @@ class UrlFetcher:
     def _too_slow(self, url: str, why: str) -> ImageUnreadable:
         s = self.settings
         if why == "rate":
-            return ImageUnreadable(f"Could not download {echo(url)}: slower than {s.url_min_bytes_per_s} bytes/s "
-                                   f"after {s.url_rate_grace_s:g} s (this server's minimum rate)")
-        return ImageUnreadable(f"Could not download {echo(url)}: not done within {s.url_fetch_deadline_s:g} s "
-                               "(this server's deadline for one image URL)")
+            return ImageUnreadable(
+                f"Could not download {echo(url)}: slower than {s.url_min_bytes_per_s} bytes/s "
+                f"after {s.url_rate_grace_s:g} s (this server's minimum rate)"
+            )
+        return ImageUnreadable(
+            f"Could not download {echo(url)}: not done within {s.url_fetch_deadline_s:g} s "
+            "(this server's deadline for one image URL)"
+        )
 
 
 # ------------------------------------------------------------------ file:// URLs
@@ -262,8 +285,10 @@ def _file_url_path(url: str) -> PurePosixPath:
     _refuse_control_characters(url, url.replace("%00", ""))  # %00 gets its own message below
     parts = urlsplit(url)
     if parts.netloc not in ("", "localhost"):
-        raise InvalidRequest(f"The file URL {echo(url)} names the host {echo(parts.netloc)}; "
-                             "file URLs on this server name none (file:///path)")
+        raise InvalidRequest(
+            f"The file URL {echo(url)} names the host {echo(parts.netloc)}; "
+            "file URLs on this server name none (file:///path)"
+        )
     text = unquote(parts.path)
     if "\x00" in text:
         raise InvalidRequest(f"The file URL {echo(url)} holds a NUL character (%00), which no file name may hold")
@@ -327,4 +352,3 @@ def _read_up_to(fd: int, limit: int) -> bytes:
         chunks.append(chunk)
         received += len(chunk)
     return b"".join(chunks)
-

@@ -17,9 +17,9 @@ every number on each move. Pure computation: no files, no threads.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -71,9 +71,15 @@ class Interpretation:
     (or `Workbench.interpretation(classifier_id)`).
     """
 
-    def __init__(self, classes: Sequence[str], scores: np.ndarray, labels: Sequence[str],
-                 names: Sequence[str] | None = None, sha256: Sequence[str] | None = None,
-                 version: int | None = None) -> None:
+    def __init__(
+        self,
+        classes: Sequence[str],
+        scores: np.ndarray,
+        labels: Sequence[str],
+        names: Sequence[str] | None = None,
+        sha256: Sequence[str] | None = None,
+        version: int | None = None,
+    ) -> None:
         scores = np.asarray(scores)
         if scores.ndim != 2 or scores.shape != (len(labels), len(classes)):
             raise ValueError(f"scores must be (images, classes) = ({len(labels)}, {len(classes)}), got {scores.shape}")
@@ -89,7 +95,9 @@ class Interpretation:
         self.actual = [self.classes[i] if i < none else self.none for i in self.actual_index]
         count = len(self.classes)
         self.top_index = scores.argmax(axis=1) if count else np.zeros(len(labels), np.int64)
-        self.top_score = scores[np.arange(len(labels)), self.top_index] if count else np.zeros(len(labels), scores.dtype)
+        self.top_score = (
+            scores[np.arange(len(labels)), self.top_index] if count else np.zeros(len(labels), scores.dtype)
+        )
         self._positives = [np.sort(scores[self.actual_index == i, i]) for i in range(count)]
         self._rest = [np.sort(scores[self.actual_index != i, i]) for i in range(count)]
         self._cells = self._sorted_cells()
@@ -98,7 +106,7 @@ class Interpretation:
         self.average_precision = self._average_precision()
 
     @classmethod
-    def from_out_of_fold(cls, oof: OutOfFold) -> "Interpretation":
+    def from_out_of_fold(cls, oof: OutOfFold) -> Interpretation:
         """A version's interpretation from its out-of-fold scores (each image scored by heads that never saw it)."""
         return cls(oof.classes, oof.scores, oof.labels, oof.sources, oof.sha256, oof.version)
 
@@ -150,15 +158,22 @@ class Interpretation:
     def confusion_matrix(self, threshold: float = THRESHOLD) -> pd.DataFrame:
         """The confusion matrix at the threshold: index `actual`, columns `predicted`, both ending in `(none)`."""
         names = [*self.classes, self.none]
-        return pd.DataFrame(self.confusion_counts(threshold), index=pd.Index(names, name="actual"),
-                            columns=pd.Index(names, name="predicted"))
+        return pd.DataFrame(
+            self.confusion_counts(threshold),
+            index=pd.Index(names, name="actual"),
+            columns=pd.Index(names, name="predicted"),
+        )
 
     def most_confused(self, min_count: int = 1, threshold: float = THRESHOLD) -> list[tuple[str, str, int]]:
         """(actual, predicted, count) for every off-diagonal cell with at least `min_count` images, most first."""
         matrix = self.confusion_counts(threshold)
         names = [*self.classes, self.none]
-        pairs = [(names[r], names[c], int(matrix[r, c])) for r in range(len(names)) for c in range(len(names))
-                 if r != c and matrix[r, c] >= max(min_count, 1)]
+        pairs = [
+            (names[r], names[c], int(matrix[r, c]))
+            for r in range(len(names))
+            for c in range(len(names))
+            if r != c and matrix[r, c] >= max(min_count, 1)
+        ]
         return sorted(pairs, key=lambda pair: -pair[2])
 
     def top_losses(self, k: int | None = None, threshold: float = THRESHOLD) -> pd.DataFrame:
@@ -167,13 +182,24 @@ class Interpretation:
         The index is each image's position in the scores (fastai's `top_losses` returns it too)."""
         order = self._loss_order[: k if k is not None else len(self.losses)]
         count = len(self.classes)
-        predicted = {i: self.classes[self.top_index[i]] if count and self.top_score[i] >= threshold else self.none
-                     for i in order}
-        rows = [{"name": self.names[i], "actual": self.actual[i], "predicted": predicted[i], "loss": float(self.losses[i]),
-                 "actual_score": float(self.scores[i, self.actual_index[i]]) if self.actual_index[i] < count else math.nan,
-                 "top_class": self.classes[self.top_index[i]] if count else self.none,
-                 "top_score": float(self.top_score[i]) if count else math.nan, "sha256": self.sha256[i]}
-                for i in order]
+        predicted = {
+            i: self.classes[self.top_index[i]] if count and self.top_score[i] >= threshold else self.none for i in order
+        }
+        rows = [
+            {
+                "name": self.names[i],
+                "actual": self.actual[i],
+                "predicted": predicted[i],
+                "loss": float(self.losses[i]),
+                "actual_score": float(self.scores[i, self.actual_index[i]])
+                if self.actual_index[i] < count
+                else math.nan,
+                "top_class": self.classes[self.top_index[i]] if count else self.none,
+                "top_score": float(self.top_score[i]) if count else math.nan,
+                "sha256": self.sha256[i],
+            }
+            for i in order
+        ]
         return pd.DataFrame(rows, columns=LOSS_COLUMNS, index=pd.Index(order, name="image"))
 
     def metric_values(self, threshold: float = THRESHOLD) -> np.ndarray:
@@ -182,8 +208,13 @@ class Interpretation:
         for i, name in enumerate(self.classes):
             positives, rest = self._positives[i], self._rest[i]
             true_pos, false_pos = _at_or_above(positives, threshold), _at_or_above(rest, threshold)
-            values[i] = (_ratio(true_pos, true_pos + false_pos), _ratio(true_pos, len(positives)),
-                         _ratio(false_pos, len(rest)), self.average_precision[name], len(positives))
+            values[i] = (
+                _ratio(true_pos, true_pos + false_pos),
+                _ratio(true_pos, len(positives)),
+                _ratio(false_pos, len(rest)),
+                self.average_precision[name],
+                len(positives),
+            )
         return values
 
     def metrics(self, threshold: float = THRESHOLD) -> pd.DataFrame:
@@ -193,8 +224,9 @@ class Interpretation:
         Precision is NaN when no image reaches the threshold (nothing called), recall when the class has no
         positives, the false-positive rate when every image is the class's.
         """
-        frame = pd.DataFrame(self.metric_values(threshold), index=pd.Index(self.classes, name="class"),
-                             columns=METRIC_COLUMNS)
+        frame = pd.DataFrame(
+            self.metric_values(threshold), index=pd.Index(self.classes, name="class"), columns=METRIC_COLUMNS
+        )
         return frame.astype({"positives": int})
 
     def accuracy(self, threshold: float = THRESHOLD) -> float:

@@ -12,16 +12,17 @@ import threading
 import time
 import weakref
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 import numpy as np
 
 from . import curation, leases, training, unknown_images
 from .backbone import Backbone, EmbeddingCache
 from .decode import backbone_input, prepared_batches
-from .events import ClassifierEvent, Listener
 from .errors import ClassifierNotFound, InvalidRequest, StoreUnavailable
+from .events import ClassifierEvent, Listener
 from .limits import Limits
 from .promotion import newest_version
 from .store import ExampleRow, Store, VersionRecord, atomic_write_bytes
@@ -71,7 +72,7 @@ class JobSettings:
             raise InvalidRequest(f"store_retry_s ({SETTINGS_ENV['store_retry_s']}) must be at least 0")
 
     @classmethod
-    def from_env(cls) -> "JobSettings":
+    def from_env(cls) -> JobSettings:
         """The defaults, overridden by WORKBENCH_MAX_TRAININGS, WORKBENCH_LEASE_S, _RENEW_S, _SCAN_S."""
         return cls(
             max_trainings=_env_number("max_trainings", int, MAX_TRAININGS),
@@ -97,7 +98,7 @@ class LeaseLost(Exception):
     """Another process adopted this training (its owner was judged dead): drop this run's result."""
 
 
-def _keep(runner_ref: "weakref.ref[JobRunner]", period_s: float) -> None:
+def _keep(runner_ref: weakref.ref[JobRunner], period_s: float) -> None:
     """The keeper thread: renews this runner's leases and looks for orphans; ends with the runner."""
     while True:
         time.sleep(period_s)
@@ -117,7 +118,12 @@ class JobRunner:
     """Runs trainings on a bounded pool of threads; updates that land during a training fold into one more."""
 
     def __init__(
-        self, store: Store, backbone: Backbone, cache: EmbeddingCache, limits: Limits, progress: bool,
+        self,
+        store: Store,
+        backbone: Backbone,
+        cache: EmbeddingCache,
+        limits: Limits,
+        progress: bool,
         settings: JobSettings | None = None,
     ) -> None:
         self.store = store
@@ -271,8 +277,14 @@ class JobRunner:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise
-                log.warning("store unavailable at the %s of %s's training (try %d): %s; trying again in %.2f s",
-                            step, classifier_id, tries, exc.message, min(pause, left))
+                log.warning(
+                    "store unavailable at the %s of %s's training (try %d): %s; trying again in %.2f s",
+                    step,
+                    classifier_id,
+                    tries,
+                    exc.message,
+                    min(pause, left),
+                )
                 time.sleep(min(pause, left))
                 pause = min(pause * 2, STORE_RETRY_MAX_PAUSE_S)
 
@@ -323,7 +335,9 @@ class JobRunner:
             except LeaseLost:
                 self._release(classifier_id)
                 return
-            except Exception:  # deleted meanwhile, or the store itself is broken (logging never raises; a full disk's stderr may)
+            except (
+                Exception
+            ):  # deleted meanwhile, or the store itself is broken (logging never raises; a full disk's stderr may)
                 log.exception("could not mark %s failed", classifier_id)
             self.emit(ClassifierEvent(classifier_id, "failed", explanation=explanation))
             self._release(classifier_id)
@@ -338,11 +352,17 @@ class JobRunner:
     def _train_once(self, classifier_id: str) -> None:
         last_example_id, last_curation_id = self._retrying(classifier_id, "start", lambda: self._start(classifier_id))
         self.emit(ClassifierEvent(classifier_id, "started"))
-        rows = [r for r in self.store.examples(classifier_id, up_to=last_example_id)
-                if curation.live_at(r, last_curation_id)]
+        rows = [
+            r
+            for r in self.store.examples(classifier_id, up_to=last_example_id)
+            if curation.live_at(r, last_curation_id)
+        ]
         result, rows = self.fit(classifier_id, rows)
-        self._retrying(classifier_id, "save", lambda: self._save_version(
-            classifier_id, result, last_example_id, last_curation_id, rows))
+        self._retrying(
+            classifier_id,
+            "save",
+            lambda: self._save_version(classifier_id, result, last_example_id, last_curation_id, rows),
+        )
 
     def fit(self, classifier_id: str, rows: list[ExampleRow]) -> tuple[training.TrainingResult, list[ExampleRow]]:
         """Fits heads on an example set (embedding only uncached images); the result and the rows it trained, in order.
@@ -374,7 +394,9 @@ class JobRunner:
         missing = list(dict.fromkeys(s for s in shas if s not in known))
         from tqdm.auto import tqdm  # here, so scoring a logged model (which imports this module) needs no tqdm
 
-        bar = tqdm(total=len(missing), desc=f"embedding {classifier_id}", unit="img", disable=not self.progress or not missing)
+        bar = tqdm(
+            total=len(missing), desc=f"embedding {classifier_id}", unit="img", disable=not self.progress or not missing
+        )
         spec, done = self.backbone.spec, 0
 
         def prepare(sha: str) -> np.ndarray:
@@ -382,8 +404,12 @@ class JobRunner:
 
         for tensors in prepared_batches(missing, prepare, EMBED_CHUNK_IMAGES, workers=TRAINING_DECODE_WORKERS):
             chunk = missing[done : done + len(tensors)]
-            vectors = np.concatenate([self.backbone.run(tensors[i : i + TRAINING_PASS_IMAGES])[0]
-                                      for i in range(0, len(tensors), TRAINING_PASS_IMAGES)])
+            vectors = np.concatenate(
+                [
+                    self.backbone.run(tensors[i : i + TRAINING_PASS_IMAGES])[0]
+                    for i in range(0, len(tensors), TRAINING_PASS_IMAGES)
+                ]
+            )
             fresh = dict(zip(chunk, vectors, strict=True))
             self.cache.put_many(fresh, backbone_id)
             known.update(fresh)
@@ -393,8 +419,14 @@ class JobRunner:
         bar.close()
         return np.stack([known[s] for s in shas]), len(missing)
 
-    def _save_version(self, classifier_id: str, result: training.TrainingResult, last_example_id: int,
-                      last_curation_id: int, rows: list[ExampleRow]) -> None:
+    def _save_version(
+        self,
+        classifier_id: str,
+        result: training.TrainingResult,
+        last_example_id: int,
+        last_curation_id: int,
+        rows: list[ExampleRow],
+    ) -> None:
         """Writes the heads file, then commits the version and moves serving to it (unless pinned) in
         one transaction."""
         with self.store.transaction() as db:
@@ -403,15 +435,26 @@ class JobRunner:
             path = self.store.head_path(classifier_id, version)
             atomic_write_bytes(path, result.heads.to_bytes(), private=True)
             held_out = training.OutOfFold(
-                list(result.heads.classes), result.oof_scores, result.labels,
-                [r.sha256 for r in rows], [r.source for r in rows],
+                list(result.heads.classes),
+                result.oof_scores,
+                result.labels,
+                [r.sha256 for r in rows],
+                [r.source for r in rows],
             )
             atomic_write_bytes(self.store.out_of_fold_path(classifier_id, version), held_out.to_bytes(), private=True)
             stamp = now_iso()
             self.store.insert_version(
                 db,
-                VersionRecord(classifier_id, version, stamp, list(result.heads.classes), last_example_id,
-                              result.metrics, path.name, last_curation_id),
+                VersionRecord(
+                    classifier_id,
+                    version,
+                    stamp,
+                    list(result.heads.classes),
+                    last_example_id,
+                    result.metrics,
+                    path.name,
+                    last_curation_id,
+                ),
             )
             retrained = stamp if record.serving_version is not None else record.retrained
             updated = stamp if record.serving_version is not None else record.updated

@@ -20,13 +20,13 @@ import os
 import re
 import secrets
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator
 
-from .errors import InvalidRequest, KeyFileCorrupt
 from .atomic import atomic_write_bytes
+from .errors import InvalidRequest, KeyFileCorrupt
 from .timestamps import now_iso
 from .vocabulary import OWNER_ME
 
@@ -109,9 +109,14 @@ class KeyFile:
         except (ValueError, KeyError, TypeError) as exc:
             raise self._corrupt(f"is not the JSON `workbench keys add` writes ({type(exc).__name__}: {exc})") from None
         for record in records:
-            if not all(isinstance(v, str) for v in asdict(record).values()) or not OWNER_PATTERN.match(record.owner) \
-                    or not SHA256_PATTERN.match(record.sha256):
-                raise self._corrupt(f"holds an entry that is not an owner and a SHA-256 hex hash: {asdict(record)!r:.200}")
+            if (
+                not all(isinstance(v, str) for v in asdict(record).values())
+                or not OWNER_PATTERN.match(record.owner)
+                or not SHA256_PATTERN.match(record.sha256)
+            ):
+                raise self._corrupt(
+                    f"holds an entry that is not an owner and a SHA-256 hex hash: {asdict(record)!r:.200}"
+                )
         return records
 
     def _corrupt(self, why: str) -> KeyFileCorrupt:

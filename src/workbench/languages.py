@@ -60,7 +60,9 @@ def negotiate(accept_language: str | None) -> str:
         for parameter in parameters:
             name, _, value = parameter.partition("=")
             if name.strip().lower() != "q" or not _QUALITY.fullmatch(value.strip()):
-                raise UnsupportedLanguage(f"Accept-Language {echo(accept_language)} is not a language list: {echo(item)}")
+                raise UnsupportedLanguage(
+                    f"Accept-Language {echo(accept_language)} is not a language list: {echo(item)}"
+                )
             quality = float(value)
         if not _RANGE.fullmatch(tag):
             raise UnsupportedLanguage(f"Accept-Language {echo(accept_language)} is not a language list: {echo(item)}")

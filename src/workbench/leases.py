@@ -74,9 +74,7 @@ def claim(db: sqlite3.Connection, classifier_id: str, token: str, lease_s: float
 
 def renew(db: sqlite3.Connection, token: str, lease_s: float) -> int:
     """Extends every lease `token` holds; how many."""
-    cursor = db.execute(
-        "UPDATE classifiers SET lease_expires = ? WHERE job_owner = ?", (time.time() + lease_s, token)
-    )
+    cursor = db.execute("UPDATE classifiers SET lease_expires = ? WHERE job_owner = ?", (time.time() + lease_s, token))
     return cursor.rowcount
 
 

@@ -45,7 +45,7 @@ class Limits:
     max_zip_members: int = MAX_ZIP_MEMBERS
 
     @classmethod
-    def from_env(cls) -> "Limits":
+    def from_env(cls) -> Limits:
         """The defaults, with the limits LIMITS_ENV names overridden by their environment variables when set."""
         changes = {}
         for name, env in LIMITS_ENV.items():
@@ -73,7 +73,9 @@ URL_MAX_REDIRECTS = 5  # each hop is checked against the allow-list like the fir
 
 # Connections to the HTTP front (`workbench serve`): what one slow or idle client may hold.
 HTTP_HEADER_TIMEOUT_S = 10.0  # request line and headers must be in within this of connecting, or of the previous answer
-HTTP_KEEP_ALIVE_S = 5  # a connection idle (not one byte) after an answer is closed after this (uvicorn's timeout_keep_alive)
+HTTP_KEEP_ALIVE_S = (
+    5  # a connection idle (not one byte) after an answer is closed after this (uvicorn's timeout_keep_alive)
+)
 HTTP_BODY_MIN_BYTES_PER_S = 16 * 1024  # average rate a request body must keep once HTTP_BODY_RATE_GRACE_S have passed
 HTTP_BODY_RATE_GRACE_S = 10.0  # a body may be slower than HTTP_BODY_MIN_BYTES_PER_S for its first seconds
 HTTP_BODY_IDLE_S = 20.0  # a body that sends nothing for this long is cut off, whatever its average

@@ -13,7 +13,9 @@ from .errors import InvalidClassifierName, InvalidClassName, InvalidRequest
 from .limits import FORBIDDEN_CLASS_CHARS, MAX_CLASS_NAME_CHARS, MAX_CLASSIFIER_NAME_CHARS
 
 JOINERS = frozenset("\u200c\u200d")  # zero-width (non-)joiners: needed in Persian and Indic words and emoji
-PERCENT_CONTROL = re.compile(r"%(?:[01][0-9A-Fa-f]|7[Ff])")  # how browsers and httpx send a control character in a form field name
+PERCENT_CONTROL = re.compile(
+    r"%(?:[01][0-9A-Fa-f]|7[Ff])"
+)  # how browsers and httpx send a control character in a form field name
 PATH_NAMES = frozenset({".", ".."})  # "precision/.." is not a valid MLflow key
 
 
@@ -37,8 +39,10 @@ def _checked_text(name: object, what: str, max_chars: int, error: type[InvalidRe
         raise error(f"A {what} must be a string; got {type(name).__name__} {name!r}")
     control = _control_character(name)
     if control:
-        raise error(f"{what.capitalize()} {shown_name(name)} contains a control character ({control}); "
-                    f"control and invisible format characters are not allowed in {what}s")
+        raise error(
+            f"{what.capitalize()} {shown_name(name)} contains a control character ({control}); "
+            f"control and invisible format characters are not allowed in {what}s"
+        )
     name = unicodedata.normalize("NFC", name)
     if not name.strip():
         raise error(f"{what.capitalize()}s must not be empty")

@@ -9,8 +9,7 @@ with ONNX Runtime almost at once. `onnx_engine` checks the result against torch 
 from __future__ import annotations
 
 import math
-from typing import Mapping
-
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -26,7 +25,13 @@ FC_WEIGHT, FC_BIAS = "_fc.weight", "_fc.bias"  # initializer names of the ImageN
 OPSET = 17
 BN_EPS = 1e-3  # TF-Lite EfficientNet batch-norm epsilon (as `network.BN_EPS`)
 STAGES: tuple[tuple[int, int, int, int], ...] = (  # (repeats, stride, expand, out channels), as `network.LITE0_STAGES`
-    (1, 1, 1, 16), (2, 2, 6, 24), (2, 2, 6, 40), (3, 2, 6, 80), (3, 1, 6, 112), (4, 2, 6, 192), (1, 1, 6, 320),
+    (1, 1, 1, 16),
+    (2, 2, 6, 24),
+    (2, 2, 6, 40),
+    (3, 2, 6, 80),
+    (3, 1, 6, 112),
+    (4, 2, 6, 192),
+    (1, 1, 6, 320),
 )
 
 
@@ -50,7 +55,9 @@ class _Graph:
         self.nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
         return output
 
-    def conv_bn(self, x: str, conv: str, bn: str, size: int, stride: int = 1, groups: int = 1, same: bool = False) -> tuple[str, int]:
+    def conv_bn(
+        self, x: str, conv: str, bn: str, size: int, stride: int = 1, groups: int = 1, same: bool = False
+    ) -> tuple[str, int]:
         """Conv (weights `conv`.weight), batch norm `bn` folded into weights and bias; returns (output, out size)."""
         weight = self.state[f"{conv}.weight"]
         scale = self.state[f"{bn}.weight"] / np.sqrt(self.state[f"{bn}.running_var"] + BN_EPS)
@@ -61,9 +68,17 @@ class _Graph:
             total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
             pads = [total // 2, total // 2, total - total // 2, total - total // 2]
         out = self.node(
-            "Conv", [x, self.constant(f"{conv}.w", (weight * scale[:, None, None, None]).astype(np.float32)),
-                     self.constant(f"{conv}.b", bias.astype(np.float32))], f"{conv}.out",
-            kernel_shape=[kernel, kernel], strides=[stride, stride], pads=pads, group=groups,
+            "Conv",
+            [
+                x,
+                self.constant(f"{conv}.w", (weight * scale[:, None, None, None]).astype(np.float32)),
+                self.constant(f"{conv}.b", bias.astype(np.float32)),
+            ],
+            f"{conv}.out",
+            kernel_shape=[kernel, kernel],
+            strides=[stride, stride],
+            pads=pads,
+            group=groups,
         )
         return out, (size + pads[0] + pads[2] - kernel) // stride + 1
 
@@ -87,8 +102,15 @@ def build_model(state: Mapping[str, np.ndarray], spec: BackboneSpec) -> onnx.Mod
             if expand != 1:
                 y, _ = g.conv_bn(y, f"{block}._expand_conv", f"{block}._bn0", size)
                 y = g.relu6(y)
-            y, new_size = g.conv_bn(y, f"{block}._depthwise_conv", f"{block}._bn1", size,
-                                    stride if i == 0 else 1, groups=c_in * expand, same=True)
+            y, new_size = g.conv_bn(
+                y,
+                f"{block}._depthwise_conv",
+                f"{block}._bn1",
+                size,
+                stride if i == 0 else 1,
+                groups=c_in * expand,
+                same=True,
+            )
             y = g.relu6(y)
             y, _ = g.conv_bn(y, f"{block}._project_conv", f"{block}._bn2", new_size)
             x = g.node("Add", [x, y], f"{block}.sum") if (stride if i == 0 else 1) == 1 and c_in == c_out else y
@@ -101,9 +123,13 @@ def build_model(state: Mapping[str, np.ndarray], spec: BackboneSpec) -> onnx.Mod
     fc_weight, fc_bias = g.constant(FC_WEIGHT, state["_fc.weight"]), g.constant(FC_BIAS, state["_fc.bias"])
     g.node("Gemm", [embeddings, fc_weight, fc_bias], logits, transB=1)
     windows = g.node("AveragePool", [features], "windows", kernel_shape=[WINDOW_CELLS] * 2, strides=[1, 1])
-    rows = g.node("Reshape", [windows, g.constant("rows_shape", np.array([0, spec.embedding_size, -1], np.int64))], "window_rows")
+    rows = g.node(
+        "Reshape", [windows, g.constant("rows_shape", np.array([0, spec.embedding_size, -1], np.int64))], "window_rows"
+    )
     rows = g.node("Transpose", [rows], "window_rows_t", perm=[0, 2, 1])
-    product = g.node("MatMul", [rows, g.constant("_fc.weight_t", np.ascontiguousarray(state["_fc.weight"].T))], "window_product")
+    product = g.node(
+        "MatMul", [rows, g.constant("_fc.weight_t", np.ascontiguousarray(state["_fc.weight"].T))], "window_product"
+    )
     g.node("Add", [product, fc_bias], windows_out)
     side = spec.input_size_px
     grid = spec.feature_grid
@@ -114,8 +140,11 @@ def build_model(state: Mapping[str, np.ndarray], spec: BackboneSpec) -> onnx.Mod
         helper.make_tensor_value_info(features, TensorProto.FLOAT, ["batch", spec.embedding_size, grid, grid]),
     ]
     graph = helper.make_graph(
-        g.nodes, spec.backbone_id, [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["batch", 3, side, side])],
-        outputs, g.initializers,
+        g.nodes,
+        spec.backbone_id,
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["batch", 3, side, side])],
+        outputs,
+        g.initializers,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="workbench")
     onnx.checker.check_model(model)

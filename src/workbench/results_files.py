@@ -12,8 +12,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Protocol
 
 from .atomic import atomic_write_bytes
 from .errors import InvalidRequest
@@ -33,15 +34,26 @@ def arrow_schema(engine: bool = False):
 
     one_class = pa.struct([("class", pa.string()), ("score", pa.float64()), ("type_hierarchy", pa.string())])
     classifier = pa.struct([("classifier_id", pa.string()), ("name", pa.string()), ("classes", pa.list_(one_class))])
-    return pa.schema([("path", pa.string()), ("sha256", pa.string()), ("classifiers", pa.list_(classifier)),
-                      ("error", pa.string()), *([("engine", pa.string())] if engine else [])])
+    return pa.schema(
+        [
+            ("path", pa.string()),
+            ("sha256", pa.string()),
+            ("classifiers", pa.list_(classifier)),
+            ("error", pa.string()),
+            *([("engine", pa.string())] if engine else []),
+        ]
+    )
 
 
 def result_row(answer: dict) -> dict:
     """A `classify_iter` answer as an output row."""
     error = answer.get("error")
-    return {"path": answer.get("image"), "sha256": answer.get("sha256"), "classifiers": answer.get("classifiers", []),
-            "error": error["description"] if error else None}
+    return {
+        "path": answer.get("image"),
+        "sha256": answer.get("sha256"),
+        "classifiers": answer.get("classifiers", []),
+        "error": error["description"] if error else None,
+    }
 
 
 class ResultsWriter(Protocol):
@@ -55,7 +67,9 @@ def check_output(path: Path) -> str:
     if suffix not in FORMATS:
         raise InvalidRequest(f"--out {str(path)!r}: name it .parquet, .csv or .jsonl")
     if suffix == ".parquet" and path.is_file():
-        raise InvalidRequest(f"{str(path)!r} is a file; classify-dir writes Parquet as a folder of parts: pick a new name")
+        raise InvalidRequest(
+            f"{str(path)!r} is a file; classify-dir writes Parquet as a folder of parts: pick a new name"
+        )
     return suffix
 
 
@@ -160,4 +174,3 @@ def open_writer(path: Path) -> ResultsWriter:
     """A writer appending to `path` (created if missing)."""
     suffix = check_output(path)
     return ParquetParts(path) if suffix == ".parquet" else TextLines(path, suffix)
-

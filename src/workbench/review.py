@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score
 
-from .plots import NEGATIVE_NAME, NO_CLASS_NAME
 from .calibration import brier_score, expected_calibration_error, one_vs_rest
 from .interpretation import Interpretation
+from .plots import NEGATIVE_NAME, NO_CLASS_NAME
 from .training import NEGATIVE_LABEL, OutOfFold, predicted_labels
 from .vocabulary import THRESHOLD
 
@@ -38,10 +38,18 @@ def review_items(oof: OutOfFold, threshold: float = THRESHOLD, margin: float = B
             continue
         true_score = float(oof.scores[i, oof.classes.index(label)]) if label != NEGATIVE_LABEL else 0.0
         top = int(oof.scores[i].argmax()) if len(oof.classes) else None
-        rows.append({"kind": kind, "label": label or NEGATIVE_NAME, "predicted": guess or NO_CLASS_NAME,
-                     "top_class": oof.classes[top] if top is not None else NO_CLASS_NAME,
-                     "top_score": float(oof.scores[i, top]) if top is not None else 0.0, "true_class_score": true_score,
-                     "sha256": oof.sha256[i], "source": oof.sources[i]})
+        rows.append(
+            {
+                "kind": kind,
+                "label": label or NEGATIVE_NAME,
+                "predicted": guess or NO_CLASS_NAME,
+                "top_class": oof.classes[top] if top is not None else NO_CLASS_NAME,
+                "top_score": float(oof.scores[i, top]) if top is not None else 0.0,
+                "true_class_score": true_score,
+                "sha256": oof.sha256[i],
+                "source": oof.sources[i],
+            }
+        )
     frame = pd.DataFrame(rows, columns=COLUMNS)
     frame["order"] = frame["kind"].map({"misclassified": 0, "borderline": 1})
     return frame.sort_values(["order", "true_class_score"], kind="stable").drop(columns="order").reset_index(drop=True)

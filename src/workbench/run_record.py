@@ -12,7 +12,6 @@ import re
 import warnings
 from datetime import datetime
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -33,15 +32,19 @@ MANIFEST_ARTIFACT = "examples/manifest.csv"
 CHANGES_ARTIFACT = "examples/changes.csv"  # what curations removed or relabelled since the parent version
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
 HEAD_TYPE = "logistic_ovr"  # a short param that compares well; HEAD_DESCRIPTION says it in words
-HEAD_DESCRIPTION = ("logistic regression, one-vs-rest per class, class_weight=balanced, L2-normalised embeddings, "
-                    "Platt-calibrated on out-of-fold logits, times a familiarity gate (similarity to the class centre)")
+HEAD_DESCRIPTION = (
+    "logistic regression, one-vs-rest per class, class_weight=balanced, L2-normalised embeddings, "
+    "Platt-calibrated on out-of-fold logits, times a familiarity gate (similarity to the class centre)"
+)
 OVERLAYS_FILE = "overlays.png"
 # Earlier MLflow 3 UIs open an experiment of this kind on its runs table. The installed 3.17's ignores it: a
 # per-browser switch, "GenAI | Model training" (GenAI until a person flips it), decides, and a link's
 # `?workflowType=machine_learning` (UI_MODE) overrides it for that page (README, "Every version in MLflow").
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
-UI_MODE = "workflowType=machine_learning"  # in a UI link: the "Model training" side of the switch, whatever the browser had
+UI_MODE = (
+    "workflowType=machine_learning"  # in a UI link: the "Model training" side of the switch, whatever the browser had
+)
 MODEL_VERSIONS_TAG = "mlflow.modelVersions"  # on a LoggedModel: its registered versions (the UI links them)
 # A saved view of the runs table (the UI's "Views" menu; `?viewStateShareKey=<id>` opens it): the key metrics as
 # columns. The UI's own default shows none, and a browser keeps its column choice per experiment, so a view
@@ -115,7 +118,9 @@ def version_params(version: VersionRecord, backbone: Backbone) -> dict[str, str]
 
 def count(value: object) -> object:
     """A count as an int (`50`, not `50.0`), so MLflow's axes read it as one; None stays None."""
-    return int(value) if isinstance(value, (int, float, np.integer, np.floating)) and float(value).is_integer() else value
+    return (
+        int(value) if isinstance(value, (int, float, np.integer, np.floating)) and float(value).is_integer() else value
+    )
 
 
 def source_tags() -> dict[str, str]:
@@ -138,14 +143,25 @@ def version_metrics(version: VersionRecord) -> dict[str, float]:
     metrics = version.metrics
     numbers = {
         key: metrics[key]
-        for key in ("accuracy", "macro_f1", "images", "negatives", "embed_seconds", "fit_seconds",
-                    "images_embedded", "images_cached")
+        for key in (
+            "accuracy",
+            "macro_f1",
+            "images",
+            "negatives",
+            "embed_seconds",
+            "fit_seconds",
+            "images_embedded",
+            "images_cached",
+        )
         if key in metrics
     }
     numbers["classes"] = len(version.classes)
     calibration, unknown = metrics.get("calibration", {}), metrics.get("unknown_images", {})
-    numbers.update(ece=calibration.get("ece"), brier_score=calibration.get("brier"),
-                   unknown_false_positive_rate=unknown.get("false_positive_rate"))
+    numbers.update(
+        ece=calibration.get("ece"),
+        brier_score=calibration.get("brier"),
+        unknown_false_positive_rate=unknown.get("false_positive_rate"),
+    )
     for name, per_class in metrics.get("per_class", {}).items():
         for key in ("precision", "recall", "f1", "roc_auc"):
             numbers[f"{key}/{safe_key(name)}"] = per_class.get(key)
@@ -197,8 +213,9 @@ def manifest_frame(rows: list[ExampleRow]) -> pd.DataFrame:
     )
 
 
-def log_numbers(client, run_id: str, version: VersionRecord, backbone: Backbone, at_ms: int,
-                model_id: str | None = None) -> None:
+def log_numbers(
+    client, run_id: str, version: VersionRecord, backbone: Backbone, at_ms: int, model_id: str | None = None
+) -> None:
     """The version's params and metrics, in one batch; with `model_id` the metrics are also the LoggedModel's."""
     from mlflow.entities import Metric, Param
 
@@ -209,11 +226,12 @@ def log_numbers(client, run_id: str, version: VersionRecord, backbone: Backbone,
 
 def log_dataset(client, run, classifier_id: str, version: VersionRecord, rows: list[ExampleRow]) -> None:
     """The training examples as an MLflow dataset input (digest, schema, and a preview in the UI)."""
-    from mlflow.data.pandas_dataset import from_pandas  # mlflow.data adds it by setattr from a registry: mypy cannot see it
+    from mlflow.data.pandas_dataset import (
+        from_pandas,
+    )  # mlflow.data adds it by setattr from a registry: mypy cannot see it
     from mlflow.entities import DatasetInput, InputTag
-    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
-
     from mlflow.exceptions import MlflowException
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
     frame, name = manifest_frame(rows), f"{classifier_id}-v{version.version}-examples"
     with warnings.catch_warnings():  # MLflow's hints about integer columns and ambiguous sources
@@ -227,8 +245,14 @@ def log_dataset(client, run, classifier_id: str, version: VersionRecord, rows: l
     client.log_inputs(run.info.run_id, datasets=[entity])
 
 
-def write_artifacts(folder: Path, files: ClassifierFiles, store: Store, backbone: Backbone, version: VersionRecord,
-                    rows: list[ExampleRow]) -> None:
+def write_artifacts(
+    folder: Path,
+    files: ClassifierFiles,
+    store: Store,
+    backbone: Backbone,
+    version: VersionRecord,
+    rows: list[ExampleRow],
+) -> None:
     """Plots (PNG), the manifest (CSV) and the full metrics (JSON), into one folder.
 
     The plots sit at the artifact root: MLflow's compare-runs view lists the files every run has
@@ -258,8 +282,11 @@ def key_metrics_view(created_ms: int) -> tuple[str, str]:
     `created_ms` (the experiment's creation time) keeps the value the same on every sync, so an
     experiment is written to only when the view changed.
     """
-    columns = ["attributes.`Models`", *(f"metrics.`{key}`" for key in KEY_METRICS),  # no wide Dataset column
-               f"tags.`{TAG_ADDED}`"]
+    columns = [
+        "attributes.`Models`",
+        *(f"metrics.`{key}`" for key in KEY_METRICS),  # no wide Dataset column
+        f"tags.`{TAG_ADDED}`",
+    ]
     state = json.dumps({"selectedColumns": columns})
     value = {"name": KEY_METRICS_VIEW_NAME, "createdAt": created_ms, "updatedAt": created_ms, "state": state}
     return VIEW_TAG_PREFIX + KEY_METRICS_VIEW, json.dumps(value)
@@ -270,8 +297,15 @@ def model_name(classifier_id: str, version: int) -> str:
     return re.sub(r"[/:.%\"']", "_", f"{classifier_id}-v{int(version)}")
 
 
-def create_model(client, experiment_id: str, run, classifier_id: str, version: VersionRecord, backbone: Backbone,
-                 extra_params: dict[str, object] | None = None) -> str:
+def create_model(
+    client,
+    experiment_id: str,
+    run,
+    classifier_id: str,
+    version: VersionRecord,
+    backbone: Backbone,
+    extra_params: dict[str, object] | None = None,
+) -> str:
     """The run's MLflow 3 LoggedModel (PENDING until `log_model` fills it), linked as the run's output; its id.
 
     Named after the classifier and version, with the run's params (the model page's Parameters):
@@ -280,16 +314,20 @@ def create_model(client, experiment_id: str, run, classifier_id: str, version: V
     from mlflow.entities import LoggedModelOutput
 
     model = client.create_logged_model(
-        experiment_id, name=model_name(classifier_id, version.version), source_run_id=run.info.run_id,
-        model_type="workbench-classifier", tags={TAG_VERSION: str(version.version)},
+        experiment_id,
+        name=model_name(classifier_id, version.version),
+        source_run_id=run.info.run_id,
+        model_type="workbench-classifier",
+        tags={TAG_VERSION: str(version.version)},
         params={**version_params(version, backbone), **{k: str(v) for k, v in (extra_params or {}).items()}},
     )
     client.log_outputs(run.info.run_id, [LoggedModelOutput(model.model_id, step=0)])
     return model.model_id
 
 
-def log_model(client, model_id: str, run, folder: Path, files: ClassifierFiles, backbone: Backbone,
-              version: VersionRecord) -> None:
+def log_model(
+    client, model_id: str, run, folder: Path, files: ClassifierFiles, backbone: Backbone, version: VersionRecord
+) -> None:
     """Writes the pyfunc model into the LoggedModel's artifacts and marks it READY (`models:/<model_id>`)."""
     from mlflow.entities import LoggedModelStatus
     from mlflow.models import Model
@@ -297,8 +335,9 @@ def log_model(client, model_id: str, run, folder: Path, files: ClassifierFiles, 
     from .pyfunc import save_pyfunc
 
     model = client.get_logged_model(model_id)
-    described = Model(artifact_path=model.artifact_location, run_id=run.info.run_id, model_id=model_id,
-                      model_uuid=model_id)
+    described = Model(
+        artifact_path=model.artifact_location, run_id=run.info.run_id, model_id=model_id, model_uuid=model_id
+    )
     target = folder / "pyfunc" / "model"  # save_pyfunc stages its data beside the model folder
     target.parent.mkdir()
     backbone_id, precision = embedded_with(version, backbone)
@@ -316,18 +355,24 @@ def register(client, record: ClassifierRecord, version: VersionRecord, run, mode
         client.get_registered_model(cid)
     except MlflowException:
         client.create_registered_model(
-            cid, tags={"workbench.classifier_name": record.name, "workbench.owner": record.owner},
+            cid,
+            tags={"workbench.classifier_name": record.name, "workbench.owner": record.owner},
             description=f"Watson classifier {record.name} ({cid}). "
             f"Alias `{SERVING_ALIAS}` = the version classify uses.",
         )
     created = client.create_model_version(
-        cid, source=model_source(client, model_id), run_id=run.info.run_id, model_id=model_id,
+        cid,
+        source=model_source(client, model_id),
+        run_id=run.info.run_id,
+        model_id=model_id,
         tags={TAG_VERSION: str(version.version)},
         description=f"v{version.version}: classes {', '.join(version.classes)}",
     )
     link_source(client, cid, str(created.version), model_id)
     # the LoggedModel lists its registered versions in this tag (what `mlflow.register_model` writes)
-    client.set_logged_model_tags(model_id, {MODEL_VERSIONS_TAG: json.dumps([{"name": cid, "version": int(created.version)}])})
+    client.set_logged_model_tags(
+        model_id, {MODEL_VERSIONS_TAG: json.dumps([{"name": cid, "version": int(created.version)}])}
+    )
     return str(created.version)
 
 
@@ -369,8 +414,14 @@ def params(values: dict[str, object]) -> list:
     return [Param(k, str(v)[:MAX_PARAM_CHARS]) for k, v in values.items()]
 
 
-def write_overlay_gallery(folder: Path, files: ClassifierFiles, store: Store, backbone: Backbone,
-                          version: VersionRecord, rows: list[ExampleRow]) -> Path:
+def write_overlay_gallery(
+    folder: Path,
+    files: ClassifierFiles,
+    store: Store,
+    backbone: Backbone,
+    version: VersionRecord,
+    rows: list[ExampleRow],
+) -> Path:
     """`overlays.png`: a few training images per class with where their class's head looked.
 
     An image whose blob is gone (a deleted classifier logged afterwards) is left out.

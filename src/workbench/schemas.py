@@ -149,9 +149,16 @@ CLASSIFY_BODY = {
         "images_file": {**BINARY, "description": "An image (.gif .jpg .png .tif) or a .zip of up to 20 images"},
         "url": {"type": "string", "description": "file:// or http(s) URL of an image, if the server allows it"},
         "threshold": {"type": "number", "minimum": 0, "maximum": 1, "description": "Minimum score (default 0.5)"},
-        "owners": {"type": "string", "enum": [OWNER_IBM, OWNER_ME, f"{OWNER_IBM},{OWNER_ME}", f"{OWNER_ME},{OWNER_IBM}"], "description": f"{OWNER_IBM} and/or {OWNER_ME}"},
-        "classifier_ids": {"type": "string", "description": "Classifier ids, comma-separated or repeated; "
-                                                            "`default`, `food` and `explicit` (an optional extra) are built in"},
+        "owners": {
+            "type": "string",
+            "enum": [OWNER_IBM, OWNER_ME, f"{OWNER_IBM},{OWNER_ME}", f"{OWNER_ME},{OWNER_IBM}"],
+            "description": f"{OWNER_IBM} and/or {OWNER_ME}",
+        },
+        "classifier_ids": {
+            "type": "string",
+            "description": "Classifier ids, comma-separated or repeated; "
+            "`default`, `food` and `explicit` (an optional extra) are built in",
+        },
         "parameters": {"type": "string", "description": "Legacy JSON: classifier_ids, owners, threshold"},
     },
 }
@@ -163,15 +170,23 @@ TRAINING_BODY: dict[str, Any] = {
 CREATE_BODY = {
     **TRAINING_BODY,
     "required": ["name"],
-    "properties": {"name": {"type": "string", "minLength": 1, "maxLength": MAX_CLASSIFIER_NAME_CHARS}, **TRAINING_BODY["properties"]},
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": MAX_CLASSIFIER_NAME_CHARS},
+        **TRAINING_BODY["properties"],
+    },
 }
 
 
 SERVING_BODY = {
     "type": "object",
     "required": ["serving_version"],
-    "properties": {"serving_version": {"type": "string", "examples": ["1", "latest"],
-                                       "description": "a version number to serve and pin, or latest to follow the newest"}},
+    "properties": {
+        "serving_version": {
+            "type": "string",
+            "examples": ["1", "latest"],
+            "description": "a version number to serve and pin, or latest to follow the newest",
+        }
+    },
 }
 
 

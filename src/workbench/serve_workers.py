@@ -18,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +109,10 @@ def serve_workers(argv: Sequence[str], host: str, port: int, workers: int, backl
     """Binds host:port and runs `workers` worker processes on it until interrupted."""
     sock = bind(host, port, backlog)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
-    print(f"workbench: serving on http://{host}:{sock.getsockname()[1]} with {workers} worker processes "
-          f"(parent pid {os.getpid()})", file=sys.stderr, flush=True)
+    print(
+        f"workbench: serving on http://{host}:{sock.getsockname()[1]} with {workers} worker processes "
+        f"(parent pid {os.getpid()})",
+        file=sys.stderr,
+        flush=True,
+    )
     Supervisor(worker_command(argv, sock.fileno()), sock, workers).run()

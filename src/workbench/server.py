@@ -17,12 +17,13 @@ import logging
 import re
 import socket
 import threading
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Annotated, AsyncIterator, Literal, TypedDict
+from typing import Annotated, Literal, TypedDict
 from urllib.parse import unquote
 
 import uvicorn
@@ -57,7 +58,6 @@ from .forms import (
 )
 from .image_urls import UrlFetcher
 from .keys import KeyRing
-from .process_memory import MemoryTrimmer, tune_malloc
 from .limits import (
     HTTP_BACKLOG,
     HTTP_BODY_IDLE_S,
@@ -73,14 +73,15 @@ from .limits import (
     URL_QUEUE_WAIT_S,
     URL_RATE_GRACE_S,
 )
+from .process_memory import MemoryTrimmer, tune_malloc
 from .schemas import (
     BINARY,
     CLASSIFY_BODY,
     CREATE_BODY,
     SERVING_BODY,
     TRAINING_BODY,
-    Classifier,
     ClassifiedImages,
+    Classifier,
     Classifiers,
     Curation,
     Empty,
@@ -252,7 +253,7 @@ def host_allowed(host_header: str, settings: ServerSettings) -> bool:
         return True
     value = host_header.strip().lower()
     if value.startswith("["):
-        name = value[1:value.find("]")] if "]" in value else value
+        name = value[1 : value.find("]")] if "]" in value else value
     else:
         name = value.rpartition(":")[0] if value.count(":") == 1 else value
     name = name.rstrip(".")
@@ -336,8 +337,10 @@ def caller(request: Request) -> Workbench:
     key = presented_key(request.headers.get("authorization")) or request.query_params.get(LEGACY_KEY_PARAM) or None
     owner = front.keys.owner_for(key) if key and front.keys else None
     if owner is None:
-        raise Unauthorized("Unauthorized: send an API key as -u \"apikey:{key}\", Authorization: Bearer {key} "
-                           f"or the {LEGACY_KEY_PARAM} query parameter")
+        raise Unauthorized(
+            'Unauthorized: send an API key as -u "apikey:{key}", Authorization: Bearer {key} '
+            f"or the {LEGACY_KEY_PARAM} query parameter"
+        )
     return front.view(owner)
 
 
@@ -392,8 +395,12 @@ def run_classify(workbench: Workbench, request: ClassifyRequest, front: Front) -
         raise NoImages("No images were given: send images_file (an image or a .zip) or url")
     sources: tuple[NamedUpload | ImageURL, ...] = (*request.uploads, *(ImageURL(url) for url in request.urls))
     return workbench.classify(
-        sources, classifier_ids=request.classifier_ids, owners=request.owners, threshold=request.threshold,
-        max_images=front.settings.max_classify_images, accept_language=request.accept_language,
+        sources,
+        classifier_ids=request.classifier_ids,
+        owners=request.owners,
+        threshold=request.threshold,
+        max_images=front.settings.max_classify_images,
+        accept_language=request.accept_language,
         fetch_url=functools.partial(front.fetcher.fetch, max_bytes=workbench.limits.max_image_bytes),
     )
 
@@ -431,7 +438,9 @@ def classify_request(form: FormParts, accept_language: str | None = None) -> Cla
         urls=form.values("url") or legacy.get("urls", []),
         classifier_ids=form.values("classifier_ids") or legacy.get("classifier_ids") or [],
         owners=form.values("owners") or legacy.get("owners") or [],
-        threshold=threshold_value(form.text("threshold") if form.text("threshold") is not None else legacy.get("threshold")),
+        threshold=threshold_value(
+            form.text("threshold") if form.text("threshold") is not None else legacy.get("threshold")
+        ),
         accept_language=accept_language,
     )
 
@@ -454,12 +463,15 @@ Version = Annotated[
 ]
 Caller = Annotated[Workbench, Depends(caller)]
 Metadata = Annotated[str | None, Header(alias="X-Watson-Metadata", description="customer_id={id}")]
-AcceptLanguage = Annotated[str | None, Header(
-    alias="Accept-Language",
-    description="Language of the built-in classes' names: en (default), ar, de, es, fr, it, ja, ko, pt-br, zh-cn, "
-                "zh-tw, or an HTTP language list (ja-JP, zh-Hant, fr-CH, fr;q=0.9), mapped to the nearest; another "
-                "language is a 400. Custom class names are never translated.",
-)]
+AcceptLanguage = Annotated[
+    str | None,
+    Header(
+        alias="Accept-Language",
+        description="Language of the built-in classes' names: en (default), ar, de, es, fr, it, ja, ko, pt-br, zh-cn, "
+        "zh-tw, or an HTTP language list (ja-JP, zh-Hant, fr-CH, fr;q=0.9), mapped to the nearest; another "
+        "language is a 400. Custom class names are never translated.",
+    ),
+]
 
 
 @router.post(
@@ -560,7 +572,9 @@ async def update_classifier(
     customer = customer_id(metadata)
     async with parsed_form(request) as form:
         positives, negatives = training_sets(form)
-        record = await run_in_threadpool(workbench.update_classifier, classifier_id, positive_examples=positives, negative_examples=negatives)
+        record = await run_in_threadpool(
+            workbench.update_classifier, classifier_id, positive_examples=positives, negative_examples=negatives
+        )
     if customer:
         await run_in_threadpool(workbench.label_user_data, customer, classifier_id)
     return JSONResponse(record)
@@ -582,7 +596,7 @@ async def delete_classifier(classifier_id: str, version: Version, workbench: Cal
     "/classifiers/{classifier_id}/serving",
     summary="Choose the version that serves (workbench extension)",
     description="`serving_version=N` makes version N serve and pins it (a later training does not move it); "
-                "`serving_version=latest` lifts the pin. Answers the classifier, with `serving_version` and `pinned_version`.",
+    "`serving_version=latest` lifts the pin. Answers the classifier, with `serving_version` and `pinned_version`.",
     operation_id="promoteClassifier",
     response_model=None,
     responses={200: {"model": Classifier}, **error_responses(400, 401, 404, 415)},
@@ -617,8 +631,10 @@ async def core_ml_model(classifier_id: str, version: Version, workbench: Caller)
     status_code=202,
     response_model=None,
     response_class=Response,
-    responses={202: {"description": "Accepted: the classifiers holding this customer's data are deleted"},
-               **error_responses(400, 401)},
+    responses={
+        202: {"description": "Accepted: the classifiers holding this customer's data are deleted"},
+        **error_responses(400, 401),
+    },
 )
 async def delete_user_data(
     version: Version,
@@ -640,13 +656,16 @@ async def delete_user_data(
     responses={200: {"model": TrainingExamples}, **error_responses(400, 401, 404)},
 )
 async def list_examples(
-    classifier_id: str, version: Version, workbench: Caller,
+    classifier_id: str,
+    version: Version,
+    workbench: Caller,
     sort: Annotated[Literal["id", "oof"], Query(description="oof: those another class outscored first")] = "id",
     include_removed: bool = False,
     classifier_version: Annotated[int | None, Query(ge=1, le=2**31, description="default: the newest")] = None,
 ) -> JSONResponse:
-    found = await run_in_threadpool(workbench.examples, classifier_id, version=classifier_version, sort=sort,
-                                    include_removed=include_removed)
+    found = await run_in_threadpool(
+        workbench.examples, classifier_id, version=classifier_version, sort=sort, include_removed=include_removed
+    )
     return JSONResponse({"examples": [example.to_dict() for example in found]})
 
 
@@ -657,7 +676,9 @@ async def list_examples(
     response_model=None,
     responses={200: {"model": Curation}, **error_responses(400, 401, 404)},
 )
-async def remove_examples(classifier_id: str, body: RemoveExamples, version: Version, workbench: Caller) -> JSONResponse:
+async def remove_examples(
+    classifier_id: str, body: RemoveExamples, version: Version, workbench: Caller
+) -> JSONResponse:
     change = await run_in_threadpool(workbench.remove_examples, classifier_id, body.example_ids)
     return JSONResponse(change.to_dict())
 
@@ -669,7 +690,9 @@ async def remove_examples(classifier_id: str, body: RemoveExamples, version: Ver
     response_model=None,
     responses={200: {"model": Curation}, **error_responses(400, 401, 404)},
 )
-async def relabel_examples(classifier_id: str, body: RelabelExamples, version: Version, workbench: Caller) -> JSONResponse:
+async def relabel_examples(
+    classifier_id: str, body: RelabelExamples, version: Version, workbench: Caller
+) -> JSONResponse:
     labels = {item.example_id: item.class_ for item in body.examples}
     if len(labels) < len(body.examples):
         raise InvalidRequest("An example is given twice in one relabelling: name each example once")
@@ -693,17 +716,19 @@ def watson_openapi(app: FastAPI) -> dict:
         components["securitySchemes"] = {
             "basicAuth": {"type": "http", "scheme": "basic", "description": "username apikey, password the key"},
             "bearerAuth": {"type": "http", "scheme": "bearer", "description": "the API key as the token"},
-            "legacyApiKey": {"type": "apiKey", "in": "query", "name": LEGACY_KEY_PARAM,
-                             "description": "the API key in the query string, as Watson took it before IAM"},
+            "legacyApiKey": {
+                "type": "apiKey",
+                "in": "query",
+                "name": LEGACY_KEY_PARAM,
+                "description": "the API key in the query string, as Watson took it before IAM",
+            },
         }
         schema["security"] = [{"basicAuth": []}, {"bearerAuth": []}, {"legacyApiKey": []}]
         app.openapi_schema = schema
     return app.openapi_schema
 
 
-def create_app(
-    workbench: Workbench, *, keys: KeyRing | None = None, settings: ServerSettings | None = None
-) -> FastAPI:
+def create_app(workbench: Workbench, *, keys: KeyRing | None = None, settings: ServerSettings | None = None) -> FastAPI:
     """The Watson v3 app over `workbench`; API keys from `keys` (default: env and `{home}/api_keys.json`)."""
     settings = settings or ServerSettings()
     if settings.auth and keys is None:
@@ -737,7 +762,9 @@ def create_app(
     app.add_middleware(HostCheck, settings=settings)  # before the body is read
     app.add_middleware(UnexpectedErrors)  # wraps BodyLimit too
     app.add_middleware(  # outermost: it adds `Connection: close` to whatever answers a body it cut off
-        BodyDeadline, min_bytes_per_s=settings.body_min_bytes_per_s, grace_s=settings.body_rate_grace_s,
+        BodyDeadline,
+        min_bytes_per_s=settings.body_min_bytes_per_s,
+        grace_s=settings.body_rate_grace_s,
         idle_s=settings.body_idle_s,
     )
     app.openapi = lambda: watson_openapi(app)  # type: ignore[method-assign]  # FastAPI's documented override

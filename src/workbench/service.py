@@ -12,17 +12,17 @@ import sqlite3
 import threading
 import time
 import unicodedata
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Container, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import classify as cls
-from . import curation, explain, streaming
+from . import curation, explain, promotion, streaming
 from .backbone import Backbone, EmbeddingCache, scratch_dir, single_threaded_blas
 from .decode import backbone_views, prepared_batches
 from .doctor import DoctorReport, run_doctor, startup_sweep, unavailable_report
-from .spec import view_boxes
 from .errors import (
     ClassifierNotFound,
     ImageUnreadable,
@@ -37,6 +37,7 @@ from .errors import (
     echo,
     echo_list,
 )
+from .events import ClassifierEvent, Listener
 from .examples import (
     ExampleSet,
     ImageInput,
@@ -47,30 +48,28 @@ from .examples import (
     read_images,
     request_budget,
 )
-from .export import Exporter, ExportSource, check_format, coreml_available, default_file_name, write_copy
 from .explicit import ExplicitModel, explicit_classes, explicit_model
+from .export import Exporter, ExportSource, check_format, coreml_available, default_file_name, write_copy
 from .general import ColorSample, color_sample, food_classes, general_classes
-from .languages import names_in, negotiate, translate
-from .events import ClassifierEvent, Listener
 from .jobs import JobRunner, JobSettings
-from . import promotion
-from .names import check_class_name, check_classifier_name, shown_name
+from .languages import names_in, negotiate, translate
 from .limits import (
     DOCTOR_GRACE_S,
     MIN_EXAMPLE_SETS,
     Limits,
 )
+from .names import check_class_name, check_classifier_name, shown_name
+from .run_record import version_metrics
 from .sources import Fetcher, ImageURL
+from .spec import view_boxes
 from .store import ClassifierRecord, Store
 from .timestamps import now_iso
-from .run_record import version_metrics
 from .tracking import Tracker, log_export, new_tracker
 from .training import Heads, OutOfFold
-from .wait_progress import WaitBar
 from .vocabulary import (
     BUILT_IN_CLASSIFIER_IDS,
-    EXPLICIT_CLASSIFIER_ID,
     DEFAULT_LANGUAGE,
+    EXPLICIT_CLASSIFIER_ID,
     FOOD_CLASSIFIER_ID,
     GENERAL_CLASSIFIER_ID,
     NEGATIVE_FIELD,
@@ -78,6 +77,7 @@ from .vocabulary import (
     POSITIVE_SUFFIX,
     SETTLED_STATUSES,
 )
+from .wait_progress import WaitBar
 
 if TYPE_CHECKING:
     import pandas
@@ -99,8 +99,10 @@ def default_home() -> Path:
 def untranslated_warning(language: str, names: list[str]) -> dict:
     """The Watson WarningInfo that says which built-in class names are answered in English, having no translation."""
     shown = ", ".join(names[:UNTRANSLATED_SHOWN]) + (", ..." if len(names) > UNTRANSLATED_SHOWN else "")
-    return {"warning_id": "untranslated_classes",
-            "description": f"No {language} name for {len(names)} built-in class names; they are in English: {shown}"}
+    return {
+        "warning_id": "untranslated_classes",
+        "description": f"No {language} name for {len(names)} built-in class names; they are in English: {shown}",
+    }
 
 
 def watson_record(record: ClassifierRecord, classes: list[str]) -> dict:
@@ -187,7 +189,9 @@ class Workbench:
                 settings = self.job_settings or JobSettings.from_env()
                 jobs = JobRunner(store, backbone, cache, self.limits, self.progress, settings)
                 self._tracker = new_tracker(store, backbone, self.tracking_uri)
-                if self._tracker is not None and self.resume:  # a short-lived process (a CLI query) leaves it to the next
+                if (
+                    self._tracker is not None and self.resume
+                ):  # a short-lived process (a CLI query) leaves it to the next
                     jobs.listeners.append(self._tracker)
                     self._tracker.start()  # MLflow converges to the store: now, then every few seconds
                 self._exporter = self._new_exporter(store, backbone, jobs)
@@ -239,7 +243,7 @@ class Workbench:
         self._parts()
         return self._tracker
 
-    def as_owner(self, owner: str) -> "Workbench":
+    def as_owner(self, owner: str) -> Workbench:
         """A view of the same engine acting for another owner (the HTTP front's API keys)."""
         self._parts()
         view = copy.copy(self)
@@ -276,7 +280,9 @@ class Workbench:
         records = self.store.classifiers(owner=self.owner)
         if verbose:
             return {"classifiers": [watson_record(r, self.store.class_names(r.classifier_id)) for r in records]}
-        return {"classifiers": [{"classifier_id": r.classifier_id, "name": r.name, "status": r.status} for r in records]}
+        return {
+            "classifiers": [{"classifier_id": r.classifier_id, "name": r.name, "status": r.status} for r in records]
+        }
 
     def wait(self, classifier_id: str, *, timeout: float | None = 600.0, progress: bool = False) -> dict:
         """Blocks until the classifier is `ready` or `failed` (and no follow-up training is due).
@@ -325,8 +331,10 @@ class Workbench:
             return self.tracker.versions_frame(classifier_id)
         import pandas as pd
 
-        rows = [{"version": v.version, "class_names": v.classes, **version_metrics(v)}
-                for v in self.store.versions(classifier_id)]
+        rows = [
+            {"version": v.version, "class_names": v.classes, **version_metrics(v)}
+            for v in self.store.versions(classifier_id)
+        ]
         return pd.DataFrame(rows)
 
     def find_classifier(self, name: str) -> str:
@@ -363,15 +371,18 @@ class Workbench:
         return self.store.read_blob(sha256)
 
     # curating the examples (curation.py) ----------------------------------
-    def examples(self, classifier_id: str, *, version: int | None = None, sort: str = "id",
-                 include_removed: bool = False) -> list[curation.TrainingExample]:
+    def examples(
+        self, classifier_id: str, *, version: int | None = None, sort: str = "id", include_removed: bool = False
+    ) -> list[curation.TrainingExample]:
         """The classifier's training examples with `version`'s out-of-fold scores (default: its newest version).
 
         `sort="oof"` puts first the examples some other class outscored. With `include_removed`, curated-out
         examples too; those `in_version` are then exactly the set that version trained on.
         """
         self._record(classifier_id)
-        return curation.list_examples(self.store, classifier_id, version=version, sort=sort, include_removed=include_removed)
+        return curation.list_examples(
+            self.store, classifier_id, version=version, sort=sort, include_removed=include_removed
+        )
 
     def remove_examples(self, classifier_id: str, example_ids: Iterable[int]) -> curation.Curation:
         """Takes examples out of training and queues a retraining, as an update does; earlier versions keep them."""
@@ -388,7 +399,9 @@ class Workbench:
             record = self.store.classifier(classifier_id, db)
             change = curation.apply(db, classifier_id, remove, relabel, self.limits.min_images_per_set)
             if change.changed:
-                self.store.update_classifier(db, classifier_id, status=record.busy_status, updated=now_iso(), explanation=None)
+                self.store.update_classifier(
+                    db, classifier_id, status=record.busy_status, updated=now_iso(), explanation=None
+                )
                 self._claim(db, classifier_id)
         if change.changed:
             self._start_training(classifier_id)
@@ -447,7 +460,9 @@ class Workbench:
         stored = {unicodedata.normalize("NFC", name): name for name in self.store.class_names(classifier_id, db)}
         return {stored.get(name, name): example_set for name, example_set in positives.items()}
 
-    def _store_sets(self, db, classifier_id: str, positives: dict[str, ExampleSet], negatives: ExampleSet | None) -> None:
+    def _store_sets(
+        self, db, classifier_id: str, positives: dict[str, ExampleSet], negatives: ExampleSet | None
+    ) -> None:
         store = self.store
         sets = [(name, s) for name, s in positives.items()] + ([(None, negatives)] if negatives else [])
         rows = []
@@ -495,7 +510,9 @@ class Workbench:
         self._start_training(classifier_id)
         return watson_record(record, list(positives))
 
-    def create_classifier_from_folder(self, name: str, folder: str | os.PathLike, *, negatives: str = "negatives") -> dict:
+    def create_classifier_from_folder(
+        self, name: str, folder: str | os.PathLike, *, negatives: str = "negatives"
+    ) -> dict:
         """Creates a classifier from a folder of class-named sub-folders or .zip files (fastai's `from_folder`).
 
         Each sub-folder or zip is a class named after it; the one called `negatives` holds the negative
@@ -533,7 +550,9 @@ class Workbench:
             record = self.store.classifier(classifier_id, db)
             positives = self._as_stored(db, classifier_id, positives)
             self._store_sets(db, classifier_id, positives, negatives)
-            self.store.update_classifier(db, classifier_id, status=record.busy_status, updated=now_iso(), explanation=None)
+            self.store.update_classifier(
+                db, classifier_id, status=record.busy_status, updated=now_iso(), explanation=None
+            )
             self._claim(db, classifier_id)
         self._start_training(classifier_id)
         return self.get_classifier(classifier_id)
@@ -620,7 +639,9 @@ class Workbench:
         """The serving version as a Core ML `.mlmodel` (Watson's `GET .../core_ml_model`)."""
         record = self._record(classifier_id)
         if not coreml_available():
-            raise InvalidRequest(f"Core ML export needs coremltools; classifier {classifier_id!r} has core_ml_enabled false")
+            raise InvalidRequest(
+                f"Core ML export needs coremltools; classifier {classifier_id!r} has core_ml_enabled false"
+            )
         return self.exports.get(self._export_source(record, None), "coreml").read_bytes()
 
     # user data (Watson's X-Watson-Metadata: customer_id) ---------------------
@@ -724,8 +745,13 @@ class Workbench:
         return ids, {cid: self._serving(mine[cid]) for cid in ids if cid not in BUILT_IN_CLASSIFIER_IDS}
 
     def _answers(
-        self, entries: list[ImageInput | Skipped], ids: list[str], serving: dict[str, cls.ServingHeads], limit: float,
-        language: str = DEFAULT_LANGUAGE, untranslated: dict[str, None] | None = None,
+        self,
+        entries: list[ImageInput | Skipped],
+        ids: list[str],
+        serving: dict[str, cls.ServingHeads],
+        limit: float,
+        language: str = DEFAULT_LANGUAGE,
+        untranslated: dict[str, None] | None = None,
     ) -> list[dict]:
         """One ClassifiedImage per entry, in order: one backbone pass per image (an error object when unreadable).
 
@@ -754,15 +780,26 @@ class Workbench:
                         sample = samples[i]
                         assert sample is not None, "built-in classifiers sample colours while decoding"
                         if GENERAL_CLASSIFIER_ID in classes:
-                            classes[GENERAL_CLASSIFIER_ID].append(general_classes(
-                                dense.probabilities[a:b], dense.window_probabilities[a:b], dense.features[a:b], sample,
-                                fc, limit))
+                            classes[GENERAL_CLASSIFIER_ID].append(
+                                general_classes(
+                                    dense.probabilities[a:b],
+                                    dense.window_probabilities[a:b],
+                                    dense.features[a:b],
+                                    sample,
+                                    fc,
+                                    limit,
+                                )
+                            )
                         if FOOD_CLASSIFIER_ID in classes:
-                            classes[FOOD_CLASSIFIER_ID].append(food_classes(
-                                dense.probabilities[a:b], dense.window_probabilities[a:b], sample.spread, limit))
+                            classes[FOOD_CLASSIFIER_ID].append(
+                                food_classes(
+                                    dense.probabilities[a:b], dense.window_probabilities[a:b], sample.spread, limit
+                                )
+                            )
                     if names is not None:
-                        classes = {cid: [translate(c, names, missing) for c in per_image]
-                                   for cid, per_image in classes.items()}
+                        classes = {
+                            cid: [translate(c, names, missing) for c in per_image] for cid, per_image in classes.items()
+                        }
                 else:
                     embeddings, _ = self.backbone.run(tensors)
                 results = cls.image_results(classes, embeddings, ids, serving, limit, counts)
@@ -772,7 +809,9 @@ class Workbench:
         return [answer for answer in answers if answer is not None]
 
     def _classify_inputs(
-        self, images: Source | ImageURL | list[Source | ImageURL] | tuple[Source | ImageURL, ...], max_images: int | None,
+        self,
+        images: Source | ImageURL | list[Source | ImageURL] | tuple[Source | ImageURL, ...],
+        max_images: int | None,
         fetch_url: Fetcher | None,
     ) -> tuple[list[ImageInput | Skipped], list[dict], dict[int, tuple[str, str]]]:
         """A classify call's entries in input order, its warnings, and {entry index: (source_url, resolved_url)}."""
@@ -811,8 +850,9 @@ class Workbench:
             return [Skipped("", exc.message)], source.url
         return read_images([data], limits=self.limits), resolved
 
-    def explain(self, image: Source, classifier_id: str, *, class_name: str | None = None,
-                top: int = explain.DEFAULT_TOP) -> list[explain.Explanation]:
+    def explain(
+        self, image: Source, classifier_id: str, *, class_name: str | None = None, top: int = explain.DEFAULT_TOP
+    ) -> list[explain.Explanation]:
         """Where the scores of one image looked: a map per class, upsampled onto the image.
 
         The `top` best classes, or only `class_name` (for `default`: a leaf, an ancestor or a colour).
@@ -828,8 +868,9 @@ class Workbench:
             if classifier_id == GENERAL_CLASSIFIER_ID:
                 dense = self.backbone.run_dense(tensors)
                 sample = color_sample(decoded, boxes)
-                return explain.general_explanations(dense, self.backbone.classifier_weights(), sample, decoded, boxes,
-                                                    class_name, top)
+                return explain.general_explanations(
+                    dense, self.backbone.classifier_weights(), sample, decoded, boxes, class_name, top
+                )
             served = self._serving(self._record(classifier_id))
             dense = self.backbone.run_dense(tensors)
             return explain.custom_explanations(classifier_id, served.heads, dense, decoded, boxes, class_name, top)
@@ -842,7 +883,10 @@ class Workbench:
         return True
 
     def _decode_all(
-        self, entries: list[ImageInput | Skipped], answers: list[dict | None], colors: bool,
+        self,
+        entries: list[ImageInput | Skipped],
+        answers: list[dict | None],
+        colors: bool,
         detector: ExplicitModel | None = None,
     ) -> Iterator[list[tuple[int, list[np.ndarray], ColorSample | None, float | None]]]:
         """Decodes each image once, in a pool running ahead of the backbone.

@@ -5,8 +5,8 @@ A leaf module, so that fronts can name a URL source without reaching into the en
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 Fetcher = Callable[[str], "tuple[bytes, str]"]  # url -> (bytes, the URL they came from after redirects)
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from . import Workbench, named_images
 from .limits import THREADS_ENV
@@ -84,9 +85,12 @@ def _scorer(home: str, owner: str, ids: list[str] | None, threshold: float | Non
             sources = batch.column(source_col).to_pylist()
             pairs: list[tuple[str, bytes] | tuple[str, os.PathLike]] = [
                 (str(path), Path(source)) if source_col == FILE_COL else (str(path), source or b"")
-                for path, source in zip(paths, sources, strict=True)]
-            rows = [{**result_row(answer), "engine": wb.backbone.engine}
-                    for answer in wb.classify_iter(pairs, classifier_ids=ids, threshold=threshold)]
+                for path, source in zip(paths, sources, strict=True)
+            ]
+            rows = [
+                {**result_row(answer), "engine": wb.backbone.engine}
+                for answer in wb.classify_iter(pairs, classifier_ids=ids, threshold=threshold)
+            ]
             yield pa.RecordBatch.from_pylist(rows, schema=schema)
 
     return score
@@ -110,7 +114,11 @@ def classify(
     The classifier ids and the threshold are checked here, on the driver, before Spark runs anything.
     """
     folder = str(Path(home if home is not None else default_home()).resolve())
-    ids = None if classifier_ids is None else ([classifier_ids] if isinstance(classifier_ids, str) else list(classifier_ids))
+    ids = (
+        None
+        if classifier_ids is None
+        else ([classifier_ids] if isinstance(classifier_ids, str) else list(classifier_ids))
+    )
     for _ in worker_workbench(folder, owner).classify_iter((), classifier_ids=ids, threshold=threshold):
         pass  # no images: only the checks run (unknown classifier, bad threshold)
     source_col = content_col if content_col in df.columns else FILE_COL

@@ -99,7 +99,9 @@ def _view_corners(width: int, height: int, size: int, max_views: int | None) -> 
     return new_w, new_h, [(left, y) for y in _view_offsets(new_h, size, top, limit)]
 
 
-def view_boxes(width: int, height: int, spec: BackboneSpec, max_views: int | None = None) -> list[tuple[float, float, float, float]]:
+def view_boxes(
+    width: int, height: int, spec: BackboneSpec, max_views: int | None = None
+) -> list[tuple[float, float, float, float]]:
     """The squares of a width x height image the backbone sees, (left, top, right, bottom) in its pixels; the first is
     `crop_box`, the centre square, which training embeds. Views step along the long side of a wide or tall image,
     so a subject at its edge is whole in one of them (`MIN_CENTRE_COVERAGE`, `VIEW_STEP_FRACTION`, `MAX_VIEWS`)."""
@@ -119,8 +121,10 @@ def view_pixels(image: Image.Image, spec: BackboneSpec, max_views: int | None = 
 
 def preprocess_views(image: Image.Image, spec: BackboneSpec, max_views: int | None = None) -> list[np.ndarray]:
     """`preprocess` of each of `view_boxes`: the first is `preprocess(image, spec)`."""
-    return [((pixels.astype(np.float32) - spec.mean) / spec.std).transpose(2, 0, 1)
-            for pixels in view_pixels(image, spec, max_views)]
+    return [
+        ((pixels.astype(np.float32) - spec.mean) / spec.std).transpose(2, 0, 1)
+        for pixels in view_pixels(image, spec, max_views)
+    ]
 
 
 def crop_pixels(image: Image.Image, spec: BackboneSpec) -> np.ndarray:

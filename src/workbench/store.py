@@ -6,10 +6,10 @@ import json
 import logging
 import os
 import sqlite3
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from .atomic import (  # noqa: F401 (TEMP_PREFIX, atomic_write_bytes re-exported)
     FULL_ERRNOS,
@@ -28,8 +28,13 @@ BUSY_TIMEOUT_S = 30.0  # how long a write waits for another process's lock befor
 BUSY_TIMEOUT_ENV = "WORKBENCH_STORE_BUSY_TIMEOUT_S"
 _BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 _FULL_CODES = {sqlite3.SQLITE_FULL}
-_DISK_CODES = {sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN}  # a side file that cannot be made or grown: often a full disk
-READ_PROBE = "SELECT 1 FROM sqlite_master LIMIT 1"  # a read transaction's first read: where a full disk stops a normal one
+_DISK_CODES = {
+    sqlite3.SQLITE_IOERR,
+    sqlite3.SQLITE_CANTOPEN,
+}  # a side file that cannot be made or grown: often a full disk
+READ_PROBE = (
+    "SELECT 1 FROM sqlite_master LIMIT 1"  # a read transaction's first read: where a full disk stops a normal one
+)
 TABLES = frozenset({"classifiers", "examples", "versions", "customer_data", "pending_removals"})
 
 
@@ -70,8 +75,7 @@ def unavailable(exc: BaseException, home: Path | None = None) -> StoreUnavailabl
         if code is not None:
             code &= 0xFF  # the primary code of an extended one
         if code in _BUSY_CODES or "database is locked" in str(exc):
-            return StoreUnavailable(
-                "The store is locked by another process; nothing was changed, try again later")
+            return StoreUnavailable("The store is locked by another process; nothing was changed, try again later")
         if code in _FULL_CODES or "disk is full" in str(exc):
             return _full("SQLite: database or disk is full")
         if code in _DISK_CODES or "disk I/O error" in str(exc):
@@ -79,7 +83,9 @@ def unavailable(exc: BaseException, home: Path | None = None) -> StoreUnavailabl
             if refused is not None:
                 return _full(f"{refused.strerror or refused}; SQLite: {exc}")
             if code == sqlite3.SQLITE_IOERR:
-                return StoreUnavailable(f"The store's disk refused a write ({exc}): full or failing; nothing was changed")
+                return StoreUnavailable(
+                    f"The store's disk refused a write ({exc}): full or failing; nothing was changed"
+                )
     if isinstance(exc, OSError) and exc.errno in FULL_ERRNOS:
         return _full(os.strerror(exc.errno))
     return None
@@ -140,7 +146,9 @@ CREATE TABLE IF NOT EXISTS pending_removals (  -- files a committed delete has s
 );
 """
 REMOVE_BLOB = "blob"  # pending_removals.kind: an image blob, by sha256
-REMOVE_HEADS = "heads"  # pending_removals.kind: a deleted classifier's heads folder (heads, out-of-fold scores, exports)
+REMOVE_HEADS = (
+    "heads"  # pending_removals.kind: a deleted classifier's heads folder (heads, out-of-fold scores, exports)
+)
 ADDED_COLUMNS = {  # columns newer than some existing homes: (table, column) -> declaration
     ("classifiers", "lease_expires"): "REAL",
     ("examples", "removed_by"): "INTEGER",
@@ -381,9 +389,18 @@ class Store:
         db.execute(
             "INSERT INTO classifiers VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (
-                record.classifier_id, record.name, record.owner, record.status, record.created,
-                record.updated, record.retrained, record.explanation, record.serving_version,
-                record.job_owner, record.lease_expires, record.pinned_version,
+                record.classifier_id,
+                record.name,
+                record.owner,
+                record.status,
+                record.created,
+                record.updated,
+                record.retrained,
+                record.explanation,
+                record.serving_version,
+                record.job_owner,
+                record.lease_expires,
+                record.pinned_version,
             ),
         )
 
@@ -420,7 +437,9 @@ class Store:
             return {row[0] for row in db.execute("SELECT classifier_id FROM classifiers")}
 
     # examples --------------------------------------------------------------
-    def add_examples(self, db: sqlite3.Connection, classifier_id: str, rows: Sequence[tuple[str | None, str, str]]) -> None:
+    def add_examples(
+        self, db: sqlite3.Connection, classifier_id: str, rows: Sequence[tuple[str | None, str, str]]
+    ) -> None:
         """Adds (class_name or None, sha256, source) rows to a classifier's manifest."""
         db.executemany(
             "INSERT INTO examples (classifier_id, class_name, sha256, source) VALUES (?,?,?,?)",
@@ -460,8 +479,14 @@ class Store:
         db.execute(
             f"INSERT INTO versions ({VERSION_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
             (
-                version.classifier_id, version.version, version.created, json.dumps(version.classes),
-                version.last_example_id, json.dumps(version.metrics), version.head_file, version.last_curation_id,
+                version.classifier_id,
+                version.version,
+                version.created,
+                json.dumps(version.classes),
+                version.last_example_id,
+                json.dumps(version.metrics),
+                version.head_file,
+                version.last_curation_id,
             ),
         )
 
@@ -491,8 +516,9 @@ class Store:
     @staticmethod
     def _version(row: tuple) -> VersionRecord:
         cid, version, created, classes, last_id, metrics, head_file, last_curation_id = row
-        return VersionRecord(cid, version, created, json.loads(classes), last_id, json.loads(metrics), head_file,
-                             last_curation_id)
+        return VersionRecord(
+            cid, version, created, json.loads(classes), last_id, json.loads(metrics), head_file, last_curation_id
+        )
 
     def head_path(self, classifier_id: str, version: int) -> Path:
         return self.head_dir / classifier_id / f"v{version}.npz"
@@ -544,15 +570,22 @@ class Store:
         """
         with self.transaction() as db:
             self.classifier(classifier_id, db)
-            shas = [row[0] for row in db.execute(
-                "SELECT DISTINCT sha256 FROM examples WHERE classifier_id = ? ORDER BY sha256", (classifier_id,))]
+            shas = [
+                row[0]
+                for row in db.execute(
+                    "SELECT DISTINCT sha256 FROM examples WHERE classifier_id = ? ORDER BY sha256", (classifier_id,)
+                )
+            ]
             db.execute("DELETE FROM classifiers WHERE classifier_id = ?", (classifier_id,))
             orphans = [sha for sha in shas if not self.blob_referenced(db, sha)]  # another classifier's stay unmarked
             marks = [(REMOVE_BLOB, sha) for sha in orphans] + [(REMOVE_HEADS, classifier_id)]
             db.executemany("INSERT OR IGNORE INTO pending_removals (kind, name) VALUES (?, ?)", marks)
         try:
             outcomes = self.finish_removals()
-        except (StoreUnavailable, sqlite3.OperationalError):  # locked or full: the delete stands, the next sweep removes the files
+        except (
+            StoreUnavailable,
+            sqlite3.OperationalError,
+        ):  # locked or full: the delete stands, the next sweep removes the files
             log.exception("deleted %s; its files are left for the next sweep", classifier_id)
             return []
         return [o.removal.name for o in outcomes if o.removed and o.removal.kind == REMOVE_BLOB]

@@ -7,11 +7,12 @@ only when the consumer asks for it; `chunks` groups them for one backbone pass a
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Container, Iterable, Iterator
 from itertools import islice
 from pathlib import Path
-from typing import Callable, Container, Iterable, Iterator, TypeGuard, TypeVar
+from typing import TypeGuard, TypeVar
 
-from .examples import FILE_TOO_LARGE, ImageInput, Skipped, skip_reason, sha256_hex
+from .examples import FILE_TOO_LARGE, ImageInput, Skipped, sha256_hex, skip_reason
 from .limits import Limits
 
 CHUNK_IMAGES = 64  # images held in memory at once (read, decoded and scored together)
@@ -22,7 +23,9 @@ StreamSource = str | os.PathLike | bytes | bytearray | memoryview | NamedBytes |
 Item = TypeVar("Item")
 
 
-def folder_files(root: Path, relative: str = "", _above: frozenset[tuple[int, int]] = frozenset()) -> Iterator[tuple[str, Path]]:
+def folder_files(
+    root: Path, relative: str = "", _above: frozenset[tuple[int, int]] = frozenset()
+) -> Iterator[tuple[str, Path]]:
     """Every file under `root`, lazily, as (relative posix name, path), in name order (a sub-folder where its
     name sorts; one directory listed at a time). Links to directories are followed, under the link's name;
     a link back to a folder above it (a loop) is not."""
@@ -75,8 +78,12 @@ def _folder_entries(root: Path, limits: Limits) -> Iterator[ImageInput | Skipped
 
 def _is_pair(item: object) -> TypeGuard[NamedBytes | NamedFile]:
     """A (name, bytes) or (name, file path) pair, as opposed to a tuple of sources."""
-    return (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)
-            and isinstance(item[1], (bytes, bytearray, memoryview, os.PathLike)))
+    return (
+        isinstance(item, tuple)
+        and len(item) == 2
+        and isinstance(item[0], str)
+        and isinstance(item[1], (bytes, bytearray, memoryview, os.PathLike))
+    )
 
 
 def _one(item: StreamSource, position: int, limits: Limits) -> Iterator[ImageInput | Skipped]:
@@ -99,7 +106,11 @@ def _one(item: StreamSource, position: int, limits: Limits) -> Iterator[ImageInp
         yield Skipped(name, f"not an image path, bytes or (name, bytes) pair: {type(given).__name__}")
         return
     data = bytes(given)
-    yield ImageInput(name, data, sha256_hex(data)) if len(data) <= limits.max_image_bytes else Skipped(name, FILE_TOO_LARGE)
+    yield (
+        ImageInput(name, data, sha256_hex(data))
+        if len(data) <= limits.max_image_bytes
+        else Skipped(name, FILE_TOO_LARGE)
+    )
 
 
 def image_entries(

@@ -33,7 +33,7 @@ class ClassifierFiles:
     head_dir: Path
 
     @classmethod
-    def from_store(cls, store: Store, classifier_id: str) -> "ClassifierFiles":
+    def from_store(cls, store: Store, classifier_id: str) -> ClassifierFiles:
         """The live classifier (raises ClassifierNotFound). Examples are read last, so they cover every version read."""
         record = store.classifier(classifier_id)
         versions = store.versions(classifier_id)

@@ -26,25 +26,21 @@ import tempfile
 import threading
 import time
 import urllib.parse
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
-from . import owners, tracked_files
-from . import run_record
-from . import curation
+from . import curation, owners, run_record, tracked_files
 from .backbone import Backbone
 from .errors import ClassifierNotFound, TrackingError
 from .events import ClassifierEvent
-from .store import ClassifierRecord, ExampleRow, Store, VersionRecord
-from .tracked_files import ClassifierFiles
 from .run_record import (
     EXPERIMENT_KIND,
     EXPERIMENT_KIND_TAG,
     HEAD_DESCRIPTION,
     KEY_METRICS_VIEW,
-    UI_MODE,
     KIND_ABANDONED,
     NOTE_TAG,
     SERVING_ALIAS,
@@ -64,6 +60,7 @@ from .run_record import (
     TAG_PARENT,
     TAG_REGISTERED,
     TAG_VERSION,
+    UI_MODE,
     added_since,
     count,
     curation_params,
@@ -71,6 +68,8 @@ from .run_record import (
     manifest_frame,
     write_changes,
 )
+from .store import ClassifierRecord, ExampleRow, Store, VersionRecord
+from .tracked_files import ClassifierFiles
 
 if TYPE_CHECKING:  # imported in `versions_frame`: a short CLI command builds a Tracker and needs no pandas
     import pandas as pd
@@ -98,7 +97,13 @@ HEARTBEAT_TIMEOUT_SECONDS = 300.0  # a RUNNING run whose logger was silent this 
 INVALID_HOST = "Invalid Host header"  # MLflow's 403 for a Host not in its --allowed-hosts (a colleague's URL)
 UI_URL = "http://127.0.0.1:5000"  # where `mlflow ui --port 5000` serves, for the links the tracker builds
 TRACKED_STAGES = ("started", "ready", "failed", "deleted", "promoted")  # "promoted": the alias follows at once
-COUNT_METRICS = ("images", "negatives", "images_embedded", "images_cached", "classes")  # whole numbers in compare_versions
+COUNT_METRICS = (
+    "images",
+    "negatives",
+    "images_embedded",
+    "images_cached",
+    "classes",
+)  # whole numbers in compare_versions
 # MLflow's known-benign INFO lines while workbench logs ("Creating initial MLflow database tables",
 # "Updating database tables", "Validating input example against model signature", alembic's
 # migrations): raised to WARNING, so notebooks show no stderr blocks and CLI progress bars stay whole.
@@ -129,7 +134,6 @@ def quiet_mlflow() -> Iterator[None]:
                     logging.getLogger(name).setLevel(level)
 
 
-
 @dataclass(frozen=True)
 class TrackingTarget:
     """Where runs go: the tracking URI and, for a local store, the artifact root of new experiments."""
@@ -153,11 +157,13 @@ def tracking_target(tracking_uri: str | os.PathLike | bool | None) -> TrackingTa
     A plain directory means a SQLite store `mlflow.db` with artifacts in `artifacts/` inside it.
     """
     if tracking_uri is None or tracking_uri is True:
-        tracking_uri = os.environ.get(WORKBENCH_TRACKING_ENV) or os.environ.get(TRACKING_URI_ENV) or Path.cwd() / MLRUNS_DIR
+        tracking_uri = (
+            os.environ.get(WORKBENCH_TRACKING_ENV) or os.environ.get(TRACKING_URI_ENV) or Path.cwd() / MLRUNS_DIR
+        )
     if tracking_uri is False or (isinstance(tracking_uri, str) and tracking_uri.strip().lower() in OFF_VALUES):
         return None
     text = str(tracking_uri)
-    if isinstance(tracking_uri, os.PathLike) or "://" not in text and not text.startswith("sqlite:"):
+    if isinstance(tracking_uri, os.PathLike) or ("://" not in text and not text.startswith("sqlite:")):
         folder = Path(tracking_uri).resolve()
         return TrackingTarget(f"sqlite:///{folder / MLRUNS_DB}", (folder / MLRUNS_ARTIFACTS).as_uri())
     if text.startswith("sqlite:///"):
@@ -221,8 +227,10 @@ def logging_claim(home: Path, classifier_id: str, wait_s: float = CLAIM_WAIT_S) 
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise LoggedElsewhere(f"{classifier_id} is being logged to MLflow by another process "
-                                          f"(its claim in {folder} was held over {wait_s:g} s)") from None
+                    raise LoggedElsewhere(
+                        f"{classifier_id} is being logged to MLflow by another process "
+                        f"(its claim in {folder} was held over {wait_s:g} s)"
+                    ) from None
                 time.sleep(CLAIM_POLL_S)
         yield
     finally:
@@ -240,8 +248,9 @@ def running_runs(client) -> list:
     experiments = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ALL)]
     if not experiments:
         return []
-    return client.search_runs(experiments, filter_string="attributes.status = 'RUNNING'", run_view_type=ViewType.ALL,
-                              max_results=5000)
+    return client.search_runs(
+        experiments, filter_string="attributes.status = 'RUNNING'", run_view_type=ViewType.ALL, max_results=5000
+    )
 
 
 def out_of_sync(client, store: Store) -> list[str]:
@@ -251,11 +260,16 @@ def out_of_sync(client, store: Store) -> list[str]:
     still waits in `<home>/mlflow-pending/`, every stored version of every classifier a FINISHED run and
     a registered version, and the alias `serving` on the version classify uses.
     """
-    missing = [f"run {r.info.run_id} still RUNNING" + (" (deleted)" if r.info.lifecycle_stage == "deleted" else "")
-               for r in running_runs(client)]
+    missing = [
+        f"run {r.info.run_id} still RUNNING" + (" (deleted)" if r.info.lifecycle_stage == "deleted" else "")
+        for r in running_runs(client)
+    ]
     live = store.classifier_ids()
-    missing += [f"{cid}: deleted, its history not logged yet ({tracked_files.PENDING_DIR}/)"
-                for cid in tracked_files.staged_ids(store) if cid not in live]
+    missing += [
+        f"{cid}: deleted, its history not logged yet ({tracked_files.PENDING_DIR}/)"
+        for cid in tracked_files.staged_ids(store)
+        if cid not in live
+    ]
     for record in store.classifiers():
         cid = record.classifier_id
         experiment = client.get_experiment_by_name(cid)
@@ -313,8 +327,10 @@ def _hint(uri: str, reason: str) -> str:
     if INVALID_HOST not in reason:
         return ""
     host = urllib.parse.urlsplit(uri).netloc
-    return (f"The server refuses the host name {host!r}: start `mlflow server` with "
-            f"--allowed-hosts listing it (e.g. '{host.rsplit(':', 1)[0]}:*'). ")
+    return (
+        f"The server refuses the host name {host!r}: start `mlflow server` with "
+        f"--allowed-hosts listing it (e.g. '{host.rsplit(':', 1)[0]}:*'). "
+    )
 
 
 def sync_interval() -> float:
@@ -335,7 +351,9 @@ class Tracker:
     make a classifier's turn come sooner. All MLflow work happens on the tracker's own thread.
     """
 
-    def __init__(self, store: Store, backbone: Backbone, target: TrackingTarget, interval_s: float | None = None) -> None:
+    def __init__(
+        self, store: Store, backbone: Backbone, target: TrackingTarget, interval_s: float | None = None
+    ) -> None:
         self.store = store
         self.backbone = backbone
         self.target = target
@@ -385,14 +403,17 @@ class Tracker:
         experiment's "Key metrics" view.
         """
         experiment_id = self._experiment_id(classifier_id)
-        return (f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs"
-                f"?{UI_MODE}&viewStateShareKey={KEY_METRICS_VIEW}")
+        return (
+            f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs?{UI_MODE}&viewStateShareKey={KEY_METRICS_VIEW}"
+        )
 
     def compare_url(self, classifier_id: str, run_ids: list[str], base_url: str = UI_URL) -> str:
         """The MLflow UI's compare view of these runs of a classifier (pick a plot under Artifacts)."""
         experiment_id = self._experiment_id(classifier_id)
-        return (f"{base_url.rstrip('/')}/#/compare-runs?runs={json.dumps(list(run_ids), separators=(',', ':'))}"
-                f"&experiments={json.dumps([experiment_id])}&{UI_MODE}")
+        return (
+            f"{base_url.rstrip('/')}/#/compare-runs?runs={json.dumps(list(run_ids), separators=(',', ':'))}"
+            f"&experiments={json.dumps([experiment_id])}&{UI_MODE}"
+        )
 
     def registered_model_url(self, classifier_id: str, base_url: str = UI_URL) -> str:
         """The MLflow UI's page of a classifier's registered model (its versions, `@ serving` on one)."""
@@ -484,8 +505,11 @@ class Tracker:
         with self._lock, quiet_mlflow():
             try:
                 client = self.client()
-                hidden = [run for run in running_runs(client)
-                          if run.info.lifecycle_stage == "deleted" and TAG_KIND in run.data.tags]
+                hidden = [
+                    run
+                    for run in running_runs(client)
+                    if run.info.lifecycle_stage == "deleted" and TAG_KIND in run.data.tags
+                ]
                 return all([self._end_hidden(client, run) for run in hidden])
             except Exception:  # tracking must never break anything; the next sweep tries again
                 log.warning("MLflow tracking could not end runs left RUNNING in deleted experiments", exc_info=True)
@@ -510,8 +534,11 @@ class Tracker:
     def _end(self, client, run, why: str, deleted: bool) -> None:
         """Ends a RUNNING run whose logging never finishes: FAILED, or KILLED if its classifier is gone; tagged why."""
         run_id = run.info.run_id
-        client.set_tag(run_id, TAG_ABANDONED, f"Logging never finished: {why}."
-                       + (" Its classifier was deleted." if deleted else ""))
+        client.set_tag(
+            run_id,
+            TAG_ABANDONED,
+            f"Logging never finished: {why}." + (" Its classifier was deleted." if deleted else ""),
+        )
         if deleted:
             client.set_tag(run_id, TAG_DELETED, "true")
         client.set_terminated(run_id, "KILLED" if deleted else "FAILED")
@@ -560,7 +587,9 @@ class Tracker:
         try:
             tracked_files.stage(self.store, classifier_id)
         except Exception:
-            log.exception("could not keep %s for MLflow before its delete; its unlogged versions are lost", classifier_id)
+            log.exception(
+                "could not keep %s for MLflow before its delete; its unlogged versions are lost", classifier_id
+            )
 
     def unstage_delete(self, classifier_id: str) -> None:
         """After a delete that did not happen: drops the copy `stage_delete` made (never raises)."""
@@ -605,7 +634,11 @@ class Tracker:
     def _warning(self, classifier_id: str, exc: Exception) -> str:
         missing = [str(v.version) for v in self._store_versions(classifier_id)]
         failures = len(self._failures_of(classifier_id))
-        what = f"runs and registered versions for versions {', '.join(missing)} (unless logged earlier)" if missing else "its experiment"
+        what = (
+            f"runs and registered versions for versions {', '.join(missing)} (unless logged earlier)"
+            if missing
+            else "its experiment"
+        )
         if failures:
             what += f", {failures} failed training run(s)"
         reason = " ".join(str(exc).split())[:300]
@@ -633,7 +666,9 @@ class Tracker:
         except ClassifierNotFound:
             staged = tracked_files.staged(self.store, classifier_id)
             experiment = client.get_experiment_by_name(classifier_id)
-            if experiment is not None and experiment.lifecycle_stage == "deleted":  # forgotten already: never resurrected
+            if (
+                experiment is not None and experiment.lifecycle_stage == "deleted"
+            ):  # forgotten already: never resurrected
                 self._end_runs_of_deleted(client, experiment.experiment_id)
                 tracked_files.unstage(self.store, classifier_id)
                 return
@@ -648,12 +683,15 @@ class Tracker:
         """Ends the runs left RUNNING in a deleted classifier's experiment; TrackingError if a logger is alive."""
         from mlflow.entities import ViewType
 
-        running = client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'",
-                                     run_view_type=ViewType.ALL, max_results=5000)
+        running = client.search_runs(
+            [experiment_id], filter_string="attributes.status = 'RUNNING'", run_view_type=ViewType.ALL, max_results=5000
+        )
         waiting = [run.info.run_id for run in running if not self._end_hidden(client, run)]
         if waiting:
-            raise TrackingError(f"run(s) {', '.join(waiting)} of a deleted classifier are still being logged by a live "
-                                f"process; ended once it stops, checked again in {self.interval_s:g} s")
+            raise TrackingError(
+                f"run(s) {', '.join(waiting)} of a deleted classifier are still being logged by a live "
+                f"process; ended once it stops, checked again in {self.interval_s:g} s"
+            )
 
     def _mirror(self, client, files: ClassifierFiles, alias: bool) -> None:
         """Logs what MLflow lacks of this classifier; with `alias`, points `serving` at the store's serving version.
@@ -703,18 +741,22 @@ class Tracker:
                     client.set_experiment_tag(experiment.experiment_id, key, value)
             return experiment.experiment_id
         location = f"{self.target.artifact_root}/{record.classifier_id}" if self.target.artifact_root else None
-        tags = {"workbench.classifier_name": record.name, "workbench.owner": record.owner,
-                EXPERIMENT_KIND_TAG: EXPERIMENT_KIND,
-                NOTE_TAG: f"Watson classifier **{record.name}** (`{record.classifier_id}`), owner {record.owner}: "
-                          f"one run per training. Heads: {HEAD_DESCRIPTION}."}
+        tags = {
+            "workbench.classifier_name": record.name,
+            "workbench.owner": record.owner,
+            EXPERIMENT_KIND_TAG: EXPERIMENT_KIND,
+            NOTE_TAG: f"Watson classifier **{record.name}** (`{record.classifier_id}`), owner {record.owner}: "
+            f"one run per training. Heads: {HEAD_DESCRIPTION}.",
+        }
         experiment_id = client.create_experiment(record.classifier_id, artifact_location=location, tags=tags)
         view_key, view = run_record.key_metrics_view(client.get_experiment(experiment_id).creation_time or 0)
         client.set_experiment_tag(experiment_id, view_key, view)  # dated by the experiment: the same on every sync
         return experiment_id
 
     # runs left behind ----------------------------------------------------------------
-    def _version_runs(self, client, experiment_id: str, files: ClassifierFiles,
-                      deleted: bool = False) -> tuple[dict[int, Any], dict[int, str]]:
+    def _version_runs(
+        self, client, experiment_id: str, files: ClassifierFiles, deleted: bool = False
+    ) -> tuple[dict[int, Any], dict[int, str]]:
         """Completely logged version runs by version, and the versions a live process is logging now (with its owner).
 
         Runs left RUNNING by a process that is gone are settled first: a completely logged one is
@@ -746,7 +788,9 @@ class Tracker:
             return f"its logging by {self.owner} failed part-way"
         tags = run.data.tags
         heartbeat = tags.get(TAG_HEARTBEAT) or tags.get(TAG_LOGGING_SINCE) or run.info.start_time
-        return owners.why_abandoned(tags.get(TAG_OWNER), int(heartbeat) if heartbeat else None, self.heartbeat_timeout_s)
+        return owners.why_abandoned(
+            tags.get(TAG_OWNER), int(heartbeat) if heartbeat else None, self.heartbeat_timeout_s
+        )
 
     def _abandon(self, client, run, classifier_id: str, why: str, deleted: bool = False) -> None:
         """Ends a half-logged run (FAILED; KILLED if its classifier is `deleted`), tagged with why, and drops the
@@ -782,8 +826,9 @@ class Tracker:
     def _heartbeat(self, client, run_id: str) -> None:
         client.set_tag(run_id, TAG_HEARTBEAT, str(int(time.time() * 1000)))
 
-    def _log_version(self, client, experiment_id: str, files: ClassifierFiles, version: VersionRecord,
-                     parent: VersionRecord | None) -> Any:
+    def _log_version(
+        self, client, experiment_id: str, files: ClassifierFiles, version: VersionRecord, parent: VersionRecord | None
+    ) -> Any:
         """One successful training: params, metrics, tags, dataset, plots, manifest, model, registry version."""
         record = files.record
         cid = record.classifier_id
@@ -794,30 +839,48 @@ class Tracker:
         seconds = version.metrics.get("embed_seconds", 0.0) + version.metrics.get("fit_seconds", 0.0)
         end_ms = iso_to_ms(version.created)
         tags = {
-            TAG_KIND: "version", TAG_OUTCOME: "ready", TAG_VERSION: str(version.version),
-            TAG_PARENT: str(parent.version) if parent else "", TAG_ADDED: added, TAG_CURATED: changes.summary(),
+            TAG_KIND: "version",
+            TAG_OUTCOME: "ready",
+            TAG_VERSION: str(version.version),
+            TAG_PARENT: str(parent.version) if parent else "",
+            TAG_ADDED: added,
+            TAG_CURATED: changes.summary(),
             **self._owner_tags(),
-            TAG_CLASSES: json.dumps(version.classes), **run_record.source_tags(),
-            "workbench.classifier_id": cid, "workbench.classifier_name": record.name, "workbench.owner": record.owner,
+            TAG_CLASSES: json.dumps(version.classes),
+            **run_record.source_tags(),
+            "workbench.classifier_id": cid,
+            "workbench.classifier_name": record.name,
+            "workbench.owner": record.owner,
             NOTE_TAG: f"Version {version.version} of **{record.name}** (`{cid}`). "
-                      f"{'Created' if parent is None else f'Retrained after v{parent.version}'}; added {added}.{curated}",
+            f"{'Created' if parent is None else f'Retrained after v{parent.version}'}; added {added}.{curated}",
         }
         with self._one_run():
-            run = client.create_run(experiment_id, start_time=end_ms - int(seconds * 1000), tags=tags,
-                                    run_name=f"v{version.version}")
+            run = client.create_run(
+                experiment_id, start_time=end_ms - int(seconds * 1000), tags=tags, run_name=f"v{version.version}"
+            )
             try:
                 return self._fill_run(client, experiment_id, run, files, version, rows, changes, end_ms)
             except Exception:
                 self._abandoned.add(run.info.run_id)  # deleted and logged afresh by the next sync
                 raise
 
-    def _fill_run(self, client, experiment_id: str, run, files: ClassifierFiles, version: VersionRecord,
-                  rows: list[ExampleRow], changes: curation.VersionChanges, end_ms: int) -> Any:
+    def _fill_run(
+        self,
+        client,
+        experiment_id: str,
+        run,
+        files: ClassifierFiles,
+        version: VersionRecord,
+        rows: list[ExampleRow],
+        changes: curation.VersionChanges,
+        end_ms: int,
+    ) -> Any:
         """The run's numbers, dataset and artifacts; its LoggedModel (with the metrics); the registered version."""
         record, run_id = files.record, run.info.run_id
         changed = curation_params(changes)
-        model_id = run_record.create_model(client, experiment_id, run, record.classifier_id, version, self.backbone,
-                                           extra_params=changed)
+        model_id = run_record.create_model(
+            client, experiment_id, run, record.classifier_id, version, self.backbone, extra_params=changed
+        )
         run_record.log_numbers(client, run_id, version, self.backbone, end_ms, model_id=model_id)
         client.log_batch(run_id, params=run_record.params(changed))
         run_record.log_dataset(client, run, record.classifier_id, version, rows)
@@ -840,9 +903,14 @@ class Tracker:
         """A failed training: a run marked FAILED with the explanation (the alias does not move)."""
         record = files.record
         tags = {
-            TAG_KIND: "failed_training", TAG_OUTCOME: "failed", TAG_EXPLANATION: failure.explanation[:5000],
-            TAG_PARENT: str(record.serving_version or ""), "workbench.classifier_id": record.classifier_id,
-            NOTE_TAG: f"Training failed: {failure.explanation}", **self._owner_tags(), **run_record.source_tags(),
+            TAG_KIND: "failed_training",
+            TAG_OUTCOME: "failed",
+            TAG_EXPLANATION: failure.explanation[:5000],
+            TAG_PARENT: str(record.serving_version or ""),
+            "workbench.classifier_id": record.classifier_id,
+            NOTE_TAG: f"Training failed: {failure.explanation}",
+            **self._owner_tags(),
+            **run_record.source_tags(),
         }
         rows = [r for r in files.rows if r.removed_by is None]
         counts = manifest_frame(rows)["class"].replace("", "(negative)").value_counts()
@@ -869,8 +937,10 @@ class Tracker:
         runs = client.search_runs([experiment.experiment_id], max_results=5000)
         live = [run.info.run_id for run in runs if run.info.status == "RUNNING" and self._why_abandoned(run) is None]
         if live:  # its logger finishes it first (a deleted experiment's runs cannot be changed)
-            raise TrackingError(f"run(s) {', '.join(live)} of deleted {classifier_id} are still being logged by a "
-                                f"live process; its experiment is deleted once they end")
+            raise TrackingError(
+                f"run(s) {', '.join(live)} of deleted {classifier_id} are still being logged by a "
+                f"live process; its experiment is deleted once they end"
+            )
         for run in runs:
             if run.info.status == "RUNNING":  # its logger is gone: ended, not left RUNNING in a deleted experiment
                 why = self._why_abandoned(run)
@@ -890,20 +960,28 @@ class Tracker:
             raise TrackingError(self.warnings.get(classifier_id, "MLflow tracking failed"))
         client = self.client()
         experiment = client.get_experiment_by_name(classifier_id)
-        runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.`{TAG_KIND}` = 'version'",
-                                  max_results=5000)
+        runs = client.search_runs(
+            [experiment.experiment_id], filter_string=f"tags.`{TAG_KIND}` = 'version'", max_results=5000
+        )
         serving = self.store.classifier(classifier_id).serving_version
         rows = []
         for run in runs:
             tags = run.data.tags
-            classes = tags.get(TAG_CLASSES) or run.data.params.get("classes", "[]")  # runs logged before the tag: a param
-            rows.append({
-                "version": int(tags[TAG_VERSION]), "serving": int(tags[TAG_VERSION]) == serving,
-                "registered_version": int(tags[TAG_REGISTERED]), "run_id": run.info.run_id,
-                "parent_version": int(tags[TAG_PARENT]) if tags.get(TAG_PARENT) else None,
-                "added": tags.get(TAG_ADDED), "class_names": json.loads(classes),
-                **{key: count(value) if key in COUNT_METRICS else value for key, value in run.data.metrics.items()},
-            })
+            classes = tags.get(TAG_CLASSES) or run.data.params.get(
+                "classes", "[]"
+            )  # runs logged before the tag: a param
+            rows.append(
+                {
+                    "version": int(tags[TAG_VERSION]),
+                    "serving": int(tags[TAG_VERSION]) == serving,
+                    "registered_version": int(tags[TAG_REGISTERED]),
+                    "run_id": run.info.run_id,
+                    "parent_version": int(tags[TAG_PARENT]) if tags.get(TAG_PARENT) else None,
+                    "added": tags.get(TAG_ADDED),
+                    "class_names": json.loads(classes),
+                    **{key: count(value) if key in COUNT_METRICS else value for key, value in run.data.metrics.items()},
+                }
+            )
         if not rows:
             return pd.DataFrame()
         frame = pd.DataFrame(rows).sort_values("version").reset_index(drop=True)
@@ -937,7 +1015,7 @@ def log_export(tracker: Tracker, classifier_id: str, version: int, path: Path) -
             runs = client.search_runs(
                 [experiment.experiment_id],
                 filter_string=f"tags.`{TAG_KIND}` = 'version' and tags.`{TAG_VERSION}` = '{int(version)}'"
-                              f" and tags.`{TAG_LOGGED}` = 'true'",
+                f" and tags.`{TAG_LOGGED}` = 'true'",
                 max_results=1,
             )
             if not runs:
@@ -956,4 +1034,4 @@ def log_export(tracker: Tracker, classifier_id: str, version: int, path: Path) -
     return True
 
 
-__all__ = ["Tracker", "TrackingError", "TrackingTarget", "tracking_target", "tracking_uri", "new_tracker"]
+__all__ = ["Tracker", "TrackingError", "TrackingTarget", "new_tracker", "tracking_target", "tracking_uri"]

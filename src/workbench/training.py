@@ -55,7 +55,11 @@ class Heads:
     def to_bytes(self) -> bytes:
         """Serialises to .npz (plain arrays, no pickle)."""
         buffer = io.BytesIO()
-        arrays: dict[str, Any] = {"classes": np.array(self.classes, dtype=str), "weights": self.weights, "bias": self.bias}
+        arrays: dict[str, Any] = {
+            "classes": np.array(self.classes, dtype=str),
+            "weights": self.weights,
+            "bias": self.bias,
+        }
         if self.familiarity is not None:
             gate = self.familiarity
             arrays.update(centres=gate.centres, midpoint=gate.midpoint, width=gate.width)
@@ -63,7 +67,7 @@ class Heads:
         return buffer.getvalue()
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "Heads":
+    def from_bytes(cls, data: bytes) -> Heads:
         with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
             gate = None
             if "centres" in arrays.files:
@@ -88,14 +92,17 @@ class OutOfFold:
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
         np.savez(
-            buffer, classes=np.array(self.classes, dtype=str), scores=self.scores,
-            labels=np.array(self.labels, dtype=str), sha256=np.array(self.sha256, dtype=str),
+            buffer,
+            classes=np.array(self.classes, dtype=str),
+            scores=self.scores,
+            labels=np.array(self.labels, dtype=str),
+            sha256=np.array(self.sha256, dtype=str),
             sources=np.array(self.sources, dtype=str),
         )
         return buffer.getvalue()
 
     @classmethod
-    def from_bytes(cls, data: bytes, version: int | None = None) -> "OutOfFold":
+    def from_bytes(cls, data: bytes, version: int | None = None) -> OutOfFold:
         with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
             texts = {name: [str(x) for x in arrays[name]] for name in ("classes", "labels", "sha256", "sources")}
             return cls(texts["classes"], arrays["scores"], texts["labels"], texts["sha256"], texts["sources"], version)
@@ -117,8 +124,9 @@ def normalise(embeddings: np.ndarray) -> np.ndarray:
     return embeddings / np.maximum(norms, 1e-12)
 
 
-def fit_heads(embeddings: np.ndarray, labels: list[str], classes: list[str],
-              calibration: tuple[float, float] = (1.0, 0.0)) -> Heads:
+def fit_heads(
+    embeddings: np.ndarray, labels: list[str], classes: list[str], calibration: tuple[float, float] = (1.0, 0.0)
+) -> Heads:
     """One logistic head per class (its positives against every other image), calibrated and gated.
 
     `calibration` is the Platt (slope, intercept) on the heads' logits, folded into weights and bias.
@@ -136,8 +144,10 @@ def fit_heads(embeddings: np.ndarray, labels: list[str], classes: list[str],
         bias.append(head.intercept_[0])
     slope, intercept = calibration
     return Heads(
-        tuple(classes), (slope * np.asarray(weights)).astype(np.float32),
-        (slope * np.asarray(bias) + intercept).astype(np.float32), fit_familiarity(units, labels, classes),
+        tuple(classes),
+        (slope * np.asarray(weights)).astype(np.float32),
+        (slope * np.asarray(bias) + intercept).astype(np.float32),
+        fit_familiarity(units, labels, classes),
     )
 
 
@@ -221,8 +231,9 @@ def unknown_metrics(heads: Heads, unknown: np.ndarray) -> dict:
     }
 
 
-def train(embeddings: np.ndarray, labels: list[str], classes: list[str],
-          unknown: np.ndarray | None = None) -> TrainingResult:
+def train(
+    embeddings: np.ndarray, labels: list[str], classes: list[str], unknown: np.ndarray | None = None
+) -> TrainingResult:
     """Cross-validates, calibrates on the held-out logits, then fits the final heads on every image.
 
     `unknown` holds embeddings of unrelated images (`unknown_images`): the version's metrics say how
@@ -234,8 +245,12 @@ def train(embeddings: np.ndarray, labels: list[str], classes: list[str],
         calibration = fit_platt(np.concatenate(held_out.logits), np.concatenate([truth] * len(held_out.logits)))
         oof = held_out.scores(calibration)
         metrics = metrics_from_scores(oof, labels, classes)
-        metrics["calibration"] = {**calibration_metrics(oof, labels, classes), "platt_slope": calibration[0],
-                                  "platt_intercept": calibration[1], "cv_repeats": len(held_out.logits)}
+        metrics["calibration"] = {
+            **calibration_metrics(oof, labels, classes),
+            "platt_slope": calibration[0],
+            "platt_intercept": calibration[1],
+            "cv_repeats": len(held_out.logits),
+        }
         heads = fit_heads(embeddings, labels, classes, calibration)
         if unknown is not None and len(unknown):
             metrics["unknown_images"] = unknown_metrics(heads, unknown)

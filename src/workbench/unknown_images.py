@@ -67,7 +67,9 @@ def _package_photos() -> list[Image.Image]:
     import sklearn
 
     folder = Path(sklearn.__file__).parent / "datasets" / "images"
-    return [Image.open(folder / name).convert("RGB") for name in ("china.jpg", "flower.jpg") if (folder / name).exists()]
+    return [
+        Image.open(folder / name).convert("RGB") for name in ("china.jpg", "flower.jpg") if (folder / name).exists()
+    ]
 
 
 def images() -> list[Image.Image]:

@@ -28,5 +28,7 @@ STATUSES: tuple[Status, ...] = get_args(Status)
 SETTLED_STATUSES: tuple[Status, ...] = ("ready", "failed")
 BUSY_STATUSES: tuple[Status, ...] = ("training", "retraining")  # a training is queued, running, or to be adopted
 
-Stage = Literal["started", "embedding", "fitting", "ready", "failed", "deleted", "promoted"]  # a ClassifierEvent's stage
+Stage = Literal[
+    "started", "embedding", "fitting", "ready", "failed", "deleted", "promoted"
+]  # a ClassifierEvent's stage
 STAGES: tuple[Stage, ...] = get_args(Stage)

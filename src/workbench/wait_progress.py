@@ -61,7 +61,7 @@ class WaitBar:
         if status in ("ready", "failed") or not self.heard:
             self._describe(status)
 
-    def __enter__(self) -> "WaitBar":
+    def __enter__(self) -> WaitBar:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -13,8 +13,8 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 import ipywidgets as widgets
 import numpy as np
@@ -22,8 +22,18 @@ import pandas as pd
 from matplotlib.figure import Figure
 from PIL import Image
 
-from . import (ClassifierEvent, Interpretation, OutOfFold, folder_images, folder_sets, image_paths, label_from_name,
-               parse_labels, plots, set_name)
+from . import (
+    ClassifierEvent,
+    Interpretation,
+    OutOfFold,
+    folder_images,
+    folder_sets,
+    image_paths,
+    label_from_name,
+    parse_labels,
+    plots,
+    set_name,
+)
 from .errors import InvalidExamples, InvalidRequest, LimitExceeded, WorkbenchError
 from .review import BORDERLINE_MARGIN, calibration_summary, review_items
 from .service import Workbench
@@ -71,8 +81,10 @@ def _error_html(exc: Exception) -> str:
 
 def _file_name_html(name: str) -> str:
     """A file name on one line of a tile: cut with an ellipsis when long, the full name in its tooltip."""
-    return (f"<div title='{html.escape(name, quote=True)}' style='width:{TILE_PX - 8}px; overflow:hidden; "
-            f"text-overflow:ellipsis; white-space:nowrap'>{html.escape(name)}</div>")
+    return (
+        f"<div title='{html.escape(name, quote=True)}' style='width:{TILE_PX - 8}px; overflow:hidden; "
+        f"text-overflow:ellipsis; white-space:nowrap'>{html.escape(name)}</div>"
+    )
 
 
 def top_score_text(name: str, score: float, threshold: float) -> str:
@@ -271,14 +283,21 @@ class ExamplesWidget(widgets.VBox):
         self.wb = wb
         self.name = widgets.Text(description="name", placeholder="new classifier name")
         mine = [(_target_label(c), c["classifier_id"]) for c in wb.list_classifiers()["classifiers"]]
-        self.target = widgets.Dropdown(options=[("new classifier", NEW_CLASSIFIER), *mine],
-                                       value=classifier_id or NEW_CLASSIFIER, description="classifier")
+        self.target = widgets.Dropdown(
+            options=[("new classifier", NEW_CLASSIFIER), *mine],
+            value=classifier_id or NEW_CLASSIFIER,
+            description="classifier",
+        )
         self.upload = widgets.FileUpload(accept=".zip", multiple=True, description="zips")
         self.upload_note = widgets.HTML(upload_limit_html())
-        self.folder = widgets.Text(description="path", placeholder="folder of .zip files or image folders, or a .zip",
-                                   layout=widgets.Layout(width="32em"))
-        self.folder_note = widgets.HTML(f"<small>on the kernel's disk, any size (relative to "
-                                        f"<code>{html.escape(str(Path.cwd()))}</code>)</small>")
+        self.folder = widgets.Text(
+            description="path",
+            placeholder="folder of .zip files or image folders, or a .zip",
+            layout=widgets.Layout(width="32em"),
+        )
+        self.folder_note = widgets.HTML(
+            f"<small>on the kernel's disk, any size (relative to <code>{html.escape(str(Path.cwd()))}</code>)</small>"
+        )
         self.picked = widgets.SelectMultiple(description="sets there", rows=4, layout=widgets.Layout(display="none"))
         self.negatives = widgets.Dropdown(options=[NO_NEGATIVES], description="negatives")
         self.submit_button = widgets.Button(description="Create", button_style="primary")
@@ -290,9 +309,19 @@ class ExamplesWidget(widgets.VBox):
         self.folder.observe(self._refresh_path, names="value")
         self.target.observe(self._refresh_target, names="value")
         self.submit_button.on_click(lambda _: self.submit())
-        super().__init__([self.target, self.name, widgets.HBox([self.upload, self.upload_note]),
-                          widgets.HBox([self.folder, self.folder_note]), self.picked, self.negatives,
-                          self.submit_button, self.message, self._status_box])
+        super().__init__(
+            [
+                self.target,
+                self.name,
+                widgets.HBox([self.upload, self.upload_note]),
+                widgets.HBox([self.folder, self.folder_note]),
+                self.picked,
+                self.negatives,
+                self.submit_button,
+                self.message,
+                self._status_box,
+            ]
+        )
         self._refresh_target()
 
     def sets(self) -> dict[str, bytes | Path]:
@@ -324,11 +353,15 @@ class ExamplesWidget(widgets.VBox):
         """An uploaded zip's bytes, once its name and size pass (said in the widget before any image is read)."""
         name, size = upload["name"], len(upload["content"])
         if not name.lower().endswith(".zip"):
-            raise InvalidExamples(f"{name!r} is not a .zip: upload one zip of images per class, or give a folder of "
-                                  "image folders in the path box")
+            raise InvalidExamples(
+                f"{name!r} is not a .zip: upload one zip of images per class, or give a folder of "
+                "image folders in the path box"
+            )
         if size > self.wb.limits.max_zip_bytes:
-            raise LimitExceeded(f"{name!r} holds {_mib(size)}; a zip may hold at most {_mib(self.wb.limits.max_zip_bytes)} "
-                                "(Watson's limit): split it into several zips of one class")
+            raise LimitExceeded(
+                f"{name!r} holds {_mib(size)}; a zip may hold at most {_mib(self.wb.limits.max_zip_bytes)} "
+                "(Watson's limit): split it into several zips of one class"
+            )
         return bytes(upload["content"])
 
     def _refresh_path(self, _=None) -> None:
@@ -383,7 +416,9 @@ class ExamplesWidget(widgets.VBox):
             if creating:
                 record = self.wb.create_classifier(self.name.value, sets, negative_examples=negative)
             else:
-                record = self.wb.update_classifier(self.target.value, positive_examples=sets or None, negative_examples=negative)
+                record = self.wb.update_classifier(
+                    self.target.value, positive_examples=sets or None, negative_examples=negative
+                )
         except WorkbenchError as exc:
             self.message.value = _error_html(exc)
             return None
@@ -419,18 +454,27 @@ def upload_limit_html() -> str:
     """The note beside the form's upload button: how much an upload may carry, and the path box for more."""
     limit = upload_limit_bytes()
     if limit is not None:
-        return (f"<small>up to {_mib(limit)} in all per pick (this Jupyter server's limit); "
-                "bigger: give their path below</small>")
-    return (f"<small>up to {_mib(TORNADO_MESSAGE_BYTES)} in all per pick (Jupyter's default: a bigger upload is lost "
-            "as \"Connection lost\"; <code>make lab</code> raises it to 256 MiB); bigger: give their path below</small>")
+        return (
+            f"<small>up to {_mib(limit)} in all per pick (this Jupyter server's limit); "
+            "bigger: give their path below</small>"
+        )
+    return (
+        f"<small>up to {_mib(TORNADO_MESSAGE_BYTES)} in all per pick (Jupyter's default: a bigger upload is lost "
+        'as "Connection lost"; <code>make lab</code> raises it to 256 MiB); bigger: give their path below</small>'
+    )
 
 
 # classify ----------------------------------------------------------------------------
 def score_rows(answer: dict) -> pd.DataFrame:
     """One row per (image, classifier, class) of a Watson ClassifiedImages answer, highest score first."""
     rows = [
-        {"image": image.get("image", ""), "classifier_id": result["classifier_id"], "class": c["class"],
-         "score": c["score"], "type_hierarchy": c.get("type_hierarchy", "")}
+        {
+            "image": image.get("image", ""),
+            "classifier_id": result["classifier_id"],
+            "class": c["class"],
+            "score": c["score"],
+            "type_hierarchy": c.get("type_hierarchy", ""),
+        }
         for image in answer.get("images", [])
         for result in image.get("classifiers", [])
         for c in result["classes"]
@@ -445,15 +489,28 @@ class ClassifyWidget(widgets.VBox):
     Scores are computed once (threshold 0) and filtered locally, so moving the slider costs nothing.
     """
 
-    def __init__(self, wb: Workbench, classifier_ids: Sequence[str] | None = None, threshold: float = THRESHOLD) -> None:
+    def __init__(
+        self, wb: Workbench, classifier_ids: Sequence[str] | None = None, threshold: float = THRESHOLD
+    ) -> None:
         self.wb = wb
-        ready = [c["classifier_id"] for c in wb.list_classifiers()["classifiers"] if c["status"] in ("ready", "retraining")]
+        ready = [
+            c["classifier_id"] for c in wb.list_classifiers()["classifiers"] if c["status"] in ("ready", "retraining")
+        ]
         options = [GENERAL_CLASSIFIER_ID, FOOD_CLASSIFIER_ID, *ready]  # food is offered, not chosen by default
         chosen = [c for c in (classifier_ids or [GENERAL_CLASSIFIER_ID, *ready]) if c in options]
         self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="image")
-        self.classifiers = widgets.SelectMultiple(options=options, value=chosen, description="classifiers", rows=min(4, len(options)))
-        self.threshold = widgets.FloatSlider(value=threshold, min=0.0, max=1.0, step=0.01, description="threshold",
-                                             continuous_update=True, readout_format=".2f")
+        self.classifiers = widgets.SelectMultiple(
+            options=options, value=chosen, description="classifiers", rows=min(4, len(options))
+        )
+        self.threshold = widgets.FloatSlider(
+            value=threshold,
+            min=0.0,
+            max=1.0,
+            step=0.01,
+            description="threshold",
+            continuous_update=True,
+            readout_format=".2f",
+        )
         self.image = widgets.Image(format="jpeg", width=IMAGE_WIDTH_PX)  # height follows the aspect ratio
         self.table = widgets.HTML()
         self.message = widgets.HTML()
@@ -463,7 +520,13 @@ class ClassifyWidget(widgets.VBox):
         self.threshold.observe(lambda _: self._render(), names="value")
         self._last: tuple[bytes, str] | None = None
         controls = widgets.HBox([self.upload, self.classifiers, self.threshold])
-        super().__init__([controls, self.message, widgets.HBox([self.image, self.table], layout=widgets.Layout(align_items="flex-start"))])
+        super().__init__(
+            [
+                controls,
+                self.message,
+                widgets.HBox([self.image, self.table], layout=widgets.Layout(align_items="flex-start")),
+            ]
+        )
         self.add_class("workbench-classify")
 
     def classify(self, image: str | Path | bytes, *, name: str | None = None) -> pd.DataFrame:
@@ -507,7 +570,11 @@ class ClassifyWidget(widgets.VBox):
         extra = len(shown) - MAX_TABLE_ROWS
         table = shown.head(MAX_TABLE_ROWS)[["classifier_id", "class", "score"]]
         text = table.to_html(index=False, classes="workbench-results", float_format=lambda x: f"{x:.3f}")
-        note = f"<p>{len(shown)} classes at threshold {self.threshold.value:.2f}" + (f", {extra} more not shown" if extra > 0 else "") + "</p>"
+        note = (
+            f"<p>{len(shown)} classes at threshold {self.threshold.value:.2f}"
+            + (f", {extra} more not shown" if extra > 0 else "")
+            + "</p>"
+        )
         self.table.value = note + text
 
 
@@ -517,6 +584,7 @@ def _number(value: float) -> str:
 
 def html_table(header: Sequence[str], rows: Sequence[Sequence[object]], css_class: str) -> str:
     """A plain HTML table, floats to 3 decimals (`DataFrame.to_html` takes ~10 ms a call: too slow for a slider)."""
+
     def cell(value: object, tag: str = "td") -> str:
         text = _number(value) if isinstance(value, float) else html.escape(str(value))
         return f"<{tag}>{text}</{tag}>"
@@ -530,7 +598,9 @@ def metrics_html(classes: Sequence[str], values: np.ndarray, threshold: float) -
     """Per-class numbers at a threshold (`Interpretation.metric_values`) as a small HTML table (blank where
     nothing was called)."""
     rows = [[name, *row[:4]] for name, row in zip(classes, values.tolist(), strict=True)]
-    text = html_table(["class", "precision", "recall", "false-positive rate", "AP"], rows, "workbench-threshold-metrics")
+    text = html_table(
+        ["class", "precision", "recall", "false-positive rate", "AP"], rows, "workbench-threshold-metrics"
+    )
     return f"<p>At threshold {threshold:.2f} (out-of-fold; AP is over every threshold):</p>" + text
 
 
@@ -548,9 +618,12 @@ def confusion_html(counts: np.ndarray, names: Sequence[str], threshold: float) -
             text = f"<b>{count}</b>" if r == c else str(count)
             cells.append(f"<td style='text-align:right;{shade}{colour}'>{text}</td>")
         rows.append(f"<tr><th>{html.escape(actual)}</th>{''.join(cells)}</tr>")
-    return (f"<p>Confusion matrix at threshold {threshold:.2f} (out-of-fold; rows: true class, columns: top class "
-            f"at the threshold):</p><table class='workbench-confusion'><tr><th>actual \\ predicted</th>{head}</tr>"
-            + "".join(rows) + "</table>")
+    return (
+        f"<p>Confusion matrix at threshold {threshold:.2f} (out-of-fold; rows: true class, columns: top class "
+        f"at the threshold):</p><table class='workbench-confusion'><tr><th>actual \\ predicted</th>{head}</tr>"
+        + "".join(rows)
+        + "</table>"
+    )
 
 
 def most_confused_html(pairs: Sequence[tuple[str, str, int]], threshold: float, shown: int = 8) -> str:
@@ -565,8 +638,12 @@ def most_confused_html(pairs: Sequence[tuple[str, str, int]], threshold: float, 
 def top_losses_html(frame: pd.DataFrame, predicted: Sequence[str]) -> str:
     """`Interpretation.top_losses` as a small table: file name, true class, the class predicted at the threshold
     (`predicted`, one per image of the interpretation, looked up by the frame's index), loss, true class's score."""
-    rows = [[Path(name).name, actual, predicted[i], float(loss), float(score)] for i, name, actual, loss, score
-            in zip(frame.index, frame["name"], frame["actual"], frame["loss"], frame["actual_score"], strict=True)]
+    rows = [
+        [Path(name).name, actual, predicted[i], float(loss), float(score)]
+        for i, name, actual, loss, score in zip(
+            frame.index, frame["name"], frame["actual"], frame["loss"], frame["actual_score"], strict=True
+        )
+    ]
     text = html_table(["image", "actual", "predicted", "loss", "actual score"], rows, "workbench-top-losses")
     return "<p>Highest losses (out-of-fold log loss, averaged over the classes):</p>" + text
 
@@ -574,8 +651,10 @@ def top_losses_html(frame: pd.DataFrame, predicted: Sequence[str]) -> str:
 def calibration_html(oof: OutOfFold) -> str:
     """ECE and Brier score of the held-out scores, in words a reader can act on."""
     ece, brier = calibration_summary(oof)
-    return (f"<p>Calibration (out-of-fold): ECE {ece:.3f}, Brier score {brier:.4f}. "
-            f"A score of 0.8 is right about {max(0.0, 0.8 - ece):.0%}-{min(1.0, 0.8 + ece):.0%} of the time.</p>")
+    return (
+        f"<p>Calibration (out-of-fold): ECE {ece:.3f}, Brier score {brier:.4f}. "
+        f"A score of 0.8 is right about {max(0.0, 0.8 - ece):.0%}-{min(1.0, 0.8 + ece):.0%} of the time.</p>"
+    )
 
 
 class ThresholdPlots(widgets.VBox):
@@ -589,11 +668,18 @@ class ThresholdPlots(widgets.VBox):
     to one per `interval_s` (the first at once, the last value always drawn).
     """
 
-    def __init__(self, oof: OutOfFold, threshold: widgets.FloatSlider | None = None,
-                 interval_s: float = REDRAW_INTERVAL_S, top_losses: int = 5) -> None:
+    def __init__(
+        self,
+        oof: OutOfFold,
+        threshold: widgets.FloatSlider | None = None,
+        interval_s: float = REDRAW_INTERVAL_S,
+        top_losses: int = 5,
+    ) -> None:
         self.oof = oof
         self.interpretation = Interpretation.from_out_of_fold(oof)
-        self.threshold = threshold or widgets.FloatSlider(value=THRESHOLD, min=0.0, max=1.0, step=0.01, description="threshold")
+        self.threshold = threshold or widgets.FloatSlider(
+            value=THRESHOLD, min=0.0, max=1.0, step=0.01, description="threshold"
+        )
         self.numbers = widgets.HTML()
         self.confusion = widgets.HTML()
         self.confused = widgets.HTML()
@@ -602,11 +688,18 @@ class ThresholdPlots(widgets.VBox):
         self.curves = widgets.Image(format=plots.LiveFigure.format)
         self.pr_curves = widgets.Image(format=plots.LiveFigure.format)
         t = self.threshold.value
-        self.figures = {name: plots.LiveFigure(draw(oof.scores, oof.labels, oof.classes, threshold=t)) for name, draw in
-                        (("histograms", plots.score_histograms), ("curves", plots.threshold_curves), ("pr_curves", plots.pr_curves))}
+        self.figures = {
+            name: plots.LiveFigure(draw(oof.scores, oof.labels, oof.classes, threshold=t))
+            for name, draw in (
+                ("histograms", plots.score_histograms),
+                ("curves", plots.threshold_curves),
+                ("pr_curves", plots.pr_curves),
+            )
+        }
         # calibration does not move with the threshold: drawn once
-        self.reliability = widgets.Image(value=figure_png(plots.reliability_diagram(oof.scores, oof.labels, oof.classes)),
-                                         format="png")
+        self.reliability = widgets.Image(
+            value=figure_png(plots.reliability_diagram(oof.scores, oof.labels, oof.classes)), format="png"
+        )
         self.calibration = widgets.HTML(calibration_html(oof))
         self.worst = self.interpretation.top_losses(top_losses)  # losses do not move with the threshold
         self.drawn_threshold: float | None = None
@@ -615,9 +708,13 @@ class ThresholdPlots(widgets.VBox):
         self._debounced = Debounced(self.redraw, interval_s)
         self.threshold.observe(lambda _: self._debounced.trigger(), names="value")
         numbers = widgets.HBox([self.threshold, self.numbers], layout=widgets.Layout(align_items="flex-start"))
-        mistakes = widgets.HBox([self.confusion, self.confused, self.losses],
-                                layout=widgets.Layout(align_items="flex-start", grid_gap="24px"))
-        super().__init__([numbers, mistakes, self.histograms, self.curves, self.pr_curves, self.calibration, self.reliability])
+        mistakes = widgets.HBox(
+            [self.confusion, self.confused, self.losses],
+            layout=widgets.Layout(align_items="flex-start", grid_gap="24px"),
+        )
+        super().__init__(
+            [numbers, mistakes, self.histograms, self.curves, self.pr_curves, self.calibration, self.reliability]
+        )
         self.add_class("workbench-threshold-plots")
         self.redraw()
 
@@ -628,14 +725,20 @@ class ThresholdPlots(widgets.VBox):
             found = self.interpretation
             values = found.metric_values(t)  # bare arrays here: a DataFrame costs more than every number in it
             counts = found.confusion_counts(t)
-            points = {name: (recall, precision) for name, (precision, recall) in zip(found.classes, values[:, :2].tolist(), strict=True)}
+            points = {
+                name: (recall, precision)
+                for name, (precision, recall) in zip(found.classes, values[:, :2].tolist(), strict=True)
+            }
             pictures = {name: live.image(t, points) for name, live in self.figures.items()}
             self.numbers.value = metrics_html(found.classes, values, t)
             self.confusion.value = confusion_html(counts, [*found.classes, found.none], t)
             self.confused.value = most_confused_html(found.most_confused(1, t), t)
             self.losses.value = top_losses_html(self.worst, found.predicted(t))
             self.histograms.value, self.curves.value, self.pr_curves.value = (
-                pictures["histograms"], pictures["curves"], pictures["pr_curves"])
+                pictures["histograms"],
+                pictures["curves"],
+                pictures["pr_curves"],
+            )
             self.drawn_threshold = t
             self.redraws += 1
 
@@ -666,24 +769,34 @@ class ThresholdPlots(widgets.VBox):
 class ExampleTile(widgets.VBox):
     """One gallery image with its caption and buttons that remove it from training or move it to another class."""
 
-    def __init__(self, gallery: "Gallery", row, picture: widgets.Image, caption: str) -> None:
+    def __init__(self, gallery: Gallery, row, picture: widgets.Image, caption: str) -> None:
         self.gallery = gallery
         self.label: str | None = None if row.label == plots.NEGATIVE_NAME else row.label
         self.sha256 = row.sha256
         self.example_id = gallery.example_ids.get((self.label, row.sha256))  # None: no longer trained on
         self.caption = widgets.HTML(caption)
-        self.remove_button = widgets.Button(description="remove", icon="trash", tooltip="take it out of training",
-                                            layout=widgets.Layout(width="80px"))
-        self.new_class = widgets.Combobox(options=[*gallery.oof.classes, plots.NEGATIVE_NAME], placeholder="new class",
-                                          ensure_option=False, layout=widgets.Layout(width="90px"))
-        self.relabel_button = widgets.Button(description="relabel", tooltip="train it under the class typed or picked",
-                                             layout=widgets.Layout(width="80px"))
+        self.remove_button = widgets.Button(
+            description="remove", icon="trash", tooltip="take it out of training", layout=widgets.Layout(width="80px")
+        )
+        self.new_class = widgets.Combobox(
+            options=[*gallery.oof.classes, plots.NEGATIVE_NAME],
+            placeholder="new class",
+            ensure_option=False,
+            layout=widgets.Layout(width="90px"),
+        )
+        self.relabel_button = widgets.Button(
+            description="relabel",
+            tooltip="train it under the class typed or picked",
+            layout=widgets.Layout(width="80px"),
+        )
         self.remove_button.on_click(lambda _: self.gallery.curate(self, remove=True))
         self.relabel_button.on_click(lambda _: self.gallery.curate(self, remove=False))
         if self.example_id is None:
             self._done("<i>no longer trained on</i>")
-        super().__init__([picture, self.caption, widgets.HBox([self.remove_button, self.relabel_button]), self.new_class],
-                         layout=widgets.Layout(width=f"{TILE_PX}px"))
+        super().__init__(
+            [picture, self.caption, widgets.HBox([self.remove_button, self.relabel_button]), self.new_class],
+            layout=widgets.Layout(width=f"{TILE_PX}px"),
+        )
 
     def _done(self, note: str) -> None:
         """Disables the tile's buttons once its example changed (or cannot), and says why under the caption."""
@@ -699,8 +812,15 @@ class Gallery(widgets.VBox):
     `relabel_examples`): one change each, which queues a retraining; the tiles keep this version's scores.
     """
 
-    def __init__(self, wb: Workbench, classifier_id: str, version: int | None = None,
-                 threshold: float = THRESHOLD, margin: float = BORDERLINE_MARGIN, max_images: int = MAX_GALLERY_IMAGES) -> None:
+    def __init__(
+        self,
+        wb: Workbench,
+        classifier_id: str,
+        version: int | None = None,
+        threshold: float = THRESHOLD,
+        margin: float = BORDERLINE_MARGIN,
+        max_images: int = MAX_GALLERY_IMAGES,
+    ) -> None:
         self.wb = wb
         self.oof = wb.out_of_fold(classifier_id, version=version)
         self.version = self.oof.version
@@ -713,12 +833,15 @@ class Gallery(widgets.VBox):
         self.message = widgets.HTML()  # what the last remove / relabel did, or why it was refused
         self.note = widgets.HTML()  # says so when the chosen view is empty
         self.example_ids = self._example_ids()
-        self.grid = widgets.GridBox(layout=widgets.Layout(grid_template_columns=f"repeat({GALLERY_COLUMNS}, {TILE_PX}px)"))
+        self.grid = widgets.GridBox(
+            layout=widgets.Layout(grid_template_columns=f"repeat({GALLERY_COLUMNS}, {TILE_PX}px)")
+        )
         self.items = review_items(self.oof)
         for control in (self.kind, self.threshold, self.margin):
             control.observe(lambda _: self.refresh(), names="value")
-        super().__init__([widgets.HBox([self.kind, self.threshold, self.margin]), self.summary, self.message, self.note,
-                          self.grid])
+        super().__init__(
+            [widgets.HBox([self.kind, self.threshold, self.margin]), self.summary, self.message, self.note, self.grid]
+        )
         self.refresh()
 
     def _example_ids(self) -> dict[tuple[str | None, str], int]:
@@ -748,24 +871,34 @@ class Gallery(widgets.VBox):
             return
         self.example_ids = self._example_ids()
         tile._done(html.escape(note))
-        self.message.value = (f"example {tile.example_id} {html.escape(note)}; "
-                              f"{html.escape(self.classifier_id)} is {html.escape(str(change.status))}")
+        self.message.value = (
+            f"example {tile.example_id} {html.escape(note)}; "
+            f"{html.escape(self.classifier_id)} is {html.escape(str(change.status))}"
+        )
 
     def refresh(self) -> None:
         self.items = review_items(self.oof, self.threshold.value, self.margin.value)
         shown = self.items[self.items["kind"] == self.kind.value]
-        self.summary.value = (f"version {self.version}: {(self.items['kind'] == 'misclassified').sum()} misclassified, "
-                              f"{(self.items['kind'] == 'borderline').sum()} borderline of {len(self.oof.labels)} images")
-        self.note.value = "" if len(shown) else f"<i>no {self.kind.value} images at threshold {self.threshold.value:.2f}</i>"
+        self.summary.value = (
+            f"version {self.version}: {(self.items['kind'] == 'misclassified').sum()} misclassified, "
+            f"{(self.items['kind'] == 'borderline').sum()} borderline of {len(self.oof.labels)} images"
+        )
+        self.note.value = (
+            "" if len(shown) else f"<i>no {self.kind.value} images at threshold {self.threshold.value:.2f}</i>"
+        )
         self.grid.children = [self._tile(row) for row in shown.head(self.max_images).itertuples()]
 
     def caption(self, row) -> str:
         """A tile's caption: file name (full name in the tooltip), true class, top class and score."""
-        return (f"<small>{_file_name_html(Path(row.source).name)}true: {html.escape(row.label)}"
-                f"<br>top: {html.escape(top_score_text(row.top_class, row.top_score, self.threshold.value))}</small>")
+        return (
+            f"<small>{_file_name_html(Path(row.source).name)}true: {html.escape(row.label)}"
+            f"<br>top: {html.escape(top_score_text(row.top_class, row.top_score, self.threshold.value))}</small>"
+        )
 
     def _tile(self, row) -> ExampleTile:
-        picture = widgets.Image(value=thumbnail(self.wb.example_image(self.classifier_id, row.sha256)), format="jpeg", width=THUMBNAIL_PX)
+        picture = widgets.Image(
+            value=thumbnail(self.wb.example_image(self.classifier_id, row.sha256)), format="jpeg", width=THUMBNAIL_PX
+        )
         return ExampleTile(self, row, picture, self.caption(row))
 
 
@@ -783,10 +916,17 @@ class ResultsGrid(widgets.VBox):
     the threshold is its label, or when no class reaches the threshold and its label is none of the classes.
     """
 
-    def __init__(self, wb: Workbench, images: str | Path | Sequence[str | Path],
-                 classifier_ids: str | Sequence[str] | None = None, threshold: float = THRESHOLD,
-                 top: int = TOP_CLASSES, batch_size: int = RESULTS_BATCH, columns: int = GALLERY_COLUMNS,
-                 labels: Mapping[str, str] | bool | None = None) -> None:
+    def __init__(
+        self,
+        wb: Workbench,
+        images: str | Path | Sequence[str | Path],
+        classifier_ids: str | Sequence[str] | None = None,
+        threshold: float = THRESHOLD,
+        top: int = TOP_CLASSES,
+        batch_size: int = RESULTS_BATCH,
+        columns: int = GALLERY_COLUMNS,
+        labels: Mapping[str, str] | bool | None = None,
+    ) -> None:
         self.wb = wb
         folder = Path(images) if isinstance(images, (str, Path)) and Path(images).is_dir() else None
         if folder is not None:
@@ -804,10 +944,16 @@ class ResultsGrid(widgets.VBox):
         self.labels = self._labels(labels, folder)
         self.truth = self._truth()  # classifier id -> image path -> its true class, or `(none)`
         self.captions = [widgets.HTML() for _ in self.paths]
-        tiles = [widgets.VBox([widgets.Image(value=thumbnail(p.read_bytes()), format="jpeg", width=THUMBNAIL_PX), caption],
-                              layout=widgets.Layout(width=f"{TILE_PX}px"))
-                 for p, caption in zip(self.paths, self.captions, strict=True)]
-        self.grid = widgets.GridBox(tiles, layout=widgets.Layout(grid_template_columns=f"repeat({columns}, {TILE_PX}px)"))
+        tiles = [
+            widgets.VBox(
+                [widgets.Image(value=thumbnail(p.read_bytes()), format="jpeg", width=THUMBNAIL_PX), caption],
+                layout=widgets.Layout(width=f"{TILE_PX}px"),
+            )
+            for p, caption in zip(self.paths, self.captions, strict=True)
+        ]
+        self.grid = widgets.GridBox(
+            tiles, layout=widgets.Layout(grid_template_columns=f"repeat({columns}, {TILE_PX}px)")
+        )
         self.threshold.observe(lambda _: self.refresh(), names="value")
         super().__init__([widgets.HBox([self.threshold, self.summary]), self.grid])
         self.add_class("workbench-results-grid")
@@ -817,8 +963,10 @@ class ResultsGrid(widgets.VBox):
         """Scores every image, `batch_size` per classify call; unnamed bytes come back as image_<position>."""
         frames = []
         for start in range(0, len(self.paths), batch_size):
-            batch = self.paths[start:start + batch_size]
-            answer = self.wb.classify([p.read_bytes() for p in batch], classifier_ids=self.classifier_ids, threshold=0.0)
+            batch = self.paths[start : start + batch_size]
+            answer = self.wb.classify(
+                [p.read_bytes() for p in batch], classifier_ids=self.classifier_ids, threshold=0.0
+            )
             by_name = {image.get("image"): image for image in answer["images"]}
             for position, path in enumerate(batch, start=1):
                 image = by_name.get(f"image_{position}", {"error": {"description": "not classified"}})
@@ -859,23 +1007,36 @@ class ResultsGrid(widgets.VBox):
     def top_classes(self, path: str | Path) -> pd.DataFrame:
         """An image's best `top` classes per classifier (whatever the threshold), highest first."""
         mine = self.scores[self.scores["image"] == str(path)]
-        return mine.sort_values("score", ascending=False, kind="stable").groupby("classifier_id", sort=False).head(self.top)
+        return (
+            mine.sort_values("score", ascending=False, kind="stable")
+            .groupby("classifier_id", sort=False)
+            .head(self.top)
+        )
 
     def predictions(self) -> pd.DataFrame:
         """One row per image and classifier, in image order: its best class and score, and whether it
         reaches the threshold; for labelled images also `truth` (the true class, or `(none)`) and
         `correct` (None for `default`)."""
         order = {str(p): i for i, p in enumerate(self.paths)}
-        best = (self.scores.sort_values("score", ascending=False, kind="stable")
-                .groupby(["image", "classifier_id"], sort=False).head(1)
-                .sort_values("image", key=lambda images: images.map(order), kind="stable"))
+        best = (
+            self.scores.sort_values("score", ascending=False, kind="stable")
+            .groupby(["image", "classifier_id"], sort=False)
+            .head(1)
+            .sort_values("image", key=lambda images: images.map(order), kind="stable")
+        )
         best = best.assign(reached=best["score"] >= self.threshold.value)
         columns = ["image", "classifier_id", "class", "score", "reached"]
         if self.labelled:
-            truth = [self.truth[cid][Path(image)] if cid in self.truth else None
-                     for image, cid in zip(best["image"], best["classifier_id"], strict=True)]
-            correct = [None if expected is None else self._right(cid, name, score, expected)
-                       for cid, name, score, expected in zip(best["classifier_id"], best["class"], best["score"], truth, strict=True)]
+            truth = [
+                self.truth[cid][Path(image)] if cid in self.truth else None
+                for image, cid in zip(best["image"], best["classifier_id"], strict=True)
+            ]
+            correct = [
+                None if expected is None else self._right(cid, name, score, expected)
+                for cid, name, score, expected in zip(
+                    best["classifier_id"], best["class"], best["score"], truth, strict=True
+                )
+            ]
             best = best.assign(truth=truth, correct=correct)
             columns += ["truth", "correct"]
         return best[columns].reset_index(drop=True)
@@ -897,14 +1058,19 @@ class ResultsGrid(widgets.VBox):
         for cid, classes in self.top_classes(path).groupby("classifier_id", sort=False):
             reached = classes[classes["score"] >= t]
             shown = reached if len(reached) else classes.head(1)
-            text = html.escape(", ".join(top_score_text(c, s, t) for c, s in zip(shown["class"], shown["score"], strict=True)))
+            text = html.escape(
+                ", ".join(top_score_text(c, s, t) for c, s in zip(shown["class"], shown["score"], strict=True))
+            )
             prefix = html.escape(f"{cid}: ") if len(self.classifier_ids or []) != 1 else ""
             line = prefix + (f"<b>{text}</b>" if len(reached) else text)
             if cid in self.truth:
                 truth = self.truth[cid][path]
                 right = self._right(str(cid), classes["class"].iloc[0], float(classes["score"].iloc[0]), truth)
-                line += (" <span style='color:#070'>&#10003; right</span>" if right
-                         else f" <span style='color:#b00'>&#10007; true: {html.escape(truth)}</span>")
+                line += (
+                    " <span style='color:#070'>&#10003; right</span>"
+                    if right
+                    else f" <span style='color:#b00'>&#10007; true: {html.escape(truth)}</span>"
+                )
             lines.append(line)
         return "<small>" + lines[0] + "<br>".join(lines[1:]) + "</small>"
 
@@ -923,7 +1089,9 @@ class ResultsGrid(widgets.VBox):
         """The labelled images' `Interpretation` for one custom classifier (the only one by default): the confusion
         matrix, most confused pairs and highest losses of these images, as for a version's training images."""
         if not self.labelled:
-            raise ValueError("these images have no labels: give labels= or a folder with LABELS.txt or class sub-folders")
+            raise ValueError(
+                "these images have no labels: give labels= or a folder with LABELS.txt or class sub-folders"
+            )
         cid = classifier_id if classifier_id is not None else next(iter(self.truth))
         if cid not in self.truth:
             raise ValueError(f"{cid!r} is not a custom classifier of this grid: {sorted(self.truth)}")
@@ -952,9 +1120,19 @@ class ExplainView(widgets.VBox):
         self.explanations = {cid: wb.explain(image, cid, top=top) for cid in classifier_ids}
         rows = []
         for cid, found in self.explanations.items():
-            tiles = [widgets.VBox([widgets.Image(value=overlay_jpeg(e.image, e.heatmap, IMAGE_WIDTH_PX), format="jpeg",
-                                                 width=IMAGE_WIDTH_PX * 2 // 3),
-                                   widgets.HTML(f"<small>{html.escape(e.class_name)} {e.score:.3f}</small>")]) for e in found]
+            tiles = [
+                widgets.VBox(
+                    [
+                        widgets.Image(
+                            value=overlay_jpeg(e.image, e.heatmap, IMAGE_WIDTH_PX),
+                            format="jpeg",
+                            width=IMAGE_WIDTH_PX * 2 // 3,
+                        ),
+                        widgets.HTML(f"<small>{html.escape(e.class_name)} {e.score:.3f}</small>"),
+                    ]
+                )
+                for e in found
+            ]
             rows.append(widgets.VBox([widgets.HTML(f"<b>{html.escape(cid)}</b>"), widgets.HBox(tiles)]))
         super().__init__(rows)
 
@@ -962,19 +1140,31 @@ class ExplainView(widgets.VBox):
 class OverlayGallery(widgets.VBox):
     """The misclassified training images of a version (`review_items`), each with where its true class's head looked."""
 
-    def __init__(self, wb: Workbench, classifier_id: str, version: int | None = None, threshold: float = THRESHOLD,
-                 max_images: int = MAX_GALLERY_IMAGES) -> None:
+    def __init__(
+        self,
+        wb: Workbench,
+        classifier_id: str,
+        version: int | None = None,
+        threshold: float = THRESHOLD,
+        max_images: int = MAX_GALLERY_IMAGES,
+    ) -> None:
         oof = wb.out_of_fold(classifier_id, version=version)
         items = review_items(oof, threshold)
         self.items = items[items["kind"] == "misclassified"].head(max_images)
         tiles = [self._tile(wb, classifier_id, row, oof.classes) for row in self.items.itertuples()]
-        grid = widgets.GridBox(tiles, layout=widgets.Layout(grid_template_columns=f"repeat({GALLERY_COLUMNS}, {THUMBNAIL_PX + 16}px)"))
+        grid = widgets.GridBox(
+            tiles, layout=widgets.Layout(grid_template_columns=f"repeat({GALLERY_COLUMNS}, {THUMBNAIL_PX + 16}px)")
+        )
         if tiles:
-            self.note = widgets.HTML(f"version {oof.version}: {len(self.items)} misclassified, with where their class looked")
+            self.note = widgets.HTML(
+                f"version {oof.version}: {len(self.items)} misclassified, with where their class looked"
+            )
             super().__init__([self.note, grid])
         else:  # a caption over nothing reads like a drawing that failed
-            self.note = widgets.HTML(f"<i>version {oof.version}: no training image is misclassified at threshold "
-                                     f"{threshold:.2f}, so there is no map to show</i>")
+            self.note = widgets.HTML(
+                f"<i>version {oof.version}: no training image is misclassified at threshold "
+                f"{threshold:.2f}, so there is no map to show</i>"
+            )
             super().__init__([self.note])
 
     @staticmethod
@@ -982,11 +1172,24 @@ class OverlayGallery(widgets.VBox):
         """A negative example shows where the class it was mistaken for looked; a positive, its own class."""
         data = wb.example_image(classifier_id, row.sha256)
         [looked] = wb.explain(data, classifier_id, class_name=row.label if row.label in classes else None, top=1)
-        caption = (f"<small>{html.escape(Path(row.source).name)}<br>true: {html.escape(row.label)}"
-                   f"<br>map: {html.escape(looked.class_name)} {looked.score:.2f}</small>")
+        caption = (
+            f"<small>{html.escape(Path(row.source).name)}<br>true: {html.escape(row.label)}"
+            f"<br>map: {html.escape(looked.class_name)} {looked.score:.2f}</small>"
+        )
         picture = widgets.Image(value=overlay_jpeg(looked.image, looked.heatmap), format="jpeg", width=THUMBNAIL_PX)
         return widgets.VBox([picture, widgets.HTML(caption)])
 
 
-__all__ = ["ClassifyWidget", "Debounced", "ExamplesWidget", "ExplainView", "Gallery", "OverlayGallery", "ResultsGrid",
-           "ServingPicker", "StatusWidget", "ThresholdPlots", "score_rows"]
+__all__ = [
+    "ClassifyWidget",
+    "Debounced",
+    "ExamplesWidget",
+    "ExplainView",
+    "Gallery",
+    "OverlayGallery",
+    "ResultsGrid",
+    "ServingPicker",
+    "StatusWidget",
+    "ThresholdPlots",
+    "score_rows",
+]

@@ -60,7 +60,7 @@ def _end_record(file: Seekable) -> _Directory | None:
     tail_start = max(0, length - EOCD.size - MAX_COMMENT)
     file.seek(tail_start)
     tail = file.read(length - tail_start)
-    if tail[-EOCD.size:-EOCD.size + 4] == EOCD_SIGNATURE and tail[-2:] == b"\0\0":
+    if tail[-EOCD.size : -EOCD.size + 4] == EOCD_SIGNATURE and tail[-2:] == b"\0\0":
         at = len(tail) - EOCD.size
     else:
         at = tail.rfind(EOCD_SIGNATURE)
@@ -161,9 +161,9 @@ def members(file: Seekable, max_members: int, where: str) -> list[Member] | None
             name_end = at + CENTRAL.size + fields[12]
             file_size = fields[11]
             if file_size == ZIP64_SIZE:
-                real = _zip64_file_size(data[name_end:name_end + fields[13]])
+                real = _zip64_file_size(data[name_end : name_end + fields[13]])
                 file_size = ZIP64_SIZE if real is None else real
-            found.append(Member(_name(data[at + CENTRAL.size:name_end], fields[5]), file_size))
+            found.append(Member(_name(data[at + CENTRAL.size : name_end], fields[5]), file_size))
             at += length
             walked += length
         return found

@@ -50,11 +50,19 @@ def readme_blocks(text: str | None = None) -> list[Block]:
             end = next((j for j in range(index + 1, len(lines)) if lines[j].strip() == "```"), None)
             if end is None:
                 raise ValueError(f"README line {index + 1}: fence never closed")
-            body = "\n".join(lines[index + 1:end]) + "\n"
+            body = "\n".join(lines[index + 1 : end]) + "\n"
             kind, value = marker or (None, None)
-            blocks.append(Block(index + 1, heading, tuple(sections), fence.group(1), body,
-                                snippet=value if kind == "snippet" else None,
-                                not_run=value if kind == "not-run" else None))
+            blocks.append(
+                Block(
+                    index + 1,
+                    heading,
+                    tuple(sections),
+                    fence.group(1),
+                    body,
+                    snippet=value if kind == "snippet" else None,
+                    not_run=value if kind == "not-run" else None,
+                )
+            )
             marker, index = None, end + 1
             continue
         if line.startswith("#"):

@@ -13,7 +13,9 @@ SETTLED = ("ready", "failed")
 
 def run_snippet(name: str, env: dict[str, str], cwd) -> dict:
     """Runs one README snippet with bash in `cwd`; its stdout must be one JSON document."""
-    done = subprocess.run(["bash", "-c", readme_snippets()[name]], env=env, cwd=cwd, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        ["bash", "-c", readme_snippets()[name]], env=env, cwd=cwd, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 

@@ -18,12 +18,27 @@ SEED = 20180319
 def test_every_operation_answers_within_its_schema(compat_server) -> None:
     done = subprocess.run(
         [
-            sys.executable, "-m", "schemathesis.cli", "run", f"{compat_server.url}/openapi.json",
-            "--header", f"Authorization: Bearer {compat_server.keys['fuzz']}",
-            "--checks", "all", "--exclude-checks", "positive_data_acceptance",
-            "--max-examples", str(MAX_EXAMPLES_PER_OPERATION), "--seed", str(SEED), "--workers", "1",
+            sys.executable,
+            "-m",
+            "schemathesis.cli",
+            "run",
+            f"{compat_server.url}/openapi.json",
+            "--header",
+            f"Authorization: Bearer {compat_server.keys['fuzz']}",
+            "--checks",
+            "all",
+            "--exclude-checks",
+            "positive_data_acceptance",
+            "--max-examples",
+            str(MAX_EXAMPLES_PER_OPERATION),
+            "--seed",
+            str(SEED),
+            "--workers",
+            "1",
         ],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
     assert "Tested: 13" in done.stdout and " passed" in done.stdout

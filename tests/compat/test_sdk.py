@@ -24,8 +24,12 @@ def test_tutorial_with_the_ibm_watson_sdk(watson_sdk_python, snippet_env, tutori
     script = tutorial_folder / "sdk_tutorial.py"
     script.write_text(readme_snippets()["sdk-tutorial"])
     done = subprocess.run(
-        [str(watson_sdk_python), str(script)], env=snippet_env("sdk"), cwd=tutorial_folder,
-        capture_output=True, text=True, timeout=600,
+        [str(watson_sdk_python), str(script)],
+        env=snippet_env("sdk"),
+        cwd=tutorial_folder,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr
     created, ready, updated, ready_again, classified, listing = json_documents(done.stdout)
@@ -71,23 +75,33 @@ print(json.dumps(answers))
 """
 
 
-def test_get_core_ml_model_with_the_ibm_watson_sdk(watson_sdk_python, compat_server, snippet_env, tutorial_zips, tmp_path) -> None:
+def test_get_core_ml_model_with_the_ibm_watson_sdk(
+    watson_sdk_python, compat_server, snippet_env, tutorial_zips, tmp_path
+) -> None:
     wb = compat_server.workbench.as_owner("sdk")
-    cid = wb.create_classifier("pair", {"beagle": tutorial_zips["beagle"], "husky": tutorial_zips["husky"]},
-                               negative_examples=tutorial_zips["cats"])["classifier_id"]
+    cid = wb.create_classifier(
+        "pair",
+        {"beagle": tutorial_zips["beagle"], "husky": tutorial_zips["husky"]},
+        negative_examples=tutorial_zips["cats"],
+    )["classifier_id"]
     assert wb.wait(cid, timeout=300)["status"] == "ready"
     exported = wb.export(cid, format="coreml", path=tmp_path / "python.mlmodel")
     script = tmp_path / "core_ml.py"
     script.write_text(SDK_CORE_ML)
     done = subprocess.run(
         [str(watson_sdk_python), str(script), cid, str(tmp_path / "sdk.mlmodel")],
-        env=snippet_env("sdk", OTHER_APIKEY=compat_server.keys["curl"]), capture_output=True, text=True, timeout=300,
+        env=snippet_env("sdk", OTHER_APIKEY=compat_server.keys["curl"]),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "sdk.mlmodel").read_bytes() == exported.read_bytes()
     assert json.loads(done.stdout.splitlines()[-1]) == {
-        "type": "application/octet-stream", "disposition": f'attachment; filename="{cid}.mlmodel"',
-        "other_owner": 404, "after_delete": 404,
+        "type": "application/octet-stream",
+        "disposition": f'attachment; filename="{cid}.mlmodel"',
+        "other_owner": 404,
+        "after_delete": 404,
     }
 
 
@@ -113,11 +127,18 @@ print(json.dumps(answers))
 """
 
 
-def test_classify_accept_language_with_the_ibm_watson_sdk(watson_sdk_python, compat_server, snippet_env, tmp_path) -> None:
+def test_classify_accept_language_with_the_ibm_watson_sdk(
+    watson_sdk_python, compat_server, snippet_env, tmp_path
+) -> None:
     script = tmp_path / "language.py"
     script.write_text(SDK_LANGUAGE)
-    done = subprocess.run([str(watson_sdk_python), str(script), str(DOGS_JPG)], env=snippet_env("sdk"),
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [str(watson_sdk_python), str(script), str(DOGS_JPG)],
+        env=snippet_env("sdk"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     answers = json_documents(done.stdout)[0]
     wb = compat_server.workbench.as_owner("sdk")

@@ -13,8 +13,9 @@ import resource
 import signal
 import subprocess
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import IO, Iterator
+from typing import IO
 
 
 def ignore_sigxfsz() -> None:
@@ -72,7 +73,8 @@ class Lines:
         """The index of the first line from `start` holding one of `texts`; None on the stream's end or a timeout."""
         with self._changed:
             found = self._changed.wait_for(
-                lambda: self._find(texts, start) is not None or self._closed, timeout=timeout_s)
+                lambda: self._find(texts, start) is not None or self._closed, timeout=timeout_s
+            )
             return self._find(texts, start) if found else None
 
     def _find(self, texts: tuple[str, ...], start: int) -> int | None:

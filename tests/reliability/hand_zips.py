@@ -30,8 +30,32 @@ def local_header(name: bytes) -> bytes:
 
 def central_entry(name: bytes, file_size: int = 0, extra: bytes = b"", offset: int = 0) -> bytes:
     """One central-directory entry (46 bytes, then the name and extra field) of a stored member at `offset`."""
-    return struct.pack("<4s4B4HL2L5H2L", b"PK\x01\x02", 20, 3, 20, 0, 0, 0, 0, DOS_DATE_1980, 0, 0, file_size,
-                       len(name), len(extra), 0, 0, 0, 0, offset) + name + extra
+    return (
+        struct.pack(
+            "<4s4B4HL2L5H2L",
+            b"PK\x01\x02",
+            20,
+            3,
+            20,
+            0,
+            0,
+            0,
+            0,
+            DOS_DATE_1980,
+            0,
+            0,
+            file_size,
+            len(name),
+            len(extra),
+            0,
+            0,
+            0,
+            0,
+            offset,
+        )
+        + name
+        + extra
+    )
 
 
 def hand_zip(entries: bytes, count: int, stated: int | None = None, members: bytes | None = None) -> bytes:
@@ -69,6 +93,6 @@ def restated(data: bytes, stated: int) -> bytes:
     """`data` (a zip with no comment and no zip64 records, as zipfile writes a small one) with its end records
     rewritten to state `stated` members: the same members, the same directory, a count that lies."""
     eocd = struct.Struct("<4s4H2LH")
-    signature, _, _, count, _, size, offset, comment = eocd.unpack(data[-eocd.size:])
+    signature, _, _, count, _, size, offset, comment = eocd.unpack(data[-eocd.size :])
     assert signature == b"PK\x05\x06" and comment == 0 and offset + size == len(data) - eocd.size
-    return hand_zip(data[offset:offset + size], count, stated, members=data[:offset])
+    return hand_zip(data[offset : offset + size], count, stated, members=data[:offset])

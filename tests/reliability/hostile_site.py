@@ -54,7 +54,7 @@ class HostileSite:
         with self._lock:
             return [p for p in self.paths if not served_path(p).startswith(PREFIX_PATH)]
 
-    def __enter__(self) -> "HostileSite":
+    def __enter__(self) -> HostileSite:
         self.thread.start()
         return self
 

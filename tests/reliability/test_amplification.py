@@ -19,8 +19,7 @@ from conftest import TUTORIAL, zip_bytes
 from reliability.hand_zips import member_flood, padded_zip, restated
 from reliability.served_http import VERSION, open_app, served
 from reliability.test_classify_counts_images_before_reading import reset_peak_rss, status_kib
-from workbench import InvalidRequest, LimitExceeded, Limits, Workbench
-from workbench import examples
+from workbench import InvalidRequest, LimitExceeded, Limits, Workbench, examples
 from workbench.examples import read_example_set, read_images, request_budget
 from workbench.limits import MAX_REQUEST_BYTES, MAX_ZIP_BYTES, MAX_ZIP_MEMBERS
 
@@ -39,8 +38,9 @@ def blob_files(home: Path) -> list[Path]:
 def stored_state(wb: Workbench) -> tuple:
     """What a refused request must not change: classifiers, their examples, the blob files."""
     classifiers = wb.list_classifiers(verbose=True)["classifiers"]
-    examples = {c["classifier_id"]: sorted(row.sha256 for row in wb.store.examples(c["classifier_id"]))
-                for c in classifiers}
+    examples = {
+        c["classifier_id"]: sorted(row.sha256 for row in wb.store.examples(c["classifier_id"])) for c in classifiers
+    }
     return classifiers, examples, blob_files(wb.home)
 
 
@@ -49,16 +49,23 @@ def post_create(client, name: str, sets: dict[str, bytes]):
     return client.post("/v3/classifiers", params=VERSION, data={"name": name}, files=files, headers=JSON)
 
 
-def test_a_create_over_the_request_limit_is_refused_before_any_image_is_read(tmp_path: Path, embedding_cache: Path) -> None:
+def test_a_create_over_the_request_limit_is_refused_before_any_image_is_read(
+    tmp_path: Path, embedding_cache: Path
+) -> None:
     """Three zips of 100 MB of images each (the JPEGs' own size each uploaded): each within Watson's
     per-zip limits, together past 256 MB. Refused with 413 from their directories: no image read, no
     blob written, nothing stored changed."""
-    sets = {f"dog{i}": padded_zip(BEAGLES[10 * i:10 * i + 10], PADDED_BYTES) for i in range(3)}
+    sets = {f"dog{i}": padded_zip(BEAGLES[10 * i : 10 * i + 10], PADDED_BYTES) for i in range(3)}
     assert sum(map(len, sets.values())) < 3 * 10 * PADDED_BYTES // 100  # under 1% of what the images hold
     assert 2 * 10 * PADDED_BYTES < MAX_REQUEST_BYTES < 3 * 10 * PADDED_BYTES and 10 * PADDED_BYTES < MAX_ZIP_BYTES
     wb = Workbench(tmp_path / "home", embedding_cache=embedding_cache, tracking_uri=False, train=False)
-    kept = wb.create_classifier("kept", {"beagle": zip_bytes({p.name: p.read_bytes() for p in BEAGLES[:10]}),
-                                         "husky": zip_bytes({p.name: p.read_bytes() for p in HUSKIES[:10]})})
+    kept = wb.create_classifier(
+        "kept",
+        {
+            "beagle": zip_bytes({p.name: p.read_bytes() for p in BEAGLES[:10]}),
+            "husky": zip_bytes({p.name: p.read_bytes() for p in HUSKIES[:10]}),
+        },
+    )
     before = stored_state(wb)
     with served(open_app(wb)) as client:
         assert post_create(client, "warm-up", {"a": b"not a zip", "b": b"nor this"}).status_code == 400
@@ -66,15 +73,25 @@ def test_a_create_over_the_request_limit_is_refused_before_any_image_is_read(tmp
         reset_peak_rss()
         rss_before = status_kib("VmRSS")
         created = post_create(client, "amplified", sets)
-        updated = client.post(f"/v3/classifiers/{kept['classifier_id']}", params=VERSION, headers=JSON,
-                              files=[(f"{label}_positive_examples", (f"{label}.zip", data, "application/zip"))
-                                     for label, data in sets.items()])
+        updated = client.post(
+            f"/v3/classifiers/{kept['classifier_id']}",
+            params=VERSION,
+            headers=JSON,
+            files=[
+                (f"{label}_positive_examples", (f"{label}.zip", data, "application/zip"))
+                for label, data in sets.items()
+            ],
+        )
         growth_kib = status_kib("VmHWM") - rss_before
     for answer in (created, updated):
         assert answer.status_code == 413, answer.text
-        assert answer.json() == {"code": 413, "error": (
-            "The example sets of this request hold 300000000 bytes of images; "
-            f"one create or update may hold at most {MAX_REQUEST_BYTES} bytes")}
+        assert answer.json() == {
+            "code": 413,
+            "error": (
+                "The example sets of this request hold 300000000 bytes of images; "
+                f"one create or update may hold at most {MAX_REQUEST_BYTES} bytes"
+            ),
+        }
     assert stored_state(wb) == before
     assert growth_kib < 100 * 1024, f"the server's peak RSS grew {growth_kib} KiB to refuse 300 MB of images"
 
@@ -86,9 +103,12 @@ def test_a_million_member_zip_is_refused_from_its_directory(tmp_path: Path, embe
     wb = Workbench(tmp_path / "home", embedding_cache=embedding_cache, tracking_uri=False, train=False)
     message = f"declares {A_MILLION} members (files and folders); the limit is {MAX_ZIP_MEMBERS}"
     with served(open_app(wb)) as client:
-        created = post_create(client, "flood", {"flood": flood, "beagle": zip_bytes({p.name: p.read_bytes() for p in BEAGLES[:10]})})
-        classified = client.post("/v3/classify", params=VERSION, headers=JSON,
-                                 files={"images_file": ("flood.zip", flood, "application/zip")})
+        created = post_create(
+            client, "flood", {"flood": flood, "beagle": zip_bytes({p.name: p.read_bytes() for p in BEAGLES[:10]})}
+        )
+        classified = client.post(
+            "/v3/classify", params=VERSION, headers=JSON, files={"images_file": ("flood.zip", flood, "application/zip")}
+        )
     for answer in (created, classified):
         assert answer.status_code == 413, answer.text
         assert answer.json() == {"code": 413, "error": f"flood.zip {message}"}
@@ -97,9 +117,13 @@ def test_a_million_member_zip_is_refused_from_its_directory(tmp_path: Path, embe
 
 @pytest.mark.parametrize(
     ("liar", "message"),
-    [(lambda: member_flood(A_MILLION, stated=3), f"holds more than {MAX_ZIP_MEMBERS} members"),
-     (lambda: restated(zip_bytes({p.name: p.read_bytes() for p in HUSKIES[:12]}), A_MILLION),
-      f"declares {A_MILLION} members")],
+    [
+        (lambda: member_flood(A_MILLION, stated=3), f"holds more than {MAX_ZIP_MEMBERS} members"),
+        (
+            lambda: restated(zip_bytes({p.name: p.read_bytes() for p in HUSKIES[:12]}), A_MILLION),
+            f"declares {A_MILLION} members",
+        ),
+    ],
     ids=["states-3-holds-a-million", "states-a-million-holds-12-images"],
 )
 def test_an_end_record_that_lies_about_its_count_is_refused(tmp_path: Path, liar, message: str) -> None:
@@ -135,7 +159,9 @@ def test_a_request_of_exactly_the_byte_limit_is_stored(tmp_path: Path) -> None:
     total = sum(map(len, beagles.values())) + sum(map(len, cats.values()))
     sets = {"beagle": zip_bytes(beagles), "cat": zip_bytes(cats)}
     over = Workbench(tmp_path / "over", tracking_uri=False, train=False, limits=Limits(max_request_bytes=total - 1))
-    with pytest.raises(LimitExceeded, match=f"hold {total} bytes of images; one create or update may hold at most {total - 1}"):
+    with pytest.raises(
+        LimitExceeded, match=f"hold {total} bytes of images; one create or update may hold at most {total - 1}"
+    ):
         over.create_classifier("over", sets)
     assert over.list_classifiers()["classifiers"] == [] and blob_files(over.home) == []
     exact = Workbench(tmp_path / "exact", tracking_uri=False, train=False, limits=Limits(max_request_bytes=total))
@@ -165,7 +191,9 @@ def test_reads_stop_once_the_request_is_past_its_limit(tmp_path: Path, monkeypat
     assert budget.used == beagle_bytes  # not a byte of cat read
 
     scan = examples._folder_scan
-    monkeypatch.setattr(examples, "_folder_scan", lambda root: (scan(root)[0], [(n, p, sizes[p]) for n, p, _ in scan(root)[1]]))
+    monkeypatch.setattr(
+        examples, "_folder_scan", lambda root: (scan(root)[0], [(n, p, sizes[p]) for n, p, _ in scan(root)[1]])
+    )
     budget = request_budget(list(folders.items()), limits)
     read_example_set(folders["beagle"], label="beagle", limits=limits, budget=budget)
     with pytest.raises(LimitExceeded, match=refused):

@@ -15,12 +15,12 @@ import httpx
 import pytest
 from mlflow.utils.validation import _validate_metric_name, _validate_param_name
 
-from workbench.errors import InvalidClassName, InvalidClassifierName, InvalidRequest
+from workbench.errors import InvalidClassifierName, InvalidClassName, InvalidRequest
 from workbench.limits import MAX_CLASS_NAME_CHARS
-from workbench.server import ServerSettings, ServerThread, create_app
 from workbench.names import check_class_name
-from workbench.store import VersionRecord
 from workbench.run_record import version_metrics, version_params
+from workbench.server import ServerSettings, ServerThread, create_app
+from workbench.store import VersionRecord
 
 VERSION = {"version": "2018-03-19"}
 CAFE_NFC = unicodedata.normalize("NFC", "café")
@@ -73,8 +73,15 @@ def test_the_longest_class_name_gives_valid_mlflow_keys() -> None:
     for letter in ("d", "é", "狗"):
         name = check_class_name(letter * MAX_CLASS_NAME_CHARS)
         per_class = {"precision": 1.0, "recall": 1.0, "f1": 1.0, "roc_auc": 1.0, "positives": 10}
-        version = VersionRecord("c", 1, "2018-03-19T00:00:00.000Z", [name], 10,
-                                {"per_class": {name: per_class}, "images": 20, "negatives": 10}, "v1.npz")
+        version = VersionRecord(
+            "c",
+            1,
+            "2018-03-19T00:00:00.000Z",
+            [name],
+            10,
+            {"per_class": {name: per_class}, "images": 20, "negatives": 10},
+            "v1.npz",
+        )
         for key in version_metrics(version):
             _validate_metric_name(key)
             assert len(key) < 250
@@ -98,7 +105,9 @@ class _SpecOnly:
 def test_composed_and_decomposed_names_are_one_class(make_workbench, tutorial_zips) -> None:
     assert CAFE_NFC != CAFE_NFD
     wb = make_workbench(train=False)
-    created = wb.create_classifier("cafés", {CAFE_NFC: tutorial_zips["beagle"]}, negative_examples=tutorial_zips["cats"])
+    created = wb.create_classifier(
+        "cafés", {CAFE_NFC: tutorial_zips["beagle"]}, negative_examples=tutorial_zips["cats"]
+    )
     cid = created["classifier_id"]
     before = len(wb.store.examples(cid))
     updated = wb.update_classifier(cid, positive_examples={CAFE_NFD: tutorial_zips["husky"]})
@@ -107,17 +116,24 @@ def test_composed_and_decomposed_names_are_one_class(make_workbench, tutorial_zi
     assert {r.class_name for r in wb.store.examples(cid)} == {CAFE_NFC, None}
     assert len(wb.store.examples(cid)) > before
     with pytest.raises(InvalidClassName, match="twice"):
-        wb.update_classifier(cid, positive_examples={CAFE_NFC: tutorial_zips["husky"], CAFE_NFD: tutorial_zips["dalmatian"]})
+        wb.update_classifier(
+            cid, positive_examples={CAFE_NFC: tutorial_zips["husky"], CAFE_NFD: tutorial_zips["dalmatian"]}
+        )
 
 
-def test_an_update_adds_to_a_decomposed_class_stored_before_names_were_normalised(make_workbench, tutorial_zips) -> None:
+def test_an_update_adds_to_a_decomposed_class_stored_before_names_were_normalised(
+    make_workbench, tutorial_zips
+) -> None:
     wb = make_workbench(train=False)
-    cid = wb.create_classifier("cafés", {CAFE_NFC: tutorial_zips["beagle"]},
-                               negative_examples=tutorial_zips["cats"])["classifier_id"]
+    cid = wb.create_classifier("cafés", {CAFE_NFC: tutorial_zips["beagle"]}, negative_examples=tutorial_zips["cats"])[
+        "classifier_id"
+    ]
     with wb.store.transaction() as db:  # as an older workbench stored it
         db.execute("UPDATE examples SET class_name = ? WHERE class_name = ?", (CAFE_NFD, CAFE_NFC))
     for spelling in (CAFE_NFC, CAFE_NFD):
-        wb.update_classifier(cid, positive_examples={spelling: tutorial_zips["husky" if spelling == CAFE_NFC else "dalmatian"]})
+        wb.update_classifier(
+            cid, positive_examples={spelling: tutorial_zips["husky" if spelling == CAFE_NFC else "dalmatian"]}
+        )
         assert wb.store.class_names(cid) == [CAFE_NFD]
 
 
@@ -157,30 +173,44 @@ def server(make_workbench) -> str:
 
 @pytest.mark.parametrize(
     "field",
-    [b"dog%00_positive_examples", b"dog\x00_positive_examples", b"dog\x01_positive_examples",
-     b"caf\xc3\xa9\x7f_positive_examples", b"d" * 600 + b"_positive_examples"],
+    [
+        b"dog%00_positive_examples",
+        b"dog\x00_positive_examples",
+        b"dog\x01_positive_examples",
+        b"caf\xc3\xa9\x7f_positive_examples",
+        b"d" * 600 + b"_positive_examples",
+    ],
     ids=["percent-nul", "raw-nul", "raw-soh", "del", "too-long"],
 )
 def test_http_create_with_a_bad_class_name_is_a_watson_400(server, tutorial_zips, field: bytes) -> None:
-    body, content_type = _multipart([
-        (b"name", b"pets", None),
-        (field, Path(tutorial_zips["beagle"]).read_bytes(), b"beagle.zip"),
-        (b"husky_positive_examples", Path(tutorial_zips["husky"]).read_bytes(), b"husky.zip"),
-    ])
-    answer = httpx.post(f"{server}/v3/classifiers", params=VERSION, content=body,
-                        headers={"Content-Type": content_type}, timeout=120)
+    body, content_type = _multipart(
+        [
+            (b"name", b"pets", None),
+            (field, Path(tutorial_zips["beagle"]).read_bytes(), b"beagle.zip"),
+            (b"husky_positive_examples", Path(tutorial_zips["husky"]).read_bytes(), b"husky.zip"),
+        ]
+    )
+    answer = httpx.post(
+        f"{server}/v3/classifiers", params=VERSION, content=body, headers={"Content-Type": content_type}, timeout=120
+    )
     assert answer.status_code == 400, answer.text
     assert answer.json()["code"] == 400 and "class name" in answer.json()["error"].lower()
     assert httpx.get(f"{server}/v3/classifiers", params=VERSION).json() == {"classifiers": []}
 
 
 def test_http_create_with_a_control_character_in_the_classifier_name_is_a_watson_400(server, tutorial_zips) -> None:
-    body, content_type = _multipart([
-        (b"name", b"pets\x00", None),
-        (b"beagle_positive_examples", Path(tutorial_zips["beagle"]).read_bytes(), b"beagle.zip"),
-        (b"husky_positive_examples", Path(tutorial_zips["husky"]).read_bytes(), b"husky.zip"),
-    ])
-    answer = httpx.post(f"{server}/v3/classifiers", params=VERSION, content=body,
-                        headers={"Content-Type": content_type}, timeout=120)
+    body, content_type = _multipart(
+        [
+            (b"name", b"pets\x00", None),
+            (b"beagle_positive_examples", Path(tutorial_zips["beagle"]).read_bytes(), b"beagle.zip"),
+            (b"husky_positive_examples", Path(tutorial_zips["husky"]).read_bytes(), b"husky.zip"),
+        ]
+    )
+    answer = httpx.post(
+        f"{server}/v3/classifiers", params=VERSION, content=body, headers={"Content-Type": content_type}, timeout=120
+    )
     assert answer.status_code == 400, answer.text
-    assert answer.json() == {"code": 400, "error": answer.json()["error"]} and "control character" in answer.json()["error"]
+    assert (
+        answer.json() == {"code": 400, "error": answer.json()["error"]}
+        and "control character" in answer.json()["error"]
+    )

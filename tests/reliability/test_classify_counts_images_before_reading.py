@@ -43,8 +43,7 @@ def reset_peak_rss() -> None:
 
 def test_a_classify_over_the_cap_is_refused_without_reading_the_uploads(tmp_path: Path, embedding_cache: Path) -> None:
     beagles = sorted((TUTORIAL / "beagle").glob("*.jpg"))[: 2 * IMAGES_PER_ZIP]
-    small = [padded_zip(tmp_path / f"small{i}.zip", beagles[i::2], 0)
-             for i in range(2)]
+    small = [padded_zip(tmp_path / f"small{i}.zip", beagles[i::2], 0) for i in range(2)]
     large = [padded_zip(tmp_path / f"large{i}.zip", beagles[i::2], PADDED_IMAGE_BYTES) for i in range(2)]
     body_kib = sum(path.stat().st_size for path in large) // 1024
     wb = Workbench(tmp_path / "home", embedding_cache=embedding_cache, tracking_uri=False)
@@ -73,8 +72,19 @@ def test_a_classify_over_the_cap_is_refused_without_reading_the_uploads(tmp_path
 @pytest.mark.parametrize(
     "members",
     [
-        {"a.jpg": b"x", "b.JPEG": b"x", "sub/c.png": b"x", "notes.txt": b"x", "__MACOSX/._a.jpg": b"x",
-         ".hidden/d.jpg": b"x", "inner.zip": b"x", "dir/": b"", "e.webp": b"x", "f": b"x", "g.tiff": b"x"},
+        {
+            "a.jpg": b"x",
+            "b.JPEG": b"x",
+            "sub/c.png": b"x",
+            "notes.txt": b"x",
+            "__MACOSX/._a.jpg": b"x",
+            ".hidden/d.jpg": b"x",
+            "inner.zip": b"x",
+            "dir/": b"",
+            "e.webp": b"x",
+            "f": b"x",
+            "g.tiff": b"x",
+        },
         {"only.txt": b"x"},
         {},
     ],

@@ -89,12 +89,15 @@ def test_delete_returns_at_once_while_the_tracker_is_stuck(make_workbench, tutor
     while time.monotonic() < deadline:
         experiment = client.get_experiment_by_name(cid)
         if experiment is not None and experiment.tags.get(TAG_DELETED) == "true":
-            runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.`{TAG_KIND}` = 'version'",
-                                      run_view_type=ViewType.ALL)  # the experiment is soft-deleted, runs with it
+            runs = client.search_runs(
+                [experiment.experiment_id], filter_string=f"tags.`{TAG_KIND}` = 'version'", run_view_type=ViewType.ALL
+            )  # the experiment is soft-deleted, runs with it
             break
         time.sleep(0.5)
     later.tracker.close()
-    assert [(r.data.tags[TAG_VERSION], r.info.status, r.data.tags[TAG_DELETED]) for r in runs] == [("1", "FINISHED", "true")]
+    assert [(r.data.tags[TAG_VERSION], r.info.status, r.data.tags[TAG_DELETED]) for r in runs] == [
+        ("1", "FINISHED", "true")
+    ]
     with pytest.raises(MlflowException):
         client.get_registered_model(cid)
     assert not list(Path(wb.home).glob("mlflow-pending/deleted/*"))

@@ -21,8 +21,7 @@ from mlflow.entities import ViewType
 
 from conftest import stop_process_group
 from test_tracking import free_port, small_sets, start_server
-from workbench import Workbench, owners
-from workbench import run_record
+from workbench import Workbench, owners, run_record
 from workbench.run_record import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, TAG_ABANDONED, TAG_DELETED, TAG_KIND
 from workbench.tracking import out_of_sync
 
@@ -102,8 +101,14 @@ def test_a_run_an_older_tracker_left_running_in_a_deleted_experiment_is_ended_by
     try:
         client = MlflowClient(tracking_uri=url, registry_uri=url)
         experiment_id = client.create_experiment("gone_1234567890", tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
-        run_id = client.create_run(experiment_id, tags={TAG_KIND: "abandoned_logging", TAG_DELETED: "true",
-                                                        "workbench.logging_owner": f"{owners.HOST}:{dead.pid}:0"}).info.run_id
+        run_id = client.create_run(
+            experiment_id,
+            tags={
+                TAG_KIND: "abandoned_logging",
+                TAG_DELETED: "true",
+                "workbench.logging_owner": f"{owners.HOST}:{dead.pid}:0",
+            },
+        ).info.run_id
         client.delete_run(run_id)
         client.set_experiment_tag(experiment_id, TAG_DELETED, "true")
         client.delete_experiment(experiment_id)
@@ -117,4 +122,7 @@ def test_a_run_an_older_tracker_left_running_in_a_deleted_experiment_is_ended_by
     assert before == [f"run {run_id} still RUNNING (deleted)"]
     assert after == []
     assert run.info.status == "KILLED" and run.info.lifecycle_stage == "deleted"
-    assert f"process {dead.pid}" in run.data.tags[TAG_ABANDONED] and "classifier was deleted" in run.data.tags[TAG_ABANDONED]
+    assert (
+        f"process {dead.pid}" in run.data.tags[TAG_ABANDONED]
+        and "classifier was deleted" in run.data.tags[TAG_ABANDONED]
+    )

@@ -15,9 +15,9 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 import httpx
 import pytest
@@ -70,7 +70,7 @@ def settling(client: httpx.Client, cid: str, timeout_s: float) -> list[str]:
     """The statuses a classifier shows, polled until `ready` or `failed` (or the time runs out)."""
     statuses: list[str] = []
     deadline = time.monotonic() + timeout_s
-    while not statuses or statuses[-1] not in ("ready", "failed") and time.monotonic() < deadline:
+    while not statuses or (statuses[-1] not in ("ready", "failed") and time.monotonic() < deadline):
         statuses.append(client.get(f"/v3/classifiers/{cid}", params=VERSION).json()["status"])
         time.sleep(0.2)
     return statuses
@@ -90,18 +90,39 @@ def wait_up(url: str, process: subprocess.Popen, stderr: Lines) -> None:
 
 
 def classify(client: httpx.Client, cid: str) -> httpx.Response:
-    return client.post("/v3/classify", params=VERSION, data={"classifier_ids": cid},
-                       files={"images_file": ("dogs.jpg", DOGS_JPG.read_bytes(), "image/jpeg")})
+    return client.post(
+        "/v3/classify",
+        params=VERSION,
+        data={"classifier_ids": cid},
+        files={"images_file": ("dogs.jpg", DOGS_JPG.read_bytes(), "image/jpeg")},
+    )
 
 
 @contextmanager
-def serving(home: Path, folder: Path, preexec: Callable[[], None]) -> Iterator[tuple[httpx.Client, subprocess.Popen, Lines]]:
+def serving(
+    home: Path, folder: Path, preexec: Callable[[], None]
+) -> Iterator[tuple[httpx.Client, subprocess.Popen, Lines]]:
     """`workbench serve --no-auth` on `home` (its stderr read on a thread), a client to it, until the block ends."""
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "workbench", "--home", str(home), "serve", "--no-auth", "--port", str(port),
-         "--log-level", "warning"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=folder, preexec_fn=preexec,
+        [
+            sys.executable,
+            "-m",
+            "workbench",
+            "--home",
+            str(home),
+            "serve",
+            "--no-auth",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=folder,
+        preexec_fn=preexec,
         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
     )
     assert server.stderr is not None
@@ -120,7 +141,11 @@ def test_a_full_disk_answers_reads_and_refuses_writes_with_a_watson_503(
 ) -> None:
     """`workbench serve` on a full disk: list, get, classify, the Core ML download 200; create, update, delete 503."""
     home, cid = copy_home(trained_home, tmp_path)
-    with serving(home, tmp_path, start_full if when == "full before it starts" else ignore_sigxfsz) as (client, server, stderr):
+    with serving(home, tmp_path, start_full if when == "full before it starts" else ignore_sigxfsz) as (
+        client,
+        server,
+        stderr,
+    ):
         if when == "fills while it serves":
             fill(server.pid)
         answers: dict[str, list[httpx.Response]] = {"list": [], "get": [], "classify": []}
@@ -129,8 +154,10 @@ def test_a_full_disk_answers_reads_and_refuses_writes_with_a_watson_503(
             answers["get"].append(client.get(f"/v3/classifiers/{cid}", params=VERSION))
             answers["classify"].append(classify(client, cid))
         export = client.get(f"/v3/classifiers/{cid}/core_ml_model", params=VERSION)
-        zips = {f"{name}_positive_examples": (f"{name}.zip", small_zip(name), "application/zip")
-                for name in ("beagle", "dalmatian")}
+        zips = {
+            f"{name}_positive_examples": (f"{name}.zip", small_zip(name), "application/zip")
+            for name in ("beagle", "dalmatian")
+        }
         writes = {
             "create": client.post("/v3/classifiers", params=VERSION, data={"name": "more"}, files=zips),
             "update": client.post(f"/v3/classifiers/{cid}", params=VERSION, files=zips),
@@ -139,12 +166,16 @@ def test_a_full_disk_answers_reads_and_refuses_writes_with_a_watson_503(
         after = client.get(f"/v3/classifiers/{cid}", params=VERSION)
         clear(server.pid)  # space is back: a write goes through again
         created = client.post("/v3/classifiers", params=VERSION, data={"name": "later"}, files=zips)
-    failed = {kind: [(a.status_code, a.text[:300]) for a in got if a.status_code != 200] for kind, got in answers.items()}
+    failed = {
+        kind: [(a.status_code, a.text[:300]) for a in got if a.status_code != 200] for kind, got in answers.items()
+    }
     assert failed == {"list": [], "get": [], "classify": []}, (failed, stderr.tail())
     assert all([c["classifier_id"] for c in a.json()["classifiers"]] == [cid] for a in answers["list"])
     assert all(a.json()["status"] == "ready" for a in answers["get"])
     assert all(a.json()["images"][0]["classifiers"][0]["classifier_id"] == cid for a in answers["classify"])
-    assert export.status_code == 200 and export.content == (home / "heads" / cid / "v1.mlmodel").read_bytes(), export.text
+    assert export.status_code == 200 and export.content == (home / "heads" / cid / "v1.mlmodel").read_bytes(), (
+        export.text
+    )
     for kind, answer in writes.items():
         assert answer.status_code == 503, (kind, answer.status_code, answer.text)
         body = answer.json()
@@ -153,7 +184,9 @@ def test_a_full_disk_answers_reads_and_refuses_writes_with_a_watson_503(
     assert created.status_code == 200, created.text
 
 
-def test_an_export_not_built_yet_on_a_full_disk_is_a_503_not_a_400(trained_home: tuple[Path, str], tmp_path: Path) -> None:
+def test_an_export_not_built_yet_on_a_full_disk_is_a_503_not_a_400(
+    trained_home: tuple[Path, str], tmp_path: Path
+) -> None:
     """Building the Core ML file needs space: on a full disk the download is a retryable 503 naming the disk."""
     home, cid = copy_home(trained_home, tmp_path)
     (home / "heads" / cid / "v1.mlmodel").unlink()
@@ -164,14 +197,21 @@ def test_an_export_not_built_yet_on_a_full_disk_is_a_503_not_a_400(trained_home:
     assert refused.json()["code"] == 503 and "disk is full" in refused.json()["error"], refused.text
 
 
-def test_a_training_that_meets_a_full_disk_retries_and_ends_ready(trained_home: tuple[Path, str], tmp_path: Path) -> None:
+def test_a_training_that_meets_a_full_disk_retries_and_ends_ready(
+    trained_home: tuple[Path, str], tmp_path: Path
+) -> None:
     """The disk fills as a retraining starts: it embeds (the cache cannot take the vectors), fits, meets the full
     disk at its save and retries; v1 answers meanwhile; once space is back, v2 is ready with the new class."""
     home, cid = copy_home(trained_home, tmp_path)
     child = subprocess.Popen(
         [sys.executable, str(HERE / "gated_server.py"), str(home), "started"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-        preexec_fn=ignore_sigxfsz, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        preexec_fn=ignore_sigxfsz,
+        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
     )
     assert child.stdin is not None and child.stdout is not None and child.stderr is not None
     stdout, stderr = Lines(child.stdout), Lines(child.stderr)
@@ -189,7 +229,9 @@ def test_a_training_that_meets_a_full_disk_retries_and_ends_ready(trained_home: 
                 child.stdin.flush()
                 retry = f"store unavailable at the save of {cid}'s training"
                 met = stderr.wait_for(retry, "Traceback", timeout_s=TRAIN_SECONDS)  # a retry, or the training failing
-                assert met is not None and retry in stderr.lines[met], f"the training never retried its save:\n{stderr.tail()}"
+                assert met is not None and retry in stderr.lines[met], (
+                    f"the training never retried its save:\n{stderr.tail()}"
+                )
                 during = client.get(f"/v3/classifiers/{cid}", params=VERSION)
                 answer = classify(client, cid)
             statuses = [during.json()["status"], *settling(client, cid, TRAIN_SECONDS)]

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
@@ -60,14 +60,17 @@ def assert_watson_400(answer: httpx.Response) -> None:
     assert answer.json()["code"] == 400 and isinstance(answer.json()["error"], str)
 
 
-@pytest.mark.parametrize("path", [
-    "images/../secret.jpg",
-    "images/%2e%2e/secret.jpg",
-    "images/%2E%2E/secret.jpg",
-    "images/./../secret.jpg",
-    "images/..%2fsecret.jpg",
-    "images/redirect-out",  # 302 to {site}/images/../secret.jpg
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "images/../secret.jpg",
+        "images/%2e%2e/secret.jpg",
+        "images/%2E%2E/secret.jpg",
+        "images/./../secret.jpg",
+        "images/..%2fsecret.jpg",
+        "images/redirect-out",  # 302 to {site}/images/../secret.jpg
+    ],
+)
 def test_a_url_cannot_leave_its_allowed_prefix(workbench, site, path) -> None:
     escapes_before = len(site.escapes())
     with serve(workbench, url_prefixes=(site.prefix,)) as url:
@@ -91,10 +94,16 @@ def test_a_redirect_inside_the_prefix_still_classifies(workbench, site) -> None:
     assert site.escapes()[escapes_before:] == []
 
 
-@pytest.mark.parametrize("image_url", [
-    "{site}/images/ok\n.jpg", "{site}/images/ok.jpg\r\nX-Injected: 1", "{site}/images/\tok.jpg",
-    "{site}/images/ok%0a.jpg", "file://{root}/ok\n.jpg",
-])
+@pytest.mark.parametrize(
+    "image_url",
+    [
+        "{site}/images/ok\n.jpg",
+        "{site}/images/ok.jpg\r\nX-Injected: 1",
+        "{site}/images/\tok.jpg",
+        "{site}/images/ok%0a.jpg",
+        "file://{root}/ok\n.jpg",
+    ],
+)
 def test_control_characters_in_a_url_answer_400(workbench, site, file_root, image_url) -> None:
     image_url = image_url.format(site=site.url, root=file_root)
     with serve(workbench, url_prefixes=(site.prefix,), file_url_root=file_root) as url:
@@ -120,7 +129,10 @@ def test_file_urls_follow_no_symbolic_link(workbench, file_root) -> None:
     (file_root / "outside.jpg").symlink_to(file_root.parent / "secret.jpg")
     (file_root / "folder").symlink_to(file_root.parent)
     with serve(workbench, file_url_root=file_root) as url:
-        answers = [get_classify(url, f"file://{file_root}/{name}") for name in ("inside.jpg", "outside.jpg", "folder/secret.jpg")]
+        answers = [
+            get_classify(url, f"file://{file_root}/{name}")
+            for name in ("inside.jpg", "outside.jpg", "folder/secret.jpg")
+        ]
         plain = get_classify(url, f"file://{file_root}/sub/../ok.jpg")
     for answer in answers:  # an error on that image, as a missing file is
         assert answer.status_code == 200, answer.text
@@ -142,8 +154,13 @@ def test_a_trickling_host_answers_an_error_within_the_deadline(workbench, site) 
 
 
 def test_a_host_below_the_minimum_rate_is_cut_after_the_grace(workbench, site) -> None:
-    with serve(workbench, url_prefixes=(site.prefix,), url_fetch_deadline_s=60, url_rate_grace_s=1.0,
-               url_min_bytes_per_s=16 * 1024) as url:
+    with serve(
+        workbench,
+        url_prefixes=(site.prefix,),
+        url_fetch_deadline_s=60,
+        url_rate_grace_s=1.0,
+        url_min_bytes_per_s=16 * 1024,
+    ) as url:
         started = time.monotonic()
         answer = get_classify(url, f"{site.url}/images/trickle.jpg?bytes=1024&every=0.5", timeout=30)  # 2 KiB/s
         took = time.monotonic() - started
@@ -157,8 +174,10 @@ def test_slow_hosts_starve_no_other_request(workbench, site) -> None:
     trickle = f"{site.url}/images/trickle.jpg?bytes=1&every=10"
     done: list[httpx.Response] = []
     asked_before = trickles_asked(site)
-    with serve(workbench, url_prefixes=(site.prefix,)) as url, \
-            concurrent.futures.ThreadPoolExecutor(SLOW_REQUESTS) as pool:
+    with (
+        serve(workbench, url_prefixes=(site.prefix,)) as url,
+        concurrent.futures.ThreadPoolExecutor(SLOW_REQUESTS) as pool,
+    ):
         slow = [pool.submit(get_classify, url, trickle, 30) for _ in range(SLOW_REQUESTS)]
         for future in slow:
             future.add_done_callback(lambda f: done.append(f.result()) if not f.exception() else None)
@@ -168,8 +187,9 @@ def test_slow_hosts_starve_no_other_request(workbench, site) -> None:
         with httpx.Client(base_url=url, timeout=10) as client:
             started = time.monotonic()
             listed = client.get("/v3/classifiers", params=VERSION)
-            uploaded = client.post("/v3/classify", params=VERSION,
-                                   files={"images_file": ("ok.jpg", OK_IMAGE.read_bytes(), "image/jpeg")})
+            uploaded = client.post(
+                "/v3/classify", params=VERSION, files={"images_file": ("ok.jpg", OK_IMAGE.read_bytes(), "image/jpeg")}
+            )
             took = time.monotonic() - started
         answers = [future.result() for future in slow]
     assert listed.status_code == 200 and uploaded.status_code == 200, (listed.text, uploaded.text)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
@@ -25,14 +25,23 @@ from workbench import Workbench
 
 REAL_JPEG = (TUTORIAL / "test" / "1.jpg").read_bytes()
 WATSON_FIELDS = [
-    "images_file", "url", "classifier_ids", "owners", "threshold", "parameters", "name",
-    "negative_examples", "beagle_positive_examples", "husky_positive_examples",
+    "images_file",
+    "url",
+    "classifier_ids",
+    "owners",
+    "threshold",
+    "parameters",
+    "name",
+    "negative_examples",
+    "beagle_positive_examples",
+    "husky_positive_examples",
 ]
 
 
 @pytest.fixture(scope="module")
-def target(tmp_path_factory: pytest.TempPathFactory, tutorial_zips: dict[str, Path],
-           embedding_cache: Path) -> Iterator[tuple[httpx.Client, str]]:
+def target(
+    tmp_path_factory: pytest.TempPathFactory, tutorial_zips: dict[str, Path], embedding_cache: Path
+) -> Iterator[tuple[httpx.Client, str]]:
     """A server over an engine that stores but never trains (train=False), with one stored classifier to update."""
     wb = Workbench(tmp_path_factory.mktemp("fuzz"), embedding_cache=embedding_cache, tracking_uri=False, train=False)
     created = wb.create_classifier("fuzzed", {c: tutorial_zips[c] for c in ("beagle", "husky")})
@@ -41,10 +50,14 @@ def target(tmp_path_factory: pytest.TempPathFactory, tutorial_zips: dict[str, Pa
 
 
 scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20)
-json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
-    st.text(max_size=10), inner, max_size=4), max_leaves=12)
-watson_parameters = st.fixed_dictionaries({}, optional={
-    key: json_values for key in ("classifier_ids", "owners", "owner", "threshold", "url")})
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=12,
+)
+watson_parameters = st.fixed_dictionaries(
+    {}, optional={key: json_values for key in ("classifier_ids", "owners", "owner", "threshold", "url")}
+)
 deep_json = st.builds(lambda n, opener: opener * n, st.integers(1, 200_000), st.sampled_from(["[", '{"a":', '["x",']))
 field_names = (
     st.sampled_from(WATSON_FIELDS)
@@ -56,13 +69,26 @@ field_values = (
     | json_values.map(json.dumps)
     | watson_parameters.map(json.dumps)
     | deep_json
-    | st.sampled_from(["true", "\u0660.\u0665", "0.5", "1e-05", "nan", "-0", "default", "IBM,me", "file:///etc/passwd",
-                       f"{TUTORIAL.resolve().as_uri()}/%00.jpg", f"{TUTORIAL.resolve().as_uri()}/{'a' * 5000}.jpg"])
+    | st.sampled_from(
+        [
+            "true",
+            "\u0660.\u0665",
+            "0.5",
+            "1e-05",
+            "nan",
+            "-0",
+            "default",
+            "IBM,me",
+            "file:///etc/passwd",
+            f"{TUTORIAL.resolve().as_uri()}/%00.jpg",
+            f"{TUTORIAL.resolve().as_uri()}/{'a' * 5000}.jpg",
+        ]
+    )
 )
 
 
 member_characters = st.characters(codec="utf-8", exclude_characters="\x00")  # what a zip can name; zipfile cuts at NUL
-NUL_MARK, NUL_NAME = "\x01nul.jpg".encode(), "\x00nul.jpg".encode()  # written as the first, sent as the second
+NUL_MARK, NUL_NAME = b"\x01nul.jpg", b"\x00nul.jpg"  # written as the first, sent as the second
 
 
 def nul_named_zip(members: dict[str, bytes]) -> bytes:
@@ -77,14 +103,20 @@ def nul_named_zip(members: dict[str, bytes]) -> bytes:
 @st.composite
 def zips(draw) -> bytes:
     """A small zip of named members: real JPEGs, random bytes, a name starting with NUL; sometimes cut short."""
-    names = st.sampled_from(["a.jpg", "b.png", "c.txt", "__MACOSX/._a.jpg", "../up.jpg", "d/", "e.zip",
-                             NUL_MARK.decode()]) | st.text(member_characters, max_size=12)
+    names = st.sampled_from(
+        ["a.jpg", "b.png", "c.txt", "__MACOSX/._a.jpg", "../up.jpg", "d/", "e.zip", NUL_MARK.decode()]
+    ) | st.text(member_characters, max_size=12)
     data = nul_named_zip(draw(st.dictionaries(names, st.just(REAL_JPEG) | st.binary(max_size=200), max_size=5)))
     return data[: draw(st.integers(0, len(data)))] if draw(st.booleans()) else data
 
 
-file_bodies = st.binary(max_size=300) | zips() | st.just(REAL_JPEG) | watson_parameters.map(
-    lambda p: json.dumps(p).encode()) | deep_json.map(str.encode)
+file_bodies = (
+    st.binary(max_size=300)
+    | zips()
+    | st.just(REAL_JPEG)
+    | watson_parameters.map(lambda p: json.dumps(p).encode())
+    | deep_json.map(str.encode)
+)
 file_parts = st.tuples(field_names, st.text(max_size=20), file_bodies)
 
 

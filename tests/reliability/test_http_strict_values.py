@@ -4,8 +4,8 @@ echoes at most a few of the ids or characters it was sent (not 89 KB of them).""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
@@ -61,12 +61,22 @@ def test_a_threshold_that_is_not_an_ascii_decimal_from_0_to_1_is_a_400(client, f
 
 
 def test_a_non_ascii_threshold_in_the_query_is_a_400(client) -> None:
-    answer = client.get("/v3/classify", params={**VERSION, "url": "http://example.com/x.jpg", "threshold": "\u0660.\u0665"})
+    answer = client.get(
+        "/v3/classify", params={**VERSION, "url": "http://example.com/x.jpg", "threshold": "\u0660.\u0665"}
+    )
     assert answer.status_code == 400 and "threshold" in answer.json()["error"]
 
 
-@pytest.mark.parametrize("fields", [{"threshold": "0.6"}, {"threshold": " 1 "}, {"threshold": ".25"},
-                                    {"threshold": "1e-05"}, {"parameters": json.dumps({"threshold": 0})}])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"threshold": "0.6"},
+        {"threshold": " 1 "},
+        {"threshold": ".25"},
+        {"threshold": "1e-05"},
+        {"parameters": json.dumps({"threshold": 0})},
+    ],
+)
 def test_ascii_decimal_thresholds_from_0_to_1_are_accepted(client, fields) -> None:
     assert classify(client, **fields).status_code == 200
 

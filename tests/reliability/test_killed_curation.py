@@ -21,8 +21,7 @@ import pytest
 
 from conftest import TUTORIAL
 from test_curation import SIZES, TRAIN_S, create_small
-from workbench import Workbench
-from workbench import curation
+from workbench import Workbench, curation
 from workbench import doctor as dr
 from workbench.store import Store
 
@@ -46,9 +45,13 @@ def home(template, tmp_path: Path) -> Path:
 
 def killed_remove(home: Path, classifier_id: str, ids: list[int], point: str) -> None:
     """`workbench examples remove` in its own process, SIGKILLed at `point`."""
-    done = subprocess.run([sys.executable, str(HELPER), "--home", str(home), "examples", "remove", classifier_id,
-                           *map(str, ids)], env={**os.environ, KILL_IN_CURATION_ENV: point},
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, str(HELPER), "--home", str(home), "examples", "remove", classifier_id, *map(str, ids)],
+        env={**os.environ, KILL_IN_CURATION_ENV: point},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == -signal.SIGKILL, f"not killed at {point}: {done.stderr[-2000:]}"
 
 
@@ -56,8 +59,12 @@ def state(home: Path, classifier_id: str) -> dict:
     """What a reader sees, from a fresh store that adopts nothing: status, serving version, versions, example rows."""
     store = Store(home)
     record = store.classifier(classifier_id)
-    return {"status": record.status, "serving": record.serving_version,
-            "versions": [v.version for v in store.versions(classifier_id)], "rows": store.examples(classifier_id)}
+    return {
+        "status": record.status,
+        "serving": record.serving_version,
+        "versions": [v.version for v in store.versions(classifier_id)],
+        "rows": store.examples(classifier_id),
+    }
 
 
 def test_killed_before_its_commit_a_curation_changed_nothing(home: Path, template, embedding_cache: Path) -> None:
@@ -84,11 +91,17 @@ def test_killed_after_its_commit_version_1_serves_and_the_next_workbench_retrain
     doomed = [r.example_id for r in before["rows"] if r.class_name == "beagle"][:2]
     killed_remove(home, cid, doomed, point)
     after = state(home, cid)
-    assert (after["status"], after["serving"], after["versions"]) == ("retraining", 1, [1])  # the previous version serves
+    assert (after["status"], after["serving"], after["versions"]) == (
+        "retraining",
+        1,
+        [1],
+    )  # the previous version serves
     assert {r.example_id for r in after["rows"] if r.removed_by is not None} == set(doomed)  # the commit stands
     version_1 = Store(home).version(cid, 1)
     kept = [(r.example_id, r.class_name, r.sha256, r.source) for r in curation.version_rows(after["rows"], version_1)]
-    assert kept == [(r.example_id, r.class_name, r.sha256, r.source) for r in before["rows"]]  # version 1's set is whole
+    assert kept == [
+        (r.example_id, r.class_name, r.sha256, r.source) for r in before["rows"]
+    ]  # version 1's set is whole
     reader = Workbench(home, embedding_cache=embedding_cache, tracking_uri=False, train=False)
     assert reader.classify(TEST_IMAGE, classifier_ids=[cid])["images"][0]["classifiers"][0]["classifier_id"] == cid
     wb = Workbench(home, embedding_cache=embedding_cache, tracking_uri=False)  # adopts the dead process's training

@@ -51,10 +51,14 @@ def template(tmp_path_factory: pytest.TempPathFactory, tutorial_zips, embedding_
     home = tmp_path_factory.mktemp("template") / "home"
     husky = husky_zip(home.parent / "husky.zip")
     wb = Workbench(home, embedding_cache=embedding_cache, tracking_uri=False, resume=False)
-    doomed = wb.create_classifier("doomed", {"beagle": tutorial_zips["beagle"], "husky": husky},
-                                  negative_examples=tutorial_zips["cats"])["classifier_id"]
-    survivor = wb.create_classifier("survivor", {"beagle": tutorial_zips["beagle"], "goldenretriever": tutorial_zips["goldenretriever"]},
-                                    negative_examples=tutorial_zips["cats"])["classifier_id"]
+    doomed = wb.create_classifier(
+        "doomed", {"beagle": tutorial_zips["beagle"], "husky": husky}, negative_examples=tutorial_zips["cats"]
+    )["classifier_id"]
+    survivor = wb.create_classifier(
+        "survivor",
+        {"beagle": tutorial_zips["beagle"], "goldenretriever": tutorial_zips["goldenretriever"]},
+        negative_examples=tutorial_zips["cats"],
+    )["classifier_id"]
     for cid in (doomed, survivor):
         assert wb.wait(cid, timeout=TRAIN_S)["status"] == "ready"
     return home, doomed, survivor
@@ -69,8 +73,13 @@ def home(template, tmp_path: Path) -> Path:
 def delete_killed_at(home: Path, classifier_id: str, removal: int | None) -> subprocess.CompletedProcess:
     """`workbench delete` in its own process, SIGKILLed right after its `removal`th file removal (None: not killed)."""
     env = {**os.environ, KILL_AT_REMOVAL_ENV: str(removal or "")}
-    return subprocess.run([sys.executable, str(HELPER), "--home", str(home), "delete", classifier_id],
-                          env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, str(HELPER), "--home", str(home), "delete", classifier_id],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def kill_delete(home: Path, classifier_id: str, removal: int) -> None:
@@ -149,8 +158,12 @@ def test_doctor_reports_and_finishes_a_delete_killed_at_any_removal(home: Path, 
 def test_the_start_up_sweep_of_any_workbench_process_finishes_an_interrupted_delete(home: Path, template) -> None:
     _, doomed, survivor = template
     kill_delete(home, doomed, UNIQUE_IMAGES // 2)
-    listed = subprocess.run([sys.executable, "-m", "workbench.cli", "--home", str(home), "list"],
-                            capture_output=True, text=True, timeout=120)
+    listed = subprocess.run(
+        [sys.executable, "-m", "workbench.cli", "--home", str(home), "list"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert listed.returncode == 0, listed.stderr
     assert [c["classifier_id"] for c in json.loads(listed.stdout)["classifiers"]] == [survivor]
     assert blob_files(home) == {sha for (sha,) in rows(home, "SELECT DISTINCT sha256 FROM examples")}
@@ -166,8 +179,9 @@ def test_a_create_that_sends_the_images_again_keeps_them_when_the_delete_is_fini
     wb = Workbench(home, embedding_cache=embedding_cache, tracking_uri=False, resume=False, train=False)
     _ = wb.store  # its start-up sweep runs now, before the crash
     kill_delete(home, doomed, 1)  # one husky blob removed, the others marked
-    again = wb.create_classifier("again", {"husky": husky_zip(home.parent / "husky.zip"),
-                                           "beagle": tutorial_zips["beagle"]})["classifier_id"]
+    again = wb.create_classifier(
+        "again", {"husky": husky_zip(home.parent / "husky.zip"), "beagle": tutorial_zips["beagle"]}
+    )["classifier_id"]
     assert classifier_ids(home) == {survivor, again}
     repaired = dr.run_doctor(wb.store, repair=True)
     kept = [f for f in repaired.of_kind(dr.PENDING_REMOVAL) if f.action == dr.FINISHED_KEPT]

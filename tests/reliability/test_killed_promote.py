@@ -32,11 +32,18 @@ template = promote_fixtures.template  # the module-scoped two-version `pets` (a 
 UNPINNED, PINNED = (2, None), (1, 1)  # (serving_version, pinned_version)
 
 
-def promote_killed_at(home: Path, classifier_id: str, version: str, statement: int | None) -> subprocess.CompletedProcess:
+def promote_killed_at(
+    home: Path, classifier_id: str, version: str, statement: int | None
+) -> subprocess.CompletedProcess:
     """`workbench promote` in its own process, SIGKILLed as its `statement`th SQL statement starts (None: no kill)."""
     env = {**os.environ, KILL_AT_STATEMENT_ENV: str(statement or ""), "WORKBENCH_TRACKING_URI": "none"}
-    return subprocess.run([sys.executable, str(HELPER), "--home", str(home), "promote", classifier_id, version],
-                          env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, str(HELPER), "--home", str(home), "promote", classifier_id, version],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def state(home: Path, classifier_id: str) -> tuple[int | None, int | None]:
@@ -48,8 +55,9 @@ def statements(done: subprocess.CompletedProcess) -> list[str]:
     return [line.split(": ", 1)[1] for line in done.stderr.splitlines() if line.startswith(STATEMENT_LINE)]
 
 
-@pytest.mark.parametrize("version, before, after", [("1", UNPINNED, PINNED), ("latest", PINNED, UNPINNED)],
-                         ids=["pin v1", "lift the pin"])
+@pytest.mark.parametrize(
+    "version, before, after", [("1", UNPINNED, PINNED), ("latest", PINNED, UNPINNED)], ids=["pin v1", "lift the pin"]
+)
 def test_a_promote_killed_at_any_statement_leaves_the_old_or_the_new_version_serving(
     template, tmp_path, embedding_cache, version, before, after
 ) -> None:

@@ -4,8 +4,8 @@ connection they came on stays usable; an unexpected error is a Watson JSON 500 o
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
@@ -32,28 +32,42 @@ def post_classify(client: httpx.Client, **data: str) -> httpx.Response:
 
 CASES = {
     "parameters owners a number": (
-        lambda c: post_classify(c, parameters=json.dumps({"owners": 5})), "owners must be a string or a list of strings"),
+        lambda c: post_classify(c, parameters=json.dumps({"owners": 5})),
+        "owners must be a string or a list of strings",
+    ),
     "parameters classifier_ids a number": (
         lambda c: post_classify(c, parameters=json.dumps({"classifier_ids": 5})),
-        "classifier_ids must be a string or a list of strings"),
+        "classifier_ids must be a string or a list of strings",
+    ),
     "parameters an empty JSON list": (  # was taken for no parameters at all (200), found by bench/reliability_campaign
-        lambda c: post_classify(c, parameters="[]"), "parameters must be a JSON object"),
+        lambda c: post_classify(c, parameters="[]"),
+        "parameters must be a JSON object",
+    ),
     "parameters a JSON list of one object": (
-        lambda c: post_classify(c, parameters='[{"threshold": 0.2}]'), "parameters must be a JSON object"),
+        lambda c: post_classify(c, parameters='[{"threshold": 0.2}]'),
+        "parameters must be a JSON object",
+    ),
     "parameters url a list": (
-        lambda c: post_classify(c, parameters=json.dumps({"url": ["x"]})), "url must be a string"),
+        lambda c: post_classify(c, parameters=json.dumps({"url": ["x"]})),
+        "url must be a string",
+    ),
     "classifier_ids nested 100,000 deep": (lambda c: post_classify(c, classifier_ids=DEEP), "nested too deeply"),
     "parameters nested 100,000 deep": (lambda c: post_classify(c, parameters=DEEP), "nested too deeply"),
     "name nested 100,000 deep": (
-        lambda c: c.post("/v3/classifiers", params=VERSION, data={"name": DEEP}), "nested too deeply"),
-    "classifier_ids holding a list": (
-        lambda c: post_classify(c, classifier_ids='[["a"]]'), "may hold only strings"),
+        lambda c: c.post("/v3/classifiers", params=VERSION, data={"name": DEEP}),
+        "nested too deeply",
+    ),
+    "classifier_ids holding a list": (lambda c: post_classify(c, classifier_ids='[["a"]]'), "may hold only strings"),
     "file URL with %00": (lambda c: post_classify(c, url=f"{ROOT.as_uri()}/dogs%00.jpg"), "NUL"),
     "file URL by GET with %00": (
-        lambda c: c.get("/v3/classify", params={**VERSION, "url": f"{ROOT.as_uri()}/dogs%00.jpg"}), "NUL"),
+        lambda c: c.get("/v3/classify", params={**VERSION, "url": f"{ROOT.as_uri()}/dogs%00.jpg"}),
+        "NUL",
+    ),
     "image URL with an unclosed IPv6 bracket": (lambda c: post_classify(c, url="http://[::1/dogs.jpg"), "malformed"),
     "file URL with a 5,000-character name": (
-        lambda c: post_classify(c, url=f"{ROOT.as_uri()}/{'a' * 5000}.jpg"), "too long"),
+        lambda c: post_classify(c, url=f"{ROOT.as_uri()}/{'a' * 5000}.jpg"),
+        "too long",
+    ),
 }
 
 

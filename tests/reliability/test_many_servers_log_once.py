@@ -15,22 +15,21 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
 
+from conftest import TUTORIAL, stop_process_group, wait_until_up
 from workbench.cli import build_parser, zip_folder
-from workbench.serve_workers import worker_command
 from workbench.run_record import SERVING_ALIAS, TAG_KIND, TAG_VERSION
+from workbench.serve_workers import worker_command
 from workbench.store import Store
 from workbench.tracking import out_of_sync, running_runs, tracking_target
-
-from conftest import TUTORIAL, stop_process_group, wait_until_up
 
 VERSION = {"version": "2018-03-19"}
 IMAGES_PER_CLASS = 10
@@ -49,9 +48,23 @@ def spawn(home: Path, log: Path, tracking: str, workers: int = 1) -> tuple[subpr
     """A `workbench serve --no-auth` on 127.0.0.1 over `home`, tracked into `tracking` (not waited for)."""
     port = free_port()
     env = {**os.environ, "WORKBENCH_TRACKING_URI": tracking, "WORKBENCH_TRACKING_SYNC_SECONDS": SWEEP_SECONDS}
-    command = [sys.executable, "-m", "workbench.cli", "--home", str(home), "serve", "--no-auth", "--port", str(port),
-               "--log-level", "warning", *(["--workers", str(workers)] if workers > 1 else [])]
-    process = subprocess.Popen(command, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+    command = [
+        sys.executable,
+        "-m",
+        "workbench.cli",
+        "--home",
+        str(home),
+        "serve",
+        "--no-auth",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        *(["--workers", str(workers)] if workers > 1 else []),
+    ]
+    process = subprocess.Popen(
+        command, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True
+    )
     return process, f"http://127.0.0.1:{port}"
 
 
@@ -90,8 +103,14 @@ def zips(folder: Path) -> dict[str, Path]:
     return made
 
 
-def train(client: httpx.Client, path: str, sets: dict[str, Path], classes: list[str], negatives: bool = False,
-          name: str | None = None) -> str:
+def train(
+    client: httpx.Client,
+    path: str,
+    sets: dict[str, Path],
+    classes: list[str],
+    negatives: bool = False,
+    name: str | None = None,
+) -> str:
     """POSTs a create (with `name`) or an update; returns the classifier id once its training is ready."""
     files = {f"{c}_positive_examples": (f"{c}.zip", sets[c].read_bytes()) for c in classes}
     if negatives:
@@ -114,8 +133,12 @@ def version_runs(client: MlflowClient, classifier_id: str) -> Counter:
     experiment = client.get_experiment_by_name(classifier_id)
     if experiment is None:
         return Counter()
-    runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.`{TAG_KIND}` = 'version'",
-                              run_view_type=ViewType.ALL, max_results=5000)
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.`{TAG_KIND}` = 'version'",
+        run_view_type=ViewType.ALL,
+        max_results=5000,
+    )
     return Counter(int(run.data.tags[TAG_VERSION]) for run in runs)
 
 
@@ -169,8 +192,12 @@ def test_creates_updates_and_a_delete_across_servers_log_each_version_once(layou
         train(a, f"/v3/classifiers/{first}", sets, ["goldenretriever"])
         assert b.delete(f"/v3/classifiers/{second}", params=VERSION).status_code == 200
         client = mlflow_client(mlruns)
-        expected = {f"{first} runs": ONCE_3, f"{first} registered": ONCE_3, f"{second} runs": ONCE_2,
-                    f"{second} registered": {}}  # the deleted one: its runs stay as history, its registered model goes
+        expected = {
+            f"{first} runs": ONCE_3,
+            f"{first} registered": ONCE_3,
+            f"{second} runs": ONCE_2,
+            f"{second} registered": {},
+        }  # the deleted one: its runs stay as history, its registered model goes
         assert wait_until_logged(client, expected) == expected
         assert client.get_model_version_by_alias(first, SERVING_ALIAS).tags[TAG_VERSION] == "3"
         assert client.get_experiment_by_name(second).lifecycle_stage == "deleted"
@@ -191,16 +218,30 @@ def test_servers_starting_at_once_log_a_backlog_of_versions_once(layout, tmp_pat
         train(a, f"/v3/classifiers/{second}", sets, ["beagle"])
     with serving(layout, home, str(mlruns), log):
         client = mlflow_client(mlruns)
-        expected = {f"{first} runs": ONCE_3, f"{first} registered": ONCE_3,
-                    f"{second} runs": ONCE_2, f"{second} registered": ONCE_2}
+        expected = {
+            f"{first} runs": ONCE_3,
+            f"{first} registered": ONCE_3,
+            f"{second} runs": ONCE_2,
+            f"{second} registered": ONCE_2,
+        }
         assert wait_until_logged(client, expected) == expected
         assert out_of_sync(client, Store(home)) == []
 
 
 def test_a_worker_runs_the_parents_command_without_workers_on_the_inherited_socket():
     argv = ["--home", "/h", "serve", "--port", "8080", "--workers", "3", "--no-auth", "--workers=2"]
-    assert worker_command(argv, 7)[1:] == ["-m", "workbench.cli", "--home", "/h", "serve", "--port", "8080",
-                                           "--no-auth", "--listen-fd", "7"]
+    assert worker_command(argv, 7)[1:] == [
+        "-m",
+        "workbench.cli",
+        "--home",
+        "/h",
+        "serve",
+        "--port",
+        "8080",
+        "--no-auth",
+        "--listen-fd",
+        "7",
+    ]
 
 
 def test_zero_workers_is_refused_by_the_parser(capsys):

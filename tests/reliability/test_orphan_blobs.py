@@ -41,14 +41,16 @@ def large_zip(folder: Path, target: Path) -> Path:
     with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as archive:
         for copy in range(COPIES):
             for photo in photos:
-                archive.writestr(f"{folder.name}/{copy}-{photo.name}",
-                                 jpeg_with_comment(photo.read_bytes(), f"copy {copy}"))
+                archive.writestr(
+                    f"{folder.name}/{copy}-{photo.name}", jpeg_with_comment(photo.read_bytes(), f"copy {copy}")
+                )
     return target
 
 
 def workbench_cli(home: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "workbench.cli", "--home", str(home), *args],
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "workbench.cli", "--home", str(home), *args], capture_output=True, text=True, timeout=600
+    )
 
 
 def doctor_cli(home: Path, *args: str) -> tuple[int, dict]:
@@ -78,9 +80,23 @@ def large_zips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def start_create(home: Path, zips: dict[str, Path]) -> subprocess.Popen:
     """`workbench create` on the large zips, in its own process; returns once it is storing blobs."""
     create = subprocess.Popen(
-        [sys.executable, "-m", "workbench.cli", "--home", str(home), "create", "big",
-         "-p", f"beagle={zips['beagle']}", "-p", f"husky={zips['husky']}", "-n", str(zips["cats"])],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "workbench.cli",
+            "--home",
+            str(home),
+            "create",
+            "big",
+            "-p",
+            f"beagle={zips['beagle']}",
+            "-p",
+            f"husky={zips['husky']}",
+            "-n",
+            str(zips["cats"]),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + DEADLINE_S
     while len([p for p in blob_files(home) if not p.name.startswith(".tmp-")]) < KILL_AFTER_BLOBS:
@@ -90,7 +106,9 @@ def start_create(home: Path, zips: dict[str, Path]) -> subprocess.Popen:
     return create
 
 
-def test_a_create_killed_while_storing_blobs_is_repaired(tmp_path: Path, tutorial_zips, large_zips, make_workbench) -> None:
+def test_a_create_killed_while_storing_blobs_is_repaired(
+    tmp_path: Path, tutorial_zips, large_zips, make_workbench
+) -> None:
     home = tmp_path / "home"
     create = start_create(home, large_zips)
     os.kill(create.pid, signal.SIGKILL)
@@ -109,7 +127,8 @@ def test_a_create_killed_while_storing_blobs_is_repaired(tmp_path: Path, tutoria
     assert code == 1 and not report["ok"]
     assert kinds(report)[dr.ORPHAN_BLOB] == len(orphans)
     assert {f["subject"] for f in report["findings"] if f["kind"] == dr.ORPHAN_BLOB} == {
-        p.relative_to(home).as_posix() for p in orphans}
+        p.relative_to(home).as_posix() for p in orphans
+    }
     assert blob_files(home) == left  # only reported
 
     code, report = doctor_cli(home, "--repair")  # within the grace period: a create may still own them
@@ -129,7 +148,9 @@ def test_a_create_killed_while_storing_blobs_is_repaired(tmp_path: Path, tutoria
 
 def test_a_corrupt_blob_is_found_by_the_full_check(make_workbench, tutorial_zips) -> None:
     wb = make_workbench()
-    cid = wb.create_classifier("pets", {"beagle": tutorial_zips["beagle"]}, negative_examples=tutorial_zips["cats"])["classifier_id"]
+    cid = wb.create_classifier("pets", {"beagle": tutorial_zips["beagle"]}, negative_examples=tutorial_zips["cats"])[
+        "classifier_id"
+    ]
     assert wb.wait(cid, timeout=300)["status"] == "ready"
     assert wb.doctor().ok
     examples = wb.store.examples(cid)
@@ -160,8 +181,12 @@ def test_a_corrupt_blob_is_found_by_the_full_check(make_workbench, tutorial_zips
 
 def test_the_full_check_covers_versions_heads_examples_and_the_cache(make_workbench, tutorial_zips) -> None:
     wb = make_workbench()
-    cid = wb.create_classifier("pets", {"beagle": tutorial_zips["beagle"]}, negative_examples=tutorial_zips["cats"])["classifier_id"]
-    other = wb.create_classifier("more", {"husky": tutorial_zips["husky"]}, negative_examples=tutorial_zips["cats"])["classifier_id"]
+    cid = wb.create_classifier("pets", {"beagle": tutorial_zips["beagle"]}, negative_examples=tutorial_zips["cats"])[
+        "classifier_id"
+    ]
+    other = wb.create_classifier("more", {"husky": tutorial_zips["husky"]}, negative_examples=tutorial_zips["cats"])[
+        "classifier_id"
+    ]
     for classifier_id in (cid, other):
         assert wb.wait(classifier_id, timeout=300)["status"] == "ready"
     examples_before = {c: len(wb.store.examples(c)) for c in (cid, other)}
@@ -176,9 +201,13 @@ def test_the_full_check_covers_versions_heads_examples_and_the_cache(make_workbe
     temp.parent.mkdir(exist_ok=True)
     temp.write_bytes(b"half a photo")
     with sqlite3.connect(wb.embedding_cache) as db:
-        db.execute("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)", ("f" * 64, wb.backbone.backbone_id, b"\x00" * 10))
-        db.execute("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)",
-                   ("e" * 64, wb.backbone.backbone_id, np.full(wb.backbone.spec.embedding_size, np.nan, np.float32).tobytes()))
+        db.execute(
+            "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)", ("f" * 64, wb.backbone.backbone_id, b"\x00" * 10)
+        )
+        db.execute(
+            "INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)",
+            ("e" * 64, wb.backbone.backbone_id, np.full(wb.backbone.spec.embedding_size, np.nan, np.float32).tobytes()),
+        )
 
     report = wb.doctor(grace_s=0)
     found = {(f.kind, f.subject) for f in report.findings}
@@ -198,12 +227,17 @@ def test_the_full_check_covers_versions_heads_examples_and_the_cache(make_workbe
     assert wb.store.classifier(other).serving_version is None  # no usable version left: classify says so clearly
     assert {c: len(wb.store.examples(c)) for c in (cid, other)} == examples_before  # no example deleted
     with sqlite3.connect(wb.embedding_cache) as db:
-        assert db.execute("SELECT COUNT(*) FROM embeddings WHERE sha256 IN (?, ?)", ("f" * 64, "e" * 64)).fetchone()[0] == 0
+        assert (
+            db.execute("SELECT COUNT(*) FROM embeddings WHERE sha256 IN (?, ?)", ("f" * 64, "e" * 64)).fetchone()[0]
+            == 0
+        )
     left = {f.kind for f in repaired.findings if not f.repaired}
     assert left == {dr.BROKEN_OUT_OF_FOLD, dr.BROKEN_HEAD, dr.MISSING_BLOB}  # reported: only the user can restore them
 
 
-def test_the_start_up_sweep_leaves_recent_orphans_and_removes_old_ones(make_workbench, tutorial_zips, tmp_path: Path) -> None:
+def test_the_start_up_sweep_leaves_recent_orphans_and_removes_old_ones(
+    make_workbench, tutorial_zips, tmp_path: Path
+) -> None:
     home = tmp_path / "home"
     blob = home / "blobs" / "ab" / ("ab" + "0" * 62)
     blob.parent.mkdir(parents=True)
@@ -216,7 +250,9 @@ def test_the_start_up_sweep_leaves_recent_orphans_and_removes_old_ones(make_work
     assert not blob.exists()
 
 
-def test_repair_spares_an_old_orphan_that_a_concurrent_create_takes_up(tmp_path: Path, large_zips, make_workbench) -> None:
+def test_repair_spares_an_old_orphan_that_a_concurrent_create_takes_up(
+    tmp_path: Path, large_zips, make_workbench
+) -> None:
     """Time of check against time of use: the orphan is listed, then a create in another process stores
     the same image (its blob already exists, so it is not rewritten) and commits. Removal rechecks under
     the write lock, which that create holds while storing, and keeps the blob."""

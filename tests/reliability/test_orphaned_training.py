@@ -94,10 +94,14 @@ threading.Event().wait()
 """
 
 
-def test_server_adopts_an_update_killed_mid_embedding(short_leases, tmp_path: Path, tutorial_zips, embedding_cache) -> None:
+def test_server_adopts_an_update_killed_mid_embedding(
+    short_leases, tmp_path: Path, tutorial_zips, embedding_cache
+) -> None:
     home = tmp_path / "home"
     server_wb = Workbench(home, embedding_cache=embedding_cache)
-    cid = server_wb.create_classifier("dogs", {c: tutorial_zips[c] for c in CREATE_CLASSES}, negative_examples=tutorial_zips["cats"])["classifier_id"]
+    cid = server_wb.create_classifier(
+        "dogs", {c: tutorial_zips[c] for c in CREATE_CLASSES}, negative_examples=tutorial_zips["cats"]
+    )["classifier_id"]
     assert server_wb.wait(cid, timeout=TRAIN_S)["status"] == "ready"
     app = create_app(server_wb, settings=ServerSettings(auth=False))
     with ServerThread(app) as url, httpx.Client(base_url=url, timeout=60) as client:
@@ -135,18 +139,24 @@ def copy_cache(source: Path, target: Path) -> None:
         src.backup(dst)
 
 
-def test_workbench_wait_adopts_when_the_owner_dies(short_leases, tmp_path: Path, tutorial_zips, embedding_cache) -> None:
+def test_workbench_wait_adopts_when_the_owner_dies(
+    short_leases, tmp_path: Path, tutorial_zips, embedding_cache
+) -> None:
     home = tmp_path / "home"
     home.mkdir()
     copy_cache(embedding_cache, home / "embeddings.db")
     storing = Workbench(home, train=False, resume=False)
-    cid = storing.create_classifier("pair", {"beagle": tutorial_zips["beagle"], "husky": tutorial_zips["husky"]})["classifier_id"]
+    cid = storing.create_classifier("pair", {"beagle": tutorial_zips["beagle"], "husky": tutorial_zips["husky"]})[
+        "classifier_id"
+    ]
     owner = subprocess.Popen(["sleep", "600"])  # a live process owns the training, with a lease that outlasts the test
     with storing.store.transaction() as db:
         storing.store.update_classifier(
             db, cid, job_owner=f"{socket.gethostname()}:{owner.pid}:feedcafe", lease_expires=time.time() + 3600
         )
-    waiter = subprocess.Popen(cli(home, "wait", cid, "--timeout", str(ADOPT_WITHIN_S)), stdout=subprocess.PIPE, text=True)
+    waiter = subprocess.Popen(
+        cli(home, "wait", cid, "--timeout", str(ADOPT_WITHIN_S)), stdout=subprocess.PIPE, text=True
+    )
     try:
         assert storing.get_classifier(cid)["status"] == "training"
     finally:
@@ -168,7 +178,9 @@ def zombie() -> subprocess.Popen:
 def test_a_zombie_owner_counts_as_dead(tmp_path: Path, tutorial_zips, embedding_cache) -> None:
     home = tmp_path / "home"
     storing = Workbench(home, train=False, resume=False, embedding_cache=embedding_cache)
-    cid = storing.create_classifier("pair", {"beagle": tutorial_zips["beagle"], "husky": tutorial_zips["husky"]})["classifier_id"]
+    cid = storing.create_classifier("pair", {"beagle": tutorial_zips["beagle"], "husky": tutorial_zips["husky"]})[
+        "classifier_id"
+    ]
     child = zombie()
     try:
         with storing.store.transaction() as db:
@@ -179,10 +191,14 @@ def test_a_zombie_owner_counts_as_dead(tmp_path: Path, tutorial_zips, embedding_
         child.wait()
 
 
-def test_a_lease_from_another_host_is_adopted_only_once_it_expires(short_leases, tmp_path: Path, tutorial_zips, embedding_cache) -> None:
+def test_a_lease_from_another_host_is_adopted_only_once_it_expires(
+    short_leases, tmp_path: Path, tutorial_zips, embedding_cache
+) -> None:
     home = tmp_path / "home"
     storing = Workbench(home, train=False, resume=False, embedding_cache=embedding_cache)
-    cid = storing.create_classifier("pair", {"beagle": tutorial_zips["beagle"], "husky": tutorial_zips["husky"]})["classifier_id"]
+    cid = storing.create_classifier("pair", {"beagle": tutorial_zips["beagle"], "husky": tutorial_zips["husky"]})[
+        "classifier_id"
+    ]
     lease_s = 3.0
     expires = time.time() + lease_s
     with storing.store.transaction() as db:

@@ -19,8 +19,8 @@ import pytest
 from PIL import Image, ImageFile
 
 from conftest import TUTORIAL
-from workbench.errors import LimitExceeded
 from workbench.decode import decode_image, validate_image
+from workbench.errors import LimitExceeded
 from workbench.examples import read_example_set, sha256_hex
 from workbench.limits import Limits
 
@@ -58,8 +58,10 @@ def jpeg_claiming(data: bytes, width: int, height: int) -> bytes:
 @pytest.fixture(scope="module")
 def phone_photos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("phone")
-    return {"beagle": phone_jpeg(BEAGLE_PHOTO, folder / "beagle-48mp.jpg"),
-            "test": phone_jpeg(BEAGLE_TEST, folder / "test-48mp.jpg")}
+    return {
+        "beagle": phone_jpeg(BEAGLE_PHOTO, folder / "beagle-48mp.jpg"),
+        "test": phone_jpeg(BEAGLE_TEST, folder / "test-48mp.jpg"),
+    }
 
 
 def test_a_48_megapixel_photo_passes_the_checks(phone_photos) -> None:
@@ -79,8 +81,9 @@ def test_it_trains_as_an_example_and_classifies(make_workbench, phone_photos, tm
     example_set = read_example_set(beagles, label="beagle")
     assert not [s for s in example_set.skipped if "phone.jpg" in s.name]
     wb = make_workbench()
-    created = wb.create_classifier("phones", {"beagle": beagles, "husky": TUTORIAL / "husky"},
-                                   negative_examples=TUTORIAL / "cats")
+    created = wb.create_classifier(
+        "phones", {"beagle": beagles, "husky": TUTORIAL / "husky"}, negative_examples=TUTORIAL / "cats"
+    )
     cid = created["classifier_id"]
     assert wb.wait(cid, timeout=300)["status"] == "ready"
     phone_sha = sha256_hex(phone_photos["beagle"].read_bytes())
@@ -113,8 +116,12 @@ print(json.dumps({"peak_growth_kb": kb("VmHWM:") - before, "size": image.size}))
 
 def decode_peak_mb(path: Path, max_pixels: int, draft_size: int) -> float:
     """Peak RSS growth (MB) of validating and decoding `path` in a fresh process."""
-    done = subprocess.run([sys.executable, "-c", DECODE_PEAK, str(path), str(max_pixels), str(draft_size)],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", DECODE_PEAK, str(path), str(max_pixels), str(draft_size)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)["peak_growth_kb"] / 1024
 

@@ -19,8 +19,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
@@ -45,8 +45,13 @@ def workbench(tmp_path_factory, embedding_cache) -> Workbench:
 
 @pytest.fixture(scope="module")
 def url(workbench: Workbench) -> Iterator[str]:
-    app = open_app(workbench, http_header_timeout_s=HEADER_TIMEOUT_S, body_rate_grace_s=BODY_GRACE_S,
-                   body_idle_s=BODY_IDLE_S, body_min_bytes_per_s=BODY_MIN_BYTES_PER_S)
+    app = open_app(
+        workbench,
+        http_header_timeout_s=HEADER_TIMEOUT_S,
+        body_rate_grace_s=BODY_GRACE_S,
+        body_idle_s=BODY_IDLE_S,
+        body_min_bytes_per_s=BODY_MIN_BYTES_PER_S,
+    )
     with ServerThread(app) as served:
         yield served
 
@@ -57,13 +62,17 @@ def connect(url: str) -> socket.socket:
 
 
 def classify_head(content_length: int) -> bytes:
-    return (f"POST /v3/classify?version={VERSION['version']} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            f"Content-Type: multipart/form-data; boundary={BOUNDARY.decode()}\r\n"
-            f"Content-Length: {content_length}\r\n\r\n").encode()
+    return (
+        f"POST /v3/classify?version={VERSION['version']} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        f"Content-Type: multipart/form-data; boundary={BOUNDARY.decode()}\r\n"
+        f"Content-Length: {content_length}\r\n\r\n"
+    ).encode()
 
 
-PART_HEAD = (b"--" + BOUNDARY + b'\r\nContent-Disposition: form-data; name="images_file"; filename="a.jpg"\r\n'
-             b"Content-Type: image/jpeg\r\n\r\n")
+PART_HEAD = (
+    b"--" + BOUNDARY + b'\r\nContent-Disposition: form-data; name="images_file"; filename="a.jpg"\r\n'
+    b"Content-Type: image/jpeg\r\n\r\n"
+)
 
 
 def until_closed(sock: socket.socket, trickle: bytes = b"", every_s: float = 0.05) -> bytes:
@@ -78,10 +87,10 @@ def until_closed(sock: socket.socket, trickle: bytes = b"", every_s: float = 0.0
     while time.monotonic() < deadline:
         try:
             data = sock.recv(65536)
-        except socket.timeout:
+        except TimeoutError:
             if not received and position < len(trickle):
                 try:
-                    sock.sendall(trickle[position:position + 1])
+                    sock.sendall(trickle[position : position + 1])
                 except (BrokenPipeError, ConnectionResetError):
                     return received
                 position += 1
@@ -153,8 +162,9 @@ def test_a_stalled_body_gets_408_and_the_connection_closes(url: str) -> None:
 def test_a_100_mb_upload_at_ordinary_speed_is_answered(url: str) -> None:
     """Past the header timeout from connecting (the timer leaves a request with the app alone): answered, no 408."""
     big = b"\xff" * (100 * 1024 * 1024)
-    answer = httpx.post(f"{url}/v3/classify", params=VERSION, files={"images_file": ("big.jpg", big, "image/jpeg")},
-                        timeout=300)
+    answer = httpx.post(
+        f"{url}/v3/classify", params=VERSION, files={"images_file": ("big.jpg", big, "image/jpeg")}, timeout=300
+    )
     assert answer.status_code == 200, answer.text
     assert answer.json()["images"][0]["error"]["description"] == "File size limit exceeded"
 
@@ -176,9 +186,24 @@ def test_classify_answers_while_300_idle_sockets_are_open_at_a_256_file_limit(tm
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
         server = subprocess.Popen(
-            [sys.executable, "-m", "workbench", "--home", str(tmp_path / "home"), "serve", "--no-auth", "--port", str(port),
-             "--log-level", "warning", "--header-timeout-s", "600"],
-            stdout=out, stderr=subprocess.STDOUT, preexec_fn=_low_open_file_limit,
+            [
+                sys.executable,
+                "-m",
+                "workbench",
+                "--home",
+                str(tmp_path / "home"),
+                "serve",
+                "--no-auth",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                "--header-timeout-s",
+                "600",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_low_open_file_limit,
         )
     url = f"http://127.0.0.1:{port}"
     idle: list[socket.socket] = []

@@ -62,9 +62,13 @@ def test_a_live_trainer_whose_renewals_starve_is_never_adopted(tmp_path: Path, t
     busy = NamedGate("busy_", "ready")  # a listener still drawing `busy`'s end: the runner is held meanwhile
     trainer.subscribe(slow)
     trainer.subscribe(busy)
-    slow_id = trainer.create_classifier("slow", {"beagle": tutorial_zips["beagle"]}, negative_examples=tutorial_zips["cats"])["classifier_id"]
+    slow_id = trainer.create_classifier(
+        "slow", {"beagle": tutorial_zips["beagle"]}, negative_examples=tutorial_zips["cats"]
+    )["classifier_id"]
     assert slow.reached.wait(HOLD_S)
-    busy_id = trainer.create_classifier("busy", {"husky": tutorial_zips["husky"]}, negative_examples=tutorial_zips["cats"])["classifier_id"]
+    busy_id = trainer.create_classifier(
+        "busy", {"husky": tutorial_zips["husky"]}, negative_examples=tutorial_zips["cats"]
+    )["classifier_id"]
     assert busy.reached.wait(HOLD_S)
     slow.opened.set()
     until(lambda: len(trainer.versions(slow_id)) == 1, "slow's version to be saved")
@@ -90,7 +94,9 @@ def test_a_settled_classifier_is_never_claimed_again(tmp_path: Path, tutorial_zi
     """A sweep that listed an orphan before its trainer finished must not train the finished classifier again."""
     home = tmp_path / "home"
     trainer = Workbench(home, embedding_cache=embedding_cache, tracking_uri=False)
-    cid = trainer.create_classifier("pair", {"beagle": tutorial_zips["beagle"]}, negative_examples=tutorial_zips["cats"])["classifier_id"]
+    cid = trainer.create_classifier(
+        "pair", {"beagle": tutorial_zips["beagle"]}, negative_examples=tutorial_zips["cats"]
+    )["classifier_id"]
     assert trainer.wait(cid, timeout=HOLD_S)["status"] == "ready"
     late = Workbench(home, embedding_cache=embedding_cache, tracking_uri=False, resume=False)
     assert late.jobs.request(cid) is False  # what a sweep does with a stale list of orphans
@@ -98,16 +104,24 @@ def test_a_settled_classifier_is_never_claimed_again(tmp_path: Path, tutorial_zi
     assert [v["version"] for v in late.versions(cid)] == [1]
 
 
-def test_an_owner_that_died_after_saving_is_finished_without_training_again(tmp_path: Path, tutorial_zips, embedding_cache) -> None:
+def test_an_owner_that_died_after_saving_is_finished_without_training_again(
+    tmp_path: Path, tutorial_zips, embedding_cache
+) -> None:
     """Its version covers every example: the adopter marks it ready, and no second version of the request is made."""
     home = tmp_path / "home"
     trainer = Workbench(home, embedding_cache=embedding_cache, tracking_uri=False)
-    cid = trainer.create_classifier("dogs", {c: tutorial_zips[c] for c in CREATE_CLASSES}, negative_examples=tutorial_zips["cats"])["classifier_id"]
+    cid = trainer.create_classifier(
+        "dogs", {c: tutorial_zips[c] for c in CREATE_CLASSES}, negative_examples=tutorial_zips["cats"]
+    )["classifier_id"]
     assert trainer.wait(cid, timeout=HOLD_S)["status"] == "ready"
     dead = subprocess.Popen(["true"])
     dead.wait()  # reaped: its pid names no process
-    with trainer.store.transaction() as db:  # the store as a process leaves it when killed between saving and marking ready
-        trainer.store.update_classifier(db, cid, status="training", job_owner=f"{socket.gethostname()}:{dead.pid}:feedcafe")
+    with (
+        trainer.store.transaction() as db
+    ):  # the store as a process leaves it when killed between saving and marking ready
+        trainer.store.update_classifier(
+            db, cid, status="training", job_owner=f"{socket.gethostname()}:{dead.pid}:feedcafe"
+        )
     survivor = Workbench(home, embedding_cache=embedding_cache, tracking_uri=False, resume=False)
     started = Started()
     survivor.subscribe(started)

@@ -14,9 +14,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -49,7 +49,9 @@ def store_locked(home: Path) -> Iterator[subprocess.Popen]:
     """Another process holds workbench.db's write lock (`BEGIN IMMEDIATE`) until the block ends."""
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(home / "workbench.db")],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout is not None and holder.stdin is not None
@@ -87,14 +89,18 @@ def test_a_fresh_home_is_private_whatever_the_umask(tmp_path: Path, make_workben
         cache.put_many({}, "backbone")
         with wb.store.transaction() as db:  # open: workbench.db-wal and -shm exist while it is
             db.execute("SELECT 1")
-            modes = {path.relative_to(tmp_path / "fresh").as_posix(): stat.S_IMODE(path.stat().st_mode)
-                     for path in [home, *home.rglob("*")]}
+            modes = {
+                path.relative_to(tmp_path / "fresh").as_posix(): stat.S_IMODE(path.stat().st_mode)
+                for path in [home, *home.rglob("*")]
+            }
     finally:
         os.umask(old_umask)
     files = {name: mode for name, mode in modes.items() if not (tmp_path / "fresh" / name).is_dir()}
     folders = {name: mode for name, mode in modes.items() if name not in files}
     assert {"home/workbench.db", "home/workbench.db-wal", "home/workbench.db-shm", "home/embeddings.db"} <= set(files)
-    assert any(name.startswith("home/blobs/") for name in files) and any(name.startswith("home/heads/") for name in files)
+    assert any(name.startswith("home/blobs/") for name in files) and any(
+        name.startswith("home/heads/") for name in files
+    )
     assert {name: oct(mode) for name, mode in files.items() if mode != 0o600} == {}
     assert {name: oct(mode) for name, mode in folders.items() if mode != 0o700} == {}
 
@@ -113,12 +119,18 @@ def test_a_locked_store_answers_503_to_writes_and_200_to_reads(
         assert [c["classifier_id"] for c in listed.json()["classifiers"]] == [cid]
         one = client.get(f"/v3/classifiers/{cid}", params=VERSION)
         assert one.status_code == 200 and one.json()["status"] == "ready", one.text
-        classified = client.post("/v3/classify", params=VERSION, data={"classifier_ids": cid},
-                                 files={"images_file": ("dogs.jpg", DOGS_JPG.read_bytes(), "image/jpeg")})
+        classified = client.post(
+            "/v3/classify",
+            params=VERSION,
+            data={"classifier_ids": cid},
+            files={"images_file": ("dogs.jpg", DOGS_JPG.read_bytes(), "image/jpeg")},
+        )
         assert classified.status_code == 200, classified.text
         assert classified.json()["images"][0]["classifiers"][0]["classifier_id"] == cid
-        files = {f"{name}_positive_examples": (f"{name}.zip", zips[name].read_bytes(), "application/zip")
-                 for name in ("beagle", "dalmatian")}
+        files = {
+            f"{name}_positive_examples": (f"{name}.zip", zips[name].read_bytes(), "application/zip")
+            for name in ("beagle", "dalmatian")
+        }
         started = time.monotonic()
         refused = client.post("/v3/classifiers", params=VERSION, data={"name": "more"}, files=files)
         took_s = time.monotonic() - started
@@ -195,7 +207,10 @@ def test_doctor_on_a_full_disk_reports_it_instead_of_crashing(tmp_path: Path, zi
     assert not (home / "workbench.db-shm").exists()
     done = subprocess.run(
         [sys.executable, "-m", "workbench.cli", "--home", str(home), "doctor", "--repair"],
-        capture_output=True, text=True, timeout=300, preexec_fn=_no_file_may_grow,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=_no_file_may_grow,
         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
     )
     assert "Traceback" not in done.stderr, done.stderr

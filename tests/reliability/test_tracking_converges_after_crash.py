@@ -19,12 +19,11 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from workbench import Workbench
-from workbench.store import Store
-from workbench.run_record import SERVING_ALIAS, TAG_KIND, TAG_VERSION
-from workbench.tracking import out_of_sync, running_runs, tracking_target
-
 from conftest import TUTORIAL
+from workbench import Workbench
+from workbench.run_record import SERVING_ALIAS, TAG_KIND, TAG_VERSION
+from workbench.store import Store
+from workbench.tracking import out_of_sync, running_runs, tracking_target
 
 CONVERGE_SECONDS = 120  # the fresh process's first sweep logs three versions on a busy 2-core box
 TRAIN_SECONDS = 300
@@ -68,8 +67,10 @@ def both_trained(store: Store) -> bool:
     records = {r.name: r for r in store.classifiers()}
     return (
         {"kept", "late"} <= set(records)
-        and records["kept"].status == "ready" and records["kept"].serving_version == 2
-        and records["late"].status == "ready" and records["late"].serving_version == 1
+        and records["kept"].status == "ready"
+        and records["kept"].serving_version == 2
+        and records["late"].status == "ready"
+        and records["late"].serving_version == 1
     )
 
 
@@ -81,12 +82,16 @@ def after_crash(tmp_path_factory: pytest.TempPathFactory, embedding_cache: Path)
     sets = small_sets(folder / "sets", ("beagle", "husky", "cats", "dalmatian", "goldenretriever"))
     child = subprocess.Popen(
         [sys.executable, "-c", TRAIN_AND_WAIT_TO_BE_KILLED, str(home), str(mlruns), str(embedding_cache), str(sets)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert child.stdout.readline().strip() == "logged", f"the first training failed: {child.stderr.read()[-3000:]}"
     store, client = Store(home), mlflow_client(mlruns)
     deadline = time.monotonic() + TRAIN_SECONDS
-    while time.monotonic() < deadline and child.poll() is None:  # kill once both versions are saved and a run is half-logged
+    while (
+        time.monotonic() < deadline and child.poll() is None
+    ):  # kill once both versions are saved and a run is half-logged
         if both_trained(store) and running_runs(client):
             break
         time.sleep(POLL_SECONDS)
@@ -127,8 +132,9 @@ def test_half_logged_run_of_a_killed_process_is_ended_and_every_version_is_logge
 def test_classifier_trained_just_before_the_kill_is_logged_by_the_next_process(after_crash):
     client, cid = after_crash["client"], after_crash["ids"]["late"]
     assert not [m for m in after_crash["missing"] if cid in m]
-    runs = client.search_runs([client.get_experiment_by_name(cid).experiment_id],
-                              filter_string=f"tags.`{TAG_KIND}` = 'version'")
+    runs = client.search_runs(
+        [client.get_experiment_by_name(cid).experiment_id], filter_string=f"tags.`{TAG_KIND}` = 'version'"
+    )
     assert [r.info.status for r in runs] == ["FINISHED"]
     assert client.get_model_version_by_alias(cid, SERVING_ALIAS).tags[TAG_VERSION] == "1"
 
