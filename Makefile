@@ -16,7 +16,8 @@ demo: install
 	$(BIN)/workbench demo
 
 test: install
-	$(BIN)/ruff check --quiet --select F,E9 src tests bench tools   # undefined names, unused imports
+	$(BIN)/ruff check --quiet src tests bench tools   # E,F,W,I,B,UP,RUF at 120 columns (pyproject.toml)
+	$(BIN)/ruff format --check --quiet src tests bench tools
 	$(BIN)/mypy   # src/workbench, as configured in pyproject.toml
 	$(BIN)/python -m pytest -q
 

@@ -125,13 +125,16 @@ def run_together(folder: Path) -> dict:
 def describe(result: dict) -> list[str]:
     """Table lines for the combined part."""
     legit, quiet = result["legit"], result["quiet"]
+    beside = (
+        f"beside {result['slow_hosts']} slow URL hosts + {result['slowloris']} slowloris, {int(result['window_s'])} s"
+    )
     return [
         f"{'no attack, ' + str(QUIET_S) + ' s':<58} classify p50 / p99 {quiet['p50_ms']} / {quiet['p99_ms']} ms; "
         f"list {quiet['list_p50_ms']} / {quiet['list_p99_ms']} ms; {quiet['failures']} of {quiet['requests']} failed",
-        f"{'beside ' + str(result['slow_hosts']) + ' slow URL hosts + ' + str(result['slowloris']) + ' slowloris, ' + str(int(result['window_s'])) + ' s':<58} "
-        f"classify p50 / p99 {legit['p50_ms']} / {legit['p99_ms']} ms; list {legit['list_p50_ms']} / {legit['list_p99_ms']} ms; "
-        f"{legit['failures']} of {legit['requests']} failed",
-        f"{'  slow fetch answers / unanswered at the end':<58} {result['slow_answers']} / {result['slow_fetches_unanswered']}",
+        f"{beside:<58} classify p50 / p99 {legit['p50_ms']} / {legit['p99_ms']} ms; "
+        f"list {legit['list_p50_ms']} / {legit['list_p99_ms']} ms; {legit['failures']} of {legit['requests']} failed",
+        f"{'  slow fetch answers / unanswered at the end':<58} "
+        f"{result['slow_answers']} / {result['slow_fetches_unanswered']}",
         f"{'  slowloris opened / closed by server / open at end':<58} "
         f"{result['slowloris_opened']} / {result['slowloris_closed_by_server']} / {result['slowloris_open_at_end']}",
     ]

@@ -30,13 +30,14 @@ def main() -> None:
     ]
     images.append(TUTORIAL / "dogs.jpg")
     scores = {}
-    for path, answer in zip(images, wb.classify_iter(images, classifier_ids=["explicit"], threshold=0.0)):
+    for path, answer in zip(images, wb.classify_iter(images, classifier_ids=["explicit"], threshold=0.0), strict=True):
         classes = answer["classifiers"][0]["classes"]
         scores[f"{path.parent.name}/{path.name}"] = next(c["score"] for c in classes if c["class"] == "explicit")
     values = sorted(scores.values())
     print(
         f"tutorial: {len(values)} images, `not explicit` at 0.5 on {sum(v <= 0.5 for v in values)}; explicit score "
-        f"median {statistics.median(values):.4f}, 95th percentile {values[int(0.95 * len(values))]:.4f}, max {values[-1]:.4f}"
+        f"median {statistics.median(values):.4f}, 95th percentile {values[int(0.95 * len(values))]:.4f}, "
+        f"max {values[-1]:.4f}"
     )
     for name, value in sorted(scores.items(), key=lambda item: -item[1])[:5]:
         print(f"  highest: {name} {value:.4f}")
@@ -47,7 +48,8 @@ def main() -> None:
         model.score(image)
     per_image = (time.perf_counter() - start) / len(decoded) * 1000
     print(
-        f"detector alone: {per_image:.1f} ms per image over {len(decoded)} images (load average {os.getloadavg()[0]:.1f})"
+        f"detector alone: {per_image:.1f} ms per image over {len(decoded)} images "
+        f"(load average {os.getloadavg()[0]:.1f})"
     )
 
 

@@ -136,7 +136,9 @@ def main() -> None:
         half = OnnxEngine(half_path, threads)
         results = {}
         for label, engine in (("fp32", fp32), ("half", half), ("shipped", shipped)):
-            results[label] = {p: r for p, r in zip(every, zip(*passes(engine, [tensors[p] for p in every])))}
+            results[label] = {
+                p: r for p, r in zip(every, zip(*passes(engine, [tensors[p] for p in every]), strict=True), strict=True)
+            }
 
     def stacked(label: str, paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
         return np.stack([results[label][p][0] for p in paths]), np.array([results[label][p][1] for p in paths])

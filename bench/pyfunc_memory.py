@@ -32,7 +32,8 @@ model.predict(frame.head(2))  # the backbone loaded and warm
 started = time.perf_counter()
 answer = model.predict(frame)
 seconds = time.perf_counter() - started
-print(json.dumps({"rows": rows, "scoring": chunk, "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+print(json.dumps({"rows": rows, "scoring": chunk, "peak_rss_mb": peak_rss_mb,
                   "img_per_s": round(rows / seconds, 1), "errors": int((answer["error"] != "").sum())}))
 """
 

@@ -181,8 +181,8 @@ DONE_WHEN = (
         "0 failed",
         "connections",
         lambda c: (
-            f"{c['idle']['legit']['p99_ms']:,} ms, {c['idle']['legit']['failures']} of {c['idle']['legit']['requests']} "
-            f"failed; {c['server_log_emfile_lines']:,} EMFILE log lines"
+            f"{c['idle']['legit']['p99_ms']:,} ms, {c['idle']['legit']['failures']} of "
+            f"{c['idle']['legit']['requests']} failed; {c['server_log_emfile_lines']:,} EMFILE log lines"
         ),
     ),
     (

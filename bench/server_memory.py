@@ -1,7 +1,8 @@
 """Does `workbench serve` give memory back? RSS warm, then after 3,000 mixed requests with a training running.
 
 Trains the tutorial's `dogs` over HTTP in a first server, then starts a second real server on that home
-(its own process on 127.0.0.1), warms it (a few of each request kind), records its RSS, then sends REQUESTS mixed requests from CLIENTS clients:
+(its own process on 127.0.0.1), warms it (a few of each request kind), records its RSS, then sends REQUESTS
+mixed requests from CLIENTS clients:
 classify dogs.jpg, classify a zip of tutorial images, list, get; a second classifier is created, trained
 and deleted over and over meanwhile. RSS is read again once the load and the training are done (after a
 short quiet pause). Prints JSON; `--results` also writes both figures into bench/results.json's summary.
@@ -105,7 +106,7 @@ def keep_training(url: str, zips: Path, stop: threading.Event, done: list) -> No
 
 
 def trained_home(folder: Path, precision: str | None) -> str:
-    """Trains `dogs` over HTTP in a server that is then stopped, so the measured server starts warm, not after a training."""
+    """Trains `dogs` over HTTP in a server then stopped: the measured server starts warm, not after a training."""
     port = free_port()
     server = start_server(folder / "home", port, precision)
     try:

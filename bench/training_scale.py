@@ -56,7 +56,7 @@ def sources(folders: tuple[str, ...]) -> list:
 
 
 def augmented(image, rng: random.Random) -> bytes:
-    """One random copy: a crop of 60-100% of the area, maybe mirrored, brightness / contrast / colour jitter, as JPEG."""
+    """One random copy: a crop of 60-100% of the area, maybe mirrored, brightness/contrast/colour jitter, as JPEG."""
     from PIL import ImageEnhance, ImageOps
 
     area = rng.uniform(0.6, 1.0)
@@ -100,7 +100,7 @@ def peak_rss_mb() -> float:
 
 
 def phase(name: str, folder: Path) -> dict:
-    """create or retrain in this process; its seconds to `ready`, the version's cost metrics and this process's peak RSS."""
+    """create or retrain in this process; seconds to `ready`, the version's cost metrics, this process's peak RSS."""
     from workbench import Workbench
 
     wb = Workbench(folder / "home", tracking_uri=False)

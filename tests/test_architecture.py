@@ -208,7 +208,7 @@ def test_every_imported_library_is_a_declared_dependency():
             )
 
 
-# The public surface, pinned: a name added to or dropped from `workbench.__all__` is an API change, made here on purpose.
+# The public surface, pinned: a name added to or dropped from `workbench.__all__` is an API change, made on purpose.
 PUBLIC_API = {
     "ClassifierEvent",
     "ClassifierNotFound",

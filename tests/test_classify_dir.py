@@ -156,7 +156,7 @@ def test_classify_dir_writes_each_path_once_follows_linked_folders_and_rows_a_co
     assert sorted(frame["path"]) == sorted(
         ["archive/big.jpg", "archive/copy.jpg", "archive/empty.jpg", *(f"archive/linked/{p.name}" for p in jpegs(3))]
     )
-    errors = dict(zip(frame["path"], frame["error"]))
+    errors = dict(zip(frame["path"], frame["error"], strict=True))
     assert "size limit" in errors["archive/big.jpg"] and isinstance(errors["archive/empty.jpg"], str)
     copy = frame[frame["path"] == "archive/copy.jpg"].iloc[0]
     original = frame[frame["path"] == f"archive/linked/{jpegs(1)[0].name}"].iloc[0]

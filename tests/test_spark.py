@@ -192,7 +192,7 @@ def test_image_files_gives_the_rows_and_paths_classify_dir_gives(spark, dogs, tm
     expected = [answer for answer in wb.classify_iter(folder, classifier_ids=[cid])]  # classify-dir's stream
     assert sorted(frame["path"]) == sorted(a["image"] for a in expected)
     assert len(frame) == len(expected) > 40
-    errors = dict(zip(frame["path"], frame["error"]))
+    errors = dict(zip(frame["path"], frame["error"], strict=True))
     assert "size limit" in errors["archive/big.jpg"] and isinstance(errors["archive/empty.jpg"], str)
     assert sum(isinstance(e, str) for e in errors.values()) == 2
 

@@ -14,8 +14,8 @@ rest of a data scientist's loop: 100 MB of zips (a 100 MB beagle.zip of real ima
 zeros, and cats.zip) picked through the create form's upload button, Create, until ready; v1 picked
 in the serving picker, and the classify widget answering from v1 (no dalmatian class); a training
 image removed from the gallery, and v3 trained and serving. JupyterLab runs with the project's
-jupyter_server_config.py, as `make lab` does. Last, runs notebook 05 (delete). No cell may end in an error. Screenshots go to
-docs/ (classify_widget.png, classify_widget_upload.png, mlflow-home-click-runs.png,
+jupyter_server_config.py, as `make lab` does. Last, runs notebook 05 (delete). No cell may end in an error.
+Screenshots go to docs/ (classify_widget.png, classify_widget_upload.png, mlflow-home-click-runs.png,
 mlflow-runs-dogs.png, mlflow-compare-dogs.png, mlflow-registered-dogs.png, upload_form_100mb.png,
 promote_v1.png, promote_v1_classify.png, gallery_removed.png, gallery_removed_status.png).
 Exit status 0 means it passed.
@@ -429,8 +429,10 @@ def write_loop_notebook(work: Path, parameters: dict) -> list[Path]:
         f"big = Workbench({str(work / 'home-big')!r}, tracking_uri='none')  # its own home: the upload's classifier\n"
         "form = widgets.ExamplesWidget(big)\nform.add_class('workbench-form')\nform",
         f"wb = Workbench({parameters['home']!r}, tracking_uri={parameters['tracking_uri']!r})\n"
-        "cid = wb.find_classifier('dogs')\nstatus = widgets.StatusWidget(wb, cid)\nstatus.add_class('workbench-status')\nstatus",
-        "classify = widgets.ClassifyWidget(wb, [cid], threshold=0.0)  # every class of the serving version\nclassify.add_class('workbench-loop-classify')\nclassify",
+        "cid = wb.find_classifier('dogs')\nstatus = widgets.StatusWidget(wb, cid)\n"
+        "status.add_class('workbench-status')\nstatus",
+        "classify = widgets.ClassifyWidget(wb, [cid], threshold=0.0)  # every class of the serving version\n"
+        "classify.add_class('workbench-loop-classify')\nclassify",
         "gallery = widgets.Gallery(wb, cid)\ngallery.add_class('workbench-gallery')\ngallery",
     ]
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])

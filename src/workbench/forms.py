@@ -93,7 +93,8 @@ class SpoolingParser(MultiPartParser):
 
 
 async def _form(request: Request, media: str) -> FormData:
-    """The parsed body: multipart through SpoolingParser (a malformed body is a 400, as Starlette answers), else Starlette's."""
+    """The parsed body: multipart through SpoolingParser (a malformed body is a 400, as in Starlette), else Starlette's
+    own parser."""
     limits = {"max_files": MAX_FORM_PARTS, "max_fields": MAX_FORM_PARTS, "max_part_size": MAX_TEXT_PART_BYTES}
     if media != "multipart/form-data":
         return await request.form(**limits)

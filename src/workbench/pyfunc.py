@@ -138,7 +138,7 @@ class ClassifierModel:
                     "classes": custom_classes(self.heads, row, threshold),
                 }
             )
-            for row, error in zip(scores, errors)
+            for row, error in zip(scores, errors, strict=True)
         ]
 
 

@@ -85,7 +85,7 @@ def iso_to_ms(stamp: str) -> int:
 
 
 def embedded_with(version: VersionRecord, backbone: Backbone) -> tuple[str, str]:
-    """The backbone id and precision that embedded the version's images (versions from before they were recorded: FP32)."""
+    """The backbone id and precision that embedded the version's images (FP32 for versions older than the record)."""
     metrics = version.metrics
     if "backbone_id" in metrics:
         return metrics["backbone_id"], metrics.get("precision", "fp32")

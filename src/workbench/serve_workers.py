@@ -41,7 +41,7 @@ def bind(host: str, port: int, backlog: int) -> socket.socket:
 
 
 def worker_command(argv: Sequence[str], fd: int) -> list[str]:
-    """The CLI words of one worker: the parent's, without `--workers N`, with `--listen-fd FD` (the last verb is serve)."""
+    """One worker's CLI words: the parent's without `--workers N`, with `--listen-fd FD` (the last verb is serve)."""
     words: list[str] = []
     skip = False
     for word in argv:

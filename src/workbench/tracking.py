@@ -8,8 +8,9 @@ tracking server never delays a training or a delete; what could not be logged is
 warning and retried. Every sync reads the store, so it is idempotent: a version is logged once,
 however many times it is asked for, and by however many processes: a sync holds the classifier's
 logging claim (an flock in `<home>/tracking-claims/`) from reading MLflow to its last write, so two
-servers on one home never both find a version missing and both log it. Each run records which process logs it (`host:pid:start`) and a
-heartbeat, so a run a dead process left RUNNING is told apart from one being logged right now.
+servers on one home never both find a version missing and both log it. Each run records which process
+logs it (`host:pid:start`) and a heartbeat, so a run a dead process left RUNNING is told apart from
+one being logged right now.
 """
 
 from __future__ import annotations
