@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import platform
+import tempfile
 
 import httpx
 import pytest
@@ -51,6 +52,14 @@ def test_an_upload_above_the_spool_size_lies_on_disk_and_a_small_one_in_memory()
         {"classifier_ids": "default"},
     )
     assert parts == [("images_file", True, big), ("negative_examples", False, small)]
+
+
+def test_an_upload_stays_in_memory_when_no_temporary_file_can_be_made(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "gone"))  # as on a full disk: TemporaryFile fails
+    photo = DOGS_JPG.read_bytes()
+    big = photo * (SPOOL_MAX_BYTES // len(photo) + 2)
+    parts = parse({"images_file": ("big.jpg", big, "image/jpeg")}, {"classifier_ids": "default"})
+    assert parts == [("images_file", False, big)]  # every byte, read back from memory
 
 
 def test_the_spool_size_is_well_under_starlettes_megabyte() -> None:

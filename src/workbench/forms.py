@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from tempfile import SpooledTemporaryFile
+from typing import BinaryIO, cast
 
 from fastapi import Request
 from starlette.datastructures import FormData, UploadFile
@@ -86,10 +88,34 @@ def _decoded(name: str, value: str) -> list[str]:
     return [item if isinstance(item, str) else json.dumps(item) for item in data]
 
 
+class MemoryFallbackSpool(SpooledTemporaryFile[bytes]):
+    """An upload spooled to disk above its size, or kept in memory when the disk cannot take it (full, no
+    temporary folder): classify reads on a full disk. The request's size limit bounds what stays in memory."""
+
+    def rollover(self) -> None:
+        memory = self._file
+        try:
+            super().rollover()
+        except OSError:
+            if self._file is not memory:
+                self._file.close()  # the temporary file it could not fill
+                self._file = memory
+            self._max_size = 0  # never try again: this upload stays in memory
+
+
 class SpoolingParser(MultiPartParser):
-    """Starlette's multipart parser, spooling file parts to disk above SPOOL_MAX_BYTES."""
+    """Starlette's multipart parser, spooling file parts to disk above SPOOL_MAX_BYTES (in memory on a full disk)."""
 
     spool_max_size = SPOOL_MAX_BYTES
+
+    def on_headers_finished(self) -> None:
+        super().on_headers_finished()
+        upload = self._current_part.file
+        if upload is not None:  # a file part: Starlette made it a SpooledTemporaryFile, still empty
+            spool = MemoryFallbackSpool(max_size=self.spool_max_size)
+            self._files_to_close_on_error[-1].close()
+            self._files_to_close_on_error[-1] = spool
+            upload.file = cast(BinaryIO, spool)  # as Starlette hands its own spooled file to UploadFile
 
 
 async def _form(request: Request, media: str) -> FormData:
