@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import threading
 import time
 import warnings
@@ -71,9 +72,10 @@ def test_run_with_no_images_gives_empty_arrays(onnx_backbone: Backbone) -> None:
     assert embeddings.shape == (0, 1280) and probabilities.shape == (0, 1000)
 
 
-def test_failed_export_leaves_torch_serving(tmp_path: Path) -> None:
+def test_failed_export_leaves_torch_serving(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("a file where the cache folder should be")
+    monkeypatch.setattr(tempfile, "tempdir", str(blocked))  # and no scratch folder to export to instead
     backbone = Backbone(cache_dir=blocked)
     tensors = [preprocess(image, backbone.spec) for image in _images("cats", 2)]
     with warnings.catch_warnings(record=True) as caught:
@@ -94,9 +96,10 @@ def test_first_run_with_an_empty_cache_is_served_by_onnx_runtime(tmp_path: Path)
     assert embeddings.shape == (2, 1280) and int(probabilities[0].argmax()) in CAT_CLASSES
 
 
-def test_onnxruntime_engine_raises_when_it_cannot_export(tmp_path: Path) -> None:
+def test_onnxruntime_engine_raises_when_it_cannot_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("")
+    monkeypatch.setattr(tempfile, "tempdir", str(blocked))  # and no scratch folder to export to instead
     with pytest.raises(OSError):
         Backbone(cache_dir=blocked, engine="onnxruntime").prepare()
 

@@ -182,7 +182,10 @@ class Backbone:
         home, as Spark executors may have): exporting there beats falling back to torch, 5.9x slower."""
         if self.onnx_path.exists() or writable(self.cache_dir):
             return
-        scratch = scratch_dir()
+        try:
+            scratch = scratch_dir()
+        except OSError:
+            return  # nowhere to write: the export fails and says why ("auto" stays on torch)
         warnings.warn(f"ONNX cache {self.cache_dir} is read-only; exporting the backbone to {scratch}", stacklevel=3)
         self.cache_dir = scratch
 
