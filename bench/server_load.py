@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -47,8 +48,16 @@ def rss_kib(pid: int, field: str = "VmRSS") -> int:
     return 0
 
 
-def start_server(home: Path, port: int, precision: str | None = None) -> subprocess.Popen:
-    env = {**os.environ, "WORKBENCH_API_KEYS": f"me:{KEY}"}
+def start_server(
+    home: Path,
+    port: int,
+    precision: str | None = None,
+    serve_args: tuple[str, ...] = (),
+    env: dict | None = None,
+    start_s: float = 120.0,
+) -> subprocess.Popen:
+    """`workbench serve` in its own session (so a tree of workers can be stopped at once), answering within start_s."""
+    env = {**os.environ, "WORKBENCH_API_KEYS": f"me:{KEY}", **(env or {})}
     chosen = ["--precision", precision] if precision else []
     command = [
         sys.executable,
@@ -62,9 +71,10 @@ def start_server(home: Path, port: int, precision: str | None = None) -> subproc
         str(port),
         "--log-level",
         "warning",
+        *serve_args,
     ]
-    server = subprocess.Popen(command, env=env)
-    deadline = time.monotonic() + 120
+    server = subprocess.Popen(command, env=env, start_new_session=True)
+    deadline = time.monotonic() + start_s
     while time.monotonic() < deadline:
         try:
             httpx.get(f"http://127.0.0.1:{port}/openapi.json").raise_for_status()
@@ -72,7 +82,7 @@ def start_server(home: Path, port: int, precision: str | None = None) -> subproc
         except httpx.TransportError:
             time.sleep(0.3)
     server.kill()
-    raise SystemExit("the server did not start within 120 s")
+    raise SystemExit(f"the server did not start within {start_s:g} s")
 
 
 def wait_ready(client: httpx.Client, classifier_id: str) -> dict:
@@ -128,26 +138,28 @@ async def one_client(url: str, form: dict, image: bytes, stop_at: float, latenci
             (latencies if ok else errors).append(time.perf_counter() - started if ok else repr(answer))
 
 
-async def sample_rss(pid: int, stop_at: float, peaks: list) -> None:
+async def sample_rss(pid: int, stop_at: float, peaks: list, rss: Callable[[int], int] = rss_kib) -> None:
     while time.perf_counter() < stop_at:
-        peaks.append(rss_kib(pid))
+        peaks.append(rss(pid))
         await asyncio.sleep(RSS_SAMPLE_SECONDS)
 
 
-async def load(url: str, pid: int, cid: str, clients: int, seconds: float) -> dict:
+async def load(url: str, pid: int, cid: str, clients: int, seconds: float, rss: Callable[[int], int] = rss_kib) -> dict:
+    """`clients` clients classifying dogs.jpg for `seconds`: requests/s, p50/p99, the server's peak RSS (by `rss`)."""
     form = {"classifier_ids": f"{cid},default"}
     image = (TUTORIAL / "dogs.jpg").read_bytes()
     latencies: list[float] = []
     errors: list[str] = []
     peaks: list[int] = []
+    load_before = os.getloadavg()
     started = time.perf_counter()
     stop_at = started + seconds
     await asyncio.gather(
-        sample_rss(pid, stop_at, peaks),
+        sample_rss(pid, stop_at, peaks, rss),
         *(one_client(url, form, image, stop_at, latencies, errors) for _ in range(clients)),
     )
     elapsed = time.perf_counter() - started
-    ordered = sorted(latencies)
+    ordered = sorted(latencies) or [float("nan")]
     return {
         "clients": clients,
         "seconds": round(elapsed, 1),
@@ -157,6 +169,8 @@ async def load(url: str, pid: int, cid: str, clients: int, seconds: float) -> di
         "p50_ms": round(1000 * statistics.median(ordered), 1),
         "p99_ms": round(1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 1),
         "server_peak_rss_mb_during_load": round(max(peaks) / 1024, 1),
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "first_errors": errors[:3],
     }
 

@@ -15,20 +15,17 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.server_load import KEY, TUTORIAL, free_port, one_client, rss_kib, train_dogs
+from bench import server_load
+from bench.server_load import KEY, free_port, rss_kib, train_dogs
 
 RESULTS = Path(__file__).with_name("results.json")
-RSS_SAMPLE_SECONDS = 0.1
 
 
 def tree(pid: int) -> list[int]:
@@ -50,67 +47,11 @@ def tree_rss_kib(pid: int) -> int:
     return total
 
 
-def start_server(home: Path, port: int, workers: int) -> subprocess.Popen:
-    env = {**os.environ, "WORKBENCH_API_KEYS": f"me:{KEY}", "WORKBENCH_TRACKING_URI": "none"}
-    command = [
-        sys.executable,
-        "-m",
-        "workbench.cli",
-        "--home",
-        str(home),
-        "serve",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        "--workers",
-        str(workers),
-    ]
-    server = subprocess.Popen(command, env=env, start_new_session=True)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/openapi.json").raise_for_status()
-            return server
-        except httpx.TransportError:
-            time.sleep(0.3)
-    server.kill()
-    raise SystemExit("the server did not start within 180 s")
-
-
-async def sample(pid: int, stop_at: float, peaks: list[int]) -> None:
-    while time.perf_counter() < stop_at:
-        peaks.append(tree_rss_kib(pid))
-        await asyncio.sleep(RSS_SAMPLE_SECONDS)
-
-
 async def load(url: str, pid: int, cid: str, clients: int, seconds: float) -> dict:
-    form = {"classifier_ids": f"{cid},default"}
-    image = (TUTORIAL / "dogs.jpg").read_bytes()
-    latencies: list[float] = []
-    errors: list[str] = []
-    peaks: list[int] = []
-    load_before = os.getloadavg()
-    started = time.perf_counter()
-    stop_at = started + seconds
-    await asyncio.gather(
-        sample(pid, stop_at, peaks), *(one_client(url, form, image, stop_at, latencies, errors) for _ in range(clients))
-    )
-    elapsed = time.perf_counter() - started
-    ordered = sorted(latencies) or [float("nan")]
-    return {
-        "clients": clients,
-        "seconds": round(elapsed, 1),
-        "requests": len(latencies),
-        "errors": len(errors),
-        "requests_per_s": round(len(latencies) / elapsed, 1),
-        "p50_ms": round(1000 * statistics.median(ordered), 1),
-        "p99_ms": round(1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 1),
-        "peak_rss_mb": round(max(peaks) / 1024, 1),
-        "load_average_before": [round(x, 2) for x in load_before],
-        "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        "first_errors": errors[:3],
-    }
+    """bench/server_load.py's load, with the RSS summed over the server's process tree."""
+    row = await server_load.load(url, pid, cid, clients, seconds, rss=tree_rss_kib)
+    row["peak_rss_mb"] = row.pop("server_peak_rss_mb_during_load")
+    return row
 
 
 def bench_workers(workers: int, client_counts: list[int], seconds: float, warmup_s: float) -> list[dict]:
@@ -118,7 +59,13 @@ def bench_workers(workers: int, client_counts: list[int], seconds: float, warmup
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         port = free_port()
-        server = start_server(Path(tmp) / "home", port, workers)
+        server = server_load.start_server(
+            Path(tmp) / "home",
+            port,
+            serve_args=("--workers", str(workers)),
+            env={"WORKBENCH_TRACKING_URI": "none"},
+            start_s=180,
+        )
         url = f"http://127.0.0.1:{port}"
         try:
             with httpx.Client(base_url=url, auth=("apikey", KEY), timeout=600) as client:
