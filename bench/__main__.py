@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from bench.phases import ROOT, TRAIN_FOLDERS, TUTORIAL
-from workbench.onnx_engine import CACHE_DIR_ENV
+from workbench.engine.onnx_engine import CACHE_DIR_ENV
 
 RESULTS = Path(__file__).with_name("results.json")
 LIMIT_REPEATS = 5
@@ -98,7 +98,7 @@ def cold_create(tmp: Path, repeat: int) -> dict:
 
 
 def measure(tmp: Path) -> dict:
-    from workbench.cli import zip_folder
+    from workbench.cli.commands import zip_folder
 
     (tmp / "zips").mkdir()
     for name in TRAIN_FOLDERS:

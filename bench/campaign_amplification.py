@@ -107,9 +107,9 @@ def walk_ms(data: bytes) -> float | None:
     None on a tree from before the member limit (run against an older `src`, for the figures before the fix).
     """
     try:
-        from workbench.errors import LimitExceeded
-        from workbench.limits import MAX_ZIP_MEMBERS
-        from workbench.zip_directory import members
+        from workbench.core.errors import LimitExceeded
+        from workbench.core.limits import MAX_ZIP_MEMBERS
+        from workbench.images.zip_directory import members
     except ImportError:
         return None
 

@@ -166,8 +166,8 @@ def mlflow_out_of_sync(home: Path, mlruns: Path) -> list[str]:
     """What MLflow lacks against the store (empty once converged): the tracker's own rule, from outside."""
     from mlflow import MlflowClient
 
-    from workbench.store import Store
-    from workbench.tracking import out_of_sync, tracking_target
+    from workbench.store.database import Store
+    from workbench.tracking.sync import out_of_sync, tracking_target
 
     uri = tracking_target(mlruns).uri
     return out_of_sync(MlflowClient(tracking_uri=uri, registry_uri=uri), Store(home))

@@ -236,7 +236,7 @@ def settle_all(server: Server, state: LoadState) -> dict[str, dict]:
 
 def lost_updates(state: LoadState, records: dict[str, dict], home: Path) -> list[str]:
     """Acknowledged updates whose class is missing from GET, or whose images are not in the store or not trained."""
-    from workbench.store import Store  # the home, read after the server has stopped
+    from workbench.store.database import Store  # the home, read after the server has stopped
 
     store = Store(home)
     lost = []

@@ -22,7 +22,7 @@ def main() -> None:
     from PIL import Image
 
     from workbench import Workbench
-    from workbench.explicit import explicit_model
+    from workbench.engine.explicit import explicit_model
 
     wb = Workbench(tempfile.mkdtemp() + "/home", tracking_uri=False)
     images = [

@@ -86,7 +86,7 @@ def passes(engine, tensors: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 def training_set(paths: list[Path]) -> tuple[list[int], list[str]]:
     """Which of `paths` train the custom classifier, and their labels (negatives: the empty label)."""
-    from workbench.training import NEGATIVE_LABEL
+    from workbench.analysis.training import NEGATIVE_LABEL
 
     rows, labels = [], []
     for i, path in enumerate(paths):
@@ -111,12 +111,12 @@ def measure(name: str, fp32: tuple, int8: tuple, heads32, heads8) -> dict:
 
 
 def main() -> None:
-    from workbench.backbone import Backbone, available_cpus
-    from workbench.decode import backbone_input
-    from workbench.limits import Limits
-    from workbench.onnx_engine import OnnxEngine
-    from workbench.quantize import quantize
-    from workbench.training import train
+    from workbench.analysis.training import train
+    from workbench.core.limits import Limits
+    from workbench.engine.backbone import Backbone, available_cpus
+    from workbench.engine.onnx_engine import OnnxEngine
+    from workbench.engine.quantize import quantize
+    from workbench.images.decode import backbone_input
 
     print(f"load average before {os.getloadavg()}", flush=True)
     fp32_backbone, shipped_backbone = Backbone(engine="onnxruntime", precision="fp32"), Backbone(precision="int8")

@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image
 
 from workbench import Workbench
-from workbench.training import NEGATIVE_LABEL, Heads, normalise, train
+from workbench.analysis.training import NEGATIVE_LABEL, Heads, normalise, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIAL = ROOT / "data" / "tutorial"
@@ -121,7 +121,7 @@ def stream_rows(wb: Workbench, classifier_id: str, before: Heads, groups: dict) 
     embed = wb.backbone
     for group, items in groups.items():
         answers = wb.classify([data for _, data in items], classifier_ids=classifier_id, threshold=THRESHOLD)["images"]
-        from workbench.decode import backbone_input
+        from workbench.images.decode import backbone_input
 
         tensors = [backbone_input(data, embed.spec, wb.limits)[0] for _, data in items]
         old = before.scores(embed.run(tensors)[0])
@@ -190,7 +190,7 @@ def _precision(scores: np.ndarray, labels: np.ndarray, classes: list[str]) -> fl
 
 
 def calibration_rows(tasks: dict) -> list[tuple[str, str, str]]:
-    from workbench.calibration import expected_calibration_error, one_vs_rest
+    from workbench.analysis.calibration import expected_calibration_error, one_vs_rest
 
     x, labels = tasks["digits"]
     classes = sorted(set(labels))
@@ -288,8 +288,8 @@ def cost_rows(wb: Workbench, classifier_id: str) -> list[tuple[str, str, str]]:
 def int8_rows(wb: Workbench, classifier_id: str, groups: dict) -> list[tuple[str, str, str]]:
     """INT8 against FP32 on real photos the INT8 calibration never saw (every image under data/tutorial calibrates
     it, test/ and dogs.jpg included, so those are left out; `bench/int8_agreement.py` measures more held-out images)."""
-    from workbench.backbone import Backbone
-    from workbench.decode import backbone_input
+    from workbench.engine.backbone import Backbone
+    from workbench.images.decode import backbone_input
 
     photos = groups["photos"]
     tensors = [backbone_input(data, wb.backbone.spec, wb.limits)[0] for _, data in photos]
@@ -313,7 +313,7 @@ def main() -> None:
     rows = []
     store = wb.store
     examples = store.examples(cid)
-    from workbench.decode import backbone_input
+    from workbench.images.decode import backbone_input
 
     x = wb.backbone.run([backbone_input(store.read_blob(r.sha256), wb.backbone.spec, wb.limits)[0] for r in examples])[
         0

@@ -49,7 +49,7 @@ def zips(workdir: Path) -> dict[str, Path]:
 
 def model_paths() -> dict[str, Path]:
     """Each precision's ONNX file, built (and cached) first if needed."""
-    from workbench.backbone import Backbone
+    from workbench.engine.backbone import Backbone
 
     paths = {}
     for precision in ("fp32", "int8"):  # INT8 is calibrated here on a machine's first bench (about 15 s)
@@ -61,8 +61,8 @@ def model_paths() -> dict[str, Path]:
 
 def limit_engines() -> dict:
     """The limit phase's engines: each precision with ORT spinning off (classify's setting) and on (the fastest)."""
-    from workbench.backbone import available_cpus
-    from workbench.onnx_engine import OnnxEngine
+    from workbench.engine.backbone import available_cpus
+    from workbench.engine.onnx_engine import OnnxEngine
 
     return {
         f"{precision}_spin_{'on' if spinning else 'off'}": OnnxEngine(path, available_cpus(), spinning=spinning)
@@ -90,10 +90,10 @@ def phase_limit(workdir: Path, repeats: int) -> dict:
 
 def phase_decode(workdir: Path, repeats: int) -> dict:
     """Classify's work before the backbone, per image, one thread: JPEG draft decode, crop, normalise, colour sample."""
-    from workbench.decode import backbone_views
-    from workbench.general import color_sample
-    from workbench.limits import Limits
-    from workbench.spec import lite0_spec, view_boxes
+    from workbench.analysis.general import color_sample
+    from workbench.core.limits import Limits
+    from workbench.core.spec import lite0_spec, view_boxes
+    from workbench.images.decode import backbone_views
 
     spec, limits = lite0_spec(), Limits()
     blobs = [path.read_bytes() for path in train_images()]
@@ -112,8 +112,8 @@ def phase_naive(workdir: Path, repeats: int) -> dict:
     import torch
     from PIL import Image
 
-    from workbench.network import load_network
-    from workbench.spec import lite0_spec
+    from workbench.core.spec import lite0_spec
+    from workbench.engine.network import load_network
 
     spec = lite0_spec()
     net = load_network(spec)
@@ -163,7 +163,7 @@ def phase_cold_create(workdir: Path, repeats: int) -> dict:
     new folder) and a new home (empty embedding cache); seconds from process start to `ready`, imports included."""
     import os
 
-    from workbench.onnx_engine import CACHE_DIR_ENV
+    from workbench.engine.onnx_engine import CACHE_DIR_ENV
 
     cache = Path(os.environ[CACHE_DIR_ENV])
     if cache.exists() and any(cache.iterdir()):
@@ -261,7 +261,7 @@ def wide_images(shape: tuple[int, int]) -> list[bytes]:
 def phase_whole_frame(workdir: Path, repeats: int) -> dict:
     """What seeing the whole frame costs: wb.classify (classifier + `default`) on 3:1 and 4:3 images with every view
     (`spec.view_boxes`: 5 and 3) vs the centre square only (spec.MAX_VIEWS = 1, as classify did before), interleaved."""
-    from workbench import spec
+    from workbench.core import spec
 
     wb = workbench(workdir)
     ids = [_classifier_id(wb), "default"]
@@ -285,8 +285,8 @@ def phase_whole_frame(workdir: Path, repeats: int) -> dict:
 def phase_batching(workdir: Path, repeats: int) -> dict:
     """Single-image backbone calls from 8 threads: one pass each (the engine under its lock) vs `Backbone.run`
     (micro-batched across the threads, with a bounded wait), vs a 3 ms wait."""
-    from workbench.backbone import Backbone
-    from workbench.batching import BatchingRunner
+    from workbench.engine.backbone import Backbone
+    from workbench.engine.batching import BatchingRunner
 
     backbone = Backbone(engine="onnxruntime")
     backbone.prepare(wait=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 from PIL import Image
 
 from workbench import Workbench
-from workbench.jobs import JobSettings
+from workbench.jobs.runner import JobSettings
 
 TUTORIAL = Path(__file__).resolve().parents[1] / "data" / "tutorial"
 DOGS_JPG = TUTORIAL / "dogs.jpg"

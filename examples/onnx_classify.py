@@ -5,7 +5,7 @@
 The file carries its classes and input size (metadata); the normalisation is inside the model.
 Decode and crop as below to get the scores `wb.classify` gives (to about 1e-6): the model scores
 one square, so a wide or tall image is scored on each of its views (the centre square, then
-squares along the long side, as `workbench.spec.view_boxes`) and each class keeps its best view.
+squares along the long side, as `workbench.core.spec.view_boxes`) and each class keeps its best view.
 """
 
 import json
@@ -16,7 +16,7 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image, ImageOps
 
-MIN_CENTRE_COVERAGE, VIEW_STEP_FRACTION, MAX_VIEWS = 0.8, 0.5, 5  # workbench.spec's
+MIN_CENTRE_COVERAGE, VIEW_STEP_FRACTION, MAX_VIEWS = 0.8, 0.5, 5  # workbench.core.spec's
 
 
 def offsets(long_px: int, size: int) -> list[int]:

@@ -1,7 +1,8 @@
-"""The import contract of docs/architecture.md: layers, one door for the fronts, no cycles.
+"""The import contract of docs/architecture.md: packages in layers, one door for the fronts, no cycles.
 
-Every module of `src/workbench/` belongs to one layer; a module may import only what its layer
-allows. A violation fails with the rule it breaks, so the fix is clear from the message alone.
+Every module of `src/workbench/` belongs to one unit: a package (`core/`, `store/`, ...) or one of
+the few modules kept at the top. A module may import its own unit and the units its rule names. A
+violation fails with the rule it breaks, so the fix is clear from the message alone.
 """
 
 from __future__ import annotations
@@ -18,93 +19,82 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "workbench"
 ARCHITECTURE = PACKAGE.parents[1] / "docs" / "architecture.md"
 
-LAYERS: dict[str, set[str]] = {
-    # import nothing of ours but other leaves
-    "leaf": {"errors", "limits", "vocabulary", "spec", "timestamps", "events", "atomic", "sources", "names"},
-    # pure computation on arrays and records: no files, no threads, no engines
-    "analysis": {
-        "training",
-        "familiarity",
-        "calibration",
-        "general",
-        "languages",
-        "maps",
-        "plots",
-        "review",
-        "interpretation",
-    },
-    # the engine's working parts: reading examples, the backbone, storage, background jobs, MLflow
-    "pipeline": {
-        "examples",
-        "decode",
-        "classify",
-        "backbone",
-        "explicit",
-        "network",
-        "onnx_engine",
-        "onnx_graph",
-        "quantize",
-        "batching",
-        "store",
-        "jobs",
-        "curation",
-        "promotion",
-        "leases",
-        "owners",
-        "tracking",
-        "tracked_files",
-        "run_record",
-        "pyfunc",
-        "export",
-        "explain",
-        "doctor",
-        "wait_progress",
-        "streaming",
-        "unknown_images",
-        "zip_directory",
-    },
-    # the one door
-    "service": {"service"},
-    # the public API: `Workbench` and the types and helpers it hands out, re-exported from their homes
-    "api": {"__init__"},
-    # the fronts: CLI, HTTP, notebooks
-    "front": {
-        "__main__",
-        "cli",
-        "server",
-        "serve_workers",
-        "connection_limits",
-        "process_memory",
-        "forms",
-        "schemas",
-        "image_urls",
-        "keys",
-        "widgets",
-        "results_files",
-        "spark",
-    },
+# The packages, lowest first, and what each may import besides itself.
+PACKAGES: dict[str, set[str]] = {
+    "core": set(),  # vocabulary, errors, limits, records: imports nothing of ours
+    "analysis": {"core"},  # pure computation on arrays and records: no files, threads or engines
+    "engine": {"core"},  # the backbone: knows no store, no examples
+    "images": {"core", "engine"},  # examples in: zips, folders, decoding (for the backbone's input)
+    "store": {"core", "analysis"},  # all SQL; nothing of jobs, tracking or MLflow
+    "scoring": {"core", "analysis", "engine", "images", "store"},  # scores -> answers, explanations, exports
+    "jobs": {"core", "analysis", "engine", "images", "store"},  # background training
+    "tracking": {"core", "analysis", "engine", "images", "store", "scoring"},  # hears events; never imports jobs
+    "service": {"core", "analysis", "engine", "images", "store", "scoring", "jobs", "tracking"},  # the one door
+    "server": {"core", "api", "service"},  # the fronts: through the door only
+    "cli": {"core", "api", "service", "server"},
+    "widgets": {"core", "api", "service"},
 }
-MAY_IMPORT: dict[str, set[str]] = {
-    "leaf": {"leaf"},
-    "analysis": {"leaf", "analysis"},
-    "pipeline": {"leaf", "analysis", "pipeline"},
-    "service": {"leaf", "analysis", "pipeline"},
-    "api": {"leaf", "analysis", "pipeline", "service"},
-    "front": {"leaf", "api", "service", "front"},
+# The modules kept at the top of the package, and what each may import.
+TOP: dict[str, set[str]] = {
+    "__init__": {"core", "analysis", "images", "store", "tracking", "service"},  # api: re-exports the public names
+    "__main__": {"cli"},
+    "spark": {"core", "api", "service", "cli"},  # a front, at its documented name
+    "plots": {"analysis"},  # `workbench.plots`, a documented name: re-exports analysis.plots
+    "pyfunc": {"tracking"},  # the loader every logged model names: re-exports tracking.pyfunc
 }
-# the presentation helpers a front may use beside the door: plots draw, review picks images to show
-FRONT_EXTRAS = {"plots", "review"}
+FRONTS = {"server", "cli", "widgets", "spark", "__main__"}
+# presentation helpers a front may use beside the door: plots draw, review picks images to show
+FRONT_EXTRAS = {"analysis.plots", "analysis.review", "plots"}
+# libraries a unit must never import, whatever its rule says
+FORBIDDEN_LIBRARIES: dict[str, set[str]] = {
+    "store": {"mlflow"},
+    "engine": {"mlflow", "fastapi", "starlette", "uvicorn"},
+    "tracking.pyfunc": {"fastapi", "starlette", "uvicorn"},
+}
+# single modules held to a stricter rule than their package
+MODULE_RULES: dict[str, set[str]] = {
+    "tracking.pyfunc": {"core", "analysis", "engine", "images", "scoring"},  # scores with no store and no web stack
+}
 
 
-def layer_of(module: str) -> str:
-    for layer, modules in LAYERS.items():
-        if module in modules:
-            return layer
-    raise AssertionError(f"module workbench.{module} is in no layer: add it to LAYERS here and to docs/architecture.md")
+def module_id(path: Path) -> str:
+    """`store/database.py` -> "store.database"; a package's `__init__.py` is the package; the top one "__init__"."""
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    if parts[-1] == "__init__" and len(parts) > 1:
+        parts = parts[:-1]
+    return ".".join(parts)
 
 
 def modules() -> list[str]:
-    return sorted(path.stem for path in PACKAGE.glob("*.py"))
+    return sorted(module_id(path) for path in PACKAGE.rglob("*.py"))
+
+
+def path_of(module: str) -> Path:
+    if module in ("__init__", "__main__") or (PACKAGE / f"{module.replace('.', '/')}.py").exists():
+        return PACKAGE / f"{module.replace('.', '/')}.py"
+    return PACKAGE / module.replace(".", "/") / "__init__.py"
+
+
+def unit_of(module: str) -> str:
+    head = module.split(".")[0]
+    if head in PACKAGES or head in TOP:
+        return "api" if head == "__init__" else head
+    raise AssertionError(f"workbench.{module} is in no package of the contract: add it to PACKAGES or TOP here")
+
+
+def _package_parts(module: str) -> list[str]:
+    is_package = path_of(module).name == "__init__.py"
+    parts = [] if module == "__init__" else module.split(".")
+    return parts if is_package else parts[:-1]
+
+
+def _resolve(parts: list[str]) -> str | None:
+    dotted = ".".join(parts)
+    if not parts:
+        return "__init__"
+    if (PACKAGE / f"{dotted.replace('.', '/')}.py").exists() or (PACKAGE / dotted.replace(".", "/")).is_dir():
+        return dotted
+    return None
 
 
 def _is_type_checking(node: ast.If) -> bool:
@@ -113,7 +103,7 @@ def _is_type_checking(node: ast.If) -> bool:
 
 def imports_of(module: str, *, typing_too: bool = True) -> set[str]:
     """The workbench modules `module` imports (module-level and lazy, `if TYPE_CHECKING:` optional)."""
-    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
+    tree = ast.parse(path_of(module).read_text())
     skipped: set[int] = set()
     if not typing_too:
         for node in ast.walk(tree):
@@ -124,37 +114,74 @@ def imports_of(module: str, *, typing_too: bool = True) -> set[str]:
         if id(node) in skipped:
             continue
         if isinstance(node, ast.ImportFrom):
-            if node.level == 1 or (node.module or "").split(".")[0] == "workbench":
-                base = node.module if node.level == 1 else (node.module or "").removeprefix("workbench").lstrip(".")
-                if base:
-                    found.add(base.split(".")[0])
-                else:  # from . import name: a module of ours, or a public name of the package
-                    found.update(a.name if (PACKAGE / f"{a.name}.py").exists() else "__init__" for a in node.names)
+            if node.level:
+                base = _package_parts(module)[: len(_package_parts(module)) - (node.level - 1)]
+            elif (node.module or "").split(".")[0] == "workbench":
+                base = []
+                node_module = (node.module or "").removeprefix("workbench").lstrip(".")
+                base = node_module.split(".") if node_module else []
+                found.update(_from(base, node.names))
+                continue
+            else:
+                continue
+            base = base + (node.module.split(".") if node.module else [])
+            found.update(_from(base, node.names))
         elif isinstance(node, ast.Import):
-            found.update(a.name.split(".")[1] for a in node.names if a.name.startswith("workbench."))
+            for alias in node.names:
+                if alias.name.startswith("workbench."):
+                    found.add(_resolve(alias.name.split(".")[1:]) or "__init__")
     found.discard(module)
     return found
 
 
-def test_every_module_is_in_a_layer_and_in_the_architecture_page():
+def _from(base: list[str], names: list[ast.alias]) -> set[str]:
+    """`from <base> import names`: each name a module of ours, else the module `base` itself."""
+    found = set()
+    for alias in names:
+        target = _resolve([*base, alias.name])
+        found.add(target if target is not None else (_resolve(base) or "__init__"))
+    return found
+
+
+def allowed(module: str, target: str) -> bool:
+    unit, target_unit = unit_of(module), unit_of(target)
+    if unit == target_unit:
+        return True
+    rule = MODULE_RULES.get(module) or PACKAGES.get(unit) or TOP.get("__init__" if unit == "api" else unit, set())
+    return target_unit in rule or (unit in FRONTS and target in FRONT_EXTRAS)
+
+
+def test_every_package_and_module_is_on_the_architecture_page():
     page = ARCHITECTURE.read_text()
+    folders = {path.name for path in PACKAGE.iterdir() if (path / "__init__.py").exists()}
+    assert folders == set(PACKAGES), f"the folders {sorted(folders)} are not the contract's packages {sorted(PACKAGES)}"
     for module in modules():
-        layer_of(module)
-        if module not in ("__init__", "__main__"):
-            assert f"`{module}`" in page, f"docs/architecture.md does not describe module `{module}`"
+        unit_of(module)
+        if module.split(".")[-1] not in ("__init__", "__main__") and module not in PACKAGES:
+            assert f"`{module}`" in page, f"docs/architecture.md does not describe the module `{module}`"
+    for package in PACKAGES:
+        assert f"`{package}/`" in page, f"docs/architecture.md does not draw the package `{package}/`"
 
 
 @pytest.mark.parametrize("module", modules())
 def test_imports_follow_the_layers(module):
-    layer = layer_of(module)
+    unit = unit_of(module)
     for target in sorted(imports_of(module)):
-        target_layer = layer_of(target)
-        allowed = target_layer in MAY_IMPORT[layer] or (layer == "front" and target in FRONT_EXTRAS)
-        assert allowed, (
-            f"workbench.{module} ({layer}) imports workbench.{target} ({target_layer}): "
-            f"a {layer} module may import only {sorted(MAY_IMPORT[layer])}"
-            + (" and plots/review; everything else goes through Workbench" if layer == "front" else "")
+        target_unit = unit_of(target)
+        rule = sorted(MODULE_RULES.get(module) or PACKAGES.get(unit) or TOP.get(module.split(".")[0], set()))
+        assert allowed(module, target), (
+            f"workbench.{module} ({unit}) imports workbench.{target} ({target_unit}): "
+            f"{module if module in MODULE_RULES else unit} may import only its own package and {rule}"
+            + (" (and plots/review); everything else goes through Workbench" if unit in FRONTS else "")
         )
+
+
+@pytest.mark.parametrize("unit", sorted(FORBIDDEN_LIBRARIES))
+def test_forbidden_libraries_stay_out(unit):
+    for module in modules():
+        if module == unit or module.startswith(unit + "."):
+            used = third_party_imports(module) & FORBIDDEN_LIBRARIES[unit]
+            assert not used, f"workbench.{module} imports {sorted(used)}, which {unit} must never import"
 
 
 def test_no_import_cycles():
@@ -168,7 +195,7 @@ def test_no_import_cycles():
         if module in done:
             return
         for target in sorted(graph.get(module, ())):
-            if target != "__init__":
+            if target != "__init__" and target not in PACKAGES:
                 visit(target, [*path, module])
         done.add(module)
 
@@ -186,7 +213,7 @@ def _distribution_name(requirement: str) -> str:
 def third_party_imports(module: str) -> set[str]:
     """The top-level names of the libraries `module` imports (standard library and our own left out)."""
     found: set[str] = set()
-    for node in ast.walk(ast.parse((PACKAGE / f"{module}.py").read_text())):
+    for node in ast.walk(ast.parse(path_of(module).read_text())):
         if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             found.add(node.module.split(".")[0])
         elif isinstance(node, ast.Import):

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from workbench.backbone import Backbone, EmbeddingCache
-from workbench.batching import BatchingRunner
-from workbench.decode import decode_image
-from workbench.spec import preprocess
+from workbench.core.spec import preprocess
+from workbench.engine.backbone import Backbone, EmbeddingCache
+from workbench.engine.batching import BatchingRunner
+from workbench.images.decode import decode_image
 
 TUTORIAL = Path(__file__).resolve().parents[1] / "data" / "tutorial"
 CAT_CLASSES = range(281, 286)  # ImageNet: tabby, tiger cat, Persian, Siamese, Egyptian cat

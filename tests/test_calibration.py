@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from workbench.calibration import brier_score, expected_calibration_error, one_vs_rest, reliability
-from workbench.training import normalise, train
-from workbench.vocabulary import THRESHOLD
+from workbench.analysis.calibration import brier_score, expected_calibration_error, one_vs_rest, reliability
+from workbench.analysis.training import normalise, train
+from workbench.core.vocabulary import THRESHOLD
 
 DIGITS_PER_CLASS = 60  # scikit-learn's handwritten digits: 10 classes, 8 x 8 pixels, upscaled past the 32 px minimum
 DIGIT_SIDE_PX = 64

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from conftest import DOGS_JPG, TUTORIAL
-from workbench.cli import main
+from workbench.cli.commands import main
 
 RUN_SECONDS = 300
 

@@ -30,10 +30,10 @@ from workbench import (
     curation,
     examples_frame,
 )
-from workbench import doctor as dr
-from workbench.keys import KeyRing
-from workbench.server import ServerSettings, create_app
-from workbench.training import Heads
+from workbench.analysis.training import Heads
+from workbench.server.app import ServerSettings, create_app
+from workbench.server.keys import KeyRing
+from workbench.store import doctor as dr
 
 TRAIN_S = 300.0
 SIZES = {"beagle": 12, "husky": 12, "cats": 10}  # 10 is the least a set may keep
@@ -244,7 +244,7 @@ def test_a_home_from_before_curation_gains_its_columns_and_old_versions_keep_the
     )
     with sqlite3.connect(tmp_path / "workbench.db") as db:
         db.executescript(old)
-    from workbench.store import Store
+    from workbench.store.database import Store
 
     store = Store(tmp_path)
     [version] = store.versions("c_1")
@@ -258,7 +258,14 @@ def test_the_version_after_a_curation_logs_what_changed_in_mlflow(
 ) -> None:
     from mlflow import MlflowClient
 
-    from workbench.run_record import CHANGES_ARTIFACT, MANIFEST_ARTIFACT, TAG_ADDED, TAG_CURATED, TAG_KIND, TAG_VERSION
+    from workbench.tracking.run_record import (
+        CHANGES_ARTIFACT,
+        MANIFEST_ARTIFACT,
+        TAG_ADDED,
+        TAG_CURATED,
+        TAG_KIND,
+        TAG_VERSION,
+    )
 
     home = Path(shutil.copytree(template[0], tmp_path / "home"))
     cid = template[1]

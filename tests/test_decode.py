@@ -10,10 +10,10 @@ import pytest
 from PIL import Image, ImageFile
 
 from conftest import encode, png_bomb
-from workbench.decode import backbone_input, decode_image, prepared_batches, validate_image
-from workbench.errors import ImageTooSmall, ImageUnreadable, LimitExceeded
-from workbench.limits import Limits
-from workbench.spec import lite0_spec, preprocess
+from workbench.core.errors import ImageTooSmall, ImageUnreadable, LimitExceeded
+from workbench.core.limits import Limits
+from workbench.core.spec import lite0_spec, preprocess
+from workbench.images.decode import backbone_input, decode_image, prepared_batches, validate_image
 
 TUTORIAL = Path(__file__).resolve().parents[1] / "data" / "tutorial"
 IMAGES = Path("/work/shared/reference/images")

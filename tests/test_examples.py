@@ -1,4 +1,4 @@
-"""Tests for workbench.examples: safe reading of zips, folders and images."""
+"""Tests for workbench.images.examples: safe reading of zips, folders and images."""
 
 from __future__ import annotations
 
@@ -13,13 +13,14 @@ import pytest
 from PIL import Image
 
 from conftest import encode
-from workbench.errors import (
+from workbench.core.errors import (
     ImageUnreadable,
     InvalidExamples,
     LimitExceeded,
     NoImages,
 )
-from workbench.examples import (
+from workbench.core.limits import Limits
+from workbench.images.examples import (
     FILE_TOO_LARGE,
     MACOS_METADATA,
     NESTED_ZIP,
@@ -32,7 +33,6 @@ from workbench.examples import (
     read_images,
     sha256_hex,
 )
-from workbench.limits import Limits
 
 IMAGES = Path("/work/shared/reference/images")
 BEAGLES = sorted(IMAGES.joinpath("beagle").iterdir())
@@ -313,8 +313,8 @@ def _written(members: dict[str, bytes], *, comment: bytes = b"", prefix: bytes =
 def test_the_struct_walk_lists_what_zipfile_lists(
     data: bytes, chunk_bytes: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from workbench import zip_directory
-    from workbench.zip_directory import Member, members
+    from workbench.images import zip_directory
+    from workbench.images.zip_directory import Member, members
 
     monkeypatch.setattr(zip_directory, "CHUNK_BYTES", chunk_bytes)
     expected = [Member(info.filename, info.file_size) for info in zipfile.ZipFile(io.BytesIO(data)).infolist()]
@@ -327,7 +327,7 @@ def test_the_struct_walk_lists_what_zipfile_lists(
 def test_a_zip64_size_is_read_from_the_extra_field() -> None:
     """A 32-bit size of 0xFFFFFFFF means "see the zip64 extra field": the walk reads the size there, as zipfile does."""
     from reliability.hand_zips import central_entry, hand_zip
-    from workbench.zip_directory import members
+    from workbench.images.zip_directory import members
 
     extra = (
         struct.pack("<2H", 0x7075, 3) + b"abc" + struct.pack("<2HQ", 0x0001, 8, 5_000_000_000)
@@ -341,6 +341,6 @@ def test_a_zip64_size_is_read_from_the_extra_field() -> None:
 
 @pytest.mark.parametrize("data", [b"", b"PK\x03\x04 cut short", b"PK\x05\x06" + b"\0" * 10])
 def test_no_directory_is_left_to_zipfile(data: bytes) -> None:
-    from workbench.zip_directory import members
+    from workbench.images.zip_directory import members
 
     assert members(io.BytesIO(data), 10, "z.zip") is None

@@ -10,13 +10,13 @@ from PIL import Image
 
 from conftest import DOGS_JPG, TUTORIAL, encode
 from workbench import plots, widgets
-from workbench.decode import decode_image
-from workbench.errors import InvalidRequest
-from workbench.maps import cell_logits, custom_head_cells
-from workbench.run_record import write_overlay_gallery
-from workbench.spec import crop_box, preprocess
-from workbench.tracked_files import ClassifierFiles
-from workbench.training import normalise
+from workbench.analysis.maps import cell_logits, custom_head_cells
+from workbench.analysis.training import normalise
+from workbench.core.errors import InvalidRequest
+from workbench.core.spec import crop_box, preprocess
+from workbench.images.decode import decode_image
+from workbench.tracking.run_record import write_overlay_gallery
+from workbench.tracking.tracked_files import ClassifierFiles
 
 BROWN_FAMILY = {"light brown color", "tan color", "brown color", "beige color", "orange color", "yellow color"}
 

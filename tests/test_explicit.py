@@ -14,10 +14,10 @@ import httpx
 import pytest
 
 from conftest import DOGS_JPG, TUTORIAL
-from workbench.errors import ModelNotInstalled
-from workbench.explicit import available, explicit_classes
-from workbench.server import ServerSettings, ServerThread, create_app
-from workbench.vocabulary import EXPLICIT_CLASS, NOT_EXPLICIT_CLASS
+from workbench.core.errors import ModelNotInstalled
+from workbench.core.vocabulary import EXPLICIT_CLASS, NOT_EXPLICIT_CLASS
+from workbench.engine.explicit import available, explicit_classes
+from workbench.server.app import ServerSettings, ServerThread, create_app
 
 VERSION = {"version": "2018-03-19"}
 FRUITBOWL = Path(__file__).resolve().parents[1] / "data" / "reference" / "fruitbowl.jpg"

@@ -22,8 +22,9 @@ import pytest
 from conftest import DOGS_JPG, TUTORIAL, Gate
 from coreml_reference import evaluate
 from workbench import ClassifierNotFound, InvalidRequest, Workbench
-from workbench.decode import decode_image
-from workbench.export import (
+from workbench.core.spec import crop_pixels, lite0_spec, view_pixels
+from workbench.images.decode import decode_image
+from workbench.scoring.export import (
     COREML_EMBEDDING,
     COREML_INPUT,
     COREML_LABEL,
@@ -31,9 +32,8 @@ from workbench.export import (
     ONNX_INPUT,
     ONNX_OUTPUTS,
 )
-from workbench.keys import KeyRing
-from workbench.server import ServerThread, create_app
-from workbench.spec import crop_pixels, lite0_spec, view_pixels
+from workbench.server.app import ServerThread, create_app
+from workbench.server.keys import KeyRing
 
 TUTORIAL_SETS = ("beagle", "husky", "goldenretriever", "dalmatian", "cats", "more-cats")
 SCORE_TOLERANCE = 1e-4

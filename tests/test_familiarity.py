@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 
 from conftest import TUTORIAL
-from workbench.familiarity import fit_familiarity
-from workbench.training import NEGATIVE_LABEL, Heads, normalise, train
-from workbench.vocabulary import THRESHOLD
+from workbench.analysis.familiarity import fit_familiarity
+from workbench.analysis.training import NEGATIVE_LABEL, Heads, normalise, train
+from workbench.core.vocabulary import THRESHOLD
 
 BREEDS = ("beagle", "husky", "goldenretriever")
 TRAIN_PER_BREED = 30  # the other 20 of each breed are held out

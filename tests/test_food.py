@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 from conftest import DOGS_JPG, TUTORIAL
-from workbench.general import food_model, load_hierarchy
-from workbench.languages import names_in
-from workbench.server import ServerSettings, ServerThread, create_app
-from workbench.vocabulary import NON_FOOD_CLASS
+from workbench.analysis.general import food_model, load_hierarchy
+from workbench.analysis.languages import names_in
+from workbench.core.vocabulary import NON_FOOD_CLASS
+from workbench.server.app import ServerSettings, ServerThread, create_app
 
 FRUITBOWL = Path(__file__).resolve().parents[1] / "data" / "reference" / "fruitbowl.jpg"
 FRUITS = "/edible fruit/"  # in the type_hierarchy of every ImageNet fruit

@@ -11,8 +11,8 @@ import pytest
 from starlette.requests import Request
 
 from conftest import DOGS_JPG
-from workbench.forms import SPOOL_MAX_BYTES, FormParts, parsed_form
-from workbench.process_memory import release_free_memory, tune_malloc
+from workbench.server.forms import SPOOL_MAX_BYTES, FormParts, parsed_form
+from workbench.server.process_memory import release_free_memory, tune_malloc
 
 
 def parse(files: dict, data: dict | None = None) -> list[tuple[str, bool, bytes]]:

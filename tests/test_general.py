@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from workbench.general import (
+from workbench.analysis.general import (
     IMAGENET_CLASS_COUNT,
     color_classes,
     color_confidence,
@@ -20,7 +20,7 @@ from workbench.general import (
     general_scores,
     load_hierarchy,
 )
-from workbench.vocabulary import GENERAL_CLASSIFIER_ID
+from workbench.core.vocabulary import GENERAL_CLASSIFIER_ID
 
 DOGS_JPG = Path("/work/shared/reference/images/dogs.jpg")
 GOLDEN_RETRIEVER, LABRADOR, BEAGLE, SIBERIAN_HUSKY, TIGER_CAT, BANANA = 207, 208, 162, 250, 282, 954

@@ -13,12 +13,12 @@ import pytest
 
 from conftest import DOGS_JPG, TUTORIAL
 from workbench import Workbench
-from workbench.backbone import Backbone, EmbeddingCache
-from workbench.decode import backbone_input
-from workbench.limits import Limits
+from workbench.analysis.training import Heads
+from workbench.core.limits import Limits
+from workbench.engine.backbone import Backbone, EmbeddingCache
+from workbench.images.decode import backbone_input
 from workbench.pyfunc import ClassifierModel
-from workbench.run_record import version_params
-from workbench.training import Heads
+from workbench.tracking.run_record import version_params
 
 EVAL_FOLDERS = ("beagle", "husky", "goldenretriever", "dalmatian", "cats", "more-cats", "test")  # 250 + test/
 MIN_TOP1_AGREEMENT = 0.97

@@ -11,8 +11,8 @@ from sklearn.metrics import confusion_matrix, log_loss, precision_score, recall_
 
 from conftest import TUTORIAL
 from workbench import Interpretation, label_from_name, parse_labels
-from workbench.interpretation import NONE_NAME
-from workbench.training import NEGATIVE_LABEL, predicted_labels
+from workbench.analysis.interpretation import NONE_NAME
+from workbench.analysis.training import NEGATIVE_LABEL, predicted_labels
 
 # Two classes, six images; at 0.5 the predictions are a, b, b, (none), a, (none).
 CLASSES = ["a", "b"]

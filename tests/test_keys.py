@@ -11,9 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from workbench import InvalidRequest, cli
-from workbench.keys import KeyFile, KeyRing, env_keys, key_hash
-from workbench.server import ServerThread, create_app
+from workbench import InvalidRequest
+from workbench.cli import commands as cli
+from workbench.server.app import ServerThread, create_app
+from workbench.server.keys import KeyFile, KeyRing, env_keys, key_hash
 
 VERSION = {"version": "2018-03-19"}
 

@@ -20,11 +20,11 @@ import pytest
 
 from conftest import DOGS_JPG, TUTORIAL, zip_bytes
 from workbench import UnsupportedLanguage, Workbench
-from workbench.general import COLOR_ANCHORS_RGB, load_hierarchy
-from workbench.keys import KeyRing
-from workbench.languages import _table, names_in, negotiate
-from workbench.server import ServerSettings, ServerThread, create_app
-from workbench.vocabulary import LANGUAGES, NON_FOOD_CLASS
+from workbench.analysis.general import COLOR_ANCHORS_RGB, load_hierarchy
+from workbench.analysis.languages import _table, names_in, negotiate
+from workbench.core.vocabulary import LANGUAGES, NON_FOOD_CLASS
+from workbench.server.app import ServerSettings, ServerThread, create_app
+from workbench.server.keys import KeyRing
 
 VERSION = {"version": "2018-03-19"}
 KEYS = {"me": "key-me-lang-1", "bob": "key-bob-lang-2"}

@@ -35,7 +35,7 @@ sb.glue("version_count", len(versions))
 sb.glue("added_classes", added_classes)
 """,
     "03_classify": """
-from workbench.review import average_precision
+from workbench.analysis.review import average_precision
 sb.glue("custom_scores", custom)
 sb.glue("explained_classes", {cid: [e.class_name for e in found] for cid, found in explained.explanations.items()})
 sb.glue("rows_by_threshold", {str(k): v for k, v in rows.items()})

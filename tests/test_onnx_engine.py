@@ -8,16 +8,16 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench.backbone import Backbone
-from workbench.onnx_engine import CACHE_DIR_ENV, OnnxEngine, default_cache_dir, onnx_path
-from workbench.spec import lite0_spec
+from workbench.core.spec import lite0_spec
+from workbench.engine.backbone import Backbone
+from workbench.engine.onnx_engine import CACHE_DIR_ENV, OnnxEngine, default_cache_dir, onnx_path
 
 RACE = """
 import sys
 from pathlib import Path
-from workbench.backbone import available_cpus
-from workbench.spec import lite0_spec
-from workbench.onnx_engine import export_onnx, onnx_path
+from workbench.engine.backbone import available_cpus
+from workbench.core.spec import lite0_spec
+from workbench.engine.onnx_engine import export_onnx, onnx_path
 spec = lite0_spec()
 print(export_onnx(spec, onnx_path(spec, Path(sys.argv[1])), available_cpus()))
 """

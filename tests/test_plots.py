@@ -10,8 +10,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image
 
 from workbench import plots
-from workbench.review import average_precision
-from workbench.training import NEGATIVE_LABEL, OutOfFold
+from workbench.analysis.review import average_precision
+from workbench.analysis.training import NEGATIVE_LABEL, OutOfFold
 
 
 @pytest.fixture(scope="module")

@@ -22,13 +22,16 @@ from mlflow import MlflowClient
 import promote_fixtures
 from conftest import Gate
 from promote_fixtures import HELD_OUT, TRAIN_S, held_out_scores, noise_set, same_scores, small_sets
-from workbench import ClassifierNotFound, InvalidRequest, VersionNotFound, Workbench, export, promotion, widgets
-from workbench import doctor as dr
-from workbench.keys import KeyRing
-from workbench.run_record import SERVING_ALIAS, TAG_VERSION
-from workbench.server import ServerThread, create_app
-from workbench.store import Store, VersionRecord
-from workbench.tracking import out_of_sync
+from workbench import ClassifierNotFound, InvalidRequest, VersionNotFound, Workbench, widgets
+from workbench.core.records import VersionRecord
+from workbench.scoring import export
+from workbench.server.app import ServerThread, create_app
+from workbench.server.keys import KeyRing
+from workbench.store import doctor as dr
+from workbench.store import promotion
+from workbench.store.database import Store
+from workbench.tracking.run_record import SERVING_ALIAS, TAG_VERSION
+from workbench.tracking.sync import out_of_sync
 
 template = promote_fixtures.template  # the module-scoped two-version `pets` (a fixture)
 VERSION = {"version": "2018-03-19"}
@@ -145,7 +148,7 @@ def test_exports_and_the_core_ml_download_follow_the_serving_version(pets, tmp_p
 
     monkeypatch.setitem(export.BUILDERS, "onnx", built)
     monkeypatch.setitem(export.BUILDERS, "coreml", built)
-    monkeypatch.setattr("workbench.service.coreml_available", lambda: True)
+    monkeypatch.setattr("workbench.service.workbench.coreml_available", lambda: True)
     wb.promote(cid, 1)
     path = wb.export(cid, format="onnx", path=tmp_path)
     assert path.name == f"{cid}-v1.onnx" and path.read_bytes() == f"{cid} v1 beagle,husky".encode()

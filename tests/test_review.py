@@ -7,8 +7,8 @@ import pytest
 from sklearn.metrics import average_precision_score
 
 from workbench import plots
-from workbench.review import average_precision, review_items, threshold_metrics
-from workbench.training import NEGATIVE_LABEL, predicted_labels
+from workbench.analysis.review import average_precision, review_items, threshold_metrics
+from workbench.analysis.training import NEGATIVE_LABEL, predicted_labels
 
 
 def test_review_items_are_the_misclassified_and_near_threshold_images(dogs):

@@ -20,9 +20,10 @@ import httpx
 import pytest
 
 from conftest import DOGS_JPG, TUTORIAL, zip_bytes
-from workbench import Workbench, cli
-from workbench.keys import KeyRing
-from workbench.server import ServerSettings, ServerThread, create_app
+from workbench import Workbench
+from workbench.cli import commands as cli
+from workbench.server.app import ServerSettings, ServerThread, create_app
+from workbench.server.keys import KeyRing
 
 VERSION = {"version": "2018-03-19"}
 KEYS = {"me": "key-me-41d2", "bob": "key-bob-77a0", "carol": "key-carol-1b9e"}

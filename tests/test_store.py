@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from workbench.errors import ClassifierNotFound
-from workbench.store import ClassifierRecord, Store, atomic_write_bytes
+from workbench.core.errors import ClassifierNotFound
+from workbench.core.records import ClassifierRecord
+from workbench.store.database import Store, atomic_write_bytes
 
 
 def record(cid: str) -> ClassifierRecord:

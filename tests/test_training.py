@@ -7,7 +7,7 @@ import io
 import numpy as np
 import pytest
 
-from workbench.training import (
+from workbench.analysis.training import (
     NEGATIVE_LABEL,
     Heads,
     OutOfFold,

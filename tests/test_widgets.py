@@ -20,8 +20,8 @@ import websocket
 
 from conftest import CREATE_CLASSES, DOGS_JPG, TUTORIAL, Gate, stop_process_group, wait_until_up
 from workbench import plots, widgets
-from workbench.limits import Limits
-from workbench.review import review_items, threshold_metrics
+from workbench.analysis.review import review_items, threshold_metrics
+from workbench.core.limits import Limits
 
 CAT_JPG = TUTORIAL / "cats" / "10373218496_4fc37d8e69_z.jpg"
 ROOT = Path(__file__).resolve().parents[1]

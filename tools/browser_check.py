@@ -348,7 +348,7 @@ def check_mlflow(page: Page, ui: str, uri: str, docs: Path) -> None:
     from mlflow import MlflowClient
 
     from workbench import tracking_uri
-    from workbench.run_record import KEY_METRICS_VIEW, UI_MODE
+    from workbench.tracking.run_record import KEY_METRICS_VIEW, UI_MODE
 
     uri = tracking_uri(uri)  # the notebooks' folder as workbench resolves it (its SQLite store)
     client = MlflowClient(uri, registry_uri=uri)
@@ -416,7 +416,7 @@ def padded_zip(images: Path, target: Path, size: int, count: int = 12) -> Path:
 
 def write_loop_notebook(work: Path, parameters: dict) -> list[Path]:
     """The loop notebook and the zips it is given: a 100 MB beagle.zip and the tutorial's cats.zip."""
-    from workbench.cli import zip_folder
+    from workbench.cli.commands import zip_folder
 
     zips = work / "upload"
     zips.mkdir()

@@ -1,12 +1,12 @@
 """workbench: IBM Watson Visual Recognition v3 custom classifiers, local and Jupyter-first.
 
 `Workbench` and the names that need the engine (numpy, scikit-learn, MLflow, ...) load on first
-use (PEP 562), so `import workbench.cli` and `workbench --help` stay fast.
+use (PEP 562), so `import workbench.cli.commands` and `workbench --help` stay fast.
 """
 
 from typing import TYPE_CHECKING
 
-from .errors import (
+from .core.errors import (
     ClassifierNotFound,
     ExampleNotFound,
     ImageTooSmall,
@@ -28,34 +28,34 @@ from .errors import (
     WaitTimeout,
     WorkbenchError,
 )
-from .events import ClassifierEvent
-from .limits import Limits
-from .sources import ImageURL
+from .core.events import ClassifierEvent
+from .core.limits import Limits
+from .core.sources import ImageURL
 
 if TYPE_CHECKING:
-    from .curation import Curation, TrainingExample, examples_frame
-    from .examples import folder_sets, image_paths, set_name
-    from .interpretation import Interpretation, label_from_name, parse_labels
-    from .service import Workbench
-    from .streaming import folder_images, named_images
-    from .tracking import tracking_uri
-    from .training import OutOfFold
+    from .analysis.interpretation import Interpretation, label_from_name, parse_labels
+    from .analysis.training import OutOfFold
+    from .images.examples import folder_sets, image_paths, set_name
+    from .images.streaming import folder_images, named_images
+    from .service.workbench import Workbench
+    from .store.curation import Curation, TrainingExample, examples_frame
+    from .tracking.sync import tracking_uri
 
 _LAZY = {  # public name -> the module that defines it, imported on first access
-    "Curation": "curation",
-    "TrainingExample": "curation",
-    "examples_frame": "curation",
-    "folder_images": "streaming",
-    "named_images": "streaming",  # a folder's images as (row path "folder/relative", file): the batch paths' names
-    "folder_sets": "examples",
-    "image_paths": "examples",
-    "set_name": "examples",
-    "Workbench": "service",
-    "Interpretation": "interpretation",
-    "label_from_name": "interpretation",
-    "parse_labels": "interpretation",
-    "OutOfFold": "training",
-    "tracking_uri": "tracking",
+    "Curation": "store.curation",
+    "TrainingExample": "store.curation",
+    "examples_frame": "store.curation",
+    "folder_images": "images.streaming",
+    "named_images": "images.streaming",  # a folder's images as (row path "folder/relative", file)
+    "folder_sets": "images.examples",
+    "image_paths": "images.examples",
+    "set_name": "images.examples",
+    "Workbench": "service.workbench",
+    "Interpretation": "analysis.interpretation",
+    "label_from_name": "analysis.interpretation",
+    "parse_labels": "analysis.interpretation",
+    "OutOfFold": "analysis.training",
+    "tracking_uri": "tracking.sync",
 }
 
 

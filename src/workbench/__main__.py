@@ -1,5 +1,5 @@
 """`python -m workbench` runs the CLI."""
 
-from .cli import main
+from .cli.commands import main
 
 raise SystemExit(main())

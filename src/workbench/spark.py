@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import Workbench, named_images
-from .limits import THREADS_ENV
-from .results_files import ROW_DDL, arrow_schema, result_row
-from .service import default_home
-from .vocabulary import OWNER_ME
+from .cli.results_files import ROW_DDL, arrow_schema, result_row
+from .core.limits import THREADS_ENV
+from .core.vocabulary import OWNER_ME
+from .service.workbench import default_home
 
 if TYPE_CHECKING:
     import pyarrow

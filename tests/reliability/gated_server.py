@@ -13,7 +13,7 @@ import sys
 import threading
 
 from workbench import ClassifierEvent, Workbench
-from workbench.server import ServerSettings, ServerThread, create_app
+from workbench.server.app import ServerSettings, ServerThread, create_app
 
 
 def main(home: str, stage: str) -> None:

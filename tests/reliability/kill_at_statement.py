@@ -15,9 +15,9 @@ import signal
 import sqlite3
 import sys
 
-from workbench.cli import main
-from workbench.service import Workbench
-from workbench.store import Store
+from workbench.cli.commands import main
+from workbench.service.workbench import Workbench
+from workbench.store.database import Store
 
 KILL_AT_STATEMENT_ENV = "WORKBENCH_TEST_KILL_AT_STATEMENT"
 STATEMENT_LINE = "statement "  # "statement 3: BEGIN IMMEDIATE"

@@ -17,10 +17,10 @@ import signal
 import sys
 from collections.abc import Callable
 
-from workbench import curation
-from workbench.cli import main
-from workbench.jobs import JobRunner
-from workbench.service import Workbench
+from workbench.cli.commands import main
+from workbench.jobs.runner import JobRunner
+from workbench.service.workbench import Workbench
+from workbench.store import curation
 
 KILL_IN_CURATION_ENV = "WORKBENCH_TEST_KILL_IN_CURATION"
 POINTS = ("uncommitted", "committed", "training")

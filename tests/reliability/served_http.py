@@ -9,7 +9,7 @@ import httpx
 from fastapi import FastAPI
 
 from workbench import Workbench
-from workbench.server import ServerSettings, ServerThread, create_app
+from workbench.server.app import ServerSettings, ServerThread, create_app
 
 VERSION = {"version": "2018-03-19"}
 

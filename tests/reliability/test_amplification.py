@@ -19,9 +19,10 @@ from conftest import TUTORIAL, zip_bytes
 from reliability.hand_zips import member_flood, padded_zip, restated
 from reliability.served_http import VERSION, open_app, served
 from reliability.test_classify_counts_images_before_reading import reset_peak_rss, status_kib
-from workbench import InvalidRequest, LimitExceeded, Limits, Workbench, examples
-from workbench.examples import read_example_set, read_images, request_budget
-from workbench.limits import MAX_REQUEST_BYTES, MAX_ZIP_BYTES, MAX_ZIP_MEMBERS
+from workbench import InvalidRequest, LimitExceeded, Limits, Workbench
+from workbench.core.limits import MAX_REQUEST_BYTES, MAX_ZIP_BYTES, MAX_ZIP_MEMBERS
+from workbench.images import examples
+from workbench.images.examples import read_example_set, read_images, request_budget
 
 BEAGLES = sorted((TUTORIAL / "beagle").glob("*.jpg"))
 HUSKIES = sorted((TUTORIAL / "husky").glob("*.jpg"))

@@ -15,12 +15,12 @@ import httpx
 import pytest
 from mlflow.utils.validation import _validate_metric_name, _validate_param_name
 
-from workbench.errors import InvalidClassifierName, InvalidClassName, InvalidRequest
-from workbench.limits import MAX_CLASS_NAME_CHARS
-from workbench.names import check_class_name
-from workbench.run_record import version_metrics, version_params
-from workbench.server import ServerSettings, ServerThread, create_app
-from workbench.store import VersionRecord
+from workbench.core.errors import InvalidClassifierName, InvalidClassName, InvalidRequest
+from workbench.core.limits import MAX_CLASS_NAME_CHARS
+from workbench.core.names import check_class_name
+from workbench.core.records import VersionRecord
+from workbench.server.app import ServerSettings, ServerThread, create_app
+from workbench.tracking.run_record import version_metrics, version_params
 
 VERSION = {"version": "2018-03-19"}
 CAFE_NFC = unicodedata.normalize("NFC", "café")
@@ -96,7 +96,7 @@ class _SpecOnly:
     """What version_params reads of a backbone: its spec and id (no network is loaded)."""
 
     def __init__(self) -> None:
-        from workbench.backbone import lite0_spec
+        from workbench.engine.backbone import lite0_spec
 
         self.spec = lite0_spec()
         self.backbone_id = self.spec.backbone_id

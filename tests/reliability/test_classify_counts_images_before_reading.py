@@ -15,8 +15,8 @@ import pytest
 from conftest import TUTORIAL, zip_bytes
 from reliability.served_http import VERSION, open_app, served
 from workbench import NoImages, Workbench
-from workbench.classify import split_non_images
-from workbench.examples import read_images
+from workbench.images.examples import read_images
+from workbench.scoring.classify import split_non_images
 
 PADDED_IMAGE_BYTES = 2_500_000  # a real JPEG, then zeros after its end marker (decoders stop there)
 IMAGES_PER_ZIP = 12  # two zips: 24 images, over the HTTP cap of 20, neither zip over it alone
@@ -91,7 +91,7 @@ def test_a_classify_over_the_cap_is_refused_without_reading_the_uploads(tmp_path
     ids=["mixed", "no-images", "empty"],
 )
 def test_the_count_is_what_the_engine_reads_as_images(members) -> None:
-    from workbench.classify import count_images
+    from workbench.scoring.classify import count_images
 
     data = zip_bytes(members)
     try:

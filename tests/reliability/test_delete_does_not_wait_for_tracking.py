@@ -17,9 +17,9 @@ from mlflow import MlflowClient
 from mlflow.entities import ViewType
 from mlflow.exceptions import MlflowException
 
-from workbench.errors import ClassifierNotFound
-from workbench.run_record import TAG_DELETED, TAG_KIND, TAG_VERSION
-from workbench.tracking import tracking_target
+from workbench.core.errors import ClassifierNotFound
+from workbench.tracking.run_record import TAG_DELETED, TAG_KIND, TAG_VERSION
+from workbench.tracking.sync import tracking_target
 
 TRAIN_SECONDS = 300
 BLOCKED_SECONDS = 120

@@ -21,9 +21,11 @@ from mlflow.entities import ViewType
 
 from conftest import stop_process_group
 from test_tracking import free_port, small_sets, start_server
-from workbench import Workbench, owners, run_record
-from workbench.run_record import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, TAG_ABANDONED, TAG_DELETED, TAG_KIND
-from workbench.tracking import out_of_sync
+from workbench import Workbench
+from workbench.store import owners
+from workbench.tracking import run_record
+from workbench.tracking.run_record import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, TAG_ABANDONED, TAG_DELETED, TAG_KIND
+from workbench.tracking.sync import out_of_sync
 
 TRAIN_SECONDS = 300
 HELD_SECONDS = 300

@@ -21,9 +21,10 @@ import pytest
 
 from conftest import TUTORIAL
 from test_curation import SIZES, TRAIN_S, create_small
-from workbench import Workbench, curation
-from workbench import doctor as dr
-from workbench.store import Store
+from workbench import Workbench
+from workbench.store import curation
+from workbench.store import doctor as dr
+from workbench.store.database import Store
 
 from .kill_in_curation import KILL_IN_CURATION_ENV
 

@@ -24,8 +24,8 @@ import pytest
 
 from conftest import TUTORIAL
 from workbench import Workbench
-from workbench import doctor as dr
-from workbench.store import Store
+from workbench.store import doctor as dr
+from workbench.store.database import Store
 
 from .kill_at_removal import KILL_AT_REMOVAL_ENV, REMOVALS_LINE
 

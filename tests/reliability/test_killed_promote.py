@@ -23,7 +23,7 @@ import pytest
 import promote_fixtures
 from promote_fixtures import held_out_scores, same_scores
 from workbench import Workbench
-from workbench.store import Store
+from workbench.store.database import Store
 
 from .kill_at_statement import KILL_AT_STATEMENT_ENV, STATEMENT_LINE
 

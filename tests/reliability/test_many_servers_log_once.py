@@ -25,11 +25,11 @@ from mlflow import MlflowClient
 from mlflow.entities import ViewType
 
 from conftest import TUTORIAL, stop_process_group, wait_until_up
-from workbench.cli import build_parser, zip_folder
-from workbench.run_record import SERVING_ALIAS, TAG_KIND, TAG_VERSION
-from workbench.serve_workers import worker_command
-from workbench.store import Store
-from workbench.tracking import out_of_sync, running_runs, tracking_target
+from workbench.cli.commands import build_parser, zip_folder
+from workbench.server.serve_workers import worker_command
+from workbench.store.database import Store
+from workbench.tracking.run_record import SERVING_ALIAS, TAG_KIND, TAG_VERSION
+from workbench.tracking.sync import out_of_sync, running_runs, tracking_target
 
 VERSION = {"version": "2018-03-19"}
 IMAGES_PER_CLASS = 10

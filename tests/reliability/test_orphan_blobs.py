@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 
 from conftest import TUTORIAL
-from workbench import doctor as dr
-from workbench.examples import sha256_hex
+from workbench.images.examples import sha256_hex
+from workbench.store import doctor as dr
 
 COPIES = 12  # each tutorial photo this many times (distinct bytes): about 40 MB of images in all
 DEADLINE_S = 120

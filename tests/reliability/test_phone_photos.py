@@ -19,10 +19,10 @@ import pytest
 from PIL import Image, ImageFile
 
 from conftest import TUTORIAL
-from workbench.decode import decode_image, validate_image
-from workbench.errors import LimitExceeded
-from workbench.examples import read_example_set, sha256_hex
-from workbench.limits import Limits
+from workbench.core.errors import LimitExceeded
+from workbench.core.limits import Limits
+from workbench.images.decode import decode_image, validate_image
+from workbench.images.examples import read_example_set, sha256_hex
 
 PHONE_SIZE = (8000, 6000)
 BEAGLE_PHOTO = TUTORIAL / "beagle" / "1024px-Beagle_1.jpg"
@@ -98,8 +98,8 @@ def test_it_trains_as_an_example_and_classifies(make_workbench, phone_photos, tm
 
 DECODE_PEAK = """
 import json, sys
-from workbench.decode import decode_image, validate_image
-from workbench.limits import Limits
+from workbench.images.decode import decode_image, validate_image
+from workbench.core.limits import Limits
 
 def kb(field):
     return int(next(l for l in open("/proc/self/status") if l.startswith(field)).split()[1])

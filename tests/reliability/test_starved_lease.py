@@ -15,7 +15,7 @@ from pathlib import Path
 
 from conftest import CREATE_CLASSES
 from workbench import ClassifierEvent, Workbench
-from workbench.jobs import JobSettings
+from workbench.jobs.runner import JobSettings
 
 HOLD_S = 120.0
 STARVED = JobSettings(max_trainings=2, lease_s=0.5, renew_s=0.1, scan_s=3600)  # leases lapse fast once renewals stop

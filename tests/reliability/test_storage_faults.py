@@ -23,7 +23,7 @@ import pytest
 from conftest import DOGS_JPG, TUTORIAL, Gate, zip_bytes
 from reliability.served_http import VERSION, open_app, served
 from workbench import Workbench
-from workbench.backbone import EmbeddingCache
+from workbench.engine.backbone import EmbeddingCache
 
 BUSY_TIMEOUT_S = "0.3"  # WORKBENCH_STORE_BUSY_TIMEOUT_S here: a locked write gives up in 0.3 s, not 30 s
 HOLDER = """
@@ -165,7 +165,7 @@ def test_a_training_that_meets_a_locked_store_retries_and_ends_ready(
     gate = Gate("fitting")
     wb.subscribe(gate)
     heard = Heard("store unavailable at the save")
-    jobs_log = logging.getLogger("workbench.jobs")
+    jobs_log = logging.getLogger("workbench.jobs.runner")
     jobs_log.addHandler(heard)
     try:
         wb.update_classifier(cid, positive_examples={"dalmatian": zips["dalmatian"]})

@@ -101,7 +101,7 @@ def test_updates_to_a_queued_classifier_fold_into_its_one_training(make_workbenc
 
 @pytest.mark.parametrize("bad", ["0", "-1", "two"])
 def test_a_bad_max_trainings_is_a_clear_error(make_workbench, monkeypatch, bad) -> None:
-    from workbench.errors import InvalidRequest
+    from workbench.core.errors import InvalidRequest
 
     monkeypatch.setenv("WORKBENCH_MAX_TRAININGS", bad)
     with pytest.raises(InvalidRequest, match="WORKBENCH_MAX_TRAININGS"):

@@ -1,0 +1,1 @@
+"""The backbone and its engines: ONNX Runtime or torch, INT8, micro-batching, the explicit detector."""

@@ -1,0 +1,1 @@
+"""Examples in: zips, folders and bytes read safely, decoded and validated, streamed."""

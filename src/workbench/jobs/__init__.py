@@ -1,0 +1,1 @@
+"""Background training: status transitions, queue, coalescing, leases, adoption after a crash."""

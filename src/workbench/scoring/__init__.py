@@ -1,0 +1,1 @@
+"""Scores to answers: Watson's ClassifiedImages, explanations, a version exported as one ONNX or Core ML file."""

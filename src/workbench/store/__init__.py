@@ -1,0 +1,1 @@
+"""Durable state, and all of its SQL: classifiers, versions, examples, curation, promotion, leases, the doctor."""

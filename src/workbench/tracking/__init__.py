@@ -1,0 +1,1 @@
+"""MLflow: runs, registered versions and LoggedModels mirrored from the store, the pyfunc flavor."""
