@@ -463,7 +463,7 @@ def test_http_curation_is_owner_checked(pets) -> None:
 
 # the review gallery ------------------------------------------------------------------------
 def test_the_gallery_buttons_remove_and_relabel_the_shown_example(pets) -> None:
-    from workbench import widgets
+    from workbench import plots, widgets
 
     wb, cid = pets
     gallery = widgets.Gallery(
@@ -489,7 +489,7 @@ def test_the_gallery_buttons_remove_and_relabel_the_shown_example(pets) -> None:
     relabelled = [e for e in wb.examples(cid) if e.sha256 == second.sha256]
     assert [e.class_name for e in relabelled] == ["husky"]
     third = huskies[0]
-    third.new_class.value = widgets.plots.NEGATIVE_NAME
+    third.new_class.value = plots.NEGATIVE_NAME
     third.relabel_button.click()
     assert [e.class_name for e in wb.examples(cid) if e.sha256 == third.sha256] == [None]
     assert wb.wait(cid, timeout=TRAIN_S)["status"] == "ready"

@@ -22,6 +22,7 @@ from conftest import CREATE_CLASSES, DOGS_JPG, TUTORIAL, Gate, stop_process_grou
 from workbench import plots, widgets
 from workbench.analysis.review import review_items, threshold_metrics
 from workbench.core.limits import Limits
+from workbench.widgets.examples import _size_text
 
 CAT_JPG = TUTORIAL / "cats" / "10373218496_4fc37d8e69_z.jpg"
 ROOT = Path(__file__).resolve().parents[1]
@@ -157,7 +158,7 @@ def test_examples_widget_path_box_takes_one_zip_and_says_what_is_wrong_with_a_pa
 ):
     form = widgets.ExamplesWidget(make_workbench())
     form.folder.value = str(tutorial_zips["husky"])
-    assert form.picked.options == ((f"husky · {widgets._size_text(tutorial_zips['husky'])}", "husky"),)
+    assert form.picked.options == ((f"husky · {_size_text(tutorial_zips['husky'])}", "husky"),)
     assert form.message.value == "example sets: husky"
     form.folder.value = str(tmp_path / "nowhere")
     assert "does not exist on the kernel&#x27;s disk" in form.message.value and form.picked.options == ()
