@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..analysis.general import ColorSample, color_sample, food_classes, general_classes
+from ..analysis.colors import ColorSample, color_sample
+from ..analysis.food import food_classes
+from ..analysis.general import general_classes
 from ..analysis.languages import names_in, negotiate, translate
 from ..analysis.training import Heads, OutOfFold
 from ..core.errors import (
