@@ -23,7 +23,7 @@ from ..core.vocabulary import (
     THRESHOLD,
 )
 from ..images import zip_directory
-from ..images.examples import NON_IMAGE_REASONS, ZIP_MAGICS, BinaryFile, ImageInput, Skipped, Source, skip_reason
+from ..images.entries import NON_IMAGE_REASONS, ZIP_MAGICS, BinaryFile, ImageInput, Skipped, Source, skip_reason
 
 
 @dataclass(frozen=True)

@@ -62,17 +62,10 @@ from ..core.vocabulary import (
 from ..engine.backbone import Backbone, EmbeddingCache, scratch_dir, single_threaded_blas
 from ..engine.explicit import ExplicitModel, explicit_classes, explicit_model
 from ..images import streaming
+from ..images.classify_inputs import read_images
 from ..images.decode import backbone_views, prepared_batches
-from ..images.examples import (
-    ExampleSet,
-    ImageInput,
-    Skipped,
-    Source,
-    folder_sets,
-    read_example_set,
-    read_images,
-    request_budget,
-)
+from ..images.entries import ImageInput, Skipped, Source
+from ..images.examples import ExampleSet, folder_sets, read_example_set, request_budget
 from ..jobs.runner import JobRunner, JobSettings
 from ..jobs.wait_progress import WaitBar
 from ..scoring import classify as cls
