@@ -1,7 +1,7 @@
 """`python -m bench.food_model`: the `food` model's answers on real photos, and what its `non-food` rule does.
 
 `non-food` scores 1 minus the whole of food (the best view's or window's summed probability of the food leaves,
-`general.food_classes`). This prints, per set of real photos, how many images score `non-food` >= 0.5 and the
+`food.food_classes`). This prints, per set of real photos, how many images score `non-food` >= 0.5 and the
 spread of their food totals: the 257 tutorial images and `dogs.jpg` (dogs and cats: no food), and the food
 photos at hand (`data/reference/fruitbowl.jpg`, scikit-image's coffee cup), with each food photo's answer.
 """

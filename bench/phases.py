@@ -90,7 +90,7 @@ def phase_limit(workdir: Path, repeats: int) -> dict:
 
 def phase_decode(workdir: Path, repeats: int) -> dict:
     """Classify's work before the backbone, per image, one thread: JPEG draft decode, crop, normalise, colour sample."""
-    from workbench.analysis.general import color_sample
+    from workbench.analysis.colors import color_sample
     from workbench.core.limits import Limits
     from workbench.core.spec import lite0_spec, view_boxes
     from workbench.images.decode import backbone_views

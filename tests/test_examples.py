@@ -1,4 +1,5 @@
-"""Tests for workbench.images.examples: safe reading of zips, folders and images."""
+"""Tests for workbench.images' readers (examples, classify_inputs, zip_reader, folders): safe reading of zips,
+folders and images."""
 
 from __future__ import annotations
 
@@ -20,19 +21,17 @@ from workbench.core.errors import (
     NoImages,
 )
 from workbench.core.limits import Limits
-from workbench.images.examples import (
+from workbench.images.classify_inputs import read_images
+from workbench.images.entries import (
     FILE_TOO_LARGE,
     MACOS_METADATA,
     NESTED_ZIP,
     NOT_AN_IMAGE,
-    ExampleSet,
     ImageInput,
     Skipped,
-    folder_sets,
-    read_example_set,
-    read_images,
     sha256_hex,
 )
+from workbench.images.examples import ExampleSet, folder_sets, read_example_set
 
 IMAGES = Path("/work/shared/reference/images")
 BEAGLES = sorted(IMAGES.joinpath("beagle").iterdir())

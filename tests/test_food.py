@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 from conftest import DOGS_JPG, TUTORIAL
-from workbench.analysis.general import food_model, load_hierarchy
+from workbench.analysis.food import food_model
+from workbench.analysis.hierarchy import load_hierarchy
 from workbench.analysis.languages import names_in
 from workbench.core.vocabulary import NON_FOOD_CLASS
 from workbench.server.app import ServerSettings, ServerThread, create_app

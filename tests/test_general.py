@@ -12,14 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from workbench.analysis.general import (
-    IMAGENET_CLASS_COUNT,
-    color_classes,
-    color_confidence,
-    default_classes,
-    general_scores,
-    load_hierarchy,
-)
+from workbench.analysis.colors import color_classes, color_confidence
+from workbench.analysis.general import default_classes, general_scores
+from workbench.analysis.hierarchy import IMAGENET_CLASS_COUNT, load_hierarchy
 from workbench.core.vocabulary import GENERAL_CLASSIFIER_ID
 
 DOGS_JPG = Path("/work/shared/reference/images/dogs.jpg")

@@ -20,7 +20,8 @@ import pytest
 
 from conftest import DOGS_JPG, TUTORIAL, zip_bytes
 from workbench import UnsupportedLanguage, Workbench
-from workbench.analysis.general import COLOR_ANCHORS_RGB, load_hierarchy
+from workbench.analysis.colors import COLOR_ANCHORS_RGB
+from workbench.analysis.hierarchy import load_hierarchy
 from workbench.analysis.languages import _table, names_in, negotiate
 from workbench.core.vocabulary import LANGUAGES, NON_FOOD_CLASS
 from workbench.server.app import ServerSettings, ServerThread, create_app

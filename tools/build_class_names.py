@@ -94,7 +94,7 @@ SOURCES: dict[str, tuple[Source, ...]] = {
     ),
 }
 
-# The colour words of the `default` model (workbench.analysis.general.COLOR_ANCHORS_RGB), each as the WordNet 3.0 noun
+# The colour words of the `default` model (workbench.analysis.colors.COLOR_ANCHORS_RGB), each as the WordNet 3.0 noun
 # synset that names that colour (ids as in /work/shared/reference/imagenet/words.txt). WordNet has no "dark green"
 # nor "light blue": bottle green ("a dark shade of green") and azure/sky-blue ("a light shade of blue") stand in.
 COLOR_SYNSETS: dict[str, str] = {

@@ -35,7 +35,8 @@ from .core.sources import ImageURL
 if TYPE_CHECKING:
     from .analysis.interpretation import Interpretation, label_from_name, parse_labels
     from .analysis.training import OutOfFold
-    from .images.examples import folder_sets, image_paths, set_name
+    from .images.examples import folder_sets, set_name
+    from .images.folder_reader import image_paths
     from .images.streaming import folder_images, named_images
     from .service.workbench import Workbench
     from .store.curation import Curation, TrainingExample, examples_frame
@@ -48,7 +49,7 @@ _LAZY = {  # public name -> the module that defines it, imported on first access
     "folder_images": "images.streaming",
     "named_images": "images.streaming",  # a folder's images as (row path "folder/relative", file)
     "folder_sets": "images.examples",
-    "image_paths": "images.examples",
+    "image_paths": "images.folder_reader",
     "set_name": "images.examples",
     "Workbench": "service.workbench",
     "Interpretation": "analysis.interpretation",

@@ -21,8 +21,9 @@ from reliability.served_http import VERSION, open_app, served
 from reliability.test_classify_counts_images_before_reading import reset_peak_rss, status_kib
 from workbench import InvalidRequest, LimitExceeded, Limits, Workbench
 from workbench.core.limits import MAX_REQUEST_BYTES, MAX_ZIP_BYTES, MAX_ZIP_MEMBERS
-from workbench.images import examples
-from workbench.images.examples import read_example_set, read_images, request_budget
+from workbench.images import folder_reader
+from workbench.images.classify_inputs import read_images
+from workbench.images.examples import read_example_set, request_budget
 
 BEAGLES = sorted((TUTORIAL / "beagle").glob("*.jpg"))
 HUSKIES = sorted((TUTORIAL / "husky").glob("*.jpg"))
@@ -191,9 +192,9 @@ def test_reads_stop_once_the_request_is_past_its_limit(tmp_path: Path, monkeypat
         read_example_set(folders["cat"], label="cat", limits=limits, budget=budget)
     assert budget.used == beagle_bytes  # not a byte of cat read
 
-    scan = examples._folder_scan
+    scan = folder_reader.folder_scan
     monkeypatch.setattr(
-        examples, "_folder_scan", lambda root: (scan(root)[0], [(n, p, sizes[p]) for n, p, _ in scan(root)[1]])
+        folder_reader, "folder_scan", lambda root: (scan(root)[0], [(n, p, sizes[p]) for n, p, _ in scan(root)[1]])
     )
     budget = request_budget(list(folders.items()), limits)
     read_example_set(folders["beagle"], label="beagle", limits=limits, budget=budget)

@@ -15,7 +15,7 @@ import pytest
 from conftest import TUTORIAL, zip_bytes
 from reliability.served_http import VERSION, open_app, served
 from workbench import NoImages, Workbench
-from workbench.images.examples import read_images
+from workbench.images.classify_inputs import read_images
 from workbench.scoring.classify import split_non_images
 
 PADDED_IMAGE_BYTES = 2_500_000  # a real JPEG, then zeros after its end marker (decoders stop there)

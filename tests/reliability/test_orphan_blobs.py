@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from conftest import TUTORIAL
-from workbench.images.examples import sha256_hex
+from workbench.images.entries import sha256_hex
 from workbench.store import doctor as dr
 
 COPIES = 12  # each tutorial photo this many times (distinct bytes): about 40 MB of images in all

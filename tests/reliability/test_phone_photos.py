@@ -22,7 +22,8 @@ from conftest import TUTORIAL
 from workbench.core.errors import LimitExceeded
 from workbench.core.limits import Limits
 from workbench.images.decode import decode_image, validate_image
-from workbench.images.examples import read_example_set, sha256_hex
+from workbench.images.entries import sha256_hex
+from workbench.images.examples import read_example_set
 
 PHONE_SIZE = (8000, 6000)
 BEAGLE_PHOTO = TUTORIAL / "beagle" / "1024px-Beagle_1.jpg"

@@ -22,7 +22,7 @@ from importlib import resources
 
 from ..core.errors import UnsupportedLanguage, echo
 from ..core.vocabulary import DEFAULT_LANGUAGE, LANGUAGES
-from .general import load_hierarchy
+from .hierarchy import load_hierarchy
 
 NAMES_RESOURCE = ("data", "class_names.json")  # under package workbench; built by tools/build_class_names.py
 _RANGE = re.compile(r"\*|[a-z]{1,8}(-[a-z0-9]{1,8})*")

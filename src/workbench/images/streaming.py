@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TypeGuard, TypeVar
 
 from ..core.limits import Limits
-from .examples import FILE_TOO_LARGE, ImageInput, Skipped, sha256_hex, skip_reason
+from .entries import FILE_TOO_LARGE, ImageInput, Skipped, sha256_hex, skip_reason
 
 CHUNK_IMAGES = 64  # images held in memory at once (read, decoded and scored together)
 

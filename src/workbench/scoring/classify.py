@@ -23,7 +23,7 @@ from ..core.vocabulary import (
     THRESHOLD,
 )
 from ..images import zip_directory
-from ..images.examples import NON_IMAGE_REASONS, ZIP_MAGICS, BinaryFile, ImageInput, Skipped, Source, skip_reason
+from ..images.entries import NON_IMAGE_REASONS, ZIP_MAGICS, BinaryFile, ImageInput, Skipped, Source, skip_reason
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def custom_classes(heads: Heads, scores: np.ndarray, threshold: float) -> list[d
 
 def built_in_result(classifier_id: str, classes: list[dict]) -> dict:
     """A built-in classifier's answer for one image (`default`, `food`), from its classes, in order already
-    (`general.general_classes`, `general.food_classes`): no second sort of 1,768 entries."""
+    (`general.general_classes`, `food.food_classes`): no second sort of 1,768 entries."""
     return {"classifier_id": classifier_id, "name": classifier_id, "classes": classes}
 
 

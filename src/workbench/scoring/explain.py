@@ -16,11 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from ..analysis import general
-from ..analysis.maps import cell_logits, custom_head_cells, place_in_image
+from ..analysis import colors, general, subject_colors
+from ..analysis.hierarchy import load_hierarchy
+from ..analysis.maps import cell_logits, custom_head_cells, place_in_image, upsample
 from ..analysis.training import Heads
 from ..core.errors import InvalidRequest, echo
-from ..core.vocabulary import GENERAL_CLASSIFIER_ID
+from ..core.vocabulary import GENERAL_CLASSIFIER_ID, SCORE_DECIMALS
 from ..engine.backbone import DensePass, softmax
 
 DEFAULT_TOP = 3  # classes explained when none is named
@@ -74,14 +75,14 @@ def custom_explanations(
 def general_explanations(
     dense: DensePass,
     fc: tuple[np.ndarray, np.ndarray],
-    sample: general.ColorSample,
+    sample: colors.ColorSample,
     image: Image.Image,
     boxes: list[Box],
     class_name: str | None,
     top: int,
 ) -> list[Explanation]:
     """Maps of `default` classes on one image: its top leaves, or the named leaf, ancestor or colour."""
-    hierarchy = general.load_hierarchy()
+    hierarchy = load_hierarchy()
     leaves, ancestors = general.image_scores(dense.probabilities, dense.window_probabilities, sample.spread)
     cell_probabilities = [
         softmax(cell_logits(features, *fc).reshape(len(leaves), -1).T).T for features in dense.features
@@ -102,7 +103,7 @@ def general_explanations(
                 leaves[beneath[0]] if name in hierarchy.leaf_names else ancestors[hierarchy.ancestor_names.index(name)]
             )
             out.append(_explanation(GENERAL_CLASSIFIER_ID, name, score, grids[best], grids, image, boxes))
-        elif name in general.COLOR_ANCHORS_RGB:
+        elif name in colors.COLOR_ANCHORS_RGB:
             out.append(_color_explanation(name, leaves, dense, fc, sample, image, boxes))
         else:
             raise InvalidRequest(f"The default classifier has no class {echo(name)}")
@@ -114,24 +115,24 @@ def _color_explanation(
     leaves: np.ndarray,
     dense: DensePass,
     fc: tuple[np.ndarray, np.ndarray],
-    sample: general.ColorSample,
+    sample: colors.ColorSample,
     image: Image.Image,
     boxes: list[Box],
 ) -> Explanation:
     """Where a colour's pixels are: in the subject's view, weighted by its map, if there is one; else every view."""
-    edge = general.COLOR_THUMBNAIL_EDGE_PX
-    index = list(general.COLOR_ANCHORS_RGB).index(name)
+    edge = colors.COLOR_THUMBNAIL_EDGE_PX
+    index = list(colors.COLOR_ANCHORS_RGB).index(name)
     masks = [(crop == index).reshape(edge, edge).astype(np.float32) for crop in sample.crops]
-    subjects = general.subject_leaves(leaves)
+    subjects = subject_colors.subject_leaves(leaves)
     if subjects:
-        view = general.subject_view(dense.probabilities, subjects)
-        weights = general.subject_weights(dense.features[view], *fc, subjects)
-        shares = general.color_shares(sample, weights, view)
-        masks = [masks[view] * general.upsample(weights, edge, edge)]
+        view = subject_colors.subject_view(dense.probabilities, subjects)
+        weights = subject_colors.subject_weights(dense.features[view], *fc, subjects)
+        shares = subject_colors.color_shares(sample, weights, view)
+        masks = [masks[view] * upsample(weights, edge, edge)]
         boxes = [boxes[view]]
     else:
-        shares = general.color_shares(sample)
-    score = float(general.color_confidence(shares[index]))
+        shares = subject_colors.color_shares(sample)
+    score = float(colors.color_confidence(shares[index]))
     return _explanation(GENERAL_CLASSIFIER_ID, name, score, masks[0], masks, image, boxes)
 
 
@@ -169,7 +170,7 @@ def _explanation(
     return Explanation(
         classifier_id,
         name,
-        round(float(score), general.SCORE_DECIMALS),
+        round(float(score), SCORE_DECIMALS),
         np.asarray(cells, np.float32),
         heatmap,
         covered,

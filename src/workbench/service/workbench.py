@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..analysis.general import ColorSample, color_sample, food_classes, general_classes
+from ..analysis.colors import ColorSample, color_sample
+from ..analysis.food import food_classes
+from ..analysis.general import general_classes
 from ..analysis.languages import names_in, negotiate, translate
 from ..analysis.training import Heads, OutOfFold
 from ..core.errors import (
@@ -60,17 +62,10 @@ from ..core.vocabulary import (
 from ..engine.backbone import Backbone, EmbeddingCache, scratch_dir, single_threaded_blas
 from ..engine.explicit import ExplicitModel, explicit_classes, explicit_model
 from ..images import streaming
+from ..images.classify_inputs import read_images
 from ..images.decode import backbone_views, prepared_batches
-from ..images.examples import (
-    ExampleSet,
-    ImageInput,
-    Skipped,
-    Source,
-    folder_sets,
-    read_example_set,
-    read_images,
-    request_budget,
-)
+from ..images.entries import ImageInput, Skipped, Source
+from ..images.examples import ExampleSet, folder_sets, read_example_set, request_budget
 from ..jobs.runner import JobRunner, JobSettings
 from ..jobs.wait_progress import WaitBar
 from ..scoring import classify as cls
