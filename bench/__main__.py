@@ -98,7 +98,7 @@ def cold_create(tmp: Path, repeat: int) -> dict:
 
 
 def measure(tmp: Path) -> dict:
-    from workbench.cli.commands import zip_folder
+    from workbench.cli import zip_folder
 
     (tmp / "zips").mkdir()
     for name in TRAIN_FOLDERS:

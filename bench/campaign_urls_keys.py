@@ -233,7 +233,7 @@ def run_urls(folder: Path) -> dict:
 # keys ---------------------------------------------------------------------------------------------
 def keys_main(home: str, args: list[str], out: multiprocessing.Queue) -> None:
     """In a forked child: `workbench --home HOME keys ARGS`, its exit code and stdout onto `out`."""
-    from workbench.cli import commands as cli
+    from workbench.cli import entry as cli
 
     captured = io.StringIO()
     with contextlib.redirect_stdout(captured), contextlib.redirect_stderr(io.StringIO()):
@@ -242,7 +242,7 @@ def keys_main(home: str, args: list[str], out: multiprocessing.Queue) -> None:
 
 
 def run_keys(folder: Path, rounds: int = KEY_ROUNDS) -> dict:
-    from workbench.cli import commands as cli
+    from workbench.cli import entry as cli
     from workbench.server.keys import KeyRing
 
     home = folder / "keys-home"

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 
-from workbench.cli.commands import zip_folder
+from workbench.cli import zip_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIAL = ROOT / "data" / "tutorial"

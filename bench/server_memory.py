@@ -28,7 +28,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.server_load import KEY, TUTORIAL, VERSION, free_port, rss_kib, start_server, train_dogs, wait_ready
-from workbench.cli.commands import zip_folder
+from workbench.cli import zip_folder
 
 RESULTS = Path(__file__).with_name("results.json")
 ZIP_IMAGES = 4  # images in the classify zip

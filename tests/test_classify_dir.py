@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from conftest import DOGS_JPG, TUTORIAL
-from workbench.cli.commands import main
+from workbench.cli.entry import main
 
 RUN_SECONDS = 300
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from conftest import DOGS_JPG, TUTORIAL
 from workbench import tracking_uri
-from workbench.cli.commands import TABLE_WIDTH, build_parser
+from workbench.cli.parser import build_parser
+from workbench.cli.versions_table import TABLE_WIDTH
 from workbench.tracking.tracked_files import staged_ids
 
 
@@ -181,7 +182,7 @@ def test_help_imports_none_of_the_engine() -> None:
     """`workbench --help` stays fast because it imports no heavy library (each costs 0.2 to 1.2 s)."""
     probe = (
         "import sys, contextlib, io\n"
-        "from workbench.cli.commands import main\n"
+        "from workbench.cli.entry import main\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         "    try: main(['--help'])\n"
         "    except SystemExit: pass\n"
@@ -210,7 +211,7 @@ def test_list_get_delete_import_none_of_the_engine(
     assert wb.wait(cid, timeout=300)["status"] == "ready"
     probe = (
         "import sys, contextlib, io\n"
-        "from workbench.cli.commands import main\n"
+        "from workbench.cli.entry import main\n"
         "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
         "    code = main(sys.argv[1:])\n"
         "import json\n"

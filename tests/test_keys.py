@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from workbench import InvalidRequest
-from workbench.cli import commands as cli
+from workbench.cli import entry as cli
 from workbench.server.app import ServerThread, create_app
 from workbench.server.keys import KeyFile, KeyRing, env_keys, key_hash
 

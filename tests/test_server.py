@@ -21,7 +21,7 @@ import pytest
 
 from conftest import DOGS_JPG, TUTORIAL, zip_bytes
 from workbench import Workbench
-from workbench.cli import commands as cli
+from workbench.cli import entry as cli
 from workbench.server.app import ServerSettings, ServerThread, create_app
 from workbench.server.keys import KeyRing
 

@@ -416,7 +416,7 @@ def padded_zip(images: Path, target: Path, size: int, count: int = 12) -> Path:
 
 def write_loop_notebook(work: Path, parameters: dict) -> list[Path]:
     """The loop notebook and the zips it is given: a 100 MB beagle.zip and the tutorial's cats.zip."""
-    from workbench.cli.commands import zip_folder
+    from workbench.cli import zip_folder
 
     zips = work / "upload"
     zips.mkdir()

@@ -1,7 +1,7 @@
 """workbench: IBM Watson Visual Recognition v3 custom classifiers, local and Jupyter-first.
 
 `Workbench` and the names that need the engine (numpy, scikit-learn, MLflow, ...) load on first
-use (PEP 562), so `import workbench.cli.commands` and `workbench --help` stay fast.
+use (PEP 562), so `import workbench.cli.entry` and `workbench --help` stay fast.
 """
 
 from typing import TYPE_CHECKING

@@ -1,5 +1,5 @@
 """`python -m workbench` runs the CLI."""
 
-from .cli.commands import main
+from .cli.entry import main
 
 raise SystemExit(main())

@@ -13,7 +13,7 @@ import signal
 import sys
 from collections.abc import Callable
 
-from workbench.cli.commands import main
+from workbench.cli.entry import main
 
 KILL_AT_REMOVAL_ENV = "WORKBENCH_TEST_KILL_AT_REMOVAL"
 REMOVALS_LINE = "removals made: "

@@ -15,7 +15,7 @@ import signal
 import sqlite3
 import sys
 
-from workbench.cli.commands import main
+from workbench.cli.entry import main
 from workbench.service.workbench import Workbench
 from workbench.store.database import Store
 

@@ -17,7 +17,7 @@ import signal
 import sys
 from collections.abc import Callable
 
-from workbench.cli.commands import main
+from workbench.cli.entry import main
 from workbench.jobs.runner import JobRunner
 from workbench.service.workbench import Workbench
 from workbench.store import curation

@@ -25,7 +25,8 @@ from mlflow import MlflowClient
 from mlflow.entities import ViewType
 
 from conftest import TUTORIAL, stop_process_group, wait_until_up
-from workbench.cli.commands import build_parser, zip_folder
+from workbench.cli import zip_folder
+from workbench.cli.parser import build_parser
 from workbench.server.serve_workers import worker_command
 from workbench.store.database import Store
 from workbench.tracking.run_record import SERVING_ALIAS, TAG_KIND, TAG_VERSION

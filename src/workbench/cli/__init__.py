@@ -3,5 +3,5 @@
 `workbench.cli:main` is the console script, and notebooks zip folders with `zip_folder`: both stay here.
 """
 
-from .commands import main as main
-from .commands import zip_folder as zip_folder
+from .demo import zip_folder as zip_folder
+from .entry import main as main
