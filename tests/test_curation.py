@@ -31,8 +31,9 @@ from workbench import (
     examples_frame,
 )
 from workbench.analysis.training import Heads
-from workbench.server.app import ServerSettings, create_app
+from workbench.server.app import create_app
 from workbench.server.keys import KeyRing
+from workbench.server.settings import ServerSettings
 from workbench.store import doctor as dr
 
 TRAIN_S = 300.0

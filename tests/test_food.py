@@ -17,7 +17,9 @@ from conftest import DOGS_JPG, TUTORIAL
 from workbench.analysis.general import food_model, load_hierarchy
 from workbench.analysis.languages import names_in
 from workbench.core.vocabulary import NON_FOOD_CLASS
-from workbench.server.app import ServerSettings, ServerThread, create_app
+from workbench.server.app import create_app
+from workbench.server.runner import ServerThread
+from workbench.server.settings import ServerSettings
 
 FRUITBOWL = Path(__file__).resolve().parents[1] / "data" / "reference" / "fruitbowl.jpg"
 FRUITS = "/edible fruit/"  # in the type_hierarchy of every ImageNet fruit
