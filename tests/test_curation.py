@@ -30,8 +30,9 @@ from workbench import (
     examples_frame,
 )
 from workbench.analysis.training import Heads
-from workbench.server.app import ServerSettings, create_app
+from workbench.server.app import create_app
 from workbench.server.keys import KeyRing
+from workbench.server.settings import ServerSettings
 from workbench.store import curation
 from workbench.store import doctor as dr
 

@@ -17,7 +17,9 @@ from conftest import DOGS_JPG, TUTORIAL
 from workbench.core.errors import ModelNotInstalled
 from workbench.core.vocabulary import EXPLICIT_CLASS, NOT_EXPLICIT_CLASS
 from workbench.engine.explicit import available, explicit_classes
-from workbench.server.app import ServerSettings, ServerThread, create_app
+from workbench.server.app import create_app
+from workbench.server.runner import ServerThread
+from workbench.server.settings import ServerSettings
 
 VERSION = {"version": "2018-03-19"}
 FRUITBOWL = Path(__file__).resolve().parents[1] / "data" / "reference" / "fruitbowl.jpg"

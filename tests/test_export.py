@@ -32,8 +32,9 @@ from workbench.scoring.export import (
     ONNX_INPUT,
     ONNX_OUTPUTS,
 )
-from workbench.server.app import ServerThread, create_app
+from workbench.server.app import create_app
 from workbench.server.keys import KeyRing
+from workbench.server.runner import ServerThread
 
 TUTORIAL_SETS = ("beagle", "husky", "goldenretriever", "dalmatian", "cats", "more-cats")
 SCORE_TOLERANCE = 1e-4

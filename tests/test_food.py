@@ -18,7 +18,9 @@ from workbench.analysis.food import food_model
 from workbench.analysis.hierarchy import load_hierarchy
 from workbench.analysis.languages import names_in
 from workbench.core.vocabulary import NON_FOOD_CLASS
-from workbench.server.app import ServerSettings, ServerThread, create_app
+from workbench.server.app import create_app
+from workbench.server.runner import ServerThread
+from workbench.server.settings import ServerSettings
 
 FRUITBOWL = Path(__file__).resolve().parents[1] / "data" / "reference" / "fruitbowl.jpg"
 FRUITS = "/edible fruit/"  # in the type_hierarchy of every ImageNet fruit

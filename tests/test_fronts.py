@@ -18,7 +18,9 @@ import pytest
 
 from conftest import CREATE_CLASSES, DOGS_JPG
 from workbench import Workbench
-from workbench.server.app import ServerSettings, ServerThread, create_app
+from workbench.server.app import create_app
+from workbench.server.runner import ServerThread
+from workbench.server.settings import ServerSettings
 
 VERSION = {"version": "2018-03-19"}
 TOLERANCE = 1e-6

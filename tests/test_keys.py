@@ -13,8 +13,9 @@ import pytest
 
 from workbench import InvalidRequest
 from workbench.cli import entry as cli
-from workbench.server.app import ServerThread, create_app
+from workbench.server.app import create_app
 from workbench.server.keys import KeyFile, KeyRing, env_keys, key_hash
+from workbench.server.runner import ServerThread
 
 VERSION = {"version": "2018-03-19"}
 

@@ -24,8 +24,10 @@ from workbench.analysis.colors import COLOR_ANCHORS_RGB
 from workbench.analysis.hierarchy import load_hierarchy
 from workbench.analysis.languages import _table, names_in, negotiate
 from workbench.core.vocabulary import LANGUAGES, NON_FOOD_CLASS
-from workbench.server.app import ServerSettings, ServerThread, create_app
+from workbench.server.app import create_app
 from workbench.server.keys import KeyRing
+from workbench.server.runner import ServerThread
+from workbench.server.settings import ServerSettings
 
 VERSION = {"version": "2018-03-19"}
 KEYS = {"me": "key-me-lang-1", "bob": "key-bob-lang-2"}

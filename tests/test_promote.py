@@ -25,8 +25,9 @@ from promote_fixtures import HELD_OUT, TRAIN_S, held_out_scores, noise_set, same
 from workbench import ClassifierNotFound, InvalidRequest, VersionNotFound, Workbench, widgets
 from workbench.core.records import VersionRecord
 from workbench.scoring import export
-from workbench.server.app import ServerThread, create_app
+from workbench.server.app import create_app
 from workbench.server.keys import KeyRing
+from workbench.server.runner import ServerThread
 from workbench.store import doctor as dr
 from workbench.store import promotion
 from workbench.store.database import Store

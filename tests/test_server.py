@@ -22,8 +22,10 @@ import pytest
 from conftest import DOGS_JPG, TUTORIAL, zip_bytes
 from workbench import Workbench
 from workbench.cli import entry as cli
-from workbench.server.app import ServerSettings, ServerThread, create_app
+from workbench.server.app import create_app
 from workbench.server.keys import KeyRing
+from workbench.server.runner import ServerThread
+from workbench.server.settings import ServerSettings
 
 VERSION = {"version": "2018-03-19"}
 KEYS = {"me": "key-me-41d2", "bob": "key-bob-77a0", "carol": "key-carol-1b9e"}

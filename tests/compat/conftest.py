@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from workbench import Workbench
-from workbench.server.app import ServerThread, create_app
+from workbench.server.app import create_app
 from workbench.server.keys import KeyRing
+from workbench.server.runner import ServerThread
 
 REPO = Path(__file__).resolve().parents[2]
 DOGS_JPG = REPO / "data" / "tutorial" / "dogs.jpg"

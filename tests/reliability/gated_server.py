@@ -13,7 +13,9 @@ import sys
 import threading
 
 from workbench import ClassifierEvent, Workbench
-from workbench.server.app import ServerSettings, ServerThread, create_app
+from workbench.server.app import create_app
+from workbench.server.runner import ServerThread
+from workbench.server.settings import ServerSettings
 
 
 def main(home: str, stage: str) -> None:

@@ -9,7 +9,9 @@ import httpx
 from fastapi import FastAPI
 
 from workbench import Workbench
-from workbench.server.app import ServerSettings, ServerThread, create_app
+from workbench.server.app import create_app
+from workbench.server.runner import ServerThread
+from workbench.server.settings import ServerSettings
 
 VERSION = {"version": "2018-03-19"}
 

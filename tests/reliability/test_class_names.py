@@ -19,7 +19,9 @@ from workbench.core.errors import InvalidClassifierName, InvalidClassName, Inval
 from workbench.core.limits import MAX_CLASS_NAME_CHARS
 from workbench.core.names import check_class_name
 from workbench.core.records import VersionRecord
-from workbench.server.app import ServerSettings, ServerThread, create_app
+from workbench.server.app import create_app
+from workbench.server.runner import ServerThread
+from workbench.server.settings import ServerSettings
 from workbench.tracking.run_record import version_metrics, version_params
 
 VERSION = {"version": "2018-03-19"}

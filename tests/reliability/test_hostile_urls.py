@@ -19,7 +19,7 @@ from conftest import TUTORIAL
 from reliability.hostile_site import HostileSite
 from reliability.served_http import VERSION, open_app
 from workbench import Workbench
-from workbench.server.app import ServerThread
+from workbench.server.runner import ServerThread
 
 OK_IMAGE = sorted((TUTORIAL / "beagle").iterdir())[0]
 SECRET_IMAGE = sorted((TUTORIAL / "husky").iterdir())[0]

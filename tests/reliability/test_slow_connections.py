@@ -28,7 +28,7 @@ import pytest
 from conftest import DOGS_JPG, wait_until_up
 from reliability.served_http import VERSION, open_app
 from workbench import Workbench
-from workbench.server.app import ServerThread
+from workbench.server.runner import ServerThread
 
 HEADER_TIMEOUT_S = 1.0
 BODY_GRACE_S = 0.5

@@ -113,9 +113,10 @@ def add_server_verbs(verbs: argparse._SubParsersAction) -> None:
 def run_server_verbs(args: argparse.Namespace, wb: Workbench) -> object:
     """Runs `serve` (blocks until interrupted) or a `keys` verb."""
     from ..core.limits import HTTP_BACKLOG
-    from ..server.app import MAX_BODY_BYTES, ServerSettings, check_exposure, serve
     from ..server.keys import KeyFile, KeyRing
+    from ..server.runner import check_exposure, serve
     from ..server.serve_workers import serve_workers
+    from ..server.settings import MAX_BODY_BYTES, ServerSettings
 
     if args.verb == "serve":
         settings = ServerSettings(

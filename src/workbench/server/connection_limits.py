@@ -12,7 +12,7 @@ body) a spooled upload for as long as the client likes. Here:
 - `raise_open_file_limit`: the soft RLIMIT_NOFILE up to the hard one, so sockets left open by
   clients do not make `accept` fail (EMFILE) for the next client.
 
-The values are in limits.py; `ServerSettings` in server.py changes them.
+The values are in limits.py; `ServerSettings` (settings.py) changes them.
 """
 
 from __future__ import annotations

@@ -24,14 +24,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote, urljoin, urlsplit
 
 from ..core.errors import ImageUnreadable, InvalidRequest, UrlFetchBusy, echo
 from ..core.limits import URL_MAX_REDIRECTS
-
-if TYPE_CHECKING:  # server.py imports this module; the settings type is for annotations only
-    from .app import ServerSettings
+from .settings import ServerSettings
 
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 PATH_SAFE = "/:@!$&'()*+,;=-._~"  # RFC 3986 pchar without escapes: sent as they are, all else percent-encoded
