@@ -24,11 +24,12 @@ from ..core.events import ClassifierEvent, Listener
 from ..core.limits import Limits
 from ..core.records import ExampleRow, VersionRecord
 from ..core.timestamps import now_iso
-from ..engine.backbone import Backbone, EmbeddingCache
+from ..engine.backbone import Backbone
 from ..images import unknown_images
 from ..images.decode import backbone_input, prepared_batches
 from ..store import curation, leases
 from ..store.database import Store, atomic_write_bytes
+from ..store.embeddings import EmbeddingCache
 from ..store.promotion import newest_version
 
 log = logging.getLogger(__name__)

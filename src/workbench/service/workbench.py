@@ -57,7 +57,7 @@ from ..core.vocabulary import (
     POSITIVE_SUFFIX,
     SETTLED_STATUSES,
 )
-from ..engine.backbone import Backbone, EmbeddingCache, scratch_dir, single_threaded_blas
+from ..engine.backbone import Backbone, scratch_dir, single_threaded_blas
 from ..engine.explicit import ExplicitModel, explicit_classes, explicit_model
 from ..images import streaming
 from ..images.decode import backbone_views, prepared_batches
@@ -79,6 +79,7 @@ from ..scoring.export import Exporter, ExportSource, check_format, coreml_availa
 from ..store import curation, promotion
 from ..store.database import Store
 from ..store.doctor import DoctorReport, run_doctor, startup_sweep, unavailable_report
+from ..store.embeddings import EmbeddingCache
 from ..tracking.run_record import version_metrics
 from ..tracking.sync import Tracker, log_export, new_tracker
 
