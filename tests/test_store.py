@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from workbench.core.atomic import atomic_write_bytes
 from workbench.core.errors import ClassifierNotFound
 from workbench.core.records import ClassifierRecord
-from workbench.store.database import Store, atomic_write_bytes
+from workbench.store.database import Store
 from workbench.store.embeddings import EmbeddingCache
 
 

@@ -19,6 +19,7 @@ from typing import TypeVar
 import numpy as np
 
 from ..analysis import training
+from ..core.atomic import atomic_write_bytes
 from ..core.errors import ClassifierNotFound, InvalidRequest, StoreUnavailable
 from ..core.events import ClassifierEvent, Listener
 from ..core.limits import Limits
@@ -28,7 +29,7 @@ from ..engine.backbone import Backbone
 from ..images import unknown_images
 from ..images.decode import backbone_input, prepared_batches
 from ..store import curation, leases
-from ..store.database import Store, atomic_write_bytes
+from ..store.database import Store
 from ..store.embeddings import EmbeddingCache
 from ..store.promotion import newest_version
 

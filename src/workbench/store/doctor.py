@@ -36,19 +36,13 @@ from pathlib import Path
 import numpy as np
 
 from ..analysis.training import Heads, OutOfFold
-from ..core.atomic import disk_refuses_growth, open_for_reading
+from ..core.atomic import TEMP_PREFIX, disk_refuses_growth, open_for_reading
 from ..core.limits import DOCTOR_GRACE_S
+from ..core.records import ClassifierRecord, VersionRecord
 from ..core.vocabulary import BUSY_STATUSES, STATUSES
-from .database import (
-    READ_PROBE,
-    REMOVE_BLOB,
-    TEMP_PREFIX,
-    ClassifierRecord,
-    PendingRemoval,
-    Store,
-    VersionRecord,
-    unavailable,
-)
+from .connection import READ_PROBE
+from .database import REMOVE_BLOB, PendingRemoval, Store
+from .faults import unavailable
 
 log = logging.getLogger(__name__)
 
