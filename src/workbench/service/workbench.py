@@ -78,8 +78,9 @@ from ..scoring import explain
 from ..scoring.export import Exporter, ExportSource, check_format, coreml_available, default_file_name, write_copy
 from ..store import curation, promotion
 from ..store.database import Store
-from ..store.doctor import DoctorReport, run_doctor, startup_sweep, unavailable_report
+from ..store.doctor import run_doctor, startup_sweep, unavailable_report
 from ..store.embeddings import EmbeddingCache
+from ..store.findings import DoctorReport
 from ..tracking.run_record import version_metrics
 from ..tracking.sync import Tracker, log_export, new_tracker
 
