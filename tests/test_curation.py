@@ -27,12 +27,12 @@ from workbench import (
     TooFewExamples,
     TrainingExample,
     Workbench,
-    curation,
     examples_frame,
 )
 from workbench.analysis.training import Heads
 from workbench.server.app import ServerSettings, create_app
 from workbench.server.keys import KeyRing
+from workbench.store import curation
 from workbench.store import findings as fd
 
 TRAIN_S = 300.0
