@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from workbench.core.spec import preprocess
-from workbench.engine.backbone import Backbone, EmbeddingCache
+from workbench.engine.backbone import Backbone
 from workbench.engine.batching import BatchingRunner
 from workbench.images.decode import decode_image
 
@@ -181,18 +181,6 @@ def test_concurrent_single_image_calls_share_passes(onnx_backbone: Backbone) -> 
     expected = onnx_backbone.run(tensors)[0]
     for i in range(8):
         np.testing.assert_allclose(results[i], expected[i], atol=1e-5)
-
-
-def test_embedding_cache_round_trip_and_delete(tmp_path: Path) -> None:
-    cache = EmbeddingCache(tmp_path / "embeddings.db")
-    vectors = {"a" * 64: np.arange(1280, dtype=np.float32), "b" * 64: np.ones(1280, np.float32)}
-    cache.put_many(vectors, "backbone-1")
-    found = cache.get_many(["a" * 64, "b" * 64, "c" * 64], "backbone-1")
-    assert set(found) == {"a" * 64, "b" * 64}
-    np.testing.assert_array_equal(found["a" * 64], vectors["a" * 64])
-    assert cache.get_many(["a" * 64], "backbone-2") == {}
-    cache.delete_many(["a" * 64])
-    assert set(cache.get_many(["a" * 64, "b" * 64], "backbone-1")) == {"b" * 64}
 
 
 def test_dense_pass_keeps_the_embedding_and_pools_windows_of_the_feature_map(

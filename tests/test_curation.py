@@ -34,7 +34,7 @@ from workbench.server.app import create_app
 from workbench.server.keys import KeyRing
 from workbench.server.settings import ServerSettings
 from workbench.store import curation
-from workbench.store import doctor as dr
+from workbench.store import findings as fd
 
 TRAIN_S = 300.0
 SIZES = {"beagle": 12, "husky": 12, "cats": 10}  # 10 is the least a set may keep
@@ -127,7 +127,7 @@ def test_removed_examples_are_not_in_the_next_version_and_the_first_version_keep
     assert all(wb.store.blob_path(sha).exists() for sha in doomed_shas)
     assert wb.example_image(cid, next(iter(doomed_shas)))[:2] == b"\xff\xd8"
     report = wb.doctor()
-    assert report.of_kind(dr.ORPHAN_BLOB) == [] and report.of_kind(dr.MISSING_BLOB) == []
+    assert report.of_kind(fd.ORPHAN_BLOB) == [] and report.of_kind(fd.MISSING_BLOB) == []
 
 
 def test_an_earlier_version_retrains_from_the_store_to_the_same_heads(pets) -> None:

@@ -15,9 +15,10 @@ from conftest import DOGS_JPG, TUTORIAL
 from workbench import Workbench
 from workbench.analysis.training import Heads
 from workbench.core.limits import Limits
-from workbench.engine.backbone import Backbone, EmbeddingCache
+from workbench.engine.backbone import Backbone
 from workbench.images.decode import backbone_input
 from workbench.pyfunc import ClassifierModel
+from workbench.store.embeddings import EmbeddingCache
 from workbench.tracking.run_record import version_params
 
 EVAL_FOLDERS = ("beagle", "husky", "goldenretriever", "dalmatian", "cats", "more-cats", "test")  # 250 + test/

@@ -28,7 +28,7 @@ from workbench.scoring import export
 from workbench.server.app import create_app
 from workbench.server.keys import KeyRing
 from workbench.server.runner import ServerThread
-from workbench.store import doctor as dr
+from workbench.store import findings as fd
 from workbench.store import promotion
 from workbench.store.database import Store
 from workbench.tracking.run_record import SERVING_ALIAS, TAG_VERSION
@@ -63,7 +63,7 @@ def test_promote_serves_the_older_version_and_latest_the_newest_again(pets, temp
     assert same_scores(held_out_scores(wb, cid), template.answers[2])
     assert wb.promote(cid, 1)["pinned_version"] == 1 and wb.promote(cid, "latest")["serving_version"] == 2
     assert [v["version"] for v in wb.versions(cid)] == [1, 2]  # nothing is removed or retrained
-    assert dr.BAD_SERVING_VERSION not in {f.kind for f in wb.doctor().findings}
+    assert fd.BAD_SERVING_VERSION not in {f.kind for f in wb.doctor().findings}
 
 
 def test_a_training_while_pinned_stores_its_version_but_the_pin_serves(pets, template, tmp_path) -> None:
@@ -186,12 +186,12 @@ def test_doctor_reports_a_pin_that_is_not_what_serves(pets) -> None:
     wb.promote(cid, 1)
     with wb.store.transaction() as db:  # by hand: promote always writes both together
         wb.store.update_classifier(db, cid, pinned_version=2)
-    [finding] = wb.doctor().of_kind(dr.BAD_SERVING_VERSION)
+    [finding] = wb.doctor().of_kind(fd.BAD_SERVING_VERSION)
     assert finding.subject == cid and "pinned v2 but serving v1" in finding.detail
     wb.doctor(repair=True)
     record = wb.store.classifier(cid)
     assert record.status == "failed" and record.serving_version == 1 and record.pinned_version is None
-    assert not wb.doctor().of_kind(dr.BAD_SERVING_VERSION)
+    assert not wb.doctor().of_kind(fd.BAD_SERVING_VERSION)
 
 
 # ------------------------------------------------------------------ the widget

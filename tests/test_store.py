@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from workbench.core.atomic import atomic_write_bytes
 from workbench.core.errors import ClassifierNotFound
 from workbench.core.records import ClassifierRecord
-from workbench.store.database import Store, atomic_write_bytes
+from workbench.store.database import Store
+from workbench.store.embeddings import EmbeddingCache
 
 
 def record(cid: str) -> ClassifierRecord:
@@ -82,3 +85,15 @@ def test_a_home_from_before_leases_gains_the_lease_column_and_keeps_its_records(
         stores[0].insert_classifier(db, record("cats_2"))
         stores[0].update_classifier(db, "cats_2", lease_expires=12.5)
     assert stores[1].classifier("cats_2").lease_expires == 12.5
+
+
+def test_embedding_cache_round_trip_and_delete(tmp_path: Path) -> None:
+    cache = EmbeddingCache(tmp_path / "embeddings.db")
+    vectors = {"a" * 64: np.arange(1280, dtype=np.float32), "b" * 64: np.ones(1280, np.float32)}
+    cache.put_many(vectors, "backbone-1")
+    found = cache.get_many(["a" * 64, "b" * 64, "c" * 64], "backbone-1")
+    assert set(found) == {"a" * 64, "b" * 64}
+    np.testing.assert_array_equal(found["a" * 64], vectors["a" * 64])
+    assert cache.get_many(["a" * 64], "backbone-2") == {}
+    cache.delete_many(["a" * 64])
+    assert set(cache.get_many(["a" * 64, "b" * 64], "backbone-1")) == {"b" * 64}

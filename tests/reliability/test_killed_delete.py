@@ -25,6 +25,7 @@ import pytest
 from conftest import TUTORIAL
 from workbench import Workbench
 from workbench.store import doctor as dr
+from workbench.store import findings as fd
 from workbench.store.database import Store
 
 from .kill_at_removal import KILL_AT_REMOVAL_ENV, REMOVALS_LINE
@@ -127,7 +128,7 @@ def test_a_delete_killed_at_any_removal_leaves_every_image_in_use_and_the_surviv
     assert left in ({survivor}, {doomed, survivor})  # deleted, or whole (never half)
     assert lost_images(home) == []  # on the files, before any sweep or repair
     report = dr.run_doctor(Store(home))  # no start-up sweep first
-    assert report.of_kind(dr.MISSING_BLOB) == [] and report.of_kind(dr.BROKEN_CLASSIFIER) == []
+    assert report.of_kind(fd.MISSING_BLOB) == [] and report.of_kind(fd.BROKEN_CLASSIFIER) == []
     wb = Workbench(home, embedding_cache=embedding_cache, tracking_uri=False, resume=False)
     for cid in left:
         wb.update_classifier(cid, positive_examples={"dalmatian": tutorial_zips["dalmatian"]})
@@ -142,7 +143,7 @@ def test_doctor_reports_and_finishes_a_delete_killed_at_any_removal(home: Path, 
     kill_delete(home, doomed, removal)
     assert classifier_ids(home) == {survivor}  # the commit came first: the delete stands
     report = dr.run_doctor(Store(home))
-    pending = report.of_kind(dr.PENDING_REMOVAL)
+    pending = report.of_kind(fd.PENDING_REMOVAL)
     assert pending and not report.ok
     assert f"heads/{doomed}/" in {finding.subject for finding in pending}
     assert "workbench doctor --repair" in report.advice()
@@ -184,7 +185,7 @@ def test_a_create_that_sends_the_images_again_keeps_them_when_the_delete_is_fini
     )["classifier_id"]
     assert classifier_ids(home) == {survivor, again}
     repaired = dr.run_doctor(wb.store, repair=True)
-    kept = [f for f in repaired.of_kind(dr.PENDING_REMOVAL) if f.action == dr.FINISHED_KEPT]
+    kept = [f for f in repaired.of_kind(fd.PENDING_REMOVAL) if f.action == fd.FINISHED_KEPT]
     assert len(kept) == UNIQUE_IMAGES  # every husky blob is in use again, the one the delete removed too
     assert lost_images(home) == []
     assert blob_files(home) == {sha for (sha,) in rows(home, "SELECT DISTINCT sha256 FROM examples")}

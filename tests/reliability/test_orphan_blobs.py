@@ -23,6 +23,8 @@ import pytest
 from conftest import TUTORIAL
 from workbench.images.entries import sha256_hex
 from workbench.store import doctor as dr
+from workbench.store import findings as fd
+from workbench.store import repairs as rp
 
 COPIES = 12  # each tutorial photo this many times (distinct bytes): about 40 MB of images in all
 DEADLINE_S = 120
@@ -125,19 +127,19 @@ def test_a_create_killed_while_storing_blobs_is_repaired(
 
     code, report = doctor_cli(home)
     assert code == 1 and not report["ok"]
-    assert kinds(report)[dr.ORPHAN_BLOB] == len(orphans)
-    assert {f["subject"] for f in report["findings"] if f["kind"] == dr.ORPHAN_BLOB} == {
+    assert kinds(report)[fd.ORPHAN_BLOB] == len(orphans)
+    assert {f["subject"] for f in report["findings"] if f["kind"] == fd.ORPHAN_BLOB} == {
         p.relative_to(home).as_posix() for p in orphans
     }
     assert blob_files(home) == left  # only reported
 
     code, report = doctor_cli(home, "--repair")  # within the grace period: a create may still own them
-    assert code == 1 and kinds(report, dr.KEPT_RECENT)[dr.ORPHAN_BLOB] == len(orphans)
+    assert code == 1 and kinds(report, fd.KEPT_RECENT)[fd.ORPHAN_BLOB] == len(orphans)
     assert len(blob_files(home)) == len(left)
 
     code, report = doctor_cli(home, "--repair", "--grace-seconds", "0")
     assert code == 0 and report["ok"], report
-    assert kinds(report, dr.REMOVED)[dr.ORPHAN_BLOB] == len(orphans)
+    assert kinds(report, fd.REMOVED)[fd.ORPHAN_BLOB] == len(orphans)
     assert blob_files(home) == []
 
     wb = make_workbench(home=home)
@@ -163,17 +165,17 @@ def test_a_corrupt_blob_is_found_by_the_full_check(make_workbench, tutorial_zips
     assert wb.doctor(full=False).findings == ()  # the cheap check does not hash
     report = wb.doctor()
     assert not report.ok
-    corrupt = report.of_kind(dr.CORRUPT_BLOB)
+    corrupt = report.of_kind(fd.CORRUPT_BLOB)
     assert [f.subject for f in corrupt] == [f"blobs/{row.sha256[:2]}/{row.sha256}"]
     assert row.source in corrupt[0].detail
-    assert [f.subject for f in report.of_kind(dr.BROKEN_CLASSIFIER)] == [cid]
+    assert [f.subject for f in report.of_kind(fd.BROKEN_CLASSIFIER)] == [cid]
     assert wb.get_classifier(cid)["status"] == "ready"  # only reported
 
     repaired = wb.doctor(repair=True)
     assert repaired.ok
     record = wb.get_classifier(cid)
     assert record["status"] == "failed" and row.source in record["explanation"]
-    assert (wb.home / dr.QUARANTINE_DIR / row.sha256).read_bytes() == bytes(data)  # moved aside, not deleted
+    assert (wb.home / rp.QUARANTINE_DIR / row.sha256).read_bytes() == bytes(data)  # moved aside, not deleted
     assert wb.store.examples(cid) == examples  # the examples are all still there
     answer = wb.classify(TUTORIAL / "test" / "4.jpg", classifier_ids=[cid])  # the serving version still answers
     assert "error" not in answer["images"][0]
@@ -211,13 +213,13 @@ def test_the_full_check_covers_versions_heads_examples_and_the_cache(make_workbe
 
     report = wb.doctor(grace_s=0)
     found = {(f.kind, f.subject) for f in report.findings}
-    assert (dr.BROKEN_OUT_OF_FOLD, f"heads/{cid}/v1.oof.npz") in found
-    assert (dr.BROKEN_HEAD, f"heads/{other}/v1.npz") in found
-    assert (dr.STRAY_FILE, f"heads/{cid}/v7.npz") in found
-    assert (dr.MISSING_BLOB, f"blobs/{missing.sha256[:2]}/{missing.sha256}") in found
-    assert (dr.TEMP_FILE, "blobs/ab/.tmp-killed") in found
-    assert len(report.of_kind(dr.BAD_EMBEDDING)) == 2
-    assert {f.subject for f in report.of_kind(dr.BROKEN_CLASSIFIER)} == {cid, other}
+    assert (fd.BROKEN_OUT_OF_FOLD, f"heads/{cid}/v1.oof.npz") in found
+    assert (fd.BROKEN_HEAD, f"heads/{other}/v1.npz") in found
+    assert (fd.STRAY_FILE, f"heads/{cid}/v7.npz") in found
+    assert (fd.MISSING_BLOB, f"blobs/{missing.sha256[:2]}/{missing.sha256}") in found
+    assert (fd.TEMP_FILE, "blobs/ab/.tmp-killed") in found
+    assert len(report.of_kind(fd.BAD_EMBEDDING)) == 2
+    assert {f.subject for f in report.of_kind(fd.BROKEN_CLASSIFIER)} == {cid, other}
 
     repaired = wb.doctor(repair=True, grace_s=0)
     assert not stray.exists() and not temp.exists()
@@ -232,7 +234,7 @@ def test_the_full_check_covers_versions_heads_examples_and_the_cache(make_workbe
             == 0
         )
     left = {f.kind for f in repaired.findings if not f.repaired}
-    assert left == {dr.BROKEN_OUT_OF_FOLD, dr.BROKEN_HEAD, dr.MISSING_BLOB}  # reported: only the user can restore them
+    assert left == {fd.BROKEN_OUT_OF_FOLD, fd.BROKEN_HEAD, fd.MISSING_BLOB}  # reported: only the user can restore them
 
 
 def test_the_start_up_sweep_leaves_recent_orphans_and_removes_old_ones(
@@ -273,8 +275,8 @@ def test_repair_spares_an_old_orphan_that_a_concurrent_create_takes_up(
         create.wait(30)
         create.stderr.close()
     subject = orphan.relative_to(home).as_posix()
-    assert [f.action for f in report.findings if f.subject == subject] == [dr.KEPT_IN_USE]
-    assert not [f for f in report.findings if f.action == dr.REMOVED]
+    assert [f.action for f in report.findings if f.subject == subject] == [fd.KEPT_IN_USE]
+    assert not [f for f in report.findings if f.action == fd.REMOVED]
     assert orphan.stat().st_mtime == pytest.approx(old)  # the very file: neither removed nor rewritten
     full = make_workbench(home=home, train=False).doctor()
-    assert full.of_kind(dr.MISSING_BLOB) == [] and full.of_kind(dr.ORPHAN_BLOB) == []
+    assert full.of_kind(fd.MISSING_BLOB) == [] and full.of_kind(fd.ORPHAN_BLOB) == []

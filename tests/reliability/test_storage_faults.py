@@ -23,7 +23,7 @@ import pytest
 from conftest import DOGS_JPG, TUTORIAL, Gate, zip_bytes
 from reliability.served_http import VERSION, open_app, served
 from workbench import Workbench
-from workbench.engine.backbone import EmbeddingCache
+from workbench.store.embeddings import EmbeddingCache
 
 BUSY_TIMEOUT_S = "0.3"  # WORKBENCH_STORE_BUSY_TIMEOUT_S here: a locked write gives up in 0.3 s, not 30 s
 HOLDER = """

@@ -19,16 +19,18 @@ from typing import TypeVar
 import numpy as np
 
 from ..analysis import training
+from ..core.atomic import atomic_write_bytes
 from ..core.errors import ClassifierNotFound, InvalidRequest, StoreUnavailable
 from ..core.events import ClassifierEvent, Listener
 from ..core.limits import Limits
 from ..core.records import ExampleRow, VersionRecord
 from ..core.timestamps import now_iso
-from ..engine.backbone import Backbone, EmbeddingCache
+from ..engine.backbone import Backbone
 from ..images import unknown_images
 from ..images.decode import backbone_input, prepared_batches
 from ..store import curation, leases
-from ..store.database import Store, atomic_write_bytes
+from ..store.database import Store
+from ..store.embeddings import EmbeddingCache
 from ..store.promotion import newest_version
 
 log = logging.getLogger(__name__)

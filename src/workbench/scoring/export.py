@@ -25,9 +25,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..analysis.training import Heads
+from ..core.atomic import atomic_write_bytes
 from ..core.errors import ClassifierNotFound, InvalidRequest, StoreUnavailable
 from ..core.spec import BackboneSpec
-from ..store.database import Store, atomic_write_bytes, full_disk, unavailable
+from ..store.database import Store
+from ..store.faults import full_disk, unavailable
 
 if TYPE_CHECKING:
     import torch

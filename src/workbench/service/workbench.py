@@ -59,7 +59,7 @@ from ..core.vocabulary import (
     POSITIVE_SUFFIX,
     SETTLED_STATUSES,
 )
-from ..engine.backbone import Backbone, EmbeddingCache, scratch_dir, single_threaded_blas
+from ..engine.backbone import Backbone, scratch_dir, single_threaded_blas
 from ..engine.explicit import ExplicitModel, explicit_classes, explicit_model
 from ..images import streaming
 from ..images.classify_inputs import read_images
@@ -73,7 +73,9 @@ from ..scoring import explain
 from ..scoring.export import Exporter, ExportSource, check_format, coreml_available, default_file_name, write_copy
 from ..store import curation, promotion
 from ..store.database import Store
-from ..store.doctor import DoctorReport, run_doctor, startup_sweep, unavailable_report
+from ..store.doctor import run_doctor, startup_sweep, unavailable_report
+from ..store.embeddings import EmbeddingCache
+from ..store.findings import DoctorReport
 from ..tracking.run_record import version_metrics
 from ..tracking.sync import Tracker, log_export, new_tracker
 

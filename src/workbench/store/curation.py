@@ -28,7 +28,8 @@ from ..core.limits import MIN_EXAMPLE_SETS
 from ..core.names import check_class_name, shown_name
 from ..core.records import ExampleRow, VersionRecord
 from ..core.timestamps import now_iso
-from .database import EXAMPLE_COLUMNS, Store
+from .database import Store
+from .schema import EXAMPLE_COLUMNS
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -4,160 +4,22 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sqlite3
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.atomic import (  # noqa: F401 (TEMP_PREFIX, atomic_write_bytes re-exported)
-    FULL_ERRNOS,
-    TEMP_PREFIX,
-    atomic_write_bytes,
-    disk_refuses_growth,
-    make_durable_dirs,
-    open_for_reading,
-    private_database,
-)
+from ..core.atomic import atomic_write_bytes
 from ..core.errors import ClassifierNotFound, StoreUnavailable
 from ..core.records import ClassifierRecord, ExampleRow, VersionRecord
+from .connection import Database
+from .schema import EXAMPLE_COLUMNS, VERSION_COLUMNS, version_record
 
 log = logging.getLogger(__name__)
-BUSY_TIMEOUT_S = 30.0  # how long a write waits for another process's lock before StoreUnavailable (503)
-BUSY_TIMEOUT_ENV = "WORKBENCH_STORE_BUSY_TIMEOUT_S"
-_BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
-_FULL_CODES = {sqlite3.SQLITE_FULL}
-_DISK_CODES = {
-    sqlite3.SQLITE_IOERR,
-    sqlite3.SQLITE_CANTOPEN,
-}  # a side file that cannot be made or grown: often a full disk
-READ_PROBE = (
-    "SELECT 1 FROM sqlite_master LIMIT 1"  # a read transaction's first read: where a full disk stops a normal one
-)
-TABLES = frozenset({"classifiers", "examples", "versions", "customer_data", "pending_removals"})
-
-
-def busy_timeout_s() -> float:
-    """WORKBENCH_STORE_BUSY_TIMEOUT_S, else BUSY_TIMEOUT_S."""
-    raw = os.environ.get(BUSY_TIMEOUT_ENV)
-    if not raw:
-        return BUSY_TIMEOUT_S
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{BUSY_TIMEOUT_ENV} must be a number of seconds, got {raw!r}") from None
-    if value < 0:
-        raise ValueError(f"{BUSY_TIMEOUT_ENV} must be at least 0, got {raw!r}")
-    return value
-
-
-def _full(reason: str) -> StoreUnavailable:
-    return StoreUnavailable(f"The store's disk is full ({reason}); nothing was changed, free space and try again")
-
-
-def full_disk(home: Path) -> StoreUnavailable | None:
-    """StoreUnavailable naming the cause when no file in `home` can grow (a full disk), else None."""
-    refused = disk_refuses_growth(home)
-    return None if refused is None else _full(refused.strerror or str(refused))
-
-
-def unavailable(exc: BaseException, home: Path | None = None) -> StoreUnavailable | None:
-    """The StoreUnavailable an SQLite or OS error stands for (locked past the timeout, disk full), else None.
-
-    SQLite says only "disk I/O error" when a side file (`-shm`, `-wal`) cannot grow; with `home`, a
-    small write there tells whether the disk is full (ENOSPC, EDQUOT, EFBIG) or failing otherwise.
-    """
-    if isinstance(exc, StoreUnavailable):
-        return exc
-    if isinstance(exc, sqlite3.OperationalError):
-        code = getattr(exc, "sqlite_errorcode", None)
-        if code is not None:
-            code &= 0xFF  # the primary code of an extended one
-        if code in _BUSY_CODES or "database is locked" in str(exc):
-            return StoreUnavailable("The store is locked by another process; nothing was changed, try again later")
-        if code in _FULL_CODES or "disk is full" in str(exc):
-            return _full("SQLite: database or disk is full")
-        if code in _DISK_CODES or "disk I/O error" in str(exc):
-            refused = disk_refuses_growth(home) if home is not None else None
-            if refused is not None:
-                return _full(f"{refused.strerror or refused}; SQLite: {exc}")
-            if code == sqlite3.SQLITE_IOERR:
-                return StoreUnavailable(
-                    f"The store's disk refused a write ({exc}): full or failing; nothing was changed"
-                )
-    if isinstance(exc, OSError) and exc.errno in FULL_ERRNOS:
-        return _full(os.strerror(exc.errno))
-    return None
-
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS classifiers (
-    classifier_id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    owner TEXT NOT NULL,
-    status TEXT NOT NULL,
-    created TEXT NOT NULL,
-    updated TEXT NOT NULL,
-    retrained TEXT,
-    explanation TEXT,
-    serving_version INTEGER,
-    job_owner TEXT,               -- the runner training it (leases.py): host:pid:random
-    lease_expires REAL,           -- epoch seconds; past it, a watching process may adopt the training
-    pinned_version INTEGER        -- promote's pin (promotion.py): NULL, or equal to serving_version
-);
-CREATE TABLE IF NOT EXISTS examples (
-    example_id INTEGER PRIMARY KEY AUTOINCREMENT,
-    classifier_id TEXT NOT NULL REFERENCES classifiers(classifier_id) ON DELETE CASCADE,
-    class_name TEXT,              -- NULL for negative examples
-    sha256 TEXT NOT NULL,
-    source TEXT NOT NULL,         -- e.g. "beagle.zip/foo.jpg"
-    removed_by INTEGER,           -- the curation that removed (or relabelled) it; NULL while it trains (curation.py)
-    replaces INTEGER              -- the example it relabels (same image, new label); NULL for an added one
-);
-CREATE INDEX IF NOT EXISTS examples_by_classifier ON examples(classifier_id, example_id);
-CREATE INDEX IF NOT EXISTS examples_by_sha256 ON examples(sha256);  -- "does any example still use this blob?"
-CREATE TABLE IF NOT EXISTS versions (
-    classifier_id TEXT NOT NULL REFERENCES classifiers(classifier_id) ON DELETE CASCADE,
-    version INTEGER NOT NULL,
-    created TEXT NOT NULL,
-    classes TEXT NOT NULL,        -- JSON list of class names, in head order
-    last_example_id INTEGER NOT NULL,
-    metrics TEXT NOT NULL,        -- JSON of cross-validated metrics
-    head_file TEXT NOT NULL,
-    last_curation_id INTEGER NOT NULL DEFAULT 0,  -- with last_example_id: the examples it trained on (curation.py)
-    PRIMARY KEY (classifier_id, version)
-);
-CREATE TABLE IF NOT EXISTS curations (  -- each removal or relabelling of examples, one commit each (curation.py)
-    curation_id INTEGER PRIMARY KEY AUTOINCREMENT,
-    classifier_id TEXT NOT NULL REFERENCES classifiers(classifier_id) ON DELETE CASCADE,
-    created TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS customer_data (  -- X-Watson-Metadata: customer_id labels, for DELETE /v3/user_data
-    customer_id TEXT NOT NULL,
-    classifier_id TEXT NOT NULL REFERENCES classifiers(classifier_id) ON DELETE CASCADE,
-    PRIMARY KEY (customer_id, classifier_id)
-);
-CREATE TABLE IF NOT EXISTS pending_removals (  -- files a committed delete has still to remove (a crash may stop it)
-    kind TEXT NOT NULL,           -- "blob": name is a sha256, removed only while no example uses it;
-                                  -- "heads": name is a classifier id
-    name TEXT NOT NULL,
-    PRIMARY KEY (kind, name)
-);
-"""
 REMOVE_BLOB = "blob"  # pending_removals.kind: an image blob, by sha256
 REMOVE_HEADS = (
     "heads"  # pending_removals.kind: a deleted classifier's heads folder (heads, out-of-fold scores, exports)
 )
-ADDED_COLUMNS = {  # columns newer than some existing homes: (table, column) -> declaration
-    ("classifiers", "lease_expires"): "REAL",
-    ("examples", "removed_by"): "INTEGER",
-    ("examples", "replaces"): "INTEGER",
-    ("versions", "last_curation_id"): "INTEGER NOT NULL DEFAULT 0",
-    ("classifiers", "pinned_version"): "INTEGER",
-}
-EXAMPLE_COLUMNS = "example_id, class_name, sha256, source, removed_by, replaces"
-VERSION_COLUMNS = "classifier_id, version, created, classes, last_example_id, metrics, head_file, last_curation_id"
 
 
 @dataclass(frozen=True)
@@ -176,7 +38,7 @@ class RemovalOutcome:
     removed: bool
 
 
-class Store:
+class Store(Database):
     """The home directory: `workbench.db`, `blobs/` (images by sha256) and `heads/`.
 
     Blob and heads files are written (and synced) only inside a write `transaction()`, before the
@@ -186,137 +48,9 @@ class Store:
     """
 
     def __init__(self, home: Path, busy_timeout: float | None = None, read_only: bool = False) -> None:
-        self.home = home
         self.blob_dir = home / "blobs"
         self.head_dir = home / "heads"
-        self.busy_timeout = busy_timeout_s() if busy_timeout is None else busy_timeout
-        self.read_only = read_only  # reads only, writing nothing in the home (Spark executors on a read-only home)
-        if read_only:
-            return
-        private_database(home / "workbench.db")  # the home too: 0700, whatever the umask
-        for folder in (self.blob_dir, self.head_dir):
-            make_durable_dirs(folder, private=True)
-        db = self._connect()
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(SCHEMA)
-            self._migrate(db)
-        except sqlite3.OperationalError as exc:  # a full disk (or a lock) at open: a current store still reads
-            mapped = unavailable(exc, home)
-            if mapped is None:
-                raise
-            if not self._current():
-                raise mapped from exc
-            log.warning("opened %s for reading; writes wait: %s", home, mapped.message)
-        finally:
-            db.close()
-
-    def _current(self) -> bool:
-        """Whether the store has every table and column (read without a lock, and without disk space)."""
-        try:
-            with self.transaction(write=False) as db:
-                tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-                return TABLES <= tables and not self._missing_columns(db)
-        except (StoreUnavailable, sqlite3.Error):
-            return False
-
-    @staticmethod
-    def _migrate(db: sqlite3.Connection) -> None:
-        """Adds the columns a home made by an older version lacks.
-
-        Read first, without a lock, so opening a current home never waits behind another process's
-        write; only a missing column takes the write lock (and is checked again under it).
-        """
-        if not Store._missing_columns(db):
-            return
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            for table, column, declaration in Store._missing_columns(db):
-                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-
-    @staticmethod
-    def _missing_columns(db: sqlite3.Connection) -> list[tuple[str, str, str]]:
-        missing = []
-        for (table, column), declaration in ADDED_COLUMNS.items():
-            if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
-                missing.append((table, column, declaration))
-        return missing
-
-    @contextmanager
-    def transaction(self, write: bool = True) -> Iterator[sqlite3.Connection]:
-        """One atomic unit of work: commits on success, rolls back on any error.
-
-        Reads (`write=False`) see one consistent snapshot and never wait for a writer (WAL); on a full
-        disk they go on through a connection that needs no space (`open_for_reading`). A write that
-        cannot take the lock within `busy_timeout` seconds, or that the disk refuses, raises
-        StoreUnavailable (503) with nothing changed.
-        """
-        try:
-            db = self._begin() if write else self._begin_read()
-        except sqlite3.OperationalError as exc:  # the write lock not taken in time, or a disk SQLite cannot use
-            mapped = unavailable(exc, self.home)
-            if mapped is None:
-                raise
-            raise mapped from exc
-        try:
-            yield db
-            db.execute("COMMIT")
-        except BaseException as exc:
-            if db.in_transaction:
-                try:
-                    db.execute("ROLLBACK")
-                except sqlite3.Error:
-                    log.exception("rollback failed; SQLite rolls back when the connection closes")
-            mapped = unavailable(exc, self.home)
-            if mapped is not None and mapped is not exc:
-                raise mapped from exc
-            raise
-        finally:
-            db.close()
-
-    def _begin(self, write: bool = True) -> sqlite3.Connection:
-        """A connection inside `BEGIN IMMEDIATE` (the write lock, within the busy timeout) or `BEGIN` (a snapshot)."""
-        db = self._connect()
-        try:
-            db.execute("PRAGMA foreign_keys=ON")
-            db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-            if not write:
-                db.execute(READ_PROBE).fetchall()  # takes the snapshot now: a failure shows here, not in the caller
-            return db
-        except BaseException:
-            db.close()  # a BEGIN that timed out left no transaction; a failed read holds nothing
-            raise
-
-    def _begin_read(self) -> sqlite3.Connection:
-        """A read transaction; on a disk too full for SQLite's side files, one needing no space (`open_for_reading`)."""
-        try:
-            return self._begin(write=False)
-        except sqlite3.OperationalError as exc:
-            try:
-                db = open_for_reading(self.home / "workbench.db", self.busy_timeout)
-            except (OSError, sqlite3.Error):
-                raise exc from None
-            try:
-                db.execute("BEGIN")
-                db.execute(READ_PROBE).fetchall()
-            except sqlite3.Error:
-                db.close()
-                raise exc from None
-            return db
-
-    def _connect(self) -> sqlite3.Connection:
-        path = self.home / "workbench.db"
-        if not self.read_only:
-            return sqlite3.connect(path, timeout=self.busy_timeout, isolation_level=None)
-        # read-only: a live writer's WAL is read through its index without writing it; with no WAL (every
-        # writer closed) the file is read as it stands, creating no side file in the home
-        wal = path.with_name(path.name + "-wal").exists()
-        uri = f"{path.absolute().as_uri()}?{'mode=ro&readonly_shm=1' if wal else 'mode=ro&immutable=1'}"
-        return sqlite3.connect(uri, uri=True, timeout=self.busy_timeout, isolation_level=None)
+        super().__init__(home, busy_timeout, read_only, folders=(self.blob_dir, self.head_dir))
 
     # blobs -----------------------------------------------------------------
     def blob_path(self, sha256: str) -> Path:
@@ -447,7 +181,7 @@ class Store:
             rows = db.execute(
                 f"SELECT {VERSION_COLUMNS} FROM versions WHERE classifier_id = ? ORDER BY version", (classifier_id,)
             ).fetchall()
-        return [self._version(row) for row in rows]
+        return [version_record(row) for row in rows]
 
     def version(self, classifier_id: str, version: int, db: sqlite3.Connection | None = None) -> VersionRecord:
         if db is None:
@@ -458,14 +192,7 @@ class Store:
         ).fetchone()
         if row is None:
             raise ClassifierNotFound(f"Version {version} of classifier {classifier_id!r} not found")
-        return self._version(row)
-
-    @staticmethod
-    def _version(row: tuple) -> VersionRecord:
-        cid, version, created, classes, last_id, metrics, head_file, last_curation_id = row
-        return VersionRecord(
-            cid, version, created, json.loads(classes), last_id, json.loads(metrics), head_file, last_curation_id
-        )
+        return version_record(row)
 
     def head_path(self, classifier_id: str, version: int) -> Path:
         return self.head_dir / classifier_id / f"v{version}.npz"
@@ -483,7 +210,7 @@ class Store:
     def all_versions(self, db: sqlite3.Connection) -> list[VersionRecord]:
         """Every version of every classifier, by classifier and version."""
         rows = db.execute(f"SELECT {VERSION_COLUMNS} FROM versions ORDER BY classifier_id, version").fetchall()
-        return [self._version(row) for row in rows]
+        return [version_record(row) for row in rows]
 
     def blob_referenced(self, db: sqlite3.Connection, sha256: str) -> bool:
         """Whether any example (of any classifier) uses this image."""
