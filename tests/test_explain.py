@@ -15,6 +15,7 @@ from workbench.analysis.training import normalise
 from workbench.core.errors import InvalidRequest
 from workbench.core.spec import crop_box, preprocess
 from workbench.images.decode import decode_image
+from workbench.service.scoring import Scoring
 from workbench.tracking.run_record import write_overlay_gallery
 from workbench.tracking.tracked_files import ClassifierFiles
 
@@ -40,7 +41,7 @@ def test_dogs_photo_answers_like_watson(dogs) -> None:
 
 def test_custom_head_cell_map_averages_exactly_to_the_heads_logit(dogs) -> None:
     wb, cid = dogs
-    heads = wb._serving(wb._record(cid)).heads
+    heads = Scoring(wb.engine, wb.owner).serving(wb.engine.owned(cid, wb.owner)).heads  # the heads classify uses
     paths = [sorted((TUTORIAL / folder).iterdir())[0] for folder in ("beagle", "husky", "cats")]
     tensors = [preprocess(decode_image(p.read_bytes(), draft_size=224), wb.backbone.spec) for p in paths]
     dense = wb.backbone.run_dense(tensors)

@@ -149,7 +149,7 @@ def test_exports_and_the_core_ml_download_follow_the_serving_version(pets, tmp_p
 
     monkeypatch.setitem(export.BUILDERS, "onnx", built)
     monkeypatch.setitem(export.BUILDERS, "coreml", built)
-    monkeypatch.setattr("workbench.service.workbench.coreml_available", lambda: True)
+    monkeypatch.setattr("workbench.service.engine.coreml_available", lambda: True)
     wb.promote(cid, 1)
     path = wb.export(cid, format="onnx", path=tmp_path)
     assert path.name == f"{cid}-v1.onnx" and path.read_bytes() == f"{cid} v1 beagle,husky".encode()

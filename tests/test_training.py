@@ -24,7 +24,7 @@ def tutorial_embeddings(dogs) -> tuple[np.ndarray, list[str], list[str]]:
     """The stored tutorial examples' embeddings, labels ("" for negatives) and classes."""
     wb, cid = dogs
     rows = wb.store.examples(cid)
-    cache = wb._parts()[2]
+    cache = wb.engine.open().cache
     vectors = cache.get_many([r.sha256 for r in rows], wb.backbone.backbone_id)
     labels = [r.class_name or NEGATIVE_LABEL for r in rows]
     classes = list(dict.fromkeys(r.class_name for r in rows if r.class_name))

@@ -20,7 +20,7 @@ from . import Workbench, named_images
 from .cli.results_files import ROW_DDL, arrow_schema, result_row
 from .core.limits import THREADS_ENV
 from .core.vocabulary import OWNER_ME
-from .service.workbench import default_home
+from .service.settings import default_home
 
 if TYPE_CHECKING:
     import pyarrow
