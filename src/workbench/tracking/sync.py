@@ -14,7 +14,6 @@ by `recovery`; `run_writer` signs every run with its logger and a heartbeat so t
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
@@ -30,12 +29,12 @@ from ..core.records import VersionRecord
 from ..engine.backbone import Backbone
 from ..store import owners
 from ..store.database import Store
-from . import frames, tracked_files
+from . import frames, links, tracked_files
 from .claims import LoggedElsewhere, logging_claim
 from .mirror import Mirror
 from .recovery import Recovery
 from .run_writer import Failure, RunWriter
-from .tags import KEY_METRICS_VIEW, TAG_KIND, TAG_LOGGED, TAG_VERSION, UI_MODE
+from .tags import TAG_KIND, TAG_LOGGED, TAG_VERSION
 from .target import Connection, TrackingTarget, quiet_mlflow, tracking_target
 from .worker import EXIT_FLUSH_SECONDS, Worker, sync_interval
 
@@ -47,7 +46,6 @@ log = logging.getLogger(__name__)
 ELSEWHERE_POLL_S = 0.5  # how often a sync looks again at versions another live process is logging
 OTHERS_WAIT_S = 120.0  # versions_frame waits this long for another process (a CLI create) to log
 INVALID_HOST = "Invalid Host header"  # MLflow's 403 for a Host not in its --allowed-hosts (a colleague's URL)
-UI_URL = "http://127.0.0.1:5000"  # where `mlflow ui --port 5000` serves, for the links the tracker builds
 TRACKED_STAGES = ("started", "ready", "failed", "deleted", "promoted")  # "promoted": the alias follows at once
 
 
@@ -99,29 +97,21 @@ class Tracker:
         return self._connection.client()
 
     # links into the MLflow UI -------------------------------------------------------
-    def experiment_url(self, classifier_id: str, base_url: str = UI_URL) -> str:
+    def experiment_url(self, classifier_id: str, base_url: str = links.UI_URL) -> str:
         """The MLflow UI's runs table of a classifier's experiment, key metrics as columns (`mlflow ui` at `base_url`).
 
-        The link opens the UI in its "Model training" mode whatever the browser last used (MLflow
-        3.17's UI opens an experiment in GenAI mode in a browser that never switched) and shows the
-        experiment's "Key metrics" view.
+        The link opens the UI in its "Model training" mode whatever the browser last used and shows
+        the experiment's "Key metrics" view.
         """
-        experiment_id = self._experiment_id(classifier_id)
-        return (
-            f"{base_url.rstrip('/')}/#/experiments/{experiment_id}/runs?{UI_MODE}&viewStateShareKey={KEY_METRICS_VIEW}"
-        )
+        return links.experiment_url(self._experiment_id(classifier_id), base_url)
 
-    def compare_url(self, classifier_id: str, run_ids: list[str], base_url: str = UI_URL) -> str:
+    def compare_url(self, classifier_id: str, run_ids: list[str], base_url: str = links.UI_URL) -> str:
         """The MLflow UI's compare view of these runs of a classifier (pick a plot under Artifacts)."""
-        experiment_id = self._experiment_id(classifier_id)
-        return (
-            f"{base_url.rstrip('/')}/#/compare-runs?runs={json.dumps(list(run_ids), separators=(',', ':'))}"
-            f"&experiments={json.dumps([experiment_id])}&{UI_MODE}"
-        )
+        return links.compare_url(self._experiment_id(classifier_id), run_ids, base_url)
 
-    def registered_model_url(self, classifier_id: str, base_url: str = UI_URL) -> str:
+    def registered_model_url(self, classifier_id: str, base_url: str = links.UI_URL) -> str:
         """The MLflow UI's page of a classifier's registered model (its versions, `@ serving` on one)."""
-        return f"{base_url.rstrip('/')}/#/models/{classifier_id}?{UI_MODE}"
+        return links.registered_model_url(classifier_id, base_url)
 
     def _experiment_id(self, classifier_id: str) -> str:
         experiment = self.client().get_experiment_by_name(classifier_id)
