@@ -167,7 +167,8 @@ def mlflow_out_of_sync(home: Path, mlruns: Path) -> list[str]:
     from mlflow import MlflowClient
 
     from workbench.store.database import Store
-    from workbench.tracking.sync import out_of_sync, tracking_target
+    from workbench.tracking.recovery import out_of_sync
+    from workbench.tracking.target import tracking_target
 
     uri = tracking_target(mlruns).uri
     return out_of_sync(MlflowClient(tracking_uri=uri, registry_uri=uri), Store(home))

@@ -259,14 +259,8 @@ def test_the_version_after_a_curation_logs_what_changed_in_mlflow(
 ) -> None:
     from mlflow import MlflowClient
 
-    from workbench.tracking.run_record import (
-        CHANGES_ARTIFACT,
-        MANIFEST_ARTIFACT,
-        TAG_ADDED,
-        TAG_CURATED,
-        TAG_KIND,
-        TAG_VERSION,
-    )
+    from workbench.tracking.run_record import CHANGES_ARTIFACT, MANIFEST_ARTIFACT
+    from workbench.tracking.tags import TAG_ADDED, TAG_CURATED, TAG_KIND, TAG_VERSION
 
     home = Path(shutil.copytree(template[0], tmp_path / "home"))
     cid = template[1]

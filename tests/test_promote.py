@@ -31,8 +31,8 @@ from workbench.server.runner import ServerThread
 from workbench.store import findings as fd
 from workbench.store import promotion
 from workbench.store.database import Store
-from workbench.tracking.run_record import SERVING_ALIAS, TAG_VERSION
-from workbench.tracking.sync import out_of_sync
+from workbench.tracking.recovery import out_of_sync
+from workbench.tracking.tags import SERVING_ALIAS, TAG_VERSION
 
 template = promote_fixtures.template  # the module-scoped two-version `pets` (a fixture)
 VERSION = {"version": "2018-03-19"}

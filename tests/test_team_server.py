@@ -25,7 +25,7 @@ import pytest
 
 from conftest import DOGS_JPG, TUTORIAL, stop_process_group, wait_until_up
 from workbench import Workbench
-from workbench.tracking.run_record import SERVING_ALIAS, TAG_KIND, TAG_LOGGED, TAG_VERSION
+from workbench.tracking.tags import SERVING_ALIAS, TAG_KIND, TAG_LOGGED, TAG_VERSION
 
 pytestmark = pytest.mark.slow
 PG_BIN = Path(os.environ.get("WORKBENCH_PG_BIN", "/usr/lib/postgresql/15/bin"))

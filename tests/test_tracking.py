@@ -19,7 +19,7 @@ from mlflow.exceptions import MlflowException
 import workbench
 from conftest import CREATE_CLASSES, DOGS_JPG, TUTORIAL, Gate, stop_process_group, wait_until_up
 from workbench import Workbench
-from workbench.tracking.run_record import (
+from workbench.tracking.tags import (
     EXPERIMENT_KIND,
     EXPERIMENT_KIND_TAG,
     KEY_METRICS_VIEW,
@@ -33,7 +33,7 @@ from workbench.tracking.run_record import (
     TAG_VERSION,
     VIEW_TAG_PREFIX,
 )
-from workbench.tracking.sync import tracking_target
+from workbench.tracking.target import tracking_target
 
 SERVER_START_SECONDS = 90
 TRAIN_SECONDS = 300

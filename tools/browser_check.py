@@ -348,7 +348,7 @@ def check_mlflow(page: Page, ui: str, uri: str, docs: Path) -> None:
     from mlflow import MlflowClient
 
     from workbench import tracking_uri
-    from workbench.tracking.run_record import KEY_METRICS_VIEW, UI_MODE
+    from workbench.tracking.tags import KEY_METRICS_VIEW, UI_MODE
 
     uri = tracking_uri(uri)  # the notebooks' folder as workbench resolves it (its SQLite store)
     client = MlflowClient(uri, registry_uri=uri)

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from .images.streaming import folder_images, named_images
     from .service.workbench import Workbench
     from .store.curation import Curation, TrainingExample, examples_frame
-    from .tracking.sync import tracking_uri
+    from .tracking.target import tracking_uri
 
 _LAZY = {  # public name -> the module that defines it, imported on first access
     "Curation": "store.curation",
@@ -56,7 +56,7 @@ _LAZY = {  # public name -> the module that defines it, imported on first access
     "label_from_name": "analysis.interpretation",
     "parse_labels": "analysis.interpretation",
     "OutOfFold": "analysis.training",
-    "tracking_uri": "tracking.sync",
+    "tracking_uri": "tracking.target",
 }
 
 

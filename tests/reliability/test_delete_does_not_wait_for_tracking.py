@@ -18,8 +18,8 @@ from mlflow.entities import ViewType
 from mlflow.exceptions import MlflowException
 
 from workbench.core.errors import ClassifierNotFound
-from workbench.tracking.run_record import TAG_DELETED, TAG_KIND, TAG_VERSION
-from workbench.tracking.sync import tracking_target
+from workbench.tracking.tags import TAG_DELETED, TAG_KIND, TAG_VERSION
+from workbench.tracking.target import tracking_target
 
 TRAIN_SECONDS = 300
 BLOCKED_SECONDS = 120

@@ -24,8 +24,8 @@ from test_tracking import free_port, small_sets, start_server
 from workbench import Workbench
 from workbench.store import owners
 from workbench.tracking import run_record
-from workbench.tracking.run_record import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, TAG_ABANDONED, TAG_DELETED, TAG_KIND
-from workbench.tracking.sync import out_of_sync
+from workbench.tracking.recovery import out_of_sync
+from workbench.tracking.tags import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, TAG_ABANDONED, TAG_DELETED, TAG_KIND
 
 TRAIN_SECONDS = 300
 HELD_SECONDS = 300

@@ -3,8 +3,8 @@
 Two `workbench serve` processes (and one `workbench serve --workers 2`) share a home and a local
 MLflow store (SQLite). Creates, updates and a delete go to them alternately while each tracker sweeps
 all the time; and both start at once on versions stored while tracking was off, so each first sweep
-finds the same versions missing. Before the logging claim (`tracking.logging_claim`) the second test
-failed on the old code with versions 2 and 3 logged twice (runs and registered versions).
+finds the same versions missing. Before the logging claim (`tracking.claims.logging_claim`) the second
+test failed on the old code with versions 2 and 3 logged twice (runs and registered versions).
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ from workbench.cli import zip_folder
 from workbench.cli.parser import build_parser
 from workbench.server.serve_workers import worker_command
 from workbench.store.database import Store
-from workbench.tracking.run_record import SERVING_ALIAS, TAG_KIND, TAG_VERSION
-from workbench.tracking.sync import out_of_sync, running_runs, tracking_target
+from workbench.tracking.recovery import out_of_sync, running_runs
+from workbench.tracking.tags import SERVING_ALIAS, TAG_KIND, TAG_VERSION
+from workbench.tracking.target import tracking_target
 
 VERSION = {"version": "2018-03-19"}
 IMAGES_PER_CLASS = 10

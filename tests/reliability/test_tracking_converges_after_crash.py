@@ -22,8 +22,9 @@ from mlflow import MlflowClient
 from conftest import TUTORIAL
 from workbench import Workbench
 from workbench.store.database import Store
-from workbench.tracking.run_record import SERVING_ALIAS, TAG_KIND, TAG_VERSION
-from workbench.tracking.sync import out_of_sync, running_runs, tracking_target
+from workbench.tracking.recovery import out_of_sync, running_runs
+from workbench.tracking.tags import SERVING_ALIAS, TAG_KIND, TAG_VERSION
+from workbench.tracking.target import tracking_target
 
 CONVERGE_SECONDS = 120  # the fresh process's first sweep logs three versions on a busy 2-core box
 TRAIN_SECONDS = 300

@@ -23,12 +23,21 @@ from ..engine.backbone import Backbone
 from ..images.decode import decode_image
 from ..store.curation import VersionChanges
 from ..store.database import Store
+from .tags import (
+    KEY_METRICS_VIEW,
+    MODEL_VERSIONS_TAG,
+    SERVING_ALIAS,
+    TAG_ADDED,
+    TAG_CLASSIFIER_NAME,
+    TAG_CLASSIFIER_OWNER,
+    TAG_VERSION,
+    VIEW_TAG_PREFIX,
+)
 from .tracked_files import ClassifierFiles
 
 if TYPE_CHECKING:  # imported where used: the tracker is built by `workbench list` too, which needs neither
     import pandas as pd
 
-SERVING_ALIAS = "serving"
 MANIFEST_ARTIFACT = "examples/manifest.csv"
 CHANGES_ARTIFACT = "examples/changes.csv"  # what curations removed or relabelled since the parent version
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
@@ -38,42 +47,8 @@ HEAD_DESCRIPTION = (
     "Platt-calibrated on out-of-fold logits, times a familiarity gate (similarity to the class centre)"
 )
 OVERLAYS_FILE = "overlays.png"
-# Earlier MLflow 3 UIs open an experiment of this kind on its runs table. The installed 3.17's ignores it: a
-# per-browser switch, "GenAI | Model training" (GenAI until a person flips it), decides, and a link's
-# `?workflowType=machine_learning` (UI_MODE) overrides it for that page (README, "Every version in MLflow").
-EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
-EXPERIMENT_KIND = "custom_model_development"
-UI_MODE = (
-    "workflowType=machine_learning"  # in a UI link: the "Model training" side of the switch, whatever the browser had
-)
-MODEL_VERSIONS_TAG = "mlflow.modelVersions"  # on a LoggedModel: its registered versions (the UI links them)
-# A saved view of the runs table (the UI's "Views" menu; `?viewStateShareKey=<id>` opens it): the key metrics as
-# columns. The UI's own default shows none, and a browser keeps its column choice per experiment, so a view
-# the experiment carries is the one setting every browser sees.
-VIEW_TAG_PREFIX = "mlflow.sharedViewState."
-KEY_METRICS_VIEW = "workbench-key-metrics"
-KEY_METRICS_VIEW_NAME = "Key metrics"
+KEY_METRICS_VIEW_NAME = "Key metrics"  # the runs table's saved view (tags.KEY_METRICS_VIEW) as the UI names it
 KEY_METRICS = ("accuracy", "macro_f1", "ece", "brier_score", "unknown_false_positive_rate", "images", "classes")
-
-# tags on runs, registered versions and experiments
-TAG_KIND = "workbench.kind"  # "version" (a successful training) or "failed_training"
-TAG_VERSION = "workbench.version"
-TAG_PARENT = "workbench.parent_version"
-TAG_OUTCOME = "workbench.outcome"  # "ready" or "failed"
-TAG_ADDED = "workbench.added"  # what the update added, in words
-TAG_CURATED = "workbench.curated"  # what curations removed or relabelled since the parent version, in words
-TAG_EXPLANATION = "workbench.explanation"
-TAG_REGISTERED = "workbench.registered_version"
-TAG_LOGGED = "workbench.logged"  # set last: the run is complete
-TAG_LOGGING_SINCE = "workbench.logging_since_ms"  # when logging began
-TAG_OWNER = "workbench.logging_owner"  # host:pid:start of the process logging the run
-TAG_HEARTBEAT = "workbench.heartbeat_ms"  # last sign of life of that process, while it logs
-TAG_ABANDONED = "workbench.abandoned"  # why a half-logged run was ended FAILED (its version is logged afresh)
-TAG_ADOPTED = "workbench.adopted"  # why another process marked a completely logged run FINISHED
-KIND_ABANDONED = "abandoned_logging"  # TAG_KIND of a half-logged run that was ended
-TAG_DELETED = "workbench.deleted"
-TAG_CLASSES = "workbench.classes"  # the class list (JSON): a tag, not a param axis
-NOTE_TAG = "mlflow.note.content"  # MLflow shows it as the run / experiment description
 
 
 def safe_key(name: str) -> str:
@@ -357,7 +332,7 @@ def register(client, record: ClassifierRecord, version: VersionRecord, run, mode
     except MlflowException:
         client.create_registered_model(
             cid,
-            tags={"workbench.classifier_name": record.name, "workbench.owner": record.owner},
+            tags={TAG_CLASSIFIER_NAME: record.name, TAG_CLASSIFIER_OWNER: record.owner},
             description=f"Watson classifier {record.name} ({cid}). "
             f"Alias `{SERVING_ALIAS}` = the version classify uses.",
         )
