@@ -285,3 +285,21 @@ def test_the_public_api_is_pinned_and_every_name_is_documented():
         value = getattr(workbench, name)
         if callable(value):
             assert (value.__doc__ or "").strip(), f"workbench.{name} has no docstring"
+
+
+MAX_MODULE_LINES = 500
+MAX_CLASS_LINES = 350
+
+
+@pytest.mark.parametrize("module", modules())
+def test_no_module_over_500_lines_and_no_class_over_350(module):
+    text = path_of(module).read_text()
+    assert text.count("\n") <= MAX_MODULE_LINES, (
+        f"workbench.{module} is {text.count(chr(10))} lines (limit {MAX_MODULE_LINES}): split it by what its parts own"
+    )
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.ClassDef):
+            lines = (node.end_lineno or node.lineno) - node.lineno + 1
+            assert lines <= MAX_CLASS_LINES, (
+                f"workbench.{module}.{node.name} is {lines} lines (limit {MAX_CLASS_LINES}): split it by its seams"
+            )
