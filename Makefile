@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lab clean
+.PHONY: install demo test test-slow lab clean
 
 $(BIN)/workbench: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,10 @@ test: install
 	$(BIN)/ruff check --quiet src tests bench tools   # E,F,W,I,B,UP,RUF at 120 columns (pyproject.toml)
 	$(BIN)/ruff format --check --quiet src tests bench tools
 	$(BIN)/mypy   # src/workbench, as configured in pyproject.toml
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m 'not slow'   # about 10 min on 2 idle cores
+
+test-slow: install  # the suites marked slow: README blocks, notebooks, exports, Spark, PostgreSQL, MLflow servers
+	$(BIN)/python -m pytest -q -m slow
 
 # JupyterLab refuses to start as root (containers, CI) unless told --allow-root; only root gets it
 ALLOW_ROOT = $$([ "$$(id -u)" = 0 ] && echo --allow-root)

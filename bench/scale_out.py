@@ -131,7 +131,7 @@ def postgres_test_seconds() -> dict:
             "-s",
             "-p",
             "no:cacheprovider",
-            "tests/test_team_server.py",
+            "tests/server/test_team_server.py",
             "-k",
             "two_processes",
         ],

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import io
 import os
-import signal
 import struct
-import subprocess
 import threading
-import time
-import urllib.request
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -118,30 +114,3 @@ def zip_bytes(members: dict[str, bytes]) -> bytes:
         for name, data in members.items():
             archive.writestr(name, data)
     return buffer.getvalue()
-
-
-def wait_until_up(url: str, process: subprocess.Popen, log: Path, what: str, timeout_s: float = 120) -> None:
-    """Polls `url` until it answers 200; stops the process and fails with its log's tail if it exits or times out."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as answer:
-                if answer.status == 200:
-                    return
-        except OSError:
-            if process.poll() is not None:
-                break
-            time.sleep(0.5)
-    stop_process_group(process)
-    raise RuntimeError(f"{what} did not start: {log.read_text(errors='replace')[-3000:]}")
-
-
-def stop_process_group(process: subprocess.Popen) -> None:
-    """Stops a server and the workers it started (its own process group, `start_new_session=True`)."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()

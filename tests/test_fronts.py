@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import httpx
 import pytest
 
 from conftest import CREATE_CLASSES, DOGS_JPG
+from support.servers import workbench_command
 from workbench import Workbench
 from workbench.server.app import create_app
 from workbench.server.runner import ServerThread
@@ -27,9 +27,7 @@ TOLERANCE = 1e-6
 
 
 def cli(home: Path, *args: str) -> dict:
-    done = subprocess.run(
-        [sys.executable, "-m", "workbench.cli", "--home", str(home), *args], capture_output=True, text=True, timeout=600
-    )
+    done = subprocess.run(workbench_command(home, *args), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -98,6 +96,7 @@ def scores(answer: dict) -> list[tuple[str, dict[str, float]]]:
     return [(c["name"], {k["class"]: k["score"] for k in c["classes"]}) for c in image["classifiers"]]
 
 
+@pytest.mark.slow
 def test_python_cli_and_http_give_the_same_classes_and_scores(dogs, tutorial_zips, embedding_cache, tmp_path):
     answers = {
         "python": python_answer(dogs),

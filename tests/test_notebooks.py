@@ -14,6 +14,8 @@ import scrapbook
 
 from conftest import TUTORIAL
 
+pytestmark = pytest.mark.slow  # `make test-slow`: papermill runs of the tutorial notebooks (about 5 min)
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 KERNEL = "python3"  # the kernel of the interpreter running the tests (the project venv)

@@ -18,9 +18,9 @@ Other blocks, each accounted for:
   - `.venv/bin/mlflow ui --backend-store-uri "$(.venv/bin/python -c 'import workbench; print(workbench.tracking_uri())')" --port 5000`: serves until stopped; tools/browser_check.py opens it
   - `workbench keys add me` / `workbench serve`: serves in the foreground until stopped
   - `import os, sys`: needs a SparkSession (a JVM); tests/test_spark.py runs the calls
-  - `MLFLOW_TRACKING_URI=http://team:5000 mlflow models serve -m "models:/$CLASSIFIER_ID@serving" --env-manager local -h 0.0.0.0 -p 5001`: serves until stopped; tests/test_team_server.py
+  - `MLFLOW_TRACKING_URI=http://team:5000 mlflow models serve -m "models:/$CLASSIFIER_ID@serving" --env-manager local -h 0.0.0.0 -p 5001`: serves until stopped; tests/server/test_team_server.py
   - `sudo -u postgres psql -c "CREATE ROLE mlflow LOGIN PASSWORD 'change-me'"`: needs root and a system PostgreSQL
-  - `mlflow server --backend-store-uri postgresql+psycopg2://mlflow:change-me@127.0.0.1/mlflow --artifacts-destination /srv/mlflow-artifacts --host 0.0.0.0 --port 5000 --allowed-hosts "team:*,team.example.com:*,192.0.2.10:*,localhost:*,127.0.0.1:*"`: needs PostgreSQL; tests/test_team_server.py
+  - `mlflow server --backend-store-uri postgresql+psycopg2://mlflow:change-me@127.0.0.1/mlflow --artifacts-destination /srv/mlflow-artifacts --host 0.0.0.0 --port 5000 --allowed-hosts "team:*,team.example.com:*,192.0.2.10:*,localhost:*,127.0.0.1:*"`: needs PostgreSQL; tests/server/test_team_server.py
   - `make lab`: JupyterLab serves until stopped
   - `.venv/bin/python tools/browser_check.py`: headless Chromium, about 5 minutes
   - `.venv/bin/python -m bench`: the measurement itself, minutes
@@ -41,6 +41,8 @@ import pytest
 
 from compat.readme import README, Block, readme_blocks
 from conftest import DOGS_JPG, TUTORIAL
+
+pytestmark = pytest.mark.slow  # `make test-slow`: every README block, run as printed (about 9 min)
 
 REPO = Path(__file__).resolve().parents[1]
 COMPAT = REPO / "tests" / "compat"

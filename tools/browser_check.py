@@ -403,7 +403,7 @@ LOOP_NOTEBOOK = (
 
 def padded_zip(images: Path, target: Path, size: int, count: int = 12) -> Path:
     """A zip of `count` real images, each followed by zero bytes (decoders stop at the image's end marker), stored
-    uncompressed so the zip is `size` bytes give or take its headers (as tests/test_widgets.py makes it)."""
+    uncompressed so the zip is `size` bytes give or take its headers (as tests/widgets/test_widgets.py makes it)."""
     import zipfile
 
     chosen = sorted(p for p in images.iterdir() if p.suffix.lower() == ".jpg")[:count]

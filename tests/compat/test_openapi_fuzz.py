@@ -11,6 +11,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.slow  # `make test-slow`: every operation fuzzed against its schema (about 1 min)
+
 MAX_EXAMPLES_PER_OPERATION = 15
 SEED = 20180319
 

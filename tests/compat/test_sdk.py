@@ -6,8 +6,12 @@ import json
 import re
 import subprocess
 
+import pytest
+
 from .conftest import DOGS_JPG
 from .readme import readme_snippets
+
+pytestmark = pytest.mark.slow  # `make test-slow`: IBM's SDK in a venv of its own
 
 
 def json_documents(text: str) -> list:

@@ -60,6 +60,7 @@ def black_hole():
     hole.close()
 
 
+@pytest.mark.slow
 def test_delete_returns_at_once_while_the_tracker_is_stuck(make_workbench, tutorial_zips, black_hole, tmp_path):
     wb = make_workbench(tracking_uri=black_hole.url)
     cid = wb.create_classifier("doomed", {"beagle": tutorial_zips["beagle"], "husky": tutorial_zips["husky"]})[

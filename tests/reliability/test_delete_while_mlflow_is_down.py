@@ -19,13 +19,15 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
 
-from conftest import stop_process_group
-from test_tracking import free_port, small_sets, start_server
+from support.servers import free_port, start_mlflow_server, stop_process_group
+from support.sets import small_sets
 from workbench import Workbench
 from workbench.store import owners
 from workbench.tracking import run_record
 from workbench.tracking.recovery import out_of_sync
 from workbench.tracking.tags import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, TAG_ABANDONED, TAG_DELETED, TAG_KIND
+
+pytestmark = pytest.mark.slow  # `make test-slow`: a real MLflow server stopped and started again
 
 TRAIN_SECONDS = 300
 HELD_SECONDS = 300
@@ -45,7 +47,7 @@ def test_a_delete_during_an_outage_leaves_no_run_running_once_mlflow_is_back(
 ) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = start_server(tmp_path / "mlflow", port)
+    server = start_mlflow_server(tmp_path / "mlflow", port)
     reached, go_on = threading.Event(), threading.Event()
     write_artifacts = run_record.write_artifacts
 
@@ -66,7 +68,7 @@ def test_a_delete_during_an_outage_leaves_no_run_running_once_mlflow_is_back(
         assert not wb.tracker.flush(timeout=TRAIN_SECONDS)  # the run could not be finished
         wb.delete_classifier(cid)
         assert not wb.tracker.flush(timeout=TRAIN_SECONDS)  # nor its history logged
-        server = start_server(tmp_path / "mlflow", port)  # back, on the same database
+        server = start_mlflow_server(tmp_path / "mlflow", port)  # back, on the same database
         client = MlflowClient(tracking_uri=url, registry_uri=url)
         [half_logged] = [run.info.run_id for run in every_run(client, client.get_experiment_by_name(cid).experiment_id)]
         pending = out_of_sync(client, wb.store)
@@ -98,7 +100,7 @@ def test_a_run_an_older_tracker_left_running_in_a_deleted_experiment_is_ended_by
     dead.wait()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = start_server(tmp_path / "mlflow", port)
+    server = start_mlflow_server(tmp_path / "mlflow", port)
     wb = Workbench(tmp_path / "home", tracking_uri=url, embedding_cache=tmp_path / "embeddings.db")
     try:
         client = MlflowClient(tracking_uri=url, registry_uri=url)

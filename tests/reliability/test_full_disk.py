@@ -24,6 +24,7 @@ import pytest
 
 from conftest import DOGS_JPG, TUTORIAL, zip_bytes
 from reliability.full_disk import Lines, clear, fill, full, ignore_sigxfsz, start_full, stop
+from support.servers import free_port
 from workbench import Workbench
 
 VERSION = {"version": "2018-03-19"}
@@ -35,14 +36,6 @@ HERE = Path(__file__).resolve().parent
 
 def small_zip(name: str, count: int = 10) -> bytes:
     return zip_bytes({image.name: image.read_bytes() for image in sorted((TUTORIAL / name).glob("*.jpg"))[:count]})
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

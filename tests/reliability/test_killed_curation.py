@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import TUTORIAL
-from test_curation import SIZES, TRAIN_S, create_small
+from support.sets import SIZES, TRAIN_S, create_small
 from workbench import Workbench
 from workbench.store import curation
 from workbench.store import doctor as dr

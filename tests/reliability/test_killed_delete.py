@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from conftest import TUTORIAL
+from support.servers import workbench_command
 from workbench import Workbench
 from workbench.store import doctor as dr
 from workbench.store import findings as fd
@@ -160,7 +161,7 @@ def test_the_start_up_sweep_of_any_workbench_process_finishes_an_interrupted_del
     _, doomed, survivor = template
     kill_delete(home, doomed, UNIQUE_IMAGES // 2)
     listed = subprocess.run(
-        [sys.executable, "-m", "workbench.cli", "--home", str(home), "list"],
+        workbench_command(home, "list"),
         capture_output=True,
         text=True,
         timeout=120,

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-import promote_fixtures
-from promote_fixtures import held_out_scores, same_scores
+from support import promote as promote_fixtures
+from support.promote import held_out_scores, same_scores
 from workbench import Workbench
 from workbench.store.database import Store
 

@@ -10,9 +10,7 @@ test failed on the old code with versions 2 and 3 logged twice (runs and registe
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -24,14 +22,17 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
 
-from conftest import TUTORIAL, stop_process_group, wait_until_up
+from conftest import TUTORIAL
+from support.servers import free_port, serve_command, stop_process_group, wait_until_up
 from workbench.cli import zip_folder
 from workbench.cli.parser import build_parser
 from workbench.server.serve_workers import worker_command
 from workbench.store.database import Store
 from workbench.tracking.recovery import out_of_sync, running_runs
 from workbench.tracking.tags import SERVING_ALIAS, TAG_KIND, TAG_VERSION
-from workbench.tracking.target import tracking_target
+from workbench.tracking.target import Connection, tracking_target
+
+pytestmark = pytest.mark.slow  # `make test-slow`: several `workbench serve` processes and MLflow (about 2.5 min)
 
 VERSION = {"version": "2018-03-19"}
 IMAGES_PER_CLASS = 10
@@ -40,30 +41,11 @@ CONVERGE_SECONDS = 600
 SWEEP_SECONDS = "0.05"  # every process looks for missing versions all the time: the race, as often as it can be
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def spawn(home: Path, log: Path, tracking: str, workers: int = 1) -> tuple[subprocess.Popen, str]:
     """A `workbench serve --no-auth` on 127.0.0.1 over `home`, tracked into `tracking` (not waited for)."""
     port = free_port()
     env = {**os.environ, "WORKBENCH_TRACKING_URI": tracking, "WORKBENCH_TRACKING_SYNC_SECONDS": SWEEP_SECONDS}
-    command = [
-        sys.executable,
-        "-m",
-        "workbench.cli",
-        "--home",
-        str(home),
-        "serve",
-        "--no-auth",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        *(["--workers", str(workers)] if workers > 1 else []),
-    ]
+    command = serve_command(home, port, "--no-auth", *(["--workers", str(workers)] if workers > 1 else []))
     process = subprocess.Popen(
         command, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True
     )
@@ -172,9 +154,14 @@ def wait_until_logged(client: MlflowClient, expected: dict[str, dict[int, int]])
 
 
 def mlflow_client(mlruns: Path) -> MlflowClient:
+    """A client on the servers' store, opened under the same schema lock they take.
+
+    Opened bare while a server created the tables, MLflow's migrations met "table ... already exists"
+    (seen once at load 13).
+    """
     target = tracking_target(mlruns)
     assert target is not None
-    return MlflowClient(tracking_uri=target.uri, registry_uri=target.uri)
+    return Connection(target).client()
 
 
 ONCE_3 = {1: 1, 2: 1, 3: 1}

@@ -12,7 +12,6 @@ import signal
 import sqlite3
 import struct
 import subprocess
-import sys
 import time
 import zipfile
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 import pytest
 
 from conftest import TUTORIAL
+from support.servers import workbench_command
 from workbench.images.entries import sha256_hex
 from workbench.store import doctor as dr
 from workbench.store import findings as fd
@@ -50,9 +50,7 @@ def large_zip(folder: Path, target: Path) -> Path:
 
 
 def workbench_cli(home: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "workbench.cli", "--home", str(home), *args], capture_output=True, text=True, timeout=600
-    )
+    return subprocess.run(workbench_command(home, *args), capture_output=True, text=True, timeout=600)
 
 
 def doctor_cli(home: Path, *args: str) -> tuple[int, dict]:
@@ -82,12 +80,8 @@ def large_zips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def start_create(home: Path, zips: dict[str, Path]) -> subprocess.Popen:
     """`workbench create` on the large zips, in its own process; returns once it is storing blobs."""
     create = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "workbench.cli",
-            "--home",
-            str(home),
+        workbench_command(
+            home,
             "create",
             "big",
             "-p",
@@ -96,7 +90,7 @@ def start_create(home: Path, zips: dict[str, Path]) -> subprocess.Popen:
             f"husky={zips['husky']}",
             "-n",
             str(zips["cats"]),
-        ],
+        ),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from conftest import CREATE_CLASSES, DOGS_JPG
+from support.servers import workbench_command
 from workbench import Workbench
 from workbench.server.app import create_app
 from workbench.server.runner import ServerThread
@@ -74,7 +75,7 @@ def custom_classes(wb: Workbench, cid: str) -> set[str]:
 
 
 def cli(home: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "workbench.cli", "--home", str(home), *args]
+    return workbench_command(home, *args)
 
 
 UPDATE_HELD_MID_EMBEDDING = """

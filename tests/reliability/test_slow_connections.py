@@ -25,8 +25,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import DOGS_JPG, wait_until_up
+from conftest import DOGS_JPG
 from reliability.served_http import VERSION, open_app
+from support.servers import wait_until_up
 from workbench import Workbench
 from workbench.server.runner import ServerThread
 

@@ -22,6 +22,7 @@ import pytest
 
 from conftest import DOGS_JPG, TUTORIAL, Gate, zip_bytes
 from reliability.served_http import VERSION, open_app, served
+from support.servers import workbench_command
 from workbench import Workbench
 from workbench.store.embeddings import EmbeddingCache
 
@@ -206,7 +207,7 @@ def test_doctor_on_a_full_disk_reports_it_instead_of_crashing(tmp_path: Path, zi
     del wb  # its connections are closed: the doctor must create the -wal and -shm files itself
     assert not (home / "workbench.db-shm").exists()
     done = subprocess.run(
-        [sys.executable, "-m", "workbench.cli", "--home", str(home), "doctor", "--repair"],
+        workbench_command(home, "doctor", "--repair"),
         capture_output=True,
         text=True,
         timeout=300,

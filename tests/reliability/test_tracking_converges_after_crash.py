@@ -117,6 +117,7 @@ def after_crash(tmp_path_factory: pytest.TempPathFactory, embedding_cache: Path)
     child.wait()
 
 
+@pytest.mark.slow
 def test_half_logged_run_of_a_killed_process_is_ended_and_every_version_is_logged(after_crash):
     client, wb, cid = after_crash["client"], after_crash["wb"], after_crash["ids"]["kept"]
     assert after_crash["missing"] == []

@@ -22,7 +22,7 @@ from workbench.server.runner import ServerThread
 from workbench.server.settings import ServerSettings
 
 VERSION = {"version": "2018-03-19"}
-FRUITBOWL = Path(__file__).resolve().parents[1] / "data" / "reference" / "fruitbowl.jpg"
+FRUITBOWL = Path(__file__).resolve().parents[2] / "data" / "reference" / "fruitbowl.jpg"
 needs_extra = pytest.mark.skipif(
     not available(), reason="the optional `explicit` extra (nudenet, AGPL-3.0) is not installed"
 )
@@ -68,7 +68,7 @@ def test_without_the_extra_explicit_is_a_clear_error(make_workbench) -> None:
 
 
 def tutorial_images() -> list[Path]:
-    """The first three of each tutorial folder, the test folder and dogs.jpg (as tests/test_food.py picks them;
+    """The first three of each tutorial folder, the test folder and dogs.jpg (as tests/analysis/test_food.py picks them;
     bench/explicit_model.py scores every tutorial image)."""
     folders = ("beagle", "husky", "goldenretriever", "dalmatian", "cats", "more-cats")
     picked = [p for f in folders for p in sorted((TUTORIAL / f).iterdir())[:3]]

@@ -100,6 +100,7 @@ def printed_keys(processes: list[subprocess.Popen]) -> dict[str, str]:
     return keys
 
 
+@pytest.mark.slow
 def test_parallel_keys_add_loses_no_printed_key(tmp_path) -> None:
     adds = [keys_process(tmp_path, "add", f"owner{i}") for i in range(PARALLEL_ADDS)]
     printed = printed_keys(adds)
@@ -109,6 +110,7 @@ def test_parallel_keys_add_loses_no_printed_key(tmp_path) -> None:
     assert len(KeyFile(tmp_path).records()) == PARALLEL_ADDS
 
 
+@pytest.mark.slow
 def test_keys_remove_racing_adds_never_brings_the_key_back(tmp_path) -> None:
     keys = KeyFile(tmp_path)
     for round_ in range(3):

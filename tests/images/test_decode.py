@@ -15,7 +15,7 @@ from workbench.core.limits import Limits
 from workbench.core.spec import lite0_spec, preprocess
 from workbench.images.decode import backbone_input, decode_image, prepared_batches, validate_image
 
-TUTORIAL = Path(__file__).resolve().parents[1] / "data" / "tutorial"
+TUTORIAL = Path(__file__).resolve().parents[2] / "data" / "tutorial"
 IMAGES = Path("/work/shared/reference/images")
 DOGS = IMAGES / "dogs.jpg"
 

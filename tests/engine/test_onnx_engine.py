@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from workbench.core.spec import lite0_spec
 from workbench.engine.backbone import Backbone
@@ -31,6 +32,7 @@ def test_cache_dir_follows_the_environment(monkeypatch, tmp_path: Path) -> None:
     assert path.name.startswith(lite0_spec().backbone_id) and path.suffix == ".onnx"
 
 
+@pytest.mark.slow
 def test_two_processes_exporting_at_once_export_once(tmp_path: Path) -> None:
     spec = lite0_spec()
     path = onnx_path(spec, tmp_path)

@@ -20,7 +20,7 @@ import onnxruntime as ort
 import pytest
 
 from conftest import DOGS_JPG, TUTORIAL, Gate
-from coreml_reference import evaluate
+from support.coreml_reference import evaluate
 from workbench import ClassifierNotFound, InvalidRequest, Workbench
 from workbench.core.spec import crop_pixels, lite0_spec, view_pixels
 from workbench.images.decode import decode_image
@@ -35,6 +35,8 @@ from workbench.scoring.export import (
 from workbench.server.app import create_app
 from workbench.server.keys import KeyRing
 from workbench.server.runner import ServerThread
+
+pytestmark = pytest.mark.slow  # `make test-slow`: ONNX and Core ML exports checked against classify (6 min)
 
 TUTORIAL_SETS = ("beagle", "husky", "goldenretriever", "dalmatian", "cats", "more-cats")
 SCORE_TOLERANCE = 1e-4
@@ -352,7 +354,7 @@ def test_prebuilt_after_training_and_logged_as_an_mlflow_artifact(make_workbench
 def test_the_readme_example_runs_the_onnx_file_with_plain_onnxruntime_and_pil(exported) -> None:
     wb, cid = exported["wb"], exported["cid"]
     paths = [DOGS_JPG, *tutorial_images()[::50]]
-    example = Path(__file__).resolve().parents[1] / "examples" / "onnx_classify.py"
+    example = Path(__file__).resolve().parents[2] / "examples" / "onnx_classify.py"
     done = subprocess.run(
         [sys.executable, str(example), str(exported["files"]["onnx"]), *map(str, paths)],
         capture_output=True,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import httpx
 import pytest
 
 from conftest import DOGS_JPG, TUTORIAL, zip_bytes
+from support.servers import workbench_command
 from workbench import UnsupportedLanguage, Workbench
 from workbench.analysis.colors import COLOR_ANCHORS_RGB
 from workbench.analysis.hierarchy import load_hierarchy
@@ -192,7 +192,7 @@ def test_a_language_is_checked_before_any_image_is_read(dogs) -> None:
 
 def cli(home: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "workbench.cli", "--home", str(home), *args],
+        workbench_command(home, *args),
         capture_output=True,
         text=True,
         timeout=600,

@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from conftest import DOGS_JPG, TUTORIAL, zip_bytes
+from support.servers import free_port, serve_command, workbench_command
 from workbench import Workbench
 from workbench.cli import entry as cli
 from workbench.server.app import create_app
@@ -400,16 +401,10 @@ def test_serve_refuses_to_run_open_off_loopback_or_without_keys(tmp_path, monkey
     assert "No API keys" in capsys.readouterr().err
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_workbench_serve_runs_as_a_process_with_a_key_from_keys_add(tmp_path) -> None:
     home, port = tmp_path / "home", free_port()
     added = subprocess.run(
-        [sys.executable, "-m", "workbench.cli", "--home", str(home), "keys", "add", "me"],
+        workbench_command(home, "keys", "add", "me"),
         capture_output=True,
         text=True,
         check=True,
@@ -417,18 +412,7 @@ def test_workbench_serve_runs_as_a_process_with_a_key_from_keys_add(tmp_path) ->
     key = json.loads(added.stdout)["key"]
     env = {k: v for k, v in os.environ.items() if k != "WORKBENCH_API_KEYS"}
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "workbench.cli",
-            "--home",
-            str(home),
-            "serve",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
+        serve_command(home, port),
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -457,7 +441,7 @@ def test_a_key_in_the_url_never_reaches_the_access_log(tmp_path) -> None:
     home, port = tmp_path / "home", free_port()
     key = json.loads(
         subprocess.run(
-            [sys.executable, "-m", "workbench.cli", "--home", str(home), "keys", "add", "me"],
+            workbench_command(home, "keys", "add", "me"),
             capture_output=True,
             text=True,
             check=True,
@@ -467,18 +451,7 @@ def test_a_key_in_the_url_never_reaches_the_access_log(tmp_path) -> None:
     log = tmp_path / "server.log"
     with log.open("wb") as output:
         server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "workbench.cli",
-                "--home",
-                str(home),
-                "serve",
-                "--port",
-                str(port),
-                "--log-level",
-                "info",
-            ],
+            serve_command(home, port, log_level="info"),
             env=env,
             stdout=output,
             stderr=subprocess.STDOUT,
@@ -510,19 +483,7 @@ def test_a_local_server_refuses_a_host_header_naming_another_site(tmp_path) -> N
     """A page on rebind.example whose name now resolves to 127.0.0.1 sends `Host: rebind.example`: refused."""
     home, port = tmp_path / "home", free_port()
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "workbench.cli",
-            "--home",
-            str(home),
-            "serve",
-            "--no-auth",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
+        serve_command(home, port, "--no-auth"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

@@ -12,16 +12,16 @@ import json
 import os
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 from mlflow import MlflowClient
 
-import promote_fixtures
 from conftest import Gate
-from promote_fixtures import HELD_OUT, TRAIN_S, held_out_scores, noise_set, same_scores, small_sets
+from support import promote as promote_fixtures
+from support.promote import HELD_OUT, TRAIN_S, held_out_scores, noise_set, same_scores, small_sets
+from support.servers import workbench_command
 from workbench import ClassifierNotFound, InvalidRequest, VersionNotFound, Workbench, widgets
 from workbench.core.records import VersionRecord
 from workbench.scoring import export
@@ -232,7 +232,7 @@ def test_the_status_widget_picker_promotes_what_a_person_picks(pets, template, t
 
 def workbench_cli(home: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "workbench.cli", "--home", str(home), *args],
+        workbench_command(home, *args),
         capture_output=True,
         text=True,
         timeout=300,
@@ -317,6 +317,7 @@ def alias_version(client: MlflowClient, cid: str) -> str:
     return client.get_model_version_by_alias(cid, SERVING_ALIAS).tags[TAG_VERSION]
 
 
+@pytest.mark.slow
 def test_mlflow_serving_alias_follows_the_pin_and_a_pinned_training_is_logged(
     template, tmp_path, make_workbench
 ) -> None:

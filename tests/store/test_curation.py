@@ -11,8 +11,6 @@ import json
 import shutil
 import sqlite3
 import subprocess
-import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +18,8 @@ import pytest
 
 from conftest import TUTORIAL, Gate
 from reliability.served_http import VERSION, open_app, served
+from support.servers import workbench_command
+from support.sets import SIZES, TRAIN_S, create_small
 from workbench import (
     ClassifierNotFound,
     ExampleNotFound,
@@ -35,28 +35,6 @@ from workbench.server.keys import KeyRing
 from workbench.server.settings import ServerSettings
 from workbench.store import curation
 from workbench.store import findings as fd
-
-TRAIN_S = 300.0
-SIZES = {"beagle": 12, "husky": 12, "cats": 10}  # 10 is the least a set may keep
-
-
-def small_zip(folder: Path, name: str, count: int) -> Path:
-    """The first `count` tutorial images of `name`, as `folder/name.zip`."""
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / f"{name}.zip"
-    with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as archive:
-        for photo in sorted((TUTORIAL / name).iterdir())[:count]:
-            archive.write(photo, f"{name}/{photo.name}")
-    return target
-
-
-def create_small(wb: Workbench, folder: Path) -> str:
-    zips = {name: small_zip(folder, name, n) for name, n in SIZES.items()}
-    cid = wb.create_classifier(
-        "pets", {"beagle": zips["beagle"], "husky": zips["husky"]}, negative_examples=zips["cats"]
-    )["classifier_id"]
-    assert wb.wait(cid, timeout=TRAIN_S)["status"] == "ready"
-    return cid
 
 
 @pytest.fixture(scope="module")
@@ -308,9 +286,7 @@ def test_the_version_after_a_curation_logs_what_changed_in_mlflow(
 
 # the CLI ---------------------------------------------------------------------------------
 def cli(home: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "workbench.cli", "--home", str(home), *args], capture_output=True, text=True, timeout=600
-    )
+    return subprocess.run(workbench_command(home, *args), capture_output=True, text=True, timeout=600)
 
 
 def test_the_cli_lists_removes_and_relabels_examples(template, tmp_path: Path) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +15,9 @@ from mlflow.entities import LoggedModelStatus
 from mlflow.exceptions import MlflowException
 
 import workbench
-from conftest import CREATE_CLASSES, DOGS_JPG, TUTORIAL, Gate, stop_process_group, wait_until_up
+from conftest import CREATE_CLASSES, DOGS_JPG, Gate
+from support.servers import free_port, start_mlflow_server, stop_process_group
+from support.sets import small_sets
 from workbench import Workbench
 from workbench.tracking.tags import (
     EXPERIMENT_KIND,
@@ -35,49 +35,15 @@ from workbench.tracking.tags import (
 )
 from workbench.tracking.target import tracking_target
 
-SERVER_START_SECONDS = 90
 TRAIN_SECONDS = 300
 GATE_SECONDS = 120
-
-
-# a real MLflow server ----------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(folder: Path, port: int) -> subprocess.Popen:
-    """`mlflow server` with a SQLite backend and proxied artifacts, one worker; returns once it answers."""
-    folder.mkdir(parents=True, exist_ok=True)
-    command = [
-        str(Path(sys.executable).parent / "mlflow"),
-        "server",
-        "--backend-store-uri",
-        f"sqlite:///{folder / 'mlflow.db'}",
-        "--artifacts-destination",
-        str(folder / "artifacts"),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-    ]
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    log = open(folder / "server.log", "wb")
-    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    wait_until_up(
-        f"http://127.0.0.1:{port}/health", server, folder / "server.log", "mlflow server", SERVER_START_SECONDS
-    )
-    return server
 
 
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory):
     """The URL of a real `mlflow server` for this module's tests."""
     port = free_port()
-    server = start_server(tmp_path_factory.mktemp("mlflow-server"), port)
+    server = start_mlflow_server(tmp_path_factory.mktemp("mlflow-server"), port)
     yield f"http://127.0.0.1:{port}"
     stop_process_group(server)
 
@@ -346,17 +312,6 @@ def test_a_tracked_create_prints_no_mlflow_info_lines_and_leaves_no_stray_mlflow
     assert not (tmp_path / "mlflow.db").exists()
 
 
-def small_sets(folder: Path, classes: tuple[str, ...], images: int = 10) -> dict[str, Path]:
-    """Folders of the first `images` tutorial images of each class (copied unaltered)."""
-    sets = {}
-    for name in classes:
-        sets[name] = folder / name
-        sets[name].mkdir(parents=True)
-        for path in sorted((TUTORIAL / name).iterdir())[:images]:
-            shutil.copyfile(path, sets[name] / path.name)
-    return sets
-
-
 def test_unreachable_server_does_not_break_training_and_the_run_is_logged_when_it_is_back(
     make_workbench, tutorial_zips, tmp_path
 ):
@@ -370,7 +325,7 @@ def test_unreachable_server_does_not_break_training_and_the_run_is_logged_when_i
     [warning] = wb.get_classifier(cid)["warnings"]
     assert f"127.0.0.1:{port}" in warning["description"] and "Not logged yet" in warning["description"]
     assert wb.classify(DOGS_JPG, classifier_ids=[cid])["images_processed"] == 1
-    server = start_server(tmp_path / "late-server", port)
+    server = start_mlflow_server(tmp_path / "late-server", port)
     try:
         assert wb.tracker.sync(cid)
         assert "warnings" not in wb.get_classifier(cid)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,14 +17,15 @@ import numpy as np
 import pytest
 import websocket
 
-from conftest import CREATE_CLASSES, DOGS_JPG, TUTORIAL, Gate, stop_process_group, wait_until_up
+from conftest import CREATE_CLASSES, DOGS_JPG, TUTORIAL, Gate
+from support.servers import free_port, stop_process_group, wait_until_up
 from workbench import plots, widgets
 from workbench.analysis.review import review_items, threshold_metrics
 from workbench.core.limits import Limits
 from workbench.widgets.examples import _size_text
 
 CAT_JPG = TUTORIAL / "cats" / "10373218496_4fc37d8e69_z.jpg"
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def uploaded(*paths: Path, kind: str = "application/zip") -> tuple[dict, ...]:
@@ -211,6 +211,7 @@ def lab_config() -> dict:
     return {"tornado": config.ServerApp.tornado_settings, "env": env}
 
 
+@pytest.mark.slow
 def test_lab_config_lets_a_20_mb_message_reach_the_kernel(tmp_path):
     """A real Jupyter server started with the project's config (as `make lab` does) takes a 20 MB websocket
     message (tornado's default drops anything over 10 MiB), and its kernels know the limit."""
@@ -248,12 +249,6 @@ def test_lab_config_lets_a_20_mb_message_reach_the_kernel(tmp_path):
     finally:
         stop_process_group(server)
     assert printed.split() == [str(len(payload)), str(256 * 1024 * 1024)]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def execute(url: str, code: str, timeout_s: float = 120) -> str:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from conftest import DOGS_JPG, TUTORIAL
+from support.servers import workbench_command
 from workbench import tracking_uri
 from workbench.cli.parser import build_parser
 from workbench.cli.versions_table import TABLE_WIDTH
@@ -20,7 +21,7 @@ from workbench.tracking.tracked_files import staged_ids
 
 def workbench(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "workbench.cli", "--home", str(home), *args],
+        workbench_command(home, *args),
         capture_output=True,
         text=True,
         timeout=600,
@@ -114,7 +115,7 @@ def test_a_reader_that_went_away_ends_quietly(tmp_path: Path) -> None:
     os.close(read_end)  # closed before the child writes a byte, so its first write meets a broken pipe
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "workbench.cli", "--home", str(tmp_path / "home"), "list", "--verbose"],
+            workbench_command(tmp_path / "home", "list", "--verbose"),
             stdout=write_end,
             stderr=subprocess.PIPE,
             text=True,

@@ -17,7 +17,7 @@ from workbench.engine.backbone import Backbone
 from workbench.engine.batching import BatchingRunner
 from workbench.images.decode import decode_image
 
-TUTORIAL = Path(__file__).resolve().parents[1] / "data" / "tutorial"
+TUTORIAL = Path(__file__).resolve().parents[2] / "data" / "tutorial"
 CAT_CLASSES = range(281, 286)  # ImageNet: tabby, tiger cat, Persian, Siamese, Egyptian cat
 DOG_CLASSES = range(151, 269)
 

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DOGS_JPG, TUTORIAL, stop_process_group, wait_until_up
+from conftest import DOGS_JPG, TUTORIAL
+from support.servers import free_port, stop_process_group, wait_until_up
 from workbench import Workbench
 from workbench.tracking.tags import SERVING_ALIAS, TAG_KIND, TAG_LOGGED, TAG_VERSION
 
@@ -59,12 +60,6 @@ def colleague_address() -> str:
 def allowed_hosts(*names: str) -> str:
     """The README's `--allowed-hosts` value: each name the team uses for the server, with any port."""
     return ",".join(f"{name}:*" for name in (*names, "localhost", "127.0.0.1"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Postgres:

@@ -22,7 +22,7 @@ from workbench.server.app import create_app
 from workbench.server.runner import ServerThread
 from workbench.server.settings import ServerSettings
 
-FRUITBOWL = Path(__file__).resolve().parents[1] / "data" / "reference" / "fruitbowl.jpg"
+FRUITBOWL = Path(__file__).resolve().parents[2] / "data" / "reference" / "fruitbowl.jpg"
 FRUITS = "/edible fruit/"  # in the type_hierarchy of every ImageNet fruit
 VERSION = {"version": "2018-03-19"}
 

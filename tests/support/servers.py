@@ -1,0 +1,82 @@
+"""Real processes for tests: free ports, `workbench` command lines, `workbench serve`, `mlflow server`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+MLFLOW_START_S = 90
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (now)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def workbench_command(home: Path, *args: str) -> list[str]:
+    """`workbench --home HOME ARGS...` as a test runs it: this interpreter, `-m workbench.cli`."""
+    return [sys.executable, "-m", "workbench.cli", "--home", str(home), *args]
+
+
+def serve_command(home: Path, port: int, *flags: str, log_level: str = "warning") -> list[str]:
+    """`workbench serve` on 127.0.0.1:PORT with FLAGS (for example "--no-auth", "--workers", "2")."""
+    return workbench_command(home, "serve", "--port", str(port), "--log-level", log_level, *flags)
+
+
+def wait_until_up(url: str, process: subprocess.Popen, log: Path, what: str, timeout_s: float = 120) -> None:
+    """Polls `url` until it answers 200; stops the process and fails with its log's tail if it exits or times out."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            if process.poll() is not None:
+                break
+            time.sleep(0.5)
+    stop_process_group(process)
+    raise RuntimeError(f"{what} did not start: {log.read_text(errors='replace')[-3000:]}")
+
+
+def stop_process_group(process: subprocess.Popen) -> None:
+    """Stops a server and the workers it started (its own process group, `start_new_session=True`)."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def start_mlflow_server(folder: Path, port: int) -> subprocess.Popen:
+    """`mlflow server` with a SQLite backend and proxied artifacts, one worker; returns once it answers."""
+    folder.mkdir(parents=True, exist_ok=True)
+    command = [
+        str(Path(sys.executable).parent / "mlflow"),
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{folder / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(folder / "artifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    log = open(folder / "server.log", "wb")
+    server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    wait_until_up(f"http://127.0.0.1:{port}/health", server, folder / "server.log", "mlflow server", MLFLOW_START_S)
+    return server
