@@ -97,16 +97,18 @@ def test_int8_has_its_own_id_and_refuses_torch() -> None:
 
 
 def test_each_version_records_the_backbone_and_precision_that_embedded_it(
-    dogs: tuple[Workbench, str], tutorial_zips: dict[str, Path], embedding_cache: Path, tmp_path: Path
+    dogs: tuple[Workbench, str], tutorial_zips: dict[str, Path], tmp_path: Path
 ) -> None:
     wb, fp32_cid = dogs
+    # a cache of this test's own: a delete elsewhere forgets its images' embeddings in the shared one
+    embedding_cache = tmp_path / "embeddings.db"
     int8 = Workbench(tmp_path / "int8-home", embedding_cache=embedding_cache, tracking_uri=False, precision="int8")
-    cid = int8.create_classifier(
-        "int8 dogs",
-        {"beagle": tutorial_zips["beagle"], "husky": tutorial_zips["husky"]},
-        negative_examples=tutorial_zips["cats"],
-    )["classifier_id"]
+    fp32 = Workbench(tmp_path / "fp32-home", embedding_cache=embedding_cache, tracking_uri=False)
+    sets = {"beagle": tutorial_zips["beagle"], "husky": tutorial_zips["husky"]}
+    cid = int8.create_classifier("int8 dogs", sets, negative_examples=tutorial_zips["cats"])["classifier_id"]
     assert int8.wait(cid, timeout=300)["status"] == "ready"
+    small_fp32 = fp32.create_classifier("fp32 dogs", sets, negative_examples=tutorial_zips["cats"])["classifier_id"]
+    assert fp32.wait(small_fp32, timeout=300)["status"] == "ready"
     fp32_metrics, int8_metrics = wb.versions(fp32_cid)[-1]["metrics"], int8.versions(cid)[-1]["metrics"]
     assert (fp32_metrics["backbone_id"], fp32_metrics["precision"]) == (wb.backbone.backbone_id, "fp32")
     assert (int8_metrics["backbone_id"], int8_metrics["precision"]) == (int8.backbone.backbone_id, "int8")

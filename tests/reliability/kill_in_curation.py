@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from workbench.cli.entry import main
 from workbench.jobs.runner import JobRunner
-from workbench.service.workbench import Workbench
+from workbench.service.engine import Engine
 from workbench.store import curation
 
 KILL_IN_CURATION_ENV = "WORKBENCH_TEST_KILL_IN_CURATION"
@@ -52,7 +52,7 @@ if __name__ == "__main__":
     if point == "uncommitted":
         curation.apply = kill_after(curation.apply)  # type: ignore[assignment]
     elif point == "committed":
-        Workbench._start_training = kill_before(Workbench._start_training)  # type: ignore[method-assign]
+        Engine.start_training = kill_before(Engine.start_training)  # type: ignore[method-assign]
     elif point == "training":
         JobRunner.fit = kill_before(JobRunner.fit)  # type: ignore[method-assign]
     elif point:
