@@ -117,7 +117,6 @@ def imports_of(module: str, *, typing_too: bool = True) -> set[str]:
             if node.level:
                 base = _package_parts(module)[: len(_package_parts(module)) - (node.level - 1)]
             elif (node.module or "").split(".")[0] == "workbench":
-                base = []
                 node_module = (node.module or "").removeprefix("workbench").lstrip(".")
                 base = node_module.split(".") if node_module else []
                 found.update(_from(base, node.names))
@@ -143,12 +142,17 @@ def _from(base: list[str], names: list[ast.alias]) -> set[str]:
     return found
 
 
+def rule_of(module: str) -> set[str]:
+    """The units `module` may import besides its own: its module rule, else its package's or top module's."""
+    unit = unit_of(module)
+    return MODULE_RULES.get(module) or PACKAGES.get(unit) or TOP.get("__init__" if unit == "api" else unit, set())
+
+
 def allowed(module: str, target: str) -> bool:
     unit, target_unit = unit_of(module), unit_of(target)
     if unit == target_unit:
         return True
-    rule = MODULE_RULES.get(module) or PACKAGES.get(unit) or TOP.get("__init__" if unit == "api" else unit, set())
-    return target_unit in rule or (unit in FRONTS and target in FRONT_EXTRAS)
+    return target_unit in rule_of(module) or (unit in FRONTS and target in FRONT_EXTRAS)
 
 
 def test_every_package_and_module_is_on_the_architecture_page():
@@ -168,10 +172,10 @@ def test_imports_follow_the_layers(module):
     unit = unit_of(module)
     for target in sorted(imports_of(module)):
         target_unit = unit_of(target)
-        rule = sorted(MODULE_RULES.get(module) or PACKAGES.get(unit) or TOP.get(module.split(".")[0], set()))
         assert allowed(module, target), (
             f"workbench.{module} ({unit}) imports workbench.{target} ({target_unit}): "
-            f"{module if module in MODULE_RULES else unit} may import only its own package and {rule}"
+            f"{module if module in MODULE_RULES else unit} may import only its own package and "
+            f"{sorted(rule_of(module))}"
             + (" (and plots/review); everything else goes through Workbench" if unit in FRONTS else "")
         )
 
