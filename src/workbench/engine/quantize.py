@@ -16,10 +16,12 @@ The recipe (RECIPE, in the file name and in the backbone id, so embeddings never
   (CALIBRATION_FLIPS): 144 inputs. The mirror images took top-1 agreement from 97.7% to 99.2% in
   the recipe trials; percentile (99.999) and entropy calibration did no better (97.3%, 98.4%), and
   quantizing the stem too cost 0.5 points.
-Held-out agreement with FP32 (images the calibration never saw): `python -m bench.int8_agreement`.
+Against FP32 on images the calibration never saw (`python -m bench.int8_agreement`): ImageNet top-1
+agrees on 97.1% of 280 (99.2% of the 258 tutorial images, 72.7% of 22 photos from other libraries).
 
-Calibration takes tens of seconds on 2 shared cores and runs once per machine, under a file lock,
-written to a temporary file and renamed into place, like the FP32 export. Nothing is downloaded.
+Calibration takes tens of seconds on 2 shared cores and runs once per machine, in the background of
+the first process that asks for INT8 (`Backbone` serves FP32 meanwhile), under a file lock, written
+to a temporary file and renamed into place, like the FP32 export. Nothing is downloaded.
 """
 
 from __future__ import annotations
