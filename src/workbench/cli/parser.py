@@ -28,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--precision",
         choices=("fp32", "int8"),
         default=None,
-        help="backbone precision (default: $WORKBENCH_PRECISION, else fp32); int8 is calibrated once per machine",
+        help="backbone precision (default: $WORKBENCH_PRECISION, else fp32); int8 is calibrated once per machine, "
+        "in the background (fp32 answers until it is ready)",
     )
     verbs = parser.add_subparsers(dest="verb", required=True, help="what to do (each verb has its own --help)")
     _add_training_verbs(verbs)

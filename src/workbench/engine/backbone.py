@@ -12,10 +12,10 @@ import os
 import tempfile
 import threading
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +95,12 @@ class Backbone:
     `engine="auto"` serves with ONNX Runtime, exporting the model first when it is not cached
     (about 1.5 s, in a thread `prepare` starts) and staying on torch only if that export fails;
     `"onnxruntime"` raises if the export fails; `"torch"` never uses ONNX Runtime.
+
+    `precision="int8"` serves the INT8 model once it is built: on a machine where it is not cached yet, the
+    same thread calibrates it (`quantize`, tens of seconds) after the FP32 export, and FP32 serves meanwhile.
+    `backbone_id` names what serves *now*: a caller that caches or records embeddings reads it once and passes
+    it to `run`, which then runs that model (waiting for INT8 if asked for it before it is ready), so one
+    caller's embeddings never mix the two. `prepare(wait=True)` waits for the INT8 model.
     """
 
     def __init__(
@@ -113,29 +119,66 @@ class Backbone:
             raise ValueError(f"precision must be one of {quantize.PRECISIONS}, got {precision!r}")
         if precision == "int8" and engine == "torch":
             raise ValueError("precision='int8' needs ONNX Runtime; the torch engine is FP32 only")
-        self.precision = precision
+        self.precision = precision  # the one asked for; `serving_precision` is the one that serves now
         self.spec = spec or lite0_spec()
         self.batch_size = batch_size
         self.cache_dir = Path(cache_dir) if cache_dir is not None else onnx_engine.default_cache_dir()
         self.engine_choice = engine
-        self.export_error: Exception | None = None
+        self.export_error: Exception | None = None  # the FP32 export failed (torch serves, or nothing does)
+        self.int8_error: Exception | None = None  # the INT8 calibration failed (FP32 keeps serving)
         self._lock = threading.Lock()  # one pass at a time: each engine already uses every CPU
         self._state_lock = threading.Lock()
-        self._onnx: onnx_engine.OnnxEngine | None = None
+        self._engines: dict[str, onnx_engine.OnnxEngine] = {}  # by precision
         self._torch: Any = None
         self._export: threading.Thread | None = None
+        self._fp32_ready = threading.Event()  # set once FP32 serves (ONNX Runtime or, after a failed export, torch)
         self._fc: tuple[np.ndarray, np.ndarray] | None = None
-        self._batcher = BatchingRunner(self._forward, batch_size)  # concurrent callers share passes
+        self._batchers = {
+            p: BatchingRunner(partial(self._forward, precision=p), batch_size) for p in quantize.PRECISIONS
+        }
+        self.on_int8_ready: list[Callable[[], object]] = []  # called (in the calibration thread) once INT8 serves
+
+    @property
+    def serving_precision(self) -> str:
+        """The precision serving now: "int8" once the INT8 model is loaded (and was asked for), else "fp32". An INT8
+        backbone loads its cached model (or starts calibrating it) on this first question."""
+        if self.precision == "int8" and "int8" not in self._engines and self.int8_error is None:
+            self.prepare()
+        return self._serving_now()
+
+    def _serving_now(self) -> str:
+        return "int8" if self.precision == "int8" and "int8" in self._engines else "fp32"
 
     @property
     def backbone_id(self) -> str:
-        """The weights' id plus the precision (INT8 only): embedding caches and heads of the two never mix."""
-        return self.spec.backbone_id + quantize.id_suffix(self.precision)
+        """The id of the model serving now: the weights' id plus the precision (INT8 only), so embedding caches
+        and heads of the two never mix."""
+        return self.id_for(self.serving_precision)
+
+    def id_for(self, precision: str) -> str:
+        return self.spec.backbone_id + quantize.id_suffix(precision)
+
+    def precision_of(self, backbone_id: str | None) -> str:
+        """The precision of a backbone id this backbone can run (None: the serving one); ValueError otherwise."""
+        if backbone_id is None:
+            return self.serving_precision
+        for precision in quantize.PRECISIONS:
+            if backbone_id == self.id_for(precision) and (precision == "fp32" or self.precision == "int8"):
+                return precision
+        raise ValueError(f"backbone {backbone_id!r} is not one this backbone runs ({self.backbone_id})")
+
+    def can_run(self, backbone_id: str) -> bool:
+        """Whether `run` takes this id: the FP32 model's, or the INT8 one's when INT8 was asked for."""
+        try:
+            self.precision_of(backbone_id)
+        except ValueError:
+            return False
+        return True
 
     @property
     def engine(self) -> str:
         """The engine that serves the next pass: "onnxruntime" or "torch"."""
-        return "onnxruntime" if self._onnx is not None else "torch"
+        return "onnxruntime" if self._serving_now() in self._engines else "torch"
 
     @property
     def fp32_path(self) -> Path:
@@ -143,7 +186,7 @@ class Backbone:
 
     @property
     def onnx_path(self) -> Path:
-        """The model this backbone serves: the FP32 export, or its INT8 quantization."""
+        """The model asked for: the FP32 export, or its INT8 quantization."""
         fp32 = self.fp32_path
         return fp32 if self.precision == "fp32" else quantize.int8_path(fp32)
 
@@ -153,21 +196,22 @@ class Backbone:
         return self.engine_choice == "onnxruntime" or self.precision == "int8"
 
     def prepare(self, wait: bool = False) -> str:
-        """Loads the cached ONNX model, or starts exporting it in the background; returns the serving engine.
-
-        With `wait`, blocks until the export has finished (or failed).
-        """
+        """Loads the cached ONNX model, or starts exporting (and for INT8, calibrating) it in the background;
+        returns the serving engine. With `wait`, blocks until the export and any calibration have finished."""
         with self._state_lock:
-            if self.engine_choice == "torch" or self._onnx is not None or self.export_error is not None:
+            if self.engine_choice == "torch" or self.export_error is not None or self.precision in self._engines:
                 return self.engine
             if self._export is None and self._load_cached():
+                self._fp32_ready.set()
                 return self.engine
             if self._export is None:
                 self._export = threading.Thread(target=self._export_and_load, name="onnx-export")
                 self._export.start()  # not a daemon: an export once begun finishes and is cached
             thread = self._export
-        if wait or self._must_use_onnx:
+        if wait:
             thread.join()
+        elif self._must_use_onnx:
+            self._fp32_ready.wait()
         if self._must_use_onnx and self.export_error is not None:
             raise self.export_error
         return self.engine
@@ -185,28 +229,54 @@ class Backbone:
         self.cache_dir = scratch
 
     def _load_cached(self) -> bool:
+        """Loads the model asked for when it is cached (INT8: the FP32 one loads when a caller asks for it)."""
         self._scratch_if_read_only()
         path = self.onnx_path
         if not path.exists():
             return False
         try:
-            self._onnx = onnx_engine.OnnxEngine(path, available_cpus())
+            self._engines[self.precision] = onnx_engine.OnnxEngine(path, available_cpus())
         except Exception as exc:  # unreadable despite the atomic write (disk damage): export it again
             warnings.warn(f"Cached ONNX model {path} does not load ({exc}); exporting it again", stacklevel=3)
             path.unlink(missing_ok=True)
             return False
+        if self.precision == "int8":  # listeners ask this backbone questions: not under the caller's lock
+            threading.Thread(target=self._announce_int8, name="int8-ready", daemon=True).start()
         return True
 
     def _export_and_load(self) -> None:
         try:
             onnx_engine.export_onnx(self.spec, self.fp32_path, available_cpus())
-            if self.precision == "int8":
-                quantize.export_int8(self.spec, self.fp32_path, self.onnx_path)  # about 15 s, once per machine
-            self._onnx = onnx_engine.OnnxEngine(self.onnx_path, available_cpus())
+            if "fp32" not in self._engines:
+                self._engines["fp32"] = onnx_engine.OnnxEngine(self.fp32_path, available_cpus())
         except Exception as exc:  # torch keeps serving; say why ONNX Runtime does not
             self.export_error = exc
             if not self._must_use_onnx:
                 warnings.warn(f"ONNX export failed, the backbone stays on torch: {exc}", stacklevel=2)
+            return
+        finally:
+            self._fp32_ready.set()
+        if self.precision == "int8":
+            self._calibrate_and_load()
+
+    def _calibrate_and_load(self) -> None:
+        """Builds the INT8 model (once per machine), then serves it; on failure FP32 keeps serving and says why."""
+        try:
+            quantize.export_int8(self.spec, self.fp32_path, self.onnx_path)
+            self._engines["int8"] = onnx_engine.OnnxEngine(self.onnx_path, available_cpus())
+        except Exception as exc:
+            self.int8_error = exc
+            warnings.warn(f"INT8 calibration failed, the backbone stays on FP32: {exc}", stacklevel=2)
+            return
+        self._announce_int8()
+
+    def _announce_int8(self) -> None:
+        """Calls each `on_int8_ready` listener once INT8 serves."""
+        for callback in list(self.on_int8_ready):
+            try:
+                callback()
+            except Exception as exc:  # a listener's failure is its own; the backbone serves INT8 anyway
+                warnings.warn(f"INT8 listener failed: {exc}", stacklevel=2)
 
     def _torch_network(self) -> Any:
         import torch
@@ -225,34 +295,52 @@ class Backbone:
         with torch.inference_mode():
             return tuple(output.numpy() for output in network(torch.from_numpy(batch)))
 
-    def _passes(self, tensors: Sequence[np.ndarray]) -> list[tuple[np.ndarray, ...]]:
-        """The engine's four outputs for each batch of `tensors`.
+    def _passes(self, tensors: Sequence[np.ndarray], backbone_id: str | None) -> list[tuple[np.ndarray, ...]]:
+        """The engine's four outputs for each batch of `tensors`, from the model named `backbone_id` (None: the
+        one serving now).
 
-        Waits for an export under way (about 1.5 s): torch serving beside it would compete for the
-        same cores and finish later than ONNX Runtime does after the wait.
+        Waits for an FP32 export under way (about 1.5 s): torch serving beside it would compete for the
+        same cores and finish later than ONNX Runtime does after the wait. INT8 asked for by id waits for its
+        calibration; FP32 asked for by an INT8 backbone loads the cached FP32 model on first use.
         """
-        self.prepare(wait=True)
+        precision = self.precision_of(backbone_id)
+        self.prepare(wait=precision == "int8" and "int8" not in self._engines)
+        if self.engine_choice != "torch":
+            self._fp32_ready.wait()
+        if precision == "int8" and "int8" not in self._engines:
+            raise RuntimeError(f"the INT8 model is not available: {self.int8_error}")
+        if precision == "fp32" and self.precision == "int8" and "fp32" not in self._engines:
+            self._load_fp32()  # an FP32 version scored in an INT8 process
+        batcher = self._batchers[precision]
         return [
-            self._batcher.run(tensors[start : start + self.batch_size])
-            for start in range(0, len(tensors), self.batch_size)
+            batcher.run(tensors[start : start + self.batch_size]) for start in range(0, len(tensors), self.batch_size)
         ]
 
-    def _forward(self, tensors: list[np.ndarray]) -> tuple[np.ndarray, ...]:
-        """One pass over a batch (the batching runner's thread calls it, with other callers' images alongside)."""
+    def _load_fp32(self) -> None:
+        """The FP32 model beside a served INT8 one, loaded when a version trained in FP32 is scored."""
+        with self._state_lock:
+            if "fp32" not in self._engines:
+                onnx_engine.export_onnx(self.spec, self.fp32_path, available_cpus())
+                self._engines["fp32"] = onnx_engine.OnnxEngine(self.fp32_path, available_cpus())
+
+    def _forward(self, tensors: list[np.ndarray], precision: str | None = None) -> tuple[np.ndarray, ...]:
+        """One pass over a batch (the batching runner's thread calls it, with other callers' images alongside) of
+        the `precision` model (None: the one serving now)."""
         batch = np.ascontiguousarray(np.stack(tensors), np.float32)
         with self._lock:
-            onnx = self._onnx
+            onnx = self._engines.get(precision or self._serving_now())
             return onnx.run(batch) if onnx is not None else self._torch_pass(batch)
 
-    def run(self, tensors: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Preprocessed CHW arrays -> (embeddings N x 1280, ImageNet probabilities N x 1000), in batches."""
+    def run(self, tensors: Sequence[np.ndarray], backbone_id: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Preprocessed CHW arrays -> (embeddings N x 1280, ImageNet probabilities N x 1000), in batches, from the
+        model named `backbone_id` (None: the one serving now)."""
         if not len(tensors):
             return np.zeros((0, self.spec.embedding_size), np.float32), np.zeros((0, IMAGENET_CLASSES), np.float32)
-        outputs = self._passes(tensors)
+        outputs = self._passes(tensors, backbone_id)
         embeddings = np.concatenate([out[0] for out in outputs])
         return embeddings, softmax(np.concatenate([out[1] for out in outputs]))
 
-    def run_dense(self, tensors: Sequence[np.ndarray]) -> DensePass:
+    def run_dense(self, tensors: Sequence[np.ndarray], backbone_id: str | None = None) -> DensePass:
         """Like `run`, plus each image's windowed ImageNet probabilities and last feature map (same one pass).
 
         The feature map is 250 kB an image: call it per batch, not on a whole folder at once.
@@ -265,7 +353,7 @@ class Backbone:
                 np.zeros((0, spec.window_count, IMAGENET_CLASSES), np.float32),
                 np.zeros((0, spec.embedding_size, grid, grid), np.float32),
             )
-        outputs = self._passes(tensors)
+        outputs = self._passes(tensors, backbone_id)
         embeddings, logits, windows, features = (np.concatenate([out[i] for out in outputs]) for i in range(4))
         return DensePass(embeddings, softmax(logits), softmax(windows), features)
 
@@ -273,7 +361,7 @@ class Backbone:
         """The ImageNet head (weights 1000 x 1280, bias 1000): class activation maps apply it to each feature cell."""
         if self._fc is None:
             self.prepare()
-            onnx = self._onnx
+            onnx = self._engines.get(self._serving_now())
             if onnx is not None:
                 self._fc = onnx.classifier_weights()
             else:
@@ -281,9 +369,11 @@ class Backbone:
                 self._fc = head.weight.detach().numpy().copy(), head.bias.detach().numpy().copy()
         return self._fc
 
-    def embed_images(self, images: Iterable[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
-        """Decoded RGB images -> (embeddings, probabilities)."""
-        return self.run([preprocess(image, self.spec) for image in images])
+    def embed_images(
+        self, images: Iterable[Image.Image], backbone_id: str | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Decoded RGB images -> (embeddings, probabilities), from the model named `backbone_id` (as `run`)."""
+        return self.run([preprocess(image, self.spec) for image in images], backbone_id)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

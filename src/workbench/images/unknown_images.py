@@ -91,7 +91,7 @@ def _embedded(backbone_id: str, backbone, cache) -> np.ndarray:
     known = cache.get_many(keys, backbone_id) if cache is not None else {}
     missing = [i for i, key in enumerate(keys) if key not in known]
     if missing:
-        vectors, _ = backbone.embed_images([pictures[i] for i in missing])
+        vectors, _ = backbone.embed_images([pictures[i] for i in missing], backbone_id)
         fresh = {keys[i]: vector for i, vector in zip(missing, vectors, strict=True)}
         if cache is not None:
             cache.put_many(fresh, backbone_id)
@@ -99,6 +99,7 @@ def _embedded(backbone_id: str, backbone, cache) -> np.ndarray:
     return np.stack([known[key] for key in keys])
 
 
-def embeddings(backbone, cache=None) -> np.ndarray:
-    """The set's embeddings under this backbone, from the embedding cache when it has them (once per process)."""
-    return _embedded(backbone.backbone_id, backbone, cache)
+def embeddings(backbone, cache=None, backbone_id: str | None = None) -> np.ndarray:
+    """The set's embeddings under this backbone (the model `backbone_id` names, default the serving one), from the
+    embedding cache when it has them (once per process)."""
+    return _embedded(backbone_id or backbone.backbone_id, backbone, cache)

@@ -301,14 +301,16 @@ class JobRunner:
         return record
 
     def _trained_already(self, classifier_id: str) -> bool:
-        """Whether the newest version covers every stored example and curation: its holder died after
-        saving it, before marking ready."""
+        """Whether the newest version covers every stored example and curation (its holder died after saving it,
+        before marking ready) and was embedded by this backbone (else: a store switching precision retrains)."""
+        current = self.backbone.backbone_id  # before the transaction: an INT8 backbone may load its model here
         with self.store.transaction(write=False) as db:
             self.store.classifier(classifier_id, db)
             newest = newest_version(db, classifier_id)
             if newest is None:
                 return False
-            return curation.covers(db, self.store.version(classifier_id, newest, db))
+            version = self.store.version(classifier_id, newest, db)
+            return curation.covers(db, version) and version.metrics.get("backbone_id") in (None, current)
 
     def _finish_if_settled(self, classifier_id: str) -> bool:
         """Marks the classifier ready unless examples arrived or were curated during training (then trains again)."""
@@ -376,25 +378,25 @@ class JobRunner:
         """
         rows, labels, classes = curation.training_rows(rows)
         started = time.perf_counter()
-        embeddings, embedded = self._embeddings(classifier_id, [r.sha256 for r in rows])
+        backbone_id = self.backbone.backbone_id  # read once: the whole version embeds with one model
+        embeddings, embedded = self._embeddings(classifier_id, [r.sha256 for r in rows], backbone_id)
         embed_seconds = time.perf_counter() - started
         self.emit(ClassifierEvent(classifier_id, "fitting"))
         started = time.perf_counter()
-        unknown = unknown_images.embeddings(self.backbone, self.cache)  # the version's "unknown images" check
+        unknown = unknown_images.embeddings(self.backbone, self.cache, backbone_id)  # its "unknown images" check
         result = training.train(embeddings, labels, classes, unknown=unknown)
         result.metrics.update(
             embed_seconds=embed_seconds,
             fit_seconds=time.perf_counter() - started,
             images_embedded=embedded,
             images_cached=len(set(r.sha256 for r in rows)) - embedded,
-            backbone_id=self.backbone.backbone_id,  # what embedded it: its heads score only that backbone's embeddings
-            precision=self.backbone.precision,
+            backbone_id=backbone_id,  # what embedded it: its heads score only that backbone's embeddings
+            precision=self.backbone.precision_of(backbone_id),
         )
         return result, rows
 
-    def _embeddings(self, classifier_id: str, shas: list[str]) -> tuple[np.ndarray, int]:
-        """Embeddings for the images, computing only those not in the cache (returns how many it computed)."""
-        backbone_id = self.backbone.backbone_id
+    def _embeddings(self, classifier_id: str, shas: list[str], backbone_id: str) -> tuple[np.ndarray, int]:
+        """Embeddings from the model `backbone_id` names, computing only those not cached (and how many it did)."""
         known = self.cache.get_many(shas, backbone_id)
         missing = list(dict.fromkeys(s for s in shas if s not in known))
         from tqdm.auto import tqdm  # here, so scoring a logged model (which imports this module) needs no tqdm
@@ -411,7 +413,7 @@ class JobRunner:
             chunk = missing[done : done + len(tensors)]
             vectors = np.concatenate(
                 [
-                    self.backbone.run(tensors[i : i + TRAINING_PASS_IMAGES])[0]
+                    self.backbone.run(tensors[i : i + TRAINING_PASS_IMAGES], backbone_id)[0]
                     for i in range(0, len(tensors), TRAINING_PASS_IMAGES)
                 ]
             )

@@ -33,6 +33,7 @@ class ServingHeads:
     classifier_id: str
     name: str
     heads: Heads
+    backbone_id: str | None = None  # what embedded its version (None: recorded before ids were): scored on that
 
 
 def check_threshold(threshold: float | None) -> float:
@@ -105,16 +106,23 @@ def image_results(
     serving: dict[str, ServingHeads],
     threshold: float,
     view_counts: Sequence[int] | None = None,
+    by_backbone: Mapping[str, np.ndarray] | None = None,
 ) -> list[list[dict]]:
     """Per image, the ClassifierResult list for the requested ids, in the order requested.
 
     `built_in` holds, for each built-in classifier asked for (`default`, `food`), each image's classes.
     `embeddings` holds `view_counts[i]` rows for image i (its views, `spec.view_boxes`; one each without
-    counts): a custom class scores its best view, so a subject anywhere in the image counts.
+    counts): a custom class scores its best view, so a subject anywhere in the image counts. A classifier whose
+    version another backbone embedded (FP32 heads in an INT8 process) scores that backbone's rows in `by_backbone`.
     """
     counts = [1] * len(embeddings) if view_counts is None else list(view_counts)
     starts = np.cumsum([0, *counts[:-1]]).astype(np.intp)
-    custom_scores = {cid: view_maxima(serving[cid].heads.scores(embeddings), starts) for cid in ids if cid in serving}
+    others = by_backbone or {}
+    custom_scores = {
+        cid: view_maxima(serving[cid].heads.scores(others.get(serving[cid].backbone_id or "", embeddings)), starts)
+        for cid in ids
+        if cid in serving
+    }
     results = []
     for row in range(len(counts)):
         per_image = []

@@ -58,7 +58,7 @@ class Engine:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.heads: dict[tuple[str, int], Heads] = {}  # serving heads by (classifier id, version), read once
+        self.heads: dict[tuple[str, int], tuple[Heads, str | None]] = {}  # (heads, backbone id) by (id, version)
         self._lock = threading.Lock()
         self._parts: Parts | None = None
 
@@ -69,7 +69,46 @@ class Engine:
                 self._parts = self._wire()
                 if self.settings.resume and self.settings.train:
                     self._parts.jobs.watch()  # adopts orphans now and while this Engine lives
+                    self._follow_precision(self._parts.backbone)
             return self._parts
+
+    def _follow_precision(self, backbone: Backbone) -> None:
+        """An INT8 process: once INT8 serves (now if cached, else after its background calibration),
+        `switch_precision` retrains the versions another backbone embedded."""
+        if backbone.precision == "int8" and not self.settings.read_only:
+            backbone.on_int8_ready.append(self.switch_precision)
+            threading.Thread(target=backbone.prepare, name="int8-prepare", daemon=True).start()
+
+    def switch_precision(self) -> list[str]:
+        """Queues a background retraining of every ready classifier whose serving version another backbone
+        embedded (a store trained in FP32, opened with precision int8); returns their ids.
+
+        Each is an ordinary retraining (status, lease and all, as an update queues it): it embeds only the
+        examples the cache lacks under the new backbone id and saves a new version; until then the old version
+        keeps serving, scored on the backbone that trained it.
+        """
+        if not self.settings.train or self.settings.read_only:
+            return []
+        parts = self.open()
+        current = parts.backbone.backbone_id
+        switched = []
+        for listed in parts.store.classifiers():
+            cid = listed.classifier_id
+            try:
+                with parts.store.transaction() as db:
+                    record = parts.store.classifier(cid, db)  # again, in the write: it may have changed
+                    if record.status != "ready" or record.serving_version is None:
+                        continue
+                    embedded_by = parts.store.version(cid, record.serving_version, db).metrics.get("backbone_id")
+                    if embedded_by in (None, current):
+                        continue
+                    parts.store.update_classifier(db, cid, status=record.busy_status, explanation=None)
+                    self.claim(db, cid)
+            except ClassifierNotFound:  # deleted meanwhile
+                continue
+            self.start_training(cid)
+            switched.append(cid)
+        return switched
 
     def _wire(self) -> Parts:
         s = self.settings

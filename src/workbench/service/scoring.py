@@ -35,7 +35,7 @@ from ..core.vocabulary import (
     FOOD_CLASSIFIER_ID,
     GENERAL_CLASSIFIER_ID,
 )
-from ..engine.backbone import single_threaded_blas
+from ..engine.backbone import Backbone, single_threaded_blas
 from ..engine.explicit import ExplicitModel, explicit_classes, explicit_model
 from ..images import streaming
 from ..images.classify_inputs import read_images
@@ -76,9 +76,11 @@ class Scoring:
             )
         key = (classifier_id, record.serving_version)
         if key not in self.engine.heads:
-            path = self.engine.open().store.head_path(classifier_id, record.serving_version)
-            self.engine.heads[key] = Heads.from_bytes(path.read_bytes())
-        return cls.ServingHeads(classifier_id, record.name, self.engine.heads[key])
+            store = self.engine.open().store
+            heads = Heads.from_bytes(store.head_path(classifier_id, record.serving_version).read_bytes())
+            self.engine.heads[key] = (heads, store.version(*key).metrics.get("backbone_id"))
+        heads, backbone_id = self.engine.heads[key]
+        return cls.ServingHeads(classifier_id, record.name, heads, backbone_id)
 
     def classify(
         self,
@@ -187,8 +189,9 @@ class Scoring:
                 classes: dict[str, list[list[dict]]] = {cid: [] for cid in built_in}
                 if detector is not None:
                     classes[EXPLICIT_CLASSIFIER_ID] = [explicit_classes(score, limit) for score in explicit_scores]
+                main_id = backbone.backbone_id  # read once: every row of this batch comes from one model
                 if dense_ids:
-                    dense = backbone.run_dense(tensors)
+                    dense = backbone.run_dense(tensors, main_id)
                     embeddings, fc = dense.embeddings, backbone.classifier_weights()
                     bounds = np.cumsum([0, *counts]).tolist()
                     for i, (a, b) in enumerate(itertools.pairwise(bounds)):
@@ -216,12 +219,23 @@ class Scoring:
                             cid: [translate(c, names, missing) for c in per_image] for cid, per_image in classes.items()
                         }
                 else:
-                    embeddings, _ = backbone.run(tensors)
-                results = cls.image_results(classes, embeddings, ids, serving, limit, counts)
+                    embeddings, _ = backbone.run(tensors, main_id)
+                others = self._other_embeddings(backbone, main_id, serving, tensors)
+                results = cls.image_results(classes, embeddings, ids, serving, limit, counts, others)
                 for i, per_image in zip(rows, results, strict=True):
                     answers[i] = {"classifiers": per_image, "image": entries[i].name}
         assert None not in answers, "every entry has its scores or its error"
         return [answer for answer in answers if answer is not None]
+
+    @staticmethod
+    def _other_embeddings(
+        backbone: Backbone, main_id: str, serving: dict[str, cls.ServingHeads], tensors: list[np.ndarray]
+    ) -> dict[str, np.ndarray]:
+        """Embeddings from each other backbone the served versions were trained on, which this one can run (FP32
+        versions in an INT8 process keep their FP32 scores until retrained); an unknown id scores on `main_id`."""
+        wanted = {s.backbone_id for s in serving.values() if s.backbone_id and s.backbone_id != main_id}
+        runnable = [bid for bid in sorted(wanted) if backbone.can_run(bid)]
+        return {bid: backbone.run(tensors, bid)[0] for bid in runnable}
 
     def _classify_inputs(
         self, images: Images, max_images: int | None, fetch_url: Fetcher | None

@@ -73,11 +73,13 @@ class ClassifierModel:
         self.heads = heads
         self.info = info
         self.backbone = backbone or Backbone(precision=info.get("precision", "fp32"))  # the one that embedded it
-        if self.backbone.backbone_id != info["backbone_id"]:
+        try:
+            self.backbone.precision_of(info["backbone_id"])  # INT8: scoring waits for its calibration, if under way
+        except ValueError:
             raise InvalidRequest(
                 f"This classifier was trained on {info['backbone_id']} embeddings, "
                 f"but the installed backbone is {self.backbone.backbone_id}"
-            )
+            ) from None
 
     def predict(self, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         """One row per image: a score column per class, `watson` (the Watson JSON with params watson=True, else
@@ -113,7 +115,7 @@ class ClassifierModel:
         scores = np.full((len(images), len(self.heads.classes)), np.nan)
         good = [i for i, error in enumerate(errors) if error == NO_ERROR]
         if good:
-            embeddings, _ = self.backbone.run([tensor for i in good for tensor in views[i]])
+            embeddings, _ = self.backbone.run([t for i in good for t in views[i]], self.info["backbone_id"])
             starts = np.cumsum([0, *[len(views[i]) for i in good][:-1]]).astype(np.intp)
             scores[good] = view_maxima(self.heads.scores(embeddings), starts)  # each class's best view, as classify
         return self._frame(scores, errors, params)
