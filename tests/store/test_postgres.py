@@ -22,6 +22,7 @@ from workbench.core.errors import StoreUnavailable
 from workbench.core.records import ClassifierRecord
 from workbench.store import curation, leases
 from workbench.store.database import Store
+from workbench.store.doctor import run_doctor
 from workbench.store.postgres import redacted, translate
 from workbench.tracking.claims import LoggedElsewhere, logging_claim
 
@@ -162,3 +163,19 @@ def test_the_mlflow_logging_claim_holds_across_hosts(hosts) -> None:
             pass
     with logging_claim(b, "dogs", wait_s=0.3):  # released with its holder's session
         pass
+
+
+@pg
+def test_doctor_on_another_host_removes_only_the_shared_blob_no_example_uses(hosts) -> None:
+    a, b = hosts
+    used, orphan = "a" * 64, "b" * 64
+    for sha in (used, orphan):
+        a.put_blob(sha, b"image bytes")
+    with a.transaction() as db:
+        a.insert_classifier(db, record("dogs", "ready"))
+        a.add_examples(db, "dogs", [("beagle", used, "beagle.zip/1.jpg")])
+    report = run_doctor(b, repair=True, full=False, grace_s=0)
+    assert [(f.kind, f.subject, f.action) for f in report.findings] == [
+        ("orphan_blob", f"blobs/bb/{orphan}", "removed")
+    ]
+    assert a.blob_path(used).exists() and not a.blob_path(orphan).exists()
