@@ -46,5 +46,5 @@ def test_a_store_uri_that_is_not_postgresql_is_refused_without_its_password(tmp_
 
 
 def test_a_blob_folder_without_a_postgresql_store_is_refused(tmp_path) -> None:
-    with pytest.raises(InvalidRequest, match="blobs .* is for a PostgreSQL store"):
+    with pytest.raises(InvalidRequest, match=r"blobs .* is for a PostgreSQL store"):
         Workbench(tmp_path, blobs=tmp_path / "shared", tracking_uri=False)

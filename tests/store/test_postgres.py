@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from support.postgres import running_postgres
+from support.postgres import Postgres, running_postgres
 from support.servers import free_port
 from workbench.core.errors import StoreUnavailable
 from workbench.core.records import ClassifierRecord
@@ -53,9 +53,14 @@ def test_an_unreachable_server_is_store_unavailable(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def store_uri() -> Iterator[str]:
+def cluster() -> Iterator[Postgres]:
     with running_postgres() as server:
-        yield server.database("workbench")
+        yield server
+
+
+@pytest.fixture(scope="module")
+def store_uri(cluster: Postgres) -> str:
+    return cluster.database("workbench")
 
 
 @pytest.fixture
@@ -179,3 +184,30 @@ def test_doctor_on_another_host_removes_only_the_shared_blob_no_example_uses(hos
         ("orphan_blob", f"blobs/bb/{orphan}", "removed")
     ]
     assert a.blob_path(used).exists() and not a.blob_path(orphan).exists()
+
+
+@pg
+def test_a_restarted_server_costs_no_request(hosts, cluster: Postgres) -> None:
+    a, b = hosts
+    with a.transaction() as db:
+        a.insert_classifier(db, record("dogs", "ready"))
+    assert b.classifier_ids() == {"dogs"}  # b's pool now holds a connection
+    cluster.restart()  # which the server closes
+    assert b.classifier_ids() == {"dogs"}
+    with b.transaction() as db:
+        b.update_classifier(db, "dogs", explanation="after the restart")
+    assert a.classifier("dogs").explanation == "after the restart"
+
+
+@pg
+def test_a_store_made_before_a_newer_column_gets_it_on_open(cluster: Postgres, tmp_path: Path) -> None:
+    uri = cluster.database("older")
+    first = Store(tmp_path / "a", uri=uri, files=tmp_path / "shared")
+    with first.transaction() as db:
+        first.insert_classifier(db, record("dogs", "ready"))
+        db.execute("ALTER TABLE classifiers DROP COLUMN pinned_version")  # as a store made before promote was
+    reopened = Store(tmp_path / "b", uri=uri, files=tmp_path / "shared")
+    assert reopened.classifier("dogs").pinned_version is None
+    with reopened.transaction() as db:
+        reopened.update_classifier(db, "dogs", pinned_version=1)
+    assert first.classifier("dogs").pinned_version == 1

@@ -44,12 +44,24 @@ class Postgres:
 
     def start(self) -> None:
         """Creates and starts the cluster."""
-        data = str(self.root / "data")
-        self.run(str(PG_BIN / "initdb"), "-D", data, "-U", PG_USER, "--auth=trust", "-E", "UTF8", "--no-sync")
-        options = f"-p {self.port} -k {self.root / 'socket'} -c listen_addresses=127.0.0.1 -c fsync=off"
         self.run(
-            str(PG_BIN / "pg_ctl"), "-D", data, "-o", options, "-l", str(self.root / "postgres.log"), "-w", "start"
+            str(PG_BIN / "initdb"),
+            "-D",
+            str(self.root / "data"),
+            "-U",
+            PG_USER,
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
         )
+        self._start()
+
+    def _start(self) -> None:
+        """pg_ctl start, its output to a log file (not to the pipe `run` reads to its end)."""
+        options = f"-p {self.port} -k {self.root / 'socket'} -c listen_addresses=127.0.0.1 -c fsync=off"
+        data, log = str(self.root / "data"), str(self.root / "postgres.log")
+        self.run(str(PG_BIN / "pg_ctl"), "-D", data, "-o", options, "-l", log, "-w", "start")
 
     def database(self, name: str) -> str:
         """Creates a database; its libpq URI (`postgresql://workbench@127.0.0.1:PORT/name`)."""
@@ -61,6 +73,11 @@ class Postgres:
             cursor.execute(f'CREATE DATABASE "{name}"')
         connection.close()
         return f"postgresql://{PG_USER}@127.0.0.1:{self.port}/{name}"
+
+    def restart(self) -> None:
+        """Stops and starts the server again (what a database upgrade or a failover does to its clients)."""
+        self.run(str(PG_BIN / "pg_ctl"), "-D", str(self.root / "data"), "-m", "fast", "-w", "stop")
+        self._start()
 
     def stop(self) -> None:
         try:
