@@ -210,22 +210,48 @@ class Postgres:
     def try_lock(self, name: str, wait_s: float, poll_s: float) -> Iterator[bool]:
         """Holds a lock named `name` across every process on the database while the block runs.
 
-        Yields whether it was taken within `wait_s`. A session advisory lock on its own connection:
-        the server drops it when the holder's connection ends, so a crashed holder never leaves it stuck.
+        Yields whether it was taken within `wait_s`. A session advisory lock, released at the end on a
+        pooled connection: the server drops it anyway when the holder's connection ends, so a crashed
+        holder never leaves it stuck. Names share 2**32 keys: a collision only makes two names wait
+        for each other.
         """
+        import psycopg2
+
         key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big", signed=True)
-        raw = self.connect()
+        raw, taken = self._pooled(), False
         try:
-            cursor = raw.cursor()
+            if raw is not None:
+                try:
+                    taken = self._try_advisory_lock(raw, key)
+                except (psycopg2.OperationalError, psycopg2.InterfaceError):
+                    raw.close()  # dropped while idle (a restart): a fresh connection below
+                    raw = None
+            if raw is None:
+                raw = self.connect()
+                taken = self._try_advisory_lock(raw, key)
             deadline = time.monotonic() + wait_s
-            while True:
-                cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", (NAMED_LOCK_SPACE, key))
-                if cursor.fetchone()[0]:
-                    break
-                if time.monotonic() >= deadline:
-                    yield False
-                    return
+            while not taken and time.monotonic() < deadline:
                 time.sleep(poll_s)
-            yield True
+                taken = self._try_advisory_lock(raw, key)
+            yield taken
         finally:
-            raw.close()  # ends the session: the lock is released with it
+            self._unlock(raw, key, taken)
+
+    @staticmethod
+    def _try_advisory_lock(raw: Any, key: int) -> bool:
+        cursor = raw.cursor()
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", (NAMED_LOCK_SPACE, key))
+        return bool(cursor.fetchone()[0])
+
+    def _unlock(self, raw: Any, key: int, taken: bool) -> None:
+        """Releases the named lock and pools the connection; closes it (releasing the lock) if that fails."""
+        import psycopg2
+
+        if raw is None:
+            return
+        try:
+            if taken:
+                raw.cursor().execute("SELECT pg_advisory_unlock(%s, %s)", (NAMED_LOCK_SPACE, key))
+        except psycopg2.Error:
+            raw.close()
+        self._give(raw)
