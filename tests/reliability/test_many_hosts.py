@@ -23,7 +23,6 @@ from support.postgres import running_postgres
 from support.servers import free_port, stop_process_group, wait_until_up, workbench_command
 from workbench.store.database import Store
 from workbench.tracking.recovery import out_of_sync
-from workbench.tracking.tags import SERVING_ALIAS, TAG_VERSION
 
 from .test_many_servers_log_once import (
     ONCE_2,
@@ -31,6 +30,7 @@ from .test_many_servers_log_once import (
     TRAIN_SECONDS,
     VERSION,
     mlflow_client,
+    serving_version,
     train,
     wait_until_logged,
     zips,
@@ -122,7 +122,7 @@ def test_two_hosts_share_one_postgresql_store_and_blob_folder(store_uri, tmp_pat
             f"{second} registered": ONCE_2,
         }  # one run per version though each host's claim file is its own
         assert wait_until_logged(client, expected) == expected
-        assert client.get_model_version_by_alias(second, SERVING_ALIAS).tags[TAG_VERSION] == "2"
+        assert serving_version(client, second, "2") == "2"
         assert out_of_sync(client, Store(homes[1], uri=store_uri, files=blobs)) == []
     finally:
         for process, _ in started:
