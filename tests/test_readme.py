@@ -10,7 +10,7 @@ Other blocks, each accounted for:
 - named snippets (`<!-- snippet:NAME -->`) run verbatim in tests/compat against a real server;
   here only their names are checked against the compat tests;
 - untagged and `text` fences are output or diagrams, not code;
-- blocks after `<!-- not-run: REASON -->` never run in a test. There are 12 (the test below
+- blocks after `<!-- not-run: REASON -->` never run in a test. There are 14 (the test below
   checks this list against the README, reasons included there):
   - `make demo` / `make test`: pip-installs .venv in the checkout; `make test` is this suite
   - `source .venv/bin/activate`: the venv's bin is first on PATH here instead
@@ -21,6 +21,8 @@ Other blocks, each accounted for:
   - `MLFLOW_TRACKING_URI=http://team:5000 mlflow models serve -m "models:/$CLASSIFIER_ID@serving" --env-manager local -h 0.0.0.0 -p 5001`: serves until stopped; tests/server/test_team_server.py
   - `sudo -u postgres psql -c "CREATE ROLE mlflow LOGIN PASSWORD 'change-me'"`: needs root and a system PostgreSQL
   - `mlflow server --backend-store-uri postgresql+psycopg2://mlflow:change-me@127.0.0.1/mlflow --artifacts-destination /srv/mlflow-artifacts --host 0.0.0.0 --port 5000 --allowed-hosts "team:*,team.example.com:*,192.0.2.10:*,localhost:*,127.0.0.1:*"`: needs PostgreSQL; tests/server/test_team_server.py
+  - `sudo -u postgres psql -c "CREATE ROLE workbench LOGIN PASSWORD 'change-me'"`: needs root and a system PostgreSQL
+  - `export WORKBENCH_STORE=postgresql://workbench:change-me@db.example.com/workbench`: serves until stopped; tests/reliability/test_many_hosts.py
   - `make lab`: JupyterLab serves until stopped
   - `.venv/bin/python tools/browser_check.py`: headless Chromium, about 5 minutes
   - `.venv/bin/python -m bench`: the measurement itself, minutes

@@ -10,12 +10,9 @@ from __future__ import annotations
 import base64
 import json
 import os
-import pwd
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -24,15 +21,12 @@ from pathlib import Path
 import pytest
 
 from conftest import DOGS_JPG, TUTORIAL
+from support.postgres import running_postgres
 from support.servers import free_port, stop_process_group, wait_until_up
 from workbench import Workbench
 from workbench.tracking.tags import SERVING_ALIAS, TAG_KIND, TAG_LOGGED, TAG_VERSION
 
 pytestmark = pytest.mark.slow
-PG_BIN = Path(os.environ.get("WORKBENCH_PG_BIN", "/usr/lib/postgresql/15/bin"))
-PG_USER = "workbench"  # the database role (trust authentication on 127.0.0.1 and the private socket only)
-SYSTEM_USER = "nobody"  # the unprivileged account PostgreSQL runs as when the tests run as root
-START_SECONDS = 120
 TRAIN_SECONDS = 300
 # two different classifiers, trained at the same time by two processes (each with its own home)
 CLASSIFIERS = {
@@ -62,57 +56,11 @@ def allowed_hosts(*names: str) -> str:
     return ",".join(f"{name}:*" for name in (*names, "localhost", "127.0.0.1"))
 
 
-class Postgres:
-    """A throwaway PostgreSQL cluster: initdb in a temporary folder, pg_ctl start/stop, as a non-root user."""
-
-    def __init__(self) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="workbench-pg-"))  # under /tmp: reachable by the server's user
-        self.port = free_port()
-        self.user = pwd.getpwnam(SYSTEM_USER) if os.geteuid() == 0 else None
-        for folder in (self.root, self.root / "socket"):
-            folder.mkdir(exist_ok=True)
-            if self.user is not None:
-                os.chown(folder, self.user.pw_uid, self.user.pw_gid)
-
-    def run(self, *command: str) -> None:
-        kwargs = {"user": self.user.pw_uid, "group": self.user.pw_gid} if self.user is not None else {}
-        done = subprocess.run(command, capture_output=True, text=True, timeout=START_SECONDS, cwd=self.root, **kwargs)
-        assert done.returncode == 0, f"{command[0]}: {done.stdout[-2000:]} {done.stderr[-2000:]}"
-
-    def start(self) -> str:
-        """Creates and starts the cluster and an `mlflow` database; the SQLAlchemy URI of that database."""
-        data = str(self.root / "data")
-        self.run(str(PG_BIN / "initdb"), "-D", data, "-U", PG_USER, "--auth=trust", "-E", "UTF8", "--no-sync")
-        options = f"-p {self.port} -k {self.root / 'socket'} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self.run(
-            str(PG_BIN / "pg_ctl"), "-D", data, "-o", options, "-l", str(self.root / "postgres.log"), "-w", "start"
-        )
-        import psycopg2
-
-        connection = psycopg2.connect(host="127.0.0.1", port=self.port, user=PG_USER, dbname="postgres")
-        connection.autocommit = True
-        with connection.cursor() as cursor:
-            cursor.execute("CREATE DATABASE mlflow")
-        connection.close()
-        return f"postgresql+psycopg2://{PG_USER}@127.0.0.1:{self.port}/mlflow"  # SQLAlchemy 2.1 would pick psycopg 3
-
-    def stop(self) -> None:
-        try:
-            self.run(str(PG_BIN / "pg_ctl"), "-D", str(self.root / "data"), "-m", "immediate", "stop")
-        finally:
-            shutil.rmtree(self.root, ignore_errors=True)
-
-
 @pytest.fixture(scope="module")
 def postgres_uri():
-    """A real PostgreSQL 15 in a temporary data directory; skips only where PostgreSQL is not installed."""
-    if not (PG_BIN / "initdb").exists():
-        pytest.skip(f"PostgreSQL is not installed: no initdb in {PG_BIN} (set WORKBENCH_PG_BIN)")
-    server = Postgres()
-    try:
-        yield server.start()
-    finally:
-        server.stop()
+    """A real PostgreSQL 15 in a temporary data directory with an `mlflow` database; its SQLAlchemy URI."""
+    with running_postgres() as server:
+        yield server.database("mlflow").replace("postgresql://", "postgresql+psycopg2://")  # not psycopg 3
 
 
 @pytest.fixture(scope="module")

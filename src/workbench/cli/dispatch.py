@@ -43,6 +43,8 @@ def open_workbench(args: argparse.Namespace) -> tuple[Workbench, str | None]:
         prebuild_exports=prebuild,
         precision=args.precision,
         tracking_uri=False if log_to is not None else None,
+        store=args.store,
+        blobs=args.blobs,
     )
     return wb, log_to
 

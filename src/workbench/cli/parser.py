@@ -23,6 +23,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--home", type=Path, default=None, help="store folder (default: $WORKBENCH_HOME or data/workbench)"
     )
+    parser.add_argument(
+        "--store",
+        default=None,
+        help="postgresql://user@host:port/db: the store's rows on PostgreSQL, for servers on many hosts "
+        "(default: $WORKBENCH_STORE, else SQLite in the home)",
+    )
+    parser.add_argument(
+        "--blobs",
+        type=Path,
+        default=None,
+        help="with --store: the folder every host mounts, for images and heads (default: $WORKBENCH_BLOBS)",
+    )
     parser.add_argument("--owner", default=OWNER_ME, help="owner of the classifiers this command sees")
     parser.add_argument(
         "--precision",

@@ -49,9 +49,17 @@ def detached_wait(wb: Workbench, classifier_id: str, home: Path, env: dict[str, 
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
-        env={**os.environ, **env},
+        env={**os.environ, **store_env(wb), **env},
     )
     return child.pid
+
+
+def store_env(wb: Workbench) -> dict[str, str]:
+    """The environment that points a child process at this Workbench's PostgreSQL store and blob folder."""
+    settings = wb.settings
+    if settings.store is None or settings.blobs is None:
+        return {}
+    return {"WORKBENCH_STORE": settings.store, "WORKBENCH_BLOBS": str(settings.blobs)}
 
 
 def flush_tracking(wb: Workbench, classifier_id: str) -> dict:

@@ -359,7 +359,7 @@ class Exporter:
         error = self._errors.get(key)
         if isinstance(error, ClassifierNotFound):
             raise error
-        refused = _unavailable(error, self.store.home)
+        refused = _unavailable(error, self.store.files)
         if refused is not None:  # a full disk (or a held lock) stopped it: 503, try again later
             raise refused from error
         raise InvalidRequest(f"Exporting {source.classifier_id!r} v{source.version} as {format} failed: {error}")

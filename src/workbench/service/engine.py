@@ -112,7 +112,7 @@ class Engine:
 
     def _wire(self) -> Parts:
         s = self.settings
-        store = Store(s.home, read_only=s.read_only)
+        store = Store(s.home, read_only=s.read_only, uri=s.store, files=s.blobs)
         if not s.read_only:
             startup_sweep(store)  # orphan blobs and temporary files a killed process left (cheap)
         backbone = Backbone(precision=s.precision)

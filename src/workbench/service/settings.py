@@ -11,17 +11,48 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from ..core.errors import InvalidRequest
 from ..core.limits import Limits
 from ..jobs.runner import JobSettings
 from ..scoring.export import check_format
+from ..store.postgres import is_postgres_uri, redacted
 
 HOME_ENV = "WORKBENCH_HOME"
+STORE_ENV = "WORKBENCH_STORE"  # a postgresql:// URI: the rows on PostgreSQL (servers on many hosts)
+BLOBS_ENV = "WORKBENCH_BLOBS"  # with it: the folder every host mounts, for image blobs and heads
 DEFAULT_HOME = Path("data") / "workbench"
 
 
 def default_home() -> Path:
     """`WORKBENCH_HOME`, else `data/workbench/` under the current directory."""
     return Path(os.environ.get(HOME_ENV) or DEFAULT_HOME)
+
+
+def store_location(store: str | None, blobs: str | os.PathLike | None) -> tuple[str | None, Path | None]:
+    """The store URI and shared blob folder (given, else $WORKBENCH_STORE and $WORKBENCH_BLOBS), checked.
+
+    None, None: SQLite in the home (one host). A `postgresql://` URI needs `blobs`: every host must
+    read the images and heads the others wrote.
+    """
+    uri = store if store is not None else os.environ.get(STORE_ENV) or None
+    folder = blobs if blobs is not None else os.environ.get(BLOBS_ENV) or None
+    if uri is None:
+        if folder is not None:
+            raise InvalidRequest(
+                "blobs (or $WORKBENCH_BLOBS) is for a PostgreSQL store: give store='postgresql://...' too"
+            )
+        return None, None
+    if not is_postgres_uri(uri):
+        raise InvalidRequest(
+            f"store must be a PostgreSQL URI (postgresql://user@host:port/database), got {redacted(str(uri))!r}; "
+            "leave it out for SQLite in the home"
+        )
+    if folder is None:
+        raise InvalidRequest(
+            f"a PostgreSQL store ({redacted(uri)}) needs blobs=FOLDER (or $WORKBENCH_BLOBS): "
+            "a folder every host mounts, for image blobs and trained heads"
+        )
+    return uri, Path(folder)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +70,8 @@ class Settings:
     prebuild_exports: tuple[str, ...] = ()
     precision: str | None = None  # the backbone's: "fp32" or "int8" (None: $WORKBENCH_PRECISION, else FP32)
     read_only: bool = False  # classify only, writing nothing in the home; the embedding cache goes to scratch
+    store: str | None = None  # a postgresql:// URI (rows on PostgreSQL); None: SQLite in the home
+    blobs: Path | None = None  # with `store`: the shared folder of image blobs and heads
 
     @classmethod
     def resolve(
@@ -55,9 +88,12 @@ class Settings:
         prebuild_exports: Iterable[str],
         precision: str | None,
         read_only: bool,
+        store: str | None = None,
+        blobs: str | os.PathLike | None = None,
     ) -> Settings:
         """The settings of `Workbench(home, ...)`: the default home, limits and embedding cache filled in."""
         folder = Path(home) if home is not None else default_home()
+        uri, shared = store_location(store, blobs)
         return cls(
             home=folder,
             limits=limits or Limits.from_env(),
@@ -70,4 +106,6 @@ class Settings:
             prebuild_exports=tuple(check_format(f) for f in prebuild_exports),
             precision=precision,
             read_only=read_only,
+            store=uri,
+            blobs=shared,
         )

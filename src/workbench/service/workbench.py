@@ -71,6 +71,9 @@ class Workbench:
     `precision="int8"` serves with the quantized backbone (`workbench.engine.quantize`), its embeddings cached apart.
     `read_only=True` classifies without writing anything in the home (a read-only home: Spark executors);
     the embedding cache and, when its folder is read-only, the ONNX export go to a per-user temp folder.
+    `store="postgresql://user@host:port/db"` (or $WORKBENCH_STORE) keeps the rows in PostgreSQL, for
+    servers on many hosts (SQLite's WAL needs one host); `blobs` (or $WORKBENCH_BLOBS) is then the folder
+    every host mounts for images and heads, and `home` holds only this host's caches.
     """
 
     def __init__(
@@ -88,6 +91,8 @@ class Workbench:
         prebuild_exports: Iterable[str] = (),
         precision: str | None = None,
         read_only: bool = False,
+        store: str | None = None,
+        blobs: str | os.PathLike | None = None,
     ) -> None:
         settings = Settings.resolve(
             home,
@@ -101,6 +106,8 @@ class Workbench:
             prebuild_exports=prebuild_exports,
             precision=precision,
             read_only=read_only,
+            store=store,
+            blobs=blobs,
         )
         self._bind(Engine(settings), owner)
 

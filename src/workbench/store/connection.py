@@ -2,7 +2,8 @@
 
 `Database` is the part of `Store` that knows SQLite's locking and WAL, not the tables' meaning: a
 write waits for the lock up to the busy timeout, a read never waits for a writer, and what SQLite or
-the disk refuses becomes `StoreUnavailable` (`faults`), with nothing changed.
+the disk refuses becomes `StoreUnavailable` (`faults`), with nothing changed. With a `postgresql://`
+URI the same transactions go to PostgreSQL (`postgres`), for servers on many hosts.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import cast
 
 from ..core.atomic import make_durable_dirs, open_for_reading, private_database
 from ..core.errors import StoreUnavailable
 from .faults import busy_timeout_s, unavailable
+from .postgres import Postgres
 from .schema import SCHEMA, TABLES, migrate, missing_columns
 
 log = logging.getLogger(__name__)
@@ -28,13 +31,25 @@ class Database:
     """`workbench.db` in a home: made private and current on open, then used one transaction at a time."""
 
     def __init__(
-        self, home: Path, busy_timeout: float | None = None, read_only: bool = False, folders: Iterable[Path] = ()
+        self,
+        home: Path,
+        busy_timeout: float | None = None,
+        read_only: bool = False,
+        folders: Iterable[Path] = (),
+        uri: str | None = None,
     ) -> None:
-        """Opens the home's database, first making it and `folders` (private, durable) unless `read_only`."""
+        """Opens the home's database (or the PostgreSQL one at `uri`), first making it and `folders`
+        (private, durable) unless `read_only`."""
         self.home = home
         self.busy_timeout = busy_timeout_s() if busy_timeout is None else busy_timeout
         self.read_only = read_only  # reads only, writing nothing in the home (Spark executors on a read-only home)
+        self.postgres = Postgres(uri, self.busy_timeout) if uri is not None else None
         if read_only:
+            return
+        if self.postgres is not None:
+            for folder in (home, *folders):
+                make_durable_dirs(folder, private=True)
+            self.postgres.create_schema()
             return
         private_database(home / "workbench.db")  # the home too: 0700, whatever the umask
         for folder in folders:
@@ -72,6 +87,10 @@ class Database:
         cannot take the lock within `busy_timeout` seconds, or that the disk refuses, raises
         StoreUnavailable (503) with nothing changed.
         """
+        if self.postgres is not None:
+            with self.postgres.transaction(write) as pg:
+                yield cast(sqlite3.Connection, pg)  # answers as one for the store's SQL (postgres.PgConnection)
+            return
         try:
             db = self._begin() if write else self._begin_read()
         except sqlite3.OperationalError as exc:  # the write lock not taken in time, or a disk SQLite cannot use

@@ -324,19 +324,18 @@ def apply(
     after += [replace(by_id[i], example_id=0, class_name=c) for i, c in relabel.items()]
     touched = {by_id[i].class_name for i in gone} | set(relabel.values())
     _check_sets(classifier_id, after, touched, min_images)
-    curation_id = db.execute(
-        "INSERT INTO curations (classifier_id, created) VALUES (?, ?)", (classifier_id, now_iso())
-    ).lastrowid
-    assert curation_id is not None
+    curation_id = db.execute(  # RETURNING, not lastrowid: the same statement serves PostgreSQL
+        "INSERT INTO curations (classifier_id, created) VALUES (?, ?) RETURNING curation_id", (classifier_id, now_iso())
+    ).fetchone()[0]
     db.executemany("UPDATE examples SET removed_by = ? WHERE example_id = ?", [(curation_id, i) for i in sorted(gone)])
     relabelled = []
     for example_id, name in relabel.items():
         old = by_id[example_id]
         new_id = db.execute(
-            "INSERT INTO examples (classifier_id, class_name, sha256, source, replaces) VALUES (?,?,?,?,?)",
+            "INSERT INTO examples (classifier_id, class_name, sha256, source, replaces) VALUES (?,?,?,?,?)"
+            " RETURNING example_id",
             (classifier_id, name, old.sha256, old.source, example_id),
-        ).lastrowid
-        assert new_id is not None
+        ).fetchone()[0]
         relabelled.append(Relabelled(example_id, new_id, old.class_name, name))
     return Curation(classifier_id, curation_id, tuple(i for i in remove), tuple(relabelled))
 

@@ -41,16 +41,27 @@ class RemovalOutcome:
 class Store(Database):
     """The home directory: `workbench.db`, `blobs/` (images by sha256) and `heads/`.
 
+    On many hosts (`uri` a `postgresql://` URI): the rows in PostgreSQL, `blobs/` and `heads/` under
+    `files`, a folder every host mounts; the home keeps only this host's own files.
+
     Blob and heads files are written (and synced) only inside a write `transaction()`, before the
     commit that refers to them: `doctor` relies on it to tell files a crashed writer left from files a
     live one is writing. Files are removed only after the commit that stops referring to them
     (`pending_removals`), so a crash at any point loses no image a classifier still uses.
     """
 
-    def __init__(self, home: Path, busy_timeout: float | None = None, read_only: bool = False) -> None:
-        self.blob_dir = home / "blobs"
-        self.head_dir = home / "heads"
-        super().__init__(home, busy_timeout, read_only, folders=(self.blob_dir, self.head_dir))
+    def __init__(
+        self,
+        home: Path,
+        busy_timeout: float | None = None,
+        read_only: bool = False,
+        uri: str | None = None,
+        files: Path | None = None,
+    ) -> None:
+        self.files = files if files is not None else home  # where blobs/ and heads/ are: shared by every host
+        self.blob_dir = self.files / "blobs"
+        self.head_dir = self.files / "heads"
+        super().__init__(home, busy_timeout, read_only, folders=(self.blob_dir, self.head_dir), uri=uri)
 
     # blobs -----------------------------------------------------------------
     def blob_path(self, sha256: str) -> Path:

@@ -71,7 +71,7 @@ def run_doctor(
     checked for whole, finite float32s).
     """
     run = DoctorRun(store, repair, grace_s)
-    refused = disk_refuses_growth(store.home) if full else None
+    refused = disk_refuses_growth(store.files) if full else None
     if refused is not None:  # everything is still read and checked; nothing can be repaired
         run.findings.append(
             Finding(

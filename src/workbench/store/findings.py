@@ -115,7 +115,7 @@ class DoctorRun:
     now: float = field(default_factory=time.time)
 
     def relative(self, path: Path) -> str:
-        return path.relative_to(self.store.home).as_posix()
+        return path.relative_to(self.store.files).as_posix()
 
     @staticmethod
     def size(path: Path) -> int:

@@ -44,7 +44,7 @@ def _still_removable(run: DoctorRun, db: sqlite3.Connection, kind: str, path: Pa
 
 def _quarantine(run: DoctorRun, path: Path) -> None:
     """Moves a corrupt blob aside (never deleted), so re-sending the image stores it afresh."""
-    target = run.store.home / QUARANTINE_DIR / path.name
+    target = run.store.files / QUARANTINE_DIR / path.name
     target.parent.mkdir(parents=True, exist_ok=True)
     suffix = 1
     while target.exists():

@@ -229,7 +229,7 @@ class Tracker:
     def _sync_one(self, classifier_id: str) -> bool:
         with self._lock, quiet_mlflow():
             try:
-                with logging_claim(self.store.home, classifier_id):
+                with logging_claim(self.store, classifier_id):
                     self._mirror.sync(self.client(), classifier_id)
             except Exception as exc:  # tracking must never break training or serving
                 self.warnings[classifier_id] = self._warning(classifier_id, exc)
