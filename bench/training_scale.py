@@ -10,6 +10,10 @@ peak RSS, the 1-min load average) and merges the numbers into bench/results.json
 (`create_10000_images_s`, `retrain_add_10_to_10000_s`, ...).
 10,000 images take several minutes on 2 shared cores, most of it embedding.
 
+Each phase is timed as a process that has trained before (a server) runs it: scikit-learn, which
+the fit imports on first use, is imported before the timer and its seconds printed apart (`imports
+s`: 1-2 s idle, 35+ s at load 25 on these cores, more than a reused retrain's whole fit).
+
 `python -m bench.training_scale --existing FOLDER` retrains a folder this bench built before (its
 zips and `home` kept): first with 10 other beagle copies, which brings a home trained by an older
 release up to date (its held-out logits kept), then with `added.zip`, the row it reports and merges.
@@ -105,6 +109,13 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def import_training_libraries() -> None:
+    """What the fit imports on first use (see the docstring: a server has them already)."""
+    import sklearn.linear_model
+    import sklearn.metrics
+    import sklearn.model_selection  # noqa: F401
+
+
 def phase(name: str, folder: Path, added: str = "added") -> dict:
     """create, or retrain adding `added`.zip, in this process; seconds to `ready`, the version's cost metrics,
     how its held-out evidence was made (metrics["cv"]: `analysis.retraining`), this process's peak RSS."""
@@ -113,6 +124,9 @@ def phase(name: str, folder: Path, added: str = "added") -> dict:
     wb = Workbench(folder / "home", tracking_uri=False)
     wb.backbone.prepare(wait=True)
     zips = {p.stem: p for p in folder.glob("*.zip")}
+    started = time.perf_counter()
+    import_training_libraries()
+    imports = time.perf_counter() - started
     started = time.perf_counter()
     if name == "create":
         cid = wb.create_classifier(
@@ -131,6 +145,7 @@ def phase(name: str, folder: Path, added: str = "added") -> dict:
         "embed_seconds": metrics["embed_seconds"],
         "fit_seconds": metrics["fit_seconds"],
         "cv": metrics.get("cv", {}).get("scheme", "kfold"),
+        "imports_seconds": imports,
         "peak_rss_mb": peak_rss_mb(),
         "load_average": os.getloadavg()[0],
     }
@@ -169,7 +184,7 @@ def print_header() -> None:
     print(f"load average before {os.getloadavg()}")
     print(
         f"{'images':>7} {'phase':<8} {'seconds':>8} {'embedded':>8} {'embed s':>8} {'fit s':>7} {'cv':<7} "
-        f"{'peak RSS MB':>11} {'load':>5}"
+        f"{'peak RSS MB':>11} {'load':>5} {'imports s':>9}"
     )
 
 
@@ -177,7 +192,7 @@ def print_row(name: str, row: dict) -> None:
     print(
         f"{row['images']:>7} {name:<8} {row['seconds']:>8.2f} {row['images_embedded']:>8} "
         f"{row['embed_seconds']:>8.2f} {row['fit_seconds']:>7.2f} {row['cv']:<7} {row['peak_rss_mb']:>11.0f} "
-        f"{row['load_average']:>5.1f}",
+        f"{row['load_average']:>5.1f} {row['imports_seconds']:>9.2f}",
         flush=True,
     )
 
