@@ -33,19 +33,11 @@ def test_images(dogs) -> np.ndarray:
     return np.asarray(vectors)
 
 
-def previous_of(result: TrainingResult, labels: list[str], sha256: list[str]) -> Previous:
+def previous_of(result: TrainingResult, sha256: list[str]) -> Previous:
     """What the runner would read back of a stored version trained to `result`."""
     calibration = result.metrics["calibration"]
-    assert result.held_out is not None
-    held_out = OutOfFold(
-        list(result.heads.classes),
-        result.oof_scores,
-        labels,
-        sha256,
-        sha256,
-        logits=np.stack(result.held_out.logits),
-        gates=np.stack(result.held_out.gates),
-    )
+    held_out = result.out_of_fold(sha256, sha256)
+    assert held_out.logits is not None
     stored = OutOfFold.from_bytes(held_out.to_bytes())  # through the file format the runner writes
     return Previous(
         result.heads, (calibration["platt_slope"], calibration["platt_intercept"]), stored, result.metrics["cv"]
@@ -56,7 +48,7 @@ def split(tutorial_set):
     x, labels, sha256, classes = tutorial_set
     old = np.array([i % ADDED_EVERY != ADDED_EVERY - 1 for i in range(len(labels))])
     pick = lambda items: [item for item, keep in zip(items, old, strict=True) if keep]  # noqa: E731
-    previous = previous_of(train(x[old], pick(labels), classes), pick(labels), pick(sha256))
+    previous = previous_of(train(x[old], pick(labels), classes), pick(sha256))
     return x, labels, sha256, classes, old, previous
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from workbench.analysis.retraining import Previous, retrain
-from workbench.analysis.training import NEGATIVE_LABEL, OutOfFold, train
+from workbench.analysis.training import NEGATIVE_LABEL, train
 from workbench.tracking.run_record import cv_params
 
 
@@ -18,16 +18,7 @@ def test_params_say_whether_a_version_cross_validated_or_reused_its_parents_evid
     shas = [r.sha256 for r in rows]
     classes = list(dict.fromkeys(r.class_name for r in rows if r.class_name))
     first = train(x[:-5], labels[:-5], classes)  # the last 5 rows come in the retrain
-    assert first.held_out is not None
-    held_out = OutOfFold(
-        classes,
-        first.oof_scores,
-        labels[:-5],
-        shas[:-5],
-        shas[:-5],
-        logits=np.stack(first.held_out.logits),
-        gates=np.stack(first.held_out.gates),
-    )
+    held_out = first.out_of_fold(shas[:-5], shas[:-5])
     calibration = first.metrics["calibration"]
     previous = Previous(
         first.heads, (calibration["platt_slope"], calibration["platt_intercept"]), held_out, first.metrics["cv"]

@@ -135,6 +135,19 @@ class TrainingResult:
     labels: list[str] = field(default_factory=list)  # one per image; NEGATIVE_LABEL for negatives
     held_out: HeldOut | None = None  # the uncalibrated held-out logits and gates, kept for the next retrain
 
+    def out_of_fold(self, sha256: list[str], sources: list[str]) -> OutOfFold:
+        """What a version stores of its held-out evidence: scores, labels, images, and the logits and gates."""
+        evidence = self.held_out
+        return OutOfFold(
+            list(self.heads.classes),
+            self.oof_scores,
+            self.labels,
+            sha256,
+            sources,
+            logits=None if evidence is None else np.stack(evidence.logits),
+            gates=None if evidence is None else np.stack(evidence.gates),
+        )
+
 
 def normalise(embeddings: np.ndarray) -> np.ndarray:
     """L2-normalises rows so heads see directions, not magnitudes."""

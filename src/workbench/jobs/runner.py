@@ -365,8 +365,7 @@ class JobRunner:
             for r in self.store.examples(classifier_id, up_to=last_example_id)
             if curation.live_at(r, last_curation_id)
         ]
-        backbone = self.backbone
-        previous = previous_training(self.store, classifier_id, backbone.backbone_id, backbone.precision)
+        previous = previous_training(self.store, classifier_id, self.backbone.backbone_id, self.backbone.precision)
         result, rows = self.fit(classifier_id, rows, previous)
         self._retrying(
             classifier_id,
@@ -449,16 +448,7 @@ class JobRunner:
             version = self.store.next_version(classifier_id, db)
             path = self.store.head_path(classifier_id, version)
             atomic_write_bytes(path, result.heads.to_bytes(), private=True)
-            evidence = result.held_out
-            held_out = training.OutOfFold(
-                list(result.heads.classes),
-                result.oof_scores,
-                result.labels,
-                [r.sha256 for r in rows],
-                [r.source for r in rows],
-                logits=None if evidence is None else np.stack(evidence.logits),
-                gates=None if evidence is None else np.stack(evidence.gates),
-            )
+            held_out = result.out_of_fold([r.sha256 for r in rows], [r.source for r in rows])
             atomic_write_bytes(self.store.out_of_fold_path(classifier_id, version), held_out.to_bytes(), private=True)
             stamp = now_iso()
             self.store.insert_version(
