@@ -36,7 +36,10 @@ def previous_training(store: Store, classifier_id: str, backbone_id: str, precis
     except (OSError, ValueError, KeyError) as exc:  # the doctor reports broken files; a full training needs none
         log.warning("version %d of %s not reused (%s); cross-validating in full", number, classifier_id, exc)
         return None
-    if held_out.logits is None or len(held_out.sha256) != len(held_out.scores):
+    shape = (len(held_out.sha256), len(held_out.classes))
+    if held_out.logits is None or held_out.gates is None or held_out.scores.shape != shape:
+        return None  # written before the logits were kept, or inconsistent: cross-validate in full
+    if held_out.logits.ndim != 3 or held_out.logits.shape[1:] != shape or held_out.gates.shape != held_out.logits.shape:
         return None
     slope_intercept = (float(calibration["platt_slope"]), float(calibration["platt_intercept"]))
     return Previous(heads, slope_intercept, held_out, dict(metrics.get("cv", {})))
