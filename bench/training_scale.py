@@ -15,8 +15,9 @@ the fit imports on first use, is imported before the timer and its seconds print
 s`: 1-2 s idle, 35+ s at load 25 on these cores, more than a reused retrain's whole fit).
 
 `python -m bench.training_scale --existing FOLDER` retrains a folder this bench built before (its
-zips and `home` kept): first with 10 other beagle copies, which brings a home trained by an older
-release up to date (its held-out logits kept), then with `added.zip`, the row it reports and merges.
+`home` and an `added.zip` of new images kept) with `added.zip`, the row it reports and merges; a
+home trained by an older release is first retrained with 10 other beagle copies (a full k-fold
+that keeps the held-out logits the next retrain reuses).
 """
 
 from __future__ import annotations
@@ -221,14 +222,24 @@ def main(sizes: list[int]) -> None:
     print(f"load average after {os.getloadavg()}; targets: retrain adding {ADDED} to 10,000 <= 5 s, RSS bounded")
 
 
+def needs_refresh(folder: Path) -> bool:
+    """Whether the folder's newest version predates the kept held-out logits (its metrics have no "cv")."""
+    from workbench import Workbench
+
+    wb = Workbench(folder / "home", tracking_uri=False)
+    cid = wb.list_classifiers()["classifiers"][0]["classifier_id"]
+    return "cv" not in wb.versions(cid)[-1]["metrics"]
+
+
 def existing(folder: Path) -> None:
-    """Retrains a folder built before: 10 other copies first (bringing an older home up to date), then added.zip."""
+    """Retrains a folder built before with added.zip; first with 10 other copies when its home predates this release."""
     print_header()
-    refresh = write_zip(folder / "refresh.zip", sources(SETS["beagle"]), ADDED, random.Random(SEED * 7), "refresh")
-    print_row("refresh", run_phase("retrain", folder, refresh.stem))
+    if needs_refresh(folder):
+        refresh = write_zip(folder / "refresh.zip", sources(SETS["beagle"]), ADDED, random.Random(SEED * 7), "refresh")
+        print_row("refresh", run_phase("retrain", folder, refresh.stem))
     row = run_phase("retrain", folder)
     print_row("retrain", row)
-    size = row["images"] - ADDED - ADDED  # the images the folder was created with
+    size = max(s for s in SIZES if s <= row["images"])  # the images the folder was created with
     merge_into_results(summary_keys(size, None, row))
     print(f"load average after {os.getloadavg()}")
 
