@@ -365,8 +365,7 @@ class JobRunner:
             for r in self.store.examples(classifier_id, up_to=last_example_id)
             if curation.live_at(r, last_curation_id)
         ]
-        previous = previous_training(self.store, classifier_id, self.backbone.backbone_id, self.backbone.precision)
-        result, rows = self.fit(classifier_id, rows, previous)
+        result, rows = self.fit(classifier_id, rows, reuse=True)
         self._retrying(
             classifier_id,
             "save",
@@ -374,13 +373,14 @@ class JobRunner:
         )
 
     def fit(
-        self, classifier_id: str, rows: list[ExampleRow], previous: retraining.Previous | None = None
+        self, classifier_id: str, rows: list[ExampleRow], reuse: bool = False
     ) -> tuple[training.TrainingResult, list[ExampleRow]]:
         """Fits heads on an example set (embedding only uncached images); the result and the rows it trained, in order.
 
-        Without `previous` the same set gives the same heads: an earlier version retrains from its stored
-        set (`curation.version_rows`). With it, a set that only adds images reuses its held-out evidence
-        and warm-starts from its heads (`retraining`): within tolerance of a full training, not equal.
+        Without `reuse` the same set gives the same heads: an earlier version retrains from its stored
+        set (`curation.version_rows`). With it, a set that only adds images to the newest version (embedded
+        by the same model) reuses its held-out evidence and warm-starts from its heads (`retraining`):
+        within tolerance of a full training, not equal.
         """
         rows, labels, classes = curation.training_rows(rows)
         started = time.perf_counter()
@@ -390,6 +390,8 @@ class JobRunner:
         self.emit(ClassifierEvent(classifier_id, "fitting"))
         started = time.perf_counter()
         unknown = unknown_images.embeddings(self.backbone, self.cache, backbone_id)  # its "unknown images" check
+        precision = self.backbone.precision_of(backbone_id)
+        previous = previous_training(self.store, classifier_id, backbone_id, precision) if reuse else None
         shas = [r.sha256 for r in rows]
         result = retraining.retrain(embeddings, labels, shas, classes, previous, unknown=unknown)
         result.metrics.update(
@@ -398,7 +400,7 @@ class JobRunner:
             images_embedded=embedded,
             images_cached=len(set(r.sha256 for r in rows)) - embedded,
             backbone_id=backbone_id,  # what embedded it: its heads score only that backbone's embeddings
-            precision=self.backbone.precision_of(backbone_id),
+            precision=precision,
         )
         return result, rows
 
