@@ -377,10 +377,8 @@ class JobRunner:
     ) -> tuple[training.TrainingResult, list[ExampleRow]]:
         """Fits heads on an example set (embedding only uncached images); the result and the rows it trained, in order.
 
-        Without `reuse` the same set gives the same heads: an earlier version retrains from its stored
-        set (`curation.version_rows`). With it, a set that only adds images to the newest version (embedded
-        by the same model) reuses its held-out evidence and warm-starts from its heads (`retraining`):
-        within tolerance of a full training, not equal.
+        Without `reuse` the same set gives the same heads (`curation.version_rows` retrains an earlier version);
+        with it, adding images to the newest version reuses its evidence and heads (`retraining`, `previous`).
         """
         rows, labels, classes = curation.training_rows(rows)
         started = time.perf_counter()
