@@ -129,6 +129,8 @@ def test_run_records_params_metrics_examples_and_plots(tutorial):
     experiment = client.get_experiment(run.info.experiment_id)
     assert experiment.tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
     assert params["backbone_id"] == wb.backbone.backbone_id and params["precision"] == "fp32"
+    assert params["cv_scheme"] == "kfold" and params["warm_start"] == "False"  # a small set: a full k-fold
+    assert params["cv_cross_validated_images"] == str(stored.metrics["images"]) and params["cv_folds"] == "5"
     assert metrics["accuracy"] == pytest.approx(stored.metrics["accuracy"])
     assert metrics["recall/dalmatian"] == pytest.approx(stored.metrics["per_class"]["dalmatian"]["recall"])
     assert metrics["images_embedded"] + metrics["images_cached"] == stored.metrics["images"]

@@ -49,11 +49,14 @@ def _unit(vector: np.ndarray) -> np.ndarray:
 
 
 def leave_one_out_similarity(units: np.ndarray) -> np.ndarray:
-    """Each image's similarity to the centre of the class's other images (itself left out)."""
+    """Each image's similarity to the centre of the class's other images (itself left out), vectorised."""
     if len(units) < 2:
         return np.ones(len(units))
-    total = units.sum(axis=0)
-    return np.array([float(row @ _unit(total - row)) for row in units])
+    rows = units.astype(np.float64)  # |total|^2 grows with the square of the class size: float32 would cancel
+    total = rows.sum(axis=0)
+    dots, squares = rows @ total, np.einsum("ij,ij->i", rows, rows)
+    others = np.sqrt(np.maximum(total @ total - 2 * dots + squares, 0.0))  # |total - row|, one matrix product
+    return (dots - squares) / np.maximum(others, 1e-12)
 
 
 def fit_familiarity(units: np.ndarray, labels: list[str], classes: list[str]) -> Familiarity:

@@ -28,6 +28,7 @@ CV_FOLDS = 5
 FEW_IMAGES = 30  # below this many images in the smallest set, cross-validation is repeated...
 CV_REPEATS_FEW = 3  # ...this many times with other splits, so held-out estimates are not one split's luck
 SEED = 0
+WARM_TOL = 1e-6  # L-BFGS tolerance of a warm-started head (a cold fit uses scikit-learn's 1e-4)
 BLAS_THREADS = 1  # these fits are small: a multi-threaded BLAS only adds hand-offs (5-7x slower on 2 busy cores)
 
 
@@ -88,24 +89,40 @@ class OutOfFold:
     sha256: list[str]
     sources: list[str]
     version: int | None = None  # the classifier version these scores belong to, when read from a store
+    # the uncalibrated held-out logits and gates (repeats, images, classes) the scores came from, so the
+    # next retrain can reuse them (`retraining`); None in files written before they were kept
+    logits: np.ndarray | None = None
+    gates: np.ndarray | None = None
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
-        np.savez(
-            buffer,
-            classes=np.array(self.classes, dtype=str),
-            scores=self.scores,
-            labels=np.array(self.labels, dtype=str),
-            sha256=np.array(self.sha256, dtype=str),
-            sources=np.array(self.sources, dtype=str),
-        )
+        arrays: dict[str, Any] = {
+            "classes": np.array(self.classes, dtype=str),
+            "scores": self.scores,
+            "labels": np.array(self.labels, dtype=str),
+            "sha256": np.array(self.sha256, dtype=str),
+            "sources": np.array(self.sources, dtype=str),
+        }
+        if self.logits is not None and self.gates is not None:
+            arrays.update(logits=self.logits, gates=self.gates)
+        np.savez(buffer, **arrays)
         return buffer.getvalue()
 
     @classmethod
     def from_bytes(cls, data: bytes, version: int | None = None) -> OutOfFold:
         with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
             texts = {name: [str(x) for x in arrays[name]] for name in ("classes", "labels", "sha256", "sources")}
-            return cls(texts["classes"], arrays["scores"], texts["labels"], texts["sha256"], texts["sources"], version)
+            kept = {name: arrays[name] for name in ("logits", "gates") if name in arrays.files}
+            return cls(
+                texts["classes"],
+                arrays["scores"],
+                texts["labels"],
+                texts["sha256"],
+                texts["sources"],
+                version,
+                kept.get("logits"),
+                kept.get("gates"),
+            )
 
 
 @dataclass
@@ -116,6 +133,20 @@ class TrainingResult:
     metrics: dict
     oof_scores: np.ndarray  # out-of-fold scores (images, classes), for plots
     labels: list[str] = field(default_factory=list)  # one per image; NEGATIVE_LABEL for negatives
+    held_out: HeldOut | None = None  # the uncalibrated held-out logits and gates, kept for the next retrain
+
+    def out_of_fold(self, sha256: list[str], sources: list[str]) -> OutOfFold:
+        """What a version stores of its held-out evidence: scores, labels, images, and the logits and gates."""
+        evidence = self.held_out
+        return OutOfFold(
+            list(self.heads.classes),
+            self.oof_scores,
+            self.labels,
+            sha256,
+            sources,
+            logits=None if evidence is None else np.stack(evidence.logits),
+            gates=None if evidence is None else np.stack(evidence.gates),
+        )
 
 
 def normalise(embeddings: np.ndarray) -> np.ndarray:
@@ -125,20 +156,30 @@ def normalise(embeddings: np.ndarray) -> np.ndarray:
 
 
 def fit_heads(
-    embeddings: np.ndarray, labels: list[str], classes: list[str], calibration: tuple[float, float] = (1.0, 0.0)
+    embeddings: np.ndarray,
+    labels: list[str],
+    classes: list[str],
+    calibration: tuple[float, float] = (1.0, 0.0),
+    start: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Heads:
     """One logistic head per class (its positives against every other image), calibrated and gated.
 
     `calibration` is the Platt (slope, intercept) on the heads' logits, folded into weights and bias.
+    `start` (uncalibrated weights and bias, one row per class) warm-starts L-BFGS from an earlier
+    version's heads: the problem is strictly convex, so it ends at the same optimum; it is solved to
+    WARM_TOL, closer to that optimum than a cold fit's default tolerance gets.
     """
     from sklearn.linear_model import LogisticRegression  # scikit-learn loads only to train (0.8 s)
 
     units = normalise(embeddings)
     label_array = np.asarray(labels)
     weights, bias = [], []
-    for name in classes:
+    for i, name in enumerate(classes):
         y = (label_array == name).astype(int)
         head = LogisticRegression(C=HEAD_C, class_weight="balanced", max_iter=5000, random_state=SEED)
+        if start is not None:
+            head.set_params(warm_start=True, tol=WARM_TOL)
+            head.coef_, head.intercept_ = start[0][i : i + 1].astype(np.float64), start[1][i : i + 1].astype(np.float64)
         head.fit(units, y)
         weights.append(head.coef_[0])
         bias.append(head.intercept_[0])
@@ -171,13 +212,31 @@ class HeldOut:
         return np.mean(each, axis=0).astype(np.float32)
 
 
+def cv_plan(labels: list[str]) -> tuple[int, int]:
+    """Folds (CV_FOLDS, fewer when the smallest set is smaller) and repeats (CV_REPEATS_FEW when it is few)."""
+    smallest = min(labels.count(label) for label in set(labels))
+    return max(2, min(CV_FOLDS, smallest)), CV_REPEATS_FEW if smallest < FEW_IMAGES else 1
+
+
+def kfold_record(labels: list[str]) -> dict:
+    """What `cross_validate` did, for the version's metrics["cv"] and its MLflow params."""
+    folds, repeats = cv_plan(labels)
+    return {
+        "scheme": "kfold",
+        "folds": folds,
+        "repeats": repeats,
+        "cross_validated_images": len(labels),
+        "reused_images": 0,
+        "scored_by_previous_version": 0,
+        "warm_start": False,
+    }
+
+
 def cross_validate(embeddings: np.ndarray, labels: list[str], classes: list[str]) -> HeldOut:
     """Out-of-fold logits and gates from stratified k-fold (k limited by the smallest set), repeated when few."""
     from sklearn.model_selection import StratifiedKFold
 
-    counts = [labels.count(label) for label in set(labels)]
-    folds = max(2, min(CV_FOLDS, min(counts)))
-    repeats = CV_REPEATS_FEW if min(counts) < FEW_IMAGES else 1
+    folds, repeats = cv_plan(labels)
     held_out = HeldOut([], [])
     units = normalise(embeddings)  # once, not per fold
     for repeat in range(repeats):
@@ -196,7 +255,7 @@ def cross_validate(embeddings: np.ndarray, labels: list[str], classes: list[str]
 
 def metrics_from_scores(scores: np.ndarray, labels: list[str], classes: list[str]) -> dict:
     """Accuracy, macro F1 and per-class precision / recall / F1 / ROC-AUC at the 0.5 threshold."""
-    from sklearn.metrics import f1_score, precision_score, recall_score, roc_auc_score
+    from sklearn.metrics import roc_auc_score
 
     predicted = predicted_labels(scores, classes)
     label_array = np.asarray(labels)
@@ -204,10 +263,11 @@ def metrics_from_scores(scores: np.ndarray, labels: list[str], classes: list[str
     for i, name in enumerate(classes):
         truth = label_array == name
         guess = scores[:, i] >= THRESHOLD
+        hits = int(np.sum(truth & guess))  # counted here: scikit-learn's checks cost ~0.1 s a call
         per_class[name] = {
-            "precision": float(precision_score(truth, guess, zero_division=0)),
-            "recall": float(recall_score(truth, guess, zero_division=0)),
-            "f1": float(f1_score(truth, guess, zero_division=0)),
+            "precision": _share(hits, int(guess.sum())),
+            "recall": _share(hits, int(truth.sum())),
+            "f1": _share(2 * hits, int(truth.sum() + guess.sum())),
             "roc_auc": float(roc_auc_score(truth, scores[:, i])) if 0 < truth.sum() < len(truth) else float("nan"),
             "positives": int(truth.sum()),
         }
@@ -218,6 +278,11 @@ def metrics_from_scores(scores: np.ndarray, labels: list[str], classes: list[str
         "images": len(labels),
         "negatives": labels.count(NEGATIVE_LABEL),
     }
+
+
+def _share(part: int, whole: int) -> float:
+    """part / whole, 0.0 when whole is 0 (scikit-learn's zero_division=0)."""
+    return part / whole if whole else 0.0
 
 
 def unknown_metrics(heads: Heads, unknown: np.ndarray) -> dict:
@@ -241,6 +306,23 @@ def train(
     """
     with threadpool_limits(BLAS_THREADS):
         held_out = cross_validate(embeddings, labels, classes)
+    return conclude(embeddings, labels, classes, held_out, kfold_record(labels), unknown)
+
+
+def conclude(
+    embeddings: np.ndarray,
+    labels: list[str],
+    classes: list[str],
+    held_out: HeldOut,
+    cv: dict,
+    unknown: np.ndarray | None = None,
+    start: tuple[np.ndarray, np.ndarray] | None = None,
+) -> TrainingResult:
+    """Calibrates on held-out logits (however they were made: `cv` says, into metrics["cv"]), measures, fits.
+
+    The final heads are fitted on every image, warm-started from `start` when given (`fit_heads`).
+    """
+    with threadpool_limits(BLAS_THREADS):
         truth = one_vs_rest(labels, classes)
         calibration = fit_platt(np.concatenate(held_out.logits), np.concatenate([truth] * len(held_out.logits)))
         oof = held_out.scores(calibration)
@@ -251,7 +333,8 @@ def train(
             "platt_intercept": calibration[1],
             "cv_repeats": len(held_out.logits),
         }
-        heads = fit_heads(embeddings, labels, classes, calibration)
+        metrics["cv"] = cv
+        heads = fit_heads(embeddings, labels, classes, calibration, start)
         if unknown is not None and len(unknown):
             metrics["unknown_images"] = unknown_metrics(heads, unknown)
-    return TrainingResult(heads, metrics, oof, list(labels))
+    return TrainingResult(heads, metrics, oof, list(labels), held_out)

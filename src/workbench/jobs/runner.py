@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from ..analysis import training
+from ..analysis import retraining, training
 from ..core.atomic import atomic_write_bytes
 from ..core.errors import ClassifierNotFound, InvalidRequest, StoreUnavailable
 from ..core.events import ClassifierEvent, Listener
@@ -32,6 +32,7 @@ from ..store import curation, leases
 from ..store.database import Store
 from ..store.embeddings import EmbeddingCache
 from ..store.promotion import newest_version
+from .previous import previous_training
 
 log = logging.getLogger(__name__)
 TRAINING_PASS_IMAGES = 2  # images per backbone pass while training: a classify waits for at most this one
@@ -364,17 +365,20 @@ class JobRunner:
             for r in self.store.examples(classifier_id, up_to=last_example_id)
             if curation.live_at(r, last_curation_id)
         ]
-        result, rows = self.fit(classifier_id, rows)
+        result, rows = self.fit(classifier_id, rows, reuse=True)
         self._retrying(
             classifier_id,
             "save",
             lambda: self._save_version(classifier_id, result, last_example_id, last_curation_id, rows),
         )
 
-    def fit(self, classifier_id: str, rows: list[ExampleRow]) -> tuple[training.TrainingResult, list[ExampleRow]]:
+    def fit(
+        self, classifier_id: str, rows: list[ExampleRow], reuse: bool = False
+    ) -> tuple[training.TrainingResult, list[ExampleRow]]:
         """Fits heads on an example set (embedding only uncached images); the result and the rows it trained, in order.
 
-        The same set gives the same heads: an earlier version retrains from its stored set (`curation.version_rows`).
+        Without `reuse` the same set gives the same heads (`curation.version_rows` retrains an earlier version);
+        with it, adding images to the newest version reuses its evidence and heads (`retraining`, `previous`).
         """
         rows, labels, classes = curation.training_rows(rows)
         started = time.perf_counter()
@@ -384,14 +388,17 @@ class JobRunner:
         self.emit(ClassifierEvent(classifier_id, "fitting"))
         started = time.perf_counter()
         unknown = unknown_images.embeddings(self.backbone, self.cache, backbone_id)  # its "unknown images" check
-        result = training.train(embeddings, labels, classes, unknown=unknown)
+        precision = self.backbone.precision_of(backbone_id)
+        previous = previous_training(self.store, classifier_id, backbone_id, precision) if reuse else None
+        shas = [r.sha256 for r in rows]
+        result = retraining.retrain(embeddings, labels, shas, classes, previous, unknown=unknown)
         result.metrics.update(
             embed_seconds=embed_seconds,
             fit_seconds=time.perf_counter() - started,
             images_embedded=embedded,
             images_cached=len(set(r.sha256 for r in rows)) - embedded,
             backbone_id=backbone_id,  # what embedded it: its heads score only that backbone's embeddings
-            precision=self.backbone.precision_of(backbone_id),
+            precision=precision,
         )
         return result, rows
 
@@ -441,13 +448,7 @@ class JobRunner:
             version = self.store.next_version(classifier_id, db)
             path = self.store.head_path(classifier_id, version)
             atomic_write_bytes(path, result.heads.to_bytes(), private=True)
-            held_out = training.OutOfFold(
-                list(result.heads.classes),
-                result.oof_scores,
-                result.labels,
-                [r.sha256 for r in rows],
-                [r.source for r in rows],
-            )
+            held_out = result.out_of_fold([r.sha256 for r in rows], [r.source for r in rows])
             atomic_write_bytes(self.store.out_of_fold_path(classifier_id, version), held_out.to_bytes(), private=True)
             stamp = now_iso()
             self.store.insert_version(

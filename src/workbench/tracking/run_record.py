@@ -81,7 +81,7 @@ def version_params(version: VersionRecord, backbone: Backbone) -> dict[str, str]
         "normalisation": f"(x - {spec.mean:g}) / {spec.std:g} on RGB",
         "head_type": HEAD_TYPE,
         "head_C": HEAD_C,
-        "cv_folds": CV_FOLDS,
+        **cv_params(metrics),
         "seed": SEED,
         "threshold": THRESHOLD,
         "images": count(metrics.get("images")),
@@ -90,6 +90,24 @@ def version_params(version: VersionRecord, backbone: Backbone) -> dict[str, str]
     for name, per_class in metrics.get("per_class", {}).items():
         params[f"images.{safe_key(name)}"] = count(per_class.get("positives"))
     return {key: str(value)[:MAX_PARAM_CHARS] for key, value in params.items()}
+
+
+def cv_params(metrics: dict) -> dict[str, object]:
+    """How the held-out evidence was made (`analysis.retraining`): a full k-fold, or the previous version's reused.
+
+    Versions older than the record were all a full k-fold of CV_FOLDS folds on every image.
+    """
+    cv = metrics.get("cv", {})
+    images = count(metrics.get("images"))
+    return {
+        "cv_scheme": cv.get("scheme", "kfold"),
+        "cv_folds": cv.get("folds", CV_FOLDS),
+        "cv_repeats": cv.get("repeats", metrics.get("calibration", {}).get("cv_repeats", 1)),
+        "cv_cross_validated_images": cv.get("cross_validated_images", images),
+        "cv_reused_images": cv.get("reused_images", 0),
+        "cv_scored_by_previous_version": cv.get("scored_by_previous_version", 0),
+        "warm_start": cv.get("warm_start", False),
+    }
 
 
 def count(value: object) -> object:
