@@ -29,7 +29,7 @@ from ..core.records import VersionRecord
 from ..engine.backbone import Backbone
 from ..store import owners
 from ..store.database import Store
-from . import frames, links, tracked_files
+from . import claims, frames, links, tracked_files
 from .claims import LoggedElsewhere, logging_claim
 from .mirror import Mirror
 from .recovery import Recovery
@@ -156,6 +156,7 @@ class Tracker:
             if self._worker.sweeps_off.is_set():
                 return False
             ok = self._sync_one(classifier_id) and ok
+        claims.remove_leftovers(self.store.home, set(ids))  # claim files of classifiers deleted long ago
         return self._end_hidden_runs() and ok
 
     def _end_hidden_runs(self) -> bool:
@@ -229,8 +230,9 @@ class Tracker:
     def _sync_one(self, classifier_id: str) -> bool:
         with self._lock, quiet_mlflow():
             try:
-                with logging_claim(self.store.home, classifier_id):
-                    self._mirror.sync(self.client(), classifier_id)
+                with logging_claim(self.store.home, classifier_id) as claim:
+                    if self._mirror.sync(self.client(), classifier_id):  # deleted, its history logged: done for good
+                        claim.remove()
             except Exception as exc:  # tracking must never break training or serving
                 self.warnings[classifier_id] = self._warning(classifier_id, exc)
                 self._elsewhere[classifier_id] = isinstance(exc, LoggedElsewhere)
