@@ -79,7 +79,7 @@ def _scorer(home: str, owner: str, ids: list[str] | None, threshold: float | Non
 
         _limit_threads_to_task_cpus()
         wb = worker_workbench(home, owner)
-        schema = arrow_schema(engine=True)
+        schema = arrow_schema()
         for batch in batches:
             paths = batch.column(path_col).to_pylist()
             sources = batch.column(source_col).to_pylist()
@@ -88,7 +88,7 @@ def _scorer(home: str, owner: str, ids: list[str] | None, threshold: float | Non
                 for path, source in zip(paths, sources, strict=True)
             ]
             rows = [
-                {**result_row(answer), "engine": wb.backbone.engine}
+                result_row(answer, wb.backbone.engine)
                 for answer in wb.classify_iter(pairs, classifier_ids=ids, threshold=threshold)
             ]
             yield pa.RecordBatch.from_pylist(rows, schema=schema)
@@ -123,4 +123,4 @@ def classify(
         pass  # no images: only the checks run (unknown classifier, bad threshold)
     source_col = content_col if content_col in df.columns else FILE_COL
     score = _scorer(folder, owner, ids, threshold, path_col, source_col)
-    return df.select(path_col, source_col).mapInArrow(score, f"{ROW_DDL}, engine string")
+    return df.select(path_col, source_col).mapInArrow(score, ROW_DDL)
