@@ -129,7 +129,7 @@ def remove_leftovers(home: Path, classifier_ids: set[str]) -> list[str]:
     """
     folder = home / CLAIMS_DIR
     keep = {_claim_name(classifier_id) for classifier_id in classifier_ids}
-    removed = []
+    removed: list[str] = []
     try:
         names = sorted(entry.name for entry in os.scandir(folder) if entry.name.endswith(".lock"))
     except OSError:
