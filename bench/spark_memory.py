@@ -29,6 +29,7 @@ from bench.training_scale import RESULTS, SEED, augmented, sources
 
 SAMPLE_S = 0.2  # how often the sampler reads the workers' peak RSS
 WAYS = ("way1", "way2")
+ARROW_BATCH_ENV = "BENCH_ARROW_MAX_RECORDS"  # sets spark.sql.execution.arrow.maxRecordsPerBatch for the jobs
 
 
 def write_images(folder: Path, count: int) -> Path:
@@ -110,7 +111,10 @@ def measure(way: str, home: Path, cid: str, model: Path, folder: Path, partition
     from pyspark.sql import SparkSession
     from pyspark.sql.functions import col
 
-    spark = SparkSession.builder.master(f"local[{partitions}]").config("spark.ui.enabled", "false").getOrCreate()
+    builder = SparkSession.builder.master(f"local[{partitions}]").config("spark.ui.enabled", "false")
+    if os.environ.get(ARROW_BATCH_ENV):  # rows per Arrow batch handed to a worker (Spark's default: 10,000)
+        builder = builder.config("spark.sql.execution.arrow.maxRecordsPerBatch", os.environ[ARROW_BATCH_ENV])
+    spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     df = spark.read.format("binaryFile").load(str(folder)).repartition(partitions).cache()
     images = df.count()
