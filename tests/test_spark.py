@@ -135,8 +135,8 @@ def test_spark_udf_of_the_pyfunc_with_defaults_scores_every_class(spark, dogs, t
     scores = row["scores"].asDict()
     assert scores["watson"] is None
     expected = wb.classify(DOGS_JPG, classifier_ids=[cid], threshold=0.0)["images"][0]["classifiers"][0]["classes"]
-    assert {name for name in scores if name not in ("watson", "error")} == {c["class"] for c in expected}
-    assert scores["error"] == ""
+    assert {name for name in scores if name not in ("watson", "error", "engine")} == {c["class"] for c in expected}
+    assert scores["error"] == "" and scores["engine"] == "onnxruntime"  # the column and value of way 1's rows
     for entry in expected:
         assert scores[entry["class"]] == pytest.approx(entry["score"], abs=TOLERANCE)
 

@@ -30,6 +30,7 @@ _WORKBENCHES: dict[tuple[str, str], Workbench] = {}  # per Python worker: (home,
 _LOCK = threading.Lock()
 FILE_COL = "file"  # `image_files`' column: where each executor reads the image
 FILES_DDL = f"path string, {FILE_COL} string"
+CHUNK_ROWS = 64  # rows of an Arrow batch turned into Python objects and scored at once: memory flat in the partition
 
 
 def worker_workbench(home: str, owner: str = OWNER_ME) -> Workbench:
@@ -79,19 +80,21 @@ def _scorer(home: str, owner: str, ids: list[str] | None, threshold: float | Non
 
         _limit_threads_to_task_cpus()
         wb = worker_workbench(home, owner)
-        schema = arrow_schema(engine=True)
-        for batch in batches:
-            paths = batch.column(path_col).to_pylist()
-            sources = batch.column(source_col).to_pylist()
-            pairs: list[tuple[str, bytes] | tuple[str, os.PathLike]] = [
-                (str(path), Path(source)) if source_col == FILE_COL else (str(path), source or b"")
-                for path, source in zip(paths, sources, strict=True)
-            ]
-            rows = [
-                {**result_row(answer), "engine": wb.backbone.engine}
-                for answer in wb.classify_iter(pairs, classifier_ids=ids, threshold=threshold)
-            ]
-            yield pa.RecordBatch.from_pylist(rows, schema=schema)
+        schema = arrow_schema()
+        for batch in batches:  # up to spark.sql.execution.arrow.maxRecordsPerBatch rows (10,000): a whole partition
+            for start in range(0, batch.num_rows, CHUNK_ROWS):
+                chunk = batch.slice(start, CHUNK_ROWS)  # a view: only these rows' bytes become Python objects
+                paths = chunk.column(path_col).to_pylist()
+                sources = chunk.column(source_col).to_pylist()
+                pairs: list[tuple[str, bytes] | tuple[str, os.PathLike]] = [
+                    (str(path), Path(source)) if source_col == FILE_COL else (str(path), source or b"")
+                    for path, source in zip(paths, sources, strict=True)
+                ]
+                rows = [
+                    result_row(answer, wb.backbone.engine)
+                    for answer in wb.classify_iter(pairs, classifier_ids=ids, threshold=threshold)
+                ]
+                yield pa.RecordBatch.from_pylist(rows, schema=schema)
 
     return score
 
@@ -123,4 +126,4 @@ def classify(
         pass  # no images: only the checks run (unknown classifier, bad threshold)
     source_col = content_col if content_col in df.columns else FILE_COL
     score = _scorer(folder, owner, ids, threshold, path_col, source_col)
-    return df.select(path_col, source_col).mapInArrow(score, f"{ROW_DDL}, engine string")
+    return df.select(path_col, source_col).mapInArrow(score, ROW_DDL)

@@ -106,6 +106,7 @@ def test_classify_dir_parquet_resumes_without_redoing_finished_images(dogs, tmp_
     assert all((out / name).read_bytes() == data for name, data in parts.items())  # finished parts untouched
     frame = pd.read_parquet(out)
     assert len(frame) == 33 and frame["sha256"].is_unique
+    assert set(frame["engine"]) == {"onnxruntime"}  # the column and values of Spark's rows, error rows included
     errors = frame[frame["error"].notna()]
     assert list(errors["path"]) == ["archive/corrupt.jpg"] and "not a readable" in errors["error"].iloc[0]
     dogs_row = frame[frame["path"] == "archive/beagle/" + jpegs(1)[0].name].iloc[0]
@@ -134,6 +135,7 @@ def test_classify_dir_text_output_reads_back_and_drops_a_line_cut_by_a_crash(dog
     classifiers = frame["classifiers"].map(json.loads) if suffix == ".csv" else frame["classifiers"]
     good = classifiers[frame["error"].isna()]
     assert all(result[0]["classifier_id"] == cid and result[0]["classes"] for result in good)
+    assert set(frame["engine"]) == {"onnxruntime"}
 
 
 def test_classify_dir_writes_each_path_once_follows_linked_folders_and_rows_a_copy(dogs, tmp_path):

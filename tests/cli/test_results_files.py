@@ -18,9 +18,16 @@ ROWS = [
             {"classifier_id": "dogs_1", "name": "dogs", "classes": [{"class": "beagle", "score": 0.91}]},
         ],
         "error": None,
+        "engine": "onnxruntime",
     },
-    {"path": "dogs/empty.jpg", "sha256": None, "classifiers": [], "error": "The image file is empty"},
-    {"path": 'odd/"quoted", name\n.png', "sha256": "b" * 64, "classifiers": [], "error": None},
+    {
+        "path": "dogs/empty.jpg",
+        "sha256": None,
+        "classifiers": [],
+        "error": "The image file is empty",
+        "engine": "onnxruntime",
+    },
+    {"path": 'odd/"quoted", name\n.png', "sha256": "b" * 64, "classifiers": [], "error": None, "engine": "torch"},
 ]
 
 
@@ -35,7 +42,7 @@ def test_rows_written_in_two_runs_read_back_whole(tmp_path, suffix) -> None:
     assert done_paths(out) == {row["path"] for row in ROWS}
     frame = pd.read_parquet(out) if suffix == ".parquet" else None
     if frame is not None:
-        assert list(frame.columns) == ["path", "sha256", "classifiers", "error"]
+        assert list(frame.columns) == ["path", "sha256", "classifiers", "error", "engine"]
         assert frame["classifiers"][0][0]["classes"][0]["class"] == "beagle"
 
 
@@ -78,11 +85,29 @@ def test_output_names_are_checked(tmp_path) -> None:
 
 def test_result_row_from_an_answer_and_an_error_answer() -> None:
     ok = {"image": "a.jpg", "sha256": "c" * 64, "classifiers": [{"classifier_id": "x"}]}
-    assert result_row(ok) == {
+    assert result_row(ok, "onnxruntime") == {
         "path": "a.jpg",
         "sha256": "c" * 64,
         "classifiers": [{"classifier_id": "x"}],
         "error": None,
+        "engine": "onnxruntime",
     }
     bad = {"image": "b.jpg", "error": {"description": "not an image", "error_id": "input_error"}}
-    assert result_row(bad) == {"path": "b.jpg", "sha256": None, "classifiers": [], "error": "not an image"}
+    assert result_row(bad, "torch") == {
+        "path": "b.jpg",
+        "sha256": None,
+        "classifiers": [],
+        "error": "not an image",
+        "engine": "torch",
+    }
+
+
+def test_a_csv_written_before_the_engine_column_is_resumed_in_its_own_columns(tmp_path) -> None:
+    out = tmp_path / "results.csv"
+    out.write_text('path,sha256,classifiers,error\nold.jpg,,[],"The image file is empty"\n')
+    writer = open_writer(out)
+    writer.write(ROWS[:1])
+    writer.close()
+    frame = pd.read_csv(out)
+    assert list(frame.columns) == ["path", "sha256", "classifiers", "error"] and len(frame) == 2
+    assert done_paths(out) == {"old.jpg", ROWS[0]["path"]}

@@ -57,7 +57,7 @@ def test_the_new_layout_loads_the_old_model_data_and_scores_it(old_model: Path) 
     """What MLflow does with the installed package: import `workbench.pyfunc`, call `_load_pyfunc`."""
     model = workbench.pyfunc._load_pyfunc(str(old_model / "data" / "classifier"))
     answer = model.predict(pd.DataFrame({"image": [str(DOGS_JPG)]}), params={"watson": True})
-    assert list(answer.columns) == [*CLASSES, "watson", "error"]
+    assert list(answer.columns) == [*CLASSES, "watson", "error", "engine"]  # scored by this tree's code
     assert answer["error"][0] == ""
     watson = json.loads(answer["watson"][0])
     assert watson["classifier_id"].startswith("dogs_")
@@ -80,6 +80,6 @@ def test_the_old_model_as_logged_scores_like_the_new_layout(old_model: Path, tmp
     logged = json.loads(done.stdout.strip().splitlines()[-1])
     assert Path(logged["code"]).parent.parent.name == "code", f"scored with {logged['code']}, not the model's code"
     new = workbench.pyfunc._load_pyfunc(str(old_model / "data" / "classifier"))
-    scores = new.predict(pd.DataFrame({"image": [str(DOGS_JPG)]})).drop(columns=["watson", "error"])
+    scores = new.predict(pd.DataFrame({"image": [str(DOGS_JPG)]})).drop(columns=["watson", "error", "engine"])
     for name in CLASSES:
         assert scores[name][0] == pytest.approx(logged["scores"][0][name], abs=1e-5)

@@ -211,8 +211,9 @@ import workbench
 encoded = open(sys.argv[3]).read()  # base64 text of the same image
 frame = pandas.DataFrame({"image": [sys.argv[2], encoded]})
 answer = model.predict(frame, params={"watson": True})
-print(json.dumps({"code": workbench.__file__, "scores": answer.drop(columns=["watson", "error"]).to_dict("records"),
-                  "watson": json.loads(answer["watson"][0])}))
+print(json.dumps({"code": workbench.__file__,
+                  "scores": answer.drop(columns=["watson", "error", "engine"]).to_dict("records"),
+                  "watson": json.loads(answer["watson"][0]), "engines": sorted(set(answer["engine"]))}))
 """
 
 
@@ -241,6 +242,7 @@ def test_registered_model_in_a_fresh_process_scores_like_classify(tutorial, tmp_
         assert by_path[entry["class"]] == pytest.approx(entry["score"], abs=1e-6)
         assert by_base64[entry["class"]] == pytest.approx(entry["score"], abs=1e-6)
     assert answer["watson"]["classifier_id"] == cid
+    assert answer["engines"] == ["onnxruntime"]  # way 2 says which engine ran, as Spark way 1's rows do
     assert [c["class"] for c in answer["watson"]["classes"]] == [c["class"] for c in expected if c["score"] >= 0.5]
 
 

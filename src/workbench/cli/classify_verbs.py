@@ -40,6 +40,7 @@ def classify_dir(wb: Workbench, args: argparse.Namespace) -> dict:
     if total == 0:  # an empty folder, or a typo: not a silent success with an empty output
         raise SystemExit(f"workbench: no images under {str(args.folder)!r} (JPEG, PNG, GIF, TIFF, WEBP or BMP files)")
     counts = {"classified": 0, "errors": 0, "already_done": 0}
+    engine = wb.backbone.prepare(wait=True)  # as Spark's workers: no image scored by torch while ONNX exports
     writer = open_writer(args.out)
     rows: list[dict] = []
     with tqdm(total=total, unit="img", desc="classify-dir", file=sys.stderr, dynamic_ncols=True) as bar:
@@ -54,7 +55,7 @@ def classify_dir(wb: Workbench, args: argparse.Namespace) -> dict:
 
         try:
             for answer in wb.classify_iter(pending(), classifier_ids=args.classifier_ids, threshold=args.threshold):
-                rows.append(result_row(answer))
+                rows.append(result_row(answer, engine))
                 counts["errors" if "error" in answer else "classified"] += 1
                 bar.update(1)
                 if len(rows) >= args.flush_every:

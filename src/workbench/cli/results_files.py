@@ -1,10 +1,12 @@
 """`classify-dir`'s output: one row per image in Parquet, CSV or JSON Lines, written as it goes, read back to resume.
 
-A row is `path`, `sha256`, `classifiers` (Watson's per-classifier classes and scores) and `error`
-(null, or why the image could not be classified). Parquet output is a folder of part files, as
-Spark writes it (`pandas.read_parquet` reads the folder): each part is written whole (atomic), so
-an interrupted run leaves only complete parts. CSV and JSON Lines are appended line by line; a line
-cut short by a crash is dropped when the run resumes. In CSV, `classifiers` is a JSON string.
+A row is `path`, `sha256`, `classifiers` (Watson's per-classifier classes and scores), `error`
+(null, or why the image could not be classified) and `engine` (what ran the backbone:
+"onnxruntime", or "torch" when the ONNX export failed), as in Spark's rows
+(`workbench.spark.classify`). Parquet output is a folder of part files, as Spark writes it
+(`pandas.read_parquet` reads the folder): each part is written whole (atomic), so an interrupted
+run leaves only complete parts. CSV and JSON Lines are appended line by line; a line cut short by
+a crash is dropped when the run resumes. In CSV, `classifiers` is a JSON string.
 """
 
 from __future__ import annotations
@@ -19,17 +21,17 @@ from typing import Protocol
 from ..core.atomic import atomic_write_bytes
 from ..core.errors import InvalidRequest
 
-COLUMNS = ("path", "sha256", "classifiers", "error")
+COLUMNS = ("path", "sha256", "classifiers", "error", "engine")
 FORMATS = (".parquet", ".csv", ".jsonl")
 PART_GLOB = "part-*.parquet"
 # the same row as Spark SQL DDL (`workbench.spark.classify`'s output, with `path` from the input)
 CLASS_DDL = "struct<class:string,score:double,type_hierarchy:string>"
 CLASSIFIERS_DDL = f"array<struct<classifier_id:string,name:string,classes:array<{CLASS_DDL}>>>"
-ROW_DDL = f"path string, sha256 string, classifiers {CLASSIFIERS_DDL}, error string"
+ROW_DDL = f"path string, sha256 string, classifiers {CLASSIFIERS_DDL}, error string, engine string"
 
 
-def arrow_schema(engine: bool = False):
-    """The rows as an Arrow schema (Parquet files, Spark's Arrow batches); `engine`: with Spark's `engine` column."""
+def arrow_schema():
+    """The rows as an Arrow schema (Parquet files, Spark's Arrow batches)."""
     import pyarrow as pa
 
     one_class = pa.struct([("class", pa.string()), ("score", pa.float64()), ("type_hierarchy", pa.string())])
@@ -40,19 +42,20 @@ def arrow_schema(engine: bool = False):
             ("sha256", pa.string()),
             ("classifiers", pa.list_(classifier)),
             ("error", pa.string()),
-            *([("engine", pa.string())] if engine else []),
+            ("engine", pa.string()),
         ]
     )
 
 
-def result_row(answer: dict) -> dict:
-    """A `classify_iter` answer as an output row."""
+def result_row(answer: dict, engine: str) -> dict:
+    """A `classify_iter` answer as an output row; `engine` is the backbone's engine that scored it."""
     error = answer.get("error")
     return {
         "path": answer.get("image"),
         "sha256": answer.get("sha256"),
         "classifiers": answer.get("classifiers", []),
         "error": error["description"] if error else None,
+        "engine": engine,
     }
 
 
@@ -147,14 +150,21 @@ class ParquetParts:
         pass
 
 
+def _csv_header(path: Path) -> tuple[str, ...]:
+    with open(path, encoding="utf-8", newline="") as file:
+        return tuple(next(csv.reader(file), COLUMNS))
+
+
 class TextLines:
     """CSV or JSON Lines, appended and flushed after every batch of rows."""
 
     def __init__(self, path: Path, suffix: str) -> None:
         cut_partial_line(path)  # a line a crash cut short would run into the first new one
         new = not path.exists() or path.stat().st_size == 0
+        # a CSV resumed keeps its header's columns (one written before `engine` existed stays without it)
+        columns = COLUMNS if new or suffix != ".csv" else _csv_header(path)
         self.file = open(path, "a", encoding="utf-8", newline="")
-        self.csv = csv.DictWriter(self.file, fieldnames=COLUMNS) if suffix == ".csv" else None
+        self.csv = csv.DictWriter(self.file, fieldnames=columns, extrasaction="ignore") if suffix == ".csv" else None
         if self.csv is not None and new:
             self.csv.writeheader()
 

@@ -65,21 +65,24 @@ def store_env(wb: Workbench) -> dict[str, str]:
 def flush_tracking(wb: Workbench, classifier_id: str) -> dict:
     """Logs the settled training to MLflow now, saying so on stderr (it takes seconds); the fresh record.
 
-    Without it the process would sit silent at exit while the tracker flushes.
+    "logged" is said only once MLflow is asked and holds the run of the classifier's newest version;
+    otherwise "NOT logged" and why (the record's tracking warning, or what MLflow answered). Without
+    it the process would sit silent at exit while the tracker flushes.
     """
     tracker = wb.tracker
     if tracker is not None:
         print(f"workbench: logging to MLflow at {tracker.uri} ...", file=sys.stderr, flush=True)
         started = time.monotonic()
-        logged = tracker.flush(timeout=TRACKING_FLUSH_SECONDS)
-        if not logged:  # a create's background logger may be at it: wait for its runs to finish
-            logged = tracker.sync(classifier_id, wait_for_others_s=started + TRACKING_FLUSH_SECONDS - time.monotonic())
-        outcome = "logged to MLflow" if logged else "NOT logged to MLflow"
+        tracker.flush(timeout=TRACKING_FLUSH_SECONDS)
+        # this classifier now, even if this process trained nothing; a create's background logger is waited for
+        synced = tracker.sync(classifier_id, wait_for_others_s=started + TRACKING_FLUSH_SECONDS - time.monotonic())
+        versions = wb.versions(classifier_id)
+        if versions:
+            why = tracker.why_not_logged(classifier_id, versions[-1]["version"])
+        else:  # no trained version (its first training failed): only the failed run is logged
+            why = None if synced else tracker.warnings.get(classifier_id, "another process is still logging it")
+        outcome = "logged to MLflow" if why is None else "NOT logged to MLflow"
         print(f"workbench: {outcome} in {time.monotonic() - started:.1f} s", file=sys.stderr, flush=True)
-        if not logged:  # the reason, not only a pointer to it: the record's `warnings` carries it too
-            print(
-                f"workbench: {tracker.warnings.get(classifier_id, 'another process is still logging it')}",
-                file=sys.stderr,
-                flush=True,
-            )
+        if why is not None:  # the reason, not only a pointer to it: the record's `warnings` carries it too
+            print(f"workbench: not logged: {why}", file=sys.stderr, flush=True)
     return wb.get_classifier(classifier_id)

@@ -44,49 +44,134 @@ def _elsewhere(classifier_id: str, where: object, wait_s: float) -> LoggedElsewh
     )
 
 
+class Claim:
+    """A held logging claim; `remove` removes its file (the classifier is gone). A PostgreSQL claim has no file."""
+
+    def __init__(self, path: Path | None, fd: int | None) -> None:
+        self.path = path
+        self.fd = fd
+        self.removed = False
+
+    def remove(self) -> None:
+        """Unlinks the claim file now, while this process holds its flock (never raises).
+
+        Safe against other processes: one that opened the file before the unlink and locks it
+        after sees that the path no longer names its file (`_still_named`) and opens the path afresh.
+        """
+        if self.removed or self.path is None:
+            return
+        try:
+            os.unlink(self.path)
+        except OSError:  # already gone, or a read-only home: a leftover file costs nothing but a name
+            return
+        self.removed = True
+
+
+def _open(folder: Path, path: Path, classifier_id: str) -> int:
+    try:
+        folder.mkdir(exist_ok=True)
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:  # a read-only home: a claim file the writers made can still be locked
+        try:
+            return os.open(path, os.O_RDONLY)
+        except OSError as exc:
+            raise TrackingError(f"cannot take the MLflow logging claim of {classifier_id} in {folder}: {exc}") from exc
+
+
+def _still_named(path: Path, fd: int) -> bool:
+    """Whether `path` still names the file open as `fd` (a holder may have removed it before we got its lock)."""
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino)
+
+
+def _lock(fd: int, classifier_id: str, folder: Path, deadline: float, wait_s: float) -> None:
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise _elsewhere(classifier_id, folder, wait_s) from None
+            time.sleep(CLAIM_POLL_S)
+
+
 @contextmanager
-def logging_claim(store: Store, classifier_id: str, wait_s: float = CLAIM_WAIT_S) -> Iterator[None]:
+def logging_claim(store: Store, classifier_id: str, wait_s: float = CLAIM_WAIT_S) -> Iterator[Claim]:
     """Held while this process mirrors one classifier into MLflow: no other process (or Tracker) does it meanwhile.
 
     Raises LoggedElsewhere when another holder keeps it past `wait_s`; the next sync looks again.
     """
     if store.postgres is None:
-        with _file_claim(store.home, classifier_id, wait_s):
-            yield
+        with file_claim(store.home, classifier_id, wait_s) as claim:
+            yield claim
         return
     with store.postgres.try_lock(f"tracking:{classifier_id}", wait_s, CLAIM_POLL_S) as taken:
         if not taken:
             raise _elsewhere(classifier_id, "the PostgreSQL store", wait_s)
-        yield
+        yield Claim(None, None)
 
 
 @contextmanager
-def _file_claim(home: Path, classifier_id: str, wait_s: float) -> Iterator[None]:
+def file_claim(home: Path, classifier_id: str, wait_s: float = CLAIM_WAIT_S) -> Iterator[Claim]:
     """The claim on one host: an flock on `<home>/tracking-claims/<id>.lock`.
 
     The flock is the lease: the kernel drops it when its holder dies, so a crash never leaves the
-    classifier stuck.
+    classifier stuck. Raises LoggedElsewhere when another holder keeps it past `wait_s`; the next
+    sync looks again. The holder of a deleted classifier whose history is logged removes the file
+    (`Claim.remove`, under the lock); so a lock is taken on the file the path names when it is
+    granted, or the path is opened again.
     """
     folder = home / CLAIMS_DIR
     path = folder / _claim_name(classifier_id)
-    try:
-        folder.mkdir(exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError:  # a read-only home: a claim file the writers made can still be locked
+    deadline = time.monotonic() + wait_s
+    while True:
+        fd = _open(folder, path, classifier_id)
         try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError as exc:
-            raise TrackingError(f"cannot take the MLflow logging claim of {classifier_id} in {folder}: {exc}") from exc
-    try:
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _lock(fd, classifier_id, folder, deadline, wait_s)
+            if _still_named(path, fd):
                 break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise _elsewhere(classifier_id, folder, wait_s) from None
-                time.sleep(CLAIM_POLL_S)
-        yield
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # locked a removed file: its holder finished with the classifier; the path is taken afresh
+    try:
+        yield Claim(path, fd)
     finally:
         os.close(fd)  # closing the only descriptor releases the flock
+
+
+def remove_leftovers(home: Path, classifier_ids: set[str]) -> list[str]:
+    """Removes claim files of classifiers not in `classifier_ids` (left by deletes before claims were removed).
+
+    Each is unlinked only under its flock, taken without waiting (one held is in use: kept), so a
+    process that opened it sees the removal (`_still_named`) and opens the path afresh. Returns the
+    names removed; never raises (a read-only home keeps its files).
+    """
+    folder = home / CLAIMS_DIR
+    keep = {_claim_name(classifier_id) for classifier_id in classifier_ids}
+    removed: list[str] = []
+    try:
+        names = sorted(entry.name for entry in os.scandir(folder) if entry.name.endswith(".lock"))
+    except OSError:
+        return removed
+    for name in names:
+        if name in keep:
+            continue
+        try:
+            fd = os.open(folder / name, os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if _still_named(folder / name, fd):
+                os.unlink(folder / name)
+                removed.append(name)
+        except OSError:  # held by a live process (BlockingIOError), or not ours to remove
+            pass
+        finally:
+            os.close(fd)
+    return removed

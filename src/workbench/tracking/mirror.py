@@ -55,8 +55,11 @@ class Mirror:
         with self._failures_lock:
             return [f for f in self._failures if f.classifier_id == classifier_id]
 
-    def sync(self, client, classifier_id: str) -> None:
-        """Makes MLflow match the store (or a deleted classifier's staged copy) for one classifier; raises if not."""
+    def sync(self, client, classifier_id: str) -> bool:
+        """Makes MLflow match the store (or a deleted classifier's staged copy) for one classifier; raises if not.
+
+        True when the classifier is gone from the store and its history is logged: nothing is left to mirror.
+        """
         try:
             files = ClassifierFiles.from_store(self.store, classifier_id)
         except ClassifierNotFound:
@@ -67,13 +70,14 @@ class Mirror:
             ):  # forgotten already: never resurrected
                 self._recovery.end_runs_of_deleted(client, experiment.experiment_id)
                 tracked_files.unstage(self.store, classifier_id)
-                return
+                return True
             if staged is not None:  # deleted before all its versions were logged: log them as history
                 self._mirror(client, staged, alias=False)
             self._recovery.forget(client, classifier_id)
             tracked_files.unstage(self.store, classifier_id)
-            return
+            return True
         self._mirror(client, files, alias=True)
+        return False
 
     def _mirror(self, client, files: ClassifierFiles, alias: bool) -> None:
         """Logs what MLflow lacks of this classifier; with `alias`, points `serving` at the store's serving version.

@@ -83,12 +83,14 @@ class ClassifierModel:
 
     def predict(self, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         """One row per image: a score column per class, `watson` (the Watson JSON with params watson=True, else
-        null) and `error` ("", or why the image could not be scored: its scores are then NaN).
+        null), `error` ("", or why the image could not be scored: its scores are then NaN) and `engine` (what ran
+        the backbone: "onnxruntime", or "torch" when the ONNX export failed; the same column as Spark way 1's).
 
         A bad image is an error row, as in classify, and the batch goes on; images are decoded and scored
         PREDICT_CHUNK_IMAGES at a time, so memory does not grow with the batch (a Spark partition).
         """
         params = params or {}
+        self.backbone.prepare(wait=True)  # as Spark way 1: no image scored by torch while ONNX exports
         images = list(model_input["image"] if isinstance(model_input, pd.DataFrame) else model_input)
         chunks = [
             self._predict_chunk(images[start : start + PREDICT_CHUNK_IMAGES], start, params)
@@ -124,6 +126,7 @@ class ClassifierModel:
         answer = pd.DataFrame(scores.astype(np.float64), columns=list(self.heads.classes))
         answer["watson"] = self.watson_column(scores, params, errors)
         answer["error"] = pd.Series(errors, dtype=object)
+        answer["engine"] = pd.Series([self.backbone.engine] * len(errors), dtype=object)  # as Spark way 1's rows
         return answer
 
     def watson_column(self, scores: np.ndarray, params: dict, errors: list[str]) -> list[str | None]:
@@ -174,7 +177,8 @@ def example_image_base64() -> str:
 
 
 def model_signature(classes: list[str]):
-    """Input: an `image` column (path, bytes or base64); output: one score column per class, `watson`, `error`."""
+    """Input: an `image` column (path, bytes or base64); output: a score column per class, `watson`, `error`,
+    `engine`."""
     from mlflow.models import ModelSignature
     from mlflow.types.schema import AnyType, ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
 
@@ -182,6 +186,7 @@ def model_signature(classes: list[str]):
         *(ColSpec("double", name) for name in classes),
         ColSpec("string", "watson", required=False),
         ColSpec("string", "error", required=False),
+        ColSpec("string", "engine", required=False),
     ]
     return ModelSignature(
         inputs=Schema([ColSpec(AnyType(), "image")]),

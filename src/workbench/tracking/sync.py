@@ -29,7 +29,7 @@ from ..core.records import VersionRecord
 from ..engine.backbone import Backbone
 from ..store import owners
 from ..store.database import Store
-from . import frames, links, tracked_files
+from . import claims, frames, links, tracked_files
 from .claims import LoggedElsewhere, logging_claim
 from .mirror import Mirror
 from .recovery import Recovery
@@ -156,6 +156,7 @@ class Tracker:
             if self._worker.sweeps_off.is_set():
                 return False
             ok = self._sync_one(classifier_id) and ok
+        claims.remove_leftovers(self.store.home, set(ids))  # claim files of classifiers deleted long ago
         return self._end_hidden_runs() and ok
 
     def _end_hidden_runs(self) -> bool:
@@ -229,8 +230,9 @@ class Tracker:
     def _sync_one(self, classifier_id: str) -> bool:
         with self._lock, quiet_mlflow():
             try:
-                with logging_claim(self.store, classifier_id):
-                    self._mirror.sync(self.client(), classifier_id)
+                with logging_claim(self.store, classifier_id) as claim:
+                    if self._mirror.sync(self.client(), classifier_id):  # deleted, its history logged: done for good
+                        claim.remove()
             except Exception as exc:  # tracking must never break training or serving
                 self.warnings[classifier_id] = self._warning(classifier_id, exc)
                 self._elsewhere[classifier_id] = isinstance(exc, LoggedElsewhere)
@@ -268,6 +270,22 @@ class Tracker:
             return []
 
     # reading ------------------------------------------------------------------------
+    def why_not_logged(self, classifier_id: str, version: int) -> str | None:
+        """None when MLflow holds a completely logged run of this version (asked now: one search); else why not.
+
+        The reason is the classifier's tracking warning when a sync failed, else what MLflow answered.
+        What `workbench wait` says, so "logged" is never claimed for a version MLflow does not have.
+        """
+        with self._lock, quiet_mlflow():
+            try:
+                if _version_run(self.client(), classifier_id, version) is not None:
+                    return None
+                found = f"MLflow at {self.uri} has no logged run of version {version}"
+            except Exception as exc:  # unreachable, refused, ...: the warning (if any) says more
+                reason = " ".join(str(exc).split())[:300]
+                found = f"MLflow at {self.uri} could not be asked ({type(exc).__name__}: {reason})"
+        return self.warnings.get(classifier_id) or found
+
     def versions_frame(self, classifier_id: str) -> pd.DataFrame:
         """Every logged version of a classifier with its MLflow metrics, one row per version (oldest first)."""
         if not self.sync(classifier_id, wait_for_others_s=OTHERS_WAIT_S):
@@ -279,6 +297,20 @@ def new_tracker(store: Store, backbone: Backbone, tracking_uri: str | os.PathLik
     """A Tracker for the resolved target, or None when tracking is off."""
     target = tracking_target(tracking_uri)
     return Tracker(store, backbone, target) if target is not None else None
+
+
+def _version_run(client, classifier_id: str, version: int):
+    """The completely logged run of a classifier's version in MLflow, or None (its experiment missing too)."""
+    experiment = client.get_experiment_by_name(classifier_id)
+    if experiment is None or experiment.lifecycle_stage == "deleted":
+        return None
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.`{TAG_KIND}` = 'version' and tags.`{TAG_VERSION}` = '{int(version)}'"
+        f" and tags.`{TAG_LOGGED}` = 'true'",
+        max_results=1,
+    )
+    return runs[0] if runs else None
 
 
 # exports (issue 9): a separate hook, so the Tracker's own logging stays as it is -----------
@@ -297,16 +329,10 @@ def log_export(tracker: Tracker, classifier_id: str, version: int, path: Path) -
     with tracker._lock:
         try:
             client = tracker.client()
-            experiment = client.get_experiment_by_name(classifier_id)
-            runs = client.search_runs(
-                [experiment.experiment_id],
-                filter_string=f"tags.`{TAG_KIND}` = 'version' and tags.`{TAG_VERSION}` = '{int(version)}'"
-                f" and tags.`{TAG_LOGGED}` = 'true'",
-                max_results=1,
-            )
-            if not runs:
+            run = _version_run(client, classifier_id, version)
+            if run is None:
                 raise TrackingError(f"no logged run for version {version}")
-            run_id = runs[0].info.run_id
+            run_id = run.info.run_id
             name = f"{classifier_id}-v{int(version)}{path.suffix}"
             logged = {item.path for item in client.list_artifacts(run_id, EXPORT_ARTIFACT_DIR)}
             if f"{EXPORT_ARTIFACT_DIR}/{name}" not in logged:
