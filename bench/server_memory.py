@@ -3,9 +3,10 @@
 Trains the tutorial's `dogs` over HTTP in a first server, then starts a second real server on that home
 (its own process on 127.0.0.1), warms it (a few of each request kind), records its RSS, then sends REQUESTS
 mixed requests from CLIENTS clients:
-classify dogs.jpg, classify a zip of tutorial images, list, get; a second classifier is created, trained
-and deleted over and over meanwhile. RSS is read again once the load and the training are done (after a
-short quiet pause). Prints JSON; `--results` also writes both figures into bench/results.json's summary.
+classify dogs.jpg, classify a zip of tutorial images, list, get; a second classifier is created, trained,
+updated (retrained) and deleted over and over meanwhile. RSS is read again once the load and the training
+are done (after a short quiet pause). Prints JSON; `--results` also writes the figures (with the request
+count and the load average) into bench/results.json's summary.
 
     .venv/bin/python bench/server_memory.py --requests 3000
 """
@@ -90,7 +91,7 @@ async def mixed_load(url: str, cid: str, requests: int, clients: int, image: byt
 
 
 def keep_training(url: str, zips: Path, stop: threading.Event, done: list) -> None:
-    """Creates, trains and deletes a classifier until `stop` is set; counts the finished trainings in `done`."""
+    """Creates, updates (a retraining) and deletes a classifier until `stop` is set; `done` gets each training."""
     with httpx.Client(base_url=url, auth=("apikey", KEY), timeout=600) as client:
         while not stop.is_set():
             with (zips / "husky.zip").open("rb") as husky, (zips / "cats.zip").open("rb") as cats:
@@ -101,6 +102,9 @@ def keep_training(url: str, zips: Path, stop: threading.Event, done: list) -> No
                     files={"husky_positive_examples": husky, "negative_examples": cats},
                 )
             cid = created.json()["classifier_id"]
+            done.append(wait_ready(client, cid)["status"])
+            with (zips / "more-cats.zip").open("rb") as more:  # an update: retrained on everything stored
+                client.post(f"/v3/classifiers/{cid}", params=VERSION, files={"negative_examples": more})
             done.append(wait_ready(client, cid)["status"])
             client.delete(f"/v3/classifiers/{cid}", params=VERSION)
 
@@ -143,7 +147,7 @@ def main() -> None:
             image, archive = (TUTORIAL / "dogs.jpg").read_bytes(), classify_zip(folder).read_bytes()
             asyncio.run(mixed_load(url, cid, 4 * len(KINDS), 2, image, archive))  # warm: every kind, a few times
             time.sleep(QUIET_SECONDS)
-            warm = rss_kib(server.pid)
+            warm, load_before = rss_kib(server.pid), os.getloadavg()
             stop, trainings = threading.Event(), []
             trainer = threading.Thread(target=keep_training, args=(url, folder, stop, trainings))
             trainer.start()
@@ -159,6 +163,7 @@ def main() -> None:
                     "server_rss_after_load_mb": round(after / 1024, 1),
                     "server_rss_growth_x": round(after / warm, 2),
                     "server_lifetime_peak_rss_mb": round(rss_kib(server.pid, "VmHWM") / 1024, 1),
+                    "load_average_before": load_before,
                     "load_average": os.getloadavg(),
                 }
             )
@@ -167,8 +172,14 @@ def main() -> None:
             server.wait(30)
     print(json.dumps(result, indent=2))
     if args.results:
+        keys = ("server_rss_warm_mb", "server_rss_after_load_mb", "server_rss_growth_x")
         write_summary(
-            {key: result[key] for key in ("server_rss_warm_mb", "server_rss_after_load_mb", "server_rss_growth_x")}
+            {key: result[key] for key in keys}
+            | {
+                "server_rss_requests": result["requests"],
+                "server_rss_trainings": result["trainings_during_load"],
+                "server_rss_load_average_1min": result["load_average"][0],
+            }
         )
 
 
