@@ -1,7 +1,8 @@
 """Does `workbench serve` give memory back? RSS warm, then after 3,000 mixed requests with a training running.
 
 Trains the tutorial's `dogs` over HTTP in a first server, then starts a second real server on that home
-(its own process on 127.0.0.1), warms it (a few of each request kind), records its RSS, then sends REQUESTS
+(its own process on 127.0.0.1), warms it (a few of each request kind and one create, update and delete, so
+the training's code is loaded too), records its RSS, then sends REQUESTS
 mixed requests from CLIENTS clients:
 classify dogs.jpg, classify a zip of tutorial images, list, get; a second classifier is created, trained,
 updated (retrained) and deleted over and over meanwhile. RSS is read again once the load and the training
@@ -90,23 +91,28 @@ async def mixed_load(url: str, cid: str, requests: int, clients: int, image: byt
     }
 
 
+def train_once(client: httpx.Client, zips: Path, done: list) -> None:
+    """Creates a classifier, updates it (a retraining on everything stored) and deletes it; `done` gets each."""
+    with (zips / "husky.zip").open("rb") as husky, (zips / "cats.zip").open("rb") as cats:
+        created = client.post(
+            "/v3/classifiers",
+            params=VERSION,
+            data={"name": "churn"},
+            files={"husky_positive_examples": husky, "negative_examples": cats},
+        )
+    cid = created.json()["classifier_id"]
+    done.append(wait_ready(client, cid)["status"])
+    with (zips / "more-cats.zip").open("rb") as more:
+        client.post(f"/v3/classifiers/{cid}", params=VERSION, files={"negative_examples": more})
+    done.append(wait_ready(client, cid)["status"])
+    client.delete(f"/v3/classifiers/{cid}", params=VERSION)
+
+
 def keep_training(url: str, zips: Path, stop: threading.Event, done: list) -> None:
-    """Creates, updates (a retraining) and deletes a classifier until `stop` is set; `done` gets each training."""
+    """`train_once` over and over until `stop` is set."""
     with httpx.Client(base_url=url, auth=("apikey", KEY), timeout=600) as client:
         while not stop.is_set():
-            with (zips / "husky.zip").open("rb") as husky, (zips / "cats.zip").open("rb") as cats:
-                created = client.post(
-                    "/v3/classifiers",
-                    params=VERSION,
-                    data={"name": "churn"},
-                    files={"husky_positive_examples": husky, "negative_examples": cats},
-                )
-            cid = created.json()["classifier_id"]
-            done.append(wait_ready(client, cid)["status"])
-            with (zips / "more-cats.zip").open("rb") as more:  # an update: retrained on everything stored
-                client.post(f"/v3/classifiers/{cid}", params=VERSION, files={"negative_examples": more})
-            done.append(wait_ready(client, cid)["status"])
-            client.delete(f"/v3/classifiers/{cid}", params=VERSION)
+            train_once(client, zips, done)
 
 
 def trained_home(folder: Path, precision: str | None) -> str:
@@ -146,6 +152,8 @@ def main() -> None:
         try:
             image, archive = (TUTORIAL / "dogs.jpg").read_bytes(), classify_zip(folder).read_bytes()
             asyncio.run(mixed_load(url, cid, 4 * len(KINDS), 2, image, archive))  # warm: every kind, a few times
+            with httpx.Client(base_url=url, auth=("apikey", KEY), timeout=600) as client:
+                train_once(client, folder, [])  # and one training: its code (scikit-learn...) is loaded when warm
             time.sleep(QUIET_SECONDS)
             warm, load_before = rss_kib(server.pid), os.getloadavg()
             stop, trainings = threading.Event(), []
