@@ -6,9 +6,7 @@ Workbench, engine, JobRunner and Tracker on the shared home. The kernel hands ea
 whichever worker accepts it first. Trainings are shared through the store's leases and MLflow logging
 through the tracker's per-classifier claims, so any worker may take any request. A worker that dies
 is started again; SIGINT or SIGTERM stops them all. One host only: the home's SQLite (WAL) and the
-flocks need processes that share one kernel. The cores are split between the workers: each worker's
-backbone gets cores / N threads ($WORKBENCH_THREADS, unless it is set already), so N engines do not each
-start a thread per core and fight over them.
+flocks need processes that share one kernel.
 """
 
 from __future__ import annotations
@@ -20,9 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
-
-from ..core.limits import THREADS_ENV
+from collections.abc import Sequence
 
 log = logging.getLogger(__name__)
 
@@ -58,22 +54,6 @@ def worker_command(argv: Sequence[str], fd: int) -> list[str]:
     return [sys.executable, "-m", "workbench.cli", *words, LISTEN_FD_FLAG, str(fd)]
 
 
-def worker_environment(environ: Mapping[str, str], workers: int, cpus: int) -> dict[str, str]:
-    """A worker's environment: $WORKBENCH_THREADS = cpus // workers (at least 1) unless `environ` sets it."""
-    chosen = environ.get(THREADS_ENV, "")
-    if chosen.isdigit() and int(chosen) > 0:
-        return dict(environ)
-    return {**environ, THREADS_ENV: str(max(1, cpus // workers))}
-
-
-def usable_cpus() -> int:
-    """The CPUs this process may run on (its affinity, which cgroup cpusets narrow)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
 class Supervisor:
     """Keeps `workers` copies of a worker command alive on one inherited socket until told to stop."""
 
@@ -83,10 +63,9 @@ class Supervisor:
         self.workers = workers
         self.processes: list[subprocess.Popen] = []
         self.stopping = False
-        self.environment = worker_environment(os.environ, workers, usable_cpus())
 
     def start_one(self) -> subprocess.Popen:
-        return subprocess.Popen(self.command, pass_fds=(self.sock.fileno(),), env=self.environment)
+        return subprocess.Popen(self.command, pass_fds=(self.sock.fileno(),))
 
     def run(self) -> None:
         """Starts the workers and restarts any that die, until SIGINT or SIGTERM; then stops them all."""
@@ -132,8 +111,7 @@ def serve_workers(argv: Sequence[str], host: str, port: int, workers: int, backl
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
     print(
         f"workbench: serving on http://{host}:{sock.getsockname()[1]} with {workers} worker processes "
-        f"(parent pid {os.getpid()}, {worker_environment(os.environ, workers, usable_cpus())[THREADS_ENV]} "
-        "backbone threads each)",
+        f"(parent pid {os.getpid()})",
         file=sys.stderr,
         flush=True,
     )
