@@ -13,7 +13,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import onnxruntime
+
 from bench.phases import ROOT, TRAIN_FOLDERS, TUTORIAL
+from workbench.engine import providers
 from workbench.engine.onnx_engine import CACHE_DIR_ENV
 
 RESULTS = Path(__file__).with_name("results.json")
@@ -56,6 +59,7 @@ def machine() -> dict:
         "cpus": len(os.sched_getaffinity(0)),
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "onnxruntime_providers": providers.choose_providers(onnxruntime.get_available_providers()),
         "load_average_before": os.getloadavg(),
     }
 

@@ -1,11 +1,13 @@
 """Does `workbench serve` give memory back? RSS warm, then after 3,000 mixed requests with a training running.
 
 Trains the tutorial's `dogs` over HTTP in a first server, then starts a second real server on that home
-(its own process on 127.0.0.1), warms it (a few of each request kind), records its RSS, then sends REQUESTS
+(its own process on 127.0.0.1), warms it (a few of each request kind and one create, update and delete, so
+the training's code is loaded too), records its RSS, then sends REQUESTS
 mixed requests from CLIENTS clients:
-classify dogs.jpg, classify a zip of tutorial images, list, get; a second classifier is created, trained
-and deleted over and over meanwhile. RSS is read again once the load and the training are done (after a
-short quiet pause). Prints JSON; `--results` also writes both figures into bench/results.json's summary.
+classify dogs.jpg, classify a zip of tutorial images, list, get; a second classifier is created, trained,
+updated (retrained) and deleted over and over meanwhile. RSS is read again once the load and the training
+are done (after a short quiet pause). Prints JSON; `--results` also writes the figures (with the request
+count and the load average) into bench/results.json's summary.
 
     .venv/bin/python bench/server_memory.py --requests 3000
 """
@@ -89,20 +91,28 @@ async def mixed_load(url: str, cid: str, requests: int, clients: int, image: byt
     }
 
 
+def train_once(client: httpx.Client, zips: Path, done: list) -> None:
+    """Creates a classifier, updates it (a retraining on everything stored) and deletes it; `done` gets each."""
+    with (zips / "husky.zip").open("rb") as husky, (zips / "cats.zip").open("rb") as cats:
+        created = client.post(
+            "/v3/classifiers",
+            params=VERSION,
+            data={"name": "churn"},
+            files={"husky_positive_examples": husky, "negative_examples": cats},
+        )
+    cid = created.json()["classifier_id"]
+    done.append(wait_ready(client, cid)["status"])
+    with (zips / "more-cats.zip").open("rb") as more:
+        client.post(f"/v3/classifiers/{cid}", params=VERSION, files={"negative_examples": more})
+    done.append(wait_ready(client, cid)["status"])
+    client.delete(f"/v3/classifiers/{cid}", params=VERSION)
+
+
 def keep_training(url: str, zips: Path, stop: threading.Event, done: list) -> None:
-    """Creates, trains and deletes a classifier until `stop` is set; counts the finished trainings in `done`."""
+    """`train_once` over and over until `stop` is set."""
     with httpx.Client(base_url=url, auth=("apikey", KEY), timeout=600) as client:
         while not stop.is_set():
-            with (zips / "husky.zip").open("rb") as husky, (zips / "cats.zip").open("rb") as cats:
-                created = client.post(
-                    "/v3/classifiers",
-                    params=VERSION,
-                    data={"name": "churn"},
-                    files={"husky_positive_examples": husky, "negative_examples": cats},
-                )
-            cid = created.json()["classifier_id"]
-            done.append(wait_ready(client, cid)["status"])
-            client.delete(f"/v3/classifiers/{cid}", params=VERSION)
+            train_once(client, zips, done)
 
 
 def trained_home(folder: Path, precision: str | None) -> str:
@@ -142,8 +152,10 @@ def main() -> None:
         try:
             image, archive = (TUTORIAL / "dogs.jpg").read_bytes(), classify_zip(folder).read_bytes()
             asyncio.run(mixed_load(url, cid, 4 * len(KINDS), 2, image, archive))  # warm: every kind, a few times
+            with httpx.Client(base_url=url, auth=("apikey", KEY), timeout=600) as client:
+                train_once(client, folder, [])  # and one training: its code (scikit-learn...) is loaded when warm
             time.sleep(QUIET_SECONDS)
-            warm = rss_kib(server.pid)
+            warm, load_before = rss_kib(server.pid), os.getloadavg()
             stop, trainings = threading.Event(), []
             trainer = threading.Thread(target=keep_training, args=(url, folder, stop, trainings))
             trainer.start()
@@ -159,6 +171,7 @@ def main() -> None:
                     "server_rss_after_load_mb": round(after / 1024, 1),
                     "server_rss_growth_x": round(after / warm, 2),
                     "server_lifetime_peak_rss_mb": round(rss_kib(server.pid, "VmHWM") / 1024, 1),
+                    "load_average_before": load_before,
                     "load_average": os.getloadavg(),
                 }
             )
@@ -167,8 +180,14 @@ def main() -> None:
             server.wait(30)
     print(json.dumps(result, indent=2))
     if args.results:
+        keys = ("server_rss_warm_mb", "server_rss_after_load_mb", "server_rss_growth_x")
         write_summary(
-            {key: result[key] for key in ("server_rss_warm_mb", "server_rss_after_load_mb", "server_rss_growth_x")}
+            {key: result[key] for key in keys}
+            | {
+                "server_rss_requests": result["requests"],
+                "server_rss_trainings": result["trainings_during_load"],
+                "server_rss_load_average_1min": result["load_average"][0],
+            }
         )
 
 

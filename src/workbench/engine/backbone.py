@@ -181,6 +181,12 @@ class Backbone:
         return "onnxruntime" if self._serving_now() in self._engines else "torch"
 
     @property
+    def provider(self) -> str:
+        """Where the next pass runs: ONNX Runtime's execution provider ("CUDAExecutionProvider"...), or "torch-cpu"."""
+        onnx = self._onnx
+        return onnx.provider if onnx is not None else "torch-cpu"
+
+    @property
     def fp32_path(self) -> Path:
         return onnx_engine.onnx_path(self.spec, self.cache_dir)
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .onnx_graph import FC_BIAS, FC_WEIGHT, INPUT_NAME, OUTPUT_NAMES
+from .providers import open_session
 
 if TYPE_CHECKING:
     from ..core.spec import BackboneSpec
@@ -44,11 +45,25 @@ def default_cache_dir() -> Path:
     return base / "workbench"
 
 
+def runtime_version() -> str:
+    """The installed ONNX Runtime's version, whichever build provides it (`onnxruntime` or `onnxruntime-gpu`)."""
+    from importlib.metadata import PackageNotFoundError, version  # here: 20 ms that `workbench list` does not need
+
+    for distribution in ("onnxruntime", "onnxruntime-gpu"):
+        try:
+            return version(distribution)
+        except PackageNotFoundError:
+            continue
+    import onnxruntime  # installed some other way (a source build): it still knows its version
+
+    return str(onnxruntime.__version__)
+
+
 def onnx_path(spec: BackboneSpec, cache_dir: Path) -> Path:
     """Where the exported model lives: keyed by weights' hash, outputs' format, exporter and runtime versions."""
-    from importlib.metadata import version  # here: 20 ms that `workbench list` does not need
+    from importlib.metadata import version
 
-    stamp = f"{EXPORT_FORMAT}-torch{version('torch')}-ort{version('onnxruntime')}".replace("+", "_")
+    stamp = f"{EXPORT_FORMAT}-torch{version('torch')}-ort{runtime_version()}".replace("+", "_")
     return cache_dir / "onnx" / f"{spec.backbone_id}-{stamp}.onnx"
 
 
@@ -115,7 +130,11 @@ def check_against_torch(spec: BackboneSpec, path: Path, threads: int) -> float:
 
 
 class OnnxEngine:
-    """An ONNX Runtime session on the exported file: a CHW float32 batch -> the network's four outputs."""
+    """An ONNX Runtime session on the exported file: a CHW float32 batch -> the network's four outputs.
+
+    It runs on the best execution provider this ONNX Runtime has (`providers`: TensorRT, CUDA, else the
+    CPU); `provider` names the one that runs.
+    """
 
     def __init__(self, path: Path, threads: int, *, spinning: bool = False) -> None:
         import onnxruntime as ort
@@ -127,9 +146,14 @@ class OnnxEngine:
         # spinning off by default: busy-waiting threads between ops take the cores the decode threads
         # need while a batch runs; on, it is the engine's fastest setting (the bench's limit)
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+        # no memory pattern: with it, every batch size seen (a server's batcher hands 1 to 8 images) plans and
+        # keeps a block of its own in the arena, and RSS climbs; off, RSS stays where it was after loading and a
+        # pass costs no more CPU (bench/onnx_memory.py: 18.9 against 19.9 ms an image FP32, 8.5 against 9.8 INT8)
+        options.enable_mem_pattern = False
         self.spinning = spinning
         self.path = path
-        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._session = open_session(path, options)
+        self.provider: str = self._session.get_providers()[0]
 
     def run(self, batch: np.ndarray) -> tuple[np.ndarray, ...]:
         """(embeddings, logits, window logits, features), as `EfficientNetLite.forward`."""
