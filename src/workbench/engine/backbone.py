@@ -183,7 +183,7 @@ class Backbone:
     @property
     def provider(self) -> str:
         """Where the next pass runs: ONNX Runtime's execution provider ("CUDAExecutionProvider"...), or "torch-cpu"."""
-        onnx = self._onnx
+        onnx = self._engines.get(self._serving_now())
         return onnx.provider if onnx is not None else "torch-cpu"
 
     @property
