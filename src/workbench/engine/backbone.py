@@ -122,6 +122,7 @@ class Backbone:
         self._lock = threading.Lock()  # one pass at a time: each engine already uses every CPU
         self._state_lock = threading.Lock()
         self._onnx: onnx_engine.OnnxEngine | None = None
+        self._lane: onnx_engine.OnnxEngine | None = None  # single-threaded, called by many threads at once
         self._torch: Any = None
         self._export: threading.Thread | None = None
         self._fc: tuple[np.ndarray, np.ndarray] | None = None
@@ -225,37 +226,63 @@ class Backbone:
         with torch.inference_mode():
             return tuple(output.numpy() for output in network(torch.from_numpy(batch)))
 
-    def _passes(self, tensors: Sequence[np.ndarray]) -> list[tuple[np.ndarray, ...]]:
-        """The engine's four outputs for each batch of `tensors`.
+    def _passes(self, tensors: Sequence[np.ndarray], lane: bool = False) -> list[tuple[np.ndarray, ...]]:
+        """The engine's four outputs for each batch of `tensors`; with `lane`, on the single-threaded session (`lanes`).
 
         Waits for an export under way (about 1.5 s): torch serving beside it would compete for the
         same cores and finish later than ONNX Runtime does after the wait.
         """
         self.prepare(wait=True)
+        engine = self._lane_engine() if lane else None
         return [
-            self._batcher.run(tensors[start : start + self.batch_size])
+            engine.run(_batch(tensors[start : start + self.batch_size]))
+            if engine is not None
+            else self._batcher.run(tensors[start : start + self.batch_size])
             for start in range(0, len(tensors), self.batch_size)
         ]
 
+    @property
+    def lanes(self) -> int:
+        """How many batches a call of many images should run at once with `run_dense(lane=True)`: one per CPU on ONNX
+        Runtime, each on one thread; 1 on torch (its passes take every core).
+
+        One session on every core makes its threads meet after each of the network's ops, so a thread that waits for
+        the CPU (a decode thread, another process) stalls the other: on 2 shared cores a 250-image classify ran at
+        0.62-0.74 of the decode + inference ceiling that way. Whole batches side by side on single-threaded runs
+        never wait for each other, and decode, backbone and heads of different batches fill the cores together.
+        """
+        return available_cpus() if self.prepare() == "onnxruntime" else 1
+
+    def _lane_engine(self) -> onnx_engine.OnnxEngine | None:
+        """The single-threaded ONNX Runtime session behind `lanes` (its `run` is thread-safe); None on torch."""
+        if self._onnx is None:
+            return None
+        with self._state_lock:
+            if self._lane is None or self._lane.path != self._onnx.path:
+                self._lane = onnx_engine.OnnxEngine(self._onnx.path, 1)
+            return self._lane
+
     def _forward(self, tensors: list[np.ndarray]) -> tuple[np.ndarray, ...]:
         """One pass over a batch (the batching runner's thread calls it, with other callers' images alongside)."""
-        batch = np.ascontiguousarray(np.stack(tensors), np.float32)
+        batch = _batch(tensors)
         with self._lock:
             onnx = self._onnx
             return onnx.run(batch) if onnx is not None else self._torch_pass(batch)
 
-    def run(self, tensors: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Preprocessed CHW arrays -> (embeddings N x 1280, ImageNet probabilities N x 1000), in batches."""
+    def run(self, tensors: Sequence[np.ndarray], *, lane: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Preprocessed CHW arrays -> (embeddings N x 1280, ImageNet probabilities N x 1000), in batches
+        (with `lane`, on the single-threaded session: `lanes`)."""
         if not len(tensors):
             return np.zeros((0, self.spec.embedding_size), np.float32), np.zeros((0, IMAGENET_CLASSES), np.float32)
-        outputs = self._passes(tensors)
+        outputs = self._passes(tensors, lane)
         embeddings = np.concatenate([out[0] for out in outputs])
         return embeddings, softmax(np.concatenate([out[1] for out in outputs]))
 
-    def run_dense(self, tensors: Sequence[np.ndarray]) -> DensePass:
+    def run_dense(self, tensors: Sequence[np.ndarray], *, lane: bool = False) -> DensePass:
         """Like `run`, plus each image's windowed ImageNet probabilities and last feature map (same one pass).
 
-        The feature map is 250 kB an image: call it per batch, not on a whole folder at once.
+        The feature map is 250 kB an image: call it per batch, not on a whole folder at once. With `lane`, the pass
+        runs on the single-threaded session, beside other threads' (`lanes`); the outputs are bit-identical.
         """
         spec, grid = self.spec, self.spec.feature_grid
         if not len(tensors):
@@ -265,7 +292,7 @@ class Backbone:
                 np.zeros((0, spec.window_count, IMAGENET_CLASSES), np.float32),
                 np.zeros((0, spec.embedding_size, grid, grid), np.float32),
             )
-        outputs = self._passes(tensors)
+        outputs = self._passes(tensors, lane)
         embeddings, logits, windows, features = (np.concatenate([out[i] for out in outputs]) for i in range(4))
         return DensePass(embeddings, softmax(logits), softmax(windows), features)
 
@@ -284,6 +311,11 @@ class Backbone:
     def embed_images(self, images: Iterable[Image.Image]) -> tuple[np.ndarray, np.ndarray]:
         """Decoded RGB images -> (embeddings, probabilities)."""
         return self.run([preprocess(image, self.spec) for image in images])
+
+
+def _batch(tensors: Sequence[np.ndarray]) -> np.ndarray:
+    """CHW arrays -> one contiguous float32 N x C x H x W batch (one copy)."""
+    return np.ascontiguousarray(np.stack(tensors), np.float32)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
