@@ -11,6 +11,7 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -71,25 +72,65 @@ def limit_engines() -> dict:
     }
 
 
-def phase_limit(workdir: Path, repeats: int) -> dict:
-    """Backbone-only throughput at batch 8 on 224x224 tensors in memory, every engine interleaved in each repeat."""
-    engines = limit_engines()
-    batch = np.random.default_rng(0).uniform(-1, 1, (LIMIT_BATCH_IMAGES, 3, 224, 224)).astype(np.float32)
-    for engine in engines.values():
-        for _ in range(3):
+def lane_runs(path: Path, lanes: int, batch: np.ndarray) -> Callable[[], int]:
+    """A run of LIMIT_BATCHES_PER_REPEAT batches on one single-threaded session, `lanes` threads calling it at once
+    (one batch each at a time: how classify runs a call of many batches, `Backbone.run_dense(lane=True)`);
+    returns the images done."""
+    from workbench.engine.onnx_engine import OnnxEngine
+
+    engine = OnnxEngine(path, 1)
+    per_lane = -(-LIMIT_BATCHES_PER_REPEAT // lanes)
+
+    def lane() -> None:
+        for _ in range(per_lane):
             engine.run(batch)
-    rates: dict[str, list[float]] = {name: [] for name in engines}
-    for _ in range(repeats):
-        for name, engine in engines.items():
-            started = time.perf_counter()
+
+    def run() -> int:
+        threads = [threading.Thread(target=lane) for _ in range(lanes)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return lanes * per_lane * len(batch)
+
+    return run
+
+
+def limit_runs(batch: np.ndarray) -> dict[str, Callable[[], int]]:
+    """Every limit setting as a run of about LIMIT_BATCHES_PER_REPEAT batches that returns the images done:
+    one session on every core (spinning off and on), and one single-threaded session per core (`lanes`)."""
+    from workbench.engine.backbone import available_cpus
+
+    def sequential(engine) -> Callable[[], int]:
+        def run() -> int:
             for _ in range(LIMIT_BATCHES_PER_REPEAT):
                 engine.run(batch)
-            rates[name].append(LIMIT_BATCH_IMAGES * LIMIT_BATCHES_PER_REPEAT / (time.perf_counter() - started))
+            return LIMIT_BATCHES_PER_REPEAT * len(batch)
+
+        return run
+
+    runs = {name: sequential(engine) for name, engine in limit_engines().items()}
+    return runs | {f"{p}_lanes": lane_runs(path, available_cpus(), batch) for p, path in model_paths().items()}
+
+
+def phase_limit(workdir: Path, repeats: int) -> dict:
+    """Backbone-only throughput at batch 8 on 224x224 tensors in memory, every setting interleaved in each repeat."""
+    batch = np.random.default_rng(0).uniform(-1, 1, (LIMIT_BATCH_IMAGES, 3, 224, 224)).astype(np.float32)
+    runs = limit_runs(batch)
+    for run in runs.values():
+        run()
+    rates: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            started = time.perf_counter()
+            images = run()
+            rates[name].append(images / (time.perf_counter() - started))
     return {name: statistics.median(r) for name, r in rates.items()} | {"all": rates}
 
 
 def phase_decode(workdir: Path, repeats: int) -> dict:
-    """Classify's work before the backbone, per image, one thread: JPEG draft decode, crop, normalise, colour sample."""
+    """Classify's work before the backbone, per image, one thread: JPEG draft decode, crop, normalise, colour sample;
+    and how many views (`spec.view_boxes`: backbone passes) the images average, which the ceiling's inference counts."""
     from workbench.analysis.colors import color_sample
     from workbench.core.limits import Limits
     from workbench.core.spec import lite0_spec, view_boxes
@@ -97,14 +138,16 @@ def phase_decode(workdir: Path, repeats: int) -> dict:
 
     spec, limits = lite0_spec(), Limits()
     blobs = [path.read_bytes() for path in train_images()]
-    costs = []
+    costs, views = [], 0
     for _ in range(repeats):
         started = time.process_time()  # CPU time of this thread's work: what the decode costs the cores
+        views = 0
         for data in blobs:
-            _, image = backbone_views(data, spec, limits)
+            tensors, image = backbone_views(data, spec, limits)
             color_sample(image, view_boxes(*image.size, spec))
+            views += len(tensors)
         costs.append((time.process_time() - started) / len(blobs) * 1000)
-    return {"ms_per_image": statistics.median(costs), "all": costs}
+    return {"ms_per_image": statistics.median(costs), "views_per_image": views / len(blobs), "all": costs}
 
 
 def phase_naive(workdir: Path, repeats: int) -> dict:
@@ -212,11 +255,14 @@ def phase_classify(workdir: Path, repeats: int, precision: str = "fp32") -> dict
     folders = [TUTORIAL / name for name in TRAIN_FOLDERS]
     wb.classify(TUTORIAL / "dogs.jpg", classifier_ids=ids)
     rates: dict[float, list[float]] = {0.5: [], 0.0: []}
+    cpu_ms: list[float] = []  # CPU time of every thread per image at 0.5: what a call costs the cores, even under load
     for _ in range(repeats):
         for threshold, found in rates.items():
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             answer = wb.classify(folders, classifier_ids=ids, threshold=threshold)
             found.append(answer["images_processed"] / (time.perf_counter() - started))
+            if threshold:
+                cpu_ms.append((time.process_time() - cpu) / answer["images_processed"] * 1000)
     rss_after_batch = peak_rss_mb()
     latencies = []
     for path in train_images():
@@ -228,6 +274,7 @@ def phase_classify(workdir: Path, repeats: int, precision: str = "fp32") -> dict
         "threshold_0_images_per_s": statistics.median(rates[0.0]),
         "all": rates[0.5],
         "all_threshold_0": rates[0.0],
+        "cpu_ms_per_image": statistics.median(cpu_ms),
         "images": answer["images_processed"],
         "batch_peak_rss_mb": rss_after_batch,
         "single_p50_ms": float(np.percentile(latencies, 50)),

@@ -131,6 +131,26 @@ def test_concurrent_runs_give_the_same_answers_as_one_at_a_time(onnx_backbone: B
         np.testing.assert_allclose(got, vector, atol=1e-5)
 
 
+def test_lane_passes_side_by_side_match_the_shared_pass_bit_for_bit(onnx_backbone: Backbone) -> None:
+    tensors = [preprocess(image, onnx_backbone.spec) for image in _images("beagle", 10)]  # two batches
+    shared = onnx_backbone.run_dense(tensors)
+    got: dict[int, object] = {}
+
+    def lane(k: int) -> None:
+        got[k] = onnx_backbone.run_dense(tensors, lane=True)
+
+    threads = [threading.Thread(target=lane, args=(k,)) for k in range(2)]  # the single-threaded session, twice at once
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert onnx_backbone.lanes >= 1
+    for dense in got.values():
+        for name in ("embeddings", "probabilities", "window_probabilities", "features"):
+            np.testing.assert_array_equal(getattr(dense, name), getattr(shared, name))
+    np.testing.assert_array_equal(onnx_backbone.run(tensors, lane=True)[1], onnx_backbone.run(tensors)[1])
+
+
 def test_batching_runner_answers_each_caller_with_its_own_image(onnx_backbone: Backbone) -> None:
     runner = BatchingRunner(onnx_backbone._forward, max_images=4, wait_seconds=0.01)
     tensors = [preprocess(image, onnx_backbone.spec) for image in _images("goldenretriever", 6)]

@@ -148,6 +148,21 @@ def test_held_out_test_images_get_their_labels(dogs) -> None:
         assert answer["images"][i]["classifiers"][0]["classes"][0]["class"] == expected
 
 
+def test_a_call_of_many_batches_answers_as_one_image_at_a_time(dogs, tmp_path: Path) -> None:
+    """Calls of more than one batch run in lanes (`Backbone.lanes`); each image's answer, and an unreadable one's
+    error in its place, match single-image calls (one pass on every core) exactly."""
+    wb, cid = dogs
+    paths = sorted((TUTORIAL / "beagle").iterdir())[:9] + sorted((TUTORIAL / "cats").iterdir())[:9]
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes((TUTORIAL / "test" / "5.jpg").read_bytes()[:2000])
+    sources = [*paths[:11], broken, *paths[11:]]
+    together = wb.classify(sources, classifier_ids=[cid, "default"], threshold=0.0)
+    alone = [wb.classify(source, classifier_ids=[cid, "default"], threshold=0.0)["images"][0] for source in sources]
+    assert together["images_processed"] == len(paths)
+    assert "error" in together["images"][11]
+    assert together["images"] == alone
+
+
 def test_classify_a_zip_names_members_and_reports_bad_images(dogs, tmp_path: Path) -> None:
     import zipfile
 

@@ -129,6 +129,7 @@ class Backbone:
         self._lock = threading.Lock()  # one pass at a time: each engine already uses every CPU
         self._state_lock = threading.Lock()
         self._engines: dict[str, onnx_engine.OnnxEngine] = {}  # by precision
+        self._lanes: dict[str, onnx_engine.OnnxEngine] = {}  # by precision: single-threaded, run by many threads
         self._torch: Any = None
         self._export: threading.Thread | None = None
         self._fp32_ready = threading.Event()  # set once FP32 serves (ONNX Runtime or, after a failed export, torch)
@@ -301,9 +302,11 @@ class Backbone:
         with torch.inference_mode():
             return tuple(output.numpy() for output in network(torch.from_numpy(batch)))
 
-    def _passes(self, tensors: Sequence[np.ndarray], backbone_id: str | None) -> list[tuple[np.ndarray, ...]]:
+    def _passes(
+        self, tensors: Sequence[np.ndarray], backbone_id: str | None, lane: bool = False
+    ) -> list[tuple[np.ndarray, ...]]:
         """The engine's four outputs for each batch of `tensors`, from the model named `backbone_id` (None: the
-        one serving now).
+        one serving now); with `lane`, on that model's single-threaded session (`lanes`).
 
         Waits for an FP32 export under way (about 1.5 s): torch serving beside it would compete for the
         same cores and finish later than ONNX Runtime does after the wait. INT8 asked for by id waits for its
@@ -317,10 +320,38 @@ class Backbone:
             raise RuntimeError(f"the INT8 model is not available: {self.int8_error}")
         if precision == "fp32" and self.precision == "int8" and "fp32" not in self._engines:
             self._load_fp32()  # an FP32 version scored in an INT8 process
+        engine = self._lane_engine(precision) if lane else None
         batcher = self._batchers[precision]
         return [
-            batcher.run(tensors[start : start + self.batch_size]) for start in range(0, len(tensors), self.batch_size)
+            engine.run(_batch(tensors[start : start + self.batch_size]))
+            if engine is not None
+            else batcher.run(tensors[start : start + self.batch_size])
+            for start in range(0, len(tensors), self.batch_size)
         ]
+
+    @property
+    def lanes(self) -> int:
+        """How many batches a call of many images should run at once with `run_dense(lane=True)`: one per CPU on ONNX
+        Runtime, each on one thread; 1 on torch (its passes take every core).
+
+        One session on every core makes its threads meet after each of the network's ops, so a thread that waits for
+        the CPU (a decode thread, another process) stalls the other: on 2 shared cores a 250-image classify ran at
+        0.62-0.74 of the decode + inference ceiling that way. Whole batches side by side on single-threaded runs
+        never wait for each other, and decode, backbone and heads of different batches fill the cores together.
+        """
+        return available_cpus() if self.prepare() == "onnxruntime" else 1
+
+    def _lane_engine(self, precision: str) -> onnx_engine.OnnxEngine | None:
+        """The single-threaded ONNX Runtime session of `precision` behind `lanes` (its `run` is thread-safe); None
+        on torch."""
+        shared = self._engines.get(precision)
+        if shared is None:
+            return None
+        with self._state_lock:
+            lane = self._lanes.get(precision)
+            if lane is None or lane.path != shared.path:
+                lane = self._lanes[precision] = onnx_engine.OnnxEngine(shared.path, 1)
+            return lane
 
     def _load_fp32(self) -> None:
         """The FP32 model beside a served INT8 one, loaded when a version trained in FP32 is scored."""
@@ -332,24 +363,29 @@ class Backbone:
     def _forward(self, tensors: list[np.ndarray], precision: str | None = None) -> tuple[np.ndarray, ...]:
         """One pass over a batch (the batching runner's thread calls it, with other callers' images alongside) of
         the `precision` model (None: the one serving now)."""
-        batch = np.ascontiguousarray(np.stack(tensors), np.float32)
+        batch = _batch(tensors)
         with self._lock:
             onnx = self._engines.get(precision or self._serving_now())
             return onnx.run(batch) if onnx is not None else self._torch_pass(batch)
 
-    def run(self, tensors: Sequence[np.ndarray], backbone_id: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def run(
+        self, tensors: Sequence[np.ndarray], backbone_id: str | None = None, *, lane: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Preprocessed CHW arrays -> (embeddings N x 1280, ImageNet probabilities N x 1000), in batches, from the
-        model named `backbone_id` (None: the one serving now)."""
+        model named `backbone_id` (None: the one serving now); with `lane`, on the single-threaded session (`lanes`)."""
         if not len(tensors):
             return np.zeros((0, self.spec.embedding_size), np.float32), np.zeros((0, IMAGENET_CLASSES), np.float32)
-        outputs = self._passes(tensors, backbone_id)
+        outputs = self._passes(tensors, backbone_id, lane)
         embeddings = np.concatenate([out[0] for out in outputs])
         return embeddings, softmax(np.concatenate([out[1] for out in outputs]))
 
-    def run_dense(self, tensors: Sequence[np.ndarray], backbone_id: str | None = None) -> DensePass:
+    def run_dense(
+        self, tensors: Sequence[np.ndarray], backbone_id: str | None = None, *, lane: bool = False
+    ) -> DensePass:
         """Like `run`, plus each image's windowed ImageNet probabilities and last feature map (same one pass).
 
-        The feature map is 250 kB an image: call it per batch, not on a whole folder at once.
+        The feature map is 250 kB an image: call it per batch, not on a whole folder at once. With `lane`, the pass
+        runs on the single-threaded session, beside other threads' (`lanes`); the outputs are bit-identical.
         """
         spec, grid = self.spec, self.spec.feature_grid
         if not len(tensors):
@@ -359,7 +395,7 @@ class Backbone:
                 np.zeros((0, spec.window_count, IMAGENET_CLASSES), np.float32),
                 np.zeros((0, spec.embedding_size, grid, grid), np.float32),
             )
-        outputs = self._passes(tensors, backbone_id)
+        outputs = self._passes(tensors, backbone_id, lane)
         embeddings, logits, windows, features = (np.concatenate([out[i] for out in outputs]) for i in range(4))
         return DensePass(embeddings, softmax(logits), softmax(windows), features)
 
@@ -380,6 +416,11 @@ class Backbone:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Decoded RGB images -> (embeddings, probabilities), from the model named `backbone_id` (as `run`)."""
         return self.run([preprocess(image, self.spec) for image in images], backbone_id)
+
+
+def _batch(tensors: Sequence[np.ndarray]) -> np.ndarray:
+    """CHW arrays -> one contiguous float32 N x C x H x W batch (one copy)."""
+    return np.ascontiguousarray(np.stack(tensors), np.float32)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Callable, Container, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..analysis.colors import ColorSample, color_sample
 from ..analysis.food import food_classes
 from ..analysis.general import general_classes
-from ..analysis.languages import names_in, negotiate, translate
+from ..analysis.languages import Names, names_in, negotiate, translate
 from ..analysis.training import Heads
 from ..core.errors import (
     ClassifierNotFound,
@@ -35,7 +37,7 @@ from ..core.vocabulary import (
     FOOD_CLASSIFIER_ID,
     GENERAL_CLASSIFIER_ID,
 )
-from ..engine.backbone import Backbone, single_threaded_blas
+from ..engine.backbone import Backbone, DensePass, single_threaded_blas
 from ..engine.explicit import ExplicitModel, explicit_classes, explicit_model
 from ..images import streaming
 from ..images.classify_inputs import read_images
@@ -48,7 +50,53 @@ from .engine import Engine
 UNTRANSLATED_SHOWN = 10  # an untranslated_classes warning names at most this many
 
 Images = Source | ImageURL | list[Source | ImageURL] | tuple[Source | ImageURL, ...]
-Decoded = tuple[int, list[np.ndarray], ColorSample | None, float | None]
+Decoded = tuple[list[np.ndarray], ColorSample | None, float | None]  # an image's view tensors, colours, explicit
+Scored = tuple[list[tuple[int, dict]], list[int], list[list[dict]], dict[str, None]]
+
+
+@dataclass(frozen=True)
+class _Call:
+    """What every batch of one classify call needs: the classifiers asked for, the threshold, the language's names."""
+
+    ids: list[str]
+    serving: dict[str, cls.ServingHeads]
+    limit: float
+    names: Names | None
+    detector: ExplicitModel | None
+
+    @property
+    def built_in(self) -> list[str]:
+        return [cid for cid in BUILT_IN_CLASSIFIER_IDS if cid in self.ids]
+
+    @property
+    def dense_ids(self) -> list[str]:
+        """The built-in classifiers that read the backbone's ImageNet classes (all but `explicit`)."""
+        return [cid for cid in self.built_in if cid != EXPLICIT_CLASSIFIER_ID]
+
+
+def _built_in_classes(
+    classes: dict[str, list[list[dict]]],
+    dense: DensePass,
+    fc: tuple[np.ndarray, np.ndarray],
+    samples: Sequence[ColorSample | None],
+    counts: list[int],
+    limit: float,
+) -> None:
+    """Appends each image's `default` and `food` classes (those asked for in `classes`) from its rows of `dense`."""
+    bounds = np.cumsum([0, *counts]).tolist()
+    for i, (a, b) in enumerate(itertools.pairwise(bounds)):
+        sample = samples[i]
+        assert sample is not None, "built-in classifiers sample colours while decoding"
+        if GENERAL_CLASSIFIER_ID in classes:
+            classes[GENERAL_CLASSIFIER_ID].append(
+                general_classes(
+                    dense.probabilities[a:b], dense.window_probabilities[a:b], dense.features[a:b], sample, fc, limit
+                )
+            )
+        if FOOD_CLASSIFIER_ID in classes:
+            classes[FOOD_CLASSIFIER_ID].append(
+                food_classes(dense.probabilities[a:b], dense.window_probabilities[a:b], sample.spread, limit)
+            )
 
 
 def untranslated_warning(language: str, names: list[str]) -> dict:
@@ -174,68 +222,100 @@ class Scoring:
         That pass serves `default`, `food` and every custom classifier of the call together. Built-in names are
         in `language`; those with no translation are added to `untranslated`.
         """
-        backbone = self.engine.open().backbone
-        answers: list[dict | None] = [None] * len(entries)
-        built_in = [cid for cid in BUILT_IN_CLASSIFIER_IDS if cid in ids]
-        dense_ids = [cid for cid in built_in if cid != EXPLICIT_CLASSIFIER_ID]  # those read the backbone's classes
-        detector = explicit_model() if EXPLICIT_CLASSIFIER_ID in ids else None
         names = names_in(language) if language != DEFAULT_LANGUAGE else None
+        call = _Call(ids, serving, limit, names, explicit_model() if EXPLICIT_CLASSIFIER_ID in ids else None)
+        answers: list[dict | None] = [None] * len(entries)
         missing: dict[str, None] = {} if untranslated is None else untranslated
         with single_threaded_blas():
-            for batch in self._decode_all(entries, answers, bool(dense_ids), detector):
-                rows, views, samples, explicit_scores = zip(*batch, strict=True)
-                counts = [len(v) for v in views]
-                tensors = [tensor for v in views for tensor in v]  # every view of every image, one batched run
-                classes: dict[str, list[list[dict]]] = {cid: [] for cid in built_in}
-                if detector is not None:
-                    classes[EXPLICIT_CLASSIFIER_ID] = [explicit_classes(score, limit) for score in explicit_scores]
-                main_id = backbone.backbone_id  # read once: every row of this batch comes from one model
-                if dense_ids:
-                    dense = backbone.run_dense(tensors, main_id)
-                    embeddings, fc = dense.embeddings, backbone.classifier_weights()
-                    bounds = np.cumsum([0, *counts]).tolist()
-                    for i, (a, b) in enumerate(itertools.pairwise(bounds)):
-                        sample = samples[i]
-                        assert sample is not None, "built-in classifiers sample colours while decoding"
-                        if GENERAL_CLASSIFIER_ID in classes:
-                            classes[GENERAL_CLASSIFIER_ID].append(
-                                general_classes(
-                                    dense.probabilities[a:b],
-                                    dense.window_probabilities[a:b],
-                                    dense.features[a:b],
-                                    sample,
-                                    fc,
-                                    limit,
-                                )
-                            )
-                        if FOOD_CLASSIFIER_ID in classes:
-                            classes[FOOD_CLASSIFIER_ID].append(
-                                food_classes(
-                                    dense.probabilities[a:b], dense.window_probabilities[a:b], sample.spread, limit
-                                )
-                            )
-                    if names is not None:
-                        classes = {
-                            cid: [translate(c, names, missing) for c in per_image] for cid, per_image in classes.items()
-                        }
-                else:
-                    embeddings, _ = backbone.run(tensors, main_id)
-                others = self._other_embeddings(backbone, main_id, serving, tensors)
-                results = cls.image_results(classes, embeddings, ids, serving, limit, counts, others)
+            for errors, rows, results, found in self._scored_batches(entries, call):
+                for index, error in errors:
+                    answers[index] = error
                 for i, per_image in zip(rows, results, strict=True):
                     answers[i] = {"classifiers": per_image, "image": entries[i].name}
+                missing.update(found)  # in batch order, whichever lane finished first
         assert None not in answers, "every entry has its scores or its error"
         return [answer for answer in answers if answer is not None]
 
+    def _scored_batches(self, entries: list[ImageInput | Skipped], call: _Call) -> Iterator[Scored]:
+        """Each batch's (errors, rows, results, untranslated names), in input order.
+
+        A call of one batch decodes in a pool running ahead of one pass on every core (the least latency); a call
+        of more runs whole batches side by side, each decoded, passed (`Backbone.lanes`, one core each) and scored
+        in its own thread, so no stage of one batch waits for another's.
+        """
+        backbone = self.engine.open().backbone
+        size = backbone.batch_size
+        lanes = backbone.lanes if len(entries) > size else 1
+        if lanes <= 1:
+            for batch in prepared_batches(range(len(entries)), lambda i: self._prepare(entries, i, call), size):
+                yield self._scored(batch, call, lane=False)
+            return
+        pool = ThreadPoolExecutor(lanes, thread_name_prefix="classify-lane")
+        try:
+            futures = [
+                pool.submit(lambda b: self._scored([self._prepare(entries, i, call) for i in b], call, lane=True), b)
+                for b in (range(start, min(start + size, len(entries))) for start in range(0, len(entries), size))
+            ]
+            for future in futures:
+                yield future.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _prepare(self, entries: list[ImageInput | Skipped], index: int, call: _Call) -> tuple[int, dict | Decoded]:
+        """Entry `index` decoded once: (index, (view tensors, colour sample, explicit score)), or (index, its error)."""
+        entry = entries[index]
+        if isinstance(entry, Skipped):
+            return index, cls.image_error(entry.name, entry.reason)
+        spec, limits = self.engine.open().backbone.spec, self.engine.settings.limits
+        try:
+            tensors, image = backbone_views(entry.data, spec, limits, entry.name)
+        except (ImageUnreadable, LimitExceeded) as exc:
+            return index, cls.image_error(entry.name, exc.message, exc.code, exc.error_id)
+        sample = color_sample(image, view_boxes(*image.size, spec)) if call.dense_ids else None
+        return index, (tensors, sample, call.detector.score(image) if call.detector is not None else None)
+
+    def _scored(self, batch: list[tuple[int, dict | Decoded]], call: _Call, lane: bool) -> Scored:
+        """One decoded batch scored: (errors, rows, per-image results, untranslated names); one backbone run."""
+        errors = [(index, result) for index, result in batch if isinstance(result, dict)]
+        good = [(index, result) for index, result in batch if not isinstance(result, dict)]
+        if not good:
+            return errors, [], [], {}
+        rows = [index for index, _ in good]
+        views, samples, explicit_scores = zip(*(result for _, result in good), strict=True)
+        counts = [len(v) for v in views]
+        tensors = [tensor for v in views for tensor in v]  # every view of every image, one batched run
+        backbone = self.engine.open().backbone
+        missing: dict[str, None] = {}
+        classes: dict[str, list[list[dict]]] = {cid: [] for cid in call.built_in}
+        if call.detector is not None:
+            classes[EXPLICIT_CLASSIFIER_ID] = [explicit_classes(score, call.limit) for score in explicit_scores]
+        main_id = backbone.backbone_id  # read once: every row of this batch comes from one model
+        if call.dense_ids:
+            dense = backbone.run_dense(tensors, main_id, lane=lane)
+            embeddings = dense.embeddings
+            _built_in_classes(classes, dense, backbone.classifier_weights(), samples, counts, call.limit)
+            if call.names is not None:
+                names = call.names
+                classes = {cid: [translate(c, names, missing) for c in per_image] for cid, per_image in classes.items()}
+        else:
+            embeddings, _ = backbone.run(tensors, main_id, lane=lane)
+        others = self._other_embeddings(backbone, main_id, call.serving, tensors, lane)
+        results = cls.image_results(classes, embeddings, call.ids, call.serving, call.limit, counts, others)
+        return errors, rows, results, missing
+
     @staticmethod
     def _other_embeddings(
-        backbone: Backbone, main_id: str, serving: dict[str, cls.ServingHeads], tensors: list[np.ndarray]
+        backbone: Backbone,
+        main_id: str,
+        serving: dict[str, cls.ServingHeads],
+        tensors: list[np.ndarray],
+        lane: bool = False,
     ) -> dict[str, np.ndarray]:
         """Embeddings from each other backbone the served versions were trained on, which this one can run (FP32
         versions in an INT8 process keep their FP32 scores until retrained); an unknown id scores on `main_id`."""
         wanted = {s.backbone_id for s in serving.values() if s.backbone_id and s.backbone_id != main_id}
         runnable = [bid for bid in sorted(wanted) if backbone.can_run(bid)]
-        return {bid: backbone.run(tensors, bid)[0] for bid in runnable}
+        return {bid: backbone.run(tensors, bid, lane=lane)[0] for bid in runnable}
 
     def _classify_inputs(
         self, images: Images, max_images: int | None, fetch_url: Fetcher | None
@@ -276,38 +356,3 @@ class Scoring:
         except ImageUnreadable as exc:
             return [Skipped("", exc.message)], source.url
         return read_images([data], limits=self.engine.settings.limits), resolved
-
-    def _decode_all(
-        self,
-        entries: list[ImageInput | Skipped],
-        answers: list[dict | None],
-        colors: bool,
-        detector: ExplicitModel | None = None,
-    ) -> Iterator[list[Decoded]]:
-        """Decodes each image once, in a pool running ahead of the backbone.
-
-        Batches of (index, view tensors, colour sample, explicit score from `detector`); an unreadable image
-        becomes its own error object in `answers`.
-        """
-        backbone = self.engine.open().backbone
-        limits = self.engine.settings.limits
-
-        def prepare(index: int) -> tuple[int, dict | tuple[list[np.ndarray], ColorSample | None, float | None]]:
-            entry = entries[index]
-            if isinstance(entry, Skipped):
-                return index, cls.image_error(entry.name, entry.reason)
-            spec = backbone.spec
-            try:
-                tensors, image = backbone_views(entry.data, spec, limits, entry.name)
-            except (ImageUnreadable, LimitExceeded) as exc:
-                return index, cls.image_error(entry.name, exc.message, exc.code, exc.error_id)
-            sample = color_sample(image, view_boxes(*image.size, spec)) if colors else None
-            return index, (tensors, sample, detector.score(image) if detector is not None else None)
-
-        for batch in prepared_batches(range(len(entries)), prepare, backbone.batch_size):
-            for index, result in batch:
-                if isinstance(result, dict):
-                    answers[index] = result
-            good = [(index, *result) for index, result in batch if not isinstance(result, dict)]
-            if good:
-                yield good
