@@ -52,11 +52,14 @@ def make_workbench(tmp_path: Path, embedding_cache: Path) -> Callable[..., Workb
 
 
 @pytest.fixture(scope="session")
-def dogs(
-    tmp_path_factory: pytest.TempPathFactory, tutorial_zips: dict[str, Path], embedding_cache: Path
-) -> tuple[Workbench, str]:
-    """The tutorial's classifier after Step 3 (create, then add dalmatian and more-cats), ready. Read-only."""
-    wb = Workbench(tmp_path_factory.mktemp("dogs-home"), embedding_cache=embedding_cache, tracking_uri=False)
+def dogs(tmp_path_factory: pytest.TempPathFactory, tutorial_zips: dict[str, Path]) -> tuple[Workbench, str]:
+    """The tutorial's classifier after Step 3 (create, then add dalmatian and more-cats), ready. Read-only.
+
+    It has an embedding cache of its own: a delete in another home forgets that home's embeddings in a
+    shared cache, and tests read this classifier's embeddings from its cache whenever they run.
+    """
+    cache = tmp_path_factory.mktemp("dogs-cache") / "embeddings.db"
+    wb = Workbench(tmp_path_factory.mktemp("dogs-home"), embedding_cache=cache, tracking_uri=False)
     created = wb.create_classifier(
         "dogs", {c: tutorial_zips[c] for c in CREATE_CLASSES}, negative_examples=tutorial_zips["cats"]
     )
