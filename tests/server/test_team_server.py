@@ -216,8 +216,9 @@ def test_mlflow_models_serve_scores_like_classify(model_server, trained):
     wb = Workbench(home, tracking_uri=False, train=False, resume=False)
     expected = wb.classify(DOGS_JPG, classifier_ids=[cid], threshold=0.0)["images"][0]["classifiers"][0]["classes"]
     for [row] in (split, records):
-        assert {name for name in row if name not in ("watson", "error")} == {c["class"] for c in expected}
+        assert {name for name in row if name not in ("watson", "error", "engine")} == {c["class"] for c in expected}
         assert row["error"] == ""
+        assert row["engine"] == "onnxruntime"  # which engine ran, as on Spark way 1's rows
         for entry in expected:
             assert row[entry["class"]] == pytest.approx(entry["score"], abs=1e-5)
     watson = json.loads(split[0]["watson"])
