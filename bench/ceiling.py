@@ -1,7 +1,7 @@
 """`python -m bench.ceiling`: classify FP32 and INT8 against their decode + inference ceilings, in one run.
 
 The four phases `python -m bench` uses for the ceiling rows (`limit`, `decode`, `classify`, `classify_int8`,
-each in its own process, `bench.phases`), run back to back ROUNDS times, so each round's ratios come from
+each in its own process, `bench.phases`), run back to back `--rounds` times (`bench.__main__.ceiling_round`), so each round's ratios come from
 numbers measured minutes apart on the same machine. Prints, per round and as medians: the limits, decode
 cost and views per image, the ceilings (`bench.__main__.ceiling`), classify img/s and CPU ms per image, the
 ratios, and the 1-minute load average beside each phase (the machine may be shared: ratios measured back to
@@ -13,45 +13,19 @@ back, and CPU time per image, hold better than absolute rates under load). Write
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.__main__ import best_limits, ceiling, run_phase
+from bench.__main__ import ceiling_round, run_phase
 from bench.phases import TRAIN_FOLDERS, TUTORIAL
-
-PHASES = ("limit", "decode", "classify", "classify_int8")
-
-
-def one_round(tmp: Path, repeats: int) -> dict:
-    """The four phases once, with the load average before each; the ratios of this round."""
-    raw: dict = {}
-    for name in PHASES:
-        load = os.getloadavg()[0]
-        workdir = tmp / "train" if name.startswith("classify") else tmp / name
-        raw[name] = run_phase(name, workdir, repeats) | {"load_before": load}
-    limits, decode = best_limits(raw["limit"]), raw["decode"]
-    row = {"load": [raw[name]["load_before"] for name in PHASES], "views_per_image": decode["views_per_image"]}
-    for precision, phase in (("fp32", "classify"), ("int8", "classify_int8")):
-        top = ceiling(decode, limits[precision], len(os.sched_getaffinity(0)))
-        row |= {
-            f"limit_{precision}": limits[precision],
-            f"ceiling_{precision}": top,
-            f"classify_{precision}": raw[phase]["images_per_s"],
-            f"cpu_ms_{precision}": raw[phase]["cpu_ms_per_image"],
-            f"ratio_{precision}": raw[phase]["images_per_s"] / top,
-        }
-    row["decode_ms"] = decode["ms_per_image"]
-    return row
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=3, help="repeats inside each phase")
     args = parser.parse_args()
     from workbench.cli import zip_folder
 
@@ -63,7 +37,7 @@ def main() -> None:
         run_phase("create", tmp / "train", 1)
         rows = []
         for index in range(args.rounds):
-            rows.append(one_round(tmp, args.repeats))
+            rows.append(ceiling_round(tmp, tmp / "train")["ratios"])
             print(f"round {index + 1}: " + ", ".join(f"{k} {_shown(v)}" for k, v in rows[-1].items()), flush=True)
     keys = [k for k in rows[0] if k != "load"]
     print("median: " + ", ".join(f"{k} {statistics.median(r[k] for r in rows):.2f}" for k in keys))

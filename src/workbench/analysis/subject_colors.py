@@ -29,8 +29,8 @@ _ACHROMATIC = np.array([name in ACHROMATIC_COLORS for name in COLOR_NAMES])
 
 def subject_leaves(leaf_scores: np.ndarray) -> list[int]:
     """The confident leaves whose evidence marks the subject: >= SUBJECT_MIN_SCORE, best first, at most MAX_SUBJECTS."""
-    order = np.argsort(-leaf_scores, kind="stable")[:MAX_SUBJECTS]
-    return [int(i) for i in order if leaf_scores[i] >= SUBJECT_MIN_SCORE]
+    confident = np.flatnonzero(leaf_scores >= SUBJECT_MIN_SCORE)  # a few leaves: sorting all 1,000 cost 80 us
+    return confident[np.argsort(-leaf_scores[confident], kind="stable")][:MAX_SUBJECTS].tolist()
 
 
 def subject_weights(features: np.ndarray, weights: np.ndarray, bias: np.ndarray, leaves: list[int]) -> np.ndarray:

@@ -376,8 +376,7 @@ class Backbone:
         if not len(tensors):
             return np.zeros((0, self.spec.embedding_size), np.float32), np.zeros((0, IMAGENET_CLASSES), np.float32)
         outputs = self._passes(tensors, backbone_id, lane)
-        embeddings = np.concatenate([out[0] for out in outputs])
-        return embeddings, softmax(np.concatenate([out[1] for out in outputs]))
+        return _joined([out[0] for out in outputs]), softmax(_joined([out[1] for out in outputs]))
 
     def run_dense(
         self, tensors: Sequence[np.ndarray], backbone_id: str | None = None, *, lane: bool = False
@@ -396,7 +395,7 @@ class Backbone:
                 np.zeros((0, spec.embedding_size, grid, grid), np.float32),
             )
         outputs = self._passes(tensors, backbone_id, lane)
-        embeddings, logits, windows, features = (np.concatenate([out[i] for out in outputs]) for i in range(4))
+        embeddings, logits, windows, features = (_joined([out[i] for out in outputs]) for i in range(4))
         return DensePass(embeddings, softmax(logits), softmax(windows), features)
 
     def classifier_weights(self) -> tuple[np.ndarray, np.ndarray]:
@@ -421,6 +420,11 @@ class Backbone:
 def _batch(tensors: Sequence[np.ndarray]) -> np.ndarray:
     """CHW arrays -> one contiguous float32 N x C x H x W batch (one copy)."""
     return np.ascontiguousarray(np.stack(tensors), np.float32)
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    """The batches' outputs as one array; a call of one batch (every lane's) keeps its own, uncopied."""
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
