@@ -15,7 +15,7 @@ from pathlib import Path
 
 import onnxruntime
 
-from bench.phases import ROOT, TRAIN_FOLDERS, TUTORIAL
+from bench.phases import ROOT, TRAIN_FOLDERS, TUTORIAL, ceiling
 from workbench.engine import providers
 from workbench.engine.onnx_engine import CACHE_DIR_ENV
 
@@ -30,6 +30,7 @@ SERVER_CLIENTS, SERVER_SECONDS = 8, 30
 COLD_REPEATS = 3  # each with a new empty ONNX cache and home
 CEILING_ROUNDS = 2  # limit, decode and classify (FP32, INT8) back to back, twice: each round's ratio is its own
 CEILING_PHASES = ("limit", "decode", "classify", "classify_int8")
+PAIRED_REPEATS = 5  # limit, decode and classify in one process, seconds apart: the ratio rows
 
 
 def run_phase(name: str, workdir: Path, repeats: int, env: dict | None = None) -> dict:
@@ -119,6 +120,7 @@ def measure(tmp: Path) -> dict:
     raw["ceiling_rounds"] = [ceiling_round(tmp, tmp / f"train{TRAIN_REPEATS - 1}") for _ in range(CEILING_ROUNDS)]
     for name in CEILING_PHASES:
         raw[name] = median_phase([r[name] for r in raw["ceiling_rounds"]])
+    raw |= paired(tmp / f"train{TRAIN_REPEATS - 1}")
     raw["whole_frame"] = run_phase("whole_frame", tmp / f"train{TRAIN_REPEATS - 1}", CLASSIFY_REPEATS)
     raw["batching"] = run_phase("batching", tmp / "batching", BATCHING_REPEATS)
     raw["server"] = server_load("fp32")
@@ -131,12 +133,30 @@ def ceiling_round(tmp: Path, train: Path) -> dict:
     this round's ratios: a shared machine's speed drifts over minutes, so a ratio compares numbers measured together.
     `train` holds the tutorial classifier that classify runs against."""
     repeats = {"limit": LIMIT_REPEATS, "decode": DECODE_REPEATS}
+    workdirs = {"classify": train, "classify_int8": int8_copy(train)}
     phases: dict = {}
     for name in CEILING_PHASES:
         load = os.getloadavg()[0]
-        workdir = train if name.startswith("classify") else tmp / name
+        workdir = workdirs.get(name, tmp / name)
         phases[name] = run_phase(name, workdir, repeats.get(name, CLASSIFY_REPEATS)) | {"load_before": load}
     return phases | {"ratios": round_ratios(phases, len(os.sched_getaffinity(0)))}
+
+
+def int8_copy(train: Path) -> Path:
+    """A copy of the FP32 home for the INT8 phases: an INT8 process retrains its classifier on INT8, and an FP32
+    phase must not then score an INT8-trained version."""
+    home = train.with_name(f"{train.name}-int8")
+    if not home.exists():
+        shutil.copytree(train, home)
+    return home
+
+
+def paired(train: Path) -> dict:
+    """The paired phases (`bench.phases.phase_paired`): each ratio from numbers measured seconds apart."""
+    return {
+        "paired": run_phase("paired", train, PAIRED_REPEATS),
+        "paired_int8": run_phase("paired_int8", int8_copy(train), PAIRED_REPEATS),
+    }
 
 
 def round_ratios(phases: dict, cpus: int) -> dict:
@@ -177,17 +197,6 @@ def best_limits(limit: dict) -> dict[str, float]:
     return {p: max(limit[f"{p}_{s}"] for s in LIMIT_SETTINGS if f"{p}_{s}" in limit) for p in ("fp32", "int8")}
 
 
-def ceiling(decode: dict, limit_images_per_s: float, cpus: int) -> float:
-    """Decode on every core, then inference of each image's views on every core: 1 / (decode_s / cpus + views / limit).
-
-    Classify runs the backbone once per view (`spec.view_boxes`: more than one for a wide or tall image), so the
-    inference side counts `views_per_image` passes (1 for the 250 tutorial images; a decode phase from before
-    views were counted means 1). No pipeline of decode then inference on these cores can beat it.
-    """
-    views = decode.get("views_per_image", 1.0)
-    return 1.0 / (decode["ms_per_image"] / 1000 / cpus + views / limit_images_per_s)
-
-
 def summary(raw: dict) -> dict:
     """The table's numbers: medians across repeats, ratios, ceilings, peak RSS per phase."""
     limit, decode, classify = raw["limit"], raw["decode"], raw["classify"]
@@ -202,7 +211,11 @@ def summary(raw: dict) -> dict:
     rounds = [r["ratios"] for r in raw.get("ceiling_rounds", [])]  # a run from before rounds has none
 
     def ratio(precision: str, rate: float) -> float:
-        """The median of the rounds' ratios (each measured back to back), else this run's single one."""
+        """The paired phase's median ratio (each from numbers measured seconds apart); a run from before it: the
+        median of the rounds' ratios, else this run's single one."""
+        pairs = raw.get("paired" if precision == "fp32" else "paired_int8")
+        if pairs:
+            return pairs["ratio"]
         if rounds:
             return statistics.median(r[f"ratio_{precision}"] for r in rounds)
         return rate / ceilings[precision]
@@ -219,6 +232,8 @@ def summary(raw: dict) -> dict:
         "classify_int8_ratio_to_ceiling": ratio("int8", int8["images_per_s"]),
         "classify_int8_ratio_to_ceiling_rounds": [r["ratio_int8"] for r in rounds],
         "classify_ratio_to_ceiling_rounds": [r["ratio_fp32"] for r in rounds],
+        "classify_ratio_to_ceiling_repeats": [r["ratio"] for r in raw.get("paired", {}).get("repeats", [])],
+        "classify_int8_ratio_to_ceiling_repeats": [r["ratio"] for r in raw.get("paired_int8", {}).get("repeats", [])],
         "ceiling_load_average": [load for r in rounds for load in r["load"]],
         "single_int8_p50_ms": int8["single_p50_ms"],
         "classify_int8_peak_rss_mb": int8["batch_peak_rss_mb"],
@@ -410,7 +425,9 @@ limit: the backbone alone on tensors in memory (ORT, batch 8), the fastest of th
   with its own batch (what classify runs for a call of many images: no thread waits on another between ops).
 ceiling: decode cost per image (1 thread) and the limit share the cores, the backbone running once per view:
   1 / (decode_s / cpus + views_per_image / limit). No pipeline of decode then inference on these cores can beat it.
-  Limit, decode and classify run back to back in rounds (CEILING_ROUNDS); each ratio is the median of the rounds'.
+  Limit, decode and classify run back to back in rounds (CEILING_ROUNDS: the table's rates are their medians),
+  and the ratio rows come from `paired` phases: limit, decode and classify in one process, seconds apart, repeated
+  PAIRED_REPEATS times (the median): a shared machine's speed drifts between phases minutes apart.
 targets: the issue's table; "met" compares this run's number, so run on an idle machine."""
 
 
@@ -428,12 +445,11 @@ def main() -> None:
     )
     print(f"load average after {info['load_average_after']} (above about 0.3 x CPUs, other work shared the cores)")
     print(table(numbers))
-    rounds = numbers.get("classify_ratio_to_ceiling_rounds", [])
-    if rounds:
-        print(
-            f"ceiling rounds (load {numbers['ceiling_load_average']}): FP32 ratios {[round(r, 2) for r in rounds]},"
-            f" INT8 {[round(r, 2) for r in numbers['classify_int8_ratio_to_ceiling_rounds']]}"
-        )
+    for what, suffix in (("rounds, phase by phase", "rounds"), ("paired repeats", "repeats")):
+        fp32 = [round(r, 2) for r in numbers.get(f"classify_ratio_to_ceiling_{suffix}", [])]
+        int8 = [round(r, 2) for r in numbers.get(f"classify_int8_ratio_to_ceiling_{suffix}", [])]
+        print(f"ratio to the ceiling, {what}: FP32 {fp32}, INT8 {int8}")
+    print(f"load average before each phase of the rounds: {numbers.get('ceiling_load_average')}")
     print(other_table(numbers))
     print(LEGEND)
     written = RESULTS.with_suffix(".json.tmp")  # renamed into place: an interrupted write keeps the old file

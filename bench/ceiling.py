@@ -1,11 +1,13 @@
 """`python -m bench.ceiling`: classify FP32 and INT8 against their decode + inference ceilings, in one run.
 
 The four phases `python -m bench` uses for the ceiling rows (`limit`, `decode`, `classify`, `classify_int8`,
-each in its own process, `bench.phases`), run back to back `--rounds` times (`bench.__main__.ceiling_round`), so each round's ratios come from
-numbers measured minutes apart on the same machine. Prints, per round and as medians: the limits, decode
-cost and views per image, the ceilings (`bench.__main__.ceiling`), classify img/s and CPU ms per image, the
-ratios, and the 1-minute load average beside each phase (the machine may be shared: ratios measured back to
-back, and CPU time per image, hold better than absolute rates under load). Writes nothing.
+each in its own process, `bench.phases`), run back to back `--rounds` times (`bench.__main__.ceiling_round`), so
+each round's ratios come from numbers measured minutes apart on the same machine. INT8 classifies a copy of the
+FP32 home, once its classifier was retrained on INT8. Prints, per round and as medians: the limits, decode cost,
+the ceilings (`bench.__main__.ceiling`), classify img/s and CPU ms per image, the ratios, and the 1-minute load
+average beside each phase (the machine may be shared: ratios measured back to back, and CPU time per image, hold
+better than absolute rates under load). Then the paired phases, which give the bench's ratio rows: limit, decode
+and classify in one process, seconds apart, repeated. Writes nothing.
 
     .venv/bin/python -m bench.ceiling --rounds 2
 """
@@ -19,13 +21,13 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.__main__ import ceiling_round, run_phase
+from bench.__main__ import ceiling_round, paired, run_phase
 from bench.phases import TRAIN_FOLDERS, TUTORIAL
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
     from workbench.cli import zip_folder
 
@@ -39,8 +41,14 @@ def main() -> None:
         for index in range(args.rounds):
             rows.append(ceiling_round(tmp, tmp / "train")["ratios"])
             print(f"round {index + 1}: " + ", ".join(f"{k} {_shown(v)}" for k, v in rows[-1].items()), flush=True)
-    keys = [k for k in rows[0] if k != "load"]
-    print("median: " + ", ".join(f"{k} {statistics.median(r[k] for r in rows):.2f}" for k in keys))
+        keys = [k for k in rows[0] if k != "load"]
+        print("median: " + ", ".join(f"{k} {statistics.median(r[k] for r in rows):.2f}" for k in keys), flush=True)
+        for name, phase in paired(tmp / "train").items():
+            print(f"{name}: ratio {phase['ratio']:.2f}; repeats " + "; ".join(_pair(r) for r in phase["repeats"]))
+
+
+def _pair(row: dict) -> str:
+    return f"limit {row['limit']:.0f} decode {row['decode_ms']:.2f} ceiling {row['ceiling']:.0f} -> {row['ratio']:.2f}"
 
 
 def _shown(value: object) -> str:

@@ -60,7 +60,7 @@ def model_paths() -> dict[str, Path]:
     return paths
 
 
-def limit_engines() -> dict:
+def limit_engines(precisions: tuple[str, ...] = ("fp32", "int8")) -> dict:
     """The limit phase's engines: each precision with ORT spinning off (classify's setting) and on (the fastest)."""
     from workbench.engine.backbone import available_cpus
     from workbench.engine.onnx_engine import OnnxEngine
@@ -68,6 +68,7 @@ def limit_engines() -> dict:
     return {
         f"{precision}_spin_{'on' if spinning else 'off'}": OnnxEngine(path, available_cpus(), spinning=spinning)
         for precision, path in model_paths().items()
+        if precision in precisions
         for spinning in (False, True)
     }
 
@@ -96,7 +97,7 @@ def lane_runs(path: Path, lanes: int, batch: np.ndarray) -> Callable[[], int]:
     return run
 
 
-def limit_runs(batch: np.ndarray) -> dict[str, Callable[[], int]]:
+def limit_runs(batch: np.ndarray, precisions: tuple[str, ...] = ("fp32", "int8")) -> dict[str, Callable[[], int]]:
     """Every limit setting as a run of about LIMIT_BATCHES_PER_REPEAT batches that returns the images done:
     one session on every core (spinning off and on), and one single-threaded session per core (`lanes`)."""
     from workbench.engine.backbone import available_cpus
@@ -109,14 +110,18 @@ def limit_runs(batch: np.ndarray) -> dict[str, Callable[[], int]]:
 
         return run
 
-    runs = {name: sequential(engine) for name, engine in limit_engines().items()}
-    return runs | {f"{p}_lanes": lane_runs(path, available_cpus(), batch) for p, path in model_paths().items()}
+    runs = {name: sequential(engine) for name, engine in limit_engines(precisions).items()}
+    lanes = {f"{p}_lanes": lane_runs(path, available_cpus(), batch) for p, path in model_paths().items()}
+    return runs | {name: run for name, run in lanes.items() if name.split("_")[0] in precisions}
+
+
+def limit_batch() -> np.ndarray:
+    return np.random.default_rng(0).uniform(-1, 1, (LIMIT_BATCH_IMAGES, 3, 224, 224)).astype(np.float32)
 
 
 def phase_limit(workdir: Path, repeats: int) -> dict:
     """Backbone-only throughput at batch 8 on 224x224 tensors in memory, every setting interleaved in each repeat."""
-    batch = np.random.default_rng(0).uniform(-1, 1, (LIMIT_BATCH_IMAGES, 3, 224, 224)).astype(np.float32)
-    runs = limit_runs(batch)
+    runs = limit_runs(limit_batch())
     for run in runs.values():
         run()
     rates: dict[str, list[float]] = {name: [] for name in runs}
@@ -128,9 +133,8 @@ def phase_limit(workdir: Path, repeats: int) -> dict:
     return {name: statistics.median(r) for name, r in rates.items()} | {"all": rates}
 
 
-def phase_decode(workdir: Path, repeats: int) -> dict:
-    """Classify's work before the backbone, per image, one thread: JPEG draft decode, crop, normalise, colour sample;
-    and how many views (`spec.view_boxes`: backbone passes) the images average, which the ceiling's inference counts."""
+def decode_pass() -> Callable[[], tuple[float, float]]:
+    """One pass of classify's work before the backbone over the 250 images (`phase_decode`), as a callable."""
     from workbench.analysis.colors import color_sample
     from workbench.core.limits import Limits
     from workbench.core.spec import lite0_spec, view_boxes
@@ -138,16 +142,69 @@ def phase_decode(workdir: Path, repeats: int) -> dict:
 
     spec, limits = lite0_spec(), Limits()
     blobs = [path.read_bytes() for path in train_images()]
-    costs, views = [], 0
-    for _ in range(repeats):
+
+    def decode() -> tuple[float, float]:
+        """(CPU ms per image, views per image) of one pass over the blobs."""
         started = time.process_time()  # CPU time of this thread's work: what the decode costs the cores
         views = 0
         for data in blobs:
             tensors, image = backbone_views(data, spec, limits)
             color_sample(image, view_boxes(*image.size, spec))
             views += len(tensors)
-        costs.append((time.process_time() - started) / len(blobs) * 1000)
-    return {"ms_per_image": statistics.median(costs), "views_per_image": views / len(blobs), "all": costs}
+        return (time.process_time() - started) / len(blobs) * 1000, views / len(blobs)
+
+    return decode
+
+
+def phase_decode(workdir: Path, repeats: int) -> dict:
+    """Classify's work before the backbone, per image, one thread: JPEG draft decode, crop, normalise, colour sample;
+    and how many views (`spec.view_boxes`: backbone passes) the images average, which the ceiling's inference counts."""
+    decode = decode_pass()
+    costs, views = [], 0.0
+    for _ in range(repeats):
+        cost, views = decode()
+        costs.append(cost)
+    return {"ms_per_image": statistics.median(costs), "views_per_image": views, "all": costs}
+
+
+def ceiling(decode: dict, limit_images_per_s: float, cpus: int) -> float:
+    """Decode on every core, then inference of each image's views on every core: 1 / (decode_s / cpus + views / limit).
+
+    Classify runs the backbone once per view (`spec.view_boxes`: more than one for a wide or tall image), so the
+    inference side counts `views_per_image` passes (1 for the 250 tutorial images; a decode phase from before
+    views were counted means 1). No pipeline of decode then inference on these cores can beat it.
+    """
+    views = decode.get("views_per_image", 1.0)
+    return 1.0 / (decode["ms_per_image"] / 1000 / cpus + views / limit_images_per_s)
+
+
+def phase_paired(workdir: Path, repeats: int, precision: str = "fp32") -> dict:
+    """Classify's ratio to its ceiling with every number measured in this one process, seconds apart: each repeat
+    runs the precision's limit settings (best of them), one decode pass and one classify of the 250 images (as
+    `phase_classify`), and gives its own ratio; a shared machine's speed drifts over minutes, not seconds."""
+    from workbench.engine.backbone import available_cpus
+
+    wb = workbench(workdir, precision)
+    ids = [_classifier_id(wb), "default"]
+    folders = [TUTORIAL / name for name in TRAIN_FOLDERS]
+    wb.classify(TUTORIAL / "dogs.jpg", classifier_ids=ids)
+    _embedded_by_serving_backbone(wb, ids[0])
+    runs, decode = limit_runs(limit_batch(), (precision,)), decode_pass()
+    for run in runs.values():
+        run()
+    rows = []
+    for _ in range(repeats):
+        limit = 0.0
+        for run in runs.values():
+            started = time.perf_counter()
+            limit = max(limit, run() / (time.perf_counter() - started))
+        decode_ms, views = decode()
+        started = time.perf_counter()
+        answer = wb.classify(folders, classifier_ids=ids)
+        rate = answer["images_processed"] / (time.perf_counter() - started)
+        top = ceiling({"ms_per_image": decode_ms, "views_per_image": views}, limit, available_cpus())
+        rows.append({"limit": limit, "decode_ms": decode_ms, "ceiling": top, "classify": rate, "ratio": rate / top})
+    return {"ratio": statistics.median(r["ratio"] for r in rows), "repeats": rows}
 
 
 def phase_naive(workdir: Path, repeats: int) -> dict:
@@ -249,11 +306,17 @@ def phase_retrain(workdir: Path, repeats: int) -> dict:
 
 def phase_classify(workdir: Path, repeats: int, precision: str = "fp32") -> dict:
     """wb.classify on the 250 training images against the classifier and `default`, at threshold 0.5 and 0.0
-    (interleaved in each repeat); then one image per call at 0.5."""
+    (interleaved in each repeat); then one image per call at 0.5.
+
+    The classifier was trained in FP32: an INT8 process retrains it on INT8 in the background
+    (`Engine.switch_precision`), and until then scores it on both backbones. INT8 is measured once that retrain
+    is done, as its user serves it; the caller gives INT8 a copy of the FP32 home (`bench.__main__.ceiling_round`),
+    so an FP32 phase never scores an INT8-trained version."""
     wb = workbench(workdir, precision)
     ids = [_classifier_id(wb), "default"]
     folders = [TUTORIAL / name for name in TRAIN_FOLDERS]
     wb.classify(TUTORIAL / "dogs.jpg", classifier_ids=ids)
+    switch_seconds = _embedded_by_serving_backbone(wb, ids[0])
     rates: dict[float, list[float]] = {0.5: [], 0.0: []}
     cpu_ms: list[float] = []  # CPU time of every thread per image at 0.5: what a call costs the cores, even under load
     for _ in range(repeats):
@@ -279,7 +342,21 @@ def phase_classify(workdir: Path, repeats: int, precision: str = "fp32") -> dict
         "batch_peak_rss_mb": rss_after_batch,
         "single_p50_ms": float(np.percentile(latencies, 50)),
         "single_p99_ms": float(np.percentile(latencies, 99)),
+        "switch_retrain_wait_s": switch_seconds,
     }
+
+
+def _embedded_by_serving_backbone(wb, classifier_id: str, timeout_s: float = 600.0) -> float:
+    """Waits until the classifier's serving version was embedded by the backbone this process serves (at once in
+    FP32; after the background switch in INT8); returns the seconds waited."""
+    started = time.perf_counter()
+    while True:
+        wb.wait(classifier_id)
+        if wb.versions(classifier_id)[-1]["metrics"].get("backbone_id") == wb.backbone.backbone_id:
+            return time.perf_counter() - started
+        if time.perf_counter() - started > timeout_s:
+            raise SystemExit(f"{classifier_id} was not retrained on {wb.backbone.backbone_id} in {timeout_s} s")
+        time.sleep(0.5)
 
 
 WHOLE_FRAME_IMAGES = 40  # tutorial images per shape in the whole-frame phase
@@ -375,6 +452,8 @@ PHASES = {
     "retrain": phase_retrain,
     "classify": phase_classify,
     "classify_int8": lambda workdir, repeats: phase_classify(workdir, repeats, "int8"),
+    "paired": phase_paired,
+    "paired_int8": lambda workdir, repeats: phase_paired(workdir, repeats, "int8"),
     "batching": phase_batching,
     "whole_frame": phase_whole_frame,
 }

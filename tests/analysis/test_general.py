@@ -236,3 +236,15 @@ def test_default_classes_with_windows_keep_watsons_shape() -> None:
     names = by_name(entries)
     assert names["tiger cat"]["type_hierarchy"].endswith("/tiger cat")
     assert "type_hierarchy" not in names["dog"] and names["dog"]["score"] >= names["golden retriever"]["score"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from([0.0, 0.3, 0.5, 0.5, 0.7, 0.9, 1.0]), min_size=1, max_size=IMAGENET_CLASS_COUNT))
+def test_subject_leaves_are_the_best_confident_leaves_ties_in_class_order(values: list[float]) -> None:
+    """The leaves whose colours an answer names: the first MAX_SUBJECTS of a stable sort by score, >= 0.5."""
+    from workbench.analysis.subject_colors import MAX_SUBJECTS, SUBJECT_MIN_SCORE, subject_leaves
+
+    scores = np.zeros(IMAGENET_CLASS_COUNT)
+    scores[: len(values)] = values
+    ranked = sorted(range(IMAGENET_CLASS_COUNT), key=lambda i: -scores[i])  # Python's sort is stable
+    assert subject_leaves(scores) == [i for i in ranked[:MAX_SUBJECTS] if scores[i] >= SUBJECT_MIN_SCORE]
