@@ -111,8 +111,8 @@ def limit_runs(batch: np.ndarray, precisions: tuple[str, ...] = ("fp32", "int8")
         return run
 
     runs = {name: sequential(engine) for name, engine in limit_engines(precisions).items()}
-    lanes = {f"{p}_lanes": lane_runs(path, available_cpus(), batch) for p, path in model_paths().items()}
-    return runs | {name: run for name, run in lanes.items() if name.split("_")[0] in precisions}
+    paths = {p: path for p, path in model_paths().items() if p in precisions}
+    return runs | {f"{p}_lanes": lane_runs(path, available_cpus(), batch) for p, path in paths.items()}
 
 
 def limit_batch() -> np.ndarray:
@@ -184,11 +184,7 @@ def phase_paired(workdir: Path, repeats: int, precision: str = "fp32") -> dict:
     `phase_classify`), and gives its own ratio; a shared machine's speed drifts over minutes, not seconds."""
     from workbench.engine.backbone import available_cpus
 
-    wb = workbench(workdir, precision)
-    ids = [_classifier_id(wb), "default"]
-    folders = [TUTORIAL / name for name in TRAIN_FOLDERS]
-    wb.classify(TUTORIAL / "dogs.jpg", classifier_ids=ids)
-    _embedded_by_serving_backbone(wb, ids[0])
+    wb, ids, folders, _ = classify_ready(workdir, precision)
     runs, decode = limit_runs(limit_batch(), (precision,)), decode_pass()
     for run in runs.values():
         run()
@@ -312,11 +308,7 @@ def phase_classify(workdir: Path, repeats: int, precision: str = "fp32") -> dict
     (`Engine.switch_precision`), and until then scores it on both backbones. INT8 is measured once that retrain
     is done, as its user serves it; the caller gives INT8 a copy of the FP32 home (`bench.__main__.ceiling_round`),
     so an FP32 phase never scores an INT8-trained version."""
-    wb = workbench(workdir, precision)
-    ids = [_classifier_id(wb), "default"]
-    folders = [TUTORIAL / name for name in TRAIN_FOLDERS]
-    wb.classify(TUTORIAL / "dogs.jpg", classifier_ids=ids)
-    switch_seconds = _embedded_by_serving_backbone(wb, ids[0])
+    wb, ids, folders, switch_seconds = classify_ready(workdir, precision)
     rates: dict[float, list[float]] = {0.5: [], 0.0: []}
     cpu_ms: list[float] = []  # CPU time of every thread per image at 0.5: what a call costs the cores, even under load
     for _ in range(repeats):
@@ -344,6 +336,16 @@ def phase_classify(workdir: Path, repeats: int, precision: str = "fp32") -> dict
         "single_p99_ms": float(np.percentile(latencies, 99)),
         "switch_retrain_wait_s": switch_seconds,
     }
+
+
+def classify_ready(workdir: Path, precision: str) -> tuple:
+    """(workbench, [classifier, "default"], the 250 images' folders, seconds waited) once a first classify ran and
+    the classifier serves a version embedded by this process's backbone (`_embedded_by_serving_backbone`)."""
+    wb = workbench(workdir, precision)
+    ids = [_classifier_id(wb), "default"]
+    wb.classify(TUTORIAL / "dogs.jpg", classifier_ids=ids)
+    waited = _embedded_by_serving_backbone(wb, ids[0])
+    return wb, ids, [TUTORIAL / name for name in TRAIN_FOLDERS], waited
 
 
 def _embedded_by_serving_backbone(wb, classifier_id: str, timeout_s: float = 600.0) -> float:
