@@ -354,8 +354,11 @@ def _embedded_by_serving_backbone(wb, classifier_id: str, timeout_s: float = 600
     started = time.perf_counter()
     while True:
         wb.wait(classifier_id)
-        if wb.versions(classifier_id)[-1]["metrics"].get("backbone_id") == wb.backbone.backbone_id:
+        embedded_by = wb.versions(classifier_id)[-1]["metrics"].get("backbone_id")
+        if embedded_by == wb.backbone.backbone_id:
             return time.perf_counter() - started
+        if wb.backbone.precision != "int8":  # only an INT8 process retrains other backbones' versions
+            raise SystemExit(f"{classifier_id} was embedded by {embedded_by}: FP32 phases need a home trained in FP32")
         if time.perf_counter() - started > timeout_s:
             raise SystemExit(f"{classifier_id} was not retrained on {wb.backbone.backbone_id} in {timeout_s} s")
         time.sleep(0.5)
