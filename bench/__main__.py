@@ -356,7 +356,7 @@ ROWS = [
 OTHER_ROWS = [
     ("INT8 top-1 agreement with FP32, held-out images", "int8_heldout_agreement", "", (">=", 0.97), "int8_agreement"),
     ("  largest custom-score move FP32 -> INT8", "int8_max_custom_score_move", "", ("<=", 0.03), "int8_agreement"),
-    ("  default precision chosen (1 = INT8, 0 = FP32)", "default_precision_is_int8", "", None, "int8_agreement"),
+    ("  default precision it chose", "default_precision", "", None, "int8_agreement"),
     ("server RSS warm (requests and one training)", "server_rss_warm_mb", "MB", None, "server_memory"),
     ("  after 3,000 mixed requests while trainings run", "server_rss_after_load_mb", "MB", None, "server_memory"),
     ("  after / warm", "server_rss_growth_x", "x", ("<=", 1.5), "server_memory"),
@@ -384,11 +384,7 @@ def other_table(numbers: dict) -> str:
     """The other scripts' rows, from results.json as they left it (`bench/<script>.py` measures each again)."""
     lines = [f"{'from the other bench scripts':58} {'value':>9} {'unit':5} {'target':>8} {'met':4} {'script':>15}"]
     for label, key, unit, target, script in OTHER_ROWS:
-        value = numbers.get(key)
-        shown = f"{value:9.2f}" if isinstance(value, (int, float)) else f"{'n/a':>9}"
-        goal = f"{target[0]}{target[1]:g}" if target else ""
-        verdict = ("yes" if met(value, target) else "NO") if target and isinstance(value, (int, float)) else ""
-        lines.append(f"{label:58} {shown} {unit:5} {goal:>8} {verdict:4} {script:>15}")
+        lines.append(_line(label, numbers.get(key), unit, target, f"{script:>15}"))
     return "\n".join(lines)
 
 
@@ -396,8 +392,6 @@ def kept_from_other_benches(previous: dict, numbers: dict, raw: dict) -> tuple[d
     """This run's summary and raw, with what the other scripts wrote into the previous results.json kept beside
     them (this run's own keys win): rerunning `python -m bench` must not erase the training-scale or memory rows."""
     summary = {k: v for k, v in previous.get("summary", {}).items() if k not in numbers} | numbers
-    if "default_precision" in summary:
-        summary["default_precision_is_int8"] = int(summary["default_precision"] == "int8")
     return summary, {k: v for k, v in previous.get("raw", {}).items() if k not in raw} | raw
 
 
@@ -409,13 +403,18 @@ def met(value: float, target: tuple[str, float]) -> bool:
 def table(numbers: dict) -> str:
     lines = [f"{'metric':58} {'value':>9} {'unit':5} {'target':>8} {'met':4} {'peak RSS':>9}"]
     for label, key, unit, target, rss in ROWS:
-        value = numbers.get(key)
-        shown = f"{value:9.2f}" if value is not None else f"{'n/a':>9}"
-        goal = f"{target[0]}{target[1]:g}" if target else ""
-        verdict = ("yes" if met(value, target) else "NO") if target and value is not None else ("n/a" if target else "")
         rss_text = f"{numbers[rss]:.0f} MB" if rss and rss in numbers else ""
-        lines.append(f"{label:58} {shown} {unit:5} {goal:>8} {verdict:4} {rss_text:>9}")
+        lines.append(_line(label, numbers.get(key), unit, target, f"{rss_text:>9}"))
     return "\n".join(lines)
+
+
+def _line(label: str, value: object, unit: str, target: tuple[str, float] | None, tail: str) -> str:
+    """One table row: the value (a number, or text such as a precision), its target and whether it is met."""
+    number = isinstance(value, (int, float))
+    shown = f"{value:9.2f}" if number else f"{'n/a' if value is None else value:>9}"
+    goal = f"{target[0]}{target[1]:g}" if target else ""
+    verdict = ("yes" if met(value, target) else "NO") if target and number else ("n/a" if target else "")
+    return f"{label:58} {shown} {unit:5} {goal:>8} {verdict:4} {tail}"
 
 
 LEGEND = """\

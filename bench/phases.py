@@ -119,6 +119,13 @@ def limit_batch() -> np.ndarray:
     return np.random.default_rng(0).uniform(-1, 1, (LIMIT_BATCH_IMAGES, 3, 224, 224)).astype(np.float32)
 
 
+def images_per_s(run: Callable[[], int]) -> float:
+    """The rate of one call of a limit run (which returns the images it did)."""
+    started = time.perf_counter()
+    images = run()
+    return images / (time.perf_counter() - started)
+
+
 def phase_limit(workdir: Path, repeats: int) -> dict:
     """Backbone-only throughput at batch 8 on 224x224 tensors in memory, every setting interleaved in each repeat."""
     runs = limit_runs(limit_batch())
@@ -127,9 +134,7 @@ def phase_limit(workdir: Path, repeats: int) -> dict:
     rates: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeats):
         for name, run in runs.items():
-            started = time.perf_counter()
-            images = run()
-            rates[name].append(images / (time.perf_counter() - started))
+            rates[name].append(images_per_s(run))
     return {name: statistics.median(r) for name, r in rates.items()} | {"all": rates}
 
 
@@ -190,10 +195,7 @@ def phase_paired(workdir: Path, repeats: int, precision: str = "fp32") -> dict:
         run()
     rows = []
     for _ in range(repeats):
-        limit = 0.0
-        for run in runs.values():
-            started = time.perf_counter()
-            limit = max(limit, run() / (time.perf_counter() - started))
+        limit = max(images_per_s(run) for run in runs.values())
         decode_ms, views = decode()
         started = time.perf_counter()
         answer = wb.classify(folders, classifier_ids=ids)
