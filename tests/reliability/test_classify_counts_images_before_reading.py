@@ -1,20 +1,24 @@
 """A classify call over the image cap is refused with 413 from the zips' central directories, before any upload
-is read into memory (three such requests once took the server from 457 MB to 1.2 GB only to answer 413)."""
+is read into memory (three such requests once took the server from 457 MB to 1.2 GB only to answer 413).
+
+The server is a `workbench serve` process of its own: the test process's threads (other tests' servers and
+trainings) cannot move the peak RSS measured."""
 
 from __future__ import annotations
 
-import gc
 import io
 import re
 import zipfile
 from pathlib import Path
 from typing import BinaryIO
 
+import httpx
 import pytest
 
 from conftest import TUTORIAL, zip_bytes
-from reliability.served_http import VERSION, open_app, served
-from workbench import NoImages, Workbench
+from reliability.served_http import VERSION
+from support.servers import running_server
+from workbench import NoImages
 from workbench.images.classify_inputs import read_images
 from workbench.scoring.classify import split_non_images
 
@@ -31,23 +35,25 @@ def padded_zip(path: Path, images: list[Path], size: int) -> Path:
     return path
 
 
-def status_kib(field: str) -> int:
-    """A VmRSS/VmHWM line of this process (the server runs in it, on a thread), in KiB."""
-    return int(re.search(rf"^{field}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.M).group(1))
+def status_kib(field: str, pid: int | str = "self") -> int:
+    """A VmRSS/VmHWM line of process `pid` (this one by default), in KiB."""
+    return int(re.search(rf"^{field}:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text(), re.M).group(1))
 
 
-def reset_peak_rss() -> None:
-    """Sets VmHWM back to the current VmRSS (Linux: `echo 5 > /proc/PID/clear_refs`)."""
-    Path("/proc/self/clear_refs").write_text("5")
+def reset_peak_rss(pid: int | str = "self") -> None:
+    """Sets process `pid`'s VmHWM back to its current VmRSS (Linux: `echo 5 > /proc/PID/clear_refs`)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
-def test_a_classify_over_the_cap_is_refused_without_reading_the_uploads(tmp_path: Path, embedding_cache: Path) -> None:
+def test_a_classify_over_the_cap_is_refused_without_reading_the_uploads(tmp_path: Path) -> None:
     beagles = sorted((TUTORIAL / "beagle").glob("*.jpg"))[: 2 * IMAGES_PER_ZIP]
     small = [padded_zip(tmp_path / f"small{i}.zip", beagles[i::2], 0) for i in range(2)]
     large = [padded_zip(tmp_path / f"large{i}.zip", beagles[i::2], PADDED_IMAGE_BYTES) for i in range(2)]
     body_kib = sum(path.stat().st_size for path in large) // 1024
-    wb = Workbench(tmp_path / "home", embedding_cache=embedding_cache, tracking_uri=False)
-    with served(open_app(wb)) as client:
+    with (
+        running_server(tmp_path / "home", tmp_path / "serve.log") as (server, url),
+        httpx.Client(base_url=url, timeout=120) as client,
+    ):
 
         def post(zips: list[Path]) -> int:
             with open(zips[0], "rb") as first, open(zips[1], "rb") as second:
@@ -60,11 +66,10 @@ def test_a_classify_over_the_cap_is_refused_without_reading_the_uploads(tmp_path
             return answer.status_code
 
         assert post(small) == 413  # what any first request loads is loaded before the measure
-        gc.collect()
-        reset_peak_rss()
-        before = status_kib("VmRSS")
+        reset_peak_rss(server.pid)
+        before = status_kib("VmRSS", server.pid)
         assert [post(large) for _ in range(3)] == [413, 413, 413]
-        growth = status_kib("VmHWM") - before
+        growth = status_kib("VmHWM", server.pid) - before
     print(f"body {body_kib} KiB; server peak RSS growth over 3 requests {growth} KiB")
     assert growth < body_kib // 10, f"peak RSS grew {growth} KiB for a {body_kib} KiB body refused by its count"
 

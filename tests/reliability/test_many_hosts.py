@@ -10,7 +10,6 @@ PostgreSQL advisory lock: the two homes' flocks would not exclude each other).
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 
 from conftest import DOGS_JPG
 from support.postgres import running_postgres
-from support.servers import free_port, stop_process_group, wait_until_up, workbench_command
+from support.servers import spawn_server, stop_process_group, wait_until_up
 from workbench.store.database import Store
 from workbench.tracking.recovery import out_of_sync
 
@@ -48,16 +47,7 @@ def store_uri() -> Iterator[str]:
 
 def spawn(home: Path, log: Path, env: dict[str, str], *global_flags: str) -> tuple[subprocess.Popen, str]:
     """A `workbench serve --no-auth` on 127.0.0.1 over `home` (not waited for)."""
-    port = free_port()
-    command = workbench_command(home, *global_flags, "serve", "--port", str(port), "--log-level", "warning")
-    process = subprocess.Popen(
-        [*command, "--no-auth"],
-        env={**os.environ, **env},
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    return process, f"http://127.0.0.1:{port}"
+    return spawn_server(home, log, env=env, global_flags=global_flags)
 
 
 def state(client: httpx.Client) -> list[tuple[str, str, int | None, list[str]]]:

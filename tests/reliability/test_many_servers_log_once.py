@@ -9,7 +9,6 @@ test failed on the old code with versions 2 and 3 logged twice (runs and registe
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from collections import Counter
@@ -23,7 +22,7 @@ from mlflow import MlflowClient
 from mlflow.entities import ViewType
 
 from conftest import TUTORIAL
-from support.servers import free_port, serve_command, stop_process_group, wait_until_up
+from support.servers import spawn_server, stop_process_group, wait_until_up
 from workbench.cli import zip_folder
 from workbench.cli.parser import build_parser
 from workbench.server.serve_workers import worker_command
@@ -43,13 +42,8 @@ SWEEP_SECONDS = "0.05"  # every process looks for missing versions all the time:
 
 def spawn(home: Path, log: Path, tracking: str, workers: int = 1) -> tuple[subprocess.Popen, str]:
     """A `workbench serve --no-auth` on 127.0.0.1 over `home`, tracked into `tracking` (not waited for)."""
-    port = free_port()
-    env = {**os.environ, "WORKBENCH_TRACKING_URI": tracking, "WORKBENCH_TRACKING_SYNC_SECONDS": SWEEP_SECONDS}
-    command = serve_command(home, port, "--no-auth", *(["--workers", str(workers)] if workers > 1 else []))
-    process = subprocess.Popen(
-        command, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True
-    )
-    return process, f"http://127.0.0.1:{port}"
+    env = {"WORKBENCH_TRACKING_URI": tracking, "WORKBENCH_TRACKING_SYNC_SECONDS": SWEEP_SECONDS}
+    return spawn_server(home, log, *(["--workers", str(workers)] if workers > 1 else []), env=env)
 
 
 @contextmanager

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 MLFLOW_START_S = 90
@@ -29,6 +31,34 @@ def workbench_command(home: Path, *args: str) -> list[str]:
 def serve_command(home: Path, port: int, *flags: str, log_level: str = "warning") -> list[str]:
     """`workbench serve` on 127.0.0.1:PORT with FLAGS (for example "--no-auth", "--workers", "2")."""
     return workbench_command(home, "serve", "--port", str(port), "--log-level", log_level, *flags)
+
+
+def spawn_server(
+    home: Path, log: Path, *flags: str, env: dict[str, str] | None = None, global_flags: tuple[str, ...] = ()
+) -> tuple[subprocess.Popen, str]:
+    """`workbench [GLOBAL_FLAGS] serve --no-auth FLAGS` over `home` on a free port, in its own process group,
+    its output appended to `log`, with `env` over this environment; returns it and its URL (not waited for)."""
+    port = free_port()
+    command = workbench_command(home, *global_flags, "serve", "--port", str(port), "--log-level", "warning")
+    process = subprocess.Popen(
+        [*command, "--no-auth", *flags],
+        env={**os.environ, **(env or {})},
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    return process, f"http://127.0.0.1:{port}"
+
+
+@contextmanager
+def running_server(home: Path, log: Path, *flags: str) -> Iterator[tuple[subprocess.Popen, str]]:
+    """A `spawn_server` that answers before the block starts and is stopped when it ends."""
+    process, url = spawn_server(home, log, *flags)
+    try:
+        wait_until_up(f"{url}/openapi.json", process, log, "workbench serve")
+        yield process, url
+    finally:
+        stop_process_group(process)
 
 
 def wait_until_up(url: str, process: subprocess.Popen, log: Path, what: str, timeout_s: float = 120) -> None:
