@@ -151,6 +151,19 @@ def test_lane_passes_side_by_side_match_the_shared_pass_bit_for_bit(onnx_backbon
     np.testing.assert_array_equal(onnx_backbone.run(tensors, lane=True)[1], onnx_backbone.run(tensors)[1])
 
 
+@pytest.mark.parametrize("count", [9, 17, 250, 1001])
+def test_lane_batches_cover_the_call_in_order_and_shrink_at_its_end(onnx_backbone: Backbone, count: int) -> None:
+    batches = onnx_backbone.lane_batches(count)
+    assert [i for batch in batches for i in batch] == list(range(count))
+    shares = 2 * onnx_backbone.lanes
+    for batch in batches:
+        left = count - batch.start
+        assert 1 <= len(batch) <= min(onnx_backbone.batch_size, max(1, -(-left // shares)))
+    if count > shares * onnx_backbone.batch_size:
+        assert len(batches[0]) == onnx_backbone.batch_size  # full batches while many images are left
+    assert all(len(batch) <= 2 for batch in batches[-shares:])  # each lane's last passes: an image or two
+
+
 def test_batching_runner_answers_each_caller_with_its_own_image(onnx_backbone: Backbone) -> None:
     runner = BatchingRunner(onnx_backbone._forward, max_images=4, wait_seconds=0.01)
     tensors = [preprocess(image, onnx_backbone.spec) for image in _images("goldenretriever", 6)]

@@ -27,6 +27,7 @@ from workbench.images.entries import (
     MACOS_METADATA,
     NESTED_ZIP,
     NOT_AN_IMAGE,
+    SYMLINK_OUTSIDE,
     ImageInput,
     Skipped,
     sha256_hex,
@@ -88,6 +89,31 @@ def test_folder_reads_like_zip(tmp_path: Path) -> None:
     assert result.skipped == (Skipped("beagle/notes.txt", NOT_AN_IMAGE),)
     zipped = read_example_set(make_zip(tmp_path / "b.zip", image_members(BEAGLES)), label="b")
     assert [i.sha256 for i in result.images] == [i.sha256 for i in zipped.images]
+
+
+def test_folder_links_read_inside_the_folder_and_are_skipped_outside_it(tmp_path: Path) -> None:
+    """A linked file inside the folder is read; one that leads outside it, or to nothing, is not; a linked
+    sub-folder is not entered. Sub-folders name their images by relative path."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.jpg").write_bytes(BEAGLES[0].read_bytes())
+    folder = tmp_path / "set"
+    (folder / "sub" / "deeper").mkdir(parents=True)
+    for i, path in enumerate(BEAGLES[1:11]):
+        shutil.copy(path, folder / ("sub/deeper" if i % 2 else "sub") / path.name)
+    (folder / "inside-link.jpg").symlink_to(folder / "sub" / BEAGLES[1].name)
+    (folder / "outside-link.jpg").symlink_to(outside / "secret.jpg")
+    (folder / "dangling.jpg").symlink_to(folder / "gone.jpg")
+    (folder / "linked-folder").symlink_to(outside, target_is_directory=True)
+    entries = read_images([folder], limits=Limits())
+    read = {e.name: e.data for e in entries if isinstance(e, ImageInput)}
+    assert read["set/inside-link.jpg"] == BEAGLES[1].read_bytes()
+    assert sorted(read) == sorted(
+        ["set/inside-link.jpg"]
+        + [f"set/{'sub/deeper' if i % 2 else 'sub'}/{p.name}" for i, p in enumerate(BEAGLES[1:11])]
+    )
+    skipped = {e.name: e.reason for e in entries if isinstance(e, Skipped)}
+    assert skipped == {"set/outside-link.jpg": SYMLINK_OUTSIDE, "set/dangling.jpg": NOT_AN_IMAGE}
 
 
 def test_nine_images_is_too_few(tmp_path: Path) -> None:

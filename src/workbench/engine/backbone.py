@@ -341,6 +341,20 @@ class Backbone:
         """
         return available_cpus() if self.prepare() == "onnxruntime" else 1
 
+    def lane_batches(self, count: int) -> list[range]:
+        """The batches a call of `count` images runs in its lanes: full batches, then smaller ones at the end.
+
+        Lanes take batches in order as they come free. A last full batch keeps one core busy alone for a whole
+        pass (150-190 ms of a 3 s, 250-image call on 2 cores); batches that shrink as the images left run out
+        (at most a `2 * lanes`-th of them each) let the lanes finish within a pass of an image or two of each other.
+        """
+        batches, start, shares = [], 0, 2 * self.lanes
+        while start < count:
+            size = max(1, min(self.batch_size, -(-(count - start) // shares)))
+            batches.append(range(start, start + size))
+            start += size
+        return batches
+
     def _lane_engine(self, precision: str) -> onnx_engine.OnnxEngine | None:
         """The single-threaded ONNX Runtime session of `precision` behind `lanes` (its `run` is thread-safe); None
         on torch."""

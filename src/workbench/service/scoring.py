@@ -254,7 +254,7 @@ class Scoring:
         try:
             futures = [
                 pool.submit(lambda b: self._scored([self._prepare(entries, i, call) for i in b], call, lane=True), b)
-                for b in (range(start, min(start + size, len(entries))) for start in range(0, len(entries), size))
+                for b in backbone.lane_batches(len(entries))
             ]
             for future in futures:
                 yield future.result()
