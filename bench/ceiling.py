@@ -44,11 +44,18 @@ def main() -> None:
         keys = [k for k in rows[0] if k != "load"]
         print("median: " + ", ".join(f"{k} {statistics.median(r[k] for r in rows):.2f}" for k in keys), flush=True)
         for name, phase in paired(tmp / "train").items():
-            print(f"{name}: ratio {phase['ratio']:.2f}; repeats " + "; ".join(_pair(r) for r in phase["repeats"]))
+            print(
+                f"{name}: ratio {phase['ratio']:.2f} (to the 1-thread decode ceiling "
+                f"{phase['ratio_single_thread_decode']:.2f}; less stolen time {phase['ratio_steal_corrected']:.2f}, "
+                f"{phase['stolen_share']:.0%} stolen); repeats"
+            )
+            print("\n".join(f"  {_pair(r)}" for r in phase["repeats"]), flush=True)
 
 
 def _pair(row: dict) -> str:
-    return f"limit {row['limit']:.0f} decode {row['decode_ms']:.2f} ceiling {row['ceiling']:.0f} -> {row['ratio']:.2f}"
+    decode = f"decode {row['decode_ms']:.2f} (all cores {row['decode_all_cores_ms']:.2f})"
+    stolen = f"less stolen {row['ratio_steal_corrected']:.2f}, {row['stolen_share']:.0%} stolen"
+    return f"limit {row['limit']:.0f} {decode} ceiling {row['ceiling']:.0f} -> {row['ratio']:.2f} ({stolen})"
 
 
 def _shown(value: object) -> str:
