@@ -24,6 +24,7 @@ from workbench.scoring.classify import split_non_images
 
 PADDED_IMAGE_BYTES = 2_500_000  # a real JPEG, then zeros after its end marker (decoders stop there)
 IMAGES_PER_ZIP = 12  # two zips: 24 images, over the HTTP cap of 20, neither zip over it alone
+NO_TRACKING = {"WORKBENCH_TRACKING_URI": "none"}  # no MLflow worker in the measured server, as before the move
 
 
 def padded_zip(path: Path, images: list[Path], size: int) -> Path:
@@ -51,7 +52,7 @@ def test_a_classify_over_the_cap_is_refused_without_reading_the_uploads(tmp_path
     large = [padded_zip(tmp_path / f"large{i}.zip", beagles[i::2], PADDED_IMAGE_BYTES) for i in range(2)]
     body_kib = sum(path.stat().st_size for path in large) // 1024
     with (
-        running_server(tmp_path / "home", tmp_path / "serve.log") as (server, url),
+        running_server(tmp_path / "home", tmp_path / "serve.log", env=NO_TRACKING) as (server, url),
         httpx.Client(base_url=url, timeout=120) as client,
     ):
 

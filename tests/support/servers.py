@@ -51,9 +51,11 @@ def spawn_server(
 
 
 @contextmanager
-def running_server(home: Path, log: Path, *flags: str) -> Iterator[tuple[subprocess.Popen, str]]:
+def running_server(
+    home: Path, log: Path, *flags: str, env: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen, str]]:
     """A `spawn_server` that answers before the block starts and is stopped when it ends."""
-    process, url = spawn_server(home, log, *flags)
+    process, url = spawn_server(home, log, *flags, env=env)
     try:
         wait_until_up(f"{url}/openapi.json", process, log, "workbench serve")
         yield process, url

@@ -344,8 +344,8 @@ class Backbone:
     def lane_batches(self, count: int) -> list[range]:
         """The batches a call of `count` images runs in its lanes: full batches, then smaller ones at the end.
 
-        Lanes take batches in order as they come free. A last full batch keeps one core busy alone for a whole
-        pass (150-190 ms of a 3 s, 250-image call on 2 cores); batches that shrink as the images left run out
+        Lanes take batches in order as they come free. A last full batch kept one core busy alone for up to a
+        whole pass (7-347 ms of a 3 s, 250-image call on 2 cores); batches that shrink as the images left run out
         (at most a `2 * lanes`-th of them each) let the lanes finish within a pass of an image or two of each other.
         """
         batches, start, shares = [], 0, 2 * self.lanes
