@@ -28,9 +28,11 @@ def workbench_command(home: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "workbench.cli", "--home", str(home), *args]
 
 
-def serve_command(home: Path, port: int, *flags: str, log_level: str = "warning") -> list[str]:
-    """`workbench serve` on 127.0.0.1:PORT with FLAGS (for example "--no-auth", "--workers", "2")."""
-    return workbench_command(home, "serve", "--port", str(port), "--log-level", log_level, *flags)
+def serve_command(
+    home: Path, port: int, *flags: str, log_level: str = "warning", global_flags: tuple[str, ...] = ()
+) -> list[str]:
+    """`workbench [GLOBAL_FLAGS] serve` on 127.0.0.1:PORT with FLAGS (for example "--no-auth", "--workers", "2")."""
+    return workbench_command(home, *global_flags, "serve", "--port", str(port), "--log-level", log_level, *flags)
 
 
 def spawn_server(
@@ -39,9 +41,8 @@ def spawn_server(
     """`workbench [GLOBAL_FLAGS] serve --no-auth FLAGS` over `home` on a free port, in its own process group,
     its output appended to `log`, with `env` over this environment; returns it and its URL (not waited for)."""
     port = free_port()
-    command = workbench_command(home, *global_flags, "serve", "--port", str(port), "--log-level", "warning")
     process = subprocess.Popen(
-        [*command, "--no-auth", *flags],
+        serve_command(home, port, "--no-auth", *flags, global_flags=global_flags),
         env={**os.environ, **(env or {})},
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
