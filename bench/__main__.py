@@ -214,11 +214,12 @@ def summary(raw: dict) -> dict:
     ceilings = {p: ceiling(decode, best[p], cpus) for p in best}
     one_thread = {p: single_thread_ceiling(decode, best[p], cpus) for p in best}
     rounds = [r["ratios"] for r in raw.get("ceiling_rounds", [])]  # a run from before rounds has none
+    paired = {"fp32": raw.get("paired") or {}, "int8": raw.get("paired_int8") or {}}  # a run from before: none
 
     def ratio(precision: str, rate: float) -> float:
         """The paired phase's median ratio (each from numbers measured seconds apart); a run from before it: the
         median of the rounds' ratios, else this run's single one."""
-        pairs = raw.get("paired" if precision == "fp32" else "paired_int8")
+        pairs = paired[precision]
         if pairs:
             return pairs["ratio"]
         if rounds:
@@ -227,7 +228,7 @@ def summary(raw: dict) -> dict:
 
     def one_thread_ratio(precision: str, rate: float) -> float:
         """As `ratio`, against the one-thread ceiling (`single_thread_ceiling`): the bench's ratio before 12-03."""
-        pairs = raw.get("paired" if precision == "fp32" else "paired_int8")
+        pairs = paired[precision]
         if pairs:  # paired phases from before 12-03 measured against the one-thread ceiling
             return pairs.get("ratio_single_thread_decode", pairs["ratio"])
         return rate / one_thread[precision]
@@ -244,12 +245,12 @@ def summary(raw: dict) -> dict:
         "classify_int8_images_per_s": int8["images_per_s"],
         "classify_int8_ratio_to_ceiling": ratio("int8", int8["images_per_s"]),
         "classify_int8_ratio_to_single_thread_ceiling": one_thread_ratio("int8", int8["images_per_s"]),
-        "classify_int8_ratio_to_ceiling_steal_corrected": raw.get("paired_int8", {}).get("ratio_steal_corrected"),
-        "paired_int8_stolen_share": raw.get("paired_int8", {}).get("stolen_share"),
+        "classify_int8_ratio_to_ceiling_steal_corrected": paired["int8"].get("ratio_steal_corrected"),
+        "paired_int8_stolen_share": paired["int8"].get("stolen_share"),
         "classify_int8_ratio_to_ceiling_rounds": [r["ratio_int8"] for r in rounds],
         "classify_ratio_to_ceiling_rounds": [r["ratio_fp32"] for r in rounds],
-        "classify_ratio_to_ceiling_repeats": [r["ratio"] for r in raw.get("paired", {}).get("repeats", [])],
-        "classify_int8_ratio_to_ceiling_repeats": [r["ratio"] for r in raw.get("paired_int8", {}).get("repeats", [])],
+        "classify_ratio_to_ceiling_repeats": [r["ratio"] for r in paired["fp32"].get("repeats", [])],
+        "classify_int8_ratio_to_ceiling_repeats": [r["ratio"] for r in paired["int8"].get("repeats", [])],
         "ceiling_load_average": [load for r in rounds for load in r["load"]],
         "single_int8_p50_ms": int8["single_p50_ms"],
         "classify_int8_peak_rss_mb": int8["batch_peak_rss_mb"],
@@ -265,8 +266,8 @@ def summary(raw: dict) -> dict:
         "classify_ratio_to_limit": classify["images_per_s"] / best["fp32"],
         "classify_ratio_to_ceiling": ratio("fp32", classify["images_per_s"]),
         "classify_ratio_to_single_thread_ceiling": one_thread_ratio("fp32", classify["images_per_s"]),
-        "classify_ratio_to_ceiling_steal_corrected": raw.get("paired", {}).get("ratio_steal_corrected"),
-        "paired_stolen_share": raw.get("paired", {}).get("stolen_share"),
+        "classify_ratio_to_ceiling_steal_corrected": paired["fp32"].get("ratio_steal_corrected"),
+        "paired_stolen_share": paired["fp32"].get("stolen_share"),
         "classify_threshold_0_images_per_s": classify["threshold_0_images_per_s"],
         "threshold_0_ratio": classify["threshold_0_images_per_s"] / classify["images_per_s"],
         "naive_images_per_s": raw["naive"]["images_per_s"],

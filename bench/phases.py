@@ -247,9 +247,9 @@ def ceiling(decode: dict, limit_images_per_s: float, cpus: int) -> float:
     1 / (decode_all_cores_s + views / limit), decode's wall time per image with every core decoding at once.
 
     Both terms are rates of every core at once, so a core that runs slower beside a busy neighbour, or a
-    shared machine's stolen time, counts the same on both sides. A decode phase from before that measure gives
-    1 / (decode_s / cpus + views / limit), its one-thread CPU time spread over the cores (`single_thread=True`
-    asks for that form). Classify runs the backbone once per view (`spec.view_boxes`: more than one for a wide
+    shared machine's stolen time, counts the same on both sides. A decode phase from before that measure gets
+    `single_thread_ceiling`: 1 / (decode_s / cpus + views / limit), its one-thread CPU time spread over the
+    cores. Classify runs the backbone once per view (`spec.view_boxes`: more than one for a wide
     or tall image), so the inference side counts `views_per_image` passes (1 for the 250 tutorial images; a
     decode phase from before views were counted means 1). No pipeline of decode then inference can beat it.
     """
